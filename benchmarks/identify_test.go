@@ -1,0 +1,86 @@
+package benchmarks
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/bordermatch/bordermatch/templates"
+)
+
+// -data points the labeled-photo evaluation at a larger set, e.g.
+//
+//	go test ./benchmarks -run TestLabeledPhotos -v -data ../../shared/testdata/faces
+var dataDir = flag.String("data", "../testdata/faces", "face data set root holding idols/ and bbt/ (<identity>/<sample> layout)")
+
+func modelsDir() string {
+	if d := os.Getenv("BORDERMATCH_MODELS"); d != "" {
+		return d
+	}
+	return "../models"
+}
+
+// TestLabeledPhotos enrols one photo per identity of the labeled photos and
+// searches with the others, reporting the rank-1 identification rate and the
+// genuine/impostor score separation.
+func TestLabeledPhotos(t *testing.T) {
+	ex, err := templates.NewFaceExtractor(templates.FaceConfig{ModelsDir: modelsDir()})
+	if err != nil {
+		t.Fatalf("loading face models (run `make models`): %v", err)
+	}
+	defer ex.Close()
+	samples, err := ScanIdentityLayout(filepath.Join(*dataDir, "idols"), filepath.Join(*dataDir, "bbt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := EvaluateIdentification(ex, samples, IdentifyOptions{PadCrops: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("data %s: %d samples, %d identities enrolled, %d probes", *dataDir, len(samples), res.Identities, res.Probes)
+	t.Logf("rank-1: %d/%d = %.3f (failures to acquire count as misses)", res.Rank1, res.Probes, res.Rank1Rate())
+	t.Logf("genuine  scores: n=%d mean=%.3f sd=%.3f min=%.3f max=%.3f", res.Genuine.N, res.Genuine.Mean, res.Genuine.StdDev, res.Genuine.Min, res.Genuine.Max)
+	t.Logf("impostor scores: n=%d mean=%.3f sd=%.3f min=%.3f max=%.3f", res.Impostor.N, res.Impostor.Mean, res.Impostor.StdDev, res.Impostor.Min, res.Impostor.Max)
+	t.Logf("d' = %.2f", res.DPrime)
+	if len(res.FailedToEnrol) > 0 {
+		t.Logf("failed to enrol (%d): %s", len(res.FailedToEnrol), strings.Join(res.FailedToEnrol, "; "))
+	}
+	if len(res.FailedToAcquire) > 0 {
+		t.Logf("failed to acquire (%d): %s", len(res.FailedToAcquire), strings.Join(res.FailedToAcquire, "; "))
+	}
+	if len(res.Misses) > 0 {
+		t.Logf("misses: %s", strings.Join(res.Misses, "; "))
+	}
+	if res.Probes < 10 {
+		t.Fatalf("only %d probes: the data set is too small to say anything", res.Probes)
+	}
+	if res.Rank1Rate() < 0.85 {
+		t.Errorf("rank-1 rate %.3f below 0.85", res.Rank1Rate())
+	}
+	if res.Genuine.Mean-res.Impostor.Mean < 0.2 || res.DPrime < 3 {
+		t.Errorf("genuine and impostor scores barely separate: d' %.2f", res.DPrime)
+	}
+}
+
+func TestScanIdentityLayout(t *testing.T) {
+	dir := t.TempDir()
+	for _, p := range []string{"a/1.jpg", "a/2.PNG", "a/notes.txt", "b/1.jpeg"} {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755)
+		os.WriteFile(filepath.Join(dir, p), []byte("x"), 0o644)
+	}
+	got, err := ScanIdentityLayout(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].Identity != "a" || got[2].Identity != "b" {
+		t.Fatalf("got %v", got)
+	}
+	if _, err := ScanIdentityLayout(dir, dir); err == nil {
+		t.Fatal("colliding identities accepted")
+	}
+	if _, err := ScanIdentityLayout(t.TempDir()); err == nil {
+		t.Fatal("empty data set accepted")
+	}
+}

@@ -1,0 +1,261 @@
+package main
+
+// End-to-end tests of the real binaries: matchd serving a real Badger
+// directory on a loopback port, driven by the real watchlist CLI.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const root = "../.."
+
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "bordermatch-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	build := exec.Command("go", "build", "-o", dir+"/", "./cmd/matchd", "./cmd/watchlist")
+	build.Dir = root
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building binaries:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func modelsDir(t *testing.T) string {
+	if d := os.Getenv("BORDERMATCH_MODELS"); d != "" {
+		return d
+	}
+	d, err := filepath.Abs(filepath.Join(root, "models"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+type daemon struct {
+	cmd  *exec.Cmd
+	addr string
+	log  *bytes.Buffer
+	done chan error
+}
+
+func startMatchd(t *testing.T, data string) *daemon {
+	t.Helper()
+	d := &daemon{addr: freeAddr(t), log: new(bytes.Buffer), done: make(chan error, 1)}
+	d.cmd = exec.Command(filepath.Join(binDir, "matchd"), "--listen", d.addr, "--data", data, "--models", modelsDir(t), "--log-format", "json")
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.done <- d.cmd.Wait() }()
+	t.Cleanup(func() {
+		if d.cmd.ProcessState == nil {
+			d.cmd.Process.Kill()
+			<-d.done
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-d.done:
+			t.Fatalf("matchd exited during start: %v\n%s", err, d.log)
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", d.addr, 100*time.Millisecond); err == nil {
+			c.Close()
+			return d
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("matchd did not listen on %s\n%s", d.addr, d.log)
+	return nil
+}
+
+// stop sends SIGINT and expects a clean exit.
+func (d *daemon) stop(t *testing.T) {
+	t.Helper()
+	d.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-d.done:
+		if err != nil {
+			t.Fatalf("matchd exited with %v after SIGINT\n%s", err, d.log)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("matchd did not stop after SIGINT\n%s", d.log)
+	}
+}
+
+// cli runs the watchlist binary and returns stdout, stderr and the exit code.
+func cli(t *testing.T, server string, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "watchlist"), append([]string{"--server", server}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), code
+}
+
+func mustCLI(t *testing.T, server string, args ...string) string {
+	t.Helper()
+	out, errs, code := cli(t, server, args...)
+	if code != 0 {
+		t.Fatalf("watchlist %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, out, errs)
+	}
+	return out
+}
+
+func photo(p string) string { return filepath.Join(root, "testdata", "faces", p) }
+
+func TestEndToEnd(t *testing.T) {
+	data := t.TempDir()
+	d := startMatchd(t, data)
+
+	out := mustCLI(t, d.addr, "add", "--id", "jimin", "--name", "Park Jimin", "--photo", photo("idols/jimin/1.jpg"), "--list", "wanted", "--meta", "case=42")
+	if !strings.Contains(out, "Added jimin") {
+		t.Errorf("add printed %q", out)
+	}
+	// The sample watchlist, with a progress bar on stderr.
+	out = mustCLI(t, d.addr, "import", filepath.Join(root, "testdata", "watchlist"), "--list", "sample")
+	if !strings.Contains(out, "failed 0") {
+		t.Errorf("import printed %q", out)
+	}
+
+	out = mustCLI(t, d.addr, "search", "--photo", photo("idols/jimin/2.jpg"), "--top", "3", "--json")
+	var res struct {
+		Candidates []struct {
+			Rank       int      `json:"rank"`
+			SubjectID  string   `json:"subject_id"`
+			Name       string   `json:"name"`
+			Score      float64  `json:"score"`
+			Watchlists []string `json:"watchlists"`
+		} `json:"candidates"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("search --json: %v\n%s", err, out)
+	}
+	if len(res.Candidates) == 0 || res.Candidates[0].Rank != 1 || res.Candidates[0].SubjectID != "jimin" ||
+		res.Candidates[0].Name != "Park Jimin" || res.Candidates[0].Score <= 0 {
+		t.Fatalf("search: %s", out)
+	}
+	out = mustCLI(t, d.addr, "search", "--photo", photo("idols/jimin/2.jpg"))
+	if !strings.Contains(out, "RANK") || !strings.Contains(out, "Park Jimin") {
+		t.Errorf("search table: %s", out)
+	}
+	// Nothing above the threshold is an empty list, and still exit 0.
+	out = mustCLI(t, d.addr, "search", "--photo", photo("idols/jimin/2.jpg"), "--list", "nosuchlist", "--json")
+	if strings.ReplaceAll(strings.ReplaceAll(out, " ", ""), "\n", "") == "" || !strings.Contains(out, `"candidates": []`) {
+		t.Errorf("empty search: %s", out)
+	}
+
+	out = mustCLI(t, d.addr, "show", "jimin")
+	for _, w := range []string{"Park Jimin", "wanted", "case", "42", "dlib-resnet29"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("show lacks %q:\n%s", w, out)
+		}
+	}
+	out = mustCLI(t, d.addr, "lists", "--json")
+	if !strings.Contains(out, `"wanted"`) || !strings.Contains(out, `"sample"`) {
+		t.Errorf("lists: %s", out)
+	}
+	out = mustCLI(t, d.addr, "list", "--list", "wanted")
+	if !strings.Contains(out, "jimin") || !strings.Contains(out, "1 subject(s)") {
+		t.Errorf("list --list wanted: %s", out)
+	}
+
+	// Errors in plain words, with exit codes scripts rely on.
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"show", "nobody"}, 3, "nobody"},
+		{[]string{"remove", "nobody"}, 3, "nobody"},
+		{[]string{"search", "--photo", photo("reference/white.png")}, 4, "white.png"},
+		{[]string{"search", "--photo", "/no/such/file.jpg"}, 4, "file.jpg"},
+		{[]string{"add", "--id", "jimin", "--photo", photo("idols/jimin/2.jpg")}, 4, "exists"},
+		{[]string{"search"}, 2, "--photo"},
+		{[]string{"frobnicate"}, 2, "unknown command"},
+	} {
+		_, errs, code := cli(t, d.addr, tc.args...)
+		if code != tc.code || !strings.Contains(errs, tc.msg) {
+			t.Errorf("watchlist %s: exit %d stderr %q, want exit %d mentioning %q", strings.Join(tc.args, " "), code, errs, tc.code, tc.msg)
+		}
+	}
+	_, errs, code := cli(t, d.addr, "search", "--photo", photo("reference/white.png"))
+	if !strings.Contains(errs, "no face") {
+		t.Errorf("no-face message %q does not say so", errs)
+	}
+
+	// Restart: the gallery is intact.
+	d.stop(t)
+	if !strings.Contains(d.log.String(), `"rpc":"/bordermatch.v1.Matcher/Identify"`) {
+		t.Errorf("log lacks per-RPC lines:\n%s", d.log)
+	}
+	d = startMatchd(t, data)
+	out = mustCLI(t, d.addr, "search", "--photo", photo("idols/jimin/2.jpg"), "--json")
+	if !strings.Contains(out, `"subject_id": "jimin"`) {
+		t.Fatalf("search after restart: %s", out)
+	}
+	mustCLI(t, d.addr, "remove", "jimin")
+	_, _, code = cli(t, d.addr, "show", "jimin")
+	if code != 3 {
+		t.Fatalf("show after remove: exit %d, want 3", code)
+	}
+	d.stop(t)
+
+	// The server is gone: exit 5 with a message that says so.
+	_, errs, code = cli(t, d.addr, "lists", "--timeout", "2s")
+	if code != 5 || !strings.Contains(errs, "matchd") {
+		t.Fatalf("server down: exit %d %q, want 5", code, errs)
+	}
+}
+
+func TestBadFlags(t *testing.T) {
+	cmd := exec.Command(filepath.Join(binDir, "matchd"), "--detector", "magic")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "--detector") {
+		t.Fatalf("bad --detector: %v %s", err, out)
+	}
+	cmd = exec.Command(filepath.Join(binDir, "matchd"), "--models", t.TempDir(), "--data", t.TempDir(), "--listen", freeAddr(t))
+	out, err = cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "make models") {
+		t.Fatalf("missing models: %v %s", err, out)
+	}
+}

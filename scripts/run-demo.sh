@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# make run: start matchd on the embedded default store (./data), enrol the
+# sample watchlist from testdata/ if the store is empty, show one real
+# identification, then keep the server in the foreground until Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+LISTEN=${BORDERMATCH_LISTEN:-127.0.0.1:50051}
+export BORDERMATCH_SERVER=$LISTEN
+SAMPLE=testdata/watchlist
+PROBE=testdata/faces/idols/jimin/2.jpg   # jimin is enrolled with another photo
+
+bin/matchd --listen "$LISTEN" --data "${BORDERMATCH_DATA:-./data}" --models "${BORDERMATCH_MODELS:-./models}" &
+pid=$!
+stop() { kill -INT "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
+trap 'stop; exit 130' INT TERM
+
+# Wait for the server: loading the models takes a few seconds.
+for _ in $(seq 1 120); do
+	if ! kill -0 "$pid" 2>/dev/null; then
+		wait "$pid" || true
+		echo "matchd exited during start-up (see the log above)" >&2
+		exit 1
+	fi
+	bin/watchlist lists --timeout 1s >/dev/null 2>&1 && break
+	sleep 0.5
+done
+
+if [ -z "$(bin/watchlist list --json | tr -d ' \n' | grep -v '"subjects":\[\]' || true)" ]; then
+	echo
+	echo "== Enrolling the sample watchlist from $SAMPLE"
+	bin/watchlist import "$SAMPLE" --list sample
+fi
+echo
+echo "== Watchlists"
+bin/watchlist lists
+echo
+echo "== watchlist search --photo $PROBE"
+bin/watchlist search --photo "$PROBE" --top 5
+echo
+echo "matchd is serving on $LISTEN (data in ${BORDERMATCH_DATA:-./data}). Try:"
+echo "  bin/watchlist search --photo $PROBE"
+echo "  bin/watchlist list"
+echo "Press Ctrl-C to stop."
+wait "$pid"

@@ -1,0 +1,106 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"runtime/debug"
+	"time"
+
+	"github.com/rs/zerolog"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
+)
+
+// DefaultMaxMessageBytes bounds a request or response. A passport-quality
+// JPEG is well under 1 MB; 16 MB leaves room for an enrolment with several
+// high-resolution photos. Larger messages are refused with ResourceExhausted
+// before they are read into memory.
+const DefaultMaxMessageBytes = 16 << 20
+
+// RequestIDHeader carries the request id: taken from the caller's metadata if
+// present, generated otherwise, and sent back in the response header so an
+// operator can find the log line of a call.
+const RequestIDHeader = "x-request-id"
+
+// GRPCOptions configures NewGRPCServer.
+type GRPCOptions struct {
+	MaxMessageBytes int
+	Logger          zerolog.Logger
+}
+
+// NewGRPCServer returns a gRPC server with the Matcher service, the standard
+// health service and server reflection (so grpcurl works) registered, and
+// with logging and panic recovery on every call. The returned health server
+// reports SERVING for "" and bordermatch.v1.Matcher; set it to NOT_SERVING
+// before a graceful stop.
+func NewGRPCServer(svc *Service, opt GRPCOptions) (*grpc.Server, *health.Server) {
+	if opt.MaxMessageBytes <= 0 {
+		opt.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	gs := grpc.NewServer(
+		grpc.MaxRecvMsgSize(opt.MaxMessageBytes),
+		grpc.MaxSendMsgSize(opt.MaxMessageBytes),
+		grpc.ChainUnaryInterceptor(logUnary(opt.Logger)),
+	)
+	pb.RegisterMatcherServer(gs, svc)
+	hs := health.NewServer()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(pb.Matcher_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(gs, hs)
+	reflection.Register(gs)
+	return gs, hs
+}
+
+// logUnary logs one line per call: request id, method, peer, latency and
+// status code. It never logs request or response bodies, which carry
+// biometric data. A panic in a handler becomes Internal instead of taking the
+// server down.
+func logUnary(log zerolog.Logger) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+		start := time.Now()
+		id := requestID(ctx)
+		_ = grpc.SetHeader(ctx, metadata.Pairs(RequestIDHeader, id))
+		defer func() {
+			if r := recover(); r != nil {
+				log.Error().Str("request_id", id).Str("rpc", info.FullMethod).
+					Interface("panic", r).Bytes("stack", debug.Stack()).Msg("handler panicked")
+				resp, err = nil, status.Errorf(codes.Internal, "internal error (request id %s)", id)
+			}
+			code := status.Code(err)
+			ev := log.Info()
+			if code == codes.Internal || code == codes.Unknown || code == codes.DataLoss {
+				ev = log.Error()
+			}
+			if p, ok := peer.FromContext(ctx); ok {
+				ev = ev.Str("peer", p.Addr.String())
+			}
+			ev = ev.Str("request_id", id).Str("rpc", info.FullMethod).
+				Dur("latency", time.Since(start)).Str("code", code.String())
+			if err != nil {
+				ev = ev.Str("error", status.Convert(err).Message())
+			}
+			ev.Msg("rpc")
+		}()
+		return handler(ctx, req)
+	}
+}
+
+func requestID(ctx context.Context) string {
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if v := md.Get(RequestIDHeader); len(v) > 0 && v[0] != "" && len(v[0]) <= 64 {
+			return v[0]
+		}
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,157 @@
+// Package watchlist is the border officer's command-line client of matchd:
+// search the watchlists by photo, and add, show, remove, list and import
+// subjects. It prints readable tables by default and JSON with --json.
+//
+// Exit codes, stable for scripts:
+//
+//	0  the command ran (a search with no candidate above the threshold included)
+//	1  the server failed or an import had failures
+//	2  bad usage: unknown flag, missing argument
+//	3  not found: no such subject
+//	4  bad input: unreadable photo, no face, several faces, subject exists
+//	5  the server could not be reached or did not answer in time
+package watchlist
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
+)
+
+// Exit codes.
+const (
+	ExitOK          = 0
+	ExitFailure     = 1
+	ExitUsage       = 2
+	ExitNotFound    = 3
+	ExitBadInput    = 4
+	ExitUnavailable = 5
+)
+
+// exitError carries an exit code with the message printed on stderr.
+type exitError struct {
+	code int
+	err  error
+	rpc  codes.Code // the gRPC status behind the error, OK if none
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageError(format string, a ...any) error {
+	return &exitError{code: ExitUsage, err: fmt.Errorf(format, a...)}
+}
+
+// app holds what every subcommand shares.
+type app struct {
+	server  string
+	json    bool
+	timeout time.Duration
+	stdout  io.Writer
+	stderr  io.Writer
+
+	conn   *grpc.ClientConn
+	client pb.MatcherClient
+}
+
+// Main runs the CLI with args (without the program name) and returns the
+// process exit code.
+func Main(args []string, stdout, stderr io.Writer) int {
+	a := &app{stdout: stdout, stderr: stderr}
+	root := a.root()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.Execute()
+	if a.conn != nil {
+		a.conn.Close()
+	}
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintln(stderr, "watchlist:", err)
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	// cobra's own errors (unknown command or flag) are usage errors.
+	return ExitUsage
+}
+
+func (a *app) root() *cobra.Command {
+	def := os.Getenv("BORDERMATCH_SERVER")
+	if def == "" {
+		def = "127.0.0.1:50051"
+	}
+	root := &cobra.Command{
+		Use:   "watchlist",
+		Short: "Search and manage Bordermatch watchlists",
+		Long: `watchlist is the border officer's client of the Bordermatch matching engine (matchd).
+
+Exit codes: 0 done, 1 server failure or import failures, 2 bad usage,
+3 subject not found, 4 bad input (unreadable photo, no face, several faces,
+subject exists), 5 server unreachable or timed out.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.server, "server", def, "matchd address host:port (env BORDERMATCH_SERVER)")
+	pf.BoolVar(&a.json, "json", false, "print JSON instead of a table")
+	pf.DurationVar(&a.timeout, "timeout", 30*time.Second, "how long to wait for the server per call")
+	root.AddCommand(a.searchCmd(), a.addCmd(), a.showCmd(), a.removeCmd(), a.listCmd(), a.listsCmd(), a.importCmd())
+	return root
+}
+
+func (a *app) dial() (pb.MatcherClient, error) {
+	if a.client != nil {
+		return a.client, nil
+	}
+	conn, err := grpc.NewClient(a.server,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20), grpc.MaxCallSendMsgSize(16<<20)))
+	if err != nil {
+		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--server %q: %v", a.server, err)}
+	}
+	a.conn, a.client = conn, pb.NewMatcherClient(conn)
+	return a.client, nil
+}
+
+func (a *app) ctx(parent context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(parent, a.timeout)
+}
+
+// callError turns a gRPC error into a message in plain words and an exit code.
+// subject names what the call was about, for messages like
+// "no face found in traveller.jpg".
+func (a *app) callError(err error, subject string) error {
+	st := status.Convert(err)
+	msg := st.Message()
+	if subject != "" {
+		msg = subject + ": " + msg
+	}
+	e := &exitError{code: ExitFailure, err: errors.New(msg), rpc: st.Code()}
+	switch st.Code() {
+	case codes.NotFound:
+		e.code = ExitNotFound
+	case codes.InvalidArgument, codes.AlreadyExists, codes.FailedPrecondition, codes.ResourceExhausted, codes.OutOfRange:
+		e.code = ExitBadInput
+	case codes.Unavailable:
+		e.code = ExitUnavailable
+		e.err = fmt.Errorf("cannot reach matchd at %s (is it running?): %s", a.server, st.Message())
+	case codes.DeadlineExceeded:
+		e.code = ExitUnavailable
+		e.err = fmt.Errorf("matchd at %s did not answer within %s", a.server, a.timeout)
+	}
+	return e
+}

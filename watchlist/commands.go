@@ -1,0 +1,423 @@
+package watchlist
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
+)
+
+// candidateJSON is the stable JSON shape of `search --json`.
+type candidateJSON struct {
+	Rank       int32    `json:"rank"`
+	SubjectID  string   `json:"subject_id"`
+	Name       string   `json:"name"`
+	Score      float32  `json:"score"`
+	Watchlists []string `json:"watchlists"`
+}
+
+type searchJSON struct {
+	Candidates []candidateJSON `json:"candidates"`
+	Threshold  float32         `json:"threshold"`
+	Searched   int64           `json:"searched"`
+}
+
+// subjectJSON is the JSON shape of a subject in show, list, add and remove.
+type subjectJSON struct {
+	ID         string            `json:"id"`
+	Name       string            `json:"name"`
+	Watchlists []string          `json:"watchlists"`
+	Metadata   map[string]string `json:"metadata,omitempty"`
+	Templates  int               `json:"templates,omitempty"`
+	Created    string            `json:"created,omitempty"`
+	Updated    string            `json:"updated,omitempty"`
+}
+
+func toSubjectJSON(s *pb.Subject) subjectJSON {
+	j := subjectJSON{ID: s.GetId(), Name: s.GetName(), Watchlists: nonNil(s.GetWatchlists()), Metadata: s.GetMetadata(), Templates: len(s.GetTemplates())}
+	if s.GetCreatedAt() != nil {
+		j.Created = s.GetCreatedAt().AsTime().UTC().Format("2006-01-02T15:04:05Z")
+	}
+	if s.GetUpdatedAt() != nil {
+		j.Updated = s.GetUpdatedAt().AsTime().UTC().Format("2006-01-02T15:04:05Z")
+	}
+	return j
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func (a *app) printJSON(v any) error {
+	enc := json.NewEncoder(a.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// readPhoto reads a photo file, with the file name in any error.
+func readPhoto(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &exitError{code: ExitBadInput, err: fmt.Errorf("cannot read photo: %v", err)}
+	}
+	if len(b) == 0 {
+		return nil, &exitError{code: ExitBadInput, err: fmt.Errorf("%s is empty", path)}
+	}
+	return b, nil
+}
+
+func (a *app) searchCmd() *cobra.Command {
+	var (
+		photo     string
+		lists     []string
+		top       int32
+		threshold float32
+		largest   bool
+	)
+	cmd := &cobra.Command{
+		Use:   "search --photo FILE",
+		Short: "Search the watchlists with a photo (1:N)",
+		Example: `  watchlist search --photo traveller.jpg
+  watchlist search --photo traveller.jpg --list interpol --top 5 --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if photo == "" {
+				return usageError("search: --photo is required")
+			}
+			img, err := readPhoto(photo)
+			if err != nil {
+				return err
+			}
+			c, err := a.dial()
+			if err != nil {
+				return err
+			}
+			req := &pb.IdentifyRequest{
+				Probe:           &pb.Sample{Kind: &pb.Sample_FaceImage{FaceImage: img}},
+				Watchlists:      lists,
+				TopK:            top,
+				TakeLargestFace: largest,
+			}
+			if cmd.Flags().Changed("threshold") {
+				req.Threshold = &threshold
+			}
+			ctx, cancel := a.ctx(cmd.Context())
+			defer cancel()
+			resp, err := c.Identify(ctx, req)
+			if err != nil {
+				return a.callError(err, photo)
+			}
+			if a.json {
+				out := searchJSON{Candidates: []candidateJSON{}, Threshold: resp.GetThreshold(), Searched: resp.GetSearched()}
+				for _, c := range resp.GetCandidates() {
+					out.Candidates = append(out.Candidates, candidateJSON{c.GetRank(), c.GetSubjectId(), c.GetName(), c.GetScore(), nonNil(c.GetWatchlists())})
+				}
+				return a.printJSON(out)
+			}
+			if len(resp.GetCandidates()) == 0 {
+				fmt.Fprintf(a.stdout, "No candidate at or above threshold %.3f (%d templates searched).\n", resp.GetThreshold(), resp.GetSearched())
+				return nil
+			}
+			t := newTable(a.stdout, "RANK", "SUBJECT", "NAME", "SCORE", "WATCHLISTS")
+			for _, c := range resp.GetCandidates() {
+				t.row(fmt.Sprint(c.GetRank()), c.GetSubjectId(), c.GetName(), fmt.Sprintf("%.3f", c.GetScore()), strings.Join(c.GetWatchlists(), ","))
+			}
+			t.flush()
+			fmt.Fprintf(a.stdout, "%d candidate(s) at or above threshold %.3f; %d templates searched.\n", len(resp.GetCandidates()), resp.GetThreshold(), resp.GetSearched())
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&photo, "photo", "", "photo of the traveller (JPEG or PNG)")
+	f.StringSliceVar(&lists, "list", nil, "search only these watchlists (repeat or comma-separate)")
+	f.Int32Var(&top, "top", 10, "most candidates to show (1-100)")
+	f.Float32Var(&threshold, "threshold", 0, "decision threshold (default: the server's)")
+	f.BoolVar(&largest, "largest-face", false, "with several faces in the photo, use the largest")
+	return cmd
+}
+
+func (a *app) addCmd() *cobra.Command {
+	var (
+		id, name string
+		photos   []string
+		lists    []string
+		meta     []string
+	)
+	cmd := &cobra.Command{
+		Use:     "add --id ID --name NAME --photo FILE --list NAME",
+		Short:   "Enrol a subject with one or more photos",
+		Example: `  watchlist add --id P1234 --name "Jane Roe" --photo jane1.jpg --photo jane2.jpg --list interpol --meta nationality=XX`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if id == "" || len(photos) == 0 {
+				return usageError("add: --id and at least one --photo are required")
+			}
+			md, err := parseMeta(meta)
+			if err != nil {
+				return err
+			}
+			sub, err := a.enroll(cmd.Context(), id, name, lists, md, photos)
+			if err != nil {
+				return err
+			}
+			if a.json {
+				return a.printJSON(toSubjectJSON(sub))
+			}
+			fmt.Fprintf(a.stdout, "Added %s (%s) to %s with %d photo(s).\n", sub.GetId(), sub.GetName(), listNames(sub.GetWatchlists()), len(sub.GetTemplates()))
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&id, "id", "", "subject id (letters, digits, . _ : @ -)")
+	f.StringVar(&name, "name", "", "display name")
+	f.StringArrayVar(&photos, "photo", nil, "photo with exactly one face (repeat for more)")
+	f.StringSliceVar(&lists, "list", nil, "watchlist(s) to put the subject on")
+	f.StringArrayVar(&meta, "meta", nil, "metadata key=value (repeat)")
+	return cmd
+}
+
+func parseMeta(kv []string) (map[string]string, error) {
+	if len(kv) == 0 {
+		return nil, nil
+	}
+	m := make(map[string]string, len(kv))
+	for _, s := range kv {
+		k, v, ok := strings.Cut(s, "=")
+		if !ok || k == "" {
+			return nil, usageError("--meta %q: want key=value", s)
+		}
+		m[k] = v
+	}
+	return m, nil
+}
+
+func listNames(l []string) string {
+	if len(l) == 0 {
+		return "no watchlist"
+	}
+	return strings.Join(l, ", ")
+}
+
+// enroll sends one Enroll call; errors name the photo that caused them.
+func (a *app) enroll(parent context.Context, id, name string, lists []string, md map[string]string, photos []string) (*pb.Subject, error) {
+	req := &pb.EnrollRequest{SubjectId: id, Name: name, Watchlists: lists, Metadata: md}
+	for _, p := range photos {
+		img, err := readPhoto(p)
+		if err != nil {
+			return nil, err
+		}
+		req.Samples = append(req.Samples, &pb.Sample{Kind: &pb.Sample_FaceImage{FaceImage: img}})
+	}
+	c, err := a.dial()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := a.ctx(parent)
+	defer cancel()
+	resp, err := c.Enroll(ctx, req)
+	if err != nil {
+		return nil, a.callError(err, samplePhoto(err, photos))
+	}
+	return resp.GetSubject(), nil
+}
+
+// samplePhoto finds which photo a server error is about: the server names
+// samples "sample N".
+func samplePhoto(err error, photos []string) string {
+	msg := err.Error()
+	for i := len(photos); i >= 1; i-- {
+		if strings.Contains(msg, fmt.Sprintf("sample %d:", i)) {
+			return photos[i-1]
+		}
+	}
+	if len(photos) == 1 {
+		return photos[0]
+	}
+	return ""
+}
+
+func (a *app) showCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "show ID",
+		Short: "Show a subject",
+		Args:  exactArgs(1, "show needs one subject ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.dial()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.ctx(cmd.Context())
+			defer cancel()
+			resp, err := c.GetSubject(ctx, &pb.GetSubjectRequest{SubjectId: args[0]})
+			if err != nil {
+				return a.callError(err, "")
+			}
+			j := toSubjectJSON(resp.GetSubject())
+			if a.json {
+				return a.printJSON(j)
+			}
+			t := newTable(a.stdout, "FIELD", "VALUE")
+			t.row("ID", j.ID)
+			t.row("Name", j.Name)
+			t.row("Watchlists", listNames(j.Watchlists))
+			t.row("Templates", templatesSummary(resp.GetSubject().GetTemplates()))
+			t.row("Created", j.Created)
+			t.row("Updated", j.Updated)
+			for _, k := range sortedKeys(j.Metadata) {
+				t.row(k, j.Metadata[k])
+			}
+			t.flush()
+			return nil
+		},
+	}
+}
+
+func templatesSummary(ts []*pb.TemplateInfo) string {
+	if len(ts) == 0 {
+		return "none"
+	}
+	parts := make([]string, len(ts))
+	for i, t := range ts {
+		parts[i] = fmt.Sprintf("%s %s/v%d", strings.ToLower(strings.TrimPrefix(t.GetModality().String(), "MODALITY_")), t.GetAlgorithm(), t.GetAlgorithmVersion())
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (a *app) removeCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove ID",
+		Short: "Remove a subject and its templates",
+		Args:  exactArgs(1, "remove needs one subject ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := a.dial()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.ctx(cmd.Context())
+			defer cancel()
+			resp, err := c.DeleteSubject(ctx, &pb.DeleteSubjectRequest{SubjectId: args[0]})
+			if err != nil {
+				return a.callError(err, "")
+			}
+			if a.json {
+				return a.printJSON(toSubjectJSON(resp.GetSubject()))
+			}
+			fmt.Fprintf(a.stdout, "Removed %s (%s).\n", resp.GetSubject().GetId(), resp.GetSubject().GetName())
+			return nil
+		},
+	}
+}
+
+func (a *app) listCmd() *cobra.Command {
+	var list string
+	cmd := &cobra.Command{
+		Use:   "list [--list NAME]",
+		Short: "List subjects, all or on one watchlist",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.dial()
+			if err != nil {
+				return err
+			}
+			var all []subjectJSON
+			token := ""
+			for {
+				ctx, cancel := a.ctx(cmd.Context())
+				resp, err := c.ListSubjects(ctx, &pb.ListSubjectsRequest{Watchlist: list, PageSize: 500, PageToken: token})
+				cancel()
+				if err != nil {
+					return a.callError(err, "")
+				}
+				for _, s := range resp.GetSubjects() {
+					all = append(all, toSubjectJSON(s))
+				}
+				if token = resp.GetNextPageToken(); token == "" {
+					break
+				}
+			}
+			if a.json {
+				if all == nil {
+					all = []subjectJSON{}
+				}
+				return a.printJSON(map[string]any{"subjects": all})
+			}
+			if len(all) == 0 {
+				fmt.Fprintln(a.stdout, "No subjects.")
+				return nil
+			}
+			t := newTable(a.stdout, "SUBJECT", "NAME", "WATCHLISTS", "CREATED")
+			for _, s := range all {
+				t.row(s.ID, s.Name, strings.Join(s.Watchlists, ","), s.Created)
+			}
+			t.flush()
+			fmt.Fprintf(a.stdout, "%d subject(s).\n", len(all))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&list, "list", "", "only subjects on this watchlist")
+	return cmd
+}
+
+func (a *app) listsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "lists",
+		Short: "List the watchlists with their sizes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.dial()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.ctx(cmd.Context())
+			defer cancel()
+			resp, err := c.ListWatchlists(ctx, &pb.ListWatchlistsRequest{})
+			if err != nil {
+				return a.callError(err, "")
+			}
+			type listJSON struct {
+				Name     string `json:"name"`
+				Subjects int64  `json:"subjects"`
+			}
+			out := []listJSON{}
+			for _, w := range resp.GetWatchlists() {
+				out = append(out, listJSON{w.GetName(), w.GetSubjectCount()})
+			}
+			if a.json {
+				return a.printJSON(map[string]any{"watchlists": out})
+			}
+			if len(out) == 0 {
+				fmt.Fprintln(a.stdout, "No watchlists.")
+				return nil
+			}
+			t := newTable(a.stdout, "WATCHLIST", "SUBJECTS")
+			for _, w := range out {
+				t.row(w.Name, fmt.Sprint(w.Subjects))
+			}
+			t.flush()
+			return nil
+		},
+	}
+}
+
+func exactArgs(n int, msg string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return usageError("%s", msg)
+		}
+		return nil
+	}
+}
+
+// photoExts are the file types import picks up in a subject folder.
+var photoExts = map[string]bool{".jpg": true, ".jpeg": true, ".png": true}
+
+func isPhoto(name string) bool { return photoExts[strings.ToLower(filepath.Ext(name))] }
