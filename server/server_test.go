@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"hash/crc32"
 	"math"
 	"net"
 	"os"
@@ -31,9 +32,9 @@ import (
 // for noFace and group.
 const (
 	faces     = "../testdata/faces"
-	enrolA    = faces + "/idols/jimin/1.jpg"
-	probeA    = faces + "/idols/jimin/2.jpg"
-	enrolB    = faces + "/idols/bona/2.jpg"
+	enrolA    = faces + "/idols/tzuyu/1.jpg"
+	probeA    = faces + "/idols/tzuyu/2.jpg"
+	enrolB    = "../testdata/watchlist/sheldon/1.png" // a cast photo on a padded canvas
 	noFace    = faces + "/reference/white.png"
 	groupShot = faces + "/reference/faces.jpg"
 )
@@ -151,8 +152,8 @@ func TestEnrollIdentifyVerifyDelete(t *testing.T) {
 	ctx := context.Background()
 
 	for _, s := range []struct{ id, name, photo string }{
-		{"jimin", "Park Jimin", enrolA},
-		{"bona", "Kim Bona", enrolB},
+		{"tzuyu", "Chou Tzuyu", enrolA},
+		{"sheldon", "Sheldon Cooper", enrolB},
 	} {
 		resp, err := ts.client.Enroll(ctx, &pb.EnrollRequest{
 			SubjectId: s.id, Name: s.name, Watchlists: []string{"wanted"},
@@ -170,11 +171,11 @@ func TestEnrollIdentifyVerifyDelete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(id.GetCandidates()) == 0 || id.GetCandidates()[0].GetSubjectId() != "jimin" {
-		t.Fatalf("identify: candidates %v, want jimin first", id.GetCandidates())
+	if len(id.GetCandidates()) == 0 || id.GetCandidates()[0].GetSubjectId() != "tzuyu" {
+		t.Fatalf("identify: candidates %v, want tzuyu first", id.GetCandidates())
 	}
 	c := id.GetCandidates()[0]
-	if c.GetRank() != 1 || c.GetName() != "Park Jimin" || c.GetScore() < id.GetThreshold() || c.GetWatchlists()[0] != "wanted" {
+	if c.GetRank() != 1 || c.GetName() != "Chou Tzuyu" || c.GetScore() < id.GetThreshold() || c.GetWatchlists()[0] != "wanted" {
 		t.Errorf("candidate %v", c)
 	}
 	t.Logf("identify %s: rank 1 %s score %.3f (threshold %.3f)", probeA, c.GetSubjectId(), c.GetScore(), id.GetThreshold())
@@ -185,11 +186,11 @@ func TestEnrollIdentifyVerifyDelete(t *testing.T) {
 		t.Fatalf("identify on other list: %v %v", id.GetCandidates(), err)
 	}
 
-	v, err := ts.client.Verify(ctx, &pb.VerifyRequest{Probe: photo(t, probeA), Reference: &pb.VerifyRequest_SubjectId{SubjectId: "jimin"}})
+	v, err := ts.client.Verify(ctx, &pb.VerifyRequest{Probe: photo(t, probeA), Reference: &pb.VerifyRequest_SubjectId{SubjectId: "tzuyu"}})
 	if err != nil || !v.GetMatch() {
 		t.Fatalf("verify genuine: %v %v", v, err)
 	}
-	v2, err := ts.client.Verify(ctx, &pb.VerifyRequest{Probe: photo(t, probeA), Reference: &pb.VerifyRequest_SubjectId{SubjectId: "bona"}})
+	v2, err := ts.client.Verify(ctx, &pb.VerifyRequest{Probe: photo(t, probeA), Reference: &pb.VerifyRequest_SubjectId{SubjectId: "sheldon"}})
 	if err != nil || v2.GetMatch() || v2.GetScore() >= v.GetScore() {
 		t.Fatalf("verify impostor: %v %v (genuine %v)", v2, err, v.GetScore())
 	}
@@ -198,8 +199,8 @@ func TestEnrollIdentifyVerifyDelete(t *testing.T) {
 		t.Fatalf("verify 1:1 by photo: %v %v (by subject %v)", v3, err, v.GetScore())
 	}
 
-	g, err := ts.client.GetSubject(ctx, &pb.GetSubjectRequest{SubjectId: "jimin"})
-	if err != nil || g.GetSubject().GetName() != "Park Jimin" || len(g.GetSubject().GetTemplates()) != 1 || g.GetSubject().GetMetadata()["case"] != "42" {
+	g, err := ts.client.GetSubject(ctx, &pb.GetSubjectRequest{SubjectId: "tzuyu"})
+	if err != nil || g.GetSubject().GetName() != "Chou Tzuyu" || len(g.GetSubject().GetTemplates()) != 1 || g.GetSubject().GetMetadata()["case"] != "42" {
 		t.Fatalf("get: %v %v", g, err)
 	}
 	l, err := ts.client.ListWatchlists(ctx, &pb.ListWatchlistsRequest{})
@@ -207,7 +208,7 @@ func TestEnrollIdentifyVerifyDelete(t *testing.T) {
 		t.Fatalf("watchlists: %v %v", l, err)
 	}
 
-	if _, err := ts.client.DeleteSubject(ctx, &pb.DeleteSubjectRequest{SubjectId: "jimin"}); err != nil {
+	if _, err := ts.client.DeleteSubject(ctx, &pb.DeleteSubjectRequest{SubjectId: "tzuyu"}); err != nil {
 		t.Fatal(err)
 	}
 	id, err = ts.client.Identify(ctx, &pb.IdentifyRequest{Probe: photo(t, probeA), Threshold: ptr(float32(-1))})
@@ -215,13 +216,13 @@ func TestEnrollIdentifyVerifyDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range id.GetCandidates() {
-		if c.GetSubjectId() == "jimin" {
+		if c.GetSubjectId() == "tzuyu" {
 			t.Fatal("deleted subject still identified")
 		}
 	}
-	_, err = ts.client.GetSubject(ctx, &pb.GetSubjectRequest{SubjectId: "jimin"})
+	_, err = ts.client.GetSubject(ctx, &pb.GetSubjectRequest{SubjectId: "tzuyu"})
 	wantCode(t, err, codes.NotFound)
-	_, err = ts.client.DeleteSubject(ctx, &pb.DeleteSubjectRequest{SubjectId: "jimin"})
+	_, err = ts.client.DeleteSubject(ctx, &pb.DeleteSubjectRequest{SubjectId: "tzuyu"})
 	wantCode(t, err, codes.NotFound)
 }
 
@@ -231,7 +232,7 @@ func TestRestartKeepsGallery(t *testing.T) {
 	dir := t.TempDir()
 	ts := startServer(t, dir)
 	ctx := context.Background()
-	if _, err := ts.client.Enroll(ctx, &pb.EnrollRequest{SubjectId: "jimin", Name: "Park Jimin", Samples: []*pb.Sample{photo(t, enrolA)}}); err != nil {
+	if _, err := ts.client.Enroll(ctx, &pb.EnrollRequest{SubjectId: "tzuyu", Name: "Chou Tzuyu", Samples: []*pb.Sample{photo(t, enrolA)}}); err != nil {
 		t.Fatal(err)
 	}
 	ts.stop()
@@ -241,7 +242,7 @@ func TestRestartKeepsGallery(t *testing.T) {
 		t.Fatalf("index after restart holds %d templates, want 1", n)
 	}
 	id, err := ts.client.Identify(ctx, &pb.IdentifyRequest{Probe: photo(t, probeA)})
-	if err != nil || len(id.GetCandidates()) == 0 || id.GetCandidates()[0].GetSubjectId() != "jimin" {
+	if err != nil || len(id.GetCandidates()) == 0 || id.GetCandidates()[0].GetSubjectId() != "tzuyu" {
 		t.Fatalf("identify after restart: %v %v", id, err)
 	}
 }
@@ -249,7 +250,7 @@ func TestRestartKeepsGallery(t *testing.T) {
 func TestBadInputStoresNothing(t *testing.T) {
 	ts := startServer(t, t.TempDir())
 	ctx := context.Background()
-	if _, err := ts.client.Enroll(ctx, &pb.EnrollRequest{SubjectId: "bona", Samples: []*pb.Sample{photo(t, enrolB)}}); err != nil {
+	if _, err := ts.client.Enroll(ctx, &pb.EnrollRequest{SubjectId: "sheldon", Samples: []*pb.Sample{photo(t, enrolB)}}); err != nil {
 		t.Fatal(err)
 	}
 	good := photo(t, enrolA)
@@ -277,7 +278,7 @@ func TestBadInputStoresNothing(t *testing.T) {
 		{"no id", &pb.EnrollRequest{Samples: []*pb.Sample{good}}, codes.InvalidArgument},
 		{"bad id", &pb.EnrollRequest{SubjectId: "a/b c", Samples: []*pb.Sample{good}}, codes.InvalidArgument},
 		{"bad watchlist", &pb.EnrollRequest{SubjectId: "x9", Watchlists: []string{"no spaces"}, Samples: []*pb.Sample{good}}, codes.InvalidArgument},
-		{"existing id", &pb.EnrollRequest{SubjectId: "bona", Samples: []*pb.Sample{good}}, codes.AlreadyExists},
+		{"existing id", &pb.EnrollRequest{SubjectId: "sheldon", Samples: []*pb.Sample{good}}, codes.AlreadyExists},
 		{"other algorithm version", &pb.EnrollRequest{SubjectId: "x10", Samples: []*pb.Sample{templateSample(t, other)}}, codes.FailedPrecondition},
 		{"corrupt template", &pb.EnrollRequest{SubjectId: "x11", Samples: []*pb.Sample{{Kind: &pb.Sample_Template{Template: corrupt}}}}, codes.InvalidArgument},
 	}
@@ -332,11 +333,12 @@ func TestBadInputStoresNothing(t *testing.T) {
 }
 
 func pngHeader(w, h uint32) []byte {
-	b := []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR")
-	b = binary.BigEndian.AppendUint32(b, w)
-	b = binary.BigEndian.AppendUint32(b, h)
-	b = append(b, 8, 2, 0, 0, 0)
-	return append(b, 0, 0, 0, 0) // CRC: the size check must come first
+	ihdr := []byte("IHDR")
+	ihdr = binary.BigEndian.AppendUint32(ihdr, w)
+	ihdr = binary.BigEndian.AppendUint32(ihdr, h)
+	ihdr = append(ihdr, 8, 2, 0, 0, 0)
+	b := append([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\x0d"), ihdr...)
+	return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(ihdr))
 }
 
 // idolsGallery reads real face descriptors computed by dlib's original model.

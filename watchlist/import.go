@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -59,8 +60,14 @@ Subjects that already exist are skipped, so an interrupted import can be rerun.`
 			if workers < 1 {
 				workers = 1
 			}
+			// The bar redraws in place: on a pipe or a log file it would only
+			// add noise, so it shows on a terminal alone.
+			barOut := io.Discard
+			if isTerminal(a.stderr) {
+				barOut = a.stderr
+			}
 			bar := progressbar.NewOptions(len(items),
-				progressbar.OptionSetWriter(a.stderr),
+				progressbar.OptionSetWriter(barOut),
 				progressbar.OptionSetDescription("importing"),
 				progressbar.OptionShowCount(),
 				progressbar.OptionClearOnFinish())
@@ -174,4 +181,13 @@ func scanImport(dir string, lists []string) ([]importItem, error) {
 		return nil, &exitError{code: ExitBadInput, err: fmt.Errorf("import: no subject folders with photos in %s", dir)}
 	}
 	return items, nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

@@ -147,17 +147,22 @@ func TestEndToEnd(t *testing.T) {
 	data := t.TempDir()
 	d := startMatchd(t, data)
 
-	out := mustCLI(t, d.addr, "add", "--id", "jimin", "--name", "Park Jimin", "--photo", photo("idols/jimin/1.jpg"), "--list", "wanted", "--meta", "case=42")
-	if !strings.Contains(out, "Added jimin") {
-		t.Errorf("add printed %q", out)
-	}
 	// The sample watchlist, with a progress bar on stderr.
-	out = mustCLI(t, d.addr, "import", filepath.Join(root, "testdata", "watchlist"), "--list", "sample")
+	out := mustCLI(t, d.addr, "import", filepath.Join(root, "testdata", "watchlist"), "--list", "sample")
 	if !strings.Contains(out, "failed 0") {
 		t.Errorf("import printed %q", out)
 	}
+	// Rerunning an import skips who is enrolled already.
+	out = mustCLI(t, d.addr, "import", filepath.Join(root, "testdata", "watchlist"), "--list", "sample")
+	if !strings.Contains(out, "Imported 0") {
+		t.Errorf("second import printed %q", out)
+	}
+	out = mustCLI(t, d.addr, "add", "--id", "jimin", "--name", "Park Jimin", "--photo", photo("idols/jimin/4.jpg"), "--list", "wanted", "--meta", "case=42")
+	if !strings.Contains(out, "Added jimin") {
+		t.Errorf("add printed %q", out)
+	}
 
-	out = mustCLI(t, d.addr, "search", "--photo", photo("idols/jimin/2.jpg"), "--top", "3", "--json")
+	out = mustCLI(t, d.addr, "search", "--photo", photo("idols/tzuyu/2.jpg"), "--top", "3", "--json")
 	var res struct {
 		Candidates []struct {
 			Rank       int      `json:"rank"`
@@ -170,16 +175,16 @@ func TestEndToEnd(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
 		t.Fatalf("search --json: %v\n%s", err, out)
 	}
-	if len(res.Candidates) == 0 || res.Candidates[0].Rank != 1 || res.Candidates[0].SubjectID != "jimin" ||
-		res.Candidates[0].Name != "Park Jimin" || res.Candidates[0].Score <= 0 {
+	if len(res.Candidates) == 0 || res.Candidates[0].Rank != 1 || res.Candidates[0].SubjectID != "tzuyu" ||
+		res.Candidates[0].Name != "Tzuyu (Twice)" || res.Candidates[0].Score <= 0 || res.Candidates[0].Watchlists[0] != "sample" {
 		t.Fatalf("search: %s", out)
 	}
-	out = mustCLI(t, d.addr, "search", "--photo", photo("idols/jimin/2.jpg"))
-	if !strings.Contains(out, "RANK") || !strings.Contains(out, "Park Jimin") {
+	out = mustCLI(t, d.addr, "search", "--photo", photo("idols/tzuyu/2.jpg"))
+	if !strings.Contains(out, "RANK") || !strings.Contains(out, "Tzuyu (Twice)") {
 		t.Errorf("search table: %s", out)
 	}
 	// Nothing above the threshold is an empty list, and still exit 0.
-	out = mustCLI(t, d.addr, "search", "--photo", photo("idols/jimin/2.jpg"), "--list", "nosuchlist", "--json")
+	out = mustCLI(t, d.addr, "search", "--photo", photo("idols/tzuyu/2.jpg"), "--list", "nosuchlist", "--json")
 	if strings.ReplaceAll(strings.ReplaceAll(out, " ", ""), "\n", "") == "" || !strings.Contains(out, `"candidates": []`) {
 		t.Errorf("empty search: %s", out)
 	}
@@ -209,7 +214,8 @@ func TestEndToEnd(t *testing.T) {
 		{[]string{"remove", "nobody"}, 3, "nobody"},
 		{[]string{"search", "--photo", photo("reference/white.png")}, 4, "white.png"},
 		{[]string{"search", "--photo", "/no/such/file.jpg"}, 4, "file.jpg"},
-		{[]string{"add", "--id", "jimin", "--photo", photo("idols/jimin/2.jpg")}, 4, "exists"},
+		{[]string{"add", "--id", "jimin", "--photo", photo("idols/jimin/5.jpg")}, 4, "exists"},
+		{[]string{"add", "--id", "group", "--photo", photo("reference/faces.jpg")}, 4, "several faces"},
 		{[]string{"search"}, 2, "--photo"},
 		{[]string{"frobnicate"}, 2, "unknown command"},
 	} {
@@ -229,8 +235,8 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("log lacks per-RPC lines:\n%s", d.log)
 	}
 	d = startMatchd(t, data)
-	out = mustCLI(t, d.addr, "search", "--photo", photo("idols/jimin/2.jpg"), "--json")
-	if !strings.Contains(out, `"subject_id": "jimin"`) {
+	out = mustCLI(t, d.addr, "search", "--photo", photo("idols/tzuyu/2.jpg"), "--json")
+	if !strings.Contains(out, `"subject_id": "tzuyu"`) {
 		t.Fatalf("search after restart: %s", out)
 	}
 	mustCLI(t, d.addr, "remove", "jimin")

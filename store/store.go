@@ -1,0 +1,229 @@
+// Package store is the Badger-backed gallery: the source of truth for
+// subjects, their templates and watchlists. The in-memory matcher index is
+// rebuilt from it at start (see Each).
+//
+// # Key layout
+//
+// Every key starts with a one-letter namespace and a '/'. Subject ids are
+// restricted to [A-Za-z0-9._:@-] and watchlist names to [A-Za-z0-9._-], so
+// neither can contain '/' or NUL and every prefix scan below is exact.
+//
+//	meta/schema              → schema version, ASCII decimal ("1"). Open
+//	                           writes it into an empty database and refuses a
+//	                           database whose version it does not know.
+//	s/<id>                   → subject record: the non-template fields in a
+//	                           compact versioned binary form with a CRC-32C
+//	                           (see record.go), including how many templates
+//	                           the subject has.
+//	t/<id> 0x00 <seq:2 BE>   → one template in the templates package encoding
+//	                           (templates.Template.MarshalBinary), seq 0..15.
+//	w/<list>/<id>            → empty; watchlist membership, for List by
+//	                           watchlist and for Watchlists' counts.
+//
+// The template keys separate id and sequence number with a NUL byte rather
+// than '/': NUL sorts below every byte an id may contain, so t/ keys sort in
+// exactly the same order as s/ keys ("A1" < "A1-2" holds for both, whereas
+// "t/A1/" would sort after "t/A1-2/" because '-' < '/'). That lets Each walk
+// subjects and templates with two forward iterators in lock step instead of
+// one seek per subject.
+//
+// A subject's record, templates and watchlist entries are always written and
+// deleted together in one transaction, and with SyncWrites every transaction
+// is on disk before the call returns.
+package store
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	badger "github.com/dgraph-io/badger/v4"
+	"github.com/rs/zerolog"
+)
+
+// SchemaVersion is the key layout and record format this package reads and
+// writes.
+const SchemaVersion = 1
+
+var (
+	// ErrNotFound: no subject has the id.
+	ErrNotFound = errors.New("store: subject not found")
+	// ErrExists: a subject with the id already exists.
+	ErrExists = errors.New("store: subject already exists")
+	// ErrInvalidPageToken: a List page token is malformed or belongs to a
+	// different listing.
+	ErrInvalidPageToken = errors.New("store: invalid page token")
+	// ErrInvalid: a subject or request failed validation; the wrapping error
+	// names the field.
+	ErrInvalid = errors.New("store: invalid")
+	// ErrLocked: the directory is in use by another open Store (in this or
+	// another process).
+	ErrLocked = errors.New("store: database directory is locked by another process")
+)
+
+// Options configures Open.
+type Options struct {
+	// Dir is the database directory; it is created if missing. Required
+	// unless InMemory.
+	Dir string
+	// Logger receives Badger's own warnings and errors, and the store's
+	// warnings. The zero Logger discards everything.
+	Logger zerolog.Logger
+	// InMemory keeps everything in memory and writes nothing to disk. Only
+	// for tests that explicitly want it.
+	InMemory bool
+}
+
+// Store is an open gallery. Its methods are safe for concurrent use.
+type Store struct {
+	db  *badger.DB
+	log zerolog.Logger
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var schemaKey = []byte("meta/schema")
+
+// Open opens (creating if needed) the gallery in opt.Dir. Every write is
+// synced to disk before it returns. Opening a directory another Store holds
+// open fails with an error wrapping ErrLocked.
+func Open(opt Options) (*Store, error) {
+	log := opt.Logger.With().Str("component", "store").Logger()
+	var bo badger.Options
+	switch {
+	case opt.InMemory:
+		bo = badger.DefaultOptions("").WithInMemory(true)
+	case opt.Dir == "":
+		return nil, fmt.Errorf("%w: Options.Dir is required", ErrInvalid)
+	default:
+		bo = badger.DefaultOptions(opt.Dir)
+	}
+	bo = bo.WithSyncWrites(true).
+		WithLogger(badgerLogger{opt.Logger.With().Str("component", "badger").Logger()})
+	db, err := badger.Open(bo)
+	if err != nil {
+		// Badger formats the flock failure into its message without
+		// wrapping it; TestOpenLocked pins the text.
+		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
+			return nil, fmt.Errorf("%w: %s (is another bordermatch running on it?): %v", ErrLocked, opt.Dir, err)
+		}
+		return nil, fmt.Errorf("store: opening %s: %w", opt.Dir, err)
+	}
+	s := &Store{db: db, log: log}
+	if err := s.checkSchema(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// checkSchema writes the schema version into a new database and refuses one
+// written by a newer (or unknown) version of this package.
+func (s *Store) checkSchema() error {
+	return s.db.Update(func(txn *badger.Txn) error {
+		item, err := txn.Get(schemaKey)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			if n, err := countPrefix(txn, nil); err != nil {
+				return err
+			} else if n > 0 {
+				return fmt.Errorf("store: database has %d keys but no schema version; not a bordermatch gallery?", n)
+			}
+			return txn.Set(schemaKey, []byte(strconv.Itoa(SchemaVersion)))
+		}
+		if err != nil {
+			return fmt.Errorf("store: reading schema version: %w", err)
+		}
+		v, err := item.ValueCopy(nil)
+		if err != nil {
+			return fmt.Errorf("store: reading schema version: %w", err)
+		}
+		n, err := strconv.Atoi(string(v))
+		switch {
+		case err != nil:
+			return fmt.Errorf("store: unreadable schema version %q", v)
+		case n > SchemaVersion:
+			return fmt.Errorf("store: gallery schema version %d is newer than this build supports (%d); run a newer bordermatch", n, SchemaVersion)
+		case n != SchemaVersion:
+			return fmt.Errorf("store: gallery schema version %d is not supported (this build reads %d)", n, SchemaVersion)
+		}
+		return nil
+	})
+}
+
+// Close flushes and closes the database. Calling it again returns the first
+// result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.db.Close() })
+	return s.closeErr
+}
+
+// badgerLogger routes Badger's logging to zerolog at warning level and above;
+// Badger's info and debug chatter is dropped.
+type badgerLogger struct{ l zerolog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) {
+	b.l.Error().Msg(strings.TrimRight(fmt.Sprintf(f, a...), "\n"))
+}
+
+func (b badgerLogger) Warningf(f string, a ...any) {
+	b.l.Warn().Msg(strings.TrimRight(fmt.Sprintf(f, a...), "\n"))
+}
+
+func (badgerLogger) Infof(string, ...any)  {}
+func (badgerLogger) Debugf(string, ...any) {}
+
+// Keys.
+
+const (
+	subjectPrefix   = "s/"
+	templatePrefix  = "t/"
+	watchlistPrefix = "w/"
+	templateSep     = 0x00
+)
+
+func subjectKey(id string) []byte {
+	return append([]byte(subjectPrefix), id...)
+}
+
+// templateKeyPrefix is the prefix of all of id's template keys.
+func templateKeyPrefix(id string) []byte {
+	k := make([]byte, 0, len(templatePrefix)+len(id)+3)
+	k = append(k, templatePrefix...)
+	k = append(k, id...)
+	return append(k, templateSep)
+}
+
+func templateKey(id string, seq int) []byte {
+	return append(templateKeyPrefix(id), byte(seq>>8), byte(seq))
+}
+
+// splitTemplateKey returns the id and sequence number of a template key.
+func splitTemplateKey(k []byte) (id []byte, seq int, ok bool) {
+	n := len(k)
+	if n < len(templatePrefix)+1+3 || k[n-3] != templateSep {
+		return nil, 0, false
+	}
+	return k[len(templatePrefix) : n-3], int(k[n-2])<<8 | int(k[n-1]), true
+}
+
+func watchlistKeyPrefix(list string) []byte {
+	return append(append([]byte(watchlistPrefix), list...), '/')
+}
+
+func watchlistKey(list, id string) []byte {
+	return append(watchlistKeyPrefix(list), id...)
+}
+
+// countPrefix counts the keys under prefix without reading values.
+func countPrefix(txn *badger.Txn, prefix []byte) (int, error) {
+	it := txn.NewIterator(iterOpts(prefix))
+	defer it.Close()
+	n := 0
+	for it.Rewind(); it.Valid(); it.Next() {
+		n++
+	}
+	return n, nil
+}

@@ -1,0 +1,281 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"time"
+
+	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/bordermatch/bordermatch/templates"
+)
+
+// maxAttempts bounds the retries of a write transaction that lost a conflict
+// to a concurrent write of the same subject.
+const maxAttempts = 5
+
+// update runs fn in a read-write transaction, retrying on conflict.
+func (s *Store) update(fn func(txn *badger.Txn) error) error {
+	var err error
+	for range maxAttempts {
+		err = s.db.Update(fn)
+		if !errors.Is(err, badger.ErrConflict) {
+			return err
+		}
+	}
+	return fmt.Errorf("store: gave up after %d conflicting attempts: %w", maxAttempts, err)
+}
+
+// Create stores a new subject with its templates and watchlist memberships
+// in one durable transaction. It sets Created and Updated (UTC) and returns
+// the subject as stored: watchlists sorted and deduplicated, templates as Get
+// will return them. It fails with ErrExists if the id is taken and with an
+// error wrapping ErrInvalid, naming the field, if sub fails validation (in
+// which case nothing is written).
+func (s *Store) Create(sub Subject) (Subject, error) {
+	sub, enc, err := prepare(sub)
+	if err != nil {
+		return Subject{}, err
+	}
+	now := time.Unix(0, time.Now().UnixNano()).UTC() // what decoding will give back
+	sub.Created, sub.Updated = now, now
+	rec := encodeRecord(&sub, len(enc))
+	key := subjectKey(sub.ID)
+	err = s.update(func(txn *badger.Txn) error {
+		// The read puts the key in the transaction's read set, so of two
+		// concurrent creates of one id the second to commit conflicts and,
+		// retried, sees the first.
+		switch _, err := txn.Get(key); {
+		case err == nil:
+			return fmt.Errorf("%w: %q", ErrExists, sub.ID)
+		case !errors.Is(err, badger.ErrKeyNotFound):
+			return err
+		}
+		if err := txn.Set(key, rec); err != nil {
+			return err
+		}
+		for i, b := range enc {
+			if err := txn.Set(templateKey(sub.ID, i), b); err != nil {
+				return err
+			}
+		}
+		for _, w := range sub.Watchlists {
+			if err := txn.Set(watchlistKey(w, sub.ID), nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, ErrExists) {
+			return Subject{}, err
+		}
+		return Subject{}, fmt.Errorf("store: creating %q: %w", sub.ID, err)
+	}
+	return sub, nil
+}
+
+// Get returns the subject with its templates, or ErrNotFound.
+func (s *Store) Get(id string) (Subject, error) {
+	if validID(id) != nil {
+		return Subject{}, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	var sub Subject
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		sub, err = getSubject(txn, id, true)
+		return err
+	})
+	return sub, err
+}
+
+// Delete removes the subject, its templates and watchlist memberships in
+// one durable transaction and returns what it removed, or ErrNotFound.
+func (s *Store) Delete(id string) (Subject, error) {
+	if validID(id) != nil {
+		return Subject{}, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	var sub Subject
+	err := s.update(func(txn *badger.Txn) error {
+		var err error
+		if sub, err = getSubject(txn, id, true); err != nil {
+			return err
+		}
+		if err := txn.Delete(subjectKey(id)); err != nil {
+			return err
+		}
+		// Delete every template key present, not just the count the record
+		// names, so that nothing is left behind.
+		it := txn.NewIterator(iterOpts(templateKeyPrefix(id)))
+		var keys [][]byte
+		for it.Rewind(); it.Valid(); it.Next() {
+			keys = append(keys, it.Item().KeyCopy(nil))
+		}
+		it.Close()
+		for _, k := range keys {
+			if err := txn.Delete(k); err != nil {
+				return err
+			}
+		}
+		for _, w := range sub.Watchlists {
+			if err := txn.Delete(watchlistKey(w, id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return Subject{}, err
+		}
+		return Subject{}, fmt.Errorf("store: deleting %q: %w", id, err)
+	}
+	return sub, nil
+}
+
+// getSubject reads one subject, with its templates if withTemplates.
+func getSubject(txn *badger.Txn, id string, withTemplates bool) (Subject, error) {
+	item, err := txn.Get(subjectKey(id))
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return Subject{}, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	if err != nil {
+		return Subject{}, err
+	}
+	sub := Subject{ID: id}
+	var n int
+	if err := item.Value(func(v []byte) error {
+		n, err = decodeRecord(v, &sub, nil)
+		return err
+	}); err != nil {
+		return Subject{}, fmt.Errorf("store: subject %q: %w", id, err)
+	}
+	if withTemplates {
+		if sub.Templates, err = loadTemplates(txn, id, n); err != nil {
+			return Subject{}, err
+		}
+	}
+	return sub, nil
+}
+
+// loadTemplates reads id's n templates.
+func loadTemplates(txn *badger.Txn, id string, n int) ([]templates.Template, error) {
+	it := txn.NewIterator(iterOpts(templateKeyPrefix(id)))
+	defer it.Close()
+	tpls := make([]templates.Template, 0, n)
+	for it.Rewind(); it.Valid(); it.Next() {
+		var err error
+		tpls, err = appendTemplate(tpls, id, it.Item())
+		if err != nil {
+			return nil, err
+		}
+	}
+	if len(tpls) != n {
+		return nil, fmt.Errorf("store: subject %q: record names %d templates, %d stored", id, n, len(tpls))
+	}
+	return tpls, nil
+}
+
+// appendTemplate decodes the template in item and appends it to tpls. A
+// template that does not decode is an error naming the subject.
+func appendTemplate(tpls []templates.Template, id string, item *badger.Item) ([]templates.Template, error) {
+	_, seq, _ := splitTemplateKey(item.Key())
+	var t templates.Template
+	if err := item.Value(t.UnmarshalBinary); err != nil {
+		return nil, fmt.Errorf("store: subject %q: template %d: %w", id, seq, err)
+	}
+	return append(tpls, t), nil
+}
+
+// iterOpts are the options of every iterator here. Values are not
+// prefetched: every value is far below Badger's ValueThreshold, so it lives
+// in the LSM tree next to its key and Item.Value copies it into a buffer the
+// iterator reuses, whereas prefetching starts a goroutine per item.
+func iterOpts(prefix []byte) badger.IteratorOptions {
+	opts := badger.DefaultIteratorOptions
+	opts.PrefetchValues = false
+	opts.Prefix = prefix
+	return opts
+}
+
+// Count returns the number of subjects.
+func (s *Store) Count() (int, error) {
+	var n int
+	err := s.db.View(func(txn *badger.Txn) error {
+		var err error
+		n, err = countPrefix(txn, []byte(subjectPrefix))
+		return err
+	})
+	return n, err
+}
+
+// Each calls fn with every subject, templates included, in id order, for
+// loading the matcher index at start. It streams: only the subject being
+// passed to fn is decoded at any time. All subjects come from one consistent
+// snapshot. An error from fn stops the walk and is returned as is; a stored
+// template that does not decode, or a subject whose templates do not match
+// its record, is an error naming the subject.
+//
+// fn must not keep a reference to anything but the Subject it is given (it
+// may keep that).
+func (s *Store) Each(fn func(Subject) error) error {
+	return s.db.View(func(txn *badger.Txn) error {
+		sit := txn.NewIterator(iterOpts([]byte(subjectPrefix)))
+		defer sit.Close()
+		tit := txn.NewIterator(iterOpts([]byte(templatePrefix)))
+		defer tit.Close()
+
+		// s/ and t/ keys sort in the same id order (see the package
+		// comment), so the two iterators advance in lock step.
+		lists := interner{}
+		orphans := 0
+		tit.Rewind()
+		for sit.Rewind(); sit.Valid(); sit.Next() {
+			item := sit.Item()
+			bid := item.Key()[len(subjectPrefix):]
+			sub := Subject{ID: string(bid)}
+			var n int
+			if err := item.Value(func(v []byte) error {
+				var err error
+				n, err = decodeRecord(v, &sub, lists)
+				return err
+			}); err != nil {
+				return fmt.Errorf("store: subject %q: %w", sub.ID, err)
+			}
+			sub.Templates = make([]templates.Template, 0, n)
+			for ; tit.Valid(); tit.Next() {
+				titem := tit.Item()
+				tid, _, ok := splitTemplateKey(titem.Key())
+				if !ok {
+					return fmt.Errorf("store: malformed template key %q", titem.Key())
+				}
+				c := bytes.Compare(tid, bid)
+				if c > 0 {
+					break
+				}
+				if c < 0 {
+					orphans++
+					continue
+				}
+				var err error
+				if sub.Templates, err = appendTemplate(sub.Templates, sub.ID, titem); err != nil {
+					return err
+				}
+			}
+			if len(sub.Templates) != n {
+				return fmt.Errorf("store: subject %q: record names %d templates, %d stored", sub.ID, n, len(sub.Templates))
+			}
+			if err := fn(sub); err != nil {
+				return err
+			}
+		}
+		for ; tit.Valid(); tit.Next() {
+			orphans++
+		}
+		if orphans > 0 {
+			s.log.Warn().Int("templates", orphans).Msg("templates without a subject record ignored")
+		}
+		return nil
+	})
+}

@@ -1,0 +1,114 @@
+// dlib's face recognition network (go-face's anet_type, dlib's
+// dnn_face_recognition_ex.cpp) applied directly to a 150x150 face chip.
+#include <dlib/dnn.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "chip.h"
+
+namespace {
+
+using namespace dlib;
+
+template <template <int, template <typename> class, int, typename> class block, int N,
+          template <typename> class BN, typename SUBNET>
+using residual = add_prev1<block<N, BN, 1, tag1<SUBNET>>>;
+
+template <template <int, template <typename> class, int, typename> class block, int N,
+          template <typename> class BN, typename SUBNET>
+using residual_down = add_prev2<avg_pool<2, 2, 2, 2, skip1<tag2<block<N, BN, 2, tag1<SUBNET>>>>>>;
+
+template <int N, template <typename> class BN, int stride, typename SUBNET>
+using block = BN<con<N, 3, 3, 1, 1, relu<BN<con<N, 3, 3, stride, stride, SUBNET>>>>>;
+
+template <int N, typename SUBNET> using ares = relu<residual<block, N, affine, SUBNET>>;
+template <int N, typename SUBNET> using ares_down = relu<residual_down<block, N, affine, SUBNET>>;
+
+template <typename SUBNET> using alevel0 = ares_down<256, SUBNET>;
+template <typename SUBNET> using alevel1 = ares<256, ares<256, ares_down<256, SUBNET>>>;
+template <typename SUBNET> using alevel2 = ares<128, ares<128, ares_down<128, SUBNET>>>;
+template <typename SUBNET> using alevel3 = ares<64, ares<64, ares<64, ares_down<64, SUBNET>>>>;
+template <typename SUBNET> using alevel4 = ares<32, ares<32, ares<32, SUBNET>>>;
+
+using anet_type = loss_metric<fc_no_bias<128, avg_pool_everything<
+    alevel0<alevel1<alevel2<alevel3<alevel4<
+    max_pool<3, 3, 2, 2, relu<affine<con<32, 7, 7, 2, 2,
+    input_rgb_image_sized<150>>>>>>>>>>>>>;
+
+// Collects the convolutions' parameter tensors, from the output towards the
+// input.
+struct convs {
+    std::vector<std::pair<tensor*, size_t>>* out;  // params, number of filter weights
+    template <long nf, long nr, long nc, int sy, int sx, int py, int px>
+    void operator()(con_<nf, nr, nc, sy, sx, py, px>& l) {
+        out->push_back({&l.get_layer_params(), l.get_layer_params().size() - nf});
+    }
+    template <typename T>
+    void operator()(T&) {}
+};
+
+char* dup(const char* s) { return strdup(s); }
+
+}  // namespace
+
+struct chipnet {
+    anet_type net;
+};
+
+extern "C" chipnet* chipnet_new(const char* path, int tfjs_input_scale, char** err) {
+    try {
+        chipnet* n = new chipnet;
+        try {
+            deserialize(path) >> n->net;
+        } catch (...) {
+            delete n;
+            throw;
+        }
+        if (tfjs_input_scale) {
+            std::vector<std::pair<tensor*, size_t>> cs;
+            visit_computational_layers(n->net, convs{&cs});
+            if (cs.empty()) {
+                delete n;
+                *err = dup("no convolution in the network");
+                return nullptr;
+            }
+            float* p = cs.back().first->host();
+            for (size_t i = 0; i < cs.back().second; i++) p[i] *= 256.0f / 255.0f;
+        }
+        return n;
+    } catch (std::exception& e) {
+        *err = dup(e.what());
+    } catch (...) {
+        *err = dup("unknown error");
+    }
+    return nullptr;
+}
+
+extern "C" int chipnet_describe(chipnet* n, const uint8_t* rgb, float* out, char** err) {
+    try {
+        matrix<rgb_pixel> chip(150, 150);
+        for (long r = 0; r < 150; r++)
+            for (long c = 0; c < 150; c++) {
+                const uint8_t* p = rgb + (r * 150 + c) * 3;
+                chip(r, c) = rgb_pixel(p[0], p[1], p[2]);
+            }
+        matrix<float, 0, 1> d = n->net(chip);
+        if (d.size() != 128) {
+            *err = dup("the network did not give 128 values");
+            return -1;
+        }
+        std::memcpy(out, &d(0), 128 * sizeof(float));
+        return 0;
+    } catch (std::exception& e) {
+        *err = dup(e.what());
+    } catch (...) {
+        *err = dup("unknown error");
+    }
+    return -1;
+}
+
+extern "C" void chipnet_free(chipnet* n) { delete n; }

@@ -1,0 +1,32 @@
+// C interface of chip.cc: dlib's face recognition network run directly on a
+// 150x150 face chip, without detection or alignment.
+#ifndef BORDERMATCH_CHIP_H
+#define BORDERMATCH_CHIP_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct chipnet chipnet;
+
+// chipnet_new loads dlib_face_recognition_resnet_model_v1.dat from path. With
+// tfjs_input_scale set, it multiplies the first convolution's filters by
+// 256/255, which makes the network see its input as TF.js ports do (pixels
+// divided by 255 instead of dlib's 256). On failure it returns NULL and sets
+// *err (free it with free()).
+chipnet* chipnet_new(const char* path, int tfjs_input_scale, char** err);
+
+// chipnet_describe computes the 128-d descriptor of a 150x150 RGB chip
+// (rgb: 150*150*3 bytes, row major) into out. It returns 0, or -1 and sets
+// *err. Not safe for concurrent use of one chipnet.
+int chipnet_describe(chipnet* n, const uint8_t* rgb, float* out, char** err);
+
+void chipnet_free(chipnet* n);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,456 @@
+package templates
+
+import (
+	"bytes"
+	"errors"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// faces is the repository's face test data (see testdata/faces/README.md).
+const faces = "../testdata/faces"
+
+// modelsDir is where the tests find the model files: $BORDERMATCH_MODELS, or
+// the repository's models/ folder that `make models` fills.
+func modelsDir() string {
+	if d := os.Getenv("BORDERMATCH_MODELS"); d != "" {
+		return d
+	}
+	return filepath.Join("..", "models")
+}
+
+var (
+	extractorOnce sync.Once
+	extractor     *FaceExtractor
+	extractorErr  error
+)
+
+// testExtractor is one HOG extractor shared by the tests (loading the models
+// takes a second per worker).
+func testExtractor(t testing.TB) *FaceExtractor {
+	t.Helper()
+	extractorOnce.Do(func() {
+		extractor, extractorErr = NewFaceExtractor(FaceConfig{ModelsDir: modelsDir()})
+	})
+	if extractorErr != nil {
+		t.Fatalf("%v\n(the face tests need the models: run `make models`, or set BORDERMATCH_MODELS)", extractorErr)
+	}
+	return extractor
+}
+
+func read(t testing.TB, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+type extraction struct {
+	face Face
+	err  error
+}
+
+var (
+	extractedMu sync.Mutex
+	extracted   = map[string]extraction{}
+)
+
+// extractFile extracts a test photo once per test binary (TakeLargest), as
+// several tests look at the same photos.
+func extractFile(t testing.TB, path string) (Face, error) {
+	t.Helper()
+	ex := testExtractor(t)
+	extractedMu.Lock()
+	r, ok := extracted[path]
+	extractedMu.Unlock()
+	if !ok {
+		f, err := ex.Extract(read(t, path), ExtractOptions{TakeLargest: true})
+		r = extraction{f, err}
+		extractedMu.Lock()
+		extracted[path] = r
+		extractedMu.Unlock()
+	}
+	return r.face, r.err
+}
+
+func cosine(a, b []float32) float64 {
+	var dot, na, nb float64
+	for i := range a {
+		dot += float64(a[i]) * float64(b[i])
+		na += float64(a[i]) * float64(a[i])
+		nb += float64(b[i]) * float64(b[i])
+	}
+	return dot / math.Sqrt(na*nb)
+}
+
+func euclid(a, b []float32) float64 {
+	var s float64
+	for i := range a {
+		d := float64(a[i]) - float64(b[i])
+		s += d * d
+	}
+	return math.Sqrt(s)
+}
+
+func TestNewFaceExtractorMissingModels(t *testing.T) {
+	dir := t.TempDir()
+	_, err := NewFaceExtractor(FaceConfig{ModelsDir: dir})
+	if err == nil {
+		t.Fatal("no error for an empty models directory")
+	}
+	for _, want := range append([]string{"make models"}, ModelFiles...) {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not mention %q", err, want)
+		}
+	}
+	// A damaged model file is reported, not a crash.
+	for _, f := range ModelFiles {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("not a model"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := NewFaceExtractor(FaceConfig{ModelsDir: dir, Workers: 1}); err == nil || !strings.Contains(err.Error(), "make models") {
+		t.Fatalf("damaged models: got %v", err)
+	}
+}
+
+func TestExtract(t *testing.T) {
+	ex := testExtractor(t)
+	f, err := ex.Extract(read(t, faces+"/idols/jimin/5.jpg"), ExtractOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Faces != 1 || f.Box.Empty() || len(f.Landmarks) != 68 || len(f.Template.Vector) != 128 {
+		t.Fatalf("face %+v", f)
+	}
+	if f.Template.Modality != ModalityFace || f.Template.Algorithm != FaceAlgorithm {
+		t.Fatalf("template kind %v %v", f.Template.Modality, f.Template.Algorithm)
+	}
+	for _, v := range f.Template.Vector {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			t.Fatalf("descriptor is not finite: %v", f.Template.Vector)
+		}
+	}
+	q := f.Quality
+	if q.InterEyePixels < 20 || q.InterEyePixels > float64(f.Box.Dx()) || q.Sharpness <= 0 || q.FaceFraction <= 0 || q.FaceFraction > 1 {
+		t.Fatalf("quality %+v for box %v", q, f.Box)
+	}
+	for _, p := range f.Landmarks {
+		if !p.In(f.Box.Inset(-f.Box.Dx() / 2)) {
+			t.Fatalf("landmark %v far outside the face box %v", p, f.Box)
+		}
+	}
+	t.Logf("box %v inter-eye %.1f px sharpness %.1f face fraction %.3f", f.Box, q.InterEyePixels, q.Sharpness, q.FaceFraction)
+	if _, err := f.Template.MarshalBinary(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSharpness: blurring a photo lowers the sharpness measure.
+func TestSharpness(t *testing.T) {
+	img, err := jpeg.Decode(bytes.NewReader(read(t, faces+"/idols/joy/1.jpg")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	box := img.Bounds().Inset(img.Bounds().Dx() / 4)
+	sharp, err := sharpness(img, box)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 4x box downscale and back: a strong blur.
+	b := img.Bounds()
+	blurred := image.NewRGBA(b)
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			blurred.Set(x, y, img.At(x&^3, y&^3))
+		}
+	}
+	small := image.NewRGBA(b)
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			var r, g, bl uint32
+			for dy := -2; dy <= 2; dy++ {
+				for dx := -2; dx <= 2; dx++ {
+					c := color.RGBAModel.Convert(blurred.At(min(max(x+dx, b.Min.X), b.Max.X-1), min(max(y+dy, b.Min.Y), b.Max.Y-1))).(color.RGBA)
+					r, g, bl = r+uint32(c.R), g+uint32(c.G), bl+uint32(c.B)
+				}
+			}
+			small.Set(x, y, color.RGBA{uint8(r / 25), uint8(g / 25), uint8(bl / 25), 255})
+		}
+	}
+	soft, err := sharpness(small, box)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("sharpness %.1f, blurred %.1f", sharp, soft)
+	if !(soft < sharp/4) {
+		t.Fatalf("blurring did not lower the sharpness enough: %.1f -> %.1f", sharp, soft)
+	}
+	if s, err := sharpness(img, image.Rect(-100, -100, -10, -10)); s != 0 || err != nil {
+		t.Fatalf("box outside the image: %v %v", s, err)
+	}
+}
+
+func TestInterEye(t *testing.T) {
+	five := []image.Point{{100, 50}, {80, 50}, {20, 50}, {40, 50}, {60, 90}}
+	if d := interEye(five); d != 60 {
+		t.Fatalf("5-point inter-eye distance %v, want 60", d)
+	}
+	if d := interEye(nil); d != 0 {
+		t.Fatalf("no landmarks: %v", d)
+	}
+}
+
+func TestExtractErrors(t *testing.T) {
+	ex := testExtractor(t)
+	good := read(t, faces+"/idols/jimin/5.jpg")
+	tests := []struct {
+		name string
+		img  []byte
+		want error
+	}{
+		{"empty", nil, ErrImageUnreadable},
+		{"text", []byte("not an image at all"), ErrImageUnreadable},
+		{"truncated jpeg", good[:len(good)/2], ErrImageUnreadable},
+		{"jpeg header only", good[:200], ErrImageUnreadable},
+		{"png garbage", append([]byte("\x89PNG\r\n\x1a\n"), good[100:300]...), ErrImageUnreadable},
+		{"gif", gifBytes(t), ErrUnsupportedFormat},
+		{"bmp", []byte("BM\x36\x00\x0c\x00\x00\x00\x00\x00\x36\x00\x00\x00"), ErrUnsupportedFormat},
+		{"bomb", pngHeader(100000, 100000), ErrImageTooLarge},
+		{"no face", read(t, faces+"/reference/white.png"), ErrNoFace},
+		{"several faces", read(t, faces+"/reference/faces.jpg"), ErrMultipleFaces},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := ex.Extract(tt.img, ExtractOptions{})
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("got %v, want %v", err, tt.want)
+			}
+			if f.Template.Vector != nil || f.Faces != 0 {
+				t.Fatalf("an error came with a face: %+v", f)
+			}
+			t.Logf("%v", err)
+		})
+	}
+}
+
+// TestPixelLimitBeforeDecoding: a 57-byte PNG that claims 10^10 pixels is
+// refused from its header, without time or memory spent on pixels.
+func TestPixelLimitBeforeDecoding(t *testing.T) {
+	bomb := pngHeader(100000, 100000)
+	start := time.Now()
+	allocs := testing.AllocsPerRun(10, func() {
+		if _, err := decodeImage(bomb, DefaultMaxPixels); !errors.Is(err, ErrImageTooLarge) {
+			t.Fatal(err)
+		}
+	})
+	ex := testExtractor(t)
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	_, err := ex.Extract(bomb, ExtractOptions{})
+	runtime.ReadMemStats(&m1)
+	grew := m1.TotalAlloc - m0.TotalAlloc
+	if !errors.Is(err, ErrImageTooLarge) {
+		t.Fatal(err)
+	}
+	t.Logf("%d-byte bomb refused in %v, %.0f allocations, %d bytes allocated", len(bomb), time.Since(start), allocs, grew)
+	if time.Since(start) > time.Second || grew > 1<<20 {
+		t.Fatalf("the pixel limit cost %v and %d bytes: it must be checked before decoding", time.Since(start), grew)
+	}
+	// The limit is the configured one.
+	if _, err := decodeImage(read(t, faces+"/bbt/amy/1.png"), 150*150-1); !errors.Is(err, ErrImageTooLarge) {
+		t.Fatalf("150x150 with a 1000-pixel limit: %v", err)
+	}
+}
+
+// TestTakeLargest: a gate frame with several faces gives the largest one.
+func TestTakeLargest(t *testing.T) {
+	ex := testExtractor(t)
+	f, err := ex.Extract(read(t, faces+"/reference/faces.jpg"), ExtractOptions{TakeLargest: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Faces != 6 {
+		t.Fatalf("%d faces in faces.jpg, HOG finds 6", f.Faces)
+	}
+	t.Logf("faces.jpg: %d faces, largest %v", f.Faces, f.Box)
+}
+
+// TestGreyJPEG: go-face's loader reads only 3-channel JPEGs; grey
+// ones are converted.
+func TestGreyJPEG(t *testing.T) {
+	ex := testExtractor(t)
+	img, err := jpeg.Decode(bytes.NewReader(read(t, faces+"/idols/jimin/5.jpg")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	grey := image.NewGray(img.Bounds())
+	for y := img.Bounds().Min.Y; y < img.Bounds().Max.Y; y++ {
+		for x := img.Bounds().Min.X; x < img.Bounds().Max.X; x++ {
+			grey.Set(x, y, img.At(x, y))
+		}
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, grey, &jpeg.Options{Quality: 95}); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := jpeg.DecodeConfig(bytes.NewReader(buf.Bytes())); c.ColorModel != color.GrayModel {
+		t.Fatalf("test setup: not a grey JPEG")
+	}
+	f, err := ex.Extract(buf.Bytes(), ExtractOptions{})
+	if err != nil {
+		t.Fatalf("grey JPEG: %v", err)
+	}
+	colour, err := ex.Extract(read(t, faces+"/idols/jimin/5.jpg"), ExtractOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("grey vs colour version of a photo: cosine %.4f, distance %.3f", cosine(f.Template.Vector, colour.Template.Vector), euclid(f.Template.Vector, colour.Template.Vector))
+	if d := euclid(f.Template.Vector, colour.Template.Vector); d > 0.4 {
+		t.Fatalf("grey and colour photo %.3f apart", d)
+	}
+}
+
+// TestPNGMatchesJPEG: a PNG is re-encoded to JPEG for dlib; the descriptor
+// must not depend on which of the two formats a photo arrives in.
+func TestPNGMatchesJPEG(t *testing.T) {
+	ex := testExtractor(t)
+	orig := read(t, faces+"/idols/jimin/5.jpg")
+	img, err := jpeg.Decode(bytes.NewReader(orig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pngBuf bytes.Buffer
+	if err := png.Encode(&pngBuf, img); err != nil {
+		t.Fatal(err)
+	}
+	a, err := ex.Extract(orig, ExtractOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ex.Extract(pngBuf.Bytes(), ExtractOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cosine(a.Template.Vector, b.Template.Vector)
+	t.Logf("same photo as JPEG and as PNG (re-encoded at quality %d): cosine %.5f, Euclidean %.4f", pngJPEGQuality, c, euclid(a.Template.Vector, b.Template.Vector))
+	if c < 0.99 || a.Box != b.Box {
+		t.Fatalf("cosine %.4f, boxes %v %v between the JPEG and PNG of one photo", c, a.Box, b.Box)
+	}
+}
+
+// TestGenuineVsImpostor: photos of one person are nearer each other than
+// photos of different people, over the 8 x 5 face-api.js test faces (bbt/)
+// and the idols with several photos.
+func TestGenuineVsImpostor(t *testing.T) {
+	type sample struct {
+		who string
+		v   []float32
+	}
+	var ss []sample
+	for _, set := range []string{"bbt", "idols"} {
+		paths, _ := filepath.Glob(filepath.Join(faces, set, "*", "*.*g"))
+		for _, p := range paths {
+			f, err := extractFile(t, p)
+			if err != nil {
+				continue // README.md lists the photos HOG misses
+			}
+			ss = append(ss, sample{set + "/" + filepath.Base(filepath.Dir(p)), f.Template.Vector})
+		}
+	}
+	var gen, imp []float64
+	for i := range ss {
+		for j := i + 1; j < len(ss); j++ {
+			d := euclid(ss[i].v, ss[j].v)
+			if ss[i].who == ss[j].who {
+				gen = append(gen, d)
+			} else if strings.HasPrefix(ss[i].who, "bbt") == strings.HasPrefix(ss[j].who, "bbt") {
+				imp = append(imp, d)
+			}
+		}
+	}
+	sort.Float64s(gen)
+	sort.Float64s(imp)
+	mean := func(x []float64) float64 {
+		s := 0.0
+		for _, v := range x {
+			s += v
+		}
+		return s / float64(len(x))
+	}
+	below := 0
+	for _, d := range imp {
+		if d <= 0.6 {
+			below++
+		}
+	}
+	rejected := 0
+	for _, d := range gen {
+		if d > 0.6 {
+			rejected++
+		}
+	}
+	t.Logf("%d samples: %d genuine pairs, distance mean %.3f max %.3f; %d impostor pairs, mean %.3f min %.3f", len(ss), len(gen), mean(gen), gen[len(gen)-1], len(imp), mean(imp), imp[0])
+	t.Logf("at dlib's 0.6 threshold: %d/%d genuine pairs rejected, %d/%d impostor pairs accepted", rejected, len(gen), below, len(imp))
+	if len(gen) < 50 || !(mean(gen) < mean(imp)-0.15) {
+		t.Fatalf("genuine pairs are not clearly nearer than impostor pairs")
+	}
+	// One fixed pair, the way an operator would check it.
+	s1, err1 := extractFile(t, faces+"/bbt/sheldon/2.png")
+	s2, err2 := extractFile(t, faces+"/bbt/sheldon/3.png")
+	l1, err3 := extractFile(t, faces+"/bbt/leonard/2.png")
+	if err := errors.Join(err1, err2, err3); err != nil {
+		t.Fatal(err)
+	}
+	g, i := euclid(s1.Template.Vector, s2.Template.Vector), euclid(s1.Template.Vector, l1.Template.Vector)
+	t.Logf("sheldon/2-sheldon/3 %.3f, sheldon/2-leonard/2 %.3f", g, i)
+	if !(g < 0.6 && i > 0.6) {
+		t.Fatalf("genuine pair %.3f, impostor pair %.3f", g, i)
+	}
+}
+
+func TestCloseThenExtract(t *testing.T) {
+	ex, err := NewFaceExtractor(FaceConfig{ModelsDir: modelsDir(), Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex.Close()
+	ex.Close()
+	if _, err := ex.Extract(read(t, faces+"/idols/jimin/5.jpg"), ExtractOptions{}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("after Close: %v", err)
+	}
+}
+
+// BenchmarkExtract measures one extraction (decode, HOG detection,
+// landmarks, alignment, descriptor, quality) per photo.
+func BenchmarkExtract(b *testing.B) {
+	ex := testExtractor(b)
+	for _, p := range []string{"idols/jimin/5.jpg", "idols/chaeyeon/2.jpg", "bbt/amy/1.png"} {
+		img := read(b, filepath.Join(faces, p))
+		c, _, err := image.DecodeConfig(bytes.NewReader(img))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(strings.ReplaceAll(p, "/", "_"), func(b *testing.B) {
+			b.ReportMetric(float64(c.Width*c.Height)/1e6, "MP")
+			for b.Loop() {
+				if _, err := ex.Extract(img, ExtractOptions{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,141 @@
+package templates
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+	"image/draw"
+	"image/jpeg"
+	"image/png"
+)
+
+// Errors about a sample image. They describe the sample, not the system: a
+// server answers them with InvalidArgument (or ResourceExhausted for
+// ErrImageTooLarge), a benchmark counts them as failures to enrol or acquire.
+var (
+	ErrImageUnreadable   = errors.New("image is unreadable")
+	ErrUnsupportedFormat = errors.New("image format is not supported (use JPEG or PNG)")
+	ErrImageTooLarge     = errors.New("image is too large")
+	ErrNoFace            = errors.New("no face found")
+	ErrMultipleFaces     = errors.New("several faces found")
+)
+
+// DefaultMaxPixels bounds the images a FaceExtractor decodes: 40 MP is more
+// than any gate camera or passport scan delivers, and a decoded 40 MP RGB
+// image already takes 120 MB.
+const DefaultMaxPixels = 40_000_000
+
+// format sniffs an image format from its first bytes. It names formats we
+// refuse too, so the error can say what was sent.
+func format(b []byte) string {
+	switch {
+	case bytes.HasPrefix(b, []byte("\xff\xd8\xff")):
+		return "jpeg"
+	case bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")):
+		return "png"
+	case bytes.HasPrefix(b, []byte("GIF87a")), bytes.HasPrefix(b, []byte("GIF89a")):
+		return "gif"
+	case bytes.HasPrefix(b, []byte("BM")):
+		return "bmp"
+	case bytes.HasPrefix(b, []byte("II*\x00")), bytes.HasPrefix(b, []byte("MM\x00*")):
+		return "tiff"
+	case len(b) >= 12 && string(b[:4]) == "RIFF" && string(b[8:12]) == "WEBP":
+		return "webp"
+	case bytes.HasPrefix(b, []byte("\x00\x00\x00\x0cjP  ")), bytes.HasPrefix(b, []byte("\xff\x4f\xff\x51")):
+		return "jpeg2000"
+	}
+	return ""
+}
+
+// pngJPEGQuality is the JPEG quality at which PNGs (and JPEGs dlib's loader
+// cannot read) are re-encoded for dlib. At 100 the descriptor of a 150x150
+// chip moves by a cosine distance of about 1e-4 (TestPNGReencoding).
+const pngJPEGQuality = 100
+
+// decoded is a checked, fully decoded sample image.
+type decoded struct {
+	img       image.Image
+	jpeg      []byte // the image as a 3-channel JPEG, which is what go-face reads
+	reencoded bool   // jpeg was made here, not sent by the caller
+}
+
+// decodeImage checks and decodes a JPEG or PNG. The pixel limit is checked
+// from the header, before any pixel is decoded, so a small file that claims
+// to be a huge image (a decompression bomb) costs nothing.
+func decodeImage(b []byte, maxPixels int) (decoded, error) {
+	if maxPixels <= 0 {
+		maxPixels = DefaultMaxPixels
+	}
+	if len(b) == 0 {
+		return decoded{}, fmt.Errorf("%w: no bytes", ErrImageUnreadable)
+	}
+	f := format(b)
+	switch f {
+	case "jpeg", "png":
+	case "":
+		return decoded{}, fmt.Errorf("%w: not a JPEG or PNG file", ErrImageUnreadable)
+	default:
+		return decoded{}, fmt.Errorf("%w: got %s", ErrUnsupportedFormat, f)
+	}
+	var cfg image.Config
+	var err error
+	if f == "jpeg" {
+		cfg, err = jpeg.DecodeConfig(bytes.NewReader(b))
+	} else {
+		cfg, err = png.DecodeConfig(bytes.NewReader(b))
+	}
+	if err != nil {
+		return decoded{}, fmt.Errorf("%w: %s header: %v", ErrImageUnreadable, f, err)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 {
+		return decoded{}, fmt.Errorf("%w: %dx%d pixels", ErrImageUnreadable, cfg.Width, cfg.Height)
+	}
+	if int64(cfg.Width)*int64(cfg.Height) > int64(maxPixels) {
+		return decoded{}, fmt.Errorf("%w: %dx%d pixels, the limit is %d", ErrImageTooLarge, cfg.Width, cfg.Height, maxPixels)
+	}
+	if f == "png" && (cfg.Width > 65535 || cfg.Height > 65535) {
+		// dlib gets a JPEG, which cannot be wider or taller than that.
+		return decoded{}, fmt.Errorf("%w: %dx%d pixels, the limit is 65535 on a side", ErrImageTooLarge, cfg.Width, cfg.Height)
+	}
+	var img image.Image
+	if f == "jpeg" {
+		img, err = jpeg.Decode(bytes.NewReader(b))
+	} else {
+		img, err = png.Decode(bytes.NewReader(b))
+	}
+	if err != nil {
+		// Truncated or corrupt data: refuse it rather than let a lenient
+		// decoder fill the missing part with grey.
+		return decoded{}, fmt.Errorf("%w: %s: %v", ErrImageUnreadable, f, err)
+	}
+	d := decoded{img: img, jpeg: b}
+	// go-face reads only 3-channel JPEGs: re-encode PNGs and grey or CMYK
+	// JPEGs.
+	if _, ycc := img.(*image.YCbCr); f == "png" || !ycc {
+		if d.jpeg, err = encodeJPEG(img); err != nil {
+			return decoded{}, err
+		}
+		d.reencoded = true
+	}
+	return d, nil
+}
+
+// encodeJPEG encodes img as a 3-channel JPEG at pngJPEGQuality. Alpha is
+// composited onto black, as dlib's own PNG loader does.
+func encodeJPEG(img image.Image) ([]byte, error) {
+	src := img
+	switch img.(type) {
+	case *image.YCbCr, *image.RGBA:
+	default:
+		// Go's encoder writes *image.Gray as a 1-channel JPEG.
+		rgba := image.NewRGBA(img.Bounds())
+		draw.Draw(rgba, rgba.Bounds(), img, img.Bounds().Min, draw.Src)
+		src = rgba
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, src, &jpeg.Options{Quality: pngJPEGQuality}); err != nil {
+		return nil, fmt.Errorf("templates: re-encoding as JPEG: %w", err)
+	}
+	return buf.Bytes(), nil
+}

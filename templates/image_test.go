@@ -1,0 +1,152 @@
+package templates
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"image"
+	"image/color"
+	"image/gif"
+	"image/jpeg"
+	"image/png"
+	"testing"
+)
+
+func gifBytes(t testing.TB) []byte {
+	var b bytes.Buffer
+	if err := gif.Encode(&b, image.NewGray(image.Rect(0, 0, 8, 8)), nil); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// pngHeader is the start of a PNG whose IHDR claims w x h RGB pixels, with
+// no pixel data.
+func pngHeader(w, h uint32) []byte {
+	ihdr := []byte("IHDR")
+	ihdr = binary.BigEndian.AppendUint32(ihdr, w)
+	ihdr = binary.BigEndian.AppendUint32(ihdr, h)
+	ihdr = append(ihdr, 8, 2, 0, 0, 0)
+	b := append([]byte("\x89PNG\r\n\x1a\n\x00\x00\x00\x0d"), ihdr...)
+	return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(ihdr))
+}
+
+// jpegHeader is the start of a baseline JPEG claiming w x h pixels.
+func jpegHeader(w, h uint16) []byte {
+	b := []byte{0xff, 0xd8, 0xff, 0xc0, 0x00, 0x11, 8}
+	b = binary.BigEndian.AppendUint16(b, h)
+	b = binary.BigEndian.AppendUint16(b, w)
+	return append(b, 3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1)
+}
+
+func encoded(t testing.TB, img image.Image, asPNG bool) []byte {
+	var b bytes.Buffer
+	var err error
+	if asPNG {
+		err = png.Encode(&b, img)
+	} else {
+		err = jpeg.Encode(&b, img, nil)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+func TestDecodeImage(t *testing.T) {
+	rgb := image.NewRGBA(image.Rect(0, 0, 40, 30))
+	for i := range rgb.Pix {
+		rgb.Pix[i] = uint8(i * 7)
+	}
+	grey := image.NewGray(image.Rect(0, 0, 40, 30))
+	for _, tc := range []struct {
+		name      string
+		b         []byte
+		reencoded bool
+	}{
+		{"colour jpeg", encoded(t, rgb, false), false},
+		{"grey jpeg", encoded(t, grey, false), true},
+		{"png", encoded(t, rgb, true), true},
+		{"grey png", encoded(t, grey, true), true},
+	} {
+		d, err := decodeImage(tc.b, 0)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if d.img.Bounds() != rgb.Bounds() || d.reencoded != tc.reencoded {
+			t.Fatalf("%s: bounds %v, re-encoded %v", tc.name, d.img.Bounds(), d.reencoded)
+		}
+		// What goes to dlib is always a 3-channel JPEG.
+		img, err := jpeg.Decode(bytes.NewReader(d.jpeg))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if _, ok := img.(*image.YCbCr); !ok {
+			t.Fatalf("%s: dlib would get a %T JPEG", tc.name, img)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		want error
+	}{
+		{"jpeg bomb", jpegHeader(65000, 65000), ErrImageTooLarge},
+		{"png bomb", pngHeader(1<<31-1, 1<<31-1), ErrImageTooLarge},
+		{"png zero width", pngHeader(0, 10), ErrImageUnreadable},
+		{"jpeg header, no data", jpegHeader(100, 100), ErrImageUnreadable},
+		{"gif", gifBytes(t), ErrUnsupportedFormat},
+		{"webp", []byte("RIFF\x00\x00\x00\x00WEBPVP8 "), ErrUnsupportedFormat},
+		{"tiff", []byte("II*\x00\x08\x00\x00\x00"), ErrUnsupportedFormat},
+		{"html", []byte("<html>"), ErrImageUnreadable},
+	} {
+		if _, err := decodeImage(tc.b, DefaultMaxPixels); !errors.Is(err, tc.want) {
+			t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	// Transparent pixels go onto black.
+	clear := image.NewNRGBA(image.Rect(0, 0, 8, 8))
+	clear.Set(1, 1, color.NRGBA{255, 255, 255, 0})
+	d, err := decodeImage(encoded(t, clear, true), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _ := jpeg.Decode(bytes.NewReader(d.jpeg))
+	if r, g, b, _ := img.At(1, 1).RGBA(); r+g+b > 3*0x0800 {
+		t.Fatalf("a transparent white pixel became %v", img.At(1, 1))
+	}
+}
+
+// FuzzDecodeImage: the decoding front sees untrusted bytes from the network
+// and must answer every input with an image or one of its errors, never a
+// panic.
+func FuzzDecodeImage(f *testing.F) {
+	rgb := image.NewRGBA(image.Rect(0, 0, 16, 12))
+	for i := range rgb.Pix {
+		rgb.Pix[i] = uint8(i * 13)
+	}
+	j := encoded(f, rgb, false)
+	p := encoded(f, rgb, true)
+	for _, seed := range [][]byte{j, p, j[:len(j)/2], p[:len(p)/2], encoded(f, image.NewGray(rgb.Rect), false),
+		pngHeader(100000, 100000), pngHeader(16, 12), jpegHeader(65000, 65000), jpegHeader(16, 12), gifBytes(f), nil, []byte("\xff\xd8\xff")} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		const limit = 1 << 20 // keeps the fuzzer's memory use small
+		d, err := decodeImage(b, limit)
+		if err != nil {
+			for _, want := range []error{ErrImageUnreadable, ErrUnsupportedFormat, ErrImageTooLarge} {
+				if errors.Is(err, want) {
+					return
+				}
+			}
+			t.Fatalf("unexpected error kind: %v", err)
+		}
+		if d.img == nil || len(d.jpeg) == 0 {
+			t.Fatalf("no image and no error")
+		}
+		if n := d.img.Bounds().Dx() * d.img.Bounds().Dy(); n > limit || n <= 0 {
+			t.Fatalf("decoded %v past the %d pixel limit", d.img.Bounds(), limit)
+		}
+	})
+}
