@@ -50,7 +50,7 @@ func TestSearchBasics(t *testing.T) {
 	add("b", []float32{0, 1, 0}, "blue")
 	add("c", []float32{1, 1, 0}, "red", "blue")
 	add("a", []float32{0, 0, 5}) // a second template of a, not normalised
-	add("d", []float32{0, 1, 0})  // ties with b
+	add("d", []float32{0, 1, 0}) // ties with b
 
 	tests := []struct {
 		name  string

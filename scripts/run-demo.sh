@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 LISTEN=${BORDERMATCH_LISTEN:-127.0.0.1:50051}
 export BORDERMATCH_SERVER=$LISTEN
 SAMPLE=testdata/watchlist
-PROBE=testdata/faces/idols/tzuyu/2.jpg   # tzuyu is enrolled with another photo (tzuyu/1.jpg)
+PROBE=testdata/faces/bbt/sheldon/3.png   # sheldon is enrolled with another photo (bbt/sheldon/1.png)
 
 bin/matchd --listen "$LISTEN" --data "${BORDERMATCH_DATA:-./data}" --models "${BORDERMATCH_MODELS:-./models}" &
 pid=$!

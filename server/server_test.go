@@ -34,7 +34,7 @@ const (
 	faces     = "../testdata/faces"
 	enrolA    = faces + "/idols/tzuyu/1.jpg"
 	probeA    = faces + "/idols/tzuyu/2.jpg"
-	enrolB    = "../testdata/watchlist/sheldon/1.png" // a cast photo on a padded canvas
+	enrolB    = faces + "/bbt/sheldon/1.png"
 	noFace    = faces + "/reference/white.png"
 	groupShot = faces + "/reference/faces.jpg"
 )

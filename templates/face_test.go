@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -445,12 +446,47 @@ func BenchmarkExtract(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Run(strings.ReplaceAll(p, "/", "_"), func(b *testing.B) {
-			b.ReportMetric(float64(c.Width*c.Height)/1e6, "MP")
 			for b.Loop() {
 				if _, err := ex.Extract(img, ExtractOptions{}); err != nil {
 					b.Fatal(err)
 				}
 			}
+			b.ReportMetric(float64(c.Width*c.Height)/1e6, "MP")
 		})
+	}
+}
+
+// TestFacesREADME checks the HOG column of testdata/faces/README.md, which
+// the demo watchlist is chosen from, against the extractor.
+func TestFacesREADME(t *testing.T) {
+	rows := 0
+	for _, line := range strings.Split(string(read(t, filepath.Join(faces, "README.md"))), "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) < 8 || !strings.HasPrefix(strings.TrimSpace(cells[1]), "`") {
+			continue
+		}
+		rows++
+		photo := strings.Trim(strings.TrimSpace(cells[1]), "`")
+		want := strings.TrimSpace(cells[4])
+		f, err := extractFile(t, filepath.Join(faces, photo))
+		got := "0"
+		switch {
+		case err == nil:
+			got = strconv.Itoa(f.Faces)
+		case !errors.Is(err, ErrNoFace):
+			t.Errorf("%s: %v", photo, err)
+			continue
+		}
+		if got != want {
+			t.Errorf("%s: HOG finds %s faces, README.md says %s", photo, got, want)
+		}
+	}
+	photos := 0
+	for _, g := range []string{"*/*.png", "*/*.jpg", "*/*/*.png", "*/*/*.jpg"} {
+		m, _ := filepath.Glob(filepath.Join(faces, g))
+		photos += len(m)
+	}
+	if rows != photos {
+		t.Errorf("README.md lists %d photos, testdata/faces holds %d", rows, photos)
 	}
 }

@@ -2,6 +2,7 @@ package templates
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"image"
@@ -77,6 +78,14 @@ func decodeImage(b []byte, maxPixels int) (decoded, error) {
 		return decoded{}, fmt.Errorf("%w: not a JPEG or PNG file", ErrImageUnreadable)
 	default:
 		return decoded{}, fmt.Errorf("%w: got %s", ErrUnsupportedFormat, f)
+	}
+	// A PNG starts with its IHDR chunk: refuse huge dimensions even where
+	// the decoder would call them an overflow.
+	if f == "png" && len(b) >= 24 && string(b[12:16]) == "IHDR" {
+		w, h := binary.BigEndian.Uint32(b[16:20]), binary.BigEndian.Uint32(b[20:24])
+		if uint64(w)*uint64(h) > uint64(maxPixels) {
+			return decoded{}, fmt.Errorf("%w: %dx%d pixels, the limit is %d", ErrImageTooLarge, w, h, maxPixels)
+		}
 	}
 	var cfg image.Config
 	var err error

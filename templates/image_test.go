@@ -32,9 +32,11 @@ func pngHeader(w, h uint32) []byte {
 	return binary.BigEndian.AppendUint32(b, crc32.ChecksumIEEE(ihdr))
 }
 
-// jpegHeader is the start of a baseline JPEG claiming w x h pixels.
+// jpegHeader is the start of a baseline JFIF JPEG claiming w x h pixels,
+// with no pixel data.
 func jpegHeader(w, h uint16) []byte {
-	b := []byte{0xff, 0xd8, 0xff, 0xc0, 0x00, 0x11, 8}
+	b := []byte{0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 'J', 'F', 'I', 'F', 0, 1, 1, 0, 0, 1, 0, 1, 0, 0}
+	b = append(b, 0xff, 0xc0, 0x00, 0x11, 8)
 	b = binary.BigEndian.AppendUint16(b, h)
 	b = binary.BigEndian.AppendUint16(b, w)
 	return append(b, 3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1)
