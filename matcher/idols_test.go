@@ -1,43 +1,24 @@
 package matcher
 
 import (
-	"encoding/base64"
-	"encoding/binary"
-	"encoding/json"
 	"math"
-	"os"
 	"sort"
 	"testing"
+
+	idolsjson "github.com/bordermatch/bordermatch/internal/idols"
 )
 
 // idols loads real face descriptors computed by dlib's original model
 // (go-face's test fixture): 1,286 descriptors of 552 people.
 func idols(t testing.TB) (ids []string, vecs [][]float32) {
 	t.Helper()
-	b, err := os.ReadFile("../testdata/faces/idols/idols.json")
+	faces, err := idolsjson.Load("../testdata/faces/idols/idols.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var doc struct {
-		Faces []struct {
-			IdolID     string `json:"idol_id"`
-			Descriptor string `json:"descriptor"`
-		} `json:"faces"`
-	}
-	if err := json.Unmarshal(b, &doc); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range doc.Faces {
-		raw, err := base64.StdEncoding.DecodeString(f.Descriptor)
-		if err != nil || len(raw) != 512 {
-			t.Fatalf("descriptor: %v", err)
-		}
-		v := make([]float32, 128)
-		for i := range v {
-			v[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-		}
-		ids = append(ids, f.IdolID)
-		vecs = append(vecs, v)
+	for _, f := range faces {
+		ids = append(ids, f.Person.ID)
+		vecs = append(vecs, f.Descriptor)
 	}
 	return ids, vecs
 }

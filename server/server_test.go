@@ -2,9 +2,7 @@ package server
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"hash/crc32"
 	"math"
@@ -22,6 +20,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/bordermatch/bordermatch/internal/idols"
 	"github.com/bordermatch/bordermatch/matcher"
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
 	"github.com/bordermatch/bordermatch/store"
@@ -342,34 +341,17 @@ func pngHeader(w, h uint32) []byte {
 }
 
 // idolsGallery reads real face descriptors computed by dlib's original model.
-func idolsGallery(t testing.TB) (vecs [][]float32, ids []int) {
+func idolsGallery(t testing.TB) [][]float32 {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(faces, "idols", "idols.json"))
+	faces, err := idols.Load(filepath.Join(faces, "idols", "idols.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var doc struct {
-		Faces []struct {
-			ID         int    `json:"id"`
-			Descriptor string `json:"descriptor"`
-		} `json:"faces"`
+	vecs := make([][]float32, len(faces))
+	for i, f := range faces {
+		vecs[i] = f.Descriptor
 	}
-	if err := json.Unmarshal(b, &doc); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range doc.Faces {
-		raw, err := base64.StdEncoding.DecodeString(f.Descriptor)
-		if err != nil || len(raw) != 512 {
-			t.Fatalf("descriptor: %v (%d bytes)", err, len(raw))
-		}
-		v := make([]float32, 128)
-		for i := range v {
-			v[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-		}
-		vecs = append(vecs, v)
-		ids = append(ids, f.ID)
-	}
-	return vecs, ids
+	return vecs
 }
 
 // TestConcurrentEnrollIdentify enrols real descriptors (as templates) from
@@ -377,7 +359,7 @@ func idolsGallery(t testing.TB) (vecs [][]float32, ids []int) {
 func TestConcurrentEnrollIdentify(t *testing.T) {
 	ts := startServer(t, t.TempDir())
 	ctx := context.Background()
-	vecs, _ := idolsGallery(t)
+	vecs := idolsGallery(t)
 	vecs = vecs[:200]
 	tpl := func(i int) *pb.Sample {
 		return templateSample(t, templates.Template{Modality: templates.ModalityFace, Algorithm: templates.FaceAlgorithm, Vector: vecs[i]})
@@ -453,7 +435,7 @@ func TestHealthAndConcurrentSameID(t *testing.T) {
 	if err != nil || h.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("health: %v %v", h, err)
 	}
-	vecs, _ := idolsGallery(t)
+	vecs := idolsGallery(t)
 	s := templateSample(t, templates.Template{Modality: templates.ModalityFace, Algorithm: templates.FaceAlgorithm, Vector: vecs[0]})
 	var wg sync.WaitGroup
 	codesSeen := make(chan codes.Code, 8)

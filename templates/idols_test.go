@@ -1,14 +1,13 @@
 package templates
 
 import (
-	"encoding/base64"
-	"encoding/binary"
-	"encoding/json"
 	"math"
 	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/bordermatch/bordermatch/internal/idols"
 )
 
 // gallery is idols.json (go-face's test fixture): 1,286 descriptors of 552
@@ -21,40 +20,14 @@ type gallery struct {
 
 func loadGallery(t testing.TB) gallery {
 	t.Helper()
-	var doc struct {
-		Idols []struct {
-			ID   string `json:"id"`
-			Name string `json:"name"`
-			Band string `json:"band_name"`
-		} `json:"idols"`
-		Faces []struct {
-			IdolID     string `json:"idol_id"`
-			Descriptor string `json:"descriptor"`
-		} `json:"faces"`
-	}
-	if err := json.Unmarshal(read(t, filepath.Join(faces, "idols", "idols.json")), &doc); err != nil {
+	faces, err := idols.Load(filepath.Join(faces, "idols", "idols.json"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	byID := map[string]string{}
-	for _, i := range doc.Idols {
-		byID[i.ID] = i.Name + ", " + i.Band
-	}
 	var g gallery
-	for _, f := range doc.Faces {
-		raw, err := base64.StdEncoding.DecodeString(f.Descriptor)
-		if err != nil || len(raw) != 512 {
-			t.Fatalf("idols.json descriptor of %s: %d bytes, %v", f.IdolID, len(raw), err)
-		}
-		v := make([]float32, 128)
-		for i := range v {
-			v[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
-		}
-		name, ok := byID[f.IdolID]
-		if !ok {
-			t.Fatalf("idols.json: face of unknown idol %s", f.IdolID)
-		}
-		g.names = append(g.names, name)
-		g.vecs = append(g.vecs, v)
+	for _, f := range faces {
+		g.names = append(g.names, f.Person.Label())
+		g.vecs = append(g.vecs, f.Descriptor)
 	}
 	if len(g.vecs) != 1286 {
 		t.Fatalf("idols.json has %d descriptors, want 1286", len(g.vecs))
