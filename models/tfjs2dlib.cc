@@ -10,6 +10,8 @@
 // usage: tfjs2dlib WEIGHTS (reads WEIGHTS.txt and WEIGHTS.f32) OUT.dat
 //        tfjs2dlib --describe MODEL.dat CHIP.png   (prints the descriptor of a 150x150 chip)
 #include <dlib/dnn.h>
+
+#include "dlibnet.h"
 #include <dlib/image_io.h>
 
 #include <algorithm>
@@ -23,37 +25,9 @@
 
 using namespace dlib;
 
-// The network, spelled as in go-face's facerec.cc and dlib's
-// dnn_face_recognition_ex.cpp, with the normalisation layer a template
-// parameter so it can be built with bn_con and with affine.
-template <template <int, template <typename> class, int, typename> class block, int N,
-          template <typename> class BN, typename SUBNET>
-using residual = add_prev1<block<N, BN, 1, tag1<SUBNET>>>;
-
-template <template <int, template <typename> class, int, typename> class block, int N,
-          template <typename> class BN, typename SUBNET>
-using residual_down = add_prev2<avg_pool<2, 2, 2, 2, skip1<tag2<block<N, BN, 2, tag1<SUBNET>>>>>>;
-
-template <int N, template <typename> class BN, int stride, typename SUBNET>
-using block = BN<con<N, 3, 3, 1, 1, relu<BN<con<N, 3, 3, stride, stride, SUBNET>>>>>;
-
-template <template <typename> class BN>
-struct arch {
-    template <int N, typename SUBNET> using res = relu<residual<block, N, BN, SUBNET>>;
-    template <int N, typename SUBNET> using res_down = relu<residual_down<block, N, BN, SUBNET>>;
-    template <typename SUBNET> using level0 = res_down<256, SUBNET>;
-    template <typename SUBNET> using level1 = res<256, res<256, res_down<256, SUBNET>>>;
-    template <typename SUBNET> using level2 = res<128, res<128, res_down<128, SUBNET>>>;
-    template <typename SUBNET> using level3 = res<64, res<64, res<64, res_down<64, SUBNET>>>>;
-    template <typename SUBNET> using level4 = res<32, res<32, res<32, SUBNET>>>;
-    using net = loss_metric<fc_no_bias<128, avg_pool_everything<
-        level0<level1<level2<level3<level4<
-        max_pool<3, 3, 2, 2, relu<BN<con<32, 7, 7, 2, 2,
-        input_rgb_image_sized<150>>>>>>>>>>>>>;
-};
-
-using bn_net_type = arch<bn_con>::net;
-using anet_type = arch<affine>::net;
+// The network, defined once for this program and the templates package.
+using bordermatch::anet_type;
+using bordermatch::bn_net_type;
 
 // One learnable layer, in input-to-output order.
 struct slot {
