@@ -1,253 +1,352 @@
-// Package matcher is the in-memory 1:N index: every template vector of one
-// modality in one contiguous slab, searched exactly (every vector scored) on
-// all cores. Badger, through package store, is the source of truth; the
-// server rebuilds an Index from it at start and keeps the two in step.
+// Package matcher is the in-memory 1:N index of biometric templates: every
+// vector of one modality in one contiguous slab, searched exactly (every
+// vector scored) on all cores.
+//
+// The index is a cache, not a store. Badger, through package store, is the
+// source of truth; the server keeps one Index per modality, loads it from
+// the store at start and applies every enrolment and deletion to both.
+//
+// The search is exact rather than approximate (graph or quantised indexes):
+// at border-control gallery sizes, up to a few million templates, a scan of
+// 128-dimensional vectors takes tens of milliseconds, and an exact scan
+// gives the same candidate list whatever order the gallery was loaded in,
+// which an officer or an auditor can rely on.
 package matcher
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"math"
 	"math/bits"
 	"runtime"
-	"sort"
+	"slices"
 	"sync"
 )
 
 var (
-	// ErrDimension: a vector's length differs from the index's.
+	// ErrDimension: a vector's length differs from the index's dimension.
 	ErrDimension = errors.New("matcher: wrong vector dimension")
-	// ErrBadVector: a vector is zero or holds NaN or Inf.
+	// ErrBadVector: a vector is all zeros or holds NaN or Inf, so it has no
+	// direction to compare.
 	ErrBadVector = errors.New("matcher: vector is zero or not finite")
 	// ErrEmptyID: an entry has no subject id.
 	ErrEmptyID = errors.New("matcher: empty subject id")
 )
 
-// Entry is one template vector of a subject. A subject enrolled with several
-// photos has several entries.
-type Entry struct {
-	SubjectID  string
-	Vector     []float32
-	Watchlists []string
-}
+// defaultK is the number of hits Search returns when SearchOptions.K <= 0.
+const defaultK = 10
 
-// Hit is a search result: a subject and its best score.
-type Hit struct {
-	SubjectID string
-	Score     float32 // cosine similarity, -1..1
-}
-
-// SearchOptions configure Search.
-type SearchOptions struct {
-	// K is how many subjects to return; <= 0 means 10.
-	K int
-	// Watchlists restricts the search to subjects on at least one of these
-	// lists. A list nobody is on matches nothing. Empty: search everyone.
-	Watchlists []string
-}
-
-// parallelRows is the index size from which a search is split across cores:
-// below it, starting goroutines costs more than scoring.
+// parallelRows is the index size from which a search is split across
+// cores: below it, starting goroutines costs more than it saves. A worker
+// gets at least parallelRows/4 rows.
 const parallelRows = 16 << 10
 
-// Index is an exact cosine-similarity index. Vectors are stored L2-normalised
-// in one slab, row i at slab[i*dim:(i+1)*dim], so a score is a dot product
-// and a scan streams memory in order.
+// Entry is one template vector of a subject. A subject enrolled with
+// several photos has several entries, all with the same SubjectID.
+type Entry struct {
+	SubjectID string
+	// Vector has the index's dimension. It need not be normalised: the
+	// index stores it scaled to unit length.
+	Vector []float32
+	// Watchlists the subject is on. Membership belongs to the subject, not
+	// to one vector: a subject is on the union of the lists of its entries,
+	// and every one of its vectors is searched when a list is requested.
+	Watchlists []string
+}
+
+// Hit is a search result: a subject and its best score over its vectors.
+type Hit struct {
+	SubjectID string
+	Score     float32 // cosine similarity, in [-1, 1]
+}
+
+// SearchOptions configure Search. The zero value asks for the best 10
+// subjects of the whole index.
+type SearchOptions struct {
+	// K is how many subjects to return at most; <= 0 means 10. Meant to be
+	// small (the server caps it at 100): each worker keeps K candidates
+	// and finds a subject among them by a linear scan.
+	K int
+	// Watchlists restricts the search to subjects on at least one of these
+	// lists. A list nobody is on matches nothing (it is not an error: a
+	// list empties when its last subject is removed). Empty: everyone.
+	Watchlists []string
+	// MinScore, when HasMinScore is set, drops hits scoring below it (a hit
+	// scoring exactly MinScore is kept). A flag rather than a magic value so
+	// that the zero SearchOptions means "no floor" and a floor of 0 is still
+	// expressible. The floor also speeds the scan up: fewer rows compete.
+	MinScore    float32
+	HasMinScore bool
+}
+
+// Index is an exact cosine-similarity index over vectors of one dimension.
 //
-// Concurrency: Search holds a read lock for its scan; Add and Remove hold the
-// write lock only for an O(dim) copy. A search therefore never sees a
-// half-written row, and a writer waits at most one scan (milliseconds at a
-// million rows) — a price paid so the scan needs no per-row synchronisation.
+// Layout: the vectors are stored L2-normalised in one slab, row i at
+// slab[i*dim:(i+1)*dim], so a score is a dot product and a scan streams
+// memory in order. slots[i] says whose row i is. Removing a row moves the
+// last row into the hole, so the slab stays dense and row numbers stay
+// small enough for the watchlist bitmaps.
+//
+// Concurrency: all methods are safe for concurrent use. Search and Verify
+// hold a read lock for their whole scan, so they never see a half-written
+// row and the scan needs no per-row synchronisation. Writers (Add, Remove)
+// are serialised by a mutex of their own and do their slow part — growing
+// the slab, which copies it — outside the read-write lock, while searches
+// go on; they hold the write lock only for the O(dim) copy of one row and
+// its bookkeeping. The price: a writer waits for the searches in flight to
+// finish (a few milliseconds at a million rows), and searches that start
+// meanwhile queue behind it, so a burst of writes adds up to one scan time
+// to search latency. Copy-on-write snapshots would remove the wait but
+// double the memory held during a write; not worth it at this write rate.
 type Index struct {
 	dim int
 
-	mu       sync.RWMutex
+	wmu sync.Mutex // serialises writers; held for the whole of Add and Remove
+
+	mu       sync.RWMutex // guards everything below
 	slab     []float32
-	rows     []int32           // row -> subject number
-	subjects []string          // subject number -> id ("" when free)
-	byID     map[string]int32  // id -> subject number
-	rowsOf   map[int32][]int32 // subject number -> its rows
-	free     []int32           // reusable subject numbers
-	lists    map[string]*listBits
+	slots    []slot
+	subjects []subject        // by subject number; id "" marks a free number
+	byID     map[string]int32 // subject id -> subject number
+	free     []int32          // subject numbers to reuse
+	lists    map[string]*list
+
+	scratch sync.Pool // *scratch, per-query buffers
 }
 
-// listBits is a watchlist's membership: a bitmap over rows, and a count of
-// its subjects.
-type listBits struct {
-	rows     []uint64
-	subjects map[int32]struct{}
+// slot is the metadata of one row.
+type slot struct {
+	subject int32 // index in Index.subjects
 }
 
-// NewIndex returns an empty index of dim-dimensional vectors.
+// subject is one enrolled person: their rows and their watchlists.
+type subject struct {
+	id    string
+	rows  []int32
+	lists []*list
+}
+
+// list is one watchlist: a bitmap over rows (bit r set when row r belongs
+// to a subject on the list) and the number of its subjects.
+type list struct {
+	name     string
+	bits     []uint64
+	subjects int
+}
+
+func (l *list) set(r int32) {
+	w := int(r >> 6)
+	if w >= len(l.bits) {
+		l.bits = append(l.bits, make([]uint64, w+1-len(l.bits))...)
+	}
+	l.bits[w] |= 1 << (r & 63)
+}
+
+func (l *list) clear(r int32) {
+	if w := int(r >> 6); w < len(l.bits) {
+		l.bits[w] &^= 1 << (r & 63)
+	}
+}
+
+// scratch holds one query's buffers, recycled through Index.scratch so a
+// search allocates little more than its result.
+type scratch struct {
+	q      []float32 // the normalised probe
+	filter []uint64  // the OR of the requested watchlists
+	tops   []topK    // one per worker
+}
+
+// NewIndex returns an empty index of dim-dimensional vectors. It panics if
+// dim is not positive: that is a programming error, not a data error.
 func NewIndex(dim int) *Index {
 	if dim <= 0 {
 		panic("matcher: dimension must be positive")
 	}
-	return &Index{dim: dim, byID: map[string]int32{}, rowsOf: map[int32][]int32{}, lists: map[string]*listBits{}}
+	ix := &Index{dim: dim, byID: map[string]int32{}, lists: map[string]*list{}}
+	ix.scratch.New = func() any { return &scratch{q: make([]float32, dim)} }
+	return ix
 }
 
 // Dim is the vector dimension.
 func (ix *Index) Dim() int { return ix.dim }
 
-// normalise returns v / |v|, checking dimension and finiteness.
-func (ix *Index) normalise(v []float32, dst []float32) error {
+// invNorm checks v and returns 1/|v|, computed in float64 so that neither
+// tiny nor huge components lose the direction.
+func (ix *Index) invNorm(v []float32) (float64, error) {
 	if len(v) != ix.dim {
-		return fmt.Errorf("%w: %d, index has %d", ErrDimension, len(v), ix.dim)
+		return 0, fmt.Errorf("%w: got %d, index has %d", ErrDimension, len(v), ix.dim)
 	}
 	var ss float64
 	for _, x := range v {
 		ss += float64(x) * float64(x)
 	}
 	if ss == 0 || math.IsNaN(ss) || math.IsInf(ss, 0) {
-		return ErrBadVector
+		return 0, ErrBadVector
 	}
-	inv := 1 / math.Sqrt(ss)
+	return 1 / math.Sqrt(ss), nil
+}
+
+// normalise writes v/|v| into dst.
+func (ix *Index) normalise(dst, v []float32) error {
+	inv, err := ix.invNorm(v)
+	if err != nil {
+		return err
+	}
 	for i, x := range v {
 		dst[i] = float32(float64(x) * inv)
 	}
 	return nil
 }
 
-// Add adds one vector of a subject.
+// Add adds one vector of a subject, creating the subject if it is new. It
+// returns ErrEmptyID, or ErrDimension or ErrBadVector (wrapped) for a
+// vector it cannot store; nothing is stored then.
 func (ix *Index) Add(e Entry) error {
 	if e.SubjectID == "" {
 		return ErrEmptyID
 	}
-	row := make([]float32, ix.dim)
-	if err := ix.normalise(e.Vector, row); err != nil {
+	inv, err := ix.invNorm(e.Vector)
+	if err != nil {
 		return err
 	}
+
+	ix.wmu.Lock()
+	defer ix.wmu.Unlock()
+	// Only writers change these fields and we are the only writer, so
+	// reading them without mu is safe; growing them copies, which readers
+	// need not wait for.
+	slab := slices.Grow(ix.slab, ix.dim)
+	slots := slices.Grow(ix.slots, 1)
+	subjects := ix.subjects
+	if _, ok := ix.byID[e.SubjectID]; !ok && len(ix.free) == 0 {
+		subjects = slices.Grow(subjects, 1)
+	}
+
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
+	ix.subjects = subjects
 	sn, ok := ix.byID[e.SubjectID]
 	if !ok {
 		if n := len(ix.free); n > 0 {
 			sn = ix.free[n-1]
 			ix.free = ix.free[:n-1]
-			ix.subjects[sn] = e.SubjectID
+			ix.subjects[sn] = subject{id: e.SubjectID}
 		} else {
 			sn = int32(len(ix.subjects))
-			ix.subjects = append(ix.subjects, e.SubjectID)
+			ix.subjects = append(ix.subjects, subject{id: e.SubjectID})
 		}
 		ix.byID[e.SubjectID] = sn
 	}
-	r := int32(len(ix.rows))
-	ix.slab = append(ix.slab, row...)
-	ix.rows = append(ix.rows, sn)
-	ix.rowsOf[sn] = append(ix.rowsOf[sn], r)
+	s := &ix.subjects[sn]
+
+	r := int32(len(slots))
+	ix.slots = append(slots, slot{subject: sn})
+	ix.slab = slab[:len(slab)+ix.dim]
+	row := ix.slab[len(slab):]
+	for i, x := range e.Vector {
+		row[i] = float32(float64(x) * inv)
+	}
+	s.rows = append(s.rows, r)
+
 	for _, name := range e.Watchlists {
+		if slices.ContainsFunc(s.lists, func(l *list) bool { return l.name == name }) {
+			continue
+		}
 		l := ix.lists[name]
 		if l == nil {
-			l = &listBits{subjects: map[int32]struct{}{}}
+			l = &list{name: name}
 			ix.lists[name] = l
 		}
+		l.subjects++
+		s.lists = append(s.lists, l)
+		for _, sr := range s.rows[:len(s.rows)-1] { // the new row follows
+			l.set(sr)
+		}
+	}
+	for _, l := range s.lists {
 		l.set(r)
-		l.subjects[sn] = struct{}{}
 	}
 	return nil
 }
 
-func (l *listBits) set(r int32) {
-	w := int(r) >> 6
-	for len(l.rows) <= w {
-		l.rows = append(l.rows, 0)
+// grow makes room for rows more rows of as many new subjects, so that a bulk
+// load (the benchmarks' million-row galleries) does not copy the slab over
+// and over as it grows: growing by append's rule copies it some five times
+// in all, and a long copy also stalls the garbage collector.
+func (ix *Index) grow(rows, subjects int) {
+	ix.wmu.Lock()
+	defer ix.wmu.Unlock()
+	slab := slices.Grow(ix.slab, rows*ix.dim)
+	slots := slices.Grow(ix.slots, rows)
+	subs := slices.Grow(ix.subjects, subjects)
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	ix.slab, ix.slots, ix.subjects = slab, slots, subs
+	if len(ix.byID) == 0 {
+		ix.byID = make(map[string]int32, subjects)
 	}
-	l.rows[w] |= 1 << (uint(r) & 63)
 }
 
-func (l *listBits) clear(r int32) {
-	if w := int(r) >> 6; w < len(l.rows) {
-		l.rows[w] &^= 1 << (uint(r) & 63)
-	}
-}
-
-func (l *listBits) has(r int32) bool {
-	w := int(r) >> 6
-	return w < len(l.rows) && l.rows[w]&(1<<(uint(r)&63)) != 0
-}
-
-// Remove removes every vector of a subject and reports how many there were.
-// The last rows move into the holes, so the slab stays dense.
+// Remove removes every vector of a subject, and the subject from its
+// watchlists, and reports how many vectors there were (0 for a subject not
+// in the index).
 func (ix *Index) Remove(subjectID string) int {
+	ix.wmu.Lock()
+	defer ix.wmu.Unlock()
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	sn, ok := ix.byID[subjectID]
 	if !ok {
 		return 0
 	}
-	mine := ix.rowsOf[sn]
-	n := len(mine)
-	// Remove from the highest row down, so moving the last row never moves
-	// one of this subject's rows that is still to be removed into a hole
-	// already visited.
-	for len(mine) > 0 {
-		hi := 0
-		for i, r := range mine {
-			if r > mine[hi] {
-				hi = i
-			}
-		}
-		ix.removeRow(mine[hi])
-		mine = ix.rowsOf[sn]
+	s := &ix.subjects[sn]
+	// Highest row first: the last row, which fills each hole, is then never
+	// one of this subject's rows still to be removed.
+	slices.SortFunc(s.rows, func(a, b int32) int { return cmp.Compare(b, a) })
+	for _, r := range s.rows {
+		ix.removeRow(r)
 	}
-	delete(ix.rowsOf, sn)
+	n := len(s.rows)
+	for _, l := range s.lists {
+		if l.subjects--; l.subjects == 0 {
+			delete(ix.lists, l.name)
+		}
+	}
+	*s = subject{}
 	delete(ix.byID, subjectID)
-	ix.subjects[sn] = ""
 	ix.free = append(ix.free, sn)
-	for name, l := range ix.lists {
-		delete(l.subjects, sn)
-		if len(l.subjects) == 0 {
-			delete(ix.lists, name)
-		}
-	}
 	return n
 }
 
-// removeRow deletes row r by moving the last row into it.
+// removeRow deletes row r by moving the last row into it. It leaves the
+// removed subject's own rows list to Remove.
 func (ix *Index) removeRow(r int32) {
-	last := int32(len(ix.rows) - 1)
-	sn := ix.rows[r]
-	ix.rowsOf[sn] = without(ix.rowsOf[sn], r)
+	last := int32(len(ix.slots) - 1)
+	for _, l := range ix.subjects[ix.slots[r].subject].lists {
+		l.clear(r)
+	}
 	if r != last {
-		moved := ix.rows[last]
-		copy(ix.slab[int(r)*ix.dim:], ix.slab[int(last)*ix.dim:int(last+1)*ix.dim])
-		ix.rows[r] = moved
-		rs := ix.rowsOf[moved]
-		for i, x := range rs {
-			if x == last {
-				rs[i] = r
-			}
-		}
-		for _, l := range ix.lists {
-			if l.has(last) {
-				l.set(r)
-			} else {
-				l.clear(r)
-			}
+		d := ix.dim
+		copy(ix.slab[int(r)*d:int(r+1)*d], ix.slab[int(last)*d:])
+		moved := ix.slots[last]
+		ix.slots[r] = moved
+		m := &ix.subjects[moved.subject]
+		m.rows[slices.Index(m.rows, last)] = r
+		for _, l := range m.lists {
+			l.clear(last)
+			l.set(r)
 		}
 	}
-	for _, l := range ix.lists {
-		l.clear(last)
-	}
-	ix.rows = ix.rows[:last]
+	ix.slots = ix.slots[:last]
 	ix.slab = ix.slab[:int(last)*ix.dim]
-}
-
-func without(s []int32, x int32) []int32 {
-	for i, v := range s {
-		if v == x {
-			s[i] = s[len(s)-1]
-			return s[:len(s)-1]
-		}
-	}
-	return s
 }
 
 // Len is the number of vectors.
 func (ix *Index) Len() int {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	return len(ix.rows)
+	return len(ix.slots)
 }
 
 // Subjects is the number of distinct subjects.
@@ -257,22 +356,25 @@ func (ix *Index) Subjects() int {
 	return len(ix.byID)
 }
 
-// WatchlistCounts gives the number of subjects on each watchlist.
+// WatchlistCounts gives the number of subjects on each watchlist that has
+// any.
 func (ix *Index) WatchlistCounts() map[string]int {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
 	m := make(map[string]int, len(ix.lists))
 	for name, l := range ix.lists {
-		m[name] = len(l.subjects)
+		m[name] = l.subjects
 	}
 	return m
 }
 
-// Verify scores probe against a subject's vectors (1:1) and returns the best
-// score. ok is false when the subject is not in the index.
+// Verify scores probe against one subject's vectors (1:1) and returns the
+// best score. ok is false, with no error, when the subject is not in the
+// index; err is set for a probe Search would refuse.
 func (ix *Index) Verify(probe []float32, subjectID string) (score float32, ok bool, err error) {
-	q := make([]float32, ix.dim)
-	if err := ix.normalise(probe, q); err != nil {
+	sc := ix.scratch.Get().(*scratch)
+	defer ix.scratch.Put(sc)
+	if err := ix.normalise(sc.q, probe); err != nil {
 		return 0, false, err
 	}
 	ix.mu.RLock()
@@ -282,14 +384,16 @@ func (ix *Index) Verify(probe []float32, subjectID string) (score float32, ok bo
 		return 0, false, nil
 	}
 	score = -2
-	for _, r := range ix.rowsOf[sn] {
-		score = max(score, dot(q, ix.slab[int(r)*ix.dim:int(r+1)*ix.dim]))
+	d := ix.dim
+	for _, r := range ix.subjects[sn].rows {
+		score = max(score, dot(sc.q, ix.slab[int(r)*d:int(r+1)*d]))
 	}
 	return score, true, nil
 }
 
-// Cosine is the cosine similarity of two vectors of equal length; 0 when
-// either is zero.
+// Cosine is the cosine similarity of two vectors of equal length, in
+// [-1, 1]. It is 0 when the lengths differ or either vector is zero, which
+// callers comparing stored templates never pass.
 func Cosine(a, b []float32) float32 {
 	if len(a) != len(b) {
 		return 0
@@ -302,108 +406,141 @@ func Cosine(a, b []float32) float32 {
 	if na == 0 || nb == 0 {
 		return 0
 	}
-	return float32(float64(dot(a, b)) / math.Sqrt(na*nb))
+	c := float64(dot(a, b)) / math.Sqrt(na*nb)
+	return float32(max(-1, min(1, c)))
 }
 
-// Search returns the K subjects most similar to probe, best first (ties by
-// subject id), each with its best score over its vectors.
+// Search returns the opt.K subjects most similar to probe, best first,
+// each with its best score over its vectors. Equal scores are ordered by
+// subject id, also at the K-th place, so the result does not depend on the
+// order the index was built in. It returns ErrDimension or ErrBadVector
+// (wrapped) for a probe it cannot compare.
 func (ix *Index) Search(probe []float32, opt SearchOptions) ([]Hit, error) {
 	k := opt.K
 	if k <= 0 {
-		k = 10
+		k = defaultK
 	}
-	q := make([]float32, ix.dim)
-	if err := ix.normalise(probe, q); err != nil {
+	floor := float32(math.Inf(-1))
+	if opt.HasMinScore {
+		floor = opt.MinScore
+	}
+	sc := ix.scratch.Get().(*scratch)
+	defer ix.scratch.Put(sc)
+	if err := ix.normalise(sc.q, probe); err != nil {
 		return nil, err
 	}
+
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-
-	var filter []uint64
-	if len(opt.Watchlists) > 0 {
-		filter = make([]uint64, (len(ix.rows)+63)/64)
-		for _, name := range opt.Watchlists {
-			if l := ix.lists[name]; l != nil {
-				for i, w := range l.rows {
-					if i < len(filter) {
-						filter[i] |= w
-					}
-				}
-			}
-		}
+	n := len(ix.slots)
+	filter, ok := ix.filter(opt.Watchlists, sc)
+	if !ok || n == 0 {
+		return nil, nil
 	}
 
-	n := len(ix.rows)
 	workers := 1
-	if n >= parallelRows {
+	if n > parallelRows {
 		workers = min(runtime.GOMAXPROCS(0), n/(parallelRows/4))
 	}
-	tops := make([]*topK, workers)
-	if workers == 1 {
-		tops[0] = ix.scan(q, 0, n, k, filter)
-	} else {
-		var wg sync.WaitGroup
-		chunk := (n + workers - 1) / workers
-		chunk = (chunk + 63) &^ 63 // whole filter words per worker
-		for w := range workers {
-			lo, hi := w*chunk, min((w+1)*chunk, n)
-			if lo >= hi {
-				tops[w] = newTopK(k)
-				continue
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				tops[w] = ix.scan(q, lo, hi, k, filter)
-			}()
-		}
-		wg.Wait()
+	if cap(sc.tops) < workers {
+		sc.tops = make([]topK, workers)
 	}
-	merged := tops[0]
-	for _, t := range tops[1:] {
-		for _, h := range t.h {
-			merged.push(h.score, h.subject)
+	tops := sc.tops[:workers]
+	for i := range tops {
+		tops[i].reset(k, floor, ix.subjects)
+	}
+	// Whole bitmap words per worker, so a worker reads only its own words.
+	chunk := ((n+workers-1)/workers + 63) &^ 63
+	var wg sync.WaitGroup
+	for w := 1; w < workers; w++ {
+		lo, hi := w*chunk, min((w+1)*chunk, n)
+		if lo < hi {
+			wg.Go(func() { ix.scan(&tops[w], sc.q, lo, hi, filter) })
 		}
 	}
-	hits := make([]Hit, len(merged.h))
-	for i, h := range merged.h {
-		hits[i] = Hit{SubjectID: ix.subjects[h.subject], Score: h.score}
-	}
-	sort.Slice(hits, func(i, j int) bool {
-		if hits[i].Score != hits[j].Score {
-			return hits[i].Score > hits[j].Score
+	ix.scan(&tops[0], sc.q, 0, min(chunk, n), filter)
+	wg.Wait()
+
+	// Each worker kept its best K distinct subjects; a subject's best score
+	// lies in one of them, and offer keeps the higher of two.
+	best := &tops[0]
+	for i := 1; i < workers; i++ {
+		for _, c := range tops[i].h {
+			best.offer(c.score, c.subject)
 		}
-		return hits[i].SubjectID < hits[j].SubjectID
+	}
+	hits := make([]Hit, len(best.h))
+	for i, c := range best.h {
+		hits[i] = Hit{SubjectID: ix.subjects[c.subject].id, Score: c.score}
+	}
+	slices.SortFunc(hits, func(a, b Hit) int {
+		if c := cmp.Compare(b.Score, a.Score); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.SubjectID, b.SubjectID)
 	})
+	for i := range tops {
+		tops[i].subjects = nil // do not pin a grown-out subjects array
+	}
 	return hits, nil
 }
 
-// scan scores rows lo..hi and keeps the best K subjects.
-func (ix *Index) scan(q []float32, lo, hi, k int, filter []uint64) *topK {
-	t := newTopK(k)
+// filter returns the row bitmap of the requested watchlists: nil for no
+// restriction, and ok=false when none of them has anyone. A single list's
+// own bitmap is used as it is; several are OR-ed into scratch. The bitmap
+// may be shorter than the rows: missing words are zero.
+func (ix *Index) filter(names []string, sc *scratch) (filter []uint64, ok bool) {
+	if len(names) == 0 {
+		return nil, true
+	}
+	var found []*list
+	for _, name := range names {
+		if l := ix.lists[name]; l != nil && !slices.Contains(found, l) {
+			found = append(found, l)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, false
+	case 1:
+		return found[0].bits, true
+	}
+	words := (len(ix.slots) + 63) / 64
+	if cap(sc.filter) < words {
+		sc.filter = make([]uint64, words)
+	}
+	filter = sc.filter[:words]
+	clear(filter)
+	for _, l := range found {
+		for i, w := range l.bits[:min(len(l.bits), words)] {
+			filter[i] |= w
+		}
+	}
+	return filter, true
+}
+
+// scan scores rows lo..hi-1 (or those of them set in filter, when it is not
+// nil) into t. lo is a multiple of 64.
+func (ix *Index) scan(t *topK, q []float32, lo, hi int, filter []uint64) {
 	d := ix.dim
+	slab, slots := ix.slab, ix.slots
 	if filter == nil {
 		for r := lo; r < hi; r++ {
-			s := dot(q, ix.slab[r*d:(r+1)*d])
-			if s > t.floor() {
-				t.push(s, ix.rows[r])
+			if s := dot(q, slab[r*d:(r+1)*d]); s >= t.floor {
+				t.offer(s, slots[r].subject)
 			}
 		}
-		return t
+		return
 	}
-	for w := lo >> 6; w<<6 < hi; w++ {
-		word := filter[w]
-		for word != 0 {
+	for w := lo >> 6; w < len(filter) && w<<6 < hi; w++ {
+		for word := filter[w]; word != 0; word &= word - 1 {
 			r := w<<6 + bits.TrailingZeros64(word)
-			word &= word - 1
-			if r < lo || r >= hi {
-				continue
+			if r >= hi {
+				break
 			}
-			s := dot(q, ix.slab[r*d:(r+1)*d])
-			if s > t.floor() {
-				t.push(s, ix.rows[r])
+			if s := dot(q, slab[r*d:(r+1)*d]); s >= t.floor {
+				t.offer(s, slots[r].subject)
 			}
 		}
 	}
-	return t
 }

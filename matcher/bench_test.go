@@ -1,0 +1,125 @@
+package matcher
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// galleries caches the benchmark indexes: building a million rows takes
+// seconds, and the benchmark function runs more than once.
+var galleries = map[int]*Index{}
+
+// gallery returns an index of n random 128-d unit vectors, one subject
+// each: Add in a loop, with room made first.
+func gallery(b *testing.B, n int) *Index {
+	if ix := galleries[n]; ix != nil {
+		return ix
+	}
+	start := time.Now()
+	r := rand.New(rand.NewPCG(5, 6))
+	ix := NewIndex(128)
+	ix.grow(n, n)
+	v := make([]float32, 128)
+	for i := range n {
+		for j := range v {
+			v[j] = float32(r.NormFloat64())
+		}
+		if err := ix.Add(Entry{SubjectID: "s" + strconv.Itoa(i), Vector: v}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Logf("built %d rows in %v", n, time.Since(start).Round(time.Millisecond))
+	galleries[n] = ix
+	return ix
+}
+
+// BenchmarkSearch: exact 1:N top-10 over n random 128-d unit vectors, on
+// all cores (GOMAXPROCS) from 16k rows.
+func BenchmarkSearch(b *testing.B) {
+	for _, n := range []int{10_000, 100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			ix := gallery(b, n)
+			r := rand.New(rand.NewPCG(7, 8))
+			probes := make([][]float32, 16)
+			for i := range probes {
+				probes[i] = randUnit(r, 128)
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, err := ix.Search(probes[i%len(probes)], SearchOptions{K: 10}); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "vectors/s")
+		})
+	}
+}
+
+// BenchmarkSearchWatchlist: the same over 100k rows, restricted to one
+// list of 10% of the subjects, and to two lists (bitmaps OR-ed).
+func BenchmarkSearchWatchlist(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 3))
+	ix := NewIndex(128)
+	for i := range 100_000 {
+		e := Entry{SubjectID: "s" + strconv.Itoa(i), Vector: randUnit(r, 128)}
+		switch i % 10 {
+		case 0:
+			e.Watchlists = []string{"a"}
+		case 1:
+			e.Watchlists = []string{"b"}
+		}
+		if err := ix.Add(e); err != nil {
+			b.Fatal(err)
+		}
+	}
+	probe := randUnit(r, 128)
+	for _, lists := range [][]string{{"a"}, {"a", "b"}} {
+		b.Run(fmt.Sprint(lists), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := ix.Search(probe, SearchOptions{K: 10, Watchlists: lists}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkAdd: one 128-d vector of a new subject on a watchlist.
+func BenchmarkAdd(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 1))
+	vecs := make([][]float32, 1024)
+	for i := range vecs {
+		vecs[i] = randUnit(r, 128)
+	}
+	ids := make([]string, 1<<16)
+	for i := range ids {
+		ids[i] = "s" + strconv.Itoa(i)
+	}
+	ix := NewIndex(128)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		// Past 64k adds the ids repeat: subjects gain vectors, as on re-enrolment.
+		if err := ix.Add(Entry{SubjectID: ids[i%len(ids)], Vector: vecs[i%len(vecs)], Watchlists: []string{"w"}}); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
+// BenchmarkDot: the scoring kernel on one 128-d pair.
+func BenchmarkDot(b *testing.B) {
+	r := rand.New(rand.NewPCG(2, 2))
+	x, y := randUnit(r, 128), randUnit(r, 128)
+	var s float32
+	for b.Loop() {
+		s += dot(x, y)
+	}
+	_ = s
+}
