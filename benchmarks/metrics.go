@@ -187,8 +187,9 @@ func ThinDET(p []DETPoint, max int) []DETPoint {
 		return n + 1
 	}
 	none := func(int) {}
-	lo, hi := 0.0, 2*cum[len(cum)-1]+1 // walk(hi) keeps 2 points
-	for range 32 { // the spacing to 2⁻³¹ of the curve's length
+	// walk(hi) keeps 2 points; 32 halvings find d to 2⁻³¹ of the curve's length.
+	lo, hi := 0.0, 2*cum[len(cum)-1]+1
+	for range 32 {
 		mid := (lo + hi) / 2
 		if walk(mid, none) <= max {
 			hi = mid

@@ -185,7 +185,7 @@ var verifyCases = []struct {
 		imp:  []float64{ninf, ninf, ninf, 0.1},
 		det:  []DETPoint{{0.1, 1.0 / 4, 2.0 / 3}, {0.9, 0, 2.0 / 3}, {math.Nextafter(0.9, 1), 0, 1}},
 		eer:  nan, eerT: nan, eerOK: false,
-		op:   []OperatingPoint{{Target: 0.5, Rate: 2.0 / 3, FMR: 0.25, Threshold: 0.1}},
+		op: []OperatingPoint{{Target: 0.5, Rate: 2.0 / 3, FMR: 0.25, Threshold: 0.1}},
 	},
 	{
 		name: "no crossing: +Inf impostor",
@@ -202,24 +202,24 @@ var verifyCases = []struct {
 		imp:  []float64{ninf, nan},
 		det:  nil,
 		eer:  nan, eerT: nan, eerOK: false,
-		op:   []OperatingPoint{{Target: 0.01, Rate: 1, FMR: 0, Threshold: nan}},
+		op: []OperatingPoint{{Target: 0.01, Rate: 1, FMR: 0, Threshold: nan}},
 	},
 	{
 		name: "no genuine",
 		imp:  []float64{0.1, 0.2},
 		eer:  nan, eerT: nan, eerOK: false,
-		op:   []OperatingPoint{{Target: 0.5, Rate: nan, FMR: 0.5, Threshold: 0.2}},
+		op: []OperatingPoint{{Target: 0.5, Rate: nan, FMR: 0.5, Threshold: 0.2}},
 	},
 	{
 		name: "no impostors",
 		gen:  []float64{0.1, 0.2},
 		eer:  nan, eerT: nan, eerOK: false,
-		op:   []OperatingPoint{{Target: 0.5, Rate: nan, FMR: nan, Threshold: nan}},
+		op: []OperatingPoint{{Target: 0.5, Rate: nan, FMR: nan, Threshold: nan}},
 	},
 	{
 		name: "nothing",
 		eer:  nan, eerT: nan, eerOK: false,
-		op:   []OperatingPoint{{Target: 0.5, Rate: nan, FMR: nan, Threshold: nan}},
+		op: []OperatingPoint{{Target: 0.5, Rate: nan, FMR: nan, Threshold: nan}},
 	},
 }
 
