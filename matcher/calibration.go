@@ -1,0 +1,315 @@
+package matcher
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// CalibrationVersion is the version of the calibration file format that
+// this package reads and writes.
+const CalibrationVersion = 1
+
+// Calibration table sizes: the calibrationExact highest distinct impostor
+// scores are kept exactly, because targets at the low-FMR end (a few
+// false matches in the whole impostor set) are the ones a border uses and
+// each score there moves the FMR by a large factor; below them at most
+// calibrationSpread more points are kept, spaced geometrically in FMR.
+const (
+	calibrationExact  = 1000
+	calibrationSpread = 999
+)
+
+// CalibrationPoint is a measured false-match rate: the share of impostor
+// comparisons that scored >= Score.
+type CalibrationPoint struct {
+	Score float64 `json:"score"`
+	FMR   float64 `json:"fmr"`
+}
+
+// Calibration maps scores of one algorithm to the false-match rate
+// measured on an impostor score distribution, so that an operator sets a
+// decision threshold as a target FMR instead of a raw score.
+//
+// A table is only as good as the data it was measured on: the FMR it
+// gives holds for travellers like the ones in DataSet (age, ethnicity,
+// capture conditions, image quality) and for exactly this Algorithm. An
+// agency should calibrate on its own population; and below 3/ImpostorCount
+// no FMR can be measured at all, which ThresholdForFMR refuses.
+type Calibration struct {
+	Version   int    `json:"version"`   // CalibrationVersion
+	Modality  string `json:"modality"`  // "face" or "finger"
+	Algorithm string `json:"algorithm"` // the template algorithm, e.g. "dlib-resnet29/v1"
+	// ImpostorCount is the number of impostor comparisons, failed ones
+	// included: every FMR is a count out of it.
+	ImpostorCount int `json:"impostor_count"`
+	GenuineCount  int `json:"genuine_count"`
+	// DataSet says what the scores were measured on, with a content hash.
+	DataSet string    `json:"data_set"`
+	Created time.Time `json:"created"`
+	Note    string    `json:"note,omitempty"`
+	// Points are ascending in Score and so non-increasing in FMR.
+	Points []CalibrationPoint `json:"points"`
+}
+
+// NewCalibration measures the FMR at the impostor scores given: one point
+// per distinct finite score, FMR = share of impostor scores >= it. Failed
+// comparisons (-Inf or NaN) count in ImpostorCount and never match; +Inf
+// scores match at every point but are not points themselves. The 1000
+// highest distinct scores are kept exactly; below them at most 999 more
+// points remain, each at least a fixed factor (about 2% at a million
+// impostors) above the previous one in FMR, and the lowest score is always
+// kept. Only ImpostorCount, Points and Version are filled; the caller
+// describes the rest.
+func NewCalibration(impostor []float64) Calibration {
+	c := Calibration{Version: CalibrationVersion, ImpostorCount: len(impostor)}
+	s := make([]float64, 0, len(impostor))
+	above := 0 // +Inf scores
+	for _, v := range impostor {
+		switch {
+		case math.IsInf(v, 1):
+			above++
+		case !math.IsNaN(v) && !math.IsInf(v, -1):
+			s = append(s, v)
+		}
+	}
+	slices.Sort(s)
+	n := float64(len(impostor))
+	// Walk from the highest score down, FMR rising.
+	var desc []CalibrationPoint
+	var ratio float64
+	for i := len(s) - 1; i >= 0; {
+		v := s[i]
+		for i >= 0 && s[i] == v {
+			i--
+		}
+		fmr := float64(len(s)-1-i+above) / n
+		p := CalibrationPoint{Score: v, FMR: fmr}
+		switch {
+		case len(desc) < calibrationExact || i < 0:
+			desc = append(desc, p)
+		default:
+			if ratio == 0 {
+				// Spread the remaining points evenly in log FMR between
+				// the last exact point and the lowest score's FMR.
+				lowest := float64(len(s)+above) / n
+				ratio = math.Pow(lowest/desc[len(desc)-1].FMR, 1.0/calibrationSpread)
+			}
+			if fmr >= desc[len(desc)-1].FMR*ratio {
+				desc = append(desc, p)
+			}
+		}
+	}
+	slices.Reverse(desc)
+	c.Points = desc
+	return c
+}
+
+// measurableFMR applies the rule of three: with n impostor comparisons
+// and no false match, the 95% upper bound on the true FMR is 3/n, so no
+// lower FMR can be told from zero. The tolerance absorbs targets such as
+// 0.001 that have no exact binary form.
+func measurableFMR(n int, target float64) bool {
+	return float64(n)*target >= 3*(1-1e-9)
+}
+
+// ThresholdForFMR returns the lowest score in the table whose measured FMR
+// is <= target, rounded up to the next float32 when it has no exact
+// float32 form (so a float32 score is a match exactly when its float64
+// score is). If no point meets the target, it is the next float32 above
+// the highest point (no measured impostor reaches it).
+//
+// Where the table was thinned (FMR above about 1000/ImpostorCount) the
+// threshold is the lowest kept point that meets the target: its FMR is
+// still measured, never interpolated, but may be up to one spacing below
+// the target. It is an error when target is outside (0, 1) or below
+// 3/ImpostorCount, the smallest FMR the table can measure.
+func (c Calibration) ThresholdForFMR(target float64) (float32, error) {
+	if !(target > 0 && target < 1) {
+		return 0, fmt.Errorf("matcher: target FMR %v is outside (0, 1)", target)
+	}
+	if !measurableFMR(c.ImpostorCount, target) {
+		smallest := math.Inf(1)
+		if c.ImpostorCount > 0 {
+			smallest = 3 / float64(c.ImpostorCount)
+		}
+		return 0, fmt.Errorf("matcher: target FMR %g cannot be measured with %d impostor comparisons: "+
+			"the smallest measurable FMR is 3/%d = %.3g (rule of three)", target, c.ImpostorCount, c.ImpostorCount, smallest)
+	}
+	if len(c.Points) == 0 {
+		return 0, errors.New("matcher: calibration has no points")
+	}
+	for _, p := range c.Points {
+		if p.FMR <= target {
+			return roundUp32(p.Score), nil
+		}
+	}
+	return math.Nextafter32(roundUp32(c.Points[len(c.Points)-1].Score), float32(math.Inf(1))), nil
+}
+
+// roundUp32 is the smallest float32 >= v.
+func roundUp32(v float64) float32 {
+	f := float32(v)
+	if float64(f) < v {
+		f = math.Nextafter32(f, float32(math.Inf(1)))
+	}
+	return f
+}
+
+// FMRAt returns the false-match rate at score, interpolated linearly
+// between the two points around it, so it is continuous and non-increasing
+// in score (as fusing modalities on the FMR scale needs). It clamps: below
+// the lowest point it is that point's FMR, and above the highest it is the
+// highest point's FMR, never lower, since no smaller FMR was measured. NaN
+// for a NaN score or a table without points.
+func (c Calibration) FMRAt(score float64) float64 {
+	p := c.Points
+	if len(p) == 0 || math.IsNaN(score) {
+		return math.NaN()
+	}
+	if score <= p[0].Score {
+		return p[0].FMR
+	}
+	if score >= p[len(p)-1].Score {
+		return p[len(p)-1].FMR
+	}
+	i, _ := slices.BinarySearchFunc(p, score, func(q CalibrationPoint, s float64) int {
+		switch {
+		case q.Score < s:
+			return -1
+		case q.Score > s:
+			return 1
+		}
+		return 0
+	})
+	// p[i-1].Score < score <= p[i].Score
+	a, b := p[i-1], p[i]
+	return a.FMR + (score-a.Score)/(b.Score-a.Score)*(b.FMR-a.FMR)
+}
+
+// Validate checks what ReadCalibration requires of a file; its errors name
+// the field and, for points, the index.
+func (c Calibration) Validate() error {
+	switch {
+	case c.Version != CalibrationVersion:
+		return fmt.Errorf("version: %d, want %d", c.Version, CalibrationVersion)
+	case c.Modality == "":
+		return errors.New("modality: missing")
+	case c.Algorithm == "":
+		return errors.New("algorithm: missing")
+	case c.ImpostorCount <= 0:
+		return fmt.Errorf("impostor_count: %d, want > 0", c.ImpostorCount)
+	case c.GenuineCount < 0:
+		return fmt.Errorf("genuine_count: %d, want >= 0", c.GenuineCount)
+	case len(c.Points) == 0:
+		return errors.New("points: empty")
+	}
+	n := float64(c.ImpostorCount)
+	for i, p := range c.Points {
+		if math.IsNaN(p.Score) || math.IsInf(p.Score, 0) {
+			return fmt.Errorf("points[%d].score: %v is not finite", i, p.Score)
+		}
+		if !(p.FMR >= 0 && p.FMR <= 1) {
+			return fmt.Errorf("points[%d].fmr: %v is outside [0, 1]", i, p.FMR)
+		}
+		// Every FMR is a count of impostor comparisons out of n.
+		if k := p.FMR * n; math.Abs(k-math.Round(k)) > 1e-6*math.Max(1, k) {
+			return fmt.Errorf("points[%d].fmr: %v is not a count out of impostor_count %d", i, p.FMR, c.ImpostorCount)
+		}
+		if i == 0 {
+			continue
+		}
+		if q := c.Points[i-1]; !(p.Score > q.Score) {
+			return fmt.Errorf("points[%d].score: %v is not above points[%d].score %v", i, p.Score, i-1, q.Score)
+		} else if p.FMR > q.FMR {
+			return fmt.Errorf("points[%d].fmr: %v is above points[%d].fmr %v (FMR cannot rise with the score)", i, p.FMR, i-1, q.FMR)
+		}
+	}
+	return nil
+}
+
+// ParseCalibration decodes and validates a calibration file's contents.
+// Unknown fields are errors, so that a misspelt field is not silently
+// ignored by the server that loads the file.
+func ParseCalibration(b []byte) (Calibration, error) {
+	var c Calibration
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		var syn *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &syn):
+			return c, fmt.Errorf("offset %d: %v", syn.Offset, err)
+		case errors.As(err, &typ):
+			return c, fmt.Errorf("%s: offset %d: %v", typ.Field, typ.Offset, err)
+		case errors.Is(err, io.EOF):
+			return c, errors.New("empty file")
+		}
+		return c, err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return c, fmt.Errorf("offset %d: data after the calibration object", dec.InputOffset())
+	}
+	if err := c.Validate(); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// ReadCalibration reads and validates the calibration file at path.
+func ReadCalibration(path string) (Calibration, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Calibration{}, fmt.Errorf("matcher: calibration: %w", err)
+	}
+	c, err := ParseCalibration(b)
+	if err != nil {
+		return Calibration{}, fmt.Errorf("matcher: calibration %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// WriteFile validates c and writes it to path as indented JSON, through a
+// temporary file in the same directory renamed over path, so a reader (a
+// server restarting) never sees a half-written table.
+func (c Calibration) WriteFile(path string) error {
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("matcher: calibration %s: %w", path, err)
+	}
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return fmt.Errorf("matcher: calibration %s: %w", path, err)
+	}
+	b = append(b, '\n')
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("matcher: calibration: %w", err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Chmod(0o644)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("matcher: calibration %s: %w", path, err)
+	}
+	return nil
+}
