@@ -2,6 +2,7 @@ package matcher
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -55,6 +56,10 @@ type Calibration struct {
 	DataSet string    `json:"data_set"`
 	Created time.Time `json:"created"`
 	Note    string    `json:"note,omitempty"`
+	// ExactFrom: every distinct impostor score >= ExactFrom is a point
+	// (the table is thinned only below it), so between two points at or
+	// above it no impostor scored.
+	ExactFrom float64 `json:"exact_from"`
 	// Points are ascending in Score and so non-increasing in FMR.
 	Points []CalibrationPoint `json:"points"`
 }
@@ -66,8 +71,8 @@ type Calibration struct {
 // highest distinct scores are kept exactly; below them at most 999 more
 // points remain, each at least a fixed factor (about 2% at a million
 // impostors) above the previous one in FMR, and the lowest score is always
-// kept. Only ImpostorCount, Points and Version are filled; the caller
-// describes the rest.
+// kept. Only Version, ImpostorCount, ExactFrom and Points are filled; the
+// caller describes the rest.
 func NewCalibration(impostor []float64) Calibration {
 	c := Calibration{Version: CalibrationVersion, ImpostorCount: len(impostor)}
 	s := make([]float64, 0, len(impostor))
@@ -107,6 +112,9 @@ func NewCalibration(impostor []float64) Calibration {
 			}
 		}
 	}
+	if len(desc) > 0 {
+		c.ExactFrom = desc[min(len(desc), calibrationExact)-1].Score
+	}
 	slices.Reverse(desc)
 	c.Points = desc
 	return c
@@ -120,17 +128,23 @@ func measurableFMR(n int, target float64) bool {
 	return float64(n)*target >= 3*(1-1e-9)
 }
 
-// ThresholdForFMR returns the lowest score in the table whose measured FMR
-// is <= target, rounded up to the next float32 when it has no exact
-// float32 form (so a float32 score is a match exactly when its float64
-// score is). If no point meets the target, it is the next float32 above
-// the highest point (no measured impostor reaches it).
+// ThresholdForFMR returns the lowest float32 threshold whose measured FMR
+// is <= target: the matcher's scores are float32, and a score >= the
+// threshold is a match.
 //
-// Where the table was thinned (FMR above about 1000/ImpostorCount) the
-// threshold is the lowest kept point that meets the target: its FMR is
-// still measured, never interpolated, but may be up to one spacing below
-// the target. It is an error when target is outside (0, 1) or below
-// 3/ImpostorCount, the smallest FMR the table can measure.
+// Let p be the first point (ascending score) with FMR <= target. If the
+// point below it is in the exact part of the table (score >= ExactFrom),
+// no impostor scored between the two, so every threshold above the lower
+// one has p's FMR: the result is the smallest float32 above the lower
+// point's score, which accepts the genuine scores in between that p's own
+// score would reject. Where the table was thinned (FMR above about
+// 1000/ImpostorCount) it is p's score rounded up to a float32: its FMR is
+// still measured, never interpolated, but may be up to one spacing (about
+// 2%) below the target. If no point meets the target (every impostor tied
+// at the top), it is the smallest float32 above the highest point.
+//
+// It is an error when target is outside (0, 1) or below 3/ImpostorCount,
+// the smallest FMR the table can measure.
 func (c Calibration) ThresholdForFMR(target float64) (float32, error) {
 	if !(target > 0 && target < 1) {
 		return 0, fmt.Errorf("matcher: target FMR %v is outside (0, 1)", target)
@@ -146,18 +160,29 @@ func (c Calibration) ThresholdForFMR(target float64) (float32, error) {
 	if len(c.Points) == 0 {
 		return 0, errors.New("matcher: calibration has no points")
 	}
-	for _, p := range c.Points {
-		if p.FMR <= target {
-			return roundUp32(p.Score), nil
-		}
+	i := slices.IndexFunc(c.Points, func(p CalibrationPoint) bool { return p.FMR <= target })
+	switch {
+	case i < 0:
+		return above32(c.Points[len(c.Points)-1].Score), nil
+	case i > 0 && c.Points[i-1].Score >= c.ExactFrom:
+		return above32(c.Points[i-1].Score), nil
 	}
-	return math.Nextafter32(roundUp32(c.Points[len(c.Points)-1].Score), float32(math.Inf(1))), nil
+	return roundUp32(c.Points[i].Score), nil
 }
 
 // roundUp32 is the smallest float32 >= v.
 func roundUp32(v float64) float32 {
 	f := float32(v)
 	if float64(f) < v {
+		f = math.Nextafter32(f, float32(math.Inf(1)))
+	}
+	return f
+}
+
+// above32 is the smallest float32 > v.
+func above32(v float64) float32 {
+	f := float32(v)
+	if float64(f) <= v {
 		f = math.Nextafter32(f, float32(math.Inf(1)))
 	}
 	return f
@@ -180,15 +205,7 @@ func (c Calibration) FMRAt(score float64) float64 {
 	if score >= p[len(p)-1].Score {
 		return p[len(p)-1].FMR
 	}
-	i, _ := slices.BinarySearchFunc(p, score, func(q CalibrationPoint, s float64) int {
-		switch {
-		case q.Score < s:
-			return -1
-		case q.Score > s:
-			return 1
-		}
-		return 0
-	})
+	i, _ := slices.BinarySearchFunc(p, score, func(q CalibrationPoint, s float64) int { return cmp.Compare(q.Score, s) })
 	// p[i-1].Score < score <= p[i].Score
 	a, b := p[i-1], p[i]
 	return a.FMR + (score-a.Score)/(b.Score-a.Score)*(b.FMR-a.FMR)
@@ -231,6 +248,11 @@ func (c Calibration) Validate() error {
 		} else if p.FMR > q.FMR {
 			return fmt.Errorf("points[%d].fmr: %v is above points[%d].fmr %v (FMR cannot rise with the score)", i, p.FMR, i-1, q.FMR)
 		}
+	}
+	if _, found := slices.BinarySearchFunc(c.Points, c.ExactFrom, func(p CalibrationPoint, s float64) int {
+		return cmp.Compare(p.Score, s)
+	}); !found {
+		return fmt.Errorf("exact_from: %v is not the score of a point", c.ExactFrom)
 	}
 	return nil
 }

@@ -33,7 +33,12 @@ func TestNewCalibration(t *testing.T) {
 		{"empty", nil, nil},
 	} {
 		got := NewCalibration(c.impostor)
-		if got.ImpostorCount != len(c.impostor) || got.Version != CalibrationVersion || !slices.Equal(got.Points, c.want) {
+		exact := 0.0 // fewer than 1000 distinct scores: all exact
+		if len(c.want) > 0 {
+			exact = c.want[0].Score
+		}
+		if got.ImpostorCount != len(c.impostor) || got.Version != CalibrationVersion || !slices.Equal(got.Points, c.want) ||
+			got.ExactFrom != exact {
 			t.Errorf("%s: NewCalibration = %+v, want %d impostors, points %v", c.name, got, len(c.impostor), c.want)
 		}
 	}
@@ -52,10 +57,13 @@ func TestThresholdForFMR(t *testing.T) {
 		want   float32
 		err    string
 	}{
-		{0.6, 0.2, ""}, // 3/5: the smallest measurable, met at 0.2 exactly
-		{0.7, 0.2, ""},
-		{0.8, 0.1, ""},
-		{0.99, 0.1, ""},
+		// 3/5: the smallest measurable. Met at 0.2; no impostor scored
+		// between 0.1 and 0.2, so the lowest threshold is just above 0.1:
+		// float32(0.1) is 0.100000001490116.
+		{0.6, float32(0.1), ""},
+		{0.7, float32(0.1), ""},
+		{0.8, float32(0.1), ""}, // the lowest point
+		{0.99, float32(0.1), ""},
 		{0.59, 0, "3/5 = 0.6"},
 		{0, 0, "outside (0, 1)"},
 		{1, 0, "outside (0, 1)"},
@@ -81,12 +89,37 @@ func TestThresholdForFMR(t *testing.T) {
 	if got, err := tied.ThresholdForFMR(0.75); err != nil || got != math.Nextafter32(0.5, 1) {
 		t.Errorf("tied: ThresholdForFMR = %v, %v; want the float32 after 0.5", got, err)
 	}
-	// A float64 score with no float32 form rounds up, never down: a
-	// float32 score just below it would otherwise match.
-	c = NewCalibration([]float64{0.1, 0.1, 0.1, 0.30000001})
-	got, err := c.ThresholdForFMR(0.75)
+	// Float32 scores: just above the point below.
+	f32 := NewCalibration([]float64{0.25, 0.25, 0.5, 0.75})
+	if got, err := f32.ThresholdForFMR(0.75); err != nil || got != math.Nextafter32(0.25, 1) {
+		t.Errorf("float32 scores: ThresholdForFMR(0.75) = %v, %v; want the float32 after 0.25", got, err)
+	}
+	// In the thinned part of a table (below ExactFrom) impostors may have
+	// scored between two points: the threshold is the point's own score,
+	// rounded up (never down: a float32 score just below it would match).
+	thin := Calibration{ImpostorCount: 4, ExactFrom: 0.30000001, Points: []CalibrationPoint{{0.1, 1}, {0.30000001, 0.25}}}
+	got, err := thin.ThresholdForFMR(0.75)
 	if err != nil || float64(got) < 0.30000001 || float64(math.Nextafter32(got, 0)) >= 0.30000001 {
-		t.Errorf("ThresholdForFMR rounds 0.30000001 to %v, %v", got, err)
+		t.Errorf("thinned: ThresholdForFMR rounds 0.30000001 to %v, %v", got, err)
+	}
+}
+
+func TestFloat32Rounding(t *testing.T) {
+	for _, c := range []struct {
+		v         float64
+		up, above float32
+	}{
+		{0.25, 0.25, math.Nextafter32(0.25, 1)},                                     // exact in float32
+		{0.1, float32(0.1), float32(0.1)},                                           // float32(0.1) > 0.1
+		{0.7, math.Nextafter32(float32(0.7), 1), math.Nextafter32(float32(0.7), 1)}, // float32(0.7) < 0.7
+		{-0.5, -0.5, math.Nextafter32(-0.5, 0)},
+	} {
+		if got := roundUp32(c.v); got != c.up {
+			t.Errorf("roundUp32(%v) = %v, want %v", c.v, got, c.up)
+		}
+		if got := above32(c.v); got != c.above {
+			t.Errorf("above32(%v) = %v, want %v", c.v, got, c.above)
+		}
 	}
 }
 
@@ -139,6 +172,9 @@ func TestCalibrationLarge(t *testing.T) {
 			t.Fatalf("top point %d: score %v, want %v", i, p.Score, top[i])
 		}
 	}
+	if c.ExactFrom != top[0] {
+		t.Errorf("ExactFrom %v, want %v", c.ExactFrom, top[0])
+	}
 	if c.Points[0].Score != sorted[0] || c.Points[0].FMR != 1 {
 		t.Errorf("lowest point %v, want {%v 1}", c.Points[0], sorted[0])
 	}
@@ -149,12 +185,13 @@ func TestCalibrationLarge(t *testing.T) {
 		}
 		fmr := exactFMR(sorted, float64(thr))
 		// The exact lowest threshold: the lowest score s with FMR(s) <= target.
+		// It is just above distinct[k-1] in the exact part of the table.
 		k := slices.IndexFunc(distinct, func(s float64) bool { return exactFMR(sorted, s) <= target })
 		switch {
 		case fmr > target:
 			t.Errorf("target %v: threshold %v has FMR %v", target, thr, fmr)
-		case target*1e6 <= 1000 && float64(thr) != distinct[k]:
-			t.Errorf("target %v (exact region): threshold %v, exact %v", target, thr, distinct[k])
+		case target*1e6 <= 1000 && (float64(thr) <= distinct[k-1] || float64(math.Nextafter32(thr, 0)) > distinct[k-1]):
+			t.Errorf("target %v (exact region): threshold %v, want the float32 after %v", target, thr, distinct[k-1])
 		case fmr < target*0.95:
 			t.Errorf("target %v: threshold %v has FMR %v, needlessly strict", target, thr, fmr)
 		}
@@ -236,7 +273,7 @@ func TestCalibrationWriteRefusesInvalid(t *testing.T) {
 }
 
 func TestReadCalibrationRejects(t *testing.T) {
-	const head = `"version":1,"modality":"face","algorithm":"a/v1","impostor_count":4,"genuine_count":1,"data_set":"x","created":"2026-03-01T12:00:00Z"`
+	const head = `"version":1,"modality":"face","algorithm":"a/v1","impostor_count":4,"genuine_count":1,"data_set":"x","created":"2026-03-01T12:00:00Z","exact_from":0.1`
 	for _, c := range []struct {
 		name, json, err string
 	}{
@@ -260,6 +297,7 @@ func TestReadCalibrationRejects(t *testing.T) {
 		{"fmr not a count", `{` + head + `,"points":[{"score":0.1,"fmr":1},{"score":0.2,"fmr":0.3}]}`, "points[1].fmr: 0.3 is not a count out of impostor_count 4"},
 		{"fmr rises", `{` + head + `,"points":[{"score":0.1,"fmr":0.5},{"score":0.2,"fmr":0.75}]}`, "points[1].fmr: 0.75 is above points[0].fmr 0.5"},
 		{"score descends", `{` + head + `,"points":[{"score":0.1,"fmr":1},{"score":0.3,"fmr":0.75},{"score":0.2,"fmr":0.5}]}`, "points[2].score: 0.2 is not above points[1].score 0.3"},
+		{"exact_from not a point", strings.Replace(`{`+head+`,"points":[{"score":0.1,"fmr":1}]}`, `"exact_from":0.1`, `"exact_from":0.15`, 1), "exact_from: 0.15 is not the score of a point"},
 		{"score repeats", `{` + head + `,"points":[{"score":0.1,"fmr":1},{"score":0.1,"fmr":0.75}]}`, "points[1].score: 0.1 is not above"},
 	} {
 		path := filepath.Join(t.TempDir(), "cal.json")
