@@ -51,7 +51,7 @@ proto: apt-deps ## regenerate proto/ from the .proto files
 		--plugin=protoc-gen-go-grpc=$(BIN)/protoc-gen-go-grpc --go-grpc_out=proto --go-grpc_opt=paths=source_relative \
 		proto/bordermatch/v1/bordermatch.proto
 
-build: apt-deps ## build bin/matchd and bin/watchlist
+build: apt-deps ## build bin/matchd, bin/watchlist and bin/bmbench
 	$(GO) build -o $(BIN)/ ./cmd/...
 
 vet:
@@ -71,11 +71,16 @@ test: deps vet ## install what is missing, then run every test
 run: deps build ## start matchd on ./data, enrol the sample watchlist, show an identify
 	@bash scripts/run-demo.sh
 
-bench: deps ## speed benchmarks
+BENCH_OUT ?= bench-out
+
+bench: deps build ## speed benchmarks, and a small accuracy run on testdata/ (reports in bench-out/)
 	BORDERMATCH_MODELS=$(CURDIR)/$(MODELS) $(GO) test -run '^$$' -bench . -benchtime 20x ./matcher/ ./templates/ ./store/
+	$(BIN)/bmbench verify --models $(MODELS) --data testdata/faces/bbt,testdata/faces/idols --out $(BENCH_OUT)/verify
+	$(BIN)/bmbench identify --models $(MODELS) --data testdata/faces/bbt,testdata/faces/idols --out $(BENCH_OUT)/identify
+	$(BIN)/bmbench speed --models $(MODELS) --data testdata/faces/bbt --samples 20 --gallery 10000,100000,1000000 --out $(BENCH_OUT)/speed
 
 bench-scale: ## 1:N face search at 100k and 1M against FAISS (bmbench speed)
 	$(GO) run ./cmd/bmbench speed --gallery 100000,1000000 --faiss
 
 clean: ## remove build output (not ./data, not the models)
-	rm -rf $(BIN)
+	rm -rf $(BIN) $(BENCH_OUT)

@@ -1,225 +1,194 @@
 package benchmarks
 
 import (
-	"bytes"
-	"errors"
+	"context"
 	"fmt"
-	"image"
-	"image/color"
-	"image/draw"
-	_ "image/jpeg"
-	"image/png"
 	"math"
-	"os"
-	"runtime"
-	"sort"
-	"sync"
-
-	"github.com/bordermatch/bordermatch/matcher"
-	"github.com/bordermatch/bordermatch/templates"
+	"slices"
 )
 
-// FaceExtractor makes face templates; templates.FaceExtractor implements it.
-type FaceExtractor interface {
-	Extract(img []byte, opt templates.ExtractOptions) (templates.Face, error)
-}
-
-// IdentifyOptions configures EvaluateIdentification.
+// IdentifyOptions configure EvaluateIdentification.
 type IdentifyOptions struct {
-	// PadCrops retries an image in which no face was found with a border
-	// around it: tightly cropped face chips leave a detector no context.
-	PadCrops bool
+	RunOptions
+	// Distractors are extra identities enrolled (first sample each) but
+	// never searched for: they make the gallery larger and harder, as a
+	// real watchlist is larger than any labeled set.
+	Distractors []Sample
+	// MaxRank is the longest candidate list looked at (CMC); 0 means 20.
+	MaxRank int
+	// FNIRRank is the rank at which a mate must be returned, at or above
+	// the threshold, to count as found for FNIR; 0 means 1.
+	FNIRRank int
 }
 
-// Distribution summarises a set of scores.
-type Distribution struct {
-	N            int
-	Mean, StdDev float64
-	Min, Max     float64
-}
-
-func distribution(s []float64) Distribution {
-	d := Distribution{N: len(s)}
-	if len(s) == 0 {
-		return d
-	}
-	d.Min, d.Max = math.Inf(1), math.Inf(-1)
-	for _, v := range s {
-		d.Mean += v
-		d.Min = math.Min(d.Min, v)
-		d.Max = math.Max(d.Max, v)
-	}
-	d.Mean /= float64(len(s))
-	for _, v := range s {
-		d.StdDev += (v - d.Mean) * (v - d.Mean)
-	}
-	d.StdDev = math.Sqrt(d.StdDev / float64(len(s)))
-	return d
-}
-
-// IdentifyResult is the outcome of a closed-set identification run.
+// IdentifyResult is the outcome of a 1:N evaluation.
 type IdentifyResult struct {
-	Identities int // identities enrolled
-	Probes     int // probes searched (mated: their identity is enrolled)
-	// FailedToEnrol lists enrolment samples with no usable face; their
-	// identity is then enrolled from its next sample, if any.
-	FailedToEnrol []string
-	// FailedToAcquire lists probes with no usable face. They count as misses.
-	FailedToAcquire []string
-	Rank1           int          // probes whose best candidate is their own identity
-	Genuine         Distribution // probe vs its own identity's enrolled template
-	Impostor        Distribution // probe vs every other identity's template
-	// DPrime is the separation of the two distributions:
-	// |mean_g - mean_i| / sqrt((sd_g² + sd_i²)/2).
-	DPrime float64
-	// Misses names the probes identified as someone else.
-	Misses            []string
-	genuine, impostor []float64
+	Samples    int // labeled samples, distractors not included
+	Identities int // labeled identities
+	Enrolled   int // gallery size: enrolled identities, distractors included
+	// Distractors is the number of distractor identities enrolled.
+	Distractors int
+	// FailedToEnrol lists gallery samples that gave no template; the
+	// identity is then enrolled from its next sample, if it has one.
+	FailedToEnrol []Failure
+	// FailedToAcquire lists probes that gave no template: their mated
+	// searches miss and their non-mated searches return nobody.
+	FailedToAcquire []Failure
+	// Mated has one outcome per probe whose identity is enrolled, searched
+	// against the whole gallery; NonMated one per probe, searched against
+	// the gallery without its identity (see EvaluateIdentification).
+	Mated, NonMated []SearchOutcome
+	// Genuine and Impostor are the probe-against-gallery comparison scores
+	// (mate and non-mates), for score distributions and a 1:1 DET.
+	Genuine, Impostor []float64
+	// Misses names the mated probes whose best candidate was someone else.
+	Misses []string
 }
 
-// Rank1Rate is the rank-1 identification rate over all probes, failures to
-// acquire included as misses.
-func (r IdentifyResult) Rank1Rate() float64 {
-	if r.Probes == 0 {
-		return 0
+// EvaluateIdentification runs a closed-set and an open-set 1:N evaluation:
+// the first usable sample of each identity is enrolled, together with the
+// distractors, and every other sample of an enrolled identity is a probe.
+//
+// Each probe is searched twice, as NIST's FRTE evaluations do with
+// separate mated and non-mated probe sets: once against the whole gallery
+// (a mated search: where does its mate rank, at what score?) and once
+// against the gallery without its own identity (a non-mated search: how
+// high does the best stranger score?). So every probe serves both FNIR and
+// FPIR, and the non-mated gallery is one identity smaller.
+//
+// Searches are exhaustive (every gallery template scored with
+// Modality.Compare, as matchd's exact search does). Ties are broken
+// against the mate: a non-mate scoring exactly the mate's score ranks
+// ahead of it.
+func EvaluateIdentification(ctx context.Context, mod Modality, samples []Sample, opt IdentifyOptions) (IdentifyResult, error) {
+	if opt.MaxRank <= 0 {
+		opt.MaxRank = 20
 	}
-	return float64(r.Rank1) / float64(r.Probes)
-}
+	res := IdentifyResult{Samples: len(samples), Identities: Identities(samples)}
+	all := append(slices.Clip(samples), opt.Distractors...)
+	bar := newProgress(opt.Progress, int64(len(all)), "extracting")
+	x, err := extractAll(ctx, mod, all, opt.Workers, bar)
+	bar.done()
+	if err != nil {
+		return res, err
+	}
 
-// GenuineScores and ImpostorScores return the raw scores.
-func (r IdentifyResult) GenuineScores() []float64  { return r.genuine }
-func (r IdentifyResult) ImpostorScores() []float64 { return r.impostor }
-
-// EvaluateIdentification enrols the first usable sample of each identity and
-// searches with all the others (1:N against the full gallery).
-func EvaluateIdentification(ex FaceExtractor, samples []Sample, opt IdentifyOptions) (IdentifyResult, error) {
-	faces, errs := extractAll(ex, samples, opt)
-	var res IdentifyResult
-	ix := matcher.NewIndex(128)
-	enrolled := map[string][]float32{}
+	// The gallery: the first sample of each identity that gave a template.
+	type entry struct {
+		identity string
+		t        Template
+	}
+	var gallery []entry
+	enrolled := map[string]bool{}
 	var probes []int
-	for i, s := range samples {
-		if _, ok := enrolled[s.Identity]; ok {
+	for i, s := range all {
+		distractor := i >= len(samples)
+		switch {
+		case enrolled[s.Identity]:
+			if distractor {
+				continue // a distractor's other samples are not used
+			}
 			probes = append(probes, i)
-			continue
+		case !x.ok(i):
+			res.FailedToEnrol = append(res.FailedToEnrol, x.failures[i])
+		default:
+			if distractor && slices.ContainsFunc(samples, func(l Sample) bool { return l.Identity == s.Identity }) {
+				return res, fmt.Errorf("distractor identity %q is also in the data set", s.Identity)
+			}
+			enrolled[s.Identity] = true
+			gallery = append(gallery, entry{s.Identity, x.templates[i]})
+			if distractor {
+				res.Distractors++
+			}
 		}
-		if errs[i] != nil {
-			if isSampleError(errs[i]) {
-				res.FailedToEnrol = append(res.FailedToEnrol, fmt.Sprintf("%s: %v", s.Path, errs[i]))
+	}
+	res.Enrolled = len(gallery)
+	if len(probes) == 0 {
+		return res, fmt.Errorf("no probes: every identity needs at least two samples, one to enrol and one to search with")
+	}
+	if len(gallery) < 2 {
+		return res, fmt.Errorf("gallery of %d: non-mated searches need at least 2 enrolled identities", len(gallery))
+	}
+
+	// Score every probe against the gallery, on all cores; each worker
+	// keeps its own outcomes, in probe order within its share.
+	type out struct {
+		mated, nonMated   SearchOutcome
+		genuine, impostor []float64
+		miss              string
+	}
+	outs := make([]out, len(probes))
+	sbar := newProgress(opt.Progress, int64(len(probes)), "searching")
+	_, _, err = pairs(ctx, len(probes), opt.Workers, nil, func(pi int, _, _ []float64) ([]float64, []float64) {
+		i := probes[pi]
+		o := &outs[pi]
+		defer sbar.add(1)
+		if !x.ok(i) {
+			o.mated = SearchOutcome{Mated: true, MateScore: math.Inf(-1), TopNonMateScore: math.Inf(-1)}
+			o.nonMated = SearchOutcome{MateScore: math.Inf(-1), TopNonMateScore: math.Inf(-1)}
+			return nil, nil
+		}
+		mate, top, topID := math.Inf(-1), math.Inf(-1), ""
+		o.impostor = make([]float64, 0, len(gallery)-1)
+		for _, g := range gallery {
+			s := mod.Compare(x.templates[i], g.t)
+			if g.identity == all[i].Identity {
+				mate = s
 				continue
 			}
-			return res, fmt.Errorf("%s: %w", s.Path, errs[i])
-		}
-		v := faces[i].Template.Vector
-		if err := ix.Add(matcher.Entry{SubjectID: s.Identity, Vector: v}); err != nil {
-			return res, err
-		}
-		enrolled[s.Identity] = v
-	}
-	res.Identities = len(enrolled)
-	for _, i := range probes {
-		s := samples[i]
-		res.Probes++
-		if errs[i] != nil {
-			if !isSampleError(errs[i]) {
-				return res, fmt.Errorf("%s: %w", s.Path, errs[i])
-			}
-			res.FailedToAcquire = append(res.FailedToAcquire, fmt.Sprintf("%s: %v", s.Path, errs[i]))
-			continue
-		}
-		v := faces[i].Template.Vector
-		hits, err := ix.Search(v, matcher.SearchOptions{K: 1})
-		if err != nil {
-			return res, err
-		}
-		if len(hits) > 0 && hits[0].SubjectID == s.Identity {
-			res.Rank1++
-		} else if len(hits) > 0 {
-			res.Misses = append(res.Misses, fmt.Sprintf("%s → %s (%.3f)", s.Path, hits[0].SubjectID, hits[0].Score))
-		}
-		ids := make([]string, 0, len(enrolled))
-		for id := range enrolled {
-			ids = append(ids, id)
-		}
-		sort.Strings(ids)
-		for _, id := range ids {
-			score := float64(matcher.Cosine(v, enrolled[id]))
-			if id == s.Identity {
-				res.genuine = append(res.genuine, score)
-			} else {
-				res.impostor = append(res.impostor, score)
+			o.impostor = append(o.impostor, s)
+			if s > top {
+				top, topID = s, g.identity
 			}
 		}
+		o.genuine = []float64{mate}
+		rank := 1
+		for _, s := range o.impostor {
+			if s >= mate {
+				rank++
+			}
+		}
+		if rank > opt.MaxRank {
+			rank = 0 // not on the candidate list
+		}
+		o.mated = SearchOutcome{Mated: true, MateRank: rank, MateScore: mate, TopNonMateScore: top}
+		o.nonMated = SearchOutcome{MateScore: math.Inf(-1), TopNonMateScore: top}
+		if rank != 1 {
+			o.miss = fmt.Sprintf("%s → %s (%.4f; mate %.4f)", all[i].Path, topID, top, mate)
+		}
+		return nil, nil
+	})
+	sbar.done()
+	if err != nil {
+		return res, err
 	}
-	res.Genuine, res.Impostor = distribution(res.genuine), distribution(res.impostor)
-	if res.Genuine.N > 0 && res.Impostor.N > 0 {
-		res.DPrime = math.Abs(res.Genuine.Mean-res.Impostor.Mean) /
-			math.Sqrt((res.Genuine.StdDev*res.Genuine.StdDev+res.Impostor.StdDev*res.Impostor.StdDev)/2)
+	for pi, i := range probes {
+		o := outs[pi]
+		if !x.ok(i) {
+			res.FailedToAcquire = append(res.FailedToAcquire, x.failures[i])
+		}
+		res.Mated = append(res.Mated, o.mated)
+		res.NonMated = append(res.NonMated, o.nonMated)
+		res.Genuine = append(res.Genuine, o.genuine...)
+		res.Impostor = append(res.Impostor, o.impostor...)
+		if o.miss != "" {
+			res.Misses = append(res.Misses, o.miss)
+		}
 	}
 	return res, nil
 }
 
-// isSampleError reports whether err is about the sample (it counts as a
-// failure to enrol or acquire) rather than about the system.
-func isSampleError(err error) bool {
-	return errors.Is(err, templates.ErrNoFace) || errors.Is(err, templates.ErrMultipleFaces) ||
-		errors.Is(err, templates.ErrImageUnreadable) || errors.Is(err, templates.ErrUnsupportedFormat) ||
-		errors.Is(err, templates.ErrImageTooLarge)
+// Searches is every search outcome, mated and non-mated, as the
+// identification metrics take them.
+func (r IdentifyResult) Searches() []SearchOutcome {
+	return append(slices.Clip(r.Mated), r.NonMated...)
 }
 
-// extractAll extracts every sample on all cores.
-func extractAll(ex FaceExtractor, samples []Sample, opt IdentifyOptions) ([]templates.Face, []error) {
-	faces := make([]templates.Face, len(samples))
-	errs := make([]error, len(samples))
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				faces[i], errs[i] = extractFile(ex, samples[i].Path, opt)
-			}
-		}()
+// Rank1 is the rank-1 identification rate over the mated searches,
+// failures to acquire included as misses.
+func (r IdentifyResult) Rank1() float64 {
+	if len(r.Mated) == 0 {
+		return 0
 	}
-	for i := range samples {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	return faces, errs
-}
-
-func extractFile(ex FaceExtractor, path string, opt IdentifyOptions) (templates.Face, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return templates.Face{}, err
-	}
-	f, err := ex.Extract(b, templates.ExtractOptions{})
-	if err == nil || !opt.PadCrops || !errors.Is(err, templates.ErrNoFace) {
-		return f, err
-	}
-	padded, perr := pad(b)
-	if perr != nil {
-		return f, err
-	}
-	return ex.Extract(padded, templates.ExtractOptions{})
-}
-
-// pad puts the image in the middle of a grey canvas twice its size, giving a
-// detector the context a tight crop lacks.
-func pad(b []byte) ([]byte, error) {
-	img, _, err := image.Decode(bytes.NewReader(b))
-	if err != nil {
-		return nil, err
-	}
-	r := img.Bounds()
-	canvas := image.NewRGBA(image.Rect(0, 0, 2*r.Dx(), 2*r.Dy()))
-	draw.Draw(canvas, canvas.Bounds(), image.NewUniform(color.Gray{Y: 128}), image.Point{}, draw.Src)
-	draw.Draw(canvas, r.Sub(r.Min).Add(image.Pt(r.Dx()/2, r.Dy()/2)), img, r.Min, draw.Src)
-	var out bytes.Buffer
-	if err := png.Encode(&out, canvas); err != nil {
-		return nil, err
-	}
-	return out.Bytes(), nil
+	return CMC(r.Mated, 1)[0]
 }

@@ -9,17 +9,23 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/store"
 	"github.com/bordermatch/bordermatch/templates"
 )
 
 // Options are the settings of a matchd process.
 type Options struct {
-	Listen          string // host:port
-	DataDir         string // Badger directory
-	ModelsDir       string // dlib model files
-	Detector        templates.Detector
-	Threshold       float32
+	Listen    string // host:port
+	DataDir   string // Badger directory
+	ModelsDir string // dlib model files
+	Detector  templates.Detector
+	Threshold float32
+	// Calibration, when set, is a calibration table written by bmbench
+	// calibrate; the decision threshold is then the lowest score whose FMR,
+	// measured in that table, is at most TargetFMR (Threshold is ignored).
+	Calibration     string
+	TargetFMR       float64
 	MaxMessageBytes int
 	MaxImagePixels  int
 	// ShutdownGrace is how long a graceful stop waits for in-flight calls.
@@ -37,6 +43,16 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	log := opt.Logger
 	if opt.ShutdownGrace <= 0 {
 		opt.ShutdownGrace = 10 * time.Second
+	}
+	if opt.Calibration != "" {
+		cal, thr, err := CalibratedThreshold(opt.Calibration, opt.TargetFMR)
+		if err != nil {
+			return err
+		}
+		opt.Threshold = thr
+		log.Info().Str("calibration", opt.Calibration).Float64("target_fmr", opt.TargetFMR).
+			Float32("threshold", thr).Int("impostor_comparisons", cal.ImpostorCount).Str("measured_on", cal.DataSet).
+			Msg("decision threshold from the calibration table")
 	}
 	faces, err := templates.NewFaceExtractor(templates.FaceConfig{
 		ModelsDir: opt.ModelsDir,
@@ -97,4 +113,24 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	}
 	log.Info().Msg("stopped")
 	return nil
+}
+
+// CalibratedThreshold reads a calibration table and returns the face
+// decision threshold for a target FMR. It refuses a table made for another
+// modality or algorithm (its scores would mean something else) and a
+// target below what the table's impostor count can measure.
+func CalibratedThreshold(path string, targetFMR float64) (matcher.Calibration, float32, error) {
+	cal, err := matcher.ReadCalibration(path)
+	if err != nil {
+		return cal, 0, fmt.Errorf("calibration: %w", err)
+	}
+	if cal.Modality != templates.ModalityFace.String() || cal.Algorithm != templates.FaceAlgorithm.String() {
+		return cal, 0, fmt.Errorf("calibration %s was measured for %s %s; this server scores %s with %s",
+			path, cal.Modality, cal.Algorithm, templates.ModalityFace, templates.FaceAlgorithm)
+	}
+	thr, err := cal.ThresholdForFMR(targetFMR)
+	if err != nil {
+		return cal, 0, fmt.Errorf("calibration %s: target FMR %g: %w", path, targetFMR, err)
+	}
+	return cal, thr, nil
 }

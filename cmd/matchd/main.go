@@ -10,6 +10,8 @@
 //	--log-format FORMAT  BORDERMATCH_LOG_FORMAT (auto: console on a terminal, JSON otherwise)
 //	--threshold SCORE    BORDERMATCH_THRESHOLD  (matcher.DefaultFaceThreshold)
 //	--detector hog|cnn   BORDERMATCH_DETECTOR   (hog)
+//	--calibration FILE   BORDERMATCH_CALIBRATION (none: bmbench calibrate writes one)
+//	--target-fmr RATE    BORDERMATCH_TARGET_FMR  (with --calibration: threshold for this FMR)
 package main
 
 import (
@@ -54,6 +56,8 @@ func run(args []string) error {
 		format    = fs.String("log-format", env("BORDERMATCH_LOG_FORMAT", "auto"), "log `format`: auto, json, console")
 		threshold = fs.String("threshold", env("BORDERMATCH_THRESHOLD", strconv.FormatFloat(float64(matcher.DefaultFaceThreshold), 'f', -1, 32)), "decision threshold on the cosine `score`")
 		detector  = fs.String("detector", env("BORDERMATCH_DETECTOR", "hog"), "face detector: hog (fast) or cnn (more robust, slower)")
+		calib     = fs.String("calibration", env("BORDERMATCH_CALIBRATION", ""), "calibration table `file` from bmbench calibrate; with --target-fmr sets the threshold")
+		targetFMR = fs.String("target-fmr", env("BORDERMATCH_TARGET_FMR", ""), "decision threshold as a target false match `rate` (e.g. 0.001), looked up in --calibration")
 		maxMsg    = fs.Int("max-message-bytes", server.DefaultMaxMessageBytes, "largest request or response in `bytes`")
 		maxPixels = fs.Int("max-image-pixels", 40_000_000, "largest image accepted, in `pixels` (checked before decoding)")
 		grace     = fs.Duration("shutdown-grace", 10*time.Second, "how long a stop waits for in-flight calls")
@@ -72,6 +76,20 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("--threshold %q: not a number", *threshold)
 	}
+	var fmr float64
+	switch {
+	case *targetFMR != "" && *calib == "":
+		return fmt.Errorf("--target-fmr needs --calibration FILE (a table written by bmbench calibrate)")
+	case *calib != "" && *targetFMR == "":
+		return fmt.Errorf("--calibration needs --target-fmr RATE (e.g. 0.001)")
+	case *calib != "":
+		if fmr, err = strconv.ParseFloat(*targetFMR, 64); err != nil || fmr <= 0 || fmr >= 1 {
+			return fmt.Errorf("--target-fmr %q: want a rate between 0 and 1, e.g. 0.001", *targetFMR)
+		}
+		if set(fs, "threshold") || os.Getenv("BORDERMATCH_THRESHOLD") != "" {
+			return fmt.Errorf("give either --threshold or --target-fmr, not both")
+		}
+	}
 	var det templates.Detector
 	switch *detector {
 	case "hog":
@@ -89,11 +107,20 @@ func run(args []string) error {
 		ModelsDir:       *models,
 		Detector:        det,
 		Threshold:       float32(thr),
+		Calibration:     *calib,
+		TargetFMR:       fmr,
 		MaxMessageBytes: *maxMsg,
 		MaxImagePixels:  *maxPixels,
 		ShutdownGrace:   *grace,
 		Logger:          log,
 	})
+}
+
+// set reports whether the flag was given on the command line.
+func set(fs *flag.FlagSet, name string) bool {
+	found := false
+	fs.Visit(func(f *flag.Flag) { found = found || f.Name == name })
+	return found
 }
 
 func logger(level, format string, w *os.File) (zerolog.Logger, error) {

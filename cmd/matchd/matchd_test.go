@@ -16,6 +16,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/bordermatch/bordermatch/matcher"
+	"github.com/bordermatch/bordermatch/templates"
 )
 
 const root = "../.."
@@ -68,10 +71,11 @@ type daemon struct {
 	done chan error
 }
 
-func startMatchd(t *testing.T, data string) *daemon {
+func startMatchd(t *testing.T, data string, extra ...string) *daemon {
 	t.Helper()
 	d := &daemon{addr: freeAddr(t), log: new(bytes.Buffer), done: make(chan error, 1)}
-	d.cmd = exec.Command(filepath.Join(binDir, "matchd"), "--listen", d.addr, "--data", data, "--models", modelsDir(t), "--log-format", "json")
+	args := append([]string{"--listen", d.addr, "--data", data, "--models", modelsDir(t), "--log-format", "json"}, extra...)
+	d.cmd = exec.Command(filepath.Join(binDir, "matchd"), args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -263,5 +267,69 @@ func TestBadFlags(t *testing.T) {
 	out, err = cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "make models") {
 		t.Fatalf("missing models: %v %s", err, out)
+	}
+}
+
+// TestTargetFMR starts matchd with a calibration table and a target FMR and
+// checks that searches use the threshold the table gives for it, and that
+// impossible settings are refused before the server starts.
+func TestTargetFMR(t *testing.T) {
+	// 100,000 impostor scores spread evenly over [0.5, 1): FMR 0.001 is
+	// reached at the 100 highest, from 0.9995 up.
+	impostor := make([]float64, 100_000)
+	for i := range impostor {
+		impostor[i] = 0.5 + 0.5*float64(i)/float64(len(impostor))
+	}
+	cal := matcher.NewCalibration(impostor)
+	cal.Modality, cal.Algorithm, cal.DataSet = "face", templates.FaceAlgorithm.String(), "synthetic"
+	path := filepath.Join(t.TempDir(), "calibration.json")
+	if err := cal.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	want, err := cal.ThresholdForFMR(0.001)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	d := startMatchd(t, t.TempDir(), "--calibration", path, "--target-fmr", "0.001")
+	out := mustCLI(t, d.addr, "search", "--photo", photo("bbt/sheldon/1.png"), "--json")
+	var res struct {
+		Threshold float32 `json:"threshold"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("search --json: %v\n%s", err, out)
+	}
+	if res.Threshold != want || want < 0.999 {
+		t.Errorf("threshold %v, want %v from the table", res.Threshold, want)
+	}
+	d.stop(t)
+	if !strings.Contains(d.log.String(), `"target_fmr":0.001`) {
+		t.Errorf("the log does not say where the threshold came from:\n%s", d.log)
+	}
+
+	other := cal
+	other.Algorithm = "dlib-resnet29/v2"
+	otherPath := filepath.Join(t.TempDir(), "other.json")
+	if err := other.WriteFile(otherPath); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"--target-fmr", "0.001"}, "needs --calibration"},
+		{[]string{"--calibration", path}, "needs --target-fmr"},
+		{[]string{"--calibration", path, "--target-fmr", "2"}, "between 0 and 1"},
+		{[]string{"--calibration", path, "--target-fmr", "0.001", "--threshold", "0.9"}, "not both"},
+		// 100,000 impostor comparisons measure FMR down to 3e-5.
+		{[]string{"--calibration", path, "--target-fmr", "0.00001"}, "100000"},
+		{[]string{"--calibration", otherPath, "--target-fmr", "0.001"}, "dlib-resnet29/v2"},
+		{[]string{"--calibration", "/no/such/table.json", "--target-fmr", "0.001"}, "table.json"},
+	} {
+		args := append([]string{"--models", modelsDir(t), "--data", t.TempDir(), "--listen", freeAddr(t)}, tc.args...)
+		out, err := exec.Command(filepath.Join(binDir, "matchd"), args...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), tc.msg) {
+			t.Errorf("matchd %s: %v, output %q does not mention %q", strings.Join(tc.args, " "), err, out, tc.msg)
+		}
 	}
 }

@@ -1,0 +1,462 @@
+package benchmarks
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bordermatch/bordermatch/templates"
+)
+
+// Exit codes of bmbench.
+const (
+	ExitOK          = 0
+	ExitFailure     = 1
+	ExitUsage       = 2
+	ExitInterrupted = 130
+)
+
+type usageErr struct{ error }
+
+// cli holds the flags the subcommands share.
+type cli struct {
+	stdout, stderr io.Writer
+
+	modality  string
+	data      []string
+	layout    string
+	dpi       int
+	out       string
+	models    string
+	detector  string
+	padCrops  bool
+	workers   int
+	label     string
+	quiet     bool
+	protocol  string
+	distract  []string
+	maxRank   int
+	fnirRank  int
+	samples   int
+	gallery   []int
+	probes    int
+	batch     int
+	faiss     bool
+	python    string
+	closeMods []func()
+}
+
+// Main runs bmbench with args (without the program name) and returns the
+// exit code: 0 done, 1 failed, 2 bad usage, 130 interrupted (Ctrl-C).
+func Main(args []string, stdout, stderr io.Writer) int {
+	c := &cli{stdout: stdout, stderr: stderr}
+	root := c.root()
+	root.SetArgs(args)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := root.ExecuteContext(ctx)
+	for _, f := range c.closeMods {
+		f()
+	}
+	var ue usageErr
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.Is(err, context.Canceled) || ctx.Err() != nil:
+		fmt.Fprintln(stderr, "bmbench: interrupted; nothing written")
+		return ExitInterrupted
+	case errors.As(err, &ue):
+		fmt.Fprintln(stderr, "bmbench:", err)
+		return ExitUsage
+	}
+	fmt.Fprintln(stderr, "bmbench:", err)
+	if strings.HasPrefix(err.Error(), "unknown command") {
+		return ExitUsage // cobra's own
+	}
+	return ExitFailure
+}
+
+// usage makes cobra's argument errors usage errors (exit 2).
+func usage(v cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := v(cmd, args); err != nil {
+			return usageErr{err}
+		}
+		return nil
+	}
+}
+
+func (c *cli) root() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "bmbench",
+		Short: "Measure Bordermatch's accuracy and speed on labeled data",
+		Long: `bmbench evaluates Bordermatch on your own labeled data, in the terms of
+ISO/IEC 19795-1 and of the NIST and FVC evaluations: FMR, FNMR, EER and DET
+curves for 1:1 verification; rank-1, CMC and FNIR at FPIR for 1:N
+identification; failures to enrol and acquire; and speed.
+
+Data sets are folders in one of two layouts (--layout):
+  identity  <dir>/<identity>/<sample>.<ext>   (faces)
+  fvc       <dir>/<finger>_<impression>.<ext> (fingerprints, as FVC ships them)
+
+Each run writes report.md, report.json and PNG plots into --out.
+Exit codes: 0 done, 1 failed, 2 bad usage, 130 interrupted.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr{err} })
+	root.AddCommand(c.verifyCmd(), c.identifyCmd(), c.calibrateCmd(), c.speedCmd(), c.compareCmd())
+	return root
+}
+
+// dataFlags are the flags of every command that reads a data set.
+func (c *cli) dataFlags(cmd *cobra.Command, out string) {
+	f := cmd.Flags()
+	f.StringVar(&c.modality, "modality", "face", "biometric modality: face or finger")
+	f.StringSliceVar(&c.data, "data", nil, "data set `dir`ectory (repeat or comma-separate for several)")
+	f.StringVar(&c.layout, "layout", "", "data set layout: identity or fvc (default identity for faces, fvc for fingerprints)")
+	f.IntVar(&c.dpi, "dpi", 0, "fingerprint image resolution in pixels per inch, when the files do not say (default 500)")
+	f.StringVar(&c.out, "out", out, "output `dir`ectory for the report and plots")
+	f.StringVar(&c.models, "models", envOr("BORDERMATCH_MODELS", "./models"), "`dir`ectory with the face model files (env BORDERMATCH_MODELS)")
+	f.StringVar(&c.detector, "detector", "hog", "face detector: hog or cnn")
+	f.BoolVar(&c.padCrops, "pad-crops", true, "retry a photo with no face found inside a grey border (tightly cropped face chips need it)")
+	f.IntVar(&c.workers, "workers", 0, "parallel workers (default: all cores)")
+	f.StringVar(&c.label, "label", "", "name of this run in reports and comparisons (default: the data folder names)")
+	f.BoolVar(&c.quiet, "quiet", false, "no progress bars")
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// modalityFor opens the modality the flags name.
+func (c *cli) modalityFor() (Modality, error) {
+	switch c.modality {
+	case "face":
+		det := templates.DetectorHOG
+		switch c.detector {
+		case "hog":
+		case "cnn":
+			det = templates.DetectorCNN
+		default:
+			return nil, usageErr{fmt.Errorf("--detector %q: want hog or cnn", c.detector)}
+		}
+		ex, err := templates.NewFaceExtractor(templates.FaceConfig{ModelsDir: c.models, Detector: det, Workers: c.workers})
+		if err != nil {
+			return nil, err
+		}
+		c.closeMods = append(c.closeMods, func() { ex.Close() })
+		return Face{Extractor: ex, PadCrops: c.padCrops}, nil
+	case "finger":
+		return newFingerModality(c.dpi)
+	}
+	return nil, usageErr{fmt.Errorf("--modality %q: want face or finger", c.modality)}
+}
+
+// samples scans the data set the flags name.
+func (c *cli) dataSet() ([]Sample, DataSet, error) {
+	if len(c.data) == 0 {
+		return nil, DataSet{}, usageErr{errors.New("--data DIR is required")}
+	}
+	layout := c.layout
+	if layout == "" {
+		layout = string(LayoutIdentity)
+		if c.modality == "finger" {
+			layout = string(LayoutFVC)
+		}
+	}
+	l, err := ParseLayout(layout)
+	if err != nil {
+		return nil, DataSet{}, usageErr{err}
+	}
+	samples, err := Scan(l, c.data...)
+	if err != nil {
+		return nil, DataSet{}, err
+	}
+	hash, err := HashSamples(samples)
+	if err != nil {
+		return nil, DataSet{}, err
+	}
+	return samples, DataSet{Dirs: c.data, Layout: l, Samples: len(samples), Identities: Identities(samples), SHA256: hash}, nil
+}
+
+func (c *cli) run() RunOptions {
+	o := RunOptions{Workers: c.workers}
+	if !c.quiet {
+		o.Progress = c.stderr
+	}
+	return o
+}
+
+func (c *cli) summary(r Report) {
+	fmt.Fprintf(c.stdout, "%s %s: %s\n", r.Modality, r.Command, r.Label)
+	if r.Command == "identify" {
+		fmt.Fprintf(c.stdout, "  gallery %d, %d mated and %d non-mated searches: rank-1 %s", r.GallerySize, r.MatedSearches, r.NonMatedSearches, optPct(r.Rank1))
+		for _, op := range r.FNIRPoints {
+			fmt.Fprintf(c.stdout, ", FNIR@FPIR=%s %s", fmtKey(op.Target), short(op))
+		}
+		fmt.Fprintf(c.stdout, ", FTA %s\n", optPct(r.FTA))
+	}
+	fmt.Fprintf(c.stdout, "  %d genuine, %d impostor comparisons: EER %s", r.GenuineCount, r.ImpostorCount, optPct(r.EER))
+	if r.EERThreshold != nil {
+		fmt.Fprintf(c.stdout, " at %.4f", *r.EERThreshold)
+	}
+	for _, op := range r.OperatingPoints {
+		fmt.Fprintf(c.stdout, ", FNMR@FMR=%s %s", fmtKey(op.Target), short(op))
+	}
+	fmt.Fprintf(c.stdout, ", FTE %s\n", pct(r.FTE))
+}
+
+func short(op OperatingPoint) string {
+	if !op.Measurable {
+		return "not measurable"
+	}
+	return pct(op.Rate)
+}
+
+func (c *cli) verifyCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "verify --data DIR [--protocol all|fvc]",
+		Short: "1:1 evaluation: FMR, FNMR, EER, DET curve",
+		Args:  usage(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, _, err := c.verify(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if err := r.Write(c.out); err != nil {
+				return err
+			}
+			c.summary(r)
+			fmt.Fprintf(c.stdout, "wrote %s\n", filepath.Join(c.out, "report.md"))
+			return nil
+		},
+	}
+	c.dataFlags(cmd, "bmbench-verify")
+	cmd.Flags().StringVar(&c.protocol, "protocol", "all", "comparison protocol: all (every pair) or fvc (FVC: genuine all pairs, impostor first impressions)")
+	return cmd
+}
+
+func (c *cli) verify(ctx context.Context) (Report, VerifyResult, error) {
+	proto, err := ParseProtocol(c.protocol)
+	if err != nil {
+		return Report{}, VerifyResult{}, usageErr{err}
+	}
+	samples, ds, err := c.dataSet()
+	if err != nil {
+		return Report{}, VerifyResult{}, err
+	}
+	mod, err := c.modalityFor()
+	if err != nil {
+		return Report{}, VerifyResult{}, err
+	}
+	res, err := EvaluateVerification(ctx, mod, samples, proto, c.run())
+	if err != nil {
+		return Report{}, res, err
+	}
+	r := VerifyReport(mod, ds, proto, res)
+	if c.label != "" {
+		r.Label = c.label
+	}
+	return r, res, nil
+}
+
+func (c *cli) identifyCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "identify --data DIR [--distractors DIR]",
+		Short: "1:N evaluation: rank-1, CMC, FNIR at FPIR",
+		Args:  usage(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			samples, ds, err := c.dataSet()
+			if err != nil {
+				return err
+			}
+			opt := IdentifyOptions{RunOptions: c.run(), MaxRank: c.maxRank, FNIRRank: c.fnirRank}
+			if len(c.distract) > 0 {
+				d, err := Scan(ds.Layout, c.distract...)
+				if err != nil {
+					return fmt.Errorf("--distractors: %w", err)
+				}
+				hash, err := HashSamples(d)
+				if err != nil {
+					return err
+				}
+				opt.Distractors = d
+				ds.Distractors = &DataSet{Dirs: c.distract, Layout: ds.Layout, Samples: len(d), Identities: Identities(d), SHA256: hash}
+			}
+			mod, err := c.modalityFor()
+			if err != nil {
+				return err
+			}
+			res, err := EvaluateIdentification(cmd.Context(), mod, samples, opt)
+			if err != nil {
+				return err
+			}
+			r := IdentifyReport(mod, ds, opt, res)
+			if c.label != "" {
+				r.Label = c.label
+			}
+			if err := r.Write(c.out); err != nil {
+				return err
+			}
+			c.summary(r)
+			fmt.Fprintf(c.stdout, "wrote %s\n", filepath.Join(c.out, "report.md"))
+			return nil
+		},
+	}
+	c.dataFlags(cmd, "bmbench-identify")
+	f := cmd.Flags()
+	f.StringSliceVar(&c.distract, "distractors", nil, "`dir`ectory of extra identities enrolled but never searched for (same layout)")
+	f.IntVar(&c.maxRank, "max-rank", 20, "longest candidate list (CMC)")
+	f.IntVar(&c.fnirRank, "fnir-rank", 1, "rank at which a mate must be returned, above the threshold, to count as found for FNIR")
+	return cmd
+}
+
+func (c *cli) calibrateCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "calibrate --data DIR",
+		Short: "measure the score→FMR table that matchd --calibration loads",
+		Long: `calibrate runs a 1:1 evaluation (protocol all) and writes calibration.json:
+the false match rate measured at every score. matchd loads it with
+--calibration FILE and turns --target-fmr into a threshold.
+
+The table is only as good as the data it was measured on: the same
+population, capture conditions and algorithm as in service, and enough
+impostor comparisons (an FMR below 3/N of them cannot be measured, and
+matchd refuses such a target).`,
+		Args: usage(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			r, res, err := c.verify(cmd.Context())
+			if err != nil {
+				return err
+			}
+			r.Command = "calibrate"
+			if err := r.Write(c.out); err != nil {
+				return err
+			}
+			cal := Calibration(r, res.Impostor)
+			path, err := WriteCalibration(c.out, cal)
+			if err != nil {
+				return err
+			}
+			c.summary(r)
+			fmt.Fprintf(c.stdout, "calibration: %d impostor comparisons, FMR measurable down to %s\n", cal.ImpostorCount, pct(3/float64(max(1, cal.ImpostorCount))))
+			for _, fmr := range []float64{0.01, 0.001, 0.0001} {
+				if t, err := cal.ThresholdForFMR(fmr); err == nil {
+					fmt.Fprintf(c.stdout, "  --target-fmr %s → threshold %.4f\n", fmtKey(fmr), t)
+				}
+			}
+			fmt.Fprintf(c.stdout, "wrote %s (use: matchd --calibration %s --target-fmr 0.001)\n", path, path)
+			return nil
+		},
+	}
+	c.dataFlags(cmd, "bmbench-calibrate")
+	c.protocol = string(ProtocolAll)
+	return cmd
+}
+
+func (c *cli) speedCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "speed [--data DIR] [--gallery 10000,100000,1000000]",
+		Short: "extraction rate, 1:1 comparisons per second, 1:N latency and throughput",
+		Long: `speed measures, on this machine:
+  - extraction: per-sample latency one at a time (median, p95) and samples
+    per second on all cores, over the first --samples of --data;
+  - 1:1 comparisons per second on all cores;
+  - 1:N search at each --gallery size over a seeded synthetic gallery:
+    single-probe latency p50/p95/p99 and throughput, batched throughput,
+    and, with --faiss, FAISS (Debian's python3-faiss) on the same vectors.
+Without --data only the 1:N part runs.`,
+		Args: usage(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var (
+				samples []Sample
+				ds      *DataSet
+				mod     Modality
+			)
+			if len(c.data) > 0 {
+				s, d, err := c.dataSet()
+				if err != nil {
+					return err
+				}
+				samples, ds = s, &d
+				if mod, err = c.modalityFor(); err != nil {
+					return err
+				}
+			}
+			opt := SpeedOptions{RunOptions: c.run(), Samples: c.samples, Log: c.stdout,
+				Search: SearchSpeedOptions{Sizes: c.gallery, Probes: c.probes, Batch: c.batch, TopK: 10, FAISS: c.faiss, Python: c.python}}
+			r, err := Speed(cmd.Context(), mod, samples, opt)
+			if err != nil {
+				return err
+			}
+			r.DataSet = ds
+			if r.Modality == "" {
+				r.Modality = c.modality
+			}
+			if err := os.MkdirAll(c.out, 0o755); err != nil {
+				return err
+			}
+			b, err := json.MarshalIndent(r, "", "  ")
+			if err != nil {
+				return err
+			}
+			path := filepath.Join(c.out, "speed.json")
+			if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stdout, "wrote %s\n", path)
+			return nil
+		},
+	}
+	c.dataFlags(cmd, "bmbench-speed")
+	f := cmd.Flags()
+	f.IntVar(&c.samples, "samples", 50, "how many samples of --data to extract")
+	f.IntSliceVar(&c.gallery, "gallery", []int{10_000, 100_000}, "1:N gallery sizes (comma-separated; none: --gallery '')")
+	f.IntVar(&c.probes, "probes", 0, "1:N probes per gallery size (default: the measurement's own)")
+	f.IntVar(&c.batch, "batch", 0, "probes per batch for batched throughput (default: the measurement's own)")
+	f.BoolVar(&c.faiss, "faiss", false, "also run FAISS (python3-faiss) on the same vectors, side by side")
+	f.StringVar(&c.python, "python", "python3", "Python interpreter with faiss, for --faiss")
+	return cmd
+}
+
+func (c *cli) compareCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "compare REPORT.json REPORT.json... [--out DIR]",
+		Short: "draw several runs' DET curves on one plot and tabulate their figures",
+		Args:  usage(cobra.MinimumNArgs(1)),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var reports []Report
+			for _, a := range args {
+				r, err := ReadReport(a)
+				if err != nil {
+					return err
+				}
+				reports = append(reports, r)
+			}
+			md, err := Compare(c.out, reports)
+			if err != nil {
+				return err
+			}
+			c.stdout.Write(md)
+			fmt.Fprintf(c.stdout, "wrote %s\n", filepath.Join(c.out, "compare.md"))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&c.out, "out", "bmbench-compare", "output `dir`ectory for det.png and compare.md")
+	return cmd
+}
