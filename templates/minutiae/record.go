@@ -523,6 +523,11 @@ func (r Record) MarshalFormat(f Format) ([]byte, error) {
 			if dropCoreDelta && e.Type == 2 {
 				continue
 			}
+			if e.Type == coreDeltaType {
+				if n, ok := coreDeltaSize(e.Data, f == FormatISO2005); !ok || n != len(e.Data) {
+					return nil, fail(vf(fmt.Sprintf("extended data block %d", k+1)), "%d bytes of core and delta data whose counts say otherwise", len(e.Data))
+				}
+			}
 			if len(e.Data) > 0xffff-4 {
 				return nil, fail(vf(fmt.Sprintf("extended data block %d", k+1)), "%d bytes, above 65531", len(e.Data))
 			}

@@ -357,3 +357,27 @@ func iso2011Sample() []byte {
 	b = binary.BigEndian.AppendUint32(b, 40) // representation length
 	return append(b, make([]byte, 40-4)...)
 }
+
+func BenchmarkParseISO(b *testing.B) {
+	rec := readFile(b, "testdata/fvc2002/db1_b/101_1.iso")
+	b.SetBytes(int64(len(rec)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Parse(rec); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkMarshalISO(b *testing.B) {
+	r, err := Parse(readFile(b, "testdata/fvc2002/db1_b/101_1.iso"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := r.Marshal(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
