@@ -213,32 +213,42 @@ func analyse(x []float64, h0, h1 []float64, inv bool) []float32 {
 }
 
 func TestSynthesisInvertsAnalysis(t *testing.T) {
-	h0 := []float64{0.852698573, 0.3774028186, -0.1106243994, -0.02384946381, 0.03782845235}
-	h1 := []float64{0.788485632, -0.4180923187, -0.04068942234, 0.0645388851}
-	fb := newFilterBank(h0, h1)
-	for n := 1; n <= 24; n++ {
-		for _, inv := range []bool{false, true} {
-			x := make([]float64, n)
-			for i := range x {
-				x[i] = math.Sin(float64(i)*1.3) * 50
-			}
-			bands := analyse(x, h0, h1, inv)
-			// A node one sample high: rows() alone does the line.
-			nd := node{rect: rect{0, 0, n, 1}, invRows: inv}
-			out := make([]float32, n)
-			fb.rows(out, n, bands, nd, make([]float32, n+2*fb.pad))
-			for i := range x {
-				if d := math.Abs(float64(out[i]) - x[i]); d > 1e-3 {
-					t.Fatalf("n=%d inv=%v: x[%d] = %g, reconstructed %g", n, inv, i, x[i], out[i])
+	banks := []struct {
+		name   string
+		h0, h1 []float64
+	}{
+		// The spec's 9/7 pair (the unrolled 9-tap paths).
+		{"9/7", []float64{0.852698573, 0.3774028186, -0.1106243994, -0.02384946381, 0.03782845235},
+			[]float64{0.788485632, -0.4180923187, -0.04068942234, 0.0645388851}},
+		// LeGall 5/3 (the generic paths).
+		{"5/3", []float64{6.0 / 8, 2.0 / 8, -1.0 / 8}, []float64{1, -0.5}},
+	}
+	for _, bank := range banks {
+		fb := newFilterBank(bank.h0, bank.h1)
+		for n := 1; n <= 24; n++ {
+			for _, inv := range []bool{false, true} {
+				x := make([]float64, n)
+				for i := range x {
+					x[i] = math.Sin(float64(i)*1.3) * 50
 				}
-			}
-			// The same line as a column.
-			nd = node{rect: rect{0, 0, 1, n}, invCols: inv}
-			out2 := make([]float32, n)
-			fb.columns(out2, bands, 1, nd)
-			for i := range x {
-				if d := math.Abs(float64(out2[i]) - x[i]); d > 1e-3 {
-					t.Fatalf("column n=%d inv=%v: x[%d] = %g, reconstructed %g", n, inv, i, x[i], out2[i])
+				bands := analyse(x, bank.h0, bank.h1, inv)
+				// A node one sample high: rows() alone does the line.
+				nd := node{rect: rect{0, 0, n, 1}, invRows: inv}
+				out := make([]float32, n)
+				fb.rows(out, n, bands, nd, make([]float32, n+2*fb.pad))
+				for i := range x {
+					if d := math.Abs(float64(out[i]) - x[i]); d > 1e-3 {
+						t.Fatalf("%s n=%d inv=%v: x[%d] = %g, reconstructed %g", bank.name, n, inv, i, x[i], out[i])
+					}
+				}
+				// The same line as a column.
+				nd = node{rect: rect{0, 0, 1, n}, invCols: inv}
+				out2 := make([]float32, n)
+				fb.columns(out2, bands, 1, nd)
+				for i := range x {
+					if d := math.Abs(float64(out2[i]) - x[i]); d > 1e-3 {
+						t.Fatalf("%s column n=%d inv=%v: x[%d] = %g, reconstructed %g", bank.name, n, inv, i, x[i], out2[i])
+					}
 				}
 			}
 		}
