@@ -254,6 +254,9 @@ func (d *decoder) readQuantTable(seg *segment) error {
 // readHuffmanTables reads DHT: one or more tables, each its number Th, the
 // counts L1…L16 of codes of each length, and the symbols in code order.
 func (d *decoder) readHuffmanTables(seg *segment) error {
+	if len(seg.b) == 0 && !seg.truncated {
+		return seg.errAt("", 0, "no table")
+	}
 	for seg.pos < len(seg.b) || seg.truncated {
 		th, err := seg.u8("table number")
 		if err != nil {

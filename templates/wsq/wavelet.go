@@ -28,6 +28,7 @@ package wsq
 // f[i mod 2][k+pad], k = -pad…pad.
 type filterBank struct {
 	f   [2][]float32
+	rev [2][]float32 // f reversed: an output is a dot product from the left
 	pad int
 }
 
@@ -56,6 +57,10 @@ func newFilterBank(h0, h1 []float64) *filterBank {
 				g = tap(h1, k) // g0: weights the lowpass samples
 			}
 			fb.f[p][k+pad] = float32(g)
+		}
+		fb.rev[p] = make([]float32, 2*pad+1)
+		for j, c := range fb.f[p] {
+			fb.rev[p][2*pad-j] = c
 		}
 	}
 	return fb
@@ -112,7 +117,7 @@ func bandIndex(p, n int, inv bool) int {
 // then its rows.
 func (fb *filterBank) reconstruct(coef []float32, w int, t *trees) {
 	tmp := make([]float32, len(coef))
-	line := make([]float32, 0, 2*fb.pad+max(w, len(coef)/w))
+	line := make([]float32, w+2*fb.pad)
 	for i := numNodes - 1; i >= 0; i-- {
 		n := t.nodes[i]
 		if n.w == 0 || n.h == 0 {
@@ -131,7 +136,8 @@ func (fb *filterBank) columns(out, coef []float32, w int, n node) {
 		dst := out[y*n.w : (y+1)*n.w]
 		f := fb.f[y&1]
 		if len(f) == 9 {
-			// The spec's 9/7 bank: one pass over nine source rows.
+			// Nine taps, as in the spec's 9/7 bank: one pass over nine
+			// source rows.
 			var rows [9][]float32
 			for j := range rows {
 				p := mirror(y+fb.pad-j, n.h)
@@ -172,16 +178,7 @@ func (fb *filterBank) rows(coef []float32, w int, in []float32, n node, line []f
 	pad := fb.pad
 	ext := line[:n.w+2*pad]
 	mid := ext[pad : pad+n.w]
-	// The filters reversed, so that an output is a dot product with the
-	// extended line from its left end.
 	taps := len(fb.f[0])
-	var rev [2][]float32
-	for p := range 2 {
-		rev[p] = make([]float32, taps)
-		for j, c := range fb.f[p] {
-			rev[p][taps-1-j] = c
-		}
-	}
 	nlow := n.w - n.w/2
 	for y := range n.h {
 		src := in[y*n.w : (y+1)*n.w]
@@ -201,11 +198,11 @@ func (fb *filterBank) rows(coef []float32, w int, in []float32, n node, line []f
 		}
 		dst := coef[(n.y+y)*w+n.x : (n.y+y)*w+n.x+n.w]
 		if taps == 9 {
-			row9(dst, ext, &rev)
+			row9(dst, ext, &fb.rev)
 			continue
 		}
 		for x := range dst {
-			r := rev[x&1]
+			r := fb.rev[x&1]
 			win := ext[x : x+taps]
 			win = win[:len(r)]
 			var s float32

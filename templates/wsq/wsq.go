@@ -67,18 +67,25 @@ type Info struct {
 	PPI int
 	// Comments holds the text of every COM segment, in file order.
 	Comments []string
-	// Encoder is the SOF encoder number (the spec's "encoder algorithm"; 2 for
-	// NBIS and most certified encoders).
-	Encoder int
-	// Software is the SOF software implementation number (the FBI
-	// certification number of the encoder, 0 when uncertified).
-	Software int
+	// Encoder and Software are the SOF encoder algorithm number and software
+	// implementation number (both 0 in the test files, which NBIS-style
+	// encoders wrote).
+	Encoder, Software int
 	// Black and White are the SOF scanner black and white levels (informative).
 	Black, White int
 }
 
 func init() {
-	image.RegisterFormat("wsq", "\xff\xa0", func(r io.Reader) (image.Image, error) { return Decode(r) }, DecodeConfig)
+	image.RegisterFormat("wsq", "\xff\xa0", decodeImage, DecodeConfig)
+}
+
+// decodeImage is Decode for image.Decode: no typed nil in the interface.
+func decodeImage(r io.Reader) (image.Image, error) {
+	img, err := Decode(r)
+	if err != nil {
+		return nil, err
+	}
+	return img, nil
 }
 
 // Decode reads a WSQ image. The result is an 8-bit grey image with
@@ -90,7 +97,7 @@ func Decode(r io.Reader) (*image.Gray, error) {
 }
 
 // DecodeWithInfo is Decode that also returns the file's resolution and
-// comments.
+// comments (on error, what was read before it).
 func DecodeWithInfo(r io.Reader) (*image.Gray, Info, error) {
 	d := newDecoder(r)
 	if err := d.decode(); err != nil {

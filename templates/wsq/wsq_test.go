@@ -52,7 +52,10 @@ func TestGolden(t *testing.T) {
 	b := img.Bounds()
 	for y := b.Min.Y; y < b.Max.Y; y++ {
 		for x := b.Min.X; x < b.Max.X; x++ {
-			r, _, _, _ := refImg.At(x, y).RGBA()
+			r, g, bl, _ := refImg.At(x, y).RGBA()
+			if r != g || g != bl {
+				t.Fatalf("reference pixel (%d,%d) is not grey", x, y)
+			}
 			d := int(img.GrayAt(x, y).Y) - int(r>>8)
 			if d < 0 {
 				d = -d
@@ -134,6 +137,10 @@ func TestImageDecode(t *testing.T) {
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(b))
 	if err != nil || format != "wsq" || cfg.Width != 256 || cfg.Height != 256 {
 		t.Fatalf("image.DecodeConfig: %+v %q %v", cfg, format, err)
+	}
+	img, _, err = image.Decode(bytes.NewReader(b[:100]))
+	if err == nil || img != nil {
+		t.Errorf("image.Decode of a truncated file: %v, %v (want a nil image and an error)", img, err)
 	}
 }
 
