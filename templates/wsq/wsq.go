@@ -32,9 +32,17 @@ import (
 
 // MaxPixels bounds width×height of the images Decode accepts (40 MP, the
 // same bound as the face pipeline's templates.DefaultMaxPixels: more than a
-// 1000 ppi ten-print slap or a 500 ppi palm). It is checked from the frame
-// header before anything is allocated; decoding needs about 9 bytes per
-// pixel. A WSQ header can claim up to 65535×65535 pixels (4.3 GP).
+// 1000 ppi ten-print slap or a 500 ppi palm). A WSQ header can claim up to
+// 65535×65535 pixels (4.3 GP); the bound is checked from the frame header.
+//
+// Decoding needs about 9 bytes per pixel, but Decode allocates them only
+// after the entropy-coded data has been decoded (into a compact form that
+// grows with the data, not the header) and found to hold exactly the
+// coefficients the frame needs: a header the data cannot fill fails having
+// allocated in proportion to the file. The data can still legitimately
+// describe a large blank image in a few kilobytes (a run of 65535 zero
+// coefficients costs 3 bytes), so callers with a tighter budget check the
+// size from DecodeConfig first.
 const MaxPixels = 40_000_000
 
 // ErrTooLarge is wrapped by the error Decode returns for an image over

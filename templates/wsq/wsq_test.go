@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -367,6 +368,31 @@ func BenchmarkDecode(b *testing.B) {
 	for b.Loop() {
 		if _, err := Decode(bytes.NewReader(data)); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestNoAllocationBeforeCheck: a header that claims a large image fails
+// before the image is allocated, whether it is over MaxPixels or under it
+// with too little data to fill it.
+func TestNoAllocationBeforeCheck(t *testing.T) {
+	good := readFile(t, "wsq-original.wsq")
+	sof := bytes.Index(good, []byte{0xff, 0xa2})
+	for _, side := range []int{60000, 6000} {
+		b := append([]byte(nil), good...)
+		b[sof+6], b[sof+7], b[sof+8], b[sof+9] = byte(side>>8), byte(side), byte(side>>8), byte(side)
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		_, err := Decode(bytes.NewReader(b))
+		runtime.ReadMemStats(&after)
+		if err == nil {
+			t.Fatalf("%d×%d: no error", side, side)
+		}
+		alloc := after.TotalAlloc - before.TotalAlloc
+		t.Logf("%d×%d: %v; %d kB allocated", side, side, err, alloc/1000)
+		if alloc > 8<<20 {
+			t.Errorf("%d×%d: %d bytes allocated before the error, want < 8 MiB", side, side, alloc)
 		}
 	}
 }
