@@ -71,7 +71,7 @@ func TestGolden(t *testing.T) {
 		}
 	}
 	n := float64(b.Dx() * b.Dy())
-	t.Logf("equal %.4f%%, within ±1 %.4f%%, max difference %d (%d pixels)", 100*float64(equal)/n, 100*float64(within1)/n, maxDiff, int(n))
+	t.Logf("equal %d (%.4f%%), within ±1 %d (%.4f%%), max difference %d, of %d pixels", equal, 100*float64(equal)/n, within1, 100*float64(within1)/n, maxDiff, int(n))
 	if float64(within1) < 0.99*n {
 		t.Errorf("only %.2f%% of pixels within ±1 of the reference, want ≥ 99%%", 100*float64(within1)/n)
 	}
