@@ -179,8 +179,8 @@ func (s *fingerScratch) score(p, c *FingerTemplate) float32 {
 // quarter of the pairs of a full comparison, enough to find nP good ones
 // in a mate.
 var (
-	coarseProbeCylinders = 16
-	coarseDeltaTheta     = uint16(angleSteps / 8)
+	coarseProbeCylinders = 24
+	coarseDeltaTheta     = uint16(angleSteps / 6)
 )
 
 // coarseLSS is the cheap score of the 1:N search's first stage: MCC's LSS
