@@ -1,7 +1,42 @@
 // Package minutiae is the fingerprint feature model shared by the extractor
-// (templates/finger), the record codecs (ISO/IEC 19794-2, ANSI INCITS 378)
-// and the matcher: a finger view is its image geometry plus a set of
-// minutiae, the points where a ridge ends or splits.
+// (templates/finger), the record codecs and the matcher: a finger view is
+// its image geometry plus a set of minutiae, the points where a ridge ends
+// or splits.
+//
+// # Records
+//
+// Parse reads the finger minutiae records scanners and other systems
+// exchange, and Record.Marshal writes them:
+//
+//   - ISO/IEC 19794-2:2005 ("FMR\0", version " 20\0"): angles in 360/256°.
+//   - ANSI INCITS 378-2004 ("FMR\0", version " 20\0"): 2- or 6-byte record
+//     length, CBEFF product id, angles in 2°.
+//   - ANSI INCITS 378-2009 ("FMR\0", version "030\0"): image geometry and a
+//     quality algorithm id per view, angles in 2°.
+//
+// ISO/IEC 19794-2:2011, which also says "030", is refused with
+// ErrUnsupportedVersion. A record holds one or more views (fingers or
+// impressions of a finger); each becomes a View with its position, view
+// number, impression type, quality, geometry and minutiae. Resolutions are
+// stored in pixels per centimetre and given in View.DPI (197 px/cm is
+// 500 dpi; the conversion round-trips every value). Extended data blocks
+// (ridge counts, cores and deltas, vendor data) are kept undecoded in
+// View.Extended and written back unchanged, except that core and delta
+// blocks are dropped when converting between ISO and ANSI, whose angle
+// units differ.
+//
+// The parsers honour the declared record length and ignore bytes after it
+// (padding). Anything else that does not add up is refused with an *Error
+// naming the field and its byte offset, such as
+//
+//	minutiae: ISO/IEC 19794-2:2005 record: view 2 minutia 14: truncated at offset 301 (…)
+//
+// which wraps ErrTruncated, ErrFormat or ErrUnsupportedVersion for
+// errors.Is. Counts are checked against the bytes present before anything
+// is allocated, so a hostile header cannot make the parser allocate more
+// than a small multiple of the input. Parse → Marshal → Parse gives the
+// same Record, and a well-formed record comes back byte for byte (Marshal
+// writes reserved bits as zero and recomputes extended data lengths).
 package minutiae
 
 import "math"
@@ -100,6 +135,49 @@ type View struct {
 	// Quality is the impression's quality, 0..100 (0: not reported).
 	Quality  uint8
 	Minutiae []Minutia
+
+	// The fields below carry what the record formats say about a view
+	// beyond its minutiae; the extractor and the matcher may leave them zero.
+
+	// ViewNumber tells impressions of the same finger in one record apart
+	// (0..15 in ISO/IEC 19794-2:2005 and ANSI INCITS 378-2004).
+	ViewNumber uint8
+	// Impression is how the image was captured.
+	Impression Impression
+	// YDPI is the vertical resolution when the record gives one different
+	// from DPI (records store both); 0 means the same as DPI.
+	YDPI int
+	// QualityAlgorithm identifies the algorithm that gave Quality: the
+	// vendor in the high 16 bits and its algorithm id in the low ones
+	// (ANSI INCITS 378-2009 only; 0 otherwise).
+	QualityAlgorithm uint32
+	// Extended holds the view's extended data blocks (ridge counts, cores
+	// and deltas, vendor data) undecoded, so a record re-marshals unchanged.
+	Extended []ExtendedData
+}
+
+// Impression is the impression type code of ISO/IEC 19794-2 and
+// ANSI INCITS 378 (the ANSI/NIST-ITL codes).
+type Impression uint8
+
+const (
+	LiveScanPlain     Impression = 0
+	LiveScanRolled    Impression = 1
+	NonLiveScanPlain  Impression = 2
+	NonLiveScanRolled Impression = 3
+	LiveScanSwipe     Impression = 8
+	Contactless       Impression = 9
+)
+
+// ExtendedData is one extended data block of a finger view.
+type ExtendedData struct {
+	// Type is 1 for ridge counts, 2 for cores and deltas, and a vendor
+	// code from 0x0100 up.
+	Type uint16
+	// Data is the block's content after its 4-byte type and length header.
+	// Core and delta angles in it are in the units of the record format
+	// it came from.
+	Data []byte
 }
 
 // NormAngle maps an angle in radians into [0, 2π).
