@@ -12,6 +12,8 @@ import (
 
 	_ "golang.org/x/image/bmp"  // registers BMP
 	_ "golang.org/x/image/tiff" // registers TIFF
+
+	"github.com/bordermatch/bordermatch/templates/wsq"
 )
 
 // ErrUnsupportedImage: the bytes are not an image in a supported format
@@ -41,11 +43,23 @@ func DecodeImage(b []byte) (*image.Gray, Info, error) {
 	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width*cfg.Height > MaxPixels {
 		return nil, Info{}, fmt.Errorf("%w: %d×%d pixels (limit %d)", ErrUnsupportedImage, cfg.Width, cfg.Height, MaxPixels)
 	}
-	img, _, err := image.Decode(bytes.NewReader(b))
+	info := Info{Format: format, Width: cfg.Width, Height: cfg.Height}
+	var img image.Image
+	if format == "wsq" {
+		// WSQ carries its resolution in a comment only its decoder reads.
+		var wi wsq.Info
+		img, wi, err = wsq.DecodeWithInfo(bytes.NewReader(b))
+		info.DPI = wi.PPI
+	} else {
+		img, _, err = image.Decode(bytes.NewReader(b))
+		info.DPI = declaredDPI(format, b)
+	}
 	if err != nil {
 		return nil, Info{}, fmt.Errorf("%w: %s: %v", ErrUnsupportedImage, format, err)
 	}
-	info := Info{Format: format, Width: cfg.Width, Height: cfg.Height, DPI: declaredDPI(format, b)}
+	if info.DPI < 250 || info.DPI > 2000 {
+		info.DPI = 0
+	}
 	g, ok := img.(*image.Gray)
 	if !ok || g.Rect.Min != (image.Point{}) {
 		g = image.NewGray(image.Rect(0, 0, cfg.Width, cfg.Height))

@@ -1,9 +1,7 @@
 package finger
 
 import (
-	"encoding/binary"
 	"flag"
-	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -40,30 +38,17 @@ var fvcSets = []struct {
 	{"fvc2000_db1_b", 500}, {"fvc2000_db2_b", 500}, {"fvc2000_db3_b", 500}, {"fvc2000_db4_b", 500},
 }
 
-// readISO2005 reads the minutiae of the first view of an ISO/IEC
-// 19794-2:2005 record. Test-only, until the records package lands.
-func readISO2005(b []byte) ([]minutiae.Minutia, error) {
-	if len(b) < 28 || string(b[:8]) != "FMR\x00 20\x00" {
-		return nil, fmt.Errorf("not an ISO 19794-2:2005 record")
+// readSecuGen reads the SecuGen record of an FVC2002 image.
+func readSecuGen(t testing.TB, dir, set, tif string) []minutiae.Minutia {
+	b, err := os.ReadFile(filepath.Join(dir, "templates/iso19794-2-2005_secugen_openafis", set, strings.TrimSuffix(filepath.Base(tif), ".tif")+".iso"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	n := int(b[27])
-	if len(b) < 28+6*n {
-		return nil, fmt.Errorf("truncated")
+	r, err := minutiae.ParseISO(b)
+	if err != nil {
+		t.Fatal(err)
 	}
-	ms := make([]minutiae.Minutia, n)
-	for i := range n {
-		o := 28 + 6*i
-		xw := binary.BigEndian.Uint16(b[o:])
-		yw := binary.BigEndian.Uint16(b[o+2:])
-		ms[i] = minutiae.Minutia{
-			Kind:    minutiae.Kind(xw >> 14),
-			X:       int(xw & 0x3fff),
-			Y:       int(yw & 0x3fff),
-			Angle:   float64(b[o+4]) * 1.40625 * math.Pi / 180,
-			Quality: b[o+5],
-		}
-	}
-	return ms, nil
+	return r.Views[0].Minutiae
 }
 
 // pairStats counts the reference minutiae with one of ours within dist
@@ -115,14 +100,7 @@ func TestEvalSecuGen(t *testing.T) {
 		var dur time.Duration
 		for _, f := range files {
 			g := loadGray(t, f)
-			rb, err := os.ReadFile(filepath.Join(dir, "templates/iso19794-2-2005_secugen_openafis", set.name, strings.TrimSuffix(filepath.Base(f), ".tif")+".iso"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			ref, err := readISO2005(rb)
-			if err != nil {
-				t.Fatal(err)
-			}
+			ref := readSecuGen(t, dir, set.name, f)
 			ref = secugenFrame(ref, g.Bounds().Dx(), g.Bounds().Dy())
 			t0 := time.Now()
 			res, err := e.Extract(g, set.dpi)
@@ -174,9 +152,8 @@ func TestDebugDraw(t *testing.T) {
 		var ref []minutiae.Minutia
 		if *dataDir != "" {
 			set := filepath.Base(filepath.Dir(f))
-			if rb, err := os.ReadFile(filepath.Join(*dataDir, "templates/iso19794-2-2005_secugen_openafis", set, strings.TrimSuffix(filepath.Base(f), ".tif")+".iso")); err == nil {
-				ref, _ = readISO2005(rb)
-				ref = secugenFrame(ref, g.Bounds().Dx(), g.Bounds().Dy())
+			if strings.HasPrefix(set, "fvc2002") {
+				ref = secugenFrame(readSecuGen(t, *dataDir, set, f), g.Bounds().Dx(), g.Bounds().Dy())
 			}
 		}
 		img := drawMinutiae(g, res.View.Minutiae, ref, 2)
