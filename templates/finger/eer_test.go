@@ -3,9 +3,13 @@ package finger
 import (
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 
@@ -18,11 +22,14 @@ import (
 // image that fails extraction scores 0 against everything (FVC's ghost).
 func TestEvalEER(t *testing.T) {
 	dir := needData(t)
-	e := NewExtractor(Config{QualityFloor: -1})
+	e := NewExtractor(tuned(t, Config{QualityFloor: -1}))
 	var m matcher.FingerMatcher
 	var mean2002 float64
 	worst := 0.0
 	for si, set := range fvcSets {
+		if !strings.Contains(set.name, os.Getenv("FINGER_SETS")) {
+			continue
+		}
 		files, _ := filepath.Glob(filepath.Join(dir, set.name, "*.tif"))
 		tpl := make(map[[2]int]*matcher.FingerTemplate)
 		var mu sync.Mutex
@@ -116,4 +123,32 @@ func TestEqualErrorRate(t *testing.T) {
 			t.Errorf("equalErrorRate(%v, %v) = %v, want %v", c.gen, c.imp, got, c.want)
 		}
 	}
+}
+
+// tuned applies FINGER_CFG ("Field=value,…", fields of Config) to c, for
+// trying parameters without editing code.
+func tuned(t testing.TB, c Config) Config {
+	env := os.Getenv("FINGER_CFG")
+	if env == "" {
+		return c
+	}
+	v := reflect.ValueOf(&c).Elem()
+	for _, kv := range strings.Split(env, ",") {
+		k, val, _ := strings.Cut(kv, "=")
+		f := v.FieldByName(k)
+		if !f.IsValid() {
+			t.Fatalf("FINGER_CFG: no field %q", k)
+		}
+		x, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			t.Fatalf("FINGER_CFG: %s: %v", kv, err)
+		}
+		if f.Kind() == reflect.Int {
+			f.SetInt(int64(x))
+		} else {
+			f.SetFloat(x)
+		}
+	}
+	t.Logf("config %+v", c)
+	return c
 }

@@ -371,7 +371,15 @@ func (p *pipeline) frequency() bool {
 			}
 		}
 	}
-	if valid == 0 {
+	// Ridges give a clean period in most blocks; a print with under a
+	// tenth of them is not one (ramps, text, random texture).
+	fgBlocks := 0
+	for _, f := range p.fg {
+		if f {
+			fgBlocks++
+		}
+	}
+	if valid == 0 || valid*10 < fgBlocks {
 		return false
 	}
 	// Fill the holes from valid neighbours, a ring at a time.
@@ -443,7 +451,8 @@ func (p *pipeline) frequency() bool {
 }
 
 // signaturePeriod returns the period of a roughly sinusoidal profile from
-// its mean crossings, or 0 when it has fewer than three.
+// its mean crossings, or 0 when it has fewer than three or too little
+// amplitude to be ridges (the profile is in units of local contrast).
 func signaturePeriod(s []float32) float32 {
 	var m float32
 	for _, v := range s {
@@ -454,10 +463,12 @@ func signaturePeriod(s []float32) float32 {
 	first, last := float32(-1), float32(-1)
 	n := 0
 	prev := float32(0)
+	lo, hi := float32(math.Inf(1)), float32(math.Inf(-1))
 	for i := range s {
 		a := s[max(i-1, 0)]
 		b := s[min(i+1, len(s)-1)]
 		v := (a+2*s[i]+b)/4 - m
+		lo, hi = min(lo, v), max(hi, v)
 		if i > 0 && (prev < 0) != (v < 0) && prev != v {
 			x := float32(i-1) + prev/(prev-v)
 			if first < 0 {
@@ -468,7 +479,7 @@ func signaturePeriod(s []float32) float32 {
 		}
 		prev = v
 	}
-	if n < 3 {
+	if n < 3 || hi-lo < 0.5 {
 		return 0
 	}
 	return 2 * (last - first) / float32(n-1)

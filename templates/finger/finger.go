@@ -118,7 +118,8 @@ func (c Config) withDefaults() Config {
 
 // Result is what Extract found in one image.
 type Result struct {
-	// View holds the minutiae in the image's pixel coordinates, with the
+	// View holds the minutiae in pixels from the image's top-left corner
+	// (its Bounds().Min), with the
 	// angle convention of package minutiae; View.Quality equals Quality.
 	View minutiae.View
 	// Quality is the NFIQ-style image quality, 0 (unusable) to 100.

@@ -44,7 +44,8 @@ func newPipeline(e *Extractor, img *image.Gray, dpi int) *pipeline {
 	p := &pipeline{e: e, cfg: e.cfg, w: w, h: h, dpi: dpi, scale: float64(dpi) / 500, pxPerMM: float64(dpi) / 25.4}
 	p.g = make([]float32, w*h)
 	for y := range h {
-		row := img.Pix[(y)*img.Stride : (y)*img.Stride+w]
+		o := img.PixOffset(b.Min.X, b.Min.Y+y)
+		row := img.Pix[o : o+w]
 		for x, v := range row {
 			p.g[y*w+x] = float32(v)
 		}
