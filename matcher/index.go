@@ -104,9 +104,9 @@ type Index struct {
 	wmu sync.Mutex // serialises writers; held for the whole of Add and Remove
 
 	mu       sync.RWMutex // guards everything below
-	slab     []float32 // f32 rows, for re-scoring and Verify
-	codes    []byte    // int8 rows in blocks (kernel.go), 64-byte aligned
-	scales   []float32 // per row: the codes' scale
+	slab     []float32    // f32 rows, for re-scoring and Verify
+	codes    []byte       // int8 rows in blocks (kernel.go), 64-byte aligned
+	scales   []float32    // per row: the codes' scale
 	slots    []slot
 	subjects []subject        // by subject number; id "" marks a free number
 	byID     map[string]int32 // subject id -> subject number
