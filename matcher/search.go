@@ -189,12 +189,16 @@ func (ix *Index) scan(sc *scratch, w *worker, lo, hi int, filter []uint64) {
 	for b0 := lo / blockRows; b0*blockRows < hi; b0 += tileBlocks {
 		b1 := min(b0+tileBlocks, blocksFor(hi))
 		rlo, rhi := b0*blockRows, min(b1*blockRows, hi)
+		var amax float32
+		for _, a := range ix.scales[rlo:rhi] {
+			amax = max(amax, a)
+		}
 		if single {
 			ix.score(b0, b1, filter, func(c0, c1 int) {
 				acc := w.acc[(c0-b0)*blockRows:]
 				kernels.dotBlocks1(ix.codes[c0*bb:c1*bb], ix.chunks, qps[0].p8, qps[0].p16, acc)
 			})
-			ix.finish(&w.tops[0], &w.cands[0], qps[0], w.acc, 1, 0, b0, rlo, rhi, filter)
+			ix.finish(&w.tops[0], &w.cands[0], qps[0], w.acc, 1, 0, b0, rlo, rhi, filter, amax)
 			continue
 		}
 		for g := 0; g*groupSize < len(qps); g++ {
@@ -203,7 +207,7 @@ func (ix *Index) scan(sc *scratch, w *worker, lo, hi int, filter []uint64) {
 				kernels.dotBlocks8(ix.codes[c0*bb:c1*bb], ix.chunks, sc.groups[g], sc.wide[g], acc)
 			})
 			for p := g * groupSize; p < min((g+1)*groupSize, len(qps)); p++ {
-				ix.finish(&w.tops[p], &w.cands[p], qps[p], w.acc, groupSize, p%groupSize, b0, rlo, rhi, filter)
+				ix.finish(&w.tops[p], &w.cands[p], qps[p], w.acc, groupSize, p%groupSize, b0, rlo, rhi, filter, amax)
 			}
 		}
 	}
@@ -237,27 +241,50 @@ func (ix *Index) score(b0, b1 int, filter []uint64, kernel func(c0, c1 int)) {
 // finish turns a tile's integer sums for one probe into score intervals:
 // a row whose upper bound reaches the worker's floor is kept as a
 // candidate, and its lower bound offered to the heap. acc holds, per block,
-// stride probes' 16 sums; this probe's are the p-th.
-func (ix *Index) finish(t *topK, cands *[]cand, qp *qprobe, acc []int32, stride, p, b0, rlo, rhi int, filter []uint64) {
+// stride probes' 16 sums; this probe's are the p-th. amax is the largest
+// row scale of the tile: with it, a floor becomes an integer sum below
+// which no row of the tile can reach it, so most rows cost one compare.
+func (ix *Index) finish(t *topK, cands *[]cand, qp *qprobe, acc []int32, stride, p, b0, rlo, rhi int, filter []uint64, amax float32) {
 	scales, slots := ix.scales[:rhi], ix.slots[:rhi]
 	off, pb, pc, pe := qp.off, qp.b, qp.c, qp.e
-	for r := rlo; r < rhi; r++ {
-		if filter != nil && (r>>6 >= len(filter) || filter[r>>6]&(1<<(r&63)) == 0) {
-			continue
-		}
-		bi := r/blockRows - b0
-		v := acc[(bi*stride+p)*blockRows+r%blockRows]
-		a := scales[r]
-		s := (float32(v) - off) * (a * pb)
-		m := a*pc + pe
-		if s+m < t.floor {
-			continue
-		}
-		*cands = append(*cands, cand{upper: s + m, row: int32(r)})
-		if l := s - m; l >= t.floor {
-			t.offer(l, slots[r].subject)
+	vmin := qp.minSum(t.floor, amax)
+	for b := rlo / blockRows; b*blockRows < rhi; b++ {
+		blk := (*[blockRows]int32)(acc[((b-b0)*stride+p)*blockRows:])
+		n := min(blockRows, rhi-b*blockRows)
+		for l, v := range blk {
+			if v < vmin || l >= n {
+				continue
+			}
+			r := b*blockRows + l
+			if filter != nil && (r>>6 >= len(filter) || filter[r>>6]&(1<<(r&63)) == 0) {
+				continue
+			}
+			a := scales[r]
+			s := (float32(v) - off) * (a * pb)
+			m := a*pc + pe
+			if s+m < t.floor {
+				continue
+			}
+			*cands = append(*cands, cand{upper: s + m, row: int32(r)})
+			if l := s - m; l >= t.floor {
+				t.offer(l, slots[r].subject)
+				vmin = qp.minSum(t.floor, amax)
+			}
 		}
 	}
+}
+
+// minSum is the integer sum below which a row of scale at most amax has an
+// upper bound below floor (math.MinInt32 when there is none).
+func (qp *qprobe) minSum(floor, amax float32) int32 {
+	if !(floor-qp.e > 0) || amax <= 0 || qp.b <= 0 {
+		return math.MinInt32
+	}
+	x := (float64(floor-qp.e)/float64(amax)-float64(qp.c))/float64(qp.b) + float64(qp.off)
+	if x > math.MaxInt32/2 {
+		return math.MaxInt32 / 2
+	}
+	return int32(math.Floor(x)) - 1
 }
 
 // rescore merges probe p's worker heaps into the K-th best lower bound,
