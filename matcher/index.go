@@ -6,11 +6,13 @@
 // source of truth; the server keeps one Index per modality, loads it from
 // the store at start and applies every enrolment and deletion to both.
 //
-// The search is exact rather than approximate (graph or quantised indexes):
-// at border-control gallery sizes, up to a few million templates, a scan of
-// 128-dimensional vectors takes tens of milliseconds, and an exact scan
-// gives the same candidate list whatever order the gallery was loaded in,
-// which an officer or an auditor can rely on.
+// The search is exact rather than approximate (graph indexes): an exact
+// scan gives the same candidate list whatever order the gallery was loaded
+// in, which an officer or an auditor can rely on. To run it near memory
+// bandwidth it scans int8 codes of the vectors (a quarter of the bytes,
+// with AVX-512 VNNI or AVX2 kernels) and re-scores in f32 only the subjects
+// whose proven score interval reaches the K-th best (quant.go), so the hits
+// and scores are those of the f32 search.
 package matcher
 
 import (
@@ -81,8 +83,9 @@ type SearchOptions struct {
 // Index is an exact cosine-similarity index over vectors of one dimension.
 //
 // Layout: the vectors are stored L2-normalised in one slab, row i at
-// slab[i*dim:(i+1)*dim], so a score is a dot product and a scan streams
-// memory in order. slots[i] says whose row i is. Removing a row moves the
+// slab[i*dim:(i+1)*dim], for re-scoring and Verify, and as int8 codes in
+// blocks of 16 rows (kernel.go) with a scale per row, which the scan
+// streams in order. slots[i] says whose row i is. Removing a row moves the
 // last row into the hole, so the slab stays dense and row numbers stay
 // small enough for the watchlist bitmaps.
 //
