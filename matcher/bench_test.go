@@ -123,3 +123,47 @@ func BenchmarkDot(b *testing.B) {
 	}
 	_ = s
 }
+
+// BenchmarkSearchBatch: SearchBatch of 256 random probes, top-10; the
+// metric is per probe.
+func BenchmarkSearchBatch(b *testing.B) {
+	for _, n := range []int{100_000, 1_000_000} {
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			ix := gallery(b, n)
+			r := rand.New(rand.NewPCG(7, 9))
+			probes := make([][]float32, 256)
+			for i := range probes {
+				probes[i] = randUnit(r, 128)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := ix.SearchBatch(probes, SearchOptions{K: 10}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(probes)), "ns/probe")
+		})
+	}
+}
+
+// BenchmarkKernels: each kernel set over 2,048 rows of 128-d codes.
+func BenchmarkKernels(b *testing.B) {
+	const chunks, nb = 32, 128
+	codes := alignedCodes(nb*chunks*chunkBytes, nb*chunks*chunkBytes)
+	p8, p16 := make([]int8, chunks*4*groupSize), make([]int16, chunks*4*groupSize)
+	out := make([]int32, nb*blockRows*groupSize)
+	for _, ks := range append([]kernelSet{goKernels}, asmKernels()...) {
+		b.Run(ks.name+"/1", func(b *testing.B) {
+			b.SetBytes(int64(len(codes)))
+			for b.Loop() {
+				ks.dotBlocks1(codes, chunks, p8, p16, out)
+			}
+		})
+		b.Run(ks.name+"/8", func(b *testing.B) {
+			b.SetBytes(int64(len(codes)))
+			for b.Loop() {
+				ks.dotBlocks8(codes, chunks, p8, p16, out)
+			}
+		})
+	}
+}

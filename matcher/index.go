@@ -6,11 +6,13 @@
 // source of truth; the server keeps one Index per modality, loads it from
 // the store at start and applies every enrolment and deletion to both.
 //
-// The search is exact rather than approximate (graph or quantised indexes):
-// at border-control gallery sizes, up to a few million templates, a scan of
-// 128-dimensional vectors takes tens of milliseconds, and an exact scan
-// gives the same candidate list whatever order the gallery was loaded in,
-// which an officer or an auditor can rely on.
+// The search is exact rather than approximate (graph indexes): an exact
+// scan gives the same candidate list whatever order the gallery was loaded
+// in, which an officer or an auditor can rely on. To run it near memory
+// bandwidth it scans int8 codes of the vectors (a quarter of the bytes,
+// with AVX-512 VNNI or AVX2 kernels) and re-scores in f32 only the subjects
+// whose proven score interval reaches the K-th best (quant.go), so the hits
+// and scores are those of the f32 search.
 package matcher
 
 import (
@@ -18,8 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/bits"
-	"runtime"
 	"slices"
 	"sync"
 )
@@ -83,8 +83,9 @@ type SearchOptions struct {
 // Index is an exact cosine-similarity index over vectors of one dimension.
 //
 // Layout: the vectors are stored L2-normalised in one slab, row i at
-// slab[i*dim:(i+1)*dim], so a score is a dot product and a scan streams
-// memory in order. slots[i] says whose row i is. Removing a row moves the
+// slab[i*dim:(i+1)*dim], for re-scoring and Verify, and as int8 codes in
+// blocks of 16 rows (kernel.go) with a scale per row, which the scan
+// streams in order. slots[i] says whose row i is. Removing a row moves the
 // last row into the hole, so the slab stays dense and row numbers stay
 // small enough for the watchlist bitmaps.
 //
@@ -100,12 +101,15 @@ type SearchOptions struct {
 // to search latency. Copy-on-write snapshots would remove the wait but
 // double the memory held during a write; not worth it at this write rate.
 type Index struct {
-	dim int
+	dim    int
+	chunks int // 64-byte chunks in a block of codes: paddedDim(dim)/4
 
 	wmu sync.Mutex // serialises writers; held for the whole of Add and Remove
 
 	mu       sync.RWMutex // guards everything below
-	slab     []float32
+	slab     []float32    // f32 rows, for re-scoring and Verify
+	codes    []byte       // int8 rows in blocks (kernel.go), 64-byte aligned
+	scales   []float32    // per row: the codes' scale
 	slots    []slot
 	subjects []subject        // by subject number; id "" marks a free number
 	byID     map[string]int32 // subject id -> subject number
@@ -152,9 +156,9 @@ func (l *list) clear(r int32) {
 // scratch holds one query's buffers, recycled through Index.scratch so a
 // search allocates little more than its result.
 type scratch struct {
-	q      []float32 // the normalised probe
+	q      []float32 // the normalised probe (Verify)
 	filter []uint64  // the OR of the requested watchlists
-	tops   []topK    // one per worker
+	search
 }
 
 // NewIndex returns an empty index of dim-dimensional vectors. It panics if
@@ -163,7 +167,7 @@ func NewIndex(dim int) *Index {
 	if dim <= 0 {
 		panic("matcher: dimension must be positive")
 	}
-	ix := &Index{dim: dim, byID: map[string]int32{}, lists: map[string]*list{}}
+	ix := &Index{dim: dim, chunks: paddedDim(dim) / 4, byID: map[string]int32{}, lists: map[string]*list{}}
 	ix.scratch.New = func() any { return &scratch{q: make([]float32, dim)} }
 	return ix
 }
@@ -218,6 +222,8 @@ func (ix *Index) Add(e Entry) error {
 	// need not wait for.
 	slab := slices.Grow(ix.slab, ix.dim)
 	slots := slices.Grow(ix.slots, 1)
+	scales := slices.Grow(ix.scales, 1)
+	codes := ix.growCodes(len(slots) + 1)
 	subjects := ix.subjects
 	if _, ok := ix.byID[e.SubjectID]; !ok && len(ix.free) == 0 {
 		subjects = slices.Grow(subjects, 1)
@@ -247,6 +253,8 @@ func (ix *Index) Add(e Entry) error {
 	for i, x := range e.Vector {
 		row[i] = float32(float64(x) * inv)
 	}
+	ix.codes = codes
+	ix.scales = append(scales, quantiseRow(ix.codes, ix.chunks, int(r), row))
 	s.rows = append(s.rows, r)
 
 	for _, name := range e.Watchlists {
@@ -280,9 +288,12 @@ func (ix *Index) grow(rows, subjects int) {
 	slab := slices.Grow(ix.slab, rows*ix.dim)
 	slots := slices.Grow(ix.slots, rows)
 	subs := slices.Grow(ix.subjects, subjects)
+	scales := slices.Grow(ix.scales, rows)
+	codes := ix.growCodes(len(ix.slots) + rows)
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	ix.slab, ix.slots, ix.subjects = slab, slots, subs
+	ix.slab, ix.slots, ix.subjects, ix.scales = slab, slots, subs, scales
+	ix.codes = codes[:len(ix.codes)]
 	if len(ix.byID) == 0 {
 		ix.byID = make(map[string]int32, subjects)
 	}
@@ -329,6 +340,8 @@ func (ix *Index) removeRow(r int32) {
 	if r != last {
 		d := ix.dim
 		copy(ix.slab[int(r)*d:int(r+1)*d], ix.slab[int(last)*d:])
+		copyLane(ix.codes, ix.chunks, int(r), int(last))
+		ix.scales[r] = ix.scales[last]
 		moved := ix.slots[last]
 		ix.slots[r] = moved
 		m := &ix.subjects[moved.subject]
@@ -340,6 +353,8 @@ func (ix *Index) removeRow(r int32) {
 	}
 	ix.slots = ix.slots[:last]
 	ix.slab = ix.slab[:int(last)*ix.dim]
+	ix.scales = ix.scales[:last]
+	ix.codes = ix.codes[:blocksFor(int(last))*ix.chunks*chunkBytes]
 }
 
 // Len is the number of vectors.
@@ -410,81 +425,6 @@ func Cosine(a, b []float32) float32 {
 	return float32(max(-1, min(1, c)))
 }
 
-// Search returns the opt.K subjects most similar to probe, best first,
-// each with its best score over its vectors. Equal scores are ordered by
-// subject id, also at the K-th place, so the result does not depend on the
-// order the index was built in. It returns ErrDimension or ErrBadVector
-// (wrapped) for a probe it cannot compare.
-func (ix *Index) Search(probe []float32, opt SearchOptions) ([]Hit, error) {
-	k := opt.K
-	if k <= 0 {
-		k = defaultK
-	}
-	floor := float32(math.Inf(-1))
-	if opt.HasMinScore {
-		floor = opt.MinScore
-	}
-	sc := ix.scratch.Get().(*scratch)
-	defer ix.scratch.Put(sc)
-	if err := ix.normalise(sc.q, probe); err != nil {
-		return nil, err
-	}
-
-	ix.mu.RLock()
-	defer ix.mu.RUnlock()
-	n := len(ix.slots)
-	filter, ok := ix.filter(opt.Watchlists, sc)
-	if !ok || n == 0 {
-		return nil, nil
-	}
-
-	workers := 1
-	if n > parallelRows {
-		workers = min(runtime.GOMAXPROCS(0), n/(parallelRows/4))
-	}
-	if cap(sc.tops) < workers {
-		sc.tops = make([]topK, workers)
-	}
-	tops := sc.tops[:workers]
-	for i := range tops {
-		tops[i].reset(k, floor, ix.subjects)
-	}
-	// Whole bitmap words per worker, so a worker reads only its own words.
-	chunk := ((n+workers-1)/workers + 63) &^ 63
-	var wg sync.WaitGroup
-	for w := 1; w < workers; w++ {
-		lo, hi := w*chunk, min((w+1)*chunk, n)
-		if lo < hi {
-			wg.Go(func() { ix.scan(&tops[w], sc.q, lo, hi, filter) })
-		}
-	}
-	ix.scan(&tops[0], sc.q, 0, min(chunk, n), filter)
-	wg.Wait()
-
-	// Each worker kept its best K distinct subjects; a subject's best score
-	// lies in one of them, and offer keeps the higher of two.
-	best := &tops[0]
-	for i := 1; i < workers; i++ {
-		for _, c := range tops[i].h {
-			best.offer(c.score, c.subject)
-		}
-	}
-	hits := make([]Hit, len(best.h))
-	for i, c := range best.h {
-		hits[i] = Hit{SubjectID: ix.subjects[c.subject].id, Score: c.score}
-	}
-	slices.SortFunc(hits, func(a, b Hit) int {
-		if c := cmp.Compare(b.Score, a.Score); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.SubjectID, b.SubjectID)
-	})
-	for i := range tops {
-		tops[i].subjects = nil // do not pin a grown-out subjects array
-	}
-	return hits, nil
-}
-
 // filter returns the row bitmap of the requested watchlists: nil for no
 // restriction, and ok=false when none of them has anyone. A single list's
 // own bitmap is used as it is; several are OR-ed into scratch. The bitmap
@@ -519,53 +459,30 @@ func (ix *Index) filter(names []string, sc *scratch) (filter []uint64, ok bool) 
 	return filter, true
 }
 
-// scan scores rows lo..hi-1 (or those of them set in filter, when it is not
-// nil) into t. lo is a multiple of 64.
-func (ix *Index) scan(t *topK, q []float32, lo, hi int, filter []uint64) {
-	d := ix.dim
-	slab, slots := ix.slab, ix.slots
-	if filter == nil {
-		for r := lo; r < hi; r++ {
-			if s := dot(q, slab[r*d:(r+1)*d]); s >= t.floor {
-				t.offer(s, slots[r].subject)
-			}
-		}
-		return
-	}
-	for w := lo >> 6; w < len(filter) && w<<6 < hi; w++ {
-		for word := filter[w]; word != 0; word &= word - 1 {
-			r := w<<6 + bits.TrailingZeros64(word)
-			if r >= hi {
-				break
-			}
-			if s := dot(q, slab[r*d:(r+1)*d]); s >= t.floor {
-				t.offer(s, slots[r].subject)
-			}
-		}
-	}
-}
-
 // Reserve makes room for rows more vectors of up to subjects new subjects,
 // so that a bulk load does not copy the index over and over as it grows.
 func (ix *Index) Reserve(rows, subjects int) { ix.grow(rows, subjects) }
 
-// ScanBytes is the number of index bytes a search of the whole index reads.
+// ScanBytes is the number of index bytes a search of the whole index reads:
+// the codes and the row scales.
 func (ix *Index) ScanBytes() int {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	return len(ix.slab) * 4
+	return len(ix.codes) + 4*len(ix.scales)
 }
 
-// SearchBatch runs Search for every probe with the same options: hits[i]
-// are probe i's. It fails on the first probe Search would refuse.
-func (ix *Index) SearchBatch(probes [][]float32, opt SearchOptions) ([][]Hit, error) {
-	out := make([][]Hit, len(probes))
-	for i, p := range probes {
-		h, err := ix.Search(p, opt)
-		if err != nil {
-			return nil, fmt.Errorf("probe %d: %w", i, err)
-		}
-		out[i] = h
+// blocksFor is the number of code blocks holding rows rows.
+func blocksFor(rows int) int { return (rows + blockRows - 1) / blockRows }
+
+// growCodes returns the code slab with room for rows rows: ix.codes itself
+// when it has it, else a copy in a larger aligned buffer. Called by the
+// writer without mu: it only reads ix.codes, as searches do.
+func (ix *Index) growCodes(rows int) []byte {
+	n := blocksFor(rows) * ix.chunks * chunkBytes
+	if n <= cap(ix.codes) {
+		return ix.codes[:max(n, len(ix.codes))]
 	}
-	return out, nil
+	c := alignedCodes(n, max(n, 2*cap(ix.codes)))
+	copy(c, ix.codes)
+	return c
 }

@@ -1,0 +1,109 @@
+package matcher
+
+// The int8 scoring kernels. The index stores rows in blocks of blockRows
+// rows, interleaved four bytes at a time: chunk j of a block (64 bytes) holds
+// dimensions 4j..4j+3 of its 16 rows, row after row. Codes are unsigned
+// (the signed code plus 128) and the probe signed, the operand types of
+// AVX-512 VNNI's VPDPBUSD, which then multiplies one 64-byte chunk by four
+// broadcast probe bytes into 16 row sums at once: a block's 16 scores come
+// out in one register with no horizontal additions. The caller removes the
+// +128 offset (128 times the probe's code sum, once per probe).
+//
+// Every kernel computes the same exact integer sums; the pure-Go ones are
+// the reference and the fallback (build tag noasm, or a CPU with neither
+// AVX2 nor AVX-512 VNNI). The choice is made once, at start.
+
+const (
+	blockRows  = 16
+	chunkBytes = 4 * blockRows // one chunk: 4 dimensions of 16 rows
+	groupSize  = 8             // probes scored together by dotBlocks8
+)
+
+// kernelSet is one implementation of the two kernels.
+//
+// chunks, the number of 64-byte chunks in a block, is a multiple of 4.
+//
+// dotBlocks1 scores len(codes)/(chunks*64) whole blocks against one probe:
+// out[b*16+l] is the dot product of row l of block b with the probe (p8,
+// chunks*4 signed codes; p16 is the same widened to int16, for kernels that
+// need it).
+//
+// dotBlocks8 scores the blocks against eight probes at once: g holds them
+// interleaved, chunk j of probe p at g[(j*8+p)*4:][:4]; out[(b*8+p)*16+l].
+// p16s are the probes widened, one after another, for kernels that score
+// them one at a time.
+type kernelSet struct {
+	name       string
+	dotBlocks1 func(codes []byte, chunks int, p8 []int8, p16 []int16, out []int32)
+	dotBlocks8 func(codes []byte, chunks int, g []int8, p16s []int16, out []int32)
+}
+
+var goKernels = kernelSet{name: "go", dotBlocks1: dotBlocks1Go, dotBlocks8: dotBlocks8Go}
+
+// kernels is the set in use, chosen by init in kernel_amd64.go.
+var kernels = goKernels
+
+func dotBlocks1Go(codes []byte, chunks int, p8 []int8, _ []int16, out []int32) {
+	bb := chunks * chunkBytes
+	nb := len(codes) / bb
+	p8 = p8[:chunks*4]
+	for b := range nb {
+		blk := codes[b*bb : (b+1)*bb]
+		var acc [blockRows]int32
+		for j := range chunks {
+			c := blk[j*chunkBytes : (j+1)*chunkBytes : (j+1)*chunkBytes]
+			q := p8[j*4 : j*4+4 : j*4+4]
+			q0, q1, q2, q3 := int32(q[0]), int32(q[1]), int32(q[2]), int32(q[3])
+			for l := range blockRows {
+				r := c[l*4 : l*4+4 : l*4+4]
+				acc[l] += int32(r[0])*q0 + int32(r[1])*q1 + int32(r[2])*q2 + int32(r[3])*q3
+			}
+		}
+		copy(out[b*blockRows:(b+1)*blockRows], acc[:])
+	}
+}
+
+func dotBlocks8Go(codes []byte, chunks int, g []int8, _ []int16, out []int32) {
+	bb := chunks * chunkBytes
+	nb := len(codes) / bb
+	g = g[:chunks*4*groupSize]
+	for b := range nb {
+		blk := codes[b*bb : (b+1)*bb]
+		var acc [groupSize][blockRows]int32
+		for j := range chunks {
+			c := blk[j*chunkBytes : (j+1)*chunkBytes : (j+1)*chunkBytes]
+			for p := range groupSize {
+				q := g[(j*groupSize+p)*4:][:4:4]
+				q0, q1, q2, q3 := int32(q[0]), int32(q[1]), int32(q[2]), int32(q[3])
+				a := &acc[p]
+				for l := range blockRows {
+					r := c[l*4 : l*4+4 : l*4+4]
+					a[l] += int32(r[0])*q0 + int32(r[1])*q1 + int32(r[2])*q2 + int32(r[3])*q3
+				}
+			}
+		}
+		for p := range groupSize {
+			copy(out[(b*groupSize+p)*blockRows:], acc[p][:])
+		}
+	}
+}
+
+// dotBlocks8By1 is dotBlocks8 for kernel sets with only a one-probe
+// kernel: one pass per probe over the same blocks (which the caller keeps
+// small enough to stay in cache).
+func dotBlocks8By1(one func(codes []byte, chunks int, p8 []int8, p16 []int16, out []int32)) func(codes []byte, chunks int, g []int8, p16s []int16, out []int32) {
+	return func(codes []byte, chunks int, g []int8, p16s []int16, out []int32) {
+		nb := len(codes) / (chunks * chunkBytes)
+		var tmp [blockRows * 64]int32
+		for lo := 0; lo < nb; lo += 64 {
+			hi := min(lo+64, nb)
+			part := codes[lo*chunks*chunkBytes : hi*chunks*chunkBytes]
+			for p := range groupSize {
+				one(part, chunks, nil, p16s[p*chunks*4:(p+1)*chunks*4], tmp[:])
+				for b := lo; b < hi; b++ {
+					copy(out[(b*groupSize+p)*blockRows:][:blockRows], tmp[(b-lo)*blockRows:])
+				}
+			}
+		}
+	}
+}
