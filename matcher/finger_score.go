@@ -121,6 +121,8 @@ type fingerScratch struct {
 	lam    []float32
 	lam2   []float32
 	eff    []float32
+	// best: the first stage's per-probe-cylinder maxima (coarseScore).
+	best [maxProbeBlocks * probeLanes]float32
 }
 
 // simPair is a pair of cylinders and their local similarity.
@@ -173,61 +175,16 @@ func (s *fingerScratch) score(p, c *FingerTemplate) float32 {
 	return s.relax(p, c, int(npFor[min(nA, nB)]))
 }
 
-// The first stage compares only the probe's first coarseProbeCylinders
-// cylinders (those with the most valid cells, see sortCylinders), and
-// only with candidate cylinders within coarseDeltaTheta of direction: a
-// quarter of the pairs of a full comparison, enough to find nP good ones
-// in a mate.
+// The first stage of a search (coarseScore) compares only the probe's
+// first coarseProbeCylinders cylinders (those with the most valid cells,
+// see sortCylinders), and only with candidate cylinders within
+// coarseDeltaTheta of direction: a quarter of the pairs of a full
+// comparison, enough to find nP good ones in a mate. At most
+// maxProbeBlocks×probeLanes.
 var (
 	coarseProbeCylinders = 24
 	coarseDeltaTheta     = uint16(angleSteps / 6)
 )
-
-// coarseLSS is the cheap score of the 1:N search's first stage: MCC's LSS
-// (the mean of the nP best cylinder-pair similarities, no consolidation)
-// on the coarse cylinders. It only ranks candidates for the full score.
-func (s *fingerScratch) coarseLSS(p, c *FingerTemplate) float32 {
-	nA, nB := len(p.min), len(c.min)
-	if nA < 2 || nB < 2 {
-		return 0
-	}
-	nP := int(npFor[min(nA, nB)])
-	var top [mccMaxNP]float32 // the best nP so far, decreasing
-	for i := range min(nA, coarseProbeCylinders) {
-		a := (*[coarseWords]uint64)(p.coarse[i*coarseWords:])
-		ai := p.min[i].angle
-		for j := range nB {
-			if foldAngle(ai-c.min[j].angle) > coarseDeltaTheta {
-				continue
-			}
-			b := (*[coarseWords]uint64)(c.coarse[j*coarseWords:])
-			ma, mb := a[mccND], b[mccND]
-			if bits.OnesCount64(ma&mb) < minCommonCoarse {
-				continue
-			}
-			var na, nb, both int
-			for w := range mccND {
-				na += bits.OnesCount64(a[w] & mb)
-				nb += bits.OnesCount64(b[w] & ma)
-				both += bits.OnesCount64(a[w] & b[w])
-			}
-			lam := cylSim(na, nb, both)
-			if lam <= top[nP-1] {
-				continue
-			}
-			k := nP - 1
-			for ; k > 0 && top[k-1] < lam; k-- {
-				top[k] = top[k-1]
-			}
-			top[k] = lam
-		}
-	}
-	var sum float32
-	for _, v := range top[:nP] {
-		sum += v
-	}
-	return sum / float32(nP)
-}
 
 // refineFactor × the smaller cylinder count is how many of the best
 // coarse pairs get a full comparison; the relaxation keeps at most
