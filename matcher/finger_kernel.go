@@ -32,6 +32,11 @@ const (
 	maxProbeBlocks = 4
 )
 
+// coarseAllFunc is the full comparison's first kernel: cylSim for every
+// pair of a probe lane and a record that passes the gates, 0 for the
+// others, into out[(block*len(cand)/coarseRecWords+record)*probeLanes+lane].
+type coarseAllFunc func(cand, probe []uint64, minCommon, gate uint64, out []float32)
+
 // coarseMaxFunc is the first-stage kernel: for every lane of the probe
 // blocks, the best cylSim over the gallery records cand that pass the gates
 // (angle difference ≤ gate, common mask cells ≥ minCommon), or 0, into
@@ -40,11 +45,12 @@ type coarseMaxFunc func(cand, probe []uint64, minCommon, gate uint64, best []flo
 
 // fingerKernel is the first-stage kernel in use, chosen once at start
 // from the CPU's features (see finger_kernel_amd64.go).
-var fingerKernel = fingerKernelSet{name: "go", coarseMax: coarseMaxGo}
+var fingerKernel = fingerKernelSet{name: "go", coarseMax: coarseMaxGo, coarseAll: coarseAllGo}
 
 type fingerKernelSet struct {
 	name      string
 	coarseMax coarseMaxFunc
+	coarseAll coarseAllFunc
 }
 
 // FingerKernel names the first-stage kernel this process uses: "go", or an
@@ -58,32 +64,69 @@ func coarseMaxGo(cand, probe []uint64, minCommon, gate uint64, best []float32) {
 	for blk := range len(probe) / probeBlockWords {
 		pb := probe[blk*probeBlockWords : (blk+1)*probeBlockWords]
 		for l := range probeLanes {
-			ma, ang := pb[recMask*probeLanes+l], pb[recAngle*probeLanes+l]
 			var bl float32
 			for j := range nc {
-				c := (*[coarseRecWords]uint64)(cand[j*coarseRecWords:])
-				d := (ang - c[recAngle]) & angleMask
-				if min(d, angleSteps-d) > gate {
-					continue
-				}
-				mb := c[recMask]
-				if uint64(bits.OnesCount64(ma&mb)) < minCommon {
-					continue
-				}
-				var na, nb, both int
-				for w := range mccND {
-					a := pb[w*probeLanes+l]
-					na += bits.OnesCount64(a & mb)
-					nb += bits.OnesCount64(c[w] & ma)
-					both += bits.OnesCount64(a & c[w])
-				}
-				if na+nb > 0 {
-					bl = max(bl, cylSim(na, nb, both))
-				}
+				bl = max(bl, pairSim(pb, l, (*[coarseRecWords]uint64)(cand[j*coarseRecWords:]), minCommon, gate))
 			}
 			best[blk*probeLanes+l] = bl
 		}
 	}
+}
+
+// coarseAllGo is the reference of coarseAllFunc.
+func coarseAllGo(cand, probe []uint64, minCommon, gate uint64, out []float32) {
+	nc := len(cand) / coarseRecWords
+	for blk := range len(probe) / probeBlockWords {
+		pb := probe[blk*probeBlockWords : (blk+1)*probeBlockWords]
+		for j := range nc {
+			c := (*[coarseRecWords]uint64)(cand[j*coarseRecWords:])
+			o := out[(blk*nc+j)*probeLanes : (blk*nc+j+1)*probeLanes]
+			for l := range probeLanes {
+				o[l] = pairSim(pb, l, c, minCommon, gate)
+			}
+		}
+	}
+}
+
+// pairSim is cylSim of probe lane l and record c, 0 if a gate stops it.
+func pairSim(pb []uint64, l int, c *[coarseRecWords]uint64, minCommon, gate uint64) float32 {
+	ma, ang := pb[recMask*probeLanes+l], pb[recAngle*probeLanes+l]
+	d := (ang - c[recAngle]) & angleMask
+	if min(d, angleSteps-d) > gate {
+		return 0
+	}
+	mb := c[recMask]
+	if uint64(bits.OnesCount64(ma&mb)) < minCommon {
+		return 0
+	}
+	var na, nb, both int
+	for w := range mccND {
+		a := pb[w*probeLanes+l]
+		na += bits.OnesCount64(a & mb)
+		nb += bits.OnesCount64(c[w] & ma)
+		both += bits.OnesCount64(a & c[w])
+	}
+	if na+nb == 0 {
+		return 0
+	}
+	return cylSim(na, nb, both)
+}
+
+// transposeProbe writes the records of t's cylinders, in t's order, as
+// probe blocks into blocks (grown as needed); lanes past the last cylinder
+// are empty.
+func transposeProbe(blocks []uint64, t *FingerTemplate) []uint64 {
+	n := len(t.min)
+	nblk := (n + probeLanes - 1) / probeLanes
+	blocks = grow(blocks, nblk*probeBlockWords)
+	clear(blocks)
+	for i := range n {
+		b := blocks[(i/probeLanes)*probeBlockWords:]
+		for w := range coarseRecWords {
+			b[w*probeLanes+i%probeLanes] = t.coarse[i*coarseRecWords+w]
+		}
+	}
+	return blocks
 }
 
 // appendSlab appends t's slab records to slab, in order of angle.
@@ -95,8 +138,7 @@ func appendSlab(slab []uint64, t *FingerTemplate) []uint64 {
 	}
 	slices.SortStableFunc(order[:n], func(a, b uint8) int { return int(t.min[a].angle) - int(t.min[b].angle) })
 	for _, i := range order[:n] {
-		slab = append(slab, t.coarse[int(i)*coarseWords:(int(i)+1)*coarseWords]...)
-		slab = append(slab, uint64(t.min[i].angle))
+		slab = append(slab, t.coarse[int(i)*coarseRecWords:(int(i)+1)*coarseRecWords]...)
 	}
 	return slab
 }
@@ -125,10 +167,9 @@ func layoutProbe(p *stage1Probe, t *FingerTemplate) {
 	for k, i := range order[:m] {
 		b := p.blocks[(k/probeLanes)*probeBlockWords:]
 		l := k % probeLanes
-		for w := range coarseWords {
-			b[w*probeLanes+l] = t.coarse[int(i)*coarseWords+w]
+		for w := range coarseRecWords {
+			b[w*probeLanes+l] = t.coarse[int(i)*coarseRecWords+w]
 		}
-		b[recAngle*probeLanes+l] = uint64(t.min[i].angle)
 	}
 }
 

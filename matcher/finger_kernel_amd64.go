@@ -9,6 +9,9 @@ import (
 )
 
 //go:noescape
+func coarseAllAVX512(cand *uint64, nc int, probe *uint64, nblk int, minCommon, gate uint64, out *float32)
+
+//go:noescape
 func coarseMaxAVX512(cand *uint64, nc int, probe *uint64, nblk int, minCommon, gate uint64, best *float32)
 
 // fingerAsmKernels are the assembly kernels this CPU can run, fastest
@@ -17,7 +20,7 @@ func coarseMaxAVX512(cand *uint64, nc int, probe *uint64, nblk int, minCommon, g
 func fingerAsmKernels() []fingerKernelSet {
 	var ks []fingerKernelSet
 	if cpu.X86.HasAVX512F && cpu.X86.HasAVX512VPOPCNTDQ && cpu.X86.HasAVX512DQ && cpu.X86.HasAVX512VL {
-		ks = append(ks, fingerKernelSet{name: "avx512", coarseMax: coarseMaxAsm512})
+		ks = append(ks, fingerKernelSet{name: "avx512", coarseMax: coarseMaxAsm512, coarseAll: coarseAllAsm512})
 	}
 	return ks
 }
@@ -34,6 +37,15 @@ func coarseMaxAsm512(cand, probe []uint64, minCommon, gate uint64, best []float3
 		return
 	}
 	coarseMaxAVX512(unsafe.SliceData(cand), nc, unsafe.SliceData(probe), nblk, minCommon, gate, unsafe.SliceData(best))
+}
+
+func coarseAllAsm512(cand, probe []uint64, minCommon, gate uint64, out []float32) {
+	nblk, nc := len(probe)/probeBlockWords, len(cand)/coarseRecWords
+	if nblk == 0 || nc == 0 {
+		return
+	}
+	_ = out[nblk*nc*probeLanes-1]
+	coarseAllAVX512(unsafe.SliceData(cand), nc, unsafe.SliceData(probe), nblk, minCommon, gate, unsafe.SliceData(out))
 }
 
 func init() {

@@ -74,6 +74,53 @@ func TestFingerKernelsAgree(t *testing.T) {
 				}
 			}
 		}
+		wantAll := make([]float32, nblk*nc*probeLanes)
+		coarseAllGo(cand, probe, minCommon, gate, wantAll)
+		for _, k := range ks {
+			got := make([]float32, len(wantAll))
+			for i := range got {
+				got[i] = -1
+			}
+			k.coarseAll(cand, probe, minCommon, gate, got)
+			for i := range wantAll {
+				if math.Float32bits(got[i]) != math.Float32bits(wantAll[i]) {
+					t.Fatalf("%s coarseAll, trial %d (nc %d, blocks %d): out %d: %v, want %v",
+						k.name, trial, nc, nblk, i, got[i], wantAll[i])
+				}
+			}
+		}
+	}
+}
+
+// TestFingerScoreKernels: the full comparison gives the same scores, to
+// the bit, with the reference kernels and with each assembly set.
+func TestFingerScoreKernels(t *testing.T) {
+	views := subsetViews(t, "fvc2002_db1_b")
+	ts := make([]*FingerTemplate, len(views))
+	for i, v := range views {
+		ts[i] = mustPrepare(t, v)
+	}
+	saved := fingerKernel
+	defer func() { fingerKernel = saved }()
+	scores := func() []float64 {
+		var m FingerMatcher
+		var out []float64
+		for _, a := range ts {
+			for _, b := range ts {
+				out = append(out, m.Score(a, b))
+			}
+		}
+		return out
+	}
+	fingerKernel = fingerKernelSet{name: "go", coarseMax: coarseMaxGo, coarseAll: coarseAllGo}
+	want := scores()
+	for _, k := range fingerAsmKernels() {
+		fingerKernel = k
+		for i, s := range scores() {
+			if s != want[i] {
+				t.Fatalf("%s: pair %d: score %v, reference %v", k.name, i, s, want[i])
+			}
+		}
 	}
 }
 
@@ -123,13 +170,13 @@ func directCoarse(p, c *FingerTemplate) float32 {
 	}
 	var best []float32
 	for i := range min(nA, coarseProbeCylinders) {
-		a := p.coarse[i*coarseWords : (i+1)*coarseWords]
+		a := p.coarse[i*coarseRecWords : (i+1)*coarseRecWords]
 		var bl float32
 		for j := range nB {
 			if foldAngle(p.min[i].angle-c.min[j].angle) > coarseDeltaTheta {
 				continue
 			}
-			b := c.coarse[j*coarseWords : (j+1)*coarseWords]
+			b := c.coarse[j*coarseRecWords : (j+1)*coarseRecWords]
 			if bits.OnesCount64(a[mccND]&b[mccND]) < minCommonCoarse {
 				continue
 			}
@@ -177,12 +224,21 @@ func FuzzFingerKernels(f *testing.F) {
 		g, mc := uint64(gate%(angleSteps/2+1)), uint64(minCommon%65)
 		want := make([]float32, nb*probeLanes)
 		coarseMaxGo(cand, probe, mc, g, want)
+		wantAll := make([]float32, nb*int(nc)*probeLanes)
+		coarseAllGo(cand, probe, mc, g, wantAll)
 		for _, k := range ks {
 			got := make([]float32, nb*probeLanes)
 			k.coarseMax(cand, probe, mc, g, got)
 			for i := range want {
 				if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
 					t.Fatalf("%s: lane %d: %v, want %v", k.name, i, got[i], want[i])
+				}
+			}
+			gotAll := make([]float32, len(wantAll))
+			k.coarseAll(cand, probe, mc, g, gotAll)
+			for i := range wantAll {
+				if math.Float32bits(gotAll[i]) != math.Float32bits(wantAll[i]) {
+					t.Fatalf("%s coarseAll: out %d: %v, want %v", k.name, i, gotAll[i], wantAll[i])
 				}
 			}
 		}
