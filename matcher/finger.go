@@ -105,12 +105,12 @@ type fingerMinutia struct {
 // its valid minutiae, and the pairwise geometry the consolidation step
 // needs. Immutable once built; safe to share between goroutines.
 type FingerTemplate struct {
-	min    []fingerMinutia // one per cylinder, same order
-	cyl    []uint64        // len(min)*cylWords words
+	min []fingerMinutia // one per cylinder, same order
+	cyl []uint64        // len(min)*cylWords words
 	// coarse holds a record of coarseRecWords per cylinder, derived from
 	// cyl: the coarse cylinder (coarseWords) and the minutia's angle.
 	coarse []uint64
-	dist   []float32       // dist[i*n+k]: distance between minutiae i and k
+	dist   []float32 // dist[i*n+k]: distance between minutiae i and k
 	// dirTo[i*n+k]: the direction from minutia i to k, relative to i's
 	// angle, in 1/angleSteps of a turn.
 	dirTo []uint16

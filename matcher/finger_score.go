@@ -121,8 +121,8 @@ type fingerScratch struct {
 	lam    []float32
 	lam2   []float32
 	eff    []float32
-	lanes []uint64  // the probe's records in kernel blocks
-	sims  []float32 // the coarseAll kernel's output
+	lanes  []uint64  // the probe's records in kernel blocks
+	sims   []float32 // the coarseAll kernel's output
 	// best: the first stage's per-probe-cylinder maxima (coarseScore).
 	best [maxProbeBlocks * probeLanes]float32
 }
