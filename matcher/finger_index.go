@@ -90,7 +90,8 @@ type fingerSearch struct {
 }
 
 // The search is a cascade. Stage one scores every template against every
-// probe finger with coarseLSS, a quarter of the cost of a full comparison;
+// probe finger with coarseScore, from the slab by a SIMD kernel (see
+// finger_kernel.go), about a thirtieth of the cost of a full comparison;
 // stage two gives the full LSS-R comparison to every template of the
 // subjects that ranked in the first shortlistSize(n) templates for some
 // probe finger, and ranks on the full scores only. The shortlist is wide
