@@ -105,10 +105,12 @@ type fingerMinutia struct {
 // its valid minutiae, and the pairwise geometry the consolidation step
 // needs. Immutable once built; safe to share between goroutines.
 type FingerTemplate struct {
-	min    []fingerMinutia // one per cylinder, same order
-	cyl    []uint64        // len(min)*cylWords words
-	coarse []uint64        // len(min)*coarseWords words, derived from cyl
-	dist   []float32       // dist[i*n+k]: distance between minutiae i and k
+	min []fingerMinutia // one per cylinder, same order
+	cyl []uint64        // len(min)*cylWords words
+	// coarse holds a record of coarseRecWords per cylinder, derived from
+	// cyl: the coarse cylinder (coarseWords) and the minutia's angle.
+	coarse []uint64
+	dist   []float32 // dist[i*n+k]: distance between minutiae i and k
 	// dirTo[i*n+k]: the direction from minutia i to k, relative to i's
 	// angle, in 1/angleSteps of a turn.
 	dirTo []uint16
@@ -240,10 +242,11 @@ func (t *FingerTemplate) sortCylinders(valid []int) {
 // fillDerived computes the coarse cylinders and the pairwise tables.
 func (t *FingerTemplate) fillDerived() {
 	n := len(t.min)
-	t.coarse = make([]uint64, n*coarseWords)
+	t.coarse = make([]uint64, n*coarseRecWords)
 	for i := range n {
 		fine := t.cyl[i*cylWords : (i+1)*cylWords]
-		coarse := t.coarse[i*coarseWords : (i+1)*coarseWords]
+		coarse := t.coarse[i*coarseRecWords : (i+1)*coarseRecWords]
+		coarse[recAngle] = uint64(t.min[i].angle)
 		for c := range mccCells {
 			cc := (c/mccNS/2)*coarseNS + (c%mccNS)/2
 			for s := range mccND + 1 { // the slices, then the mask

@@ -52,8 +52,11 @@ const (
 type FingerIndex struct {
 	m FingerMatcher
 
-	mu       sync.RWMutex
-	entries  []fingerEntry
+	mu      sync.RWMutex
+	entries []fingerEntry
+	// slab holds every entry's first-stage records (see finger_kernel.go),
+	// entry i's at [entries[i].off, +its cylinder count) records.
+	slab     []uint64
 	subjects []string         // by subject number; "" marks a free number
 	byID     map[string]int32 // subject id -> number
 	count    []int32          // entries per subject number
@@ -64,13 +67,20 @@ type FingerIndex struct {
 
 type fingerEntry struct {
 	t       *FingerTemplate
+	off     int // first slab record
 	subject int32
 	pos     minutiae.Position
+}
+
+// records is the entry's slab records.
+func (x *FingerIndex) records(e *fingerEntry) []uint64 {
+	return x.slab[e.off*coarseRecWords : (e.off+len(e.t.min))*coarseRecWords]
 }
 
 // fingerSearch is one search's buffers.
 type fingerSearch struct {
 	coarse []float32 // first-stage score per entry × probe finger
+	probes []stage1Probe
 	list   []int32   // entries of the shortlisted subjects
 	scores []float32 // full score per list × probe finger
 	best   []float32 // per subject × probe finger
@@ -80,7 +90,8 @@ type fingerSearch struct {
 }
 
 // The search is a cascade. Stage one scores every template against every
-// probe finger with coarseLSS, a quarter of the cost of a full comparison;
+// probe finger with coarseScore, from the slab by a SIMD kernel (see
+// finger_kernel.go), about a thirtieth of the cost of a full comparison;
 // stage two gives the full LSS-R comparison to every template of the
 // subjects that ranked in the first shortlistSize(n) templates for some
 // probe finger, and ranks on the full scores only. The shortlist is wide
@@ -123,7 +134,8 @@ func (x *FingerIndex) Add(subjectID string, pos minutiae.Position, t *FingerTemp
 		}
 		x.byID[subjectID] = s
 	}
-	x.entries = append(x.entries, fingerEntry{t: t, subject: s, pos: pos})
+	x.entries = append(x.entries, fingerEntry{t: t, off: len(x.slab) / coarseRecWords, subject: s, pos: pos})
+	x.slab = appendSlab(x.slab, t)
 	x.count[s]++
 	return nil
 }
@@ -139,13 +151,19 @@ func (x *FingerIndex) Remove(subjectID string) int {
 		return 0
 	}
 	kept := x.entries[:0]
+	slab := x.slab[:0]
 	for _, e := range x.entries {
 		if e.subject != s {
+			// Kept records move down in place: a kept entry's records
+			// never start before the compacted slab's end.
+			r := x.records(&e)
+			e.off = len(slab) / coarseRecWords
+			slab = append(slab, r...)
 			kept = append(kept, e)
 		}
 	}
 	clear(x.entries[len(kept):]) // drop the references for the collector
-	x.entries = kept
+	x.entries, x.slab = kept, slab
 	n := int(x.count[s])
 	x.count[s] = 0
 	x.subjects[s] = ""
@@ -282,12 +300,16 @@ func (x *FingerIndex) shortlist(ps []probeFinger, sc *fingerSearch) {
 	}
 	clear(sc.short)
 	sc.coarse = grow(sc.coarse, n*np)
+	sc.probes = grow(sc.probes, np)
+	for p, pf := range ps {
+		layoutProbe(&sc.probes[p], pf.t)
+	}
 	x.parallel(n*np, func(lo, hi int, s *fingerScratch) {
 		for j := lo; j < hi; j++ {
-			e, pf := &x.entries[j/np], &ps[j%np]
+			e, p := &x.entries[j/np], j%np
 			var v float32
-			if compatible(pf.pos, e.pos) {
-				v = s.coarseLSS(pf.t, e.t)
+			if compatible(ps[p].pos, e.pos) {
+				v = coarseScore(&sc.probes[p], x.records(e), &s.best)
 			}
 			sc.coarse[j] = v
 		}

@@ -121,6 +121,10 @@ type fingerScratch struct {
 	lam    []float32
 	lam2   []float32
 	eff    []float32
+	lanes  []uint64  // the probe's records in kernel blocks
+	sims   []float32 // the coarseAll kernel's output
+	// best: the first stage's per-probe-cylinder maxima (coarseScore).
+	best [maxProbeBlocks * probeLanes]float32
 }
 
 // simPair is a pair of cylinders and their local similarity.
@@ -173,61 +177,16 @@ func (s *fingerScratch) score(p, c *FingerTemplate) float32 {
 	return s.relax(p, c, int(npFor[min(nA, nB)]))
 }
 
-// The first stage compares only the probe's first coarseProbeCylinders
-// cylinders (those with the most valid cells, see sortCylinders), and
-// only with candidate cylinders within coarseDeltaTheta of direction: a
-// quarter of the pairs of a full comparison, enough to find nP good ones
-// in a mate.
+// The first stage of a search (coarseScore) compares only the probe's
+// first coarseProbeCylinders cylinders (those with the most valid cells,
+// see sortCylinders), and only with candidate cylinders within
+// coarseDeltaTheta of direction: a quarter of the pairs of a full
+// comparison, enough to find nP good ones in a mate. At most
+// maxProbeBlocks×probeLanes.
 var (
 	coarseProbeCylinders = 24
 	coarseDeltaTheta     = uint16(angleSteps / 6)
 )
-
-// coarseLSS is the cheap score of the 1:N search's first stage: MCC's LSS
-// (the mean of the nP best cylinder-pair similarities, no consolidation)
-// on the coarse cylinders. It only ranks candidates for the full score.
-func (s *fingerScratch) coarseLSS(p, c *FingerTemplate) float32 {
-	nA, nB := len(p.min), len(c.min)
-	if nA < 2 || nB < 2 {
-		return 0
-	}
-	nP := int(npFor[min(nA, nB)])
-	var top [mccMaxNP]float32 // the best nP so far, decreasing
-	for i := range min(nA, coarseProbeCylinders) {
-		a := (*[coarseWords]uint64)(p.coarse[i*coarseWords:])
-		ai := p.min[i].angle
-		for j := range nB {
-			if foldAngle(ai-c.min[j].angle) > coarseDeltaTheta {
-				continue
-			}
-			b := (*[coarseWords]uint64)(c.coarse[j*coarseWords:])
-			ma, mb := a[mccND], b[mccND]
-			if bits.OnesCount64(ma&mb) < minCommonCoarse {
-				continue
-			}
-			var na, nb, both int
-			for w := range mccND {
-				na += bits.OnesCount64(a[w] & mb)
-				nb += bits.OnesCount64(b[w] & ma)
-				both += bits.OnesCount64(a[w] & b[w])
-			}
-			lam := cylSim(na, nb, both)
-			if lam <= top[nP-1] {
-				continue
-			}
-			k := nP - 1
-			for ; k > 0 && top[k-1] < lam; k-- {
-				top[k] = top[k-1]
-			}
-			top[k] = lam
-		}
-	}
-	var sum float32
-	for _, v := range top[:nP] {
-		sum += v
-	}
-	return sum / float32(nP)
-}
 
 // refineFactor × the smaller cylinder count is how many of the best
 // coarse pairs get a full comparison; the relaxation keeps at most
@@ -235,29 +194,19 @@ func (s *fingerScratch) coarseLSS(p, c *FingerTemplate) float32 {
 var refineFactor = 3
 
 // coarseSimilarities fills s.pairs with every matchable cylinder pair and
-// its similarity on the coarse cylinders (see cylSim).
+// its similarity on the coarse cylinders (see cylSim), probe cylinder by
+// probe cylinder, computed by the coarseAll kernel.
 func (s *fingerScratch) coarseSimilarities(p, c *FingerTemplate) {
 	s.pairs = s.pairs[:0]
-	nB := len(c.min)
-	for i := range p.min {
-		a := (*[coarseWords]uint64)(p.coarse[i*coarseWords:])
-		ai := p.min[i].angle
+	nA, nB := len(p.min), len(c.min)
+	s.lanes = transposeProbe(s.lanes, p)
+	nblk := len(s.lanes) / probeBlockWords
+	s.sims = grow(s.sims, nblk*nB*probeLanes)
+	fingerKernel.coarseAll(c.coarse, s.lanes, uint64(minCommonCoarse), mccDeltaTheta, s.sims)
+	for i := range nA {
+		row := s.sims[(i/probeLanes)*nB*probeLanes+i%probeLanes:]
 		for j := range nB {
-			if foldAngle(ai-c.min[j].angle) > mccDeltaTheta {
-				continue
-			}
-			b := (*[coarseWords]uint64)(c.coarse[j*coarseWords:])
-			ma, mb := a[mccND], b[mccND]
-			if bits.OnesCount64(ma&mb) < minCommonCoarse {
-				continue
-			}
-			var na, nb, both int
-			for w := range mccND {
-				na += bits.OnesCount64(a[w] & mb)
-				nb += bits.OnesCount64(b[w] & ma)
-				both += bits.OnesCount64(a[w] & b[w])
-			}
-			if lam := cylSim(na, nb, both); lam > 0 {
+			if lam := row[j*probeLanes]; lam > 0 {
 				s.pairs = append(s.pairs, simPair{lam: lam, a: uint8(i), b: uint8(j)})
 			}
 		}
@@ -392,12 +341,7 @@ func (s *fingerScratch) relax(p, c *FingerTemplate, nP int) float32 {
 	norm := (1 - mccWR) / float32(n-1)
 	for range mccRelRounds {
 		for t := range n {
-			row := s.rho[t*n : (t+1)*n]
-			var sum float32
-			for k, r := range row {
-				sum += r * cur[k]
-			}
-			next[t] = mccWR*cur[t] + norm*sum
+			next[t] = mccWR*cur[t] + norm*dot32(s.rho[t*n:(t+1)*n], cur[:n])
 		}
 		cur, next = next, cur
 	}
@@ -419,6 +363,25 @@ func (s *fingerScratch) relax(p, c *FingerTemplate, nP int) float32 {
 		s.eff[best] = -1
 	}
 	return total / float32(nP)
+}
+
+// dot32 is Σ a[k]·b[k] over len(a) ≤ len(b). Four partial sums, so that
+// the additions do not wait on each other: the relaxation's n² products
+// per round are most of a comparison's time otherwise.
+func dot32(a, b []float32) float32 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float32
+	k := 0
+	for ; k+4 <= len(a); k += 4 {
+		s0 += a[k] * b[k]
+		s1 += a[k+1] * b[k+1]
+		s2 += a[k+2] * b[k+2]
+		s3 += a[k+3] * b[k+3]
+	}
+	for ; k < len(a); k++ {
+		s0 += a[k] * b[k]
+	}
+	return (s0 + s1) + (s2 + s3)
 }
 
 // grow returns b resized to n, reusing its memory when it is big enough.
