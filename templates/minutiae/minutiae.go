@@ -100,6 +100,49 @@ type View struct {
 	// Quality is the impression's quality, 0..100 (0: not reported).
 	Quality  uint8
 	Minutiae []Minutia
+
+	// The fields below carry what the record formats say about a view
+	// beyond its minutiae; the extractor and the matcher may leave them zero.
+
+	// ViewNumber tells impressions of the same finger in one record apart
+	// (0..15 in ISO/IEC 19794-2:2005 and ANSI INCITS 378-2004).
+	ViewNumber uint8
+	// Impression is how the image was captured.
+	Impression Impression
+	// YDPI is the vertical resolution when the record gives one different
+	// from DPI (records store both); 0 means the same as DPI.
+	YDPI int
+	// QualityAlgorithm identifies the algorithm that gave Quality: the
+	// vendor in the high 16 bits and its algorithm id in the low ones
+	// (ANSI INCITS 378-2009 only; 0 otherwise).
+	QualityAlgorithm uint32
+	// Extended holds the view's extended data blocks (ridge counts, cores
+	// and deltas, vendor data) undecoded, so a record re-marshals unchanged.
+	Extended []ExtendedData
+}
+
+// Impression is the impression type code of ISO/IEC 19794-2 and
+// ANSI INCITS 378 (the ANSI/NIST-ITL codes).
+type Impression uint8
+
+const (
+	LiveScanPlain     Impression = 0
+	LiveScanRolled    Impression = 1
+	NonLiveScanPlain  Impression = 2
+	NonLiveScanRolled Impression = 3
+	LiveScanSwipe     Impression = 8
+	Contactless       Impression = 9
+)
+
+// ExtendedData is one extended data block of a finger view.
+type ExtendedData struct {
+	// Type is 1 for ridge counts, 2 for cores and deltas, and a vendor
+	// code from 0x0100 up.
+	Type uint16
+	// Data is the block's content after its 4-byte type and length header.
+	// Core and delta angles in it are in the units of the record format
+	// it came from.
+	Data []byte
 }
 
 // NormAngle maps an angle in radians into [0, 2π).
