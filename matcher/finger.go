@@ -49,6 +49,13 @@ const (
 	// then the spatial validity mask.
 	cylWords = mccBitWords + mccCellWords
 
+	// A coarse cylinder halves the grid (8×8 cells, each the OR of 2×2
+	// cells, same slices), so that a slice and the mask are one word each.
+	// Comparing coarse cylinders costs a quarter of a full comparison;
+	// they rank cylinder pairs and candidates before full comparisons.
+	coarseNS    = mccNS / 2
+	coarseWords = mccND + 1
+
 	// maxFingerMinutiae bounds the cylinders of a template, so minutia
 	// numbers fit a byte in the matcher's buffers. Records hold at most 255.
 	maxFingerMinutiae = 255
@@ -98,9 +105,10 @@ type fingerMinutia struct {
 // its valid minutiae, and the pairwise geometry the consolidation step
 // needs. Immutable once built; safe to share between goroutines.
 type FingerTemplate struct {
-	min  []fingerMinutia // one per cylinder, same order
-	cyl  []uint64        // len(min)*cylWords words
-	dist []float32       // dist[i*n+k]: distance between minutiae i and k
+	min    []fingerMinutia // one per cylinder, same order
+	cyl    []uint64        // len(min)*cylWords words
+	coarse []uint64        // len(min)*coarseWords words, derived from cyl
+	dist   []float32       // dist[i*n+k]: distance between minutiae i and k
 	// dirTo[i*n+k]: the direction from minutia i to k, relative to i's
 	// angle, in 1/angleSteps of a turn.
 	dirTo []uint16
@@ -138,6 +146,7 @@ func PrepareFinger(v minutiae.View) (*FingerTemplate, error) {
 	var cyl [cylWords]uint64
 	var cd [maxFingerMinutiae][mccND]float64 // directional contribution of each neighbour
 	neigh := make([]int, 0, n)
+	var validCells []int
 	for i := range n {
 		// Neighbours that can reach a cell of this cylinder.
 		neigh = neigh[:0]
@@ -203,14 +212,48 @@ func PrepareFinger(v minutiae.View) (*FingerTemplate, error) {
 		}
 		t.cyl = append(t.cyl, cyl[:]...)
 		t.min = append(t.min, fingerMinutia{x: float32(xs[i]), y: float32(ys[i]), angle: quantAngle(th[i])})
+		validCells = append(validCells, valid)
 	}
-	t.fillPairs()
+	t.sortCylinders(validCells)
+	t.fillDerived()
 	return t, nil
 }
 
-// fillPairs computes the pairwise tables from the minutiae.
-func (t *FingerTemplate) fillPairs() {
+// sortCylinders puts the cylinders with the most valid cells first (the
+// minutiae furthest from the border, with the most context): the first
+// stage of a search compares only the first few of a probe's.
+func (t *FingerTemplate) sortCylinders(valid []int) {
+	order := make([]int, len(t.min))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return valid[order[a]] > valid[order[b]] })
+	mins := make([]fingerMinutia, len(t.min))
+	cyl := make([]uint64, len(t.cyl))
+	for k, i := range order {
+		mins[k] = t.min[i]
+		copy(cyl[k*cylWords:], t.cyl[i*cylWords:(i+1)*cylWords])
+	}
+	t.min, t.cyl = mins, cyl
+}
+
+// fillDerived computes the coarse cylinders and the pairwise tables.
+func (t *FingerTemplate) fillDerived() {
 	n := len(t.min)
+	t.coarse = make([]uint64, n*coarseWords)
+	for i := range n {
+		fine := t.cyl[i*cylWords : (i+1)*cylWords]
+		coarse := t.coarse[i*coarseWords : (i+1)*coarseWords]
+		for c := range mccCells {
+			cc := (c/mccNS/2)*coarseNS + (c%mccNS)/2
+			for s := range mccND + 1 { // the slices, then the mask
+				if fine[s*mccCellWords+c>>6]&(1<<(c&63)) != 0 {
+					coarse[s] |= 1 << cc
+				}
+			}
+		}
+	}
+
 	t.dist = make([]float32, n*n)
 	t.dirTo = make([]uint16, n*n)
 	for i, a := range t.min {
@@ -300,16 +343,22 @@ func (h hull) near(px, py, margin float64) bool {
 		return false
 	}
 	inside := n >= 3
-	best := math.Inf(1)
-	for i := range n {
+	for i := 0; inside && i < n; i++ {
 		j := (i + 1) % n
-		ax, ay, bx, by := h.x[i], h.y[i], h.x[j], h.y[j]
-		if (bx-ax)*(py-ay)-(by-ay)*(px-ax) < 0 {
+		if (h.x[j]-h.x[i])*(py-h.y[i])-(h.y[j]-h.y[i])*(px-h.x[i]) < 0 {
 			inside = false
 		}
-		best = min(best, segDist2(px, py, ax, ay, bx, by))
 	}
-	return inside || best <= margin*margin
+	if inside {
+		return true
+	}
+	for i := range n {
+		j := (i + 1) % n
+		if segDist2(px, py, h.x[i], h.y[i], h.x[j], h.y[j]) <= margin*margin {
+			return true
+		}
+	}
+	return false
 }
 
 // segDist2 is the squared distance from p to the segment ab.
@@ -400,7 +449,7 @@ func (t *FingerTemplate) UnmarshalBinary(b []byte) error {
 			}
 		}
 	}
-	out.fillPairs()
+	out.fillDerived()
 	*t = out
 	return nil
 }

@@ -40,6 +40,21 @@ const (
 
 var (
 	minCommonCells = int(math.Ceil(mccMinME * float64(cellsInDisc)))
+	// coarseCellsInDisc: coarse cells holding a fine cell of the disc.
+	coarseCellsInDisc = func() int {
+		var seen [coarseNS * coarseNS]bool
+		n := 0
+		for i := range mccNS {
+			for j := range mccNS {
+				u, v := cellOffset(i), cellOffset(j)
+				if c := (j/2)*coarseNS + i/2; u*u+v*v <= mccR*mccR && !seen[c] {
+					seen[c], n = true, n+1
+				}
+			}
+		}
+		return n
+	}()
+	minCommonCoarse = int(math.Ceil(mccMinME * float64(coarseCellsInDisc)))
 	// sqrtTab[k] is √k for every popcount a cylinder can have.
 	sqrtTab = func() (t [mccBitWords*64 + 1]float32) {
 		for i := range t {
@@ -141,7 +156,12 @@ func (s *fingerScratch) score(p, c *FingerTemplate) float32 {
 	if nA < 2 || nB < 2 {
 		return 0
 	}
-	s.localSimilarities(p, c)
+	s.coarseSimilarities(p, c)
+	if len(s.pairs) < 2 {
+		return 0
+	}
+	s.sortPairs()
+	s.refine(p, c, refineFactor*min(nA, nB))
 	if len(s.pairs) < 2 {
 		return 0
 	}
@@ -153,50 +173,137 @@ func (s *fingerScratch) score(p, c *FingerTemplate) float32 {
 	return s.relax(p, c, int(npFor[min(nA, nB)]))
 }
 
-// localSimilarities fills s.pairs with every matchable cylinder pair and
-// its similarity (MCC's bit-based λ):
-//
-//	λ = 1 − ‖a⊕b‖ / (‖a‖ + ‖b‖)
-//
-// over the cells valid in both cylinders, with ‖x‖ = √popcount(x). Each
-// cylinder's bits are already masked by its own validity, so masking by
-// the other's gives the common cells, and ‖a⊕b‖² = |a|+|b|−2|a∧b|: three
-// popcounts a word.
-func (s *fingerScratch) localSimilarities(p, c *FingerTemplate) {
+// The first stage compares only the probe's first coarseProbeCylinders
+// cylinders (those with the most valid cells, see sortCylinders), and
+// only with candidate cylinders within coarseDeltaTheta of direction: a
+// quarter of the pairs of a full comparison, enough to find nP good ones
+// in a mate.
+var (
+	coarseProbeCylinders = 16
+	coarseDeltaTheta     = uint16(angleSteps / 8)
+)
+
+// coarseLSS is the cheap score of the 1:N search's first stage: MCC's LSS
+// (the mean of the nP best cylinder-pair similarities, no consolidation)
+// on the coarse cylinders. It only ranks candidates for the full score.
+func (s *fingerScratch) coarseLSS(p, c *FingerTemplate) float32 {
+	nA, nB := len(p.min), len(c.min)
+	if nA < 2 || nB < 2 {
+		return 0
+	}
+	nP := int(npFor[min(nA, nB)])
+	var top [mccMaxNP]float32 // the best nP so far, decreasing
+	for i := range min(nA, coarseProbeCylinders) {
+		a := (*[coarseWords]uint64)(p.coarse[i*coarseWords:])
+		ai := p.min[i].angle
+		for j := range nB {
+			if foldAngle(ai-c.min[j].angle) > coarseDeltaTheta {
+				continue
+			}
+			b := (*[coarseWords]uint64)(c.coarse[j*coarseWords:])
+			ma, mb := a[mccND], b[mccND]
+			if bits.OnesCount64(ma&mb) < minCommonCoarse {
+				continue
+			}
+			var na, nb, both int
+			for w := range mccND {
+				na += bits.OnesCount64(a[w] & mb)
+				nb += bits.OnesCount64(b[w] & ma)
+				both += bits.OnesCount64(a[w] & b[w])
+			}
+			lam := cylSim(na, nb, both)
+			if lam <= top[nP-1] {
+				continue
+			}
+			k := nP - 1
+			for ; k > 0 && top[k-1] < lam; k-- {
+				top[k] = top[k-1]
+			}
+			top[k] = lam
+		}
+	}
+	var sum float32
+	for _, v := range top[:nP] {
+		sum += v
+	}
+	return sum / float32(nP)
+}
+
+// refineFactor × the smaller cylinder count is how many of the best
+// coarse pairs get a full comparison; the relaxation keeps at most
+// 1 × that count, so the rest is margin for the coarse ranking's errors.
+var refineFactor = 3
+
+// coarseSimilarities fills s.pairs with every matchable cylinder pair and
+// its similarity on the coarse cylinders (see cylSim).
+func (s *fingerScratch) coarseSimilarities(p, c *FingerTemplate) {
 	s.pairs = s.pairs[:0]
 	nB := len(c.min)
 	for i := range p.min {
-		a := (*[cylWords]uint64)(p.cyl[i*cylWords:])
+		a := (*[coarseWords]uint64)(p.coarse[i*coarseWords:])
 		ai := p.min[i].angle
 		for j := range nB {
 			if foldAngle(ai-c.min[j].angle) > mccDeltaTheta {
 				continue
 			}
-			b := (*[cylWords]uint64)(c.cyl[j*cylWords:])
-			common := bits.OnesCount64(a[24]&b[24]) + bits.OnesCount64(a[25]&b[25]) +
-				bits.OnesCount64(a[26]&b[26]) + bits.OnesCount64(a[27]&b[27])
-			if common < minCommonCells {
+			b := (*[coarseWords]uint64)(c.coarse[j*coarseWords:])
+			ma, mb := a[mccND], b[mccND]
+			if bits.OnesCount64(ma&mb) < minCommonCoarse {
 				continue
 			}
-			ma := [4]uint64{a[24], a[25], a[26], a[27]}
-			mb := [4]uint64{b[24], b[25], b[26], b[27]}
 			var na, nb, both int
-			for w := 0; w < mccBitWords; w += 4 {
-				na += bits.OnesCount64(a[w]&mb[0]) + bits.OnesCount64(a[w+1]&mb[1]) +
-					bits.OnesCount64(a[w+2]&mb[2]) + bits.OnesCount64(a[w+3]&mb[3])
-				nb += bits.OnesCount64(b[w]&ma[0]) + bits.OnesCount64(b[w+1]&ma[1]) +
-					bits.OnesCount64(b[w+2]&ma[2]) + bits.OnesCount64(b[w+3]&ma[3])
-				both += bits.OnesCount64(a[w]&b[w]) + bits.OnesCount64(a[w+1]&b[w+1]) +
-					bits.OnesCount64(a[w+2]&b[w+2]) + bits.OnesCount64(a[w+3]&b[w+3])
+			for w := range mccND {
+				na += bits.OnesCount64(a[w] & mb)
+				nb += bits.OnesCount64(b[w] & ma)
+				both += bits.OnesCount64(a[w] & b[w])
 			}
-			if na+nb == 0 {
-				continue
+			if lam := cylSim(na, nb, both); lam > 0 {
+				s.pairs = append(s.pairs, simPair{lam: lam, a: uint8(i), b: uint8(j)})
 			}
-			lam := 1 - sqrtTab[na+nb-2*both]/(sqrtTab[na]+sqrtTab[nb])
-			if lam <= 0 {
-				continue
-			}
-			s.pairs = append(s.pairs, simPair{lam: lam, a: uint8(i), b: uint8(j)})
+		}
+	}
+}
+
+// cylSim is MCC's bit-based similarity of two cylinders a and b,
+//
+//	λ = 1 − ‖a⊕b‖ / (‖a‖ + ‖b‖)
+//
+// over the cells valid in both, with ‖x‖ = √popcount(x), from na = |a∧mask(b)|,
+// nb = |b∧mask(a)| and both = |a∧b|. Each cylinder's bits are already
+// masked by its own validity, so masking by the other's gives the common
+// cells, and ‖a⊕b‖² = na+nb−2·both: three popcounts a word.
+func cylSim(na, nb, both int) float32 {
+	if na+nb == 0 {
+		return 0
+	}
+	return 1 - sqrtTab[na+nb-2*both]/(sqrtTab[na]+sqrtTab[nb])
+}
+
+// refine replaces s.pairs by the first n pairs of s.order, scored on the
+// full cylinders.
+func (s *fingerScratch) refine(p, c *FingerTemplate, n int) {
+	s.pairs = s.pairs[:0]
+	for _, pr := range s.order[:min(n, len(s.order))] {
+		a := (*[cylWords]uint64)(p.cyl[int(pr.a)*cylWords:])
+		b := (*[cylWords]uint64)(c.cyl[int(pr.b)*cylWords:])
+		common := bits.OnesCount64(a[24]&b[24]) + bits.OnesCount64(a[25]&b[25]) +
+			bits.OnesCount64(a[26]&b[26]) + bits.OnesCount64(a[27]&b[27])
+		if common < minCommonCells {
+			continue
+		}
+		ma := [4]uint64{a[24], a[25], a[26], a[27]}
+		mb := [4]uint64{b[24], b[25], b[26], b[27]}
+		var na, nb, both int
+		for w := 0; w < mccBitWords; w += 4 {
+			na += bits.OnesCount64(a[w]&mb[0]) + bits.OnesCount64(a[w+1]&mb[1]) +
+				bits.OnesCount64(a[w+2]&mb[2]) + bits.OnesCount64(a[w+3]&mb[3])
+			nb += bits.OnesCount64(b[w]&ma[0]) + bits.OnesCount64(b[w+1]&ma[1]) +
+				bits.OnesCount64(b[w+2]&ma[2]) + bits.OnesCount64(b[w+3]&ma[3])
+			both += bits.OnesCount64(a[w]&b[w]) + bits.OnesCount64(a[w+1]&b[w+1]) +
+				bits.OnesCount64(a[w+2]&b[w+2]) + bits.OnesCount64(a[w+3]&b[w+3])
+		}
+		if lam := cylSim(na, nb, both); lam > 0 {
+			s.pairs = append(s.pairs, simPair{lam: lam, a: pr.a, b: pr.b})
 		}
 	}
 }

@@ -1,0 +1,382 @@
+package matcher
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"runtime"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/bordermatch/bordermatch/templates/minutiae"
+)
+
+var (
+	// ErrNilTemplate: a finger template is missing.
+	ErrNilTemplate = errors.New("matcher: nil finger template")
+	// ErrFingerWatchlists: the finger index does not filter by watchlist;
+	// the caller must filter the hits.
+	ErrFingerWatchlists = errors.New("matcher: the finger index has no watchlists")
+)
+
+// fingerParallelComparisons is the number of comparisons from which a
+// search is split over cores; a comparison costs microseconds, so a few
+// dozen already pay for the goroutines. Work is handed out in chunks of
+// fingerChunk entries, so that workers that draw small templates take more.
+const (
+	fingerParallelComparisons = 64
+	fingerChunk               = 32
+)
+
+// FingerIndex is the in-memory 1:N index of finger templates: every
+// enrolled finger of every subject, scored exactly (every template
+// compared) on all cores.
+//
+// A subject may have up to one template per finger position, or several
+// (several impressions of one finger, or fingers of unknown position);
+// hits are per subject.
+//
+// Fusion over fingers. A search with several probe fingers scores each
+// probe finger against the subject's templates of the same position, or
+// against all of them when the probe's or the template's position is
+// unknown, and keeps the best score per probe finger. The subject's score
+// is the mean of these over the probe fingers, a finger the subject has no
+// template for counting 0: the sum rule, scaled back to 0..1. The sum rule
+// suits scores of one matcher on one scale, rewards agreement of
+// independent fingers (two fingers at 0.1 beat one at 0.15 and one at 0),
+// and a missing finger lowers the score rather than vetoing the subject.
+//
+// Concurrency: all methods are safe for concurrent use; searches share a
+// read lock, Add and Remove take the write lock briefly.
+type FingerIndex struct {
+	m FingerMatcher
+
+	mu       sync.RWMutex
+	entries  []fingerEntry
+	subjects []string         // by subject number; "" marks a free number
+	byID     map[string]int32 // subject id -> number
+	count    []int32          // entries per subject number
+	free     []int32
+
+	pool sync.Pool // *fingerSearch
+}
+
+type fingerEntry struct {
+	t       *FingerTemplate
+	subject int32
+	pos     minutiae.Position
+}
+
+// fingerSearch is one search's buffers.
+type fingerSearch struct {
+	coarse []float32 // first-stage score per entry × probe finger
+	list   []int32   // entries of the shortlisted subjects
+	scores []float32 // full score per list × probe finger
+	best   []float32 // per subject × probe finger
+	short  []bool    // per subject: shortlisted
+	hist   [shortlistBuckets]int32
+	hits   []Hit
+}
+
+// The search is a cascade. Stage one scores every template against every
+// probe finger with coarseLSS, a quarter of the cost of a full comparison;
+// stage two gives the full LSS-R comparison to every template of the
+// subjects that ranked in the first shortlistSize(n) templates for some
+// probe finger, and ranks on the full scores only. The shortlist is wide
+// (at least 2% of the gallery) because the coarse score is a rough one;
+// the FVC test measures how often it loses the true mate
+// (TestFingerSearchCascade).
+const (
+	shortlistMin      = 200
+	shortlistFraction = 50 // 1/50 of the gallery
+	shortlistBuckets  = 1024
+)
+
+func shortlistSize(n int) int { return max(shortlistMin, n/shortlistFraction) }
+
+// NewFingerIndex returns an empty index.
+func NewFingerIndex() *FingerIndex {
+	return &FingerIndex{byID: map[string]int32{}}
+}
+
+// Add enrolls one finger template of a subject at a finger position
+// (minutiae.PositionUnknown when not known).
+func (x *FingerIndex) Add(subjectID string, pos minutiae.Position, t *FingerTemplate) error {
+	if subjectID == "" {
+		return ErrEmptyID
+	}
+	if t == nil {
+		return ErrNilTemplate
+	}
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	s, ok := x.byID[subjectID]
+	if !ok {
+		if n := len(x.free); n > 0 {
+			s, x.free = x.free[n-1], x.free[:n-1]
+			x.subjects[s] = subjectID
+		} else {
+			s = int32(len(x.subjects))
+			x.subjects = append(x.subjects, subjectID)
+			x.count = append(x.count, 0)
+		}
+		x.byID[subjectID] = s
+	}
+	x.entries = append(x.entries, fingerEntry{t: t, subject: s, pos: pos})
+	x.count[s]++
+	return nil
+}
+
+// Remove deletes every template of a subject and returns how many there
+// were. It scans the index, which at a million templates takes a few
+// milliseconds under the write lock: enrolments and deletions are rare.
+func (x *FingerIndex) Remove(subjectID string) int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	s, ok := x.byID[subjectID]
+	if !ok {
+		return 0
+	}
+	kept := x.entries[:0]
+	for _, e := range x.entries {
+		if e.subject != s {
+			kept = append(kept, e)
+		}
+	}
+	clear(x.entries[len(kept):]) // drop the references for the collector
+	x.entries = kept
+	n := int(x.count[s])
+	x.count[s] = 0
+	x.subjects[s] = ""
+	delete(x.byID, subjectID)
+	x.free = append(x.free, s)
+	return n
+}
+
+// Len is the number of templates.
+func (x *FingerIndex) Len() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.entries)
+}
+
+// Subjects is the number of subjects.
+func (x *FingerIndex) Subjects() int {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.byID)
+}
+
+// Search finds the subjects whose fingers best match one probe finger of
+// any position: SearchFingers with the probe at PositionUnknown.
+func (x *FingerIndex) Search(probe *FingerTemplate, opt SearchOptions) ([]Hit, error) {
+	return x.SearchFingers(map[minutiae.Position]*FingerTemplate{minutiae.PositionUnknown: probe}, opt)
+}
+
+// probeFinger is one probe of a search.
+type probeFinger struct {
+	pos minutiae.Position
+	t   *FingerTemplate
+}
+
+// SearchFingers finds the K subjects with the best fused score over the
+// probe fingers (see FingerIndex for the fusion rule), best first, ties
+// broken by subject id. Hit.Score is in 0..1. opt.Watchlists is not
+// supported (ErrFingerWatchlists).
+func (x *FingerIndex) SearchFingers(probes map[minutiae.Position]*FingerTemplate, opt SearchOptions) ([]Hit, error) {
+	if len(opt.Watchlists) > 0 {
+		return nil, ErrFingerWatchlists
+	}
+	if len(probes) == 0 {
+		return nil, fmt.Errorf("%w: no probe fingers", ErrNilTemplate)
+	}
+	ps := make([]probeFinger, 0, len(probes))
+	for pos, t := range probes {
+		if t == nil {
+			return nil, fmt.Errorf("%w: probe %s", ErrNilTemplate, pos)
+		}
+		ps = append(ps, probeFinger{pos, t})
+	}
+	slices.SortFunc(ps, func(a, b probeFinger) int { return cmp.Compare(a.pos, b.pos) })
+	k := opt.K
+	if k <= 0 {
+		k = defaultK
+	}
+
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	sc, _ := x.pool.Get().(*fingerSearch)
+	if sc == nil {
+		sc = &fingerSearch{}
+	}
+	defer x.pool.Put(sc)
+	np := len(ps)
+
+	x.shortlist(ps, sc)
+
+	// Stage two: full scores for every template of a shortlisted subject.
+	sc.list = sc.list[:0]
+	for i, e := range x.entries {
+		if sc.short[e.subject] {
+			sc.list = append(sc.list, int32(i))
+		}
+	}
+	sc.scores = grow(sc.scores, len(sc.list)*np)
+	x.parallel(len(sc.list)*np, func(lo, hi int, s *fingerScratch) {
+		for j := lo; j < hi; j++ {
+			e, pf := &x.entries[sc.list[j/np]], &ps[j%np]
+			var v float32
+			if compatible(pf.pos, e.pos) {
+				v = s.score(pf.t, e.t)
+			}
+			sc.scores[j] = v
+		}
+	})
+
+	// Best per subject and probe finger, then the mean over probe fingers.
+	sc.best = grow(sc.best, len(x.subjects)*np)
+	clear(sc.best)
+	for j, i := range sc.list {
+		s := int(x.entries[i].subject)
+		b := sc.best[s*np : (s+1)*np]
+		for p, v := range sc.scores[j*np : (j+1)*np] {
+			b[p] = max(b[p], v)
+		}
+	}
+	sc.hits = sc.hits[:0]
+	for s, id := range x.subjects {
+		if id == "" || !sc.short[s] {
+			continue
+		}
+		var sum float32
+		for _, v := range sc.best[s*np : (s+1)*np] {
+			sum += v
+		}
+		score := sum / float32(np)
+		if opt.HasMinScore && score < opt.MinScore {
+			continue
+		}
+		sc.hits = append(sc.hits, Hit{SubjectID: id, Score: score})
+	}
+	slices.SortFunc(sc.hits, func(a, b Hit) int {
+		if c := cmp.Compare(b.Score, a.Score); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.SubjectID, b.SubjectID)
+	})
+	return slices.Clone(sc.hits[:min(k, len(sc.hits))]), nil
+}
+
+// shortlist is the first stage: it sets sc.short for the subjects with a
+// template among the shortlistSize best coarse scores of some probe
+// finger, or for every subject when the index is small.
+func (x *FingerIndex) shortlist(ps []probeFinger, sc *fingerSearch) {
+	np, n := len(ps), len(x.entries)
+	sc.short = grow(sc.short, len(x.subjects))
+	if n <= shortlistSize(n) {
+		for i, id := range x.subjects {
+			sc.short[i] = id != ""
+		}
+		return
+	}
+	clear(sc.short)
+	sc.coarse = grow(sc.coarse, n*np)
+	x.parallel(n*np, func(lo, hi int, s *fingerScratch) {
+		for j := lo; j < hi; j++ {
+			e, pf := &x.entries[j/np], &ps[j%np]
+			var v float32
+			if compatible(pf.pos, e.pos) {
+				v = s.coarseLSS(pf.t, e.t)
+			}
+			sc.coarse[j] = v
+		}
+	})
+	for p := range np {
+		th := sc.threshold(p, np, shortlistSize(n))
+		for i := range n {
+			if v := sc.coarse[i*np+p]; v > 0 && v >= th {
+				sc.short[x.entries[i].subject] = true
+			}
+		}
+	}
+}
+
+// compatible reports whether a probe finger is compared with a template:
+// same position, or either unknown.
+func compatible(probe, enrolled minutiae.Position) bool {
+	return probe == enrolled || probe == minutiae.PositionUnknown || enrolled == minutiae.PositionUnknown
+}
+
+// threshold is the first-stage score of probe p that about size templates
+// reach (from a histogram of the scores, so in O(n)); ties at the
+// threshold all pass.
+func (sc *fingerSearch) threshold(p, np, size int) float32 {
+	clear(sc.hist[:])
+	for i := p; i < len(sc.coarse); i += np {
+		sc.hist[min(int(sc.coarse[i]*shortlistBuckets), shortlistBuckets-1)]++
+	}
+	seen := 0
+	for b := shortlistBuckets - 1; b > 0; b-- {
+		seen += int(sc.hist[b])
+		if seen >= size {
+			return float32(b) / shortlistBuckets
+		}
+	}
+	return 0
+}
+
+// parallel runs f over [0, n) in chunks on all cores, each worker with its
+// own comparison scratch.
+func (x *FingerIndex) parallel(n int, f func(lo, hi int, s *fingerScratch)) {
+	workers := min(runtime.GOMAXPROCS(0), (n+fingerChunk-1)/fingerChunk)
+	if n < fingerParallelComparisons || workers < 2 {
+		s := x.m.scratch()
+		f(0, n, s)
+		x.m.pool.Put(s)
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			s := x.m.scratch()
+			defer x.m.pool.Put(s)
+			for {
+				hi := int(next.Add(fingerChunk))
+				lo := hi - fingerChunk
+				if lo >= n {
+					return
+				}
+				f(lo, min(hi, n), s)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// VerifyFingers is the fused score of a subject against the probe fingers,
+// by the rule SearchFingers ranks with; ok is false when the subject is
+// not enrolled.
+func (x *FingerIndex) VerifyFingers(probes map[minutiae.Position]*FingerTemplate, subjectID string) (score float32, ok bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	s, ok := x.byID[subjectID]
+	if !ok || len(probes) == 0 {
+		return 0, ok
+	}
+	var sum float32
+	for pos, t := range probes {
+		if t == nil {
+			continue
+		}
+		var best float32
+		for _, e := range x.entries {
+			if e.subject == s && compatible(pos, e.pos) {
+				best = max(best, float32(x.m.Score(t, e.t)))
+			}
+		}
+		sum += best
+	}
+	return sum / float32(len(probes)), true
+}
