@@ -1,7 +1,42 @@
 // Package minutiae is the fingerprint feature model shared by the extractor
-// (templates/finger), the record codecs (ISO/IEC 19794-2, ANSI INCITS 378)
-// and the matcher: a finger view is its image geometry plus a set of
-// minutiae, the points where a ridge ends or splits.
+// (templates/finger), the record codecs and the matcher: a finger view is
+// its image geometry plus a set of minutiae, the points where a ridge ends
+// or splits.
+//
+// # Records
+//
+// Parse reads the finger minutiae records scanners and other systems
+// exchange, and Record.Marshal writes them:
+//
+//   - ISO/IEC 19794-2:2005 ("FMR\0", version " 20\0"): angles in 360/256°.
+//   - ANSI INCITS 378-2004 ("FMR\0", version " 20\0"): 2- or 6-byte record
+//     length, CBEFF product id, angles in 2°.
+//   - ANSI INCITS 378-2009 ("FMR\0", version "030\0"): image geometry and a
+//     quality algorithm id per view, angles in 2°.
+//
+// ISO/IEC 19794-2:2011, which also says "030", is refused with
+// ErrUnsupportedVersion. A record holds one or more views (fingers or
+// impressions of a finger); each becomes a View with its position, view
+// number, impression type, quality, geometry and minutiae. Resolutions are
+// stored in pixels per centimetre and given in View.DPI (197 px/cm is
+// 500 dpi; the conversion round-trips every value). Extended data blocks
+// (ridge counts, cores and deltas, vendor data) are kept undecoded in
+// View.Extended and written back unchanged, except that core and delta
+// blocks are dropped when converting between ISO and ANSI, whose angle
+// units differ.
+//
+// The parsers honour the declared record length and ignore bytes after it
+// (padding). Anything else that does not add up is refused with an *Error
+// naming the field and its byte offset, such as
+//
+//	minutiae: ISO/IEC 19794-2:2005 record: view 2 minutia 14: truncated at offset 301 (…)
+//
+// which wraps ErrTruncated, ErrFormat or ErrUnsupportedVersion for
+// errors.Is. Counts are checked against the bytes present before anything
+// is allocated, so a hostile header cannot make the parser allocate more
+// than a small multiple of the input. Parse → Marshal → Parse gives the
+// same Record, and a well-formed record comes back byte for byte (Marshal
+// writes reserved bits as zero and recomputes extended data lengths).
 package minutiae
 
 import "math"
