@@ -254,6 +254,9 @@ func (d *decoder) readQuantTable(seg *segment) error {
 // readHuffmanTables reads DHT: one or more tables, each its number Th, the
 // counts L1…L16 of codes of each length, and the symbols in code order.
 func (d *decoder) readHuffmanTables(seg *segment) error {
+	if len(seg.b) == 0 && !seg.truncated {
+		return seg.errAt("", 0, "no table")
+	}
 	for seg.pos < len(seg.b) || seg.truncated {
 		th, err := seg.u8("table number")
 		if err != nil {
@@ -297,9 +300,8 @@ func (d *decoder) decode() error {
 		return fmt.Errorf("%w: %d×%d pixels, the limit is %d", ErrTooLarge, w, h, MaxPixels)
 	}
 	tree := buildTrees(w, h)
-	// Subbands 60–63 are never sent: the quadrant they tile bounds nothing
-	// else, so the rest is an upper bound on the coefficients a file can hold
-	// whatever its DQT says.
+	// Whatever the DQT says, the blocks can carry at most the coefficients of
+	// subbands 0–59 (60–63 are never sent).
 	for k := range numCoded {
 		d.maxCoef += tree.sub[k].w * tree.sub[k].h
 	}

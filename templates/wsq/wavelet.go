@@ -28,6 +28,7 @@ package wsq
 // f[i mod 2][k+pad], k = -pad…pad.
 type filterBank struct {
 	f   [2][]float32
+	rev [2][]float32 // f reversed: an output is a dot product from the left
 	pad int
 }
 
@@ -56,6 +57,10 @@ func newFilterBank(h0, h1 []float64) *filterBank {
 				g = tap(h1, k) // g0: weights the lowpass samples
 			}
 			fb.f[p][k+pad] = float32(g)
+		}
+		fb.rev[p] = make([]float32, 2*pad+1)
+		for j, c := range fb.f[p] {
+			fb.rev[p][2*pad-j] = c
 		}
 	}
 	return fb
@@ -112,7 +117,7 @@ func bandIndex(p, n int, inv bool) int {
 // then its rows.
 func (fb *filterBank) reconstruct(coef []float32, w int, t *trees) {
 	tmp := make([]float32, len(coef))
-	line := make([]float32, 0, 2*fb.pad+max(w, len(coef)/w))
+	line := make([]float32, w+2*fb.pad)
 	for i := numNodes - 1; i >= 0; i-- {
 		n := t.nodes[i]
 		if n.w == 0 || n.h == 0 {
@@ -126,10 +131,30 @@ func (fb *filterBank) reconstruct(coef []float32, w int, t *trees) {
 // columns synthesises the node's columns from coef into out (n.w×n.h, row
 // major), a row of output at a time so the inner loop runs along memory.
 func (fb *filterBank) columns(out, coef []float32, w int, n node) {
+	var zero []float32
 	for y := range n.h {
 		dst := out[y*n.w : (y+1)*n.w]
-		clear(dst)
 		f := fb.f[y&1]
+		if len(f) == 9 {
+			// Nine taps, as in the spec's 9/7 bank: one pass over nine
+			// source rows.
+			var rows [9][]float32
+			for j := range rows {
+				p := mirror(y+fb.pad-j, n.h)
+				if p < 0 {
+					if zero == nil {
+						zero = make([]float32, n.w)
+					}
+					rows[j] = zero
+					continue
+				}
+				r := n.y + bandIndex(p, n.h, n.invCols)
+				rows[j] = coef[r*w+n.x : r*w+n.x+n.w]
+			}
+			column9(dst, f, &rows)
+			continue
+		}
+		clear(dst)
 		for j, c := range f {
 			if c == 0 {
 				continue
@@ -148,28 +173,89 @@ func (fb *filterBank) columns(out, coef []float32, w int, n node) {
 }
 
 // rows synthesises the rows of in (n.w×n.h) into the node's place in coef.
+// line is scratch of at least n.w+2·pad.
 func (fb *filterBank) rows(coef []float32, w int, in []float32, n node, line []float32) {
 	pad := fb.pad
 	ext := line[:n.w+2*pad]
+	mid := ext[pad : pad+n.w]
+	taps := len(fb.f[0])
+	nlow := n.w - n.w/2
 	for y := range n.h {
 		src := in[y*n.w : (y+1)*n.w]
-		for i := range ext {
-			p := mirror(i-pad, n.w)
-			if p < 0 {
-				ext[i] = 0
-				continue
-			}
-			ext[i] = src[bandIndex(p, n.w, n.invRows)]
+		low, high := src[:nlow], src[nlow:]
+		if n.invRows {
+			high, low = src[:n.w/2], src[n.w/2:]
+		}
+		for m, v := range low {
+			mid[2*m] = v
+		}
+		for m, v := range high {
+			mid[2*m+1] = v
+		}
+		for i := range pad {
+			ext[i] = mirrored(mid, i-pad)
+			ext[pad+n.w+i] = mirrored(mid, n.w+i)
 		}
 		dst := coef[(n.y+y)*w+n.x : (n.y+y)*w+n.x+n.w]
+		if taps == 9 {
+			row9(dst, ext, &fb.rev)
+			continue
+		}
 		for x := range dst {
-			f := fb.f[x&1]
-			win := ext[x : x+len(f)]
+			r := fb.rev[x&1]
+			win := ext[x : x+taps]
+			win = win[:len(r)]
 			var s float32
-			for j, c := range f {
-				s += c * win[len(f)-1-j]
+			for j, c := range r {
+				s += c * win[j]
 			}
 			dst[x] = s
 		}
+	}
+}
+
+// mirrored is z[i] of the interleaved line z extended by mirror.
+func mirrored(z []float32, i int) float32 {
+	p := mirror(i, len(z))
+	if p < 0 {
+		return 0
+	}
+	return z[p]
+}
+
+// column9 is dst[x] = Σ_j f[j]·rows[j][x] for nine taps.
+func column9(dst, f []float32, rows *[9][]float32) {
+	f = f[:9]
+	c0, c1, c2, c3, c4, c5, c6, c7, c8 := f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8]
+	n := len(dst)
+	r0, r1, r2, r3, r4 := rows[0][:n], rows[1][:n], rows[2][:n], rows[3][:n], rows[4][:n]
+	r5, r6, r7, r8 := rows[5][:n], rows[6][:n], rows[7][:n], rows[8][:n]
+	for x := range dst {
+		a := c0*r0[x] + c2*r2[x] + c4*r4[x] + c6*r6[x] + c8*r8[x]
+		b := c1*r1[x] + c3*r3[x] + c5*r5[x] + c7*r7[x]
+		dst[x] = a + b
+	}
+}
+
+// row9 is dst[x] = Σ_j rev[x mod 2][j]·ext[x+j] for nine taps.
+func row9(dst, ext []float32, rev *[2][]float32) {
+	e, o := rev[0][:9], rev[1][:9]
+	e0, e1, e2, e3, e4, e5, e6, e7, e8 := e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7], e[8]
+	o0, o1, o2, o3, o4, o5, o6, o7, o8 := o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7], o[8]
+	x := 0
+	for ; x+1 < len(dst); x += 2 {
+		w := ext[x : x+10]
+		a := e0*w[0] + e2*w[2] + e4*w[4] + e6*w[6] + e8*w[8]
+		b := e1*w[1] + e3*w[3] + e5*w[5] + e7*w[7]
+		dst[x] = a + b
+		a = o0*w[1] + o2*w[3] + o4*w[5] + o6*w[7] + o8*w[9]
+		b = o1*w[2] + o3*w[4] + o5*w[6] + o7*w[8]
+		dst[x+1] = a + b
+	}
+	if x < len(dst) {
+		w := ext[x : x+9]
+		a := e0*w[0] + e2*w[2] + e4*w[4] + e6*w[6] + e8*w[8]
+		b := e1*w[1] + e3*w[3] + e5*w[5] + e7*w[7]
+		dst[x] = a + b
 	}
 }

@@ -32,9 +32,17 @@ import (
 
 // MaxPixels bounds width×height of the images Decode accepts (40 MP, the
 // same bound as the face pipeline's templates.DefaultMaxPixels: more than a
-// 1000 ppi ten-print slap or a 500 ppi palm). It is checked from the frame
-// header before anything is allocated; decoding needs about 9 bytes per
-// pixel. A WSQ header can claim up to 65535×65535 pixels (4.3 GP).
+// 1000 ppi ten-print slap or a 500 ppi palm). A WSQ header can claim up to
+// 65535×65535 pixels (4.3 GP); the bound is checked from the frame header.
+//
+// Decoding needs about 9 bytes per pixel, but Decode allocates them only
+// after the entropy-coded data has been decoded (into a compact form that
+// grows with the data, not the header) and found to hold exactly the
+// coefficients the frame needs: a header the data cannot fill fails having
+// allocated in proportion to the file. The data can still legitimately
+// describe a large blank image in a few kilobytes (a run of 65535 zero
+// coefficients costs 3 bytes), so callers with a tighter budget check the
+// size from DecodeConfig first.
 const MaxPixels = 40_000_000
 
 // ErrTooLarge is wrapped by the error Decode returns for an image over
@@ -67,18 +75,25 @@ type Info struct {
 	PPI int
 	// Comments holds the text of every COM segment, in file order.
 	Comments []string
-	// Encoder is the SOF encoder number (the spec's "encoder algorithm"; 2 for
-	// NBIS and most certified encoders).
-	Encoder int
-	// Software is the SOF software implementation number (the FBI
-	// certification number of the encoder, 0 when uncertified).
-	Software int
+	// Encoder and Software are the SOF encoder algorithm number and software
+	// implementation number (both 0 in the test files, which NBIS-style
+	// encoders wrote).
+	Encoder, Software int
 	// Black and White are the SOF scanner black and white levels (informative).
 	Black, White int
 }
 
 func init() {
-	image.RegisterFormat("wsq", "\xff\xa0", func(r io.Reader) (image.Image, error) { return Decode(r) }, DecodeConfig)
+	image.RegisterFormat("wsq", "\xff\xa0", decodeImage, DecodeConfig)
+}
+
+// decodeImage is Decode for image.Decode: no typed nil in the interface.
+func decodeImage(r io.Reader) (image.Image, error) {
+	img, err := Decode(r)
+	if err != nil {
+		return nil, err
+	}
+	return img, nil
 }
 
 // Decode reads a WSQ image. The result is an 8-bit grey image with
@@ -90,7 +105,7 @@ func Decode(r io.Reader) (*image.Gray, error) {
 }
 
 // DecodeWithInfo is Decode that also returns the file's resolution and
-// comments.
+// comments (on error, what was read before it).
 func DecodeWithInfo(r io.Reader) (*image.Gray, Info, error) {
 	d := newDecoder(r)
 	if err := d.decode(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -52,7 +53,10 @@ func TestGolden(t *testing.T) {
 	b := img.Bounds()
 	for y := b.Min.Y; y < b.Max.Y; y++ {
 		for x := b.Min.X; x < b.Max.X; x++ {
-			r, _, _, _ := refImg.At(x, y).RGBA()
+			r, g, bl, _ := refImg.At(x, y).RGBA()
+			if r != g || g != bl {
+				t.Fatalf("reference pixel (%d,%d) is not grey", x, y)
+			}
 			d := int(img.GrayAt(x, y).Y) - int(r>>8)
 			if d < 0 {
 				d = -d
@@ -67,7 +71,7 @@ func TestGolden(t *testing.T) {
 		}
 	}
 	n := float64(b.Dx() * b.Dy())
-	t.Logf("equal %.4f%%, within ±1 %.4f%%, max difference %d (%d pixels)", 100*float64(equal)/n, 100*float64(within1)/n, maxDiff, int(n))
+	t.Logf("equal %d (%.4f%%), within ±1 %d (%.4f%%), max difference %d, of %d pixels", equal, 100*float64(equal)/n, within1, 100*float64(within1)/n, maxDiff, int(n))
 	if float64(within1) < 0.99*n {
 		t.Errorf("only %.2f%% of pixels within ±1 of the reference, want ≥ 99%%", 100*float64(within1)/n)
 	}
@@ -134,6 +138,10 @@ func TestImageDecode(t *testing.T) {
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(b))
 	if err != nil || format != "wsq" || cfg.Width != 256 || cfg.Height != 256 {
 		t.Fatalf("image.DecodeConfig: %+v %q %v", cfg, format, err)
+	}
+	img, _, err = image.Decode(bytes.NewReader(b[:100]))
+	if err == nil || img != nil {
+		t.Errorf("image.Decode of a truncated file: %v, %v (want a nil image and an error)", img, err)
 	}
 }
 
@@ -213,32 +221,42 @@ func analyse(x []float64, h0, h1 []float64, inv bool) []float32 {
 }
 
 func TestSynthesisInvertsAnalysis(t *testing.T) {
-	h0 := []float64{0.852698573, 0.3774028186, -0.1106243994, -0.02384946381, 0.03782845235}
-	h1 := []float64{0.788485632, -0.4180923187, -0.04068942234, 0.0645388851}
-	fb := newFilterBank(h0, h1)
-	for n := 1; n <= 24; n++ {
-		for _, inv := range []bool{false, true} {
-			x := make([]float64, n)
-			for i := range x {
-				x[i] = math.Sin(float64(i)*1.3) * 50
-			}
-			bands := analyse(x, h0, h1, inv)
-			// A node one sample high: rows() alone does the line.
-			nd := node{rect: rect{0, 0, n, 1}, invRows: inv}
-			out := make([]float32, n)
-			fb.rows(out, n, bands, nd, make([]float32, n+2*fb.pad))
-			for i := range x {
-				if d := math.Abs(float64(out[i]) - x[i]); d > 1e-3 {
-					t.Fatalf("n=%d inv=%v: x[%d] = %g, reconstructed %g", n, inv, i, x[i], out[i])
+	banks := []struct {
+		name   string
+		h0, h1 []float64
+	}{
+		// The spec's 9/7 pair (the unrolled 9-tap paths).
+		{"9/7", []float64{0.852698573, 0.3774028186, -0.1106243994, -0.02384946381, 0.03782845235},
+			[]float64{0.788485632, -0.4180923187, -0.04068942234, 0.0645388851}},
+		// LeGall 5/3 (the generic paths).
+		{"5/3", []float64{6.0 / 8, 2.0 / 8, -1.0 / 8}, []float64{1, -0.5}},
+	}
+	for _, bank := range banks {
+		fb := newFilterBank(bank.h0, bank.h1)
+		for n := 1; n <= 24; n++ {
+			for _, inv := range []bool{false, true} {
+				x := make([]float64, n)
+				for i := range x {
+					x[i] = math.Sin(float64(i)*1.3) * 50
 				}
-			}
-			// The same line as a column.
-			nd = node{rect: rect{0, 0, 1, n}, invCols: inv}
-			out2 := make([]float32, n)
-			fb.columns(out2, bands, 1, nd)
-			for i := range x {
-				if d := math.Abs(float64(out2[i]) - x[i]); d > 1e-3 {
-					t.Fatalf("column n=%d inv=%v: x[%d] = %g, reconstructed %g", n, inv, i, x[i], out2[i])
+				bands := analyse(x, bank.h0, bank.h1, inv)
+				// A node one sample high: rows() alone does the line.
+				nd := node{rect: rect{0, 0, n, 1}, invRows: inv}
+				out := make([]float32, n)
+				fb.rows(out, n, bands, nd, make([]float32, n+2*fb.pad))
+				for i := range x {
+					if d := math.Abs(float64(out[i]) - x[i]); d > 1e-3 {
+						t.Fatalf("%s n=%d inv=%v: x[%d] = %g, reconstructed %g", bank.name, n, inv, i, x[i], out[i])
+					}
+				}
+				// The same line as a column.
+				nd = node{rect: rect{0, 0, 1, n}, invCols: inv}
+				out2 := make([]float32, n)
+				fb.columns(out2, bands, 1, nd)
+				for i := range x {
+					if d := math.Abs(float64(out2[i]) - x[i]); d > 1e-3 {
+						t.Fatalf("%s column n=%d inv=%v: x[%d] = %g, reconstructed %g", bank.name, n, inv, i, x[i], out2[i])
+					}
 				}
 			}
 		}
@@ -318,6 +336,12 @@ func FuzzDecode(f *testing.F) {
 	for _, name := range []string{"wsq-original.wsq", "nist-img.wsq"} {
 		f.Add(readFile(f, name))
 	}
+	// Small files decode in microseconds, so the fuzzer mutates them fastest.
+	f.Add(newWSQFile(9, 7).withCoefficients().bytes())
+	rst := newWSQFile(40, 33).withCoefficients()
+	rst.rstEvery, rst.comment = 5, "NIST_COM 2\nPPI 500\n"
+	f.Add(rst.bytes())
+	f.Add(newWSQFile(1, 1).withCoefficients().bytes())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		cfg, err := DecodeConfig(bytes.NewReader(b))
 		img, info, err2 := DecodeWithInfo(bytes.NewReader(b))
@@ -344,6 +368,31 @@ func BenchmarkDecode(b *testing.B) {
 	for b.Loop() {
 		if _, err := Decode(bytes.NewReader(data)); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestNoAllocationBeforeCheck: a header that claims a large image fails
+// before the image is allocated, whether it is over MaxPixels or under it
+// with too little data to fill it.
+func TestNoAllocationBeforeCheck(t *testing.T) {
+	good := readFile(t, "wsq-original.wsq")
+	sof := bytes.Index(good, []byte{0xff, 0xa2})
+	for _, side := range []int{60000, 6000} {
+		b := append([]byte(nil), good...)
+		b[sof+6], b[sof+7], b[sof+8], b[sof+9] = byte(side>>8), byte(side), byte(side>>8), byte(side)
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		_, err := Decode(bytes.NewReader(b))
+		runtime.ReadMemStats(&after)
+		if err == nil {
+			t.Fatalf("%d×%d: no error", side, side)
+		}
+		alloc := after.TotalAlloc - before.TotalAlloc
+		t.Logf("%d×%d: %v; %d kB allocated", side, side, err, alloc/1000)
+		if alloc > 8<<20 {
+			t.Errorf("%d×%d: %d bytes allocated before the error, want < 8 MiB", side, side, alloc)
 		}
 	}
 }
