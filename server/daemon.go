@@ -9,17 +9,31 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/store"
 	"github.com/bordermatch/bordermatch/templates"
+	"github.com/bordermatch/bordermatch/templates/finger"
 )
 
 // Options are the settings of a matchd process.
 type Options struct {
-	Listen          string // host:port
-	DataDir         string // Badger directory
-	ModelsDir       string // dlib model files
-	Detector        templates.Detector
-	Threshold       float32
+	Listen    string // host:port
+	DataDir   string // Badger directory
+	ModelsDir string // dlib model files
+	Detector  templates.Detector
+	Threshold float32
+	// MaxFMR is the decision threshold on the fused scale (0: DefaultMaxFMR).
+	MaxFMR float64
+	// FaceCalibration and FingerCalibration are calibration files
+	// (matcher.ReadCalibration); empty takes the built-in ones.
+	FaceCalibration, FingerCalibration string
+	// FingerQualityFloor is the lowest fingerprint image quality (0-100)
+	// accepted at enrolment; 0 takes finger.DefaultQualityFloor, negative
+	// accepts any.
+	FingerQualityFloor int
+	// FingerDPI is the resolution assumed for fingerprint images that
+	// declare none and come without one (0: 500).
+	FingerDPI       int
 	MaxMessageBytes int
 	MaxImagePixels  int
 	// ShutdownGrace is how long a graceful stop waits for in-flight calls.
@@ -58,7 +72,24 @@ func Serve(ctx context.Context, opt Options) (err error) {
 		}
 	}()
 
-	svc, err := New(Config{Store: st, Faces: faces, Threshold: opt.Threshold, Logger: log})
+	cfg := Config{
+		Store: st, Faces: faces, Threshold: opt.Threshold, MaxFMR: opt.MaxFMR, Logger: log,
+		Finger: finger.Config{QualityFloor: opt.FingerQualityFloor, DPI: opt.FingerDPI},
+	}
+	for _, c := range []struct {
+		path string
+		dst  **matcher.Calibration
+	}{{opt.FaceCalibration, &cfg.FaceCalibration}, {opt.FingerCalibration, &cfg.FingerCalibration}} {
+		if c.path == "" {
+			continue
+		}
+		cal, err := matcher.ReadCalibration(c.path)
+		if err != nil {
+			return err
+		}
+		*c.dst = &cal
+	}
+	svc, err := New(cfg)
 	if err != nil {
 		return err
 	}
@@ -71,7 +102,7 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	errc := make(chan error, 1)
 	go func() { errc <- gs.Serve(lis) }()
 	log.Info().Str("listen", lis.Addr().String()).Str("data", opt.DataDir).
-		Str("models", opt.ModelsDir).Float32("threshold", opt.Threshold).
+		Str("models", opt.ModelsDir).Float32("threshold", opt.Threshold).Float64("max_fmr", svc.maxFMR).
 		Int("templates", svc.IndexSize()).Msg("matchd serving")
 	if opt.Ready != nil {
 		opt.Ready(lis.Addr())

@@ -10,6 +10,11 @@
 //	--log-format FORMAT  BORDERMATCH_LOG_FORMAT (auto: console on a terminal, JSON otherwise)
 //	--threshold SCORE    BORDERMATCH_THRESHOLD  (matcher.DefaultFaceThreshold)
 //	--detector hog|cnn   BORDERMATCH_DETECTOR   (hog)
+//	--max-fmr RATE       BORDERMATCH_MAX_FMR    (server.DefaultMaxFMR)
+//	--face-calibration FILE    BORDERMATCH_FACE_CALIBRATION   (built in)
+//	--finger-calibration FILE  BORDERMATCH_FINGER_CALIBRATION (built in)
+//	--finger-quality-floor Q   BORDERMATCH_FINGER_QUALITY_FLOOR (finger.DefaultQualityFloor)
+//	--finger-dpi DPI           BORDERMATCH_FINGER_DPI         (500)
 package main
 
 import (
@@ -28,6 +33,7 @@ import (
 	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/server"
 	"github.com/bordermatch/bordermatch/templates"
+	"github.com/bordermatch/bordermatch/templates/finger"
 )
 
 func main() {
@@ -57,6 +63,14 @@ func run(args []string) error {
 		maxMsg    = fs.Int("max-message-bytes", server.DefaultMaxMessageBytes, "largest request or response in `bytes`")
 		maxPixels = fs.Int("max-image-pixels", 40_000_000, "largest image accepted, in `pixels` (checked before decoding)")
 		grace     = fs.Duration("shutdown-grace", 10*time.Second, "how long a stop waits for in-flight calls")
+		maxFMR    = fs.String("max-fmr", env("BORDERMATCH_MAX_FMR", strconv.FormatFloat(server.DefaultMaxFMR, 'g', -1, 64)),
+			"decision threshold on the fused scale, as a false-match `rate` (probes with fingers)")
+		faceCal   = fs.String("face-calibration", env("BORDERMATCH_FACE_CALIBRATION", ""), "face calibration `file` (bmbench calibrate); empty: built in")
+		fingerCal = fs.String("finger-calibration", env("BORDERMATCH_FINGER_CALIBRATION", ""), "finger calibration `file`; empty: built in")
+		floor     = fs.String("finger-quality-floor", env("BORDERMATCH_FINGER_QUALITY_FLOOR", strconv.Itoa(finger.DefaultQualityFloor)),
+			"lowest fingerprint image `quality` (0-100) accepted at enrolment; negative: any")
+		fingerDPI = fs.String("finger-dpi", env("BORDERMATCH_FINGER_DPI", strconv.Itoa(finger.DefaultDPI)),
+			"resolution assumed for fingerprint images that declare none, in `dpi`")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -72,6 +86,21 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("--threshold %q: not a number", *threshold)
 	}
+	fmr, err := strconv.ParseFloat(*maxFMR, 64)
+	if err != nil || !(fmr > 0 && fmr < 1) {
+		return fmt.Errorf("--max-fmr %q: want a rate in (0, 1), e.g. 0.001", *maxFMR)
+	}
+	q, err := strconv.Atoi(*floor)
+	if err != nil || q > 100 {
+		return fmt.Errorf("--finger-quality-floor %q: want an integer up to 100", *floor)
+	}
+	if q == 0 {
+		q = -1 // 0 means "no floor" to an operator; the extractor reads 0 as the default
+	}
+	dpi, err := strconv.Atoi(*fingerDPI)
+	if err != nil || dpi < 250 || dpi > 2000 {
+		return fmt.Errorf("--finger-dpi %q: want 250..2000", *fingerDPI)
+	}
 	var det templates.Detector
 	switch *detector {
 	case "hog":
@@ -84,15 +113,20 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return server.Serve(ctx, server.Options{
-		Listen:          *listen,
-		DataDir:         *data,
-		ModelsDir:       *models,
-		Detector:        det,
-		Threshold:       float32(thr),
-		MaxMessageBytes: *maxMsg,
-		MaxImagePixels:  *maxPixels,
-		ShutdownGrace:   *grace,
-		Logger:          log,
+		Listen:             *listen,
+		DataDir:            *data,
+		ModelsDir:          *models,
+		Detector:           det,
+		Threshold:          float32(thr),
+		MaxFMR:             fmr,
+		FaceCalibration:    *faceCal,
+		FingerCalibration:  *fingerCal,
+		FingerQualityFloor: q,
+		FingerDPI:          dpi,
+		MaxMessageBytes:    *maxMsg,
+		MaxImagePixels:     *maxPixels,
+		ShutdownGrace:      *grace,
+		Logger:             log,
 	})
 }
 
