@@ -176,8 +176,8 @@ func (s *Service) fingerImage(b []byte, fs *pb.FingerSample, pos minutiae.Positi
 	res, err := ex.Extract(img, dpi)
 	switch {
 	case errors.Is(err, finger.ErrLowQuality):
-		return sample{}, status.Errorf(codes.InvalidArgument, "%s: %v (image quality %d, enrolment floor %d)",
-			what, err, res.Quality, ex.Config().QualityFloor)
+		// The error gives the image's quality and the floor.
+		return sample{}, status.Errorf(codes.InvalidArgument, "%s: %v", what, err)
 	case errors.Is(err, finger.ErrTooSmall), errors.Is(err, finger.ErrNoFingerprint):
 		return sample{}, status.Errorf(codes.InvalidArgument, "%s: %v", what, err)
 	case err != nil:
