@@ -186,6 +186,14 @@ func fingerCalibration(t *testing.T, dir string) matcher.Calibration {
 		hex.EncodeToString(h.Sum(nil)[:8]))
 	c.Created = time.Now().UTC().Truncate(time.Second)
 	sort.Float64s(gen)
+	for _, target := range []float64{1e-2, 1e-3} {
+		thr, err := c.ThresholdForFMR(target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		miss := sort.SearchFloat64s(gen, float64(thr))
+		t.Logf("finger: FMR %g at score %.4f: FNMR %.1f%% (%d of %d genuine)", target, thr, 100*float64(miss)/float64(len(gen)), miss, len(gen))
+	}
 	c.Note = fmt.Sprintf("%d images refused by the extractor count as failed comparisons; genuine median %.3f",
 		failed, gen[len(gen)/2])
 	return c
