@@ -12,6 +12,7 @@ import (
 	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/store"
 	"github.com/bordermatch/bordermatch/templates"
+	"github.com/bordermatch/bordermatch/templates/finger"
 )
 
 // Options are the settings of a matchd process.
@@ -21,11 +22,23 @@ type Options struct {
 	ModelsDir string // dlib model files
 	Detector  templates.Detector
 	Threshold float32
-	// Calibration, when set, is a calibration table written by bmbench
-	// calibrate; the decision threshold is then the lowest score whose FMR,
-	// measured in that table, is at most TargetFMR (Threshold is ignored).
-	Calibration     string
-	TargetFMR       float64
+	// TargetFMR is the decision threshold as a false match rate: the
+	// fused-scale threshold (0: DefaultMaxFMR) and, when FaceThresholdFromFMR
+	// is set, also the face cosine threshold, looked up in the face
+	// calibration (Threshold is then ignored).
+	TargetFMR            float64
+	FaceThresholdFromFMR bool
+	// FaceCalibration and FingerCalibration are calibration files written by
+	// bmbench calibrate (matcher.ReadCalibration); empty takes the built-in
+	// ones.
+	FaceCalibration, FingerCalibration string
+	// FingerQualityFloor is the lowest fingerprint image quality (0-100)
+	// accepted at enrolment; 0 takes finger.DefaultQualityFloor, negative
+	// accepts any.
+	FingerQualityFloor int
+	// FingerDPI is the resolution assumed for fingerprint images that
+	// declare none and come without one (0: 500).
+	FingerDPI       int
 	MaxMessageBytes int
 	MaxImagePixels  int
 	// ShutdownGrace is how long a graceful stop waits for in-flight calls.
@@ -43,16 +56,6 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	log := opt.Logger
 	if opt.ShutdownGrace <= 0 {
 		opt.ShutdownGrace = 10 * time.Second
-	}
-	if opt.Calibration != "" {
-		cal, thr, err := CalibratedThreshold(opt.Calibration, opt.TargetFMR)
-		if err != nil {
-			return err
-		}
-		opt.Threshold = thr
-		log.Info().Str("calibration", opt.Calibration).Float64("target_fmr", opt.TargetFMR).
-			Float32("threshold", thr).Int("impostor_comparisons", cal.ImpostorCount).Str("measured_on", cal.DataSet).
-			Msg("decision threshold from the calibration table")
 	}
 	faces, err := templates.NewFaceExtractor(templates.FaceConfig{
 		ModelsDir: opt.ModelsDir,
@@ -74,7 +77,44 @@ func Serve(ctx context.Context, opt Options) (err error) {
 		}
 	}()
 
-	svc, err := New(Config{Store: st, Faces: faces, Threshold: opt.Threshold, Logger: log})
+	cfg := Config{
+		Store: st, Faces: faces, Threshold: opt.Threshold, MaxFMR: opt.TargetFMR, Logger: log,
+		Finger: finger.Config{QualityFloor: opt.FingerQualityFloor, DPI: opt.FingerDPI},
+	}
+	for _, c := range []struct {
+		path string
+		want templates.Algorithm
+		dst  **matcher.Calibration
+	}{{opt.FaceCalibration, templates.FaceAlgorithm, &cfg.FaceCalibration}, {opt.FingerCalibration, templates.FingerAlgorithm, &cfg.FingerCalibration}} {
+		if c.path == "" {
+			continue
+		}
+		cal, err := ReadCalibration(c.path, c.want)
+		if err != nil {
+			return err
+		}
+		*c.dst = &cal
+	}
+	if opt.FaceThresholdFromFMR {
+		cal := cfg.FaceCalibration
+		source := opt.FaceCalibration
+		if cal == nil {
+			face, _, err := DefaultCalibrations()
+			if err != nil {
+				return err
+			}
+			cal, source = &face, "built in"
+		}
+		thr, err := cal.ThresholdForFMR(opt.TargetFMR)
+		if err != nil {
+			return fmt.Errorf("face calibration (%s): target FMR %g: %w", source, opt.TargetFMR, err)
+		}
+		cfg.Threshold, opt.Threshold = thr, thr
+		log.Info().Str("calibration", source).Float64("target_fmr", opt.TargetFMR).
+			Float32("threshold", thr).Int("impostor_comparisons", cal.ImpostorCount).Str("measured_on", cal.DataSet).
+			Msg("face decision threshold from the calibration table")
+	}
+	svc, err := New(cfg)
 	if err != nil {
 		return err
 	}
@@ -87,7 +127,7 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	errc := make(chan error, 1)
 	go func() { errc <- gs.Serve(lis) }()
 	log.Info().Str("listen", lis.Addr().String()).Str("data", opt.DataDir).
-		Str("models", opt.ModelsDir).Float32("threshold", opt.Threshold).
+		Str("models", opt.ModelsDir).Float32("threshold", opt.Threshold).Float64("max_fmr", svc.maxFMR).
 		Int("templates", svc.IndexSize()).Msg("matchd serving")
 	if opt.Ready != nil {
 		opt.Ready(lis.Addr())
@@ -115,22 +155,17 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	return nil
 }
 
-// CalibratedThreshold reads a calibration table and returns the face
-// decision threshold for a target FMR. It refuses a table made for another
-// modality or algorithm (its scores would mean something else) and a
-// target below what the table's impostor count can measure.
-func CalibratedThreshold(path string, targetFMR float64) (matcher.Calibration, float32, error) {
+// ReadCalibration reads a calibration table and checks that it was measured
+// for the given algorithm: a table of another modality or algorithm version
+// maps scores that mean something else.
+func ReadCalibration(path string, want templates.Algorithm) (matcher.Calibration, error) {
 	cal, err := matcher.ReadCalibration(path)
 	if err != nil {
-		return cal, 0, fmt.Errorf("calibration: %w", err)
+		return cal, fmt.Errorf("calibration: %w", err)
 	}
-	if cal.Modality != templates.ModalityFace.String() || cal.Algorithm != templates.FaceAlgorithm.String() {
-		return cal, 0, fmt.Errorf("calibration %s was measured for %s %s; this server scores %s with %s",
-			path, cal.Modality, cal.Algorithm, templates.ModalityFace, templates.FaceAlgorithm)
+	if cal.Algorithm != want.String() {
+		return cal, fmt.Errorf("calibration %s was measured for %s %s; this server scores that modality with %s",
+			path, cal.Modality, cal.Algorithm, want)
 	}
-	thr, err := cal.ThresholdForFMR(targetFMR)
-	if err != nil {
-		return cal, 0, fmt.Errorf("calibration %s: target FMR %g: %w", path, targetFMR, err)
-	}
-	return cal, thr, nil
+	return cal, nil
 }

@@ -1,6 +1,8 @@
 // Package server implements the bordermatch.v1 Matcher gRPC service: it turns
-// samples into templates, keeps the Badger store (the source of truth) and the
-// in-memory matcher index in step, and answers 1:N and 1:1 queries.
+// face and fingerprint samples into templates, keeps the Badger store (the
+// source of truth) and the in-memory face and finger indexes in step, and
+// answers 1:N and 1:1 queries, fusing modalities on the false-match-rate
+// scale (fusion.go).
 package server
 
 import (
@@ -21,6 +23,8 @@ import (
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
 	"github.com/bordermatch/bordermatch/store"
 	"github.com/bordermatch/bordermatch/templates"
+	"github.com/bordermatch/bordermatch/templates/finger"
+	"github.com/bordermatch/bordermatch/templates/minutiae"
 )
 
 // FaceExtractor makes face templates from photos. templates.FaceExtractor is
@@ -31,18 +35,31 @@ type FaceExtractor interface {
 
 // Limits of a single request, checked before any work is done.
 const (
-	MaxSamples  = 16
-	MaxTopK     = 100
-	DefaultTopK = 10
+	MaxSamples       = 16 // face samples of an enrolment
+	MaxFingerSamples = 10 // finger samples of an enrolment or a probe
+	MaxTopK          = 100
+	DefaultTopK      = 10
 )
 
 // Config configures a Service.
 type Config struct {
 	Store *store.Store
 	Faces FaceExtractor
-	// Threshold is the default decision threshold on the cosine score.
+	// Threshold is the default decision threshold on the cosine score of a
+	// face-only probe.
 	Threshold float32
-	Logger    zerolog.Logger
+	// Finger configures the fingerprint extractor; its QualityFloor
+	// (default finger.DefaultQualityFloor, negative: none) applies to
+	// enrolment images only: a probe is searched whatever its quality, and
+	// its quality reported.
+	Finger finger.Config
+	// FaceCalibration and FingerCalibration map scores to false-match
+	// rates for fusion; nil takes the built-in ones (DefaultCalibrations).
+	FaceCalibration, FingerCalibration *matcher.Calibration
+	// MaxFMR is the default decision threshold on the fused scale; 0 means
+	// DefaultMaxFMR.
+	MaxFMR float64
+	Logger zerolog.Logger
 }
 
 // Service is the Matcher gRPC service.
@@ -55,7 +72,22 @@ type Service struct {
 	log       zerolog.Logger
 	algorithm templates.Algorithm
 
-	index *matcher.Index
+	// enrolFingers refuses images under the quality floor; probeFingers
+	// extracts whatever it can.
+	enrolFingers, probeFingers *finger.Extractor
+	fingerDPI                  int
+	fm                         matcher.FingerMatcher
+	faceCal, fingerCal         matcher.Calibration
+	maxFMR                     float64
+
+	index   *matcher.Index
+	fingers *matcher.FingerIndex
+	// subjects holds what scoring needs to know of every indexed subject
+	// beside the indexes: its watchlists (the finger index has none), how
+	// many faces it has, and its fingers. Written under the subject's lock
+	// together with the indexes.
+	subjectsMu sync.RWMutex
+	subjects   map[string]*subjectInfo
 	// locks serialises the store-then-index updates of one subject id, so a
 	// delete racing an enrolment of the same id cannot leave a ghost entry in
 	// the index. Striped: ids hash onto a fixed set of mutexes.
@@ -67,7 +99,19 @@ type Service struct {
 	stale int
 }
 
-// New opens the service over an open store and loads the index from it.
+// subjectInfo is an indexed subject's membership and templates.
+type subjectInfo struct {
+	watchlists []string
+	faces      int
+	fingers    []fingerRef
+}
+
+type fingerRef struct {
+	pos minutiae.Position
+	t   *matcher.FingerTemplate
+}
+
+// New opens the service over an open store and loads the indexes from it.
 func New(cfg Config) (*Service, error) {
 	if cfg.Store == nil || cfg.Faces == nil {
 		return nil, errors.New("server: Store and Faces are required")
@@ -75,14 +119,51 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Threshold < -1 || cfg.Threshold > 1 {
 		return nil, fmt.Errorf("server: threshold %v outside [-1, 1]", cfg.Threshold)
 	}
+	if cfg.MaxFMR == 0 {
+		cfg.MaxFMR = DefaultMaxFMR
+	}
+	if !(cfg.MaxFMR > 0 && cfg.MaxFMR < 1) {
+		return nil, fmt.Errorf("server: max FMR %v outside (0, 1)", cfg.MaxFMR)
+	}
+	faceCal, fingerCal, err := DefaultCalibrations()
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range []struct {
+		cfg  *matcher.Calibration
+		dst  *matcher.Calibration
+		want string
+	}{{cfg.FaceCalibration, &faceCal, "face"}, {cfg.FingerCalibration, &fingerCal, "finger"}} {
+		if c.cfg == nil {
+			continue
+		}
+		if err := c.cfg.Validate(); err != nil {
+			return nil, fmt.Errorf("server: %s calibration: %w", c.want, err)
+		}
+		if c.cfg.Modality != c.want {
+			return nil, fmt.Errorf("server: %s calibration is of modality %q", c.want, c.cfg.Modality)
+		}
+		*c.dst = *c.cfg
+	}
+	probeCfg := cfg.Finger
+	probeCfg.QualityFloor = -1
+	enrol := finger.NewExtractor(cfg.Finger)
 	s := &Service{
-		store:     cfg.Store,
-		faces:     cfg.Faces,
-		threshold: cfg.Threshold,
-		log:       cfg.Logger,
-		algorithm: templates.FaceAlgorithm,
-		index:     matcher.NewIndex(faceDim),
-		seed:      maphash.MakeSeed(),
+		store:        cfg.Store,
+		faces:        cfg.Faces,
+		threshold:    cfg.Threshold,
+		log:          cfg.Logger,
+		algorithm:    templates.FaceAlgorithm,
+		enrolFingers: enrol,
+		probeFingers: finger.NewExtractor(probeCfg),
+		fingerDPI:    enrol.Config().DPI,
+		faceCal:      faceCal,
+		fingerCal:    fingerCal,
+		maxFMR:       cfg.MaxFMR,
+		index:        matcher.NewIndex(faceDim),
+		fingers:      matcher.NewFingerIndex(),
+		subjects:     map[string]*subjectInfo{},
+		seed:         maphash.MakeSeed(),
 	}
 	if err := s.load(); err != nil {
 		return nil, err
@@ -98,14 +179,22 @@ func (s *Service) load() error {
 	subjects := 0
 	err := s.store.Each(func(sub store.Subject) error {
 		subjects++
+		var fingers []fingerRef
 		for _, t := range sub.Templates {
 			if s.compatible(t) != nil {
 				s.stale++
 				continue
 			}
-			if err := s.index.Add(matcher.Entry{SubjectID: sub.ID, Vector: t.Vector, Watchlists: sub.Watchlists}); err != nil {
-				return fmt.Errorf("server: indexing subject %q: %w", sub.ID, err)
+			if t.Modality == templates.ModalityFinger {
+				ft, err := matcher.PrepareFinger(*t.Finger)
+				if err != nil {
+					return fmt.Errorf("server: preparing a finger of subject %q: %w", sub.ID, err)
+				}
+				fingers = append(fingers, fingerRef{t.Position(), ft})
 			}
+		}
+		if err := s.indexSubject(sub, fingers); err != nil {
+			return fmt.Errorf("server: indexing subject %q: %w", sub.ID, err)
 		}
 		return nil
 	})
@@ -117,13 +206,56 @@ func (s *Service) load() error {
 		ev = s.log.Warn().Int("stale_templates", s.stale).
 			Str("hint", "templates of another algorithm version are not searched; re-enrol those subjects")
 	}
-	ev.Int("subjects", subjects).Int("templates", s.index.Len()).
+	ev.Int("subjects", subjects).Int("templates", s.index.Len()).Int("fingers", s.fingers.Len()).
 		Dur("took", time.Since(start)).Msg("index loaded")
 	return nil
 }
 
-// IndexSize reports the number of searchable templates.
-func (s *Service) IndexSize() int { return s.index.Len() }
+// indexSubject adds a stored subject's compatible face templates and its
+// prepared fingers to the indexes. The caller holds the subject's lock (or
+// is loading, alone).
+func (s *Service) indexSubject(sub store.Subject, fingers []fingerRef) error {
+	info := &subjectInfo{watchlists: sub.Watchlists, fingers: fingers}
+	for _, t := range sub.Templates {
+		if t.Modality != templates.ModalityFace || s.compatible(t) != nil {
+			continue
+		}
+		if err := s.index.Add(matcher.Entry{SubjectID: sub.ID, Vector: t.Vector, Watchlists: sub.Watchlists}); err != nil {
+			return err
+		}
+		info.faces++
+	}
+	for _, f := range fingers {
+		if err := s.fingers.Add(sub.ID, f.pos, f.t); err != nil {
+			return err
+		}
+	}
+	if info.faces == 0 && len(info.fingers) == 0 {
+		return nil
+	}
+	s.subjectsMu.Lock()
+	s.subjects[sub.ID] = info
+	s.subjectsMu.Unlock()
+	return nil
+}
+
+// unindex removes a subject from the indexes. The caller holds its lock.
+func (s *Service) unindex(id string) {
+	s.subjectsMu.Lock()
+	delete(s.subjects, id)
+	s.subjectsMu.Unlock()
+	s.index.Remove(id)
+	s.fingers.Remove(id)
+}
+
+func (s *Service) subject(id string) *subjectInfo {
+	s.subjectsMu.RLock()
+	defer s.subjectsMu.RUnlock()
+	return s.subjects[id]
+}
+
+// IndexSize reports the number of searchable templates (faces and fingers).
+func (s *Service) IndexSize() int { return s.index.Len() + s.fingers.Len() }
 
 func (s *Service) lock(id string) func() {
 	m := &s.locks[maphash.String(s.seed, id)%uint64(len(s.locks))]
@@ -132,39 +264,25 @@ func (s *Service) lock(id string) func() {
 }
 
 func (s *Service) compatible(t templates.Template) error {
-	if t.Modality != templates.ModalityFace {
-		return fmt.Errorf("%w: modality %s is not supported yet", templates.ErrIncompatible, t.Modality)
-	}
-	if t.Algorithm != s.algorithm {
-		return fmt.Errorf("%w: template made by %s, this server uses %s", templates.ErrIncompatible, t.Algorithm, s.algorithm)
-	}
-	if len(t.Vector) != faceDim {
-		return fmt.Errorf("%w: %d-d vector, want %d", templates.ErrIncompatible, len(t.Vector), faceDim)
+	switch t.Modality {
+	case templates.ModalityFace:
+		if t.Algorithm != s.algorithm {
+			return fmt.Errorf("%w: template made by %s, this server uses %s", templates.ErrIncompatible, t.Algorithm, s.algorithm)
+		}
+		if len(t.Vector) != faceDim {
+			return fmt.Errorf("%w: %d-d vector, want %d", templates.ErrIncompatible, len(t.Vector), faceDim)
+		}
+	case templates.ModalityFinger:
+		if t.Algorithm != templates.FingerAlgorithm {
+			return fmt.Errorf("%w: finger template of %s, this server uses %s", templates.ErrIncompatible, t.Algorithm, templates.FingerAlgorithm)
+		}
+		if t.Finger == nil {
+			return fmt.Errorf("%w: finger template without minutiae", templates.ErrIncompatible)
+		}
+	default:
+		return fmt.Errorf("%w: modality %s is not supported", templates.ErrIncompatible, t.Modality)
 	}
 	return nil
-}
-
-// template turns a sample into a template. quality is nil for a template sample.
-func (s *Service) template(sm *pb.Sample, takeLargest bool, what string) (templates.Template, *pb.FaceQuality, error) {
-	switch k := sm.GetKind().(type) {
-	case *pb.Sample_FaceImage:
-		face, err := s.faces.Extract(k.FaceImage, templates.ExtractOptions{TakeLargest: takeLargest})
-		if err != nil {
-			return templates.Template{}, nil, imageStatus(what, err)
-		}
-		return face.Template, qualityProto(face), nil
-	case *pb.Sample_Template:
-		var t templates.Template
-		if err := t.UnmarshalBinary(k.Template); err != nil {
-			return t, nil, status.Errorf(codes.InvalidArgument, "%s: %v", what, err)
-		}
-		if err := s.compatible(t); err != nil {
-			return t, nil, status.Errorf(codes.FailedPrecondition, "%s: %v", what, err)
-		}
-		return t, nil, nil
-	default:
-		return templates.Template{}, nil, status.Errorf(codes.InvalidArgument, "%s: no image or template given", what)
-	}
 }
 
 func imageStatus(what string, err error) error {
@@ -198,168 +316,6 @@ func ctxErr(ctx context.Context) error {
 	return nil
 }
 
-func (s *Service) decisionThreshold(override *float32) (float32, error) {
-	if override == nil {
-		return s.threshold, nil
-	}
-	if *override < -1 || *override > 1 {
-		return 0, status.Errorf(codes.InvalidArgument, "threshold %v outside [-1, 1]", *override)
-	}
-	return *override, nil
-}
-
-// Enroll implements pb.MatcherServer.
-func (s *Service) Enroll(ctx context.Context, req *pb.EnrollRequest) (*pb.EnrollResponse, error) {
-	n := len(req.GetSamples())
-	if n == 0 {
-		return nil, status.Error(codes.InvalidArgument, "enrol: at least one sample is required")
-	}
-	if n > MaxSamples {
-		return nil, status.Errorf(codes.InvalidArgument, "enrol: %d samples, at most %d", n, MaxSamples)
-	}
-	if req.GetSubjectId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "enrol: subject_id is required")
-	}
-	// Cheap refusal before the expensive extraction; Create re-checks atomically.
-	if _, err := s.store.Get(req.GetSubjectId()); err == nil {
-		return nil, status.Errorf(codes.AlreadyExists, "subject %q already exists", req.GetSubjectId())
-	}
-	resp := &pb.EnrollResponse{}
-	sub := store.Subject{
-		ID:         req.GetSubjectId(),
-		Name:       req.GetName(),
-		Metadata:   req.GetMetadata(),
-		Watchlists: req.GetWatchlists(),
-	}
-	for i, sm := range req.GetSamples() {
-		if err := ctxErr(ctx); err != nil {
-			return nil, err
-		}
-		t, q, err := s.template(sm, false, fmt.Sprintf("sample %d", i+1))
-		if err != nil {
-			return nil, err
-		}
-		if q != nil {
-			resp.Quality = append(resp.Quality, q)
-		}
-		if req.GetReturnTemplates() {
-			b, err := t.MarshalBinary()
-			if err != nil {
-				return nil, status.Errorf(codes.Internal, "encoding template: %v", err)
-			}
-			resp.Templates = append(resp.Templates, b)
-		}
-		sub.Templates = append(sub.Templates, t)
-	}
-	if err := ctxErr(ctx); err != nil {
-		return nil, err
-	}
-	unlock := s.lock(sub.ID)
-	defer unlock()
-	created, err := s.store.Create(sub)
-	if err != nil {
-		return nil, storeStatus(err)
-	}
-	for _, t := range created.Templates {
-		if err := s.index.Add(matcher.Entry{SubjectID: created.ID, Vector: t.Vector, Watchlists: created.Watchlists}); err != nil {
-			// The store holds the subject; the index will have it after a
-			// restart. Say so rather than pretend the enrolment failed.
-			s.log.Error().Err(err).Str("subject", created.ID).Msg("indexing enrolled subject")
-			return nil, status.Errorf(codes.Internal, "subject stored but not indexed: %v", err)
-		}
-	}
-	resp.Subject = subjectProto(created)
-	return resp, nil
-}
-
-// Identify implements pb.MatcherServer.
-func (s *Service) Identify(ctx context.Context, req *pb.IdentifyRequest) (*pb.IdentifyResponse, error) {
-	k := int(req.GetTopK())
-	switch {
-	case k == 0:
-		k = DefaultTopK
-	case k < 0 || k > MaxTopK:
-		return nil, status.Errorf(codes.InvalidArgument, "top_k %d outside 1..%d", k, MaxTopK)
-	}
-	thr, err := s.decisionThreshold(req.Threshold)
-	if err != nil {
-		return nil, err
-	}
-	probe, q, err := s.template(req.GetProbe(), req.GetTakeLargestFace(), "probe")
-	if err != nil {
-		return nil, err
-	}
-	if err := ctxErr(ctx); err != nil {
-		return nil, err
-	}
-	hits, err := s.index.Search(probe.Vector, matcher.SearchOptions{K: k, Watchlists: req.GetWatchlists()})
-	if err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "probe: %v", err)
-	}
-	resp := &pb.IdentifyResponse{Threshold: thr, ProbeQuality: q, Searched: int64(s.index.Len())}
-	for _, h := range hits {
-		if h.Score < thr {
-			break
-		}
-		sub, err := s.store.Get(h.SubjectID)
-		if errors.Is(err, store.ErrNotFound) {
-			continue // deleted while we searched
-		} else if err != nil {
-			return nil, storeStatus(err)
-		}
-		resp.Candidates = append(resp.Candidates, &pb.Candidate{
-			Rank:       int32(len(resp.Candidates) + 1),
-			SubjectId:  sub.ID,
-			Name:       sub.Name,
-			Score:      h.Score,
-			Watchlists: sub.Watchlists,
-		})
-	}
-	return resp, nil
-}
-
-// Verify implements pb.MatcherServer.
-func (s *Service) Verify(ctx context.Context, req *pb.VerifyRequest) (*pb.VerifyResponse, error) {
-	thr, err := s.decisionThreshold(req.Threshold)
-	if err != nil {
-		return nil, err
-	}
-	probe, pq, err := s.template(req.GetProbe(), req.GetTakeLargestFace(), "probe")
-	if err != nil {
-		return nil, err
-	}
-	resp := &pb.VerifyResponse{Threshold: thr, ProbeQuality: pq}
-	switch ref := req.GetReference().(type) {
-	case *pb.VerifyRequest_ReferenceSample:
-		t, rq, err := s.template(ref.ReferenceSample, req.GetTakeLargestFace(), "reference")
-		if err != nil {
-			return nil, err
-		}
-		resp.ReferenceQuality = rq
-		resp.Score = matcher.Cosine(probe.Vector, t.Vector)
-	case *pb.VerifyRequest_SubjectId:
-		score, ok, err := s.index.Verify(probe.Vector, ref.SubjectId)
-		if err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "probe: %v", err)
-		}
-		if !ok {
-			if _, err := s.store.Get(ref.SubjectId); err != nil {
-				return nil, storeStatus(err)
-			}
-			return nil, status.Errorf(codes.FailedPrecondition,
-				"subject %q has no template of algorithm %s: re-enrol it", ref.SubjectId, s.algorithm)
-		}
-		resp.Score = score
-	default:
-		return nil, status.Error(codes.InvalidArgument, "reference: give a reference sample or a subject_id")
-	}
-	if err := ctxErr(ctx); err != nil {
-		return nil, err
-	}
-	resp.Match = resp.Score >= thr
-	return resp, nil
-}
-
 // DeleteSubject implements pb.MatcherServer.
 func (s *Service) DeleteSubject(ctx context.Context, req *pb.DeleteSubjectRequest) (*pb.DeleteSubjectResponse, error) {
 	if req.GetSubjectId() == "" {
@@ -371,7 +327,7 @@ func (s *Service) DeleteSubject(ctx context.Context, req *pb.DeleteSubjectReques
 	if err != nil {
 		return nil, storeStatus(err)
 	}
-	s.index.Remove(sub.ID)
+	s.unindex(sub.ID)
 	return &pb.DeleteSubjectResponse{Subject: subjectProto(sub)}, nil
 }
 
@@ -431,11 +387,17 @@ func subjectProto(sub store.Subject) *pb.Subject {
 		UpdatedAt:  timestamppb.New(sub.Updated),
 	}
 	for _, t := range sub.Templates {
-		p.Templates = append(p.Templates, &pb.TemplateInfo{
+		ti := &pb.TemplateInfo{
 			Modality:         pb.Modality(t.Modality),
 			Algorithm:        t.Algorithm.ID,
 			AlgorithmVersion: uint32(t.Algorithm.Version),
-		})
+		}
+		if t.Finger != nil {
+			ti.FingerPosition = pb.FingerPosition(t.Finger.Position)
+			ti.FingerQuality = int32(t.Finger.Quality)
+			ti.Minutiae = int32(len(t.Finger.Minutiae))
+		}
+		p.Templates = append(p.Templates, ti)
 	}
 	return p
 }

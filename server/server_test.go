@@ -74,13 +74,20 @@ type testServer struct {
 
 // startServer serves a real Service over gRPC on a loopback port, backed by a
 // real Badger directory.
-func startServer(t testing.TB, dir string) *testServer {
+func startServer(t testing.TB, dir string) *testServer { return startServerWith(t, dir, nil) }
+
+// startServerWith is startServer with a configuration hook.
+func startServerWith(t testing.TB, dir string, configure func(*Config)) *testServer {
 	t.Helper()
 	st, err := store.Open(store.Options{Dir: dir, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := New(Config{Store: st, Faces: sharedExtractor(t), Threshold: matcher.DefaultFaceThreshold, Logger: zerolog.Nop()})
+	cfg := Config{Store: st, Faces: sharedExtractor(t), Threshold: matcher.DefaultFaceThreshold, Logger: zerolog.Nop()}
+	if configure != nil {
+		configure(&cfg)
+	}
+	svc, err := New(cfg)
 	if err != nil {
 		st.Close()
 		t.Fatal(err)

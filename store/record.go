@@ -33,7 +33,9 @@ const (
 	MaxMetadataValue = 1024
 	MaxWatchlistName = 64
 	MaxWatchlists    = 64 // distinct watchlists per subject
-	MaxTemplates     = 16
+	// MaxTemplates is 16 face samples and one template per finger; the
+	// server enforces the split.
+	MaxTemplates = 26
 )
 
 func invalid(format string, a ...any) error {

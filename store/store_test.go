@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/bordermatch/bordermatch/templates"
+	"github.com/bordermatch/bordermatch/templates/minutiae"
 )
 
 func openAt(t testing.TB, dir string) *Store {
@@ -40,6 +42,32 @@ func tpl(seed int) templates.Template {
 		v[i] = float32((seed*131+i*7)%97)/97 - 0.5
 	}
 	return templates.Template{Modality: templates.ModalityFace, Algorithm: templates.FaceAlgorithm, Vector: v}
+}
+
+// fingerTpl is a finger template of real minutiae (SecuGen's, of FVC2002
+// DB1_B 101_1) at a finger position, as the store returns it (angles
+// rounded to the record's unit).
+func fingerTpl(t testing.TB, pos minutiae.Position) templates.Template {
+	t.Helper()
+	b, err := os.ReadFile("../templates/minutiae/testdata/fvc2002/db1_b/101_1.iso")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := minutiae.Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := rec.Views[0]
+	v.Position = pos
+	enc, err := templates.NewFingerTemplate(v).MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out templates.Template
+	if err := out.UnmarshalBinary(enc); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 func subject(id string, lists ...string) Subject {
@@ -82,11 +110,17 @@ func TestCreateGetDelete(t *testing.T) {
 		meta[fmt.Sprintf("k%02d", i)] = strings.Repeat("v", MaxMetadataValue)
 	}
 	finger := templates.Template{Modality: templates.ModalityFinger, Algorithm: templates.Algorithm{ID: "minutiae", Version: 7}, Vector: []float32{1, -2, 3.5}}
+	full := slices.Clone(sixteen[:16])
+	for p := minutiae.RightThumb; p <= minutiae.LeftLittle; p++ {
+		full = append(full, fingerTpl(t, p))
+	}
 	for _, tc := range []struct {
 		name      string
 		in        Subject
 		wantLists []string
 	}{
+		{"sixteen faces and ten fingers", Subject{ID: "full", Templates: full}, nil},
+		{"fingers only", Subject{ID: "f", Templates: []templates.Template{fingerTpl(t, minutiae.RightIndex), fingerTpl(t, minutiae.PositionUnknown)}}, nil},
 		{"minimal", Subject{ID: "a", Templates: []templates.Template{tpl(1)}}, nil},
 		{"all id bytes", Subject{ID: "Az09._:@-" + strings.Repeat("x", MaxIDLen-9), Name: "Ünïcödé 名前", Templates: []templates.Template{tpl(2)}}, nil},
 		{"watchlists sorted and deduplicated", Subject{ID: "w1", Watchlists: []string{"wanted", "b", "wanted", "a.b_c-d"}, Templates: []templates.Template{tpl(3)}}, []string{"a.b_c-d", "b", "wanted"}},
@@ -221,6 +255,20 @@ func TestValidationStoresNothing(t *testing.T) {
 		}), "templates[0]"},
 		{"empty vector", with(func(s *Subject) { s.Templates = []templates.Template{good, {Algorithm: templates.FaceAlgorithm}} }), "templates[1]"},
 		{"NaN in vector", with(func(s *Subject) { s.Templates = []templates.Template{good, good, nan} }), "templates[2]"},
+		{"finger without minutiae view", with(func(s *Subject) {
+			s.Templates = []templates.Template{good, {Modality: templates.ModalityFinger, Algorithm: templates.FingerAlgorithm}}
+		}), "templates[1]"},
+		{"finger with 256 minutiae", with(func(s *Subject) {
+			f := fingerTpl(t, minutiae.LeftThumb)
+			v := *f.Finger
+			v.Minutiae = make([]minutiae.Minutia, 256)
+			s.Templates = []templates.Template{good, templates.NewFingerTemplate(v)}
+		}), "templates[1]"},
+		{"finger with a vector", with(func(s *Subject) {
+			f := fingerTpl(t, minutiae.LeftThumb)
+			f.Vector = []float32{1}
+			s.Templates = []templates.Template{f}
+		}), "templates[0]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := open(t)
@@ -419,6 +467,9 @@ func TestDurableAcrossReopen(t *testing.T) {
 		sub := subject(id, "l"+fmt.Sprint(i%2))
 		sub.Metadata = map[string]string{"i": fmt.Sprint(i)}
 		sub.Templates = append(sub.Templates, tpl(100+i))
+		if i%3 == 0 {
+			sub.Templates = append(sub.Templates, fingerTpl(t, minutiae.Position(1+i%10)))
+		}
 		want = append(want, mustCreate(t, s, sub))
 	}
 	if _, err := s.Delete("B"); err != nil {

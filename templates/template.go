@@ -15,6 +15,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math"
+
+	"github.com/bordermatch/bordermatch/templates/minutiae"
 )
 
 // Modality is the kind of biometric a template describes.
@@ -49,11 +51,49 @@ func (a Algorithm) String() string { return fmt.Sprintf("%s/v%d", a.ID, a.Versio
 // dlib's ResNet-29 metric network, 128-d descriptors from 150x150 aligned chips.
 var FaceAlgorithm = Algorithm{ID: "dlib-resnet29", Version: 1}
 
-// Template is one comparable biometric feature vector.
+// FingerAlgorithm is the algorithm of finger templates: the minutiae of one
+// finger view as ISO/IEC 19794-2:2005 defines them (position, angle, type,
+// quality, with the image's size and resolution), from this package's
+// extractor (templates/finger) or from any ISO/ANSI record.
+//
+// A finger template stores minutiae, not the matcher's cylinders: the
+// matcher (package matcher, MCC) prepares its cylinders when the server
+// loads the gallery, so a better matcher, or a retuned one, works on every
+// stored finger without re-enrolment, and a stored finger can always be
+// exported as a standard record. The price is preparing the cylinders at
+// start. The version changes only if the stored representation does.
+var FingerAlgorithm = Algorithm{ID: "iso19794-2-minutiae", Version: 1}
+
+// Template is one comparable biometric sample: a feature vector (faces) or
+// a finger's minutiae.
 type Template struct {
 	Modality  Modality
 	Algorithm Algorithm
-	Vector    []float32
+	// Vector is the feature vector of a face template; nil for a finger.
+	Vector []float32
+	// Finger is the view of a finger template (its Position says which
+	// finger); nil for a face. Treat it as immutable: templates are copied
+	// by value and share it.
+	Finger *minutiae.View
+}
+
+// NewFingerTemplate returns the finger template of a view. The view is
+// kept as it will be stored: extended data blocks (ridge counts, cores and
+// deltas, vendor data) are dropped, since the matcher does not use them and
+// the units of their angles depend on the record format they came from.
+func NewFingerTemplate(v minutiae.View) Template {
+	v.Extended = nil
+	v.Minutiae = append([]minutiae.Minutia(nil), v.Minutiae...)
+	return Template{Modality: ModalityFinger, Algorithm: FingerAlgorithm, Finger: &v}
+}
+
+// Position is the finger position of a finger template (PositionUnknown
+// for a face template or a finger of unknown position).
+func (t Template) Position() minutiae.Position {
+	if t.Finger == nil {
+		return minutiae.PositionUnknown
+	}
+	return t.Finger.Position
 }
 
 // Compatible reports whether t and u were made by the same modality and
@@ -68,6 +108,9 @@ func (t Template) Compatible(u Template) error {
 	if len(t.Vector) != len(u.Vector) {
 		return fmt.Errorf("%w: dimension %d vs %d", ErrIncompatible, len(t.Vector), len(u.Vector))
 	}
+	if (t.Finger == nil) != (u.Finger == nil) {
+		return fmt.Errorf("%w: minutiae in one template only", ErrIncompatible)
+	}
 	return nil
 }
 
@@ -80,7 +123,8 @@ var (
 	ErrCorrupt = errors.New("templates: corrupt template")
 )
 
-// Encoding layout (little endian), version 1:
+// Encoding layout (little endian), version 1, for templates with a vector
+// (faces; every template stored before fingers existed):
 //
 //	magic    "BMT"            3 bytes
 //	encver   1                1 byte
@@ -91,12 +135,33 @@ var (
 //	dim      d                2 bytes
 //	vector   d × float32      4d bytes
 //	crc32c   of all the above 4 bytes
+//
+// Version 2, for finger templates (a decoder that knows only version 1
+// refuses them by their version byte instead of misreading them):
+//
+//	magic    "BMT"            3 bytes
+//	encver   2                1 byte
+//	modality 2 (finger)       1 byte
+//	algolen  n                1 byte
+//	algo     ID               n bytes
+//	algover                   2 bytes
+//	reclen   r                4 bytes
+//	record   ISO/IEC 19794-2:2005 finger minutiae record of one view,
+//	         no extended data   r bytes
+//	crc32c   of all the above 4 bytes
+//
+// The record is in the canonical form minutiae.Record.MarshalISO writes, so
+// a template re-encodes to the bytes it was decoded from.
 const (
-	magic      = "BMT"
-	encVersion = 1
+	magic            = "BMT"
+	encVersion       = 1
+	encVersionFinger = 2
 	// MaxDim bounds the vector length a decoder accepts, so a corrupt header
 	// cannot make it allocate without limit.
 	MaxDim = 4096
+	// MaxFingerRecord bounds the record of a finger template: 255 minutiae
+	// of 6 bytes and the headers need under 2 KiB.
+	MaxFingerRecord = 4096
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -105,6 +170,9 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 func (t Template) MarshalBinary() ([]byte, error) {
 	if len(t.Algorithm.ID) == 0 || len(t.Algorithm.ID) > 255 {
 		return nil, fmt.Errorf("templates: algorithm id must be 1..255 bytes, got %d", len(t.Algorithm.ID))
+	}
+	if t.Finger != nil || t.Modality == ModalityFinger && t.Vector == nil {
+		return t.marshalFinger()
 	}
 	if len(t.Vector) == 0 || len(t.Vector) > MaxDim {
 		return nil, fmt.Errorf("templates: vector length must be 1..%d, got %d", MaxDim, len(t.Vector))
@@ -123,6 +191,31 @@ func (t Template) MarshalBinary() ([]byte, error) {
 	return b, nil
 }
 
+func (t Template) marshalFinger() ([]byte, error) {
+	if t.Modality != ModalityFinger || t.Finger == nil || t.Vector != nil {
+		return nil, fmt.Errorf("templates: a finger template has modality finger, a view and no vector (modality %s, view %t, vector %d)",
+			t.Modality, t.Finger != nil, len(t.Vector))
+	}
+	v := *t.Finger
+	v.Extended = nil
+	rec, err := minutiae.Record{Format: minutiae.FormatISO2005, Views: []minutiae.View{v}}.MarshalISO()
+	if err != nil {
+		return nil, fmt.Errorf("templates: finger view: %w", err)
+	}
+	if len(rec) > MaxFingerRecord {
+		return nil, fmt.Errorf("templates: finger record is %d bytes, at most %d", len(rec), MaxFingerRecord)
+	}
+	b := make([]byte, 0, len(magic)+3+len(t.Algorithm.ID)+6+len(rec)+4)
+	b = append(b, magic...)
+	b = append(b, encVersionFinger, byte(t.Modality), byte(len(t.Algorithm.ID)))
+	b = append(b, t.Algorithm.ID...)
+	b = binary.LittleEndian.AppendUint16(b, t.Algorithm.Version)
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(rec)))
+	b = append(b, rec...)
+	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	return b, nil
+}
+
 // UnmarshalBinary decodes the versioned template encoding. It never panics on
 // bad input; every failure wraps ErrCorrupt and names the field.
 func (t *Template) UnmarshalBinary(b []byte) error {
@@ -133,12 +226,15 @@ func (t *Template) UnmarshalBinary(b []byte) error {
 	if string(b[:len(magic)]) != magic {
 		return fmt.Errorf("%w: bad magic", ErrCorrupt)
 	}
-	if b[3] != encVersion {
+	if b[3] != encVersion && b[3] != encVersionFinger {
 		return fmt.Errorf("%w: unsupported encoding version %d", ErrCorrupt, b[3])
 	}
 	body, sum := b[:len(b)-4], binary.LittleEndian.Uint32(b[len(b)-4:])
 	if crc32.Checksum(body, castagnoli) != sum {
 		return fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
+	}
+	if b[3] == encVersionFinger {
+		return t.unmarshalFinger(body)
 	}
 	mod := Modality(b[4])
 	alen := int(b[5])
@@ -166,5 +262,44 @@ func (t *Template) UnmarshalBinary(b []byte) error {
 		vec[i] = f
 	}
 	*t = Template{Modality: mod, Algorithm: Algorithm{ID: id, Version: ver}, Vector: vec}
+	return nil
+}
+
+func (t *Template) unmarshalFinger(body []byte) error {
+	const fixed = len(magic) + 3
+	if mod := Modality(body[4]); mod != ModalityFinger {
+		return fmt.Errorf("%w: modality %s in a finger template", ErrCorrupt, mod)
+	}
+	alen := int(body[5])
+	p := body[fixed:]
+	if alen == 0 || len(p) < alen+6 {
+		return fmt.Errorf("%w: algorithm id length %d", ErrCorrupt, alen)
+	}
+	id := string(p[:alen])
+	p = p[alen:]
+	ver := binary.LittleEndian.Uint16(p)
+	n := binary.LittleEndian.Uint32(p[2:])
+	p = p[6:]
+	if n == 0 || n > MaxFingerRecord || int(n) != len(p) {
+		return fmt.Errorf("%w: finger record is %d bytes, header says %d", ErrCorrupt, len(p), n)
+	}
+	rec, err := minutiae.ParseISO(p)
+	if err != nil {
+		return fmt.Errorf("%w: finger record: %v", ErrCorrupt, err)
+	}
+	if len(rec.Views) != 1 {
+		return fmt.Errorf("%w: finger record has %d views, want 1", ErrCorrupt, len(rec.Views))
+	}
+	v := rec.Views[0]
+	if len(v.Extended) != 0 {
+		return fmt.Errorf("%w: finger record has extended data", ErrCorrupt)
+	}
+	// Only the canonical form is accepted, so that what decodes re-encodes
+	// to the same bytes (and the checksum of a stored template is stable).
+	again, err := minutiae.Record{Format: minutiae.FormatISO2005, Views: rec.Views}.MarshalISO()
+	if err != nil || string(again) != string(p) {
+		return fmt.Errorf("%w: finger record is not in canonical form", ErrCorrupt)
+	}
+	*t = Template{Modality: ModalityFinger, Algorithm: Algorithm{ID: id, Version: ver}, Finger: &v}
 	return nil
 }

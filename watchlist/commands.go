@@ -13,19 +13,51 @@ import (
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
 )
 
-// candidateJSON is the stable JSON shape of `search --json`.
+// candidateJSON is the stable JSON shape of `search --json`. Score is the
+// score the candidate was decided on: the face cosine for a photo alone,
+// else fused_score.
 type candidateJSON struct {
-	Rank       int32    `json:"rank"`
-	SubjectID  string   `json:"subject_id"`
-	Name       string   `json:"name"`
-	Score      float32  `json:"score"`
-	Watchlists []string `json:"watchlists"`
+	Rank        int32             `json:"rank"`
+	SubjectID   string            `json:"subject_id"`
+	Name        string            `json:"name"`
+	Score       float32           `json:"score"`
+	Watchlists  []string          `json:"watchlists"`
+	FaceScore   *float32          `json:"face_score,omitempty"`
+	FaceFMR     *float64          `json:"face_fmr,omitempty"`
+	FingerScore *float32          `json:"finger_score,omitempty"`
+	Fingers     []fingerScoreJSON `json:"fingers,omitempty"`
+	FusedScore  float64           `json:"fused_score"`
+	FusedFMR    float64           `json:"fused_fmr"`
+}
+
+type fingerScoreJSON struct {
+	Position string  `json:"position"`
+	Score    float32 `json:"score"`
+	FMR      float64 `json:"fmr"`
+	Compared bool    `json:"compared"`
 }
 
 type searchJSON struct {
 	Candidates []candidateJSON `json:"candidates"`
 	Threshold  float32         `json:"threshold"`
 	Searched   int64           `json:"searched"`
+	// Fused: the decision was fused_fmr <= max_fmr (a search with fingers,
+	// or with --max-fmr).
+	Fused          bool    `json:"fused"`
+	MaxFMR         float64 `json:"max_fmr,omitempty"`
+	FusedThreshold float64 `json:"fused_threshold,omitempty"`
+}
+
+func toCandidateJSON(c *pb.Candidate) candidateJSON {
+	j := candidateJSON{
+		Rank: c.GetRank(), SubjectID: c.GetSubjectId(), Name: c.GetName(), Score: c.GetScore(),
+		Watchlists: nonNil(c.GetWatchlists()), FaceScore: c.FaceScore, FaceFMR: c.FaceFmr,
+		FingerScore: c.FingerScore, FusedScore: c.GetFusedScore(), FusedFMR: c.GetFusedFmr(),
+	}
+	for _, f := range c.GetFingerScores() {
+		j.Fingers = append(j.Fingers, fingerScoreJSON{positionName(f.GetPosition()), f.GetScore(), f.GetFmr(), f.GetCompared()})
+	}
+	return j
 }
 
 // subjectJSON is the JSON shape of a subject in show, list, add and remove.
@@ -77,102 +109,169 @@ func readPhoto(path string) ([]byte, error) {
 
 func (a *app) searchCmd() *cobra.Command {
 	var (
-		photo     string
-		lists     []string
-		top       int32
-		threshold float32
-		largest   bool
+		photo      string
+		fingerArgs []string
+		dpi        int32
+		lists      []string
+		top        int32
+		threshold  float32
+		maxFMR     float64
+		largest    bool
 	)
 	cmd := &cobra.Command{
-		Use:   "search --photo FILE",
-		Short: "Search the watchlists with a photo (1:N)",
+		Use:   "search [--photo FILE] [--finger POSITION=FILE ...]",
+		Short: "Search the watchlists with a photo and/or fingerprints (1:N)",
+		Long: `search looks the traveller up in the watchlists by a photo, by fingerprints, or
+by both. A photo alone is decided on its face score against the server's
+threshold (or --threshold). With fingerprints, every modality's score is turned
+into a false-match rate (FMR) and the rates are fused; a candidate is shown when
+its fused FMR is at most the server's --max-fmr (or this command's), and FUSED
+is -log10 of it (3: one impostor in a thousand would score as high).
+
+A fingerprint file is an image (PNG, TIFF, BMP, JPEG or WSQ; --dpi if the file
+does not say and it is not 500 dpi) or an ISO/IEC 19794-2 or ANSI INCITS 378
+minutiae record.`,
 		Example: `  watchlist search --photo traveller.jpg
-  watchlist search --photo traveller.jpg --list interpol --top 5 --json`,
+  watchlist search --photo traveller.jpg --list interpol --top 5 --json
+  watchlist search --finger right-index=scan.png --finger left-index=l.wsq
+  watchlist search --photo gate.jpg --finger right-index=scan.png --dpi 569`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if photo == "" {
-				return usageError("search: --photo is required")
-			}
-			img, err := readPhoto(photo)
+			fs, err := parseFingers(fingerArgs)
 			if err != nil {
 				return err
+			}
+			if photo == "" && len(fs) == 0 {
+				return usageError("search: give --photo, --finger, or both")
+			}
+			req := &pb.IdentifyRequest{
+				Watchlists:      lists,
+				TopK:            top,
+				TakeLargestFace: largest,
+			}
+			var files []string // the probe's files, for error messages
+			if photo != "" {
+				img, err := readPhoto(photo)
+				if err != nil {
+					return err
+				}
+				req.Probe = &pb.Sample{Kind: &pb.Sample_FaceImage{FaceImage: img}}
+				files = append(files, photo)
+			}
+			for _, f := range fs {
+				s, err := fingerSample(f, dpi)
+				if err != nil {
+					return err
+				}
+				req.Fingers = append(req.Fingers, s)
+				files = append(files, f.file)
+			}
+			if cmd.Flags().Changed("threshold") {
+				req.Threshold = &threshold
+			}
+			if cmd.Flags().Changed("max-fmr") {
+				req.MaxFmr = &maxFMR
 			}
 			c, err := a.dial()
 			if err != nil {
 				return err
 			}
-			req := &pb.IdentifyRequest{
-				Probe:           &pb.Sample{Kind: &pb.Sample_FaceImage{FaceImage: img}},
-				Watchlists:      lists,
-				TopK:            top,
-				TakeLargestFace: largest,
-			}
-			if cmd.Flags().Changed("threshold") {
-				req.Threshold = &threshold
-			}
 			ctx, cancel := a.ctx(cmd.Context())
 			defer cancel()
 			resp, err := c.Identify(ctx, req)
 			if err != nil {
-				return a.callError(err, photo)
+				return a.callError(err, probeFile(err, photo, fs))
 			}
 			if a.json {
-				out := searchJSON{Candidates: []candidateJSON{}, Threshold: resp.GetThreshold(), Searched: resp.GetSearched()}
+				out := searchJSON{Candidates: []candidateJSON{}, Threshold: resp.GetThreshold(), Searched: resp.GetSearched(),
+					Fused: resp.GetFused(), MaxFMR: resp.GetMaxFmr(), FusedThreshold: resp.GetFusedThreshold()}
 				for _, c := range resp.GetCandidates() {
-					out.Candidates = append(out.Candidates, candidateJSON{c.GetRank(), c.GetSubjectId(), c.GetName(), c.GetScore(), nonNil(c.GetWatchlists())})
+					out.Candidates = append(out.Candidates, toCandidateJSON(c))
 				}
 				return a.printJSON(out)
 			}
+			decision := fmt.Sprintf("at or above threshold %.3f", resp.GetThreshold())
+			if resp.GetFused() {
+				decision = fmt.Sprintf("with fused FMR at most %.3g (fused score %.2f or more)", resp.GetMaxFmr(), resp.GetFusedThreshold())
+			}
 			if len(resp.GetCandidates()) == 0 {
-				fmt.Fprintf(a.stdout, "No candidate at or above threshold %.3f (%d templates searched).\n", resp.GetThreshold(), resp.GetSearched())
+				fmt.Fprintf(a.stdout, "No candidate %s (%d templates searched).\n", decision, resp.GetSearched())
 				return nil
 			}
-			t := newTable(a.stdout, "RANK", "SUBJECT", "NAME", "SCORE", "WATCHLISTS")
-			for _, c := range resp.GetCandidates() {
-				t.row(fmt.Sprint(c.GetRank()), c.GetSubjectId(), c.GetName(), fmt.Sprintf("%.3f", c.GetScore()), strings.Join(c.GetWatchlists(), ","))
+			if !resp.GetFused() {
+				t := newTable(a.stdout, "RANK", "SUBJECT", "NAME", "SCORE", "WATCHLISTS")
+				for _, c := range resp.GetCandidates() {
+					t.row(fmt.Sprint(c.GetRank()), c.GetSubjectId(), c.GetName(), fmt.Sprintf("%.3f", c.GetScore()), strings.Join(c.GetWatchlists(), ","))
+				}
+				t.flush()
+			} else {
+				t := newTable(a.stdout, "RANK", "SUBJECT", "NAME", "FUSED", "FMR", "FACE", "FINGERS", "WATCHLISTS")
+				for _, c := range resp.GetCandidates() {
+					face := "-"
+					if c.FaceScore != nil {
+						face = fmt.Sprintf("%.3f", c.GetFaceScore())
+					}
+					t.row(fmt.Sprint(c.GetRank()), c.GetSubjectId(), c.GetName(), fmt.Sprintf("%.2f", c.GetFusedScore()),
+						fmt.Sprintf("%.2g", c.GetFusedFmr()), face, fingerScoresText(c.GetFingerScores()), strings.Join(c.GetWatchlists(), ","))
+				}
+				t.flush()
 			}
-			t.flush()
-			fmt.Fprintf(a.stdout, "%d candidate(s) at or above threshold %.3f; %d templates searched.\n", len(resp.GetCandidates()), resp.GetThreshold(), resp.GetSearched())
+			fmt.Fprintf(a.stdout, "%d candidate(s) %s; %d templates searched.\n", len(resp.GetCandidates()), decision, resp.GetSearched())
 			return nil
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&photo, "photo", "", "photo of the traveller (JPEG or PNG)")
+	f.StringArrayVar(&fingerArgs, "finger", nil, "fingerprint `POSITION=FILE` (right-index=scan.png; repeat, one per finger)")
+	f.Int32Var(&dpi, "dpi", 0, "resolution of the fingerprint images (default: what the file says, else 500)")
+	f.Float64Var(&maxFMR, "max-fmr", 0, "decision threshold as a false-match rate on the fused scale (default: the server's)")
 	f.StringSliceVar(&lists, "list", nil, "search only these watchlists (repeat or comma-separate)")
 	f.Int32Var(&top, "top", 10, "most candidates to show (1-100)")
-	f.Float32Var(&threshold, "threshold", 0, "decision threshold (default: the server's)")
+	f.Float32Var(&threshold, "threshold", 0, "decision threshold on the face score, for a photo alone (default: the server's)")
 	f.BoolVar(&largest, "largest-face", false, "with several faces in the photo, use the largest")
 	return cmd
 }
 
 func (a *app) addCmd() *cobra.Command {
 	var (
-		id, name string
-		photos   []string
-		lists    []string
-		meta     []string
+		id, name   string
+		photos     []string
+		fingerArgs []string
+		dpi        int32
+		lists      []string
+		meta       []string
 	)
 	cmd := &cobra.Command{
-		Use:     "add --id ID --name NAME --photo FILE --list NAME",
-		Short:   "Enrol a subject with one or more photos",
-		Example: `  watchlist add --id P1234 --name "Jane Roe" --photo jane1.jpg --photo jane2.jpg --list interpol --meta nationality=XX`,
-		Args:    cobra.NoArgs,
+		Use:   "add --id ID --name NAME [--photo FILE ...] [--finger POSITION=FILE ...] --list NAME",
+		Short: "Enrol a subject with photos and/or fingerprints",
+		Long: `add enrols a subject with up to 16 photos and up to 10 fingerprints. A
+fingerprint file is an image (PNG, TIFF, BMP, JPEG or WSQ) or an ISO/IEC
+19794-2 / ANSI INCITS 378 minutiae record; images under the server's quality
+floor are refused with their quality.`,
+		Example: `  watchlist add --id P1234 --name "Jane Roe" --photo jane1.jpg --photo jane2.jpg --list interpol --meta nationality=XX
+  watchlist add --id P1235 --name "John Roe" --finger right-index=r.png --finger left-index=l.wsq --list interpol
+  watchlist add --id P1236 --photo p.jpg --finger right-thumb=thumb.iso --list interpol`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if id == "" || len(photos) == 0 {
-				return usageError("add: --id and at least one --photo are required")
+			fs, err := parseFingers(fingerArgs)
+			if err != nil {
+				return err
+			}
+			if id == "" || len(photos)+len(fs) == 0 {
+				return usageError("add: --id and at least one --photo or --finger are required")
 			}
 			md, err := parseMeta(meta)
 			if err != nil {
 				return err
 			}
-			sub, err := a.enroll(cmd.Context(), id, name, lists, md, photos)
+			sub, err := a.enroll(cmd.Context(), id, name, lists, md, photos, fs, dpi)
 			if err != nil {
 				return err
 			}
 			if a.json {
 				return a.printJSON(toSubjectJSON(sub))
 			}
-			fmt.Fprintf(a.stdout, "Added %s (%s) to %s with %d photo(s).\n", sub.GetId(), sub.GetName(), listNames(sub.GetWatchlists()), len(sub.GetTemplates()))
+			fmt.Fprintf(a.stdout, "Added %s (%s) to %s with %s.\n", sub.GetId(), sub.GetName(), listNames(sub.GetWatchlists()), samplesText(len(photos), len(fs)))
 			return nil
 		},
 	}
@@ -180,6 +279,8 @@ func (a *app) addCmd() *cobra.Command {
 	f.StringVar(&id, "id", "", "subject id (letters, digits, . _ : @ -)")
 	f.StringVar(&name, "name", "", "display name")
 	f.StringArrayVar(&photos, "photo", nil, "photo with exactly one face (repeat for more)")
+	f.StringArrayVar(&fingerArgs, "finger", nil, "fingerprint `POSITION=FILE` (right-index=scan.png; repeat, up to 10)")
+	f.Int32Var(&dpi, "dpi", 0, "resolution of the fingerprint images (default: what the file says, else 500)")
 	f.StringSliceVar(&lists, "list", nil, "watchlist(s) to put the subject on")
 	f.StringArrayVar(&meta, "meta", nil, "metadata key=value (repeat)")
 	return cmd
@@ -207,8 +308,19 @@ func listNames(l []string) string {
 	return strings.Join(l, ", ")
 }
 
-// enroll sends one Enroll call; errors name the photo that caused them.
-func (a *app) enroll(parent context.Context, id, name string, lists []string, md map[string]string, photos []string) (*pb.Subject, error) {
+func samplesText(photos, fingers int) string {
+	var parts []string
+	if photos > 0 {
+		parts = append(parts, fmt.Sprintf("%d photo(s)", photos))
+	}
+	if fingers > 0 {
+		parts = append(parts, fmt.Sprintf("%d finger(s)", fingers))
+	}
+	return strings.Join(parts, " and ")
+}
+
+// enroll sends one Enroll call; errors name the file that caused them.
+func (a *app) enroll(parent context.Context, id, name string, lists []string, md map[string]string, photos []string, fingers []fingerArg, dpi int32) (*pb.Subject, error) {
 	req := &pb.EnrollRequest{SubjectId: id, Name: name, Watchlists: lists, Metadata: md}
 	for _, p := range photos {
 		img, err := readPhoto(p)
@@ -216,6 +328,15 @@ func (a *app) enroll(parent context.Context, id, name string, lists []string, md
 			return nil, err
 		}
 		req.Samples = append(req.Samples, &pb.Sample{Kind: &pb.Sample_FaceImage{FaceImage: img}})
+	}
+	files := append([]string(nil), photos...)
+	for _, f := range fingers {
+		s, err := fingerSample(f, dpi)
+		if err != nil {
+			return nil, err
+		}
+		req.Samples = append(req.Samples, &pb.Sample{Kind: &pb.Sample_Finger{Finger: s}})
+		files = append(files, f.file)
 	}
 	c, err := a.dial()
 	if err != nil {
@@ -225,17 +346,38 @@ func (a *app) enroll(parent context.Context, id, name string, lists []string, md
 	defer cancel()
 	resp, err := c.Enroll(ctx, req)
 	if err != nil {
-		return nil, a.callError(err, samplePhoto(err, photos))
+		return nil, a.callError(err, samplePhoto(err, files))
 	}
 	return resp.GetSubject(), nil
 }
 
-// samplePhoto finds which photo a server error is about: the server names
+// probeFile finds which file of a search a server error is about: the
+// server names the probe "probe" and its fingers "probe finger N".
+func probeFile(err error, photo string, fingers []fingerArg) string {
+	msg := err.Error()
+	for i := len(fingers); i >= 1; i-- {
+		if strings.Contains(msg, fmt.Sprintf("probe finger %d ", i)) {
+			return fingers[i-1].file
+		}
+	}
+	if photo != "" && len(fingers) == 0 {
+		return photo
+	}
+	if photo == "" && len(fingers) == 1 {
+		return fingers[0].file
+	}
+	if photo != "" && strings.Contains(msg, "probe:") {
+		return photo
+	}
+	return ""
+}
+
+// samplePhoto finds which file a server error is about: the server names
 // samples "sample N".
 func samplePhoto(err error, photos []string) string {
 	msg := err.Error()
 	for i := len(photos); i >= 1; i-- {
-		if strings.Contains(msg, fmt.Sprintf("sample %d:", i)) {
+		if strings.Contains(msg, fmt.Sprintf("sample %d:", i)) || strings.Contains(msg, fmt.Sprintf("sample %d (", i)) {
 			return photos[i-1]
 		}
 	}
@@ -288,6 +430,10 @@ func templatesSummary(ts []*pb.TemplateInfo) string {
 	parts := make([]string, len(ts))
 	for i, t := range ts {
 		parts[i] = fmt.Sprintf("%s %s/v%d", strings.ToLower(strings.TrimPrefix(t.GetModality().String(), "MODALITY_")), t.GetAlgorithm(), t.GetAlgorithmVersion())
+		if t.GetModality() == pb.Modality_MODALITY_FINGER {
+			parts[i] = fmt.Sprintf("finger %s %s/v%d (%d minutiae, quality %d)", positionName(t.GetFingerPosition()),
+				t.GetAlgorithm(), t.GetAlgorithmVersion(), t.GetMinutiae(), t.GetFingerQuality())
+		}
 	}
 	return strings.Join(parts, "; ")
 }

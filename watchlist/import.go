@@ -24,9 +24,10 @@ type subjectFile struct {
 }
 
 type importItem struct {
-	dir    string
-	sub    subjectFile
-	photos []string
+	dir     string
+	sub     subjectFile
+	photos  []string
+	fingers []fingerArg
 }
 
 type importResult struct {
@@ -39,13 +40,16 @@ func (a *app) importCmd() *cobra.Command {
 	var (
 		lists   []string
 		workers int
+		dpi     int32
 	)
 	cmd := &cobra.Command{
 		Use:   "import DIR",
 		Short: "Enrol every subject folder under DIR",
 		Long: `import enrols one subject per folder of DIR. The folder name is the subject id
 and name unless the folder holds a subject.json ({"id", "name", "watchlists",
-"metadata"}); every JPEG or PNG in the folder is enrolled as one of its photos.
+"metadata"}); every JPEG or PNG in the folder is enrolled as one of its photos,
+and every file named after a finger position (right-index.png, left-thumb.wsq,
+right-middle.iso: an image or an ISO/ANSI minutiae record) as that finger.
 Subjects that already exist are skipped, so an interrupted import can be rerun.`,
 		Example: `  watchlist import ./wanted --list interpol`,
 		Args:    exactArgs(1, "import needs one directory"),
@@ -83,7 +87,7 @@ Subjects that already exist are skipped, so an interrupted import can be rerun.`
 					for i := range next {
 						it := items[i]
 						r := importResult{ID: it.sub.ID, Status: "imported"}
-						_, err := a.enroll(cmd.Context(), it.sub.ID, it.sub.Name, it.sub.Watchlists, it.sub.Metadata, it.photos)
+						_, err := a.enroll(cmd.Context(), it.sub.ID, it.sub.Name, it.sub.Watchlists, it.sub.Metadata, it.photos, it.fingers, dpi)
 						switch {
 						case err == nil:
 						case isAlreadyExists(err):
@@ -128,6 +132,7 @@ Subjects that already exist are skipped, so an interrupted import can be rerun.`
 	}
 	cmd.Flags().StringSliceVar(&lists, "list", nil, "watchlist(s) for subjects whose subject.json names none")
 	cmd.Flags().IntVar(&workers, "workers", 2, "enrolments in flight at once")
+	cmd.Flags().Int32Var(&dpi, "dpi", 0, "resolution of the fingerprint images (default: what each file says, else 500)")
 	return cmd
 }
 
@@ -167,18 +172,23 @@ func scanImport(dir string, lists []string) ([]importItem, error) {
 			return nil, &exitError{code: ExitBadInput, err: fmt.Errorf("import: %v", err)}
 		}
 		for _, f := range files {
-			if !f.IsDir() && isPhoto(f.Name()) {
+			if f.IsDir() {
+				continue
+			}
+			if pos, ok := fingerFile(f.Name()); ok {
+				it.fingers = append(it.fingers, fingerArg{pos, filepath.Join(sd, f.Name())})
+			} else if isPhoto(f.Name()) {
 				it.photos = append(it.photos, filepath.Join(sd, f.Name()))
 			}
 		}
-		sort.Strings(it.photos)
-		if len(it.photos) == 0 {
+		sort.Strings(it.photos) // fingers come in name order from ReadDir
+		if len(it.photos)+len(it.fingers) == 0 {
 			continue
 		}
 		items = append(items, it)
 	}
 	if len(items) == 0 {
-		return nil, &exitError{code: ExitBadInput, err: fmt.Errorf("import: no subject folders with photos in %s", dir)}
+		return nil, &exitError{code: ExitBadInput, err: fmt.Errorf("import: no subject folders with photos or fingerprints in %s", dir)}
 	}
 	return items, nil
 }

@@ -10,8 +10,12 @@
 //	--log-format FORMAT  BORDERMATCH_LOG_FORMAT (auto: console on a terminal, JSON otherwise)
 //	--threshold SCORE    BORDERMATCH_THRESHOLD  (matcher.DefaultFaceThreshold)
 //	--detector hog|cnn   BORDERMATCH_DETECTOR   (hog)
-//	--calibration FILE   BORDERMATCH_CALIBRATION (none: bmbench calibrate writes one)
-//	--target-fmr RATE    BORDERMATCH_TARGET_FMR  (with --calibration: threshold for this FMR)
+//	--target-fmr RATE    BORDERMATCH_TARGET_FMR (server.DefaultMaxFMR for fused decisions;
+//	                     given, it also sets the face threshold from the face calibration)
+//	--face-calibration FILE    BORDERMATCH_FACE_CALIBRATION   (built in; bmbench calibrate writes one)
+//	--finger-calibration FILE  BORDERMATCH_FINGER_CALIBRATION (built in)
+//	--finger-quality-floor Q   BORDERMATCH_FINGER_QUALITY_FLOOR (finger.DefaultQualityFloor)
+//	--finger-dpi DPI           BORDERMATCH_FINGER_DPI         (500)
 package main
 
 import (
@@ -30,6 +34,7 @@ import (
 	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/server"
 	"github.com/bordermatch/bordermatch/templates"
+	"github.com/bordermatch/bordermatch/templates/finger"
 )
 
 func main() {
@@ -56,11 +61,18 @@ func run(args []string) error {
 		format    = fs.String("log-format", env("BORDERMATCH_LOG_FORMAT", "auto"), "log `format`: auto, json, console")
 		threshold = fs.String("threshold", env("BORDERMATCH_THRESHOLD", strconv.FormatFloat(float64(matcher.DefaultFaceThreshold), 'f', -1, 32)), "decision threshold on the cosine `score`")
 		detector  = fs.String("detector", env("BORDERMATCH_DETECTOR", "hog"), "face detector: hog (fast) or cnn (more robust, slower)")
-		calib     = fs.String("calibration", env("BORDERMATCH_CALIBRATION", ""), "calibration table `file` from bmbench calibrate; with --target-fmr sets the threshold")
-		targetFMR = fs.String("target-fmr", env("BORDERMATCH_TARGET_FMR", ""), "decision threshold as a target false match `rate` (e.g. 0.001), looked up in --calibration")
 		maxMsg    = fs.Int("max-message-bytes", server.DefaultMaxMessageBytes, "largest request or response in `bytes`")
 		maxPixels = fs.Int("max-image-pixels", 40_000_000, "largest image accepted, in `pixels` (checked before decoding)")
 		grace     = fs.Duration("shutdown-grace", 10*time.Second, "how long a stop waits for in-flight calls")
+		targetFMR = fs.String("target-fmr", env("BORDERMATCH_TARGET_FMR", ""),
+			"decision threshold as a false match `rate` (e.g. 0.001): for fused decisions (probes with fingers; default "+
+				strconv.FormatFloat(server.DefaultMaxFMR, 'g', -1, 64)+") and, given, for faces through the face calibration")
+		faceCal   = fs.String("face-calibration", env("BORDERMATCH_FACE_CALIBRATION", ""), "face calibration `file` (bmbench calibrate); empty: built in")
+		fingerCal = fs.String("finger-calibration", env("BORDERMATCH_FINGER_CALIBRATION", ""), "finger calibration `file`; empty: built in")
+		floor     = fs.String("finger-quality-floor", env("BORDERMATCH_FINGER_QUALITY_FLOOR", strconv.Itoa(finger.DefaultQualityFloor)),
+			"lowest fingerprint image `quality` (0-100) accepted at enrolment; negative: any")
+		fingerDPI = fs.String("finger-dpi", env("BORDERMATCH_FINGER_DPI", strconv.Itoa(finger.DefaultDPI)),
+			"resolution assumed for fingerprint images that declare none, in `dpi`")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -76,19 +88,26 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("--threshold %q: not a number", *threshold)
 	}
-	var fmr float64
-	switch {
-	case *targetFMR != "" && *calib == "":
-		return fmt.Errorf("--target-fmr needs --calibration FILE (a table written by bmbench calibrate)")
-	case *calib != "" && *targetFMR == "":
-		return fmt.Errorf("--calibration needs --target-fmr RATE (e.g. 0.001)")
-	case *calib != "":
-		if fmr, err = strconv.ParseFloat(*targetFMR, 64); err != nil || fmr <= 0 || fmr >= 1 {
+	fmr := server.DefaultMaxFMR
+	if *targetFMR != "" {
+		fmr, err = strconv.ParseFloat(*targetFMR, 64)
+		if err != nil || !(fmr > 0 && fmr < 1) {
 			return fmt.Errorf("--target-fmr %q: want a rate between 0 and 1, e.g. 0.001", *targetFMR)
 		}
 		if set(fs, "threshold") || os.Getenv("BORDERMATCH_THRESHOLD") != "" {
 			return fmt.Errorf("give either --threshold or --target-fmr, not both")
 		}
+	}
+	q, err := strconv.Atoi(*floor)
+	if err != nil || q > 100 {
+		return fmt.Errorf("--finger-quality-floor %q: want an integer up to 100", *floor)
+	}
+	if q == 0 {
+		q = -1 // 0 means "no floor" to an operator; the extractor reads 0 as the default
+	}
+	dpi, err := strconv.Atoi(*fingerDPI)
+	if err != nil || dpi < 250 || dpi > 2000 {
+		return fmt.Errorf("--finger-dpi %q: want 250..2000", *fingerDPI)
 	}
 	var det templates.Detector
 	switch *detector {
@@ -102,17 +121,21 @@ func run(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return server.Serve(ctx, server.Options{
-		Listen:          *listen,
-		DataDir:         *data,
-		ModelsDir:       *models,
-		Detector:        det,
-		Threshold:       float32(thr),
-		Calibration:     *calib,
-		TargetFMR:       fmr,
-		MaxMessageBytes: *maxMsg,
-		MaxImagePixels:  *maxPixels,
-		ShutdownGrace:   *grace,
-		Logger:          log,
+		Listen:               *listen,
+		DataDir:              *data,
+		ModelsDir:            *models,
+		Detector:             det,
+		Threshold:            float32(thr),
+		TargetFMR:            fmr,
+		FaceThresholdFromFMR: *targetFMR != "",
+		FaceCalibration:      *faceCal,
+		FingerCalibration:    *fingerCal,
+		FingerQualityFloor:   q,
+		FingerDPI:            dpi,
+		MaxMessageBytes:      *maxMsg,
+		MaxImagePixels:       *maxPixels,
+		ShutdownGrace:        *grace,
+		Logger:               log,
 	})
 }
 

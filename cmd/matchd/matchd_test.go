@@ -291,7 +291,7 @@ func TestTargetFMR(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	d := startMatchd(t, t.TempDir(), "--calibration", path, "--target-fmr", "0.001")
+	d := startMatchd(t, t.TempDir(), "--face-calibration", path, "--target-fmr", "0.001")
 	out := mustCLI(t, d.addr, "search", "--photo", photo("bbt/sheldon/1.png"), "--json")
 	var res struct {
 		Threshold float32 `json:"threshold"`
@@ -317,14 +317,12 @@ func TestTargetFMR(t *testing.T) {
 		args []string
 		msg  string
 	}{
-		{[]string{"--target-fmr", "0.001"}, "needs --calibration"},
-		{[]string{"--calibration", path}, "needs --target-fmr"},
-		{[]string{"--calibration", path, "--target-fmr", "2"}, "between 0 and 1"},
-		{[]string{"--calibration", path, "--target-fmr", "0.001", "--threshold", "0.9"}, "not both"},
+		{[]string{"--face-calibration", path, "--target-fmr", "2"}, "between 0 and 1"},
+		{[]string{"--face-calibration", path, "--target-fmr", "0.001", "--threshold", "0.9"}, "not both"},
 		// 100,000 impostor comparisons measure FMR down to 3e-5.
-		{[]string{"--calibration", path, "--target-fmr", "0.00001"}, "100000"},
-		{[]string{"--calibration", otherPath, "--target-fmr", "0.001"}, "dlib-resnet29/v2"},
-		{[]string{"--calibration", "/no/such/table.json", "--target-fmr", "0.001"}, "table.json"},
+		{[]string{"--face-calibration", path, "--target-fmr", "0.00001"}, "100000"},
+		{[]string{"--face-calibration", otherPath, "--target-fmr", "0.001"}, "dlib-resnet29/v2"},
+		{[]string{"--face-calibration", "/no/such/table.json", "--target-fmr", "0.001"}, "table.json"},
 	} {
 		args := append([]string{"--models", modelsDir(t), "--data", t.TempDir(), "--listen", freeAddr(t)}, tc.args...)
 		out, err := exec.Command(filepath.Join(binDir, "matchd"), args...).CombinedOutput()
@@ -332,4 +330,125 @@ func TestTargetFMR(t *testing.T) {
 			t.Errorf("matchd %s: %v, output %q does not mention %q", strings.Join(tc.args, " "), err, out, tc.msg)
 		}
 	}
+}
+
+func fingerprint(p string) string { return filepath.Join(root, "templates", "finger", "testdata", p) }
+func isoRecord(p string) string   { return filepath.Join(root, "matcher", "testdata", "fingers", p) }
+
+// TestFingersEndToEnd: fingerprints through the CLI: add with images and an
+// ISO record, a folder import with finger files, search by fingers and by
+// face and finger, per-modality scores in the table and the JSON, errors
+// naming the file, and fingers back after a restart.
+func TestFingersEndToEnd(t *testing.T) {
+	data := t.TempDir()
+	d := startMatchd(t, data)
+
+	out := mustCLI(t, d.addr, "add", "--id", "fp1", "--name", "Finger Person",
+		"--finger", "right-index="+fingerprint("fvc2002_db1_b/101_1.tif"),
+		"--finger", "left-index="+fingerprint("fvc2002_db1_b/102_1.tif"), "--list", "wanted")
+	if !strings.Contains(out, "Added fp1") || !strings.Contains(out, "2 finger(s)") {
+		t.Errorf("add printed %q", out)
+	}
+	mustCLI(t, d.addr, "add", "--id", "both", "--name", "Face And Finger", "--photo", photo("idols/tzuyu/1.jpg"),
+		"--finger", "right-thumb="+isoRecord("fvc2002_db3_b/101_1.iso"), "--list", "wanted")
+	// A folder import: one subject with a photo and a fingerprint named by
+	// its position.
+	imp := t.TempDir()
+	sub := filepath.Join(imp, "imported")
+	if err := os.MkdirAll(sub, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for src, dst := range map[string]string{
+		fingerprint("fvc2002_db2_b/101_1.tif"): "left-thumb.tif",
+		photo("bbt/sheldon/1.png"):             "photo.png",
+	} {
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(sub, dst), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out = mustCLI(t, d.addr, "import", imp, "--list", "wanted", "--dpi", "569")
+	if !strings.Contains(out, "Imported 1") {
+		t.Errorf("import printed %q", out)
+	}
+	out = mustCLI(t, d.addr, "show", "imported")
+	if !strings.Contains(out, "finger left-thumb") || !strings.Contains(out, "face dlib-resnet29") {
+		t.Errorf("show imported:\n%s", out)
+	}
+
+	type searchOut struct {
+		Candidates []struct {
+			SubjectID string   `json:"subject_id"`
+			Score     float64  `json:"score"`
+			FaceScore *float64 `json:"face_score"`
+			Fingers   []struct {
+				Position string  `json:"position"`
+				Score    float64 `json:"score"`
+				Compared bool    `json:"compared"`
+			} `json:"fingers"`
+			FusedScore float64 `json:"fused_score"`
+		} `json:"candidates"`
+		Fused  bool    `json:"fused"`
+		MaxFMR float64 `json:"max_fmr"`
+	}
+	search := func(args ...string) searchOut {
+		t.Helper()
+		out := mustCLI(t, d.addr, append([]string{"search", "--json"}, args...)...)
+		var res searchOut
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			t.Fatalf("search --json: %v\n%s", err, out)
+		}
+		return res
+	}
+	res := search("--finger", "right-index="+fingerprint("fvc2002_db1_b/101_2.tif"), "--finger", "left-index="+fingerprint("fvc2002_db1_b/102_2.tif"))
+	if !res.Fused || res.MaxFMR <= 0 || len(res.Candidates) != 1 || res.Candidates[0].SubjectID != "fp1" ||
+		len(res.Candidates[0].Fingers) != 2 || !res.Candidates[0].Fingers[1].Compared || res.Candidates[0].Fingers[0].Position != "right-index" ||
+		res.Candidates[0].FaceScore != nil || res.Candidates[0].Score < 3 {
+		t.Fatalf("search by two fingers: %+v", res)
+	}
+	res = search("--photo", photo("idols/tzuyu/2.jpg"), "--finger", "right-thumb="+isoRecord("fvc2002_db3_b/101_2.iso"))
+	if len(res.Candidates) == 0 || res.Candidates[0].SubjectID != "both" || res.Candidates[0].FaceScore == nil || len(res.Candidates[0].Fingers) != 1 {
+		t.Fatalf("search by face and finger: %+v", res)
+	}
+	res = search("--finger", "left-thumb="+fingerprint("fvc2002_db2_b/101_2.tif"), "--dpi", "569")
+	if len(res.Candidates) == 0 || res.Candidates[0].SubjectID != "imported" {
+		t.Fatalf("search of the imported finger: %+v", res)
+	}
+	out = mustCLI(t, d.addr, "search", "--finger", "right-index="+fingerprint("fvc2002_db1_b/101_3.tif"))
+	for _, w := range []string{"FUSED", "FINGERS", "fp1", "right-index 0.", "fused FMR at most"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("search table lacks %q:\n%s", w, out)
+		}
+	}
+
+	for _, tc := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"search", "--finger", "right-index=" + filepath.Join(root, "templates", "minutiae", "testdata", "invalid", "101_1_truncate_1_byte.iso")}, 4, "101_1_truncate_1_byte.iso"},
+		{[]string{"search", "--finger", "right-pinky=x.png"}, 2, "not a finger position"},
+		{[]string{"search", "--finger", "left-index=" + photo("reference/white.png")}, 4, "white.png"},
+		{[]string{"add", "--id", "blank", "--finger", "right-index=" + photo("reference/white.png")}, 4, "no fingerprint"},
+		{[]string{"add", "--id", "nothing"}, 2, "--finger"},
+	} {
+		out, errs, code := cli(t, d.addr, tc.args...)
+		if code != tc.code || !strings.Contains(errs, tc.msg) {
+			t.Errorf("watchlist %s: exit %d, stderr %q; want exit %d naming %q (stdout %q)", strings.Join(tc.args, " "), code, errs, tc.code, tc.msg, out)
+		}
+	}
+	if _, _, code := cli(t, d.addr, "show", "blank"); code != 3 {
+		t.Errorf("a refused enrolment was stored (show exit %d)", code)
+	}
+
+	d.stop(t)
+	d = startMatchd(t, data)
+	res = search("--finger", "right-index="+fingerprint("fvc2002_db1_b/101_2.tif"))
+	if len(res.Candidates) != 1 || res.Candidates[0].SubjectID != "fp1" {
+		t.Fatalf("search after restart: %+v", res)
+	}
+	d.stop(t)
 }
