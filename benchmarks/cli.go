@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bordermatch/bordermatch/templates"
+	"github.com/bordermatch/bordermatch/templates/finger"
 )
 
 // Exit codes of bmbench.
@@ -47,6 +48,7 @@ type cli struct {
 	maxRank   int
 	fnirRank  int
 	samples   int
+	floor     int
 	gallery   []int
 	probes    int
 	batch     int
@@ -127,6 +129,7 @@ func (c *cli) dataFlags(cmd *cobra.Command, out string) {
 	f.StringSliceVar(&c.data, "data", nil, "data set `dir`ectory (repeat or comma-separate for several)")
 	f.StringVar(&c.layout, "layout", "", "data set layout: identity or fvc (default identity for faces, fvc for fingerprints)")
 	f.IntVar(&c.dpi, "dpi", 0, "fingerprint image resolution in pixels per inch, when the files do not say (default 500)")
+	f.IntVar(&c.floor, "quality-floor", finger.DefaultQualityFloor, "fingerprints: lowest image quality (0-100) accepted, as matchd enrols; lower is a failure to enrol (negative: accept all, as FVC does)")
 	f.StringVar(&c.out, "out", out, "output `dir`ectory for the report and plots")
 	f.StringVar(&c.models, "models", envOr("BORDERMATCH_MODELS", "./models"), "`dir`ectory with the face model files (env BORDERMATCH_MODELS)")
 	f.StringVar(&c.detector, "detector", "hog", "face detector: hog or cnn")
@@ -162,7 +165,7 @@ func (c *cli) modalityFor() (Modality, error) {
 		c.closeMods = append(c.closeMods, func() { ex.Close() })
 		return Face{Extractor: ex, PadCrops: c.padCrops}, nil
 	case "finger":
-		return newFingerModality(c.dpi)
+		return newFingerModality(c.dpi, c.floor)
 	}
 	return nil, usageErr{fmt.Errorf("--modality %q: want face or finger", c.modality)}
 }
@@ -388,6 +391,9 @@ Without --data only the 1:N part runs.`,
 				ds      *DataSet
 				mod     Modality
 			)
+			if len(c.data) == 0 && c.modality == "finger" {
+				return usageErr{errors.New("--modality finger: speed builds its galleries from real templates: give --data")}
+			}
 			if len(c.data) > 0 {
 				s, d, err := c.dataSet()
 				if err != nil {

@@ -47,8 +47,11 @@ type SpeedReport struct {
 	// ComparePerSecond is 1:1 comparisons of extracted templates per
 	// second on all cores.
 	ComparePerSecond float64 `json:"compare_per_second"`
-	// Search is 1:N search at each gallery size.
+	// Search is 1:N face search at each gallery size, on synthetic vectors.
 	Search []SearchSpeedResult `json:"search,omitempty"`
+	// GallerySearch is 1:N search at each gallery size for modalities whose
+	// galleries are built from the extracted templates (fingerprints).
+	GallerySearch []GallerySpeed `json:"gallery_search,omitempty"`
 }
 
 // Speed measures extraction, 1:1 comparison and 1:N search speed. mod may
@@ -117,6 +120,14 @@ func Speed(ctx context.Context, mod Modality, samples []Sample, opt SpeedOptions
 			r.ComparePerSecond = compareRate(ctx, mod, tmpls, workers, opt.CompareFor)
 			logf("1:1: %.0f comparisons/s on %d workers\n", r.ComparePerSecond, workers)
 		}
+		if f, ok := mod.(Finger); ok && len(opt.Search.Sizes) > 0 {
+			g, err := f.searchSpeed(ctx, tmpls, opt.Search.Sizes, opt.Search.Probes, logf)
+			r.GallerySearch = g
+			return r, err
+		}
+	}
+	if mod != nil && mod.Name() == "finger" {
+		return r, nil
 	}
 	if len(opt.Search.Sizes) > 0 {
 		res, err := SearchSpeed(ctx, opt.Search, opt.Log)
