@@ -2,6 +2,7 @@ package finger
 
 import (
 	"flag"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
@@ -145,7 +146,8 @@ func TestDebugDraw(t *testing.T) {
 			dpi = 569
 		}
 		g := loadGray(t, f)
-		res, err := e.Extract(g, dpi)
+		p := newPipeline(e, g, dpi)
+		res, err := p.run()
 		if err != nil {
 			t.Log(f, err)
 		}
@@ -156,12 +158,33 @@ func TestDebugDraw(t *testing.T) {
 				ref = secugenFrame(readSecuGen(t, *dataDir, set, f), g.Bounds().Dx(), g.Bounds().Dy())
 			}
 		}
-		img := drawMinutiae(g, res.View.Minutiae, ref, 2)
+		shown := image.NewGray(g.Rect)
+		for i, v := range g.Pix {
+			switch {
+			case p.mask == nil || p.mask[i]:
+				shown.Pix[i] = v
+				if p.skel != nil && p.skel[i] != 0 {
+					shown.Pix[i] = v / 3 // the skeleton, darker
+				}
+			default:
+				shown.Pix[i] = 128 + v/4 // the background, washed out
+			}
+		}
+		zoom := 2
+		var crop image.Rectangle
+		if c := os.Getenv("FINGER_DEBUG_CROP"); c != "" {
+			fmt.Sscanf(c, "%d,%d,%d,%d", &crop.Min.X, &crop.Min.Y, &crop.Max.X, &crop.Max.Y)
+			zoom = 5
+		}
+		var img image.Image = drawMinutiae(shown, res.View.Minutiae, ref, zoom)
+		if !crop.Empty() {
+			img = img.(*image.RGBA).SubImage(image.Rectangle{crop.Min.Mul(zoom), crop.Max.Mul(zoom)})
+		}
 		name := filepath.Join(out, strings.ReplaceAll(strings.TrimSuffix(f, ".tif"), "/", "_")+".png")
 		w, _ := os.Create(name)
 		png.Encode(w, img)
 		w.Close()
-		t.Logf("%s: %d minutiae, quality %d, fg %.0f mm², coherence %.2f, removed %d", name, len(res.View.Minutiae), res.Quality, res.ForegroundMM2, res.Coherence, res.Removed)
+		t.Logf("%s: %d minutiae, quality %d, fg %.0f mm², coherence %.2f, removed %d %v (isolated, short, broken, cluster, border)", name, len(res.View.Minutiae), res.Quality, res.ForegroundMM2, res.Coherence, res.Removed, p.removedBy[1:])
 	}
 }
 
