@@ -18,6 +18,24 @@ type candidate struct {
 	period   float64
 	quality  float64
 	removed  bool
+	why      uint8 // the rule that removed it (removal* constants)
+}
+
+// Reasons a candidate is removed, counted for tuning.
+const (
+	removalNone = iota
+	removalIsolated
+	removalShort  // spur, short ridge, bridge, lake
+	removalBroken // two endings facing across a gap
+	removalCluster
+	removalBorder
+	removalCount
+)
+
+func (m *candidate) remove(why uint8) {
+	if !m.removed {
+		m.removed, m.why = true, why
+	}
 }
 
 // branch is one skeleton path traced from a minutia.
@@ -67,8 +85,12 @@ func (p *pipeline) minutiae() ([]minutiae.Minutia, int) {
 	for c := range cs {
 		m := &cs[c]
 		d := float64(p.dist[m.y*w+m.x])
-		if m.removed || d < margin {
+		if !m.removed && d < margin {
+			m.remove(removalBorder)
+		}
+		if m.removed {
 			removed++
+			p.removedBy[m.why]++
 			continue
 		}
 		k := p.blockIndex(m.x, m.y)
@@ -123,7 +145,7 @@ func (p *pipeline) trace(m *candidate, idx []int32) {
 		m.branches = append(m.branches, p.walk(m, mi, mi+ndy[start]*w+ndx[start], idx, maxSteps, angleSteps))
 	}
 	if len(m.branches) == 0 {
-		m.removed = true
+		m.remove(removalIsolated)
 		return
 	}
 	switch {
@@ -216,7 +238,8 @@ func (p *pipeline) removeFalse(cs []candidate) {
 				lim = 1.0 * m.period
 			}
 			if float64(b.steps) <= lim {
-				m.removed, o.removed = true, true
+				m.remove(removalShort)
+				o.remove(removalShort)
 			}
 		}
 	}
@@ -239,7 +262,8 @@ func (p *pipeline) removeFalse(cs []candidate) {
 			ab := math.Atan2(dy, dx)
 			// a's ridge runs away from b: a points opposite to a→b.
 			if angDiff(a.angle, ab+math.Pi) < math.Pi/4 && angDiff(b.angle, ab) < math.Pi/4 {
-				a.removed, b.removed = true, true
+				a.remove(removalBroken)
+				b.remove(removalBroken)
 			}
 		}
 	}
@@ -258,7 +282,7 @@ func (p *pipeline) removeFalse(cs []candidate) {
 	}
 	for i := range cs {
 		if cnt[i] >= 2 {
-			cs[i].removed = true
+			cs[i].remove(removalCluster)
 		}
 	}
 }

@@ -60,16 +60,18 @@ type Config struct {
 	// dpi. Default 24.
 	OrientationWindow int
 	// OrientationSmoothing is the Gaussian sigma, in blocks, that smooths the
-	// doubled-angle orientation vectors. Default 1.5.
+	// doubled-angle orientation vectors. Default 2.5.
 	OrientationSmoothing float64
 	// SegmentationContrast is the fraction of the image's 95th-percentile
-	// block contrast below which a block is background. Default 0.25.
+	// block contrast below which a block is background. Default 0.35.
 	SegmentationContrast float64
 	// SegmentationCoherence is the least orientation coherence (0–1) of a
 	// foreground block. Default 0.2.
 	SegmentationCoherence float64
 	// GaborSigmaAcross and GaborSigmaAlong are the Gabor envelope's sigmas
-	// across and along the ridges, in ridge periods. Defaults 0.45 and 0.55.
+	// across and along the ridges, in ridge periods. Defaults 0.45 and 0.45
+	// (FVC2002 B EER rose with a longer envelope: 0.8 along gave 4.67% mean
+	// against 3.91% at 0.55).
 	GaborSigmaAcross, GaborSigmaAlong float64
 	// BorderMargin is how far (pixels at 500 dpi) a minutia must be from
 	// the edge of the foreground. Default 14.
@@ -96,10 +98,10 @@ func (c Config) withDefaults() Config {
 		c.OrientationWindow = 24
 	}
 	if c.OrientationSmoothing <= 0 {
-		c.OrientationSmoothing = 1.5
+		c.OrientationSmoothing = 2.5
 	}
 	if c.SegmentationContrast <= 0 {
-		c.SegmentationContrast = 0.25
+		c.SegmentationContrast = 0.35
 	}
 	if c.SegmentationCoherence <= 0 {
 		c.SegmentationCoherence = 0.2
@@ -108,7 +110,7 @@ func (c Config) withDefaults() Config {
 		c.GaborSigmaAcross = 0.45
 	}
 	if c.GaborSigmaAlong <= 0 {
-		c.GaborSigmaAlong = 0.55
+		c.GaborSigmaAlong = 0.45
 	}
 	if c.BorderMargin <= 0 {
 		c.BorderMargin = 14

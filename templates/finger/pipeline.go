@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"image"
 	"math"
+	"slices"
 
 	"github.com/bordermatch/bordermatch/templates/minutiae"
 )
@@ -36,6 +37,8 @@ type pipeline struct {
 	ridge []bool
 	clar  float64 // mean Gabor response magnitude over the foreground
 	skel  []uint8
+
+	removedBy [removalCount]int
 }
 
 func newPipeline(e *Extractor, img *image.Gray, dpi int) *pipeline {
@@ -73,6 +76,7 @@ func (p *pipeline) run() (Result, error) {
 		return Result{}, fmt.Errorf("%w: no ridge frequency", ErrNoFingerprint)
 	}
 	p.enhance()
+	p.cleanRidges()
 	p.skel = thin(p.ridge, p.w, p.h)
 	ms, removed := p.minutiae()
 	res := Result{
@@ -199,5 +203,64 @@ func (p *pipeline) enhance() {
 	}
 	if n > 0 {
 		p.clar = clar / float64(n)
+	}
+}
+
+// cleanRidges fills the small holes that sweat pores leave in ridges
+// (each would thin into a loop: two false bifurcations) and drops the
+// small ridge fragments that noise leaves in valleys (each would thin into
+// a short line: two false endings). Small means under a quarter of a
+// squared ridge period for holes and half of one for fragments.
+func (p *pipeline) cleanRidges() {
+	var ps []float32
+	for k, f := range p.fg {
+		if f {
+			ps = append(ps, p.period[k])
+		}
+	}
+	slices.Sort(ps)
+	T := float64(ps[len(ps)/2])
+	p.flipSmall(false, int(0.25*T*T))
+	p.flipSmall(true, int(0.5*T*T))
+}
+
+// flipSmall inverts the 4-connected components of value v (inside the
+// mask) that have fewer than limit pixels and do not touch the mask edge.
+func (p *pipeline) flipSmall(v bool, limit int) {
+	w, h := p.w, p.h
+	seen := make([]bool, w*h)
+	var comp, stack []int
+	for s := range p.ridge {
+		if seen[s] || !p.mask[s] || p.ridge[s] != v {
+			continue
+		}
+		comp, stack = comp[:0], append(stack[:0], s)
+		seen[s] = true
+		edge := false
+		for len(stack) > 0 {
+			i := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			comp = append(comp, i)
+			x, y := i%w, i/w
+			for _, n := range [4]int{i - 1, i + 1, i - w, i + w} {
+				if (n == i-1 && x == 0) || (n == i+1 && x == w-1) || (n == i-w && y == 0) || (n == i+w && y == h-1) {
+					edge = true
+					continue
+				}
+				if !p.mask[n] {
+					edge = true
+					continue
+				}
+				if !seen[n] && p.ridge[n] == v {
+					seen[n] = true
+					stack = append(stack, n)
+				}
+			}
+		}
+		if !edge && len(comp) < limit {
+			for _, i := range comp {
+				p.ridge[i] = !v
+			}
+		}
 	}
 }

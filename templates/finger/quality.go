@@ -25,7 +25,7 @@ func (p *pipeline) quality(r *Result) {
 	area := float64(fg) * float64(p.step*p.step) / (p.pxPerMM * p.pxPerMM)
 	r.ForegroundMM2 = area
 	r.Coherence = coh
-	fOCL := clamp01((coh - 0.3) / 0.5)
+	fOCL := clamp01((coh - 0.2) / 0.5)
 	fClar := clamp01(p.validFreq / float64(fg) / 0.8)
 	fArea := clamp01(area / 144)
 	fMin := clamp01(float64(len(r.View.Minutiae)) / 25)
