@@ -55,6 +55,7 @@ func ParseLayout(s string) (Layout, error) {
 var sampleExts = map[string]bool{
 	".jpg": true, ".jpeg": true, ".png": true,
 	".tif": true, ".tiff": true, ".bmp": true, ".wsq": true,
+	".iso": true, ".ist": true, ".ansi": true, ".fmr": true, // minutiae records
 }
 
 // Scan lists the samples of one or more data set folders in the given

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/bordermatch/bordermatch/matcher"
@@ -78,6 +80,19 @@ func (f Finger) Extract(s Sample) (Template, error) {
 	if err != nil {
 		return nil, err
 	}
+	if recordExts[strings.ToLower(filepath.Ext(s.Path))] {
+		// A minutiae record (ISO/IEC 19794-2, ANSI INCITS 378): matching
+		// alone, on another extractor's minutiae.
+		rec, err := minutiae.Parse(b)
+		if err != nil {
+			return nil, &SampleError{Path: s.Path, Err: err}
+		}
+		t, err := matcher.PrepareFinger(rec.Views[0])
+		if err != nil {
+			return nil, &SampleError{Path: s.Path, Err: err}
+		}
+		return t, nil
+	}
 	img, info, err := finger.DecodeImage(b)
 	if err != nil {
 		return nil, &SampleError{Path: s.Path, Err: err}
@@ -99,6 +114,9 @@ func (f Finger) Extract(s Sample) (Template, error) {
 	}
 	return t, nil
 }
+
+// recordExts are the file names read as minutiae records rather than images.
+var recordExts = map[string]bool{".iso": true, ".ist": true, ".ansi": true, ".fmr": true}
 
 // GallerySpeed is 1:N search speed at one gallery size.
 type GallerySpeed struct {
