@@ -21,7 +21,7 @@ APT_PACKAGES := build-essential pkg-config libopencv-dev opencv-data libdlib-dev
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps apt-deps models proto build test test-short vet run bench bench-scale clean help
+.PHONY: deps apt-deps models proto build test test-short vet run bench bench-scale sample-report clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -77,10 +77,23 @@ bench: deps build ## speed benchmarks, and a small accuracy run on testdata/ (re
 	BORDERMATCH_MODELS=$(CURDIR)/$(MODELS) $(GO) test -run '^$$' -bench . -benchtime 20x ./matcher/ ./templates/ ./store/
 	$(BIN)/bmbench verify --models $(MODELS) --data testdata/faces/bbt,testdata/faces/idols --out $(BENCH_OUT)/verify
 	$(BIN)/bmbench identify --models $(MODELS) --data testdata/faces/bbt,testdata/faces/idols --out $(BENCH_OUT)/identify
+	$(BIN)/bmbench verify --modality finger --data matcher/testdata/fingers/fvc2002_db1_b,matcher/testdata/fingers/fvc2002_db3_b --out $(BENCH_OUT)/finger-verify
 	$(BIN)/bmbench speed --models $(MODELS) --data testdata/faces/bbt --samples 20 --gallery 10000,100000,1000000 --out $(BENCH_OUT)/speed
+	$(BIN)/bmbench speed --modality finger --data templates/finger/testdata/fvc2002_db1_b --gallery 10000 --out $(BENCH_OUT)/finger-speed
 
-bench-scale: ## 1:N face search at 100k and 1M against FAISS (bmbench speed)
-	$(GO) run ./cmd/bmbench speed --gallery 100000,1000000 --faiss
+SAMPLE := benchmarks/sample-report
+FACES  := testdata/faces/bbt,testdata/faces/idols
+FINGER_RECORDS := matcher/testdata/fingers/fvc2002_db1_b,matcher/testdata/fingers/fvc2002_db3_b
+
+sample-report: deps build ## regenerate benchmarks/sample-report (what bmbench writes, on testdata/)
+	rm -rf $(SAMPLE)
+	$(BIN)/bmbench verify --quiet --models $(MODELS) --data $(FACES) --out $(SAMPLE)/face-verify
+	$(BIN)/bmbench identify --quiet --models $(MODELS) --data $(FACES) --out $(SAMPLE)/face-identify
+	$(BIN)/bmbench verify --quiet --modality finger --data $(FINGER_RECORDS) --out $(SAMPLE)/finger-records-verify
+	$(BIN)/bmbench compare --out $(SAMPLE)/compare $(SAMPLE)/face-verify/report.json $(SAMPLE)/finger-records-verify/report.json
+
+bench-scale: deps build ## 1:N face search at 100k and 1M against FAISS (bmbench speed)
+	$(BIN)/bmbench speed --gallery 100000,1000000 --faiss --out $(BENCH_OUT)/scale
 
 clean: ## remove build output (not ./data, not the models)
 	rm -rf $(BIN) $(BENCH_OUT)

@@ -436,7 +436,7 @@ Without --data only the 1:N part runs.`,
 	f.IntVar(&c.probes, "probes", 0, "1:N probes per gallery size (default: the measurement's own)")
 	f.IntVar(&c.batch, "batch", 0, "probes per batch for batched throughput (default: the measurement's own)")
 	f.BoolVar(&c.faiss, "faiss", false, "also run FAISS (python3-faiss) on the same vectors, side by side")
-	f.StringVar(&c.python, "python", "python3", "Python interpreter with faiss, for --faiss")
+	f.StringVar(&c.python, "python", "", "Python interpreter with faiss, for --faiss (default /usr/bin/python3, Debian's)")
 	return cmd
 }
 
