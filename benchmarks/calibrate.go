@@ -9,7 +9,8 @@ import (
 	"github.com/bordermatch/bordermatch/matcher"
 )
 
-// Calibration makes the threshold table matchd loads (--calibration) from
+// Calibration makes the threshold table matchd loads (--face-calibration,
+// --finger-calibration) from
 // a verification run: the FMR measured on its impostor scores at every
 // score. A table is only as good as the data it was measured on: the
 // population, the capture conditions and the number of impostor

@@ -332,10 +332,11 @@ func (c *cli) identifyCmd() *cobra.Command {
 func (c *cli) calibrateCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "calibrate --data DIR",
-		Short: "measure the score→FMR table that matchd --calibration loads",
+		Short: "measure the score→FMR table that matchd --face-calibration / --finger-calibration loads",
 		Long: `calibrate runs a 1:1 evaluation (protocol all) and writes calibration.json:
 the false match rate measured at every score. matchd loads it with
---calibration FILE and turns --target-fmr into a threshold.
+--face-calibration FILE (or --finger-calibration FILE) and turns --target-fmr
+into a threshold; fingerprint and fused decisions go through it too.
 
 The table is only as good as the data it was measured on: the same
 population, capture conditions and algorithm as in service, and enough
@@ -363,7 +364,7 @@ matchd refuses such a target).`,
 					fmt.Fprintf(c.stdout, "  --target-fmr %s → threshold %.4f\n", fmtKey(fmr), t)
 				}
 			}
-			fmt.Fprintf(c.stdout, "wrote %s (use: matchd --calibration %s --target-fmr 0.001)\n", path, path)
+			fmt.Fprintf(c.stdout, "wrote %s (use: matchd --%s-calibration %s --target-fmr 0.001)\n", path, r.Modality, path)
 			return nil
 		},
 	}
