@@ -27,7 +27,8 @@ import (
 type DeviceInfo struct {
 	// Index is the device's place in libfprint's list, which Open accepts.
 	Index int
-	// ID is libfprint's device id, unique among the devices present.
+	// ID is libfprint's device id for the driver. Not unique across
+	// drivers: both virtual devices are "0".
 	ID string
 	// Driver is the libfprint driver ("elan", "uru4000", "virtual_image" …).
 	Driver string
@@ -142,7 +143,7 @@ func gError(e *C.GError) error {
 	case C.BM_ERR_REMOVED:
 		return fmt.Errorf("%w (%s)", ErrRemoved, msg)
 	}
-	return errors.New("fprint: libfprint: " + msg)
+	return errors.New("libfprint: " + msg)
 }
 
 // Devices lists the scanners libfprint finds (USB readers it has a driver
@@ -205,10 +206,12 @@ type Device struct {
 
 var _ Scanner = (*Device)(nil)
 
-// Open opens a scanner by name: its index in Devices ("0"), its libfprint
-// device id, its driver ("uru4000") or its name, case-insensitively; ""
-// opens the first scanner that gives images. A driver or name that
-// several devices share is refused as ambiguous: use the index or id.
+// Open opens a scanner by name: its index in Devices ("0"), else its
+// libfprint device id, its driver ("uru4000") or its name,
+// case-insensitively, in that order; "" opens the first scanner that gives
+// images. An id, driver or name that several devices share is refused as
+// ambiguous: use the index. A match-on-chip scanner is refused with
+// ErrNoImages.
 func Open(name string) (*Device, error) { return OpenConfig(Config{Device: name}) }
 
 // OpenConfig opens the scanner cfg.Device (as Open).
@@ -245,7 +248,7 @@ func OpenConfig(cfg Config) (*Device, error) {
 	onLoop(func() { C.bm_open(dev, C.uintptr_t(h)) })
 	if err := <-done; err != nil {
 		onLoop(func() { C.bm_unref(C.gpointer(dev)) })
-		return nil, fmt.Errorf("fprint: opening %s: %w", info, err)
+		return nil, &deviceError{"opening", info, err}
 	}
 	d := &Device{info: info, dpi: cfg.DPI, dev: dev, busy: make(chan struct{}, 1)}
 	return d, nil
@@ -388,19 +391,20 @@ func (d *Device) resolution(ppmm float64) int {
 	return finger.DefaultDPI
 }
 
-// captureError names the device a capture failed on.
-type captureError struct {
+// deviceError names the operation and the device that failed.
+type deviceError struct {
+	op  string
 	dev DeviceInfo
 	err error
 }
 
-func (e *captureError) Error() string {
-	return fmt.Sprintf("fprint: capture on %s: %s", e.dev, strings.TrimPrefix(e.err.Error(), "fprint: "))
+func (e *deviceError) Error() string {
+	return fmt.Sprintf("fprint: %s %s: %s", e.op, e.dev, strings.TrimPrefix(e.err.Error(), "fprint: "))
 }
 
-func (e *captureError) Unwrap() error { return e.err }
+func (e *deviceError) Unwrap() error { return e.err }
 
-func (d *Device) captureErr(err error) error { return &captureError{d.info, err} }
+func (d *Device) captureErr(err error) error { return &deviceError{"capture on", d.info, err} }
 
 // Close cancels a capture in progress, closes the device and releases it.
 func (d *Device) Close() error {
@@ -429,7 +433,7 @@ func (d *Device) Close() error {
 	err := <-done
 	onLoop(func() { C.bm_unref(C.gpointer(d.dev)) })
 	if err != nil && !errors.Is(err, ErrRemoved) {
-		return fmt.Errorf("fprint: closing %s: %w", d.info, err)
+		return &deviceError{"closing", d.info, err}
 	}
 	return nil
 }

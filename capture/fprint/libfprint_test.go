@@ -46,6 +46,13 @@ func TestMain(m *testing.M) {
 	// test to call Devices or Open.
 	virtualSocket = filepath.Join(dir, "virtual-image.socket")
 	os.Setenv("FP_VIRTUAL_IMAGE", virtualSocket)
+	// Only the virtual device, even on a machine with a scanner plugged in
+	// (FP_DEVICE_EMULATION is not needed: it only changes some USB
+	// drivers' behaviour under umockdev).
+	os.Setenv("FP_DRIVERS_WHITELIST", "virtual_image:virtual_device")
+	// libfprint's virtual match-on-chip device: it gives no images, and is
+	// never written to here.
+	os.Setenv("FP_VIRTUAL_DEVICE", filepath.Join(dir, "virtual-device.socket"))
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -70,7 +77,7 @@ func openVirtual(t *testing.T) *Device {
 // message. A new connection each time: libfprint drops the previous one,
 // and reads from the new one only while a capture is waiting for a finger,
 // so the message may be sent before or after Capture starts.
-func send(t *testing.T, header [2]int32, pix []byte) {
+func send(t testing.TB, header [2]int32, pix []byte) {
 	t.Helper()
 	c, err := net.Dial("unix", virtualSocket)
 	if err != nil {
@@ -85,7 +92,7 @@ func send(t *testing.T, header [2]int32, pix []byte) {
 	}
 }
 
-func sendImage(t *testing.T, g *image.Gray) {
+func sendImage(t testing.TB, g *image.Gray) {
 	t.Helper()
 	w, h := g.Rect.Dx(), g.Rect.Dy()
 	pix := make([]byte, 0, w*h)
@@ -95,7 +102,7 @@ func sendImage(t *testing.T, g *image.Gray) {
 	send(t, [2]int32{int32(w), int32(h)}, pix)
 }
 
-func loadGray(t *testing.T, path string) (*image.Gray, finger.Info) {
+func loadGray(t testing.TB, path string) (*image.Gray, finger.Info) {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -159,6 +166,65 @@ func TestOpenUnknownScanner(t *testing.T) {
 			t.Errorf("Open(%q): %v does not list the scanners found", name, err)
 		}
 	}
+}
+
+func TestOpenMatchOnChip(t *testing.T) {
+	d, err := Open("virtual_device")
+	if err == nil {
+		d.Close()
+		t.Fatalf("opened %s, which gives no images", d.Info())
+	}
+	if !errors.Is(err, ErrNoImages) {
+		t.Fatalf("Open(virtual_device): %v, want ErrNoImages", err)
+	}
+	t.Log(err)
+}
+
+func TestPick(t *testing.T) {
+	moc := DeviceInfo{Index: 0, ID: "1", Driver: "goodixmoc", Name: "Goodix MOC Fingerprint Sensor"}
+	a := DeviceInfo{Index: 1, ID: "2", Driver: "uru4000", Name: "Digital Persona U.are.U 4000/4000B/4500", Images: true}
+	b := DeviceInfo{Index: 2, ID: "3", Driver: "uru4000", Name: "Digital Persona U.are.U 4000/4000B/4500", Images: true}
+	c := DeviceInfo{Index: 3, ID: "usb-7", Driver: "elan", Name: "ElanTech Fingerprint Sensor", Images: true}
+	all := []DeviceInfo{moc, a, b, c}
+	for _, tc := range []struct {
+		devs []DeviceInfo
+		name string
+		want int    // when err is ""
+		err  string // part of the error
+	}{
+		{all, "", 1, ""}, // the first giving images
+		{all, "2", 2, ""},
+		{all, "usb-7", 3, ""},
+		{all, "elan", 3, ""},
+		{all, "elantech fingerprint SENSOR", 3, ""},
+		{all, "goodixmoc", 0, ""}, // Open refuses it after
+		{all, "uru4000", 0, "ambiguous"},
+		{all, "4", 0, "no such fingerprint scanner at index 4"},
+		{all, "aes3500", 0, `no such fingerprint scanner "aes3500": libfprint found [0] goodixmoc`},
+		{[]DeviceInfo{moc}, "", 0, "giving images"},
+		{nil, "", 0, "libfprint found none"},
+	} {
+		i, err := pick(tc.devs, tc.name)
+		switch {
+		case tc.err == "" && (err != nil || i != tc.want):
+			t.Errorf("pick(%q) = %d, %v; want %d", tc.name, i, err, tc.want)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("pick(%q) = %d, %v; want an error with %q", tc.name, i, err, tc.err)
+		}
+	}
+}
+
+func TestOpenTwice(t *testing.T) {
+	openVirtual(t)
+	d, err := Open("virtual_image")
+	if err == nil {
+		d.Close()
+		t.Fatal("opened the virtual device twice")
+	}
+	if !strings.Contains(err.Error(), "already been opened") {
+		t.Fatalf("second Open: %v", err)
+	}
+	t.Log(err)
 }
 
 // TestCaptureIdentify is the whole path: FVC images put on the virtual
@@ -361,4 +427,68 @@ func TestCloseDuringCapture(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 	d = openVirtual(t) // opens again
+}
+
+func TestOpenScanner(t *testing.T) {
+	dir, _ := scanFolder(t)
+	for _, tc := range []struct {
+		spec   string
+		dpi    int
+		device string // Name() of what opens; "" for an error
+		err    string
+	}{
+		{spec: "libfprint:virtual_image", device: "Virtual image device for debugging"},
+		{spec: "libfprint:", device: "Virtual image device for debugging"},
+		{spec: "libfprint:0", dpi: 1000, device: "Virtual image device for debugging"},
+		{spec: "folder:" + dir, device: dir},
+		{spec: "libfprint:no-such-scanner", err: "no such fingerprint scanner"},
+		{spec: "folder:", err: "want libfprint:NAME or folder:DIR"},
+		{spec: dir, err: "want libfprint:NAME or folder:DIR"},
+		{spec: "camera:0", err: "want libfprint:NAME or folder:DIR"},
+	} {
+		t.Run(tc.spec, func(t *testing.T) {
+			s, err := OpenScanner(tc.spec, tc.dpi)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("got %v, want an error with %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			if s.Name() != tc.device {
+				t.Fatalf("opened %q, want %q", s.Name(), tc.device)
+			}
+			if d, ok := s.(*Device); ok && tc.dpi > 0 {
+				g, _ := loadGray(t, fingers+"/fvc2002_db1_b/101_1.tif")
+				ch := capture(context.Background(), d)
+				sendImage(t, g)
+				if r := <-ch; r.err != nil || r.scan.DPI != tc.dpi {
+					t.Fatalf("capture: %v at %d dpi, want %d", r.err, r.scan.DPI, tc.dpi)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkCaptureVirtual: one capture through libfprint, from the image
+// reaching the virtual device's socket to the Scan. Most of it is the
+// NBIS minutiae detection libfprint runs on every image it captures (to
+// normalise its orientation, it says), which Bordermatch does not use.
+func BenchmarkCaptureVirtual(b *testing.B) {
+	d, err := Open("virtual_image")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	g, _ := loadGray(b, fingers+"/fvc2002_db1_b/101_1.tif")
+	for b.Loop() {
+		ch := capture(context.Background(), d)
+		sendImage(b, g)
+		if r := <-ch; r.err != nil {
+			b.Fatal(r.err)
+		}
+	}
 }

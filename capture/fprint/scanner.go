@@ -15,7 +15,9 @@ package fprint
 import (
 	"context"
 	"errors"
+	"fmt"
 	"image"
+	"strings"
 	"time"
 
 	"github.com/bordermatch/bordermatch/templates/finger"
@@ -73,3 +75,20 @@ var (
 // templates/finger does: outside them a value is not a fingerprint
 // scanner's resolution but a placeholder.
 func plausibleDPI(dpi int) bool { return dpi >= 250 && dpi <= 2000 }
+
+// OpenScanner opens the scanner a configuration string names:
+// "libfprint:NAME" (NAME as Open takes it; "libfprint:" is the first
+// scanner giving images) or "folder:DIR" (a replay, looping). dpi, when
+// positive, is the scanner's resolution: over the driver's for libfprint,
+// for the images that declare none for a folder.
+func OpenScanner(spec string, dpi int) (Scanner, error) {
+	kind, arg, ok := strings.Cut(spec, ":")
+	switch {
+	case !ok:
+	case kind == "libfprint":
+		return OpenConfig(Config{Device: arg, DPI: dpi})
+	case kind == "folder" && arg != "":
+		return OpenFolder(arg, FolderConfig{DPI: dpi, Loop: true})
+	}
+	return nil, fmt.Errorf("fprint: scanner %q: want libfprint:NAME or folder:DIR", spec)
+}
