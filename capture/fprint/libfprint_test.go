@@ -14,6 +14,7 @@ import (
 	"image"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -490,5 +491,47 @@ func BenchmarkCaptureVirtual(b *testing.B) {
 		if r := <-ch; r.err != nil {
 			b.Fatal(r.err)
 		}
+	}
+}
+
+// TestUnplugged: the scanner disappearing (the virtual device's -5
+// command, as a USB unplug) ends a capture with ErrRemoved, and the device
+// leaves the list. In a child process, since the device is then gone for
+// the rest of the process.
+func TestUnplugged(t *testing.T) {
+	if os.Getenv("BM_FPRINT_UNPLUG") == "" {
+		cmd := exec.Command(os.Args[0], "-test.run", "^TestUnplugged$", "-test.v")
+		cmd.Env = append(os.Environ(), "BM_FPRINT_UNPLUG=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestUnplugged") {
+			t.Fatalf("child process: %v\n%s", err, out)
+		}
+		return
+	}
+	d, err := Open("virtual_image")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := capture(context.Background(), d)
+	send(t, [2]int32{-5, 0}, nil)
+	r := <-ch
+	if !errors.Is(r.err, ErrRemoved) {
+		t.Fatalf("capture on an unplugged scanner: %v, want ErrRemoved", r.err)
+	}
+	t.Log(r.err)
+	if err := d.Close(); err != nil {
+		t.Fatalf("Close after unplugging: %v", err)
+	}
+	devs, err := Devices()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dv := range devs {
+		if dv.Driver == "virtual_image" {
+			t.Fatalf("%s still listed after unplugging", dv)
+		}
+	}
+	if _, err := Open("virtual_image"); !errors.Is(err, ErrNoDevice) {
+		t.Fatalf("Open after unplugging: %v, want ErrNoDevice", err)
 	}
 }
