@@ -297,7 +297,7 @@ func pick(all []DeviceInfo, name string) (int, error) {
 		case 1:
 			return hits[0], nil
 		}
-		return 0, fmt.Errorf("fprint: scanner %q is ambiguous, give its index or id: %s", name, found())
+		return 0, fmt.Errorf("fprint: scanner %q is ambiguous, give its index: %s", name, found())
 	}
 	return 0, fmt.Errorf("%w %q: %s", ErrNoDevice, name, found())
 }
