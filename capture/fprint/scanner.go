@@ -1,0 +1,94 @@
+// Package fprint captures fingerprint images for the matcher: from live
+// scanners through libfprint (the fprint project's library, which drives
+// most USB fingerprint readers on Linux), and from folders of earlier scans
+// replayed in order. Both give a Scan: an 8-bit grey image with the
+// resolution to extract it at (see Scan.Extract).
+//
+// libfprint is a GLib library whose devices all run on GLib's global
+// default main context. The first call into this package (Devices, Open)
+// starts a thread that owns that context for the rest of the process and
+// makes every libfprint call; nothing else in the process may run the
+// default main context after that. Captures on different devices proceed
+// at once; captures on one device are serialised.
+package fprint
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"strings"
+	"time"
+
+	"github.com/bordermatch/bordermatch/templates/finger"
+)
+
+// Scanner is a source of fingerprint scans: a live scanner or a replay.
+type Scanner interface {
+	// Capture waits for the next scan. It returns when ctx is done, with
+	// ctx's error wrapped, and leaves the scanner ready for another
+	// Capture.
+	Capture(ctx context.Context) (Scan, error)
+	// Name names the scanner in logs and errors.
+	Name() string
+	// Close releases the scanner; a Capture in progress returns ErrClosed.
+	Close() error
+}
+
+// Scan is one captured fingerprint image.
+type Scan struct {
+	Image *image.Gray
+	// DPI is the resolution to extract the image at: the one the device or
+	// the file declares, else the one configured, else 500 (libfprint's
+	// own assumption for its drivers, and the extractor's default).
+	DPI int
+	// Device names the scanner (Scanner.Name).
+	Device string
+	// Source says where the image came from: "driver/device-id" for
+	// libfprint, the file's path for a folder.
+	Source string
+	// Time is when the scan was taken (libfprint) or read (folder).
+	Time time.Time
+}
+
+// Extract finds the scan's minutiae with e, at the scan's resolution.
+func (s Scan) Extract(e *finger.Extractor) (finger.Result, error) {
+	return e.Extract(s.Image, s.DPI)
+}
+
+var (
+	// ErrClosed: the scanner was closed, before or during the call.
+	ErrClosed = errors.New("fprint: scanner closed")
+	// ErrNoDevice: no scanner matches the name given to Open.
+	ErrNoDevice = errors.New("fprint: no such fingerprint scanner")
+	// ErrNoImages: the scanner matches on the chip and gives out no images
+	// (most recent laptop sensors), so Bordermatch cannot use it.
+	ErrNoImages = errors.New("fprint: scanner gives no images")
+	// ErrRetry: the scan was bad (too short a swipe, finger off-centre,
+	// poor quality); the traveller should present the finger again.
+	ErrRetry = errors.New("fprint: bad scan, present the finger again")
+	// ErrRemoved: the scanner was unplugged.
+	ErrRemoved = errors.New("fprint: scanner removed")
+)
+
+// plausibleDPI bounds the resolutions taken from devices and files, as
+// templates/finger does: outside them a value is not a fingerprint
+// scanner's resolution but a placeholder.
+func plausibleDPI(dpi int) bool { return dpi >= 250 && dpi <= 2000 }
+
+// OpenScanner opens the scanner a configuration string names:
+// "libfprint:NAME" (NAME as Open takes it; "libfprint:" is the first
+// scanner giving images) or "folder:DIR" (a replay, looping). dpi, when
+// positive, is the scanner's resolution: over the driver's for libfprint,
+// for the images that declare none for a folder.
+func OpenScanner(spec string, dpi int) (Scanner, error) {
+	kind, arg, ok := strings.Cut(spec, ":")
+	switch {
+	case !ok:
+	case kind == "libfprint":
+		return OpenConfig(Config{Device: arg, DPI: dpi})
+	case kind == "folder" && arg != "":
+		return OpenFolder(arg, FolderConfig{DPI: dpi, Loop: true})
+	}
+	return nil, fmt.Errorf("fprint: scanner %q: want libfprint:NAME or folder:DIR", spec)
+}
