@@ -26,7 +26,7 @@ type search struct {
 	subs   []int32 // candidate subjects of one probe
 	// missing counts re-scored subjects a VectorSource did not have.
 	missing int
-	final  topK
+	final   topK
 }
 
 // worker is one scanning goroutine's state: per probe, a heap of the best
