@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -42,8 +44,10 @@ type LoadResult struct {
 	// ImportTime is the time to write the gallery (zero when Dir held it).
 	ImportTime time.Duration
 	// LoadTime is the server's start-up load of the face index from Badger
-	// (server.New on the opened store: the code path matchd runs).
-	LoadTime time.Duration
+	// (server.New on the opened store: the code path matchd runs), and
+	// LoadCPU the CPU time (user and system) the process spent on it: on a
+	// shared machine the wall time also counts the waits for a core.
+	LoadTime, LoadCPU time.Duration
 	// IndexBytesPerTemplate is the live heap of a store-backed
 	// matcher.Index alone, built from the same vectors, per template.
 	IndexBytesPerTemplate float64
@@ -195,7 +199,7 @@ func Load(ctx context.Context, opt LoadOptions) (LoadResult, error) {
 			return res, err
 		}
 	}
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	st, err = store.Open(store.Options{Dir: dir, Logger: zerolog.Nop()})
 	if err != nil {
 		return res, err
@@ -205,7 +209,7 @@ func Load(ctx context.Context, opt LoadOptions) (LoadResult, error) {
 	if err != nil {
 		return res, err
 	}
-	res.LoadTime = time.Since(start)
+	res.LoadTime, res.LoadCPU = time.Since(start), cpuTime()-cpu0
 	if opt.CPUProfile != "" {
 		pprof.StopCPUProfile()
 	}
@@ -213,8 +217,32 @@ func Load(ctx context.Context, opt LoadOptions) (LoadResult, error) {
 	runtime.ReadMemStats(&after)
 	n := svc.IndexSize()
 	res.ProcessBytesPerTemplate = float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n)
-	fmt.Fprintf(log, "load: server loaded %d templates in %v (GOMAXPROCS %d), process heap %.1f bytes per template (Badger's caches included)\n",
-		n, res.LoadTime.Round(time.Millisecond), runtime.GOMAXPROCS(0), res.ProcessBytesPerTemplate)
+	fmt.Fprintf(log, "load: server loaded %d templates in %v (%v of CPU, GOMAXPROCS %d, load average %s), process heap %.1f bytes per template (Badger's caches included)\n",
+		n, res.LoadTime.Round(time.Millisecond), res.LoadCPU.Round(time.Millisecond), runtime.GOMAXPROCS(0), loadAvg(), res.ProcessBytesPerTemplate)
+
+	// What the store-backed re-scoring costs: reading the templates of as
+	// many subjects as a search typically re-scores, in one transaction.
+	for _, k := range []int{10, 100} {
+		ids := make([]string, k)
+		var reads []time.Duration
+		for range 50 {
+			for i := range ids {
+				ids[i] = loadID(rand.IntN(opt.N))
+			}
+			t0 := time.Now()
+			got := 0
+			if err := st.Templates(ids, func(int, templates.Template) { got++ }); err != nil {
+				return res, err
+			}
+			reads = append(reads, time.Since(t0))
+			if got != k {
+				return res, fmt.Errorf("load: read %d templates of %d subjects", got, k)
+			}
+		}
+		slices.Sort(reads)
+		fmt.Fprintf(log, "load: reading the templates of %d random subjects from Badger: p50 %v p99 %v\n",
+			k, reads[len(reads)/2].Round(time.Microsecond), reads[len(reads)*99/100].Round(time.Microsecond))
+	}
 
 	// Single Identify calls: a stored vector with noise, top 10.
 	r := rand.New(rand.NewPCG(1, 2))
@@ -301,4 +329,23 @@ subjects), then measures:
 	f.IntVar(&opt.Probes, "probes", 200, "single Identify probes for the latency")
 	f.StringVar(&opt.CPUProfile, "cpuprofile", "", "write a CPU profile of the server's load to this file")
 	return cmd
+}
+
+// cpuTime is the CPU time, user and system, the process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// loadAvg is the one-minute load average (Linux), to tell a busy machine's
+// figures from an idle one's; "?" where unknown.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }

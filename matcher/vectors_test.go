@@ -3,6 +3,7 @@ package matcher
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -211,5 +212,52 @@ func TestAddBatchAllOrNothing(t *testing.T) {
 	err := ix.AddBatch([]Entry{{SubjectID: "a", Vector: []float32{1, 0, 0, 0}}, {SubjectID: "b", Vector: []float32{0, 0, 0, 0}}})
 	if err == nil || !strings.Contains(err.Error(), `entry 1 ("b")`) || ix.Len() != 0 || ix.Subjects() != 0 {
 		t.Fatalf("%v, %d rows", err, ix.Len())
+	}
+}
+
+// BenchmarkIndexMemory: live heap bytes per template of a 128-d index of
+// one-vector subjects with ids like the server's, keeping the f32 vectors
+// in memory or only the codes (a VectorSource), built by AddBatch with
+// room reserved, as the server loads it.
+func BenchmarkIndexMemory(b *testing.B) {
+	const n, dim = 200_000, 128
+	for _, mode := range []string{"in-memory", "source"} {
+		b.Run(mode, func(b *testing.B) {
+			var per float64
+			for b.Loop() {
+				runtime.GC()
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				var ix *Index
+				if mode == "source" {
+					ix = NewIndexWithSource(dim, &mapSource{})
+				} else {
+					ix = NewIndex(dim)
+				}
+				ix.Reserve(n, n)
+				r := rand.New(rand.NewPCG(1, 2))
+				es := make([]Entry, 0, 4096)
+				vecs := make([]float32, 4096*dim)
+				for lo := 0; lo < n; lo += 4096 {
+					es = es[:0]
+					for i := lo; i < min(lo+4096, n); i++ {
+						v := vecs[(i-lo)*dim : (i-lo+1)*dim]
+						for j := range v {
+							v[j] = float32(r.NormFloat64())
+						}
+						es = append(es, Entry{SubjectID: fmt.Sprintf("g%08d", i), Vector: v})
+					}
+					if err := ix.AddBatch(es); err != nil {
+						b.Fatal(err)
+					}
+				}
+				es, vecs = nil, nil
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				per = float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
+				runtime.KeepAlive(ix)
+			}
+			b.ReportMetric(per, "B/template")
+		})
 	}
 }
