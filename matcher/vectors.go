@@ -44,8 +44,9 @@ func (ix *Index) fetch(sc *scratch, q []float32, ids []string, fn func(i int, sc
 }
 
 // sourceRetries is how many times a search is run again when its source
-// lacked some re-scored subjects.
-const sourceRetries = 5
+// lacked some re-scored subjects: with the pauses doubling from 100µs, up
+// to some 25ms in all, ample for the server's removal to follow the store's.
+const sourceRetries = 8
 
 // searchSourced is search, run again when the source lacked a re-scored
 // subject. Such a ghost — deleted from the store, not yet from the index —
