@@ -118,7 +118,7 @@ Exit codes: 0 done, 1 failed, 2 bad usage, 130 interrupted.`,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr{err} })
-	root.AddCommand(c.verifyCmd(), c.identifyCmd(), c.calibrateCmd(), c.speedCmd(), c.compareCmd())
+	root.AddCommand(c.verifyCmd(), c.identifyCmd(), c.calibrateCmd(), c.speedCmd(), c.compareCmd(), c.loadCmd())
 	return root
 }
 

@@ -12,15 +12,20 @@
 // bandwidth it scans int8 codes of the vectors (a quarter of the bytes,
 // with AVX-512 VNNI or AVX2 kernels) and re-scores in f32 only the subjects
 // whose proven score interval reaches the K-th best (quant.go), so the hits
-// and scores are those of the f32 search.
+// and scores are those of the f32 search. The f32 vectors for that are kept
+// in memory by default; the server keeps them in the store only and gives
+// the index a VectorSource (vectors.go), so a face costs some 172 bytes of
+// RAM instead of 760.
 package matcher
 
 import (
 	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 )
 
@@ -82,39 +87,51 @@ type SearchOptions struct {
 
 // Index is an exact cosine-similarity index over vectors of one dimension.
 //
-// Layout: the vectors are stored L2-normalised in one slab, row i at
-// slab[i*dim:(i+1)*dim], for re-scoring and Verify, and as int8 codes in
-// blocks of 16 rows (kernel.go) with a scale per row, which the scan
-// streams in order. slots[i] says whose row i is. Removing a row moves the
-// last row into the hole, so the slab stays dense and row numbers stay
+// Layout: every vector is stored as int8 codes in blocks of 16 rows
+// (kernel.go) with a scale per row, which the scan streams in order, and,
+// unless the index has a VectorSource, L2-normalised in one f32 slab, row i
+// at slab[i*dim:(i+1)*dim], for re-scoring and Verify. slots[i] says whose
+// row i is and next[i] links a subject's rows. Removing a row moves the
+// last row into the hole, so the slabs stay dense and row numbers stay
 // small enough for the watchlist bitmaps.
+//
+// Memory: with a VectorSource a 128-d row costs 128 bytes of codes and 12
+// of scale, slot and link; a subject costs 12 bytes of record, its id
+// once in a byte arena and one or two uint32 in an open-addressing table
+// (ids.go). Nothing per subject or row holds a pointer, so the garbage
+// collector has nothing to scan in a ten-million-row index.
 //
 // Concurrency: all methods are safe for concurrent use. Search and Verify
 // hold a read lock for their whole scan, so they never see a half-written
 // row and the scan needs no per-row synchronisation. Writers (Add, Remove)
 // are serialised by a mutex of their own and do their slow part — growing
-// the slab, which copies it — outside the read-write lock, while searches
-// go on; they hold the write lock only for the O(dim) copy of one row and
-// its bookkeeping. The price: a writer waits for the searches in flight to
-// finish (a few milliseconds at a million rows), and searches that start
-// meanwhile queue behind it, so a burst of writes adds up to one scan time
-// to search latency. Copy-on-write snapshots would remove the wait but
-// double the memory held during a write; not worth it at this write rate.
+// the slabs, which copies them — outside the read-write lock, while
+// searches go on; they hold the write lock only for the copy of the rows
+// and their bookkeeping. The price: a writer waits for the searches in
+// flight to finish (a few milliseconds at a million rows), and searches
+// that start meanwhile queue behind it, so a burst of writes adds up to one
+// scan time to search latency. Copy-on-write snapshots would remove the
+// wait but double the memory held during a write; not worth it at this
+// write rate.
 type Index struct {
 	dim    int
 	chunks int // 64-byte chunks in a block of codes: paddedDim(dim)/4
+	src    VectorSource
 
 	wmu sync.Mutex // serialises writers; held for the whole of Add and Remove
 
 	mu       sync.RWMutex // guards everything below
-	slab     []float32    // f32 rows, for re-scoring and Verify
+	slab     []float32    // f32 rows, for re-scoring and Verify; nil with src
 	codes    []byte       // int8 rows in blocks (kernel.go), 64-byte aligned
 	scales   []float32    // per row: the codes' scale
-	slots    []slot
-	subjects []subject        // by subject number; id "" marks a free number
-	byID     map[string]int32 // subject id -> subject number
-	free     []int32          // subject numbers to reuse
+	slots    []slot       // per row: whose
+	next     []int32      // per row: the subject's next row, -1 after the last
+	subjects []subject    // by subject number; first < 0 marks a free number
+	ids      idTable      // subject ids and id -> subject number
+	free     []int32      // subject numbers to reuse
 	lists    map[string]*list
+	sets     []listSet         // interned watchlist sets; sets[0] is no list
+	setNums  map[string]uint32 // "\x00"-joined sorted names -> index in sets
 
 	scratch sync.Pool // *scratch, per-query buffers
 }
@@ -124,15 +141,25 @@ type slot struct {
 	subject int32 // index in Index.subjects
 }
 
-// subject is one enrolled person: their rows and their watchlists.
+// subject is one enrolled person: where their id is, their first row
+// (the others follow through Index.next) and their watchlists.
 type subject struct {
-	id    string
-	rows  []int32
+	id    uint32 // offset of the id in the arena (ids.go)
+	first int32
+	set   uint32 // index in Index.sets
+}
+
+// listSet is one combination of watchlists some subjects are on. Subjects
+// share them: a million subjects on the same two lists hold one set.
+type listSet struct {
 	lists []*list
+	names []string // sorted; shared with callers of Subject, read-only
 }
 
 // list is one watchlist: a bitmap over rows (bit r set when row r belongs
-// to a subject on the list) and the number of its subjects.
+// to a subject on the list) and the number of its subjects. A list stays in
+// Index.lists when its last subject leaves (sets may still name it), with
+// its bitmap freed; it counts as absent then.
 type list struct {
 	name     string
 	bits     []uint64
@@ -157,18 +184,34 @@ func (l *list) clear(r int32) {
 // search allocates little more than its result.
 type scratch struct {
 	q      []float32 // the normalised probe (Verify)
+	v      []float32 // a source's vector, normalised
+	inv    []float64 // AddBatch: the entries' inverse norms
 	filter []uint64  // the OR of the requested watchlists
 	search
 }
 
-// NewIndex returns an empty index of dim-dimensional vectors. It panics if
-// dim is not positive: that is a programming error, not a data error.
-func NewIndex(dim int) *Index {
+// NewIndex returns an empty index of dim-dimensional vectors that keeps
+// their f32 copies in memory. It panics if dim is not positive: that is a
+// programming error, not a data error.
+func NewIndex(dim int) *Index { return NewIndexWithSource(dim, nil) }
+
+// NewIndexWithSource returns an empty index that keeps only the int8 codes
+// of its vectors in memory and reads the exact vectors from src when it
+// re-scores candidates or verifies. src must give, for each indexed
+// subject, the vectors added for it (see VectorSource). A nil src keeps the
+// f32 vectors in memory, like NewIndex.
+func NewIndexWithSource(dim int, src VectorSource) *Index {
 	if dim <= 0 {
 		panic("matcher: dimension must be positive")
 	}
-	ix := &Index{dim: dim, chunks: paddedDim(dim) / 4, byID: map[string]int32{}, lists: map[string]*list{}}
-	ix.scratch.New = func() any { return &scratch{q: make([]float32, dim)} }
+	ix := &Index{
+		dim: dim, chunks: paddedDim(dim) / 4, src: src,
+		lists:   map[string]*list{},
+		sets:    []listSet{{}},
+		setNums: map[string]uint32{"": 0},
+	}
+	ix.ids.init()
+	ix.scratch.New = func() any { return &scratch{q: make([]float32, dim), v: make([]float32, dim)} }
 	return ix
 }
 
@@ -207,96 +250,170 @@ func (ix *Index) normalise(dst, v []float32) error {
 // returns ErrEmptyID, or ErrDimension or ErrBadVector (wrapped) for a
 // vector it cannot store; nothing is stored then.
 func (ix *Index) Add(e Entry) error {
-	if e.SubjectID == "" {
-		return ErrEmptyID
+	return ix.AddBatch([]Entry{e})
+}
+
+// AddBatch adds several vectors as Add would, one after another, taking the
+// locks once: the bulk load at start goes through it. Every entry is
+// checked first; if one fails, the error names it and nothing is stored.
+// The index keeps nothing of es: the caller may reuse the vectors.
+func (ix *Index) AddBatch(es []Entry) error {
+	sc := ix.scratch.Get().(*scratch)
+	defer ix.scratch.Put(sc)
+	sc.inv = slices.Grow(sc.inv[:0], len(es))
+	for i, e := range es {
+		err := ErrEmptyID
+		if e.SubjectID != "" {
+			var inv float64
+			inv, err = ix.invNorm(e.Vector)
+			sc.inv = append(sc.inv, inv)
+		}
+		if err != nil {
+			if len(es) > 1 {
+				return fmt.Errorf("entry %d (%q): %w", i, e.SubjectID, err)
+			}
+			return err
+		}
 	}
-	inv, err := ix.invNorm(e.Vector)
-	if err != nil {
-		return err
-	}
+	n := len(es)
 
 	ix.wmu.Lock()
 	defer ix.wmu.Unlock()
 	// Only writers change these fields and we are the only writer, so
 	// reading them without mu is safe; growing them copies, which readers
 	// need not wait for.
-	slab := slices.Grow(ix.slab, ix.dim)
-	slots := slices.Grow(ix.slots, 1)
-	scales := slices.Grow(ix.scales, 1)
-	codes := ix.growCodes(len(slots) + 1)
-	subjects := ix.subjects
-	if _, ok := ix.byID[e.SubjectID]; !ok && len(ix.free) == 0 {
-		subjects = slices.Grow(subjects, 1)
+	var slab []float32
+	if ix.src == nil {
+		slab = slices.Grow(ix.slab, n*ix.dim)
 	}
+	slots := slices.Grow(ix.slots, n)
+	next := slices.Grow(ix.next, n)
+	scales := slices.Grow(ix.scales, n)
+	codes := ix.growCodes(len(slots) + n)
+	subjects := ix.subjects
+	if extra := n - len(ix.free); extra > 0 {
+		subjects = slices.Grow(subjects, extra)
+	}
+	idBytes := 0
+	for _, e := range es {
+		idBytes += len(e.SubjectID) + binary.MaxVarintLen32
+	}
+	ids := ix.ids.grow(idBytes, ix.ids.count+n, ix.subjects)
 
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	ix.subjects = subjects
-	sn, ok := ix.byID[e.SubjectID]
+	ix.subjects, ix.ids = subjects, ids
+	ix.slots, ix.next, ix.scales, ix.codes = slots, next, scales, codes
+	ix.slab = slab
+	for i, e := range es {
+		ix.addLocked(e, sc.inv[i], sc.v)
+	}
+	return nil
+}
+
+// addLocked adds a checked entry, of inverse norm inv, into room made for
+// it; tmp has the dimension's length.
+func (ix *Index) addLocked(e Entry, inv float64, tmp []float32) {
+	sn, ok := ix.ids.lookup(e.SubjectID, ix.subjects)
 	if !ok {
 		if n := len(ix.free); n > 0 {
 			sn = ix.free[n-1]
 			ix.free = ix.free[:n-1]
-			ix.subjects[sn] = subject{id: e.SubjectID}
 		} else {
 			sn = int32(len(ix.subjects))
-			ix.subjects = append(ix.subjects, subject{id: e.SubjectID})
+			ix.subjects = append(ix.subjects, subject{})
 		}
-		ix.byID[e.SubjectID] = sn
+		ix.subjects[sn] = subject{id: ix.ids.add(e.SubjectID, sn), first: -1}
 	}
 	s := &ix.subjects[sn]
 
-	r := int32(len(slots))
-	ix.slots = append(slots, slot{subject: sn})
-	ix.slab = slab[:len(slab)+ix.dim]
-	row := ix.slab[len(slab):]
-	for i, x := range e.Vector {
+	r := int32(len(ix.slots))
+	ix.slots = append(ix.slots, slot{subject: sn})
+	ix.next = append(ix.next, s.first)
+	s.first = r
+	row := tmp
+	if ix.src == nil {
+		ix.slab = ix.slab[:len(ix.slab)+ix.dim]
+		row = ix.slab[len(ix.slab)-ix.dim:]
+	}
+	for i, x := range e.Vector { // as normalise does
 		row[i] = float32(float64(x) * inv)
 	}
-	ix.codes = codes
-	ix.scales = append(scales, quantiseRow(ix.codes, ix.chunks, int(r), row))
-	s.rows = append(s.rows, r)
+	ix.codes = ix.codes[:max(len(ix.codes), blocksFor(int(r)+1)*ix.chunks*chunkBytes)]
+	ix.scales = append(ix.scales, quantiseRow(ix.codes, ix.chunks, int(r), row))
 
-	for _, name := range e.Watchlists {
-		if slices.ContainsFunc(s.lists, func(l *list) bool { return l.name == name }) {
-			continue
+	if len(e.Watchlists) > 0 {
+		old := ix.sets[s.set]
+		names := slices.Clone(old.names)
+		for _, name := range e.Watchlists {
+			if !slices.Contains(names, name) {
+				names = append(names, name)
+			}
 		}
+		if len(names) > len(old.names) {
+			slices.Sort(names)
+			s.set = ix.internSet(names)
+			for _, l := range ix.sets[s.set].lists {
+				if slices.Contains(old.lists, l) {
+					continue
+				}
+				l.subjects++
+				for sr := s.first; sr >= 0; sr = ix.next[sr] {
+					l.set(sr)
+				}
+			}
+		}
+	}
+	for _, l := range ix.sets[s.set].lists {
+		l.set(r)
+	}
+}
+
+// internSet returns the number of the set of the sorted names, making it
+// if needed.
+func (ix *Index) internSet(names []string) uint32 {
+	key := strings.Join(names, "\x00")
+	if n, ok := ix.setNums[key]; ok {
+		return n
+	}
+	ls := listSet{names: names, lists: make([]*list, len(names))}
+	for i, name := range names {
 		l := ix.lists[name]
 		if l == nil {
 			l = &list{name: name}
 			ix.lists[name] = l
 		}
-		l.subjects++
-		s.lists = append(s.lists, l)
-		for _, sr := range s.rows[:len(s.rows)-1] { // the new row follows
-			l.set(sr)
-		}
+		ls.lists[i] = l
 	}
-	for _, l := range s.lists {
-		l.set(r)
-	}
-	return nil
+	n := uint32(len(ix.sets))
+	ix.sets = append(ix.sets, ls)
+	ix.setNums[key] = n
+	return n
 }
 
 // grow makes room for rows more rows of as many new subjects, so that a bulk
-// load (the benchmarks' million-row galleries) does not copy the slab over
-// and over as it grows: growing by append's rule copies it some five times
-// in all, and a long copy also stalls the garbage collector.
+// load (the benchmarks' million-row galleries) does not copy the slabs over
+// and over as they grow: growing by append's rule copies them some five
+// times in all, a long copy also stalls the garbage collector, and the
+// slack append leaves costs up to as much memory again.
 func (ix *Index) grow(rows, subjects int) {
 	ix.wmu.Lock()
 	defer ix.wmu.Unlock()
-	slab := slices.Grow(ix.slab, rows*ix.dim)
+	var slab []float32
+	if ix.src == nil {
+		slab = slices.Grow(ix.slab, rows*ix.dim)
+	}
 	slots := slices.Grow(ix.slots, rows)
+	next := slices.Grow(ix.next, rows)
 	subs := slices.Grow(ix.subjects, subjects)
 	scales := slices.Grow(ix.scales, rows)
 	codes := ix.growCodes(len(ix.slots) + rows)
+	ids := ix.ids.grow(0, ix.ids.count+subjects, ix.subjects)
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	ix.slab, ix.slots, ix.subjects, ix.scales = slab, slots, subs, scales
+	ix.slab, ix.slots, ix.next, ix.subjects, ix.scales = slab, slots, next, subs, scales
 	ix.codes = codes[:len(ix.codes)]
-	if len(ix.byID) == 0 {
-		ix.byID = make(map[string]int32, subjects)
-	}
+	ix.ids = ids
 }
 
 // Remove removes every vector of a subject, and the subject from its
@@ -307,52 +424,73 @@ func (ix *Index) Remove(subjectID string) int {
 	defer ix.wmu.Unlock()
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
-	sn, ok := ix.byID[subjectID]
+	sn, ok := ix.ids.lookup(subjectID, ix.subjects)
 	if !ok {
 		return 0
 	}
 	s := &ix.subjects[sn]
+	var buf [16]int32
+	rows := buf[:0]
+	for r := s.first; r >= 0; r = ix.next[r] {
+		rows = append(rows, r)
+	}
 	// Highest row first: the last row, which fills each hole, is then never
 	// one of this subject's rows still to be removed.
-	slices.SortFunc(s.rows, func(a, b int32) int { return cmp.Compare(b, a) })
-	for _, r := range s.rows {
+	slices.SortFunc(rows, func(a, b int32) int { return cmp.Compare(b, a) })
+	for _, r := range rows {
 		ix.removeRow(r)
 	}
-	n := len(s.rows)
-	for _, l := range s.lists {
+	for _, l := range ix.sets[s.set].lists {
 		if l.subjects--; l.subjects == 0 {
-			delete(ix.lists, l.name)
+			l.bits = nil
 		}
 	}
-	*s = subject{}
-	delete(ix.byID, subjectID)
+	ix.ids.remove(subjectID, sn, ix.subjects)
+	*s = subject{first: -1}
 	ix.free = append(ix.free, sn)
-	return n
+	if ix.ids.wasteful() {
+		ix.ids.compact(ix.subjects)
+	}
+	return len(rows)
 }
 
 // removeRow deletes row r by moving the last row into it. It leaves the
-// removed subject's own rows list to Remove.
+// removed subject's own record to Remove.
 func (ix *Index) removeRow(r int32) {
 	last := int32(len(ix.slots) - 1)
-	for _, l := range ix.subjects[ix.slots[r].subject].lists {
+	for _, l := range ix.sets[ix.subjects[ix.slots[r].subject].set].lists {
 		l.clear(r)
 	}
 	if r != last {
-		d := ix.dim
-		copy(ix.slab[int(r)*d:int(r+1)*d], ix.slab[int(last)*d:])
+		if ix.src == nil {
+			d := ix.dim
+			copy(ix.slab[int(r)*d:int(r+1)*d], ix.slab[int(last)*d:])
+		}
 		copyLane(ix.codes, ix.chunks, int(r), int(last))
 		ix.scales[r] = ix.scales[last]
 		moved := ix.slots[last]
 		ix.slots[r] = moved
+		ix.next[r] = ix.next[last]
 		m := &ix.subjects[moved.subject]
-		m.rows[slices.Index(m.rows, last)] = r
-		for _, l := range m.lists {
+		if m.first == last {
+			m.first = r
+		} else {
+			p := m.first
+			for ix.next[p] != last {
+				p = ix.next[p]
+			}
+			ix.next[p] = r
+		}
+		for _, l := range ix.sets[m.set].lists {
 			l.clear(last)
 			l.set(r)
 		}
 	}
 	ix.slots = ix.slots[:last]
-	ix.slab = ix.slab[:int(last)*ix.dim]
+	ix.next = ix.next[:last]
+	if ix.src == nil {
+		ix.slab = ix.slab[:int(last)*ix.dim]
+	}
 	ix.scales = ix.scales[:last]
 	ix.codes = ix.codes[:blocksFor(int(last))*ix.chunks*chunkBytes]
 }
@@ -368,7 +506,23 @@ func (ix *Index) Len() int {
 func (ix *Index) Subjects() int {
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	return len(ix.byID)
+	return ix.ids.count
+}
+
+// Subject reports a subject's watchlists (sorted; shared, not to be
+// modified) and number of vectors; ok is false when it is not in the index.
+func (ix *Index) Subject(subjectID string) (watchlists []string, vectors int, ok bool) {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	sn, ok := ix.ids.lookup(subjectID, ix.subjects)
+	if !ok {
+		return nil, 0, false
+	}
+	s := ix.subjects[sn]
+	for r := s.first; r >= 0; r = ix.next[r] {
+		vectors++
+	}
+	return ix.sets[s.set].names, vectors, true
 }
 
 // WatchlistCounts gives the number of subjects on each watchlist that has
@@ -378,29 +532,45 @@ func (ix *Index) WatchlistCounts() map[string]int {
 	defer ix.mu.RUnlock()
 	m := make(map[string]int, len(ix.lists))
 	for name, l := range ix.lists {
-		m[name] = l.subjects
+		if l.subjects > 0 {
+			m[name] = l.subjects
+		}
 	}
 	return m
 }
 
 // Verify scores probe against one subject's vectors (1:1) and returns the
 // best score. ok is false, with no error, when the subject is not in the
-// index; err is set for a probe Search would refuse.
+// index (or, with a VectorSource, no longer in the source); err is set for
+// a probe Search would refuse, or when the source fails.
 func (ix *Index) Verify(probe []float32, subjectID string) (score float32, ok bool, err error) {
 	sc := ix.scratch.Get().(*scratch)
 	defer ix.scratch.Put(sc)
 	if err := ix.normalise(sc.q, probe); err != nil {
 		return 0, false, err
 	}
+	if ix.src != nil {
+		if _, _, ok := ix.Subject(subjectID); !ok {
+			return 0, false, nil
+		}
+		score, ok = -2, false
+		err := ix.fetch(sc, sc.q, []string{subjectID}, func(_ int, s float32) {
+			score, ok = max(score, s), true
+		})
+		if err != nil || !ok {
+			return 0, false, err
+		}
+		return score, true, nil
+	}
 	ix.mu.RLock()
 	defer ix.mu.RUnlock()
-	sn, ok := ix.byID[subjectID]
+	sn, ok := ix.ids.lookup(subjectID, ix.subjects)
 	if !ok {
 		return 0, false, nil
 	}
 	score = -2
 	d := ix.dim
-	for _, r := range ix.subjects[sn].rows {
+	for r := ix.subjects[sn].first; r >= 0; r = ix.next[r] {
 		score = max(score, dot(sc.q, ix.slab[int(r)*d:int(r+1)*d]))
 	}
 	return score, true, nil
@@ -435,7 +605,7 @@ func (ix *Index) filter(names []string, sc *scratch) (filter []uint64, ok bool) 
 	}
 	var found []*list
 	for _, name := range names {
-		if l := ix.lists[name]; l != nil && !slices.Contains(found, l) {
+		if l := ix.lists[name]; l != nil && l.subjects > 0 && !slices.Contains(found, l) {
 			found = append(found, l)
 		}
 	}

@@ -68,7 +68,7 @@ func exactSearch(ix *Index, probe []float32, k int) []Hit {
 	}
 	best := map[string]float32{}
 	for row := range ix.Len() {
-		id := ix.subjects[ix.slots[row].subject].id
+		id := string(ix.idOf(ix.slots[row].subject))
 		s := dot(q, ix.slab[row*ix.dim:(row+1)*ix.dim])
 		if b, ok := best[id]; !ok || s > b {
 			best[id] = s

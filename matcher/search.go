@@ -24,7 +24,9 @@ type search struct {
 	np     int     // probes of the current search
 	nwork  int     // workers of the current search
 	subs   []int32 // candidate subjects of one probe
-	final  topK
+	// missing counts re-scored subjects a VectorSource did not have.
+	missing int
+	final   topK
 }
 
 // worker is one scanning goroutine's state: per probe, a heap of the best
@@ -47,7 +49,7 @@ func (ix *Index) Search(probe []float32, opt SearchOptions) ([]Hit, error) {
 	sc := ix.scratch.Get().(*scratch)
 	defer ix.scratch.Put(sc)
 	var out [1][]Hit
-	if err := ix.search(sc, [][]float32{probe}, opt, out[:]); err != nil {
+	if err := ix.searchSourced(sc, [][]float32{probe}, opt, out[:]); err != nil {
 		return nil, err
 	}
 	return out[0], nil
@@ -62,7 +64,7 @@ func (ix *Index) SearchBatch(probes [][]float32, opt SearchOptions) ([][]Hit, er
 	sc := ix.scratch.Get().(*scratch)
 	defer ix.scratch.Put(sc)
 	out := make([][]Hit, len(probes))
-	if err := ix.search(sc, probes, opt, out); err != nil {
+	if err := ix.searchSourced(sc, probes, opt, out); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -114,7 +116,7 @@ func (ix *Index) search(sc *scratch, probes [][]float32, opt SearchOptions, out 
 	work := sc.work[:workers]
 	sc.nwork = workers
 	for w := range work {
-		work[w].reset(np, k, floor, ix.subjects)
+		work[w].reset(np, k, floor, ix)
 	}
 	// Whole bitmap words (64 rows, 4 blocks) per worker, so a worker reads
 	// only its own words.
@@ -130,7 +132,10 @@ func (ix *Index) search(sc *scratch, probes [][]float32, opt SearchOptions, out 
 	wg.Wait()
 
 	for p := range np {
-		out[p] = ix.rescore(sc, p, k, floor)
+		var err error
+		if out[p], err = ix.rescore(sc, p, k, floor); err != nil {
+			return err
+		}
 	}
 	for w := range work {
 		for p := range work[w].tops {
@@ -141,7 +146,7 @@ func (ix *Index) search(sc *scratch, probes [][]float32, opt SearchOptions, out 
 	return nil
 }
 
-func (w *worker) reset(np, k int, floor float32, subjects []subject) {
+func (w *worker) reset(np, k int, floor float32, subjects *Index) {
 	for len(w.tops) < np {
 		w.tops = append(w.tops, topK{})
 		w.cands = append(w.cands, nil)
@@ -288,9 +293,10 @@ func (qp *qprobe) minSum(floor, amax float32) int32 {
 }
 
 // rescore merges probe p's worker heaps into the K-th best lower bound,
-// re-scores in f32 every subject with a candidate row reaching it, and
-// returns the best K of those, best first.
-func (ix *Index) rescore(sc *scratch, p, k int, floor float32) []Hit {
+// re-scores in f32 every subject with a candidate row reaching it — from
+// the slab, or with a VectorSource from the source — and returns the best
+// K of those, best first.
+func (ix *Index) rescore(sc *scratch, p, k int, floor float32) ([]Hit, error) {
 	work := sc.work[:sc.nwork]
 	best := &work[0].tops[p]
 	for w := 1; w < len(work); w++ {
@@ -313,20 +319,46 @@ func (ix *Index) rescore(sc *scratch, p, k int, floor float32) []Hit {
 
 	q := sc.probes[p].q
 	t := &sc.final
-	t.reset(k, floor, ix.subjects)
-	d := ix.dim
-	for _, sn := range subs {
-		score := float32(-2)
-		for _, r := range ix.subjects[sn].rows {
-			score = max(score, dot(q, ix.slab[int(r)*d:int(r+1)*d]))
+	t.reset(k, floor, ix)
+	if ix.src != nil {
+		ids := make([]string, len(subs))
+		for i, sn := range subs {
+			ids[i] = string(ix.idOf(sn))
 		}
-		if score >= t.floor {
-			t.offer(score, sn)
+		scores := make([]float32, len(subs))
+		for i := range scores {
+			scores[i] = float32(math.NaN()) // no vector: not a hit
+		}
+		err := ix.fetch(sc, q, ids, func(i int, s float32) {
+			if !(scores[i] >= s) {
+				scores[i] = s
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+		for i, sn := range subs {
+			if s := scores[i]; s >= t.floor {
+				t.offer(s, sn)
+			} else if s != s {
+				sc.missing++
+			}
+		}
+	} else {
+		d := ix.dim
+		for _, sn := range subs {
+			score := float32(-2)
+			for r := ix.subjects[sn].first; r >= 0; r = ix.next[r] {
+				score = max(score, dot(q, ix.slab[int(r)*d:int(r+1)*d]))
+			}
+			if score >= t.floor {
+				t.offer(score, sn)
+			}
 		}
 	}
 	hits := make([]Hit, len(t.h))
 	for i, c := range t.h {
-		hits[i] = Hit{SubjectID: ix.subjects[c.subject].id, Score: c.score}
+		hits[i] = Hit{SubjectID: string(ix.idOf(c.subject)), Score: c.score}
 	}
 	slices.SortFunc(hits, func(a, b Hit) int {
 		if c := cmp.Compare(b.Score, a.Score); c != 0 {
@@ -334,5 +366,5 @@ func (ix *Index) rescore(sc *scratch, p, k int, floor float32) []Hit {
 		}
 		return cmp.Compare(a.SubjectID, b.SubjectID)
 	})
-	return hits
+	return hits, nil
 }

@@ -1,5 +1,7 @@
 package matcher
 
+import "bytes"
+
 // candidate is a subject and the best score seen for it so far.
 type candidate struct {
 	score   float32
@@ -23,10 +25,10 @@ type topK struct {
 	h     []candidate // the heap
 	// subjects breaks ties by subject id, so which of several equal scores
 	// takes the K-th place does not depend on row order.
-	subjects []subject
+	subjects *Index
 }
 
-func (t *topK) reset(k int, min float32, subjects []subject) {
+func (t *topK) reset(k int, min float32, subjects *Index) {
 	t.k, t.min, t.floor, t.subjects = k, min, min, subjects
 	if cap(t.h) < k {
 		t.h = make([]candidate, 0, k)
@@ -40,7 +42,7 @@ func (t *topK) worse(a, b candidate) bool {
 	if a.score != b.score {
 		return a.score < b.score
 	}
-	return t.subjects[a.subject].id > t.subjects[b.subject].id
+	return bytes.Compare(t.subjects.idOf(a.subject), t.subjects.idOf(b.subject)) > 0
 }
 
 // offer considers a score of a subject. Callers skip scores below t.floor.

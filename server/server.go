@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -80,14 +81,18 @@ type Service struct {
 	faceCal, fingerCal         matcher.Calibration
 	maxFMR                     float64
 
+	// index keeps the faces' int8 codes; the exact vectors it re-scores
+	// with come from the store (faceSource).
 	index   *matcher.Index
 	fingers *matcher.FingerIndex
-	// subjects holds what scoring needs to know of every indexed subject
-	// beside the indexes: its watchlists (the finger index has none), how
-	// many faces it has, and its fingers. Written under the subject's lock
-	// together with the indexes.
+	// fingered holds what scoring needs to know, beside the indexes, of
+	// every subject with fingers: its watchlists (the finger index has
+	// none), how many faces it has, and its fingers. A subject with faces
+	// only is not in it: the face index knows its watchlists and faces, so
+	// ten million of them cost nothing here. Written under the subject's
+	// lock together with the indexes.
 	subjectsMu sync.RWMutex
-	subjects   map[string]*subjectInfo
+	fingered   map[string]*subjectInfo
 	// locks serialises the store-then-index updates of one subject id, so a
 	// delete racing an enrolment of the same id cannot leave a ghost entry in
 	// the index. Striped: ids hash onto a fixed set of mutexes.
@@ -160,11 +165,11 @@ func New(cfg Config) (*Service, error) {
 		faceCal:      faceCal,
 		fingerCal:    fingerCal,
 		maxFMR:       cfg.MaxFMR,
-		index:        matcher.NewIndex(faceDim),
 		fingers:      matcher.NewFingerIndex(),
-		subjects:     map[string]*subjectInfo{},
+		fingered:     map[string]*subjectInfo{},
 		seed:         maphash.MakeSeed(),
 	}
+	s.index = matcher.NewIndexWithSource(faceDim, faceSource{s})
 	if err := s.load(); err != nil {
 		return nil, err
 	}
@@ -174,30 +179,108 @@ func New(cfg Config) (*Service, error) {
 // faceDim is the length of a face descriptor of templates.FaceAlgorithm.
 const faceDim = 128
 
+// loadBatch is how many face templates load gives the index at a time.
+const loadBatch = 4096
+
+// load fills the indexes from the store. It streams the store (Scan) and
+// hands the face vectors to the index in batches, decoding into reused
+// buffers, so a million-subject gallery loads without a million-fold
+// allocation of subjects and vectors; only subjects with fingers, which
+// need their prepared fingers kept, go through indexSubject.
 func (s *Service) load() error {
 	start := time.Now()
+	n, err := s.store.Count()
+	if err != nil {
+		return fmt.Errorf("server: loading index: %w", err)
+	}
+	// One face a subject is the common case; more grow the index as
+	// needed. Reserving the exact room spares the index append's slack.
+	s.index.Reserve(n, n)
 	subjects := 0
-	err := s.store.Each(func(sub store.Subject) error {
+	// Two stages on two goroutines, so that reading Badger overlaps
+	// quantising into the index: this one walks the store and decodes
+	// into batches, the other adds full batches. Three batch buffers go
+	// round between them.
+	type batchBuf struct {
+		entries []matcher.Entry
+		vecs    []float32
+		lists   []string // the batch's watchlists, one after another
+	}
+	free, full := make(chan *batchBuf, 3), make(chan *batchBuf, 3)
+	for range 3 {
+		free <- &batchBuf{vecs: make([]float32, loadBatch*faceDim)}
+	}
+	added := make(chan error, 1)
+	go func() {
+		var err error
+		for b := range full {
+			if err == nil {
+				err = s.index.AddBatch(b.entries)
+			}
+			b.entries, b.lists = b.entries[:0], b.lists[:0]
+			free <- b
+		}
+		added <- err
+	}()
+	cur := <-free
+	var decoded []templates.Template
+	err = s.store.Scan(func(sub *store.IndexSubject) error {
 		subjects++
-		var fingers []fingerRef
-		for _, t := range sub.Templates {
+		decoded = decoded[:0]
+		for i, raw := range sub.Templates {
+			var t templates.Template
+			if err := t.UnmarshalBinary(raw); err != nil {
+				return fmt.Errorf("server: subject %q: template %d: %w", sub.ID, i, err)
+			}
 			if s.compatible(t) != nil {
 				s.stale++
 				continue
 			}
-			if t.Modality == templates.ModalityFinger {
-				ft, err := matcher.PrepareFinger(*t.Finger)
-				if err != nil {
-					return fmt.Errorf("server: preparing a finger of subject %q: %w", sub.ID, err)
-				}
-				fingers = append(fingers, fingerRef{t.Position(), ft})
-			}
+			decoded = append(decoded, t)
 		}
-		if err := s.indexSubject(sub, fingers); err != nil {
+		switch {
+		case len(decoded) == 0:
+			return nil
+		case len(decoded) == 1 && decoded[0].Modality == templates.ModalityFace:
+			// The common case, one face: into the batch, the vector
+			// copied into a reused buffer (the index copies it again).
+			if len(cur.entries) == loadBatch {
+				full <- cur
+				cur = <-free
+			}
+			n := len(cur.entries)
+			v := cur.vecs[n*faceDim : (n+1)*faceDim]
+			copy(v, decoded[0].Vector)
+			l := len(cur.lists)
+			cur.lists = append(cur.lists, sub.Watchlists...)
+			cur.entries = append(cur.entries, matcher.Entry{SubjectID: string(sub.ID), Vector: v, Watchlists: cur.lists[l:len(cur.lists):len(cur.lists)]})
+			return nil
+		}
+		full := store.Subject{ID: string(sub.ID), Watchlists: slices.Clone(sub.Watchlists)}
+		var fingers []fingerRef
+		for _, t := range decoded {
+			if t.Modality != templates.ModalityFinger {
+				full.Templates = append(full.Templates, t)
+				continue
+			}
+			ft, err := matcher.PrepareFinger(*t.Finger)
+			if err != nil {
+				return fmt.Errorf("server: preparing a finger of subject %q: %w", sub.ID, err)
+			}
+			fingers = append(fingers, fingerRef{t.Position(), ft})
+		}
+		if err := s.indexSubject(full, fingers); err != nil {
 			return fmt.Errorf("server: indexing subject %q: %w", sub.ID, err)
 		}
 		return nil
 	})
+	if len(cur.entries) > 0 {
+		full <- cur
+	}
+	close(full)
+	if aerr := <-added; err == nil {
+		err = aerr
+	}
 	if err != nil {
 		return fmt.Errorf("server: loading index: %w", err)
 	}
@@ -215,7 +298,7 @@ func (s *Service) load() error {
 // prepared fingers to the indexes. The caller holds the subject's lock (or
 // is loading, alone).
 func (s *Service) indexSubject(sub store.Subject, fingers []fingerRef) error {
-	info := &subjectInfo{watchlists: sub.Watchlists, fingers: fingers}
+	faces := 0
 	for _, t := range sub.Templates {
 		if t.Modality != templates.ModalityFace || s.compatible(t) != nil {
 			continue
@@ -223,35 +306,57 @@ func (s *Service) indexSubject(sub store.Subject, fingers []fingerRef) error {
 		if err := s.index.Add(matcher.Entry{SubjectID: sub.ID, Vector: t.Vector, Watchlists: sub.Watchlists}); err != nil {
 			return err
 		}
-		info.faces++
+		faces++
 	}
 	for _, f := range fingers {
 		if err := s.fingers.Add(sub.ID, f.pos, f.t); err != nil {
 			return err
 		}
 	}
-	if info.faces == 0 && len(info.fingers) == 0 {
+	if len(fingers) == 0 {
 		return nil
 	}
 	s.subjectsMu.Lock()
-	s.subjects[sub.ID] = info
+	s.fingered[sub.ID] = &subjectInfo{watchlists: sub.Watchlists, faces: faces, fingers: fingers}
 	s.subjectsMu.Unlock()
 	return nil
+}
+
+// faceSource reads the exact face vectors the index re-scores with from the
+// store, the source of truth: templates of another algorithm, and fingers,
+// are not in the index and are skipped here too.
+type faceSource struct{ s *Service }
+
+func (f faceSource) Vectors(ids []string, fn func(int, []float32)) error {
+	return f.s.store.Templates(ids, func(i int, t templates.Template) {
+		if t.Modality == templates.ModalityFace && f.s.compatible(t) == nil {
+			fn(i, t.Vector)
+		}
+	})
 }
 
 // unindex removes a subject from the indexes. The caller holds its lock.
 func (s *Service) unindex(id string) {
 	s.subjectsMu.Lock()
-	delete(s.subjects, id)
+	delete(s.fingered, id)
 	s.subjectsMu.Unlock()
 	s.index.Remove(id)
 	s.fingers.Remove(id)
 }
 
+// subject returns what scoring needs of an indexed subject, or nil.
 func (s *Service) subject(id string) *subjectInfo {
 	s.subjectsMu.RLock()
-	defer s.subjectsMu.RUnlock()
-	return s.subjects[id]
+	info := s.fingered[id]
+	s.subjectsMu.RUnlock()
+	if info != nil {
+		return info
+	}
+	lists, faces, ok := s.index.Subject(id)
+	if !ok {
+		return nil
+	}
+	return &subjectInfo{watchlists: lists, faces: faces}
 }
 
 // IndexSize reports the number of searchable templates (faces and fingers).
