@@ -31,7 +31,7 @@ func BenchmarkCreate(b *testing.B) {
 			s := open(b)
 			var n atomic.Int64
 			b.SetParallelism(max(1, writers/runtime.GOMAXPROCS(0)))
-			g0, c0 := s.creates.groups.Load(), s.creates.grouped.Load()
+			st0 := s.CommitStats()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
@@ -43,10 +43,15 @@ func BenchmarkCreate(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
-			if g := s.creates.groups.Load() - g0; g > 0 {
-				b.ReportMetric(float64(s.creates.grouped.Load()-c0)/float64(g), "creates/group")
-			}
+			reportGroups(b, st0, s.CommitStats())
 		})
+	}
+}
+
+// reportGroups reports the mean group size between two CommitStats.
+func reportGroups(b *testing.B, before, after CommitStats) {
+	if g := after.Groups - before.Groups; g > 0 {
+		b.ReportMetric(float64(after.Creates-before.Creates)/float64(g), "creates/group")
 	}
 }
 

@@ -91,8 +91,7 @@ type committer struct {
 	maxEntries, maxBytes int64
 	commit               func([]*pendingCreate)
 
-	// groups and grouped count what run committed, for the benchmarks'
-	// creates per group.
+	// groups and grouped count what run committed (CommitStats).
 	groups, grouped atomic.Int64
 }
 
@@ -169,6 +168,17 @@ func (c *committer) run() {
 		c.groups.Add(1)
 		c.grouped.Add(int64(len(group)))
 	}
+}
+
+// CommitStats counts the groups of creates committed since Open and the
+// creates in them; Creates/Groups is the mean group size.
+type CommitStats struct {
+	Groups, Creates int64
+}
+
+// CommitStats returns the group commit counts.
+func (s *Store) CommitStats() CommitStats {
+	return CommitStats{Groups: s.creates.groups.Load(), Creates: s.creates.grouped.Load()}
 }
 
 // commitGroup writes a group in one transaction and answers every caller.
