@@ -20,7 +20,7 @@ import (
 
 // faceTemplates returns n encoded face templates of random unit vectors,
 // as a client that extracted them elsewhere would send them.
-func faceTemplates(b *testing.B, n int) [][]byte {
+func faceTemplates(b testing.TB, n int) [][]byte {
 	r := rand.New(rand.NewPCG(1, 2))
 	out := make([][]byte, n)
 	for i := range out {
