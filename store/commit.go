@@ -164,9 +164,9 @@ func (c *committer) run() {
 				break collect
 			}
 		}
-		c.commit(group)
 		c.groups.Add(1)
 		c.grouped.Add(int64(len(group)))
+		c.commit(group)
 	}
 }
 
