@@ -87,6 +87,10 @@ func (s *Service) Enroll(ctx context.Context, req *pb.EnrollRequest) (*pb.Enroll
 	if err := ctxErr(ctx); err != nil {
 		return nil, err
 	}
+	// Create returns once the subject is durable; concurrent enrolments
+	// share one commit (store/commit.go). The index is updated only then,
+	// and under the id's lock held across both, so a delete racing this
+	// enrolment cannot leave a ghost in the index.
 	unlock := s.lock(sub.ID)
 	defer unlock()
 	created, err := s.store.Create(sub)

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,21 +24,35 @@ func BenchmarkCreate(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
 	})
-	b.Run("parallel", func(b *testing.B) {
-		s := open(b)
-		var n atomic.Int64
-		b.SetParallelism(8) // 8 × GOMAXPROCS writers share the commit fsyncs
-		b.ResetTimer()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				id := fmt.Sprintf("par%09d", n.Add(1))
-				if _, err := s.Create(subject(id, "wanted")); err != nil {
-					b.Fatal(err)
+	// Concurrent writers share groups (commit.go). SetParallelism counts in
+	// multiples of GOMAXPROCS: about that many writers on any machine.
+	for _, writers := range []int{16, 64} {
+		b.Run(fmt.Sprintf("parallel-%d", writers), func(b *testing.B) {
+			s := open(b)
+			var n atomic.Int64
+			b.SetParallelism(max(1, writers/runtime.GOMAXPROCS(0)))
+			st0 := s.CommitStats()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					id := fmt.Sprintf("par%09d", n.Add(1))
+					if _, err := s.Create(subject(id, "wanted")); err != nil {
+						b.Error(err)
+						return
+					}
 				}
-			}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
+			reportGroups(b, st0, s.CommitStats())
 		})
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
-	})
+	}
+}
+
+// reportGroups reports the mean group size between two CommitStats.
+func reportGroups(b *testing.B, before, after CommitStats) {
+	if g := after.Groups - before.Groups; g > 0 {
+		b.ReportMetric(float64(after.Creates-before.Creates)/float64(g), "creates/group")
+	}
 }
 
 // bulkLoad writes n subjects with one 128-d template each, unsynced and

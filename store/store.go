@@ -29,7 +29,8 @@
 //
 // A subject's record, templates and watchlist entries are always written and
 // deleted together in one transaction, and with SyncWrites every transaction
-// is on disk before the call returns.
+// is on disk before the call returns. Concurrent creates share a transaction
+// (and its one sync): see commit.go.
 package store
 
 import (
@@ -78,8 +79,9 @@ type Options struct {
 
 // Store is an open gallery. Its methods are safe for concurrent use.
 type Store struct {
-	db  *badger.DB
-	log zerolog.Logger
+	db      *badger.DB
+	log     zerolog.Logger
+	creates *committer // group commit of Create (commit.go)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -117,6 +119,7 @@ func Open(opt Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	s.creates = newCommitter(db.MaxBatchCount(), db.MaxBatchSize(), s.commitGroup)
 	return s, nil
 }
 
@@ -153,10 +156,14 @@ func (s *Store) checkSchema() error {
 	})
 }
 
-// Close flushes and closes the database. Calling it again returns the first
-// result.
+// Close commits the creates already waiting (their callers get their usual
+// answer), then flushes and closes the database; a Create after Close fails
+// with ErrClosed. Calling it again returns the first result.
 func (s *Store) Close() error {
-	s.closeOnce.Do(func() { s.closeErr = s.db.Close() })
+	s.closeOnce.Do(func() {
+		s.creates.close()
+		s.closeErr = s.db.Close()
+	})
 	return s.closeErr
 }
 

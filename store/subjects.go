@@ -28,52 +28,36 @@ func (s *Store) update(fn func(txn *badger.Txn) error) error {
 }
 
 // Create stores a new subject with its templates and watchlist memberships
-// in one durable transaction. It sets Created and Updated (UTC) and returns
-// the subject as stored: watchlists sorted and deduplicated, templates as Get
-// will return them. It fails with ErrExists if the id is taken and with an
-// error wrapping ErrInvalid, naming the field, if sub fails validation (in
-// which case nothing is written).
+// durably. It sets Created and Updated (UTC) and returns the subject as
+// stored: watchlists sorted and deduplicated, templates as Get will return
+// them. It fails with ErrExists if the id is taken and with an error wrapping
+// ErrInvalid, naming the field, if sub fails validation (in which case
+// nothing is written). Concurrent creates are committed together (see
+// commit.go); each returns once its subject is on disk, and a subject is
+// either wholly stored or not at all.
 func (s *Store) Create(sub Subject) (Subject, error) {
-	sub, enc, err := prepare(sub)
+	p, err := newCreate(sub)
 	if err != nil {
 		return Subject{}, err
 	}
+	if err := s.creates.submit(p); err != nil {
+		if errors.Is(err, ErrClosed) {
+			return Subject{}, fmt.Errorf("store: creating %q: %w", p.sub.ID, err)
+		}
+		return Subject{}, err
+	}
+	return *p.sub, nil
+}
+
+// newCreate validates and encodes sub for the committer.
+func newCreate(sub Subject) (*pendingCreate, error) {
+	sub, enc, err := prepare(sub)
+	if err != nil {
+		return nil, err
+	}
 	now := time.Unix(0, time.Now().UnixNano()).UTC() // what decoding will give back
 	sub.Created, sub.Updated = now, now
-	rec := encodeRecord(&sub, len(enc))
-	key := subjectKey(sub.ID)
-	err = s.update(func(txn *badger.Txn) error {
-		// The read puts the key in the transaction's read set, so of two
-		// concurrent creates of one id the second to commit conflicts and,
-		// retried, sees the first.
-		switch _, err := txn.Get(key); {
-		case err == nil:
-			return fmt.Errorf("%w: %q", ErrExists, sub.ID)
-		case !errors.Is(err, badger.ErrKeyNotFound):
-			return err
-		}
-		if err := txn.Set(key, rec); err != nil {
-			return err
-		}
-		for i, b := range enc {
-			if err := txn.Set(templateKey(sub.ID, i), b); err != nil {
-				return err
-			}
-		}
-		for _, w := range sub.Watchlists {
-			if err := txn.Set(watchlistKey(w, sub.ID), nil); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		if errors.Is(err, ErrExists) {
-			return Subject{}, err
-		}
-		return Subject{}, fmt.Errorf("store: creating %q: %w", sub.ID, err)
-	}
-	return sub, nil
+	return newPendingCreate(&sub, encodeRecord(&sub, len(enc)), enc), nil
 }
 
 // Get returns the subject with its templates, or ErrNotFound.
