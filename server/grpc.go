@@ -52,7 +52,10 @@ type GRPCOptions struct {
 
 // NewGRPCServer returns a gRPC server with the Matcher service, the standard
 // health service and server reflection (so grpcurl works) registered, and
-// with logging and panic recovery on every call. The returned health server
+// with logging and panic recovery on every call; with opt.Access and
+// opt.Audit, calls pass access control (access.Guard: authentication, the
+// role table, per-caller limits) and then the audit recorder, and the
+// bordermatch.v1.Audit service is registered. The returned health server
 // reports SERVING for "" and bordermatch.v1.Matcher; set it to NOT_SERVING
 // before a graceful stop.
 func NewGRPCServer(svc *Service, opt GRPCOptions) (*grpc.Server, *health.Server) {
