@@ -125,9 +125,9 @@ type Config struct {
 	// MaxConcurrent is each caller's most calls in flight; 0: no limit.
 	MaxConcurrent int
 	// Denied, if set, is told of every call refused as Unauthenticated or
-	// PermissionDenied (not of calls refused for a limit), to audit it. An
-	// error from it is logged.
+	// PermissionDenied (not of calls refused for a limit), to audit it.
 	Denied func(ctx context.Context, method string, err error)
+	// Logger gets a warning per refused call.
 	Logger zerolog.Logger
 }
 
@@ -233,6 +233,9 @@ func roleName(r string) string {
 }
 
 func (g *Guard) deny(ctx context.Context, method string, err error) {
+	c, _ := CallerFrom(ctx)
+	g.cfg.Logger.Warn().Str("rpc", method).Str("identity", c.Identity).Str("role", c.Role).Str("auth", c.Auth).
+		Str("peer", c.Peer).Str("code", status.Code(err).String()).Msg("call refused")
 	if g.cfg.Denied != nil {
 		g.cfg.Denied(ctx, method, err)
 	}

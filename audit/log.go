@@ -83,9 +83,22 @@ var zeroHash = hex.EncodeToString(make([]byte, sha256.Size))
 // concurrent use.
 type Log struct {
 	db *badger.DB
-	// mu orders appends: each reads the head and writes the next record.
-	mu sync.Mutex
+	// mu is held by the one goroutine writing: it writes every record
+	// queued so far in one synced transaction (group commit), so concurrent
+	// calls share a disk sync instead of waiting for one each.
+	mu    sync.Mutex
+	qmu   sync.Mutex
+	queue []*pending
 }
+
+type pending struct {
+	r    Record
+	err  error
+	done chan struct{}
+}
+
+// maxBatch bounds the records of one transaction.
+const maxBatch = 256
 
 // Open returns the audit trail kept in db (the gallery's database; see
 // store.Store.DB). db must have synced writes for records to be durable
@@ -97,38 +110,67 @@ func recordKey(seq uint64) []byte {
 }
 
 // Append adds r at the end of the chain, setting its Seq, Prev and (if zero)
-// Time, and returns it as stored.
+// Time, and returns it as stored, once it is on disk.
 func (l *Log) Append(r Record) (Record, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
 	if r.Time.IsZero() {
 		r.Time = time.Now()
 	}
 	r.Time = r.Time.UTC()
+	p := &pending{r: r, done: make(chan struct{})}
+	l.qmu.Lock()
+	l.queue = append(l.queue, p)
+	l.qmu.Unlock()
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for {
+		select {
+		case <-p.done: // written by the goroutine that held mu before
+			return p.r, p.err
+		default:
+		}
+		l.qmu.Lock()
+		n := min(len(l.queue), maxBatch)
+		batch := l.queue[:n:n]
+		l.queue = l.queue[n:]
+		l.qmu.Unlock()
+		l.write(batch)
+	}
+}
+
+// write appends a batch of records in one transaction and tells each
+// waiting Append the outcome.
+func (l *Log) write(batch []*pending) {
 	err := l.db.Update(func(txn *badger.Txn) error {
 		seq, prev, err := readHead(txn)
 		if err != nil {
 			return err
 		}
-		r.Seq, r.Prev = seq+1, zeroHash
-		if seq > 0 {
-			r.Prev = hex.EncodeToString(prev[:])
+		var h [sha256.Size]byte
+		for _, p := range batch {
+			p.r.Seq, p.r.Prev = seq+1, zeroHash
+			if seq > 0 {
+				p.r.Prev = hex.EncodeToString(prev[:])
+			}
+			b, err := json.Marshal(p.r)
+			if err != nil {
+				return err
+			}
+			h = sha256.Sum256(b)
+			p.r.Hash = hex.EncodeToString(h[:])
+			if err := txn.Set(recordKey(p.r.Seq), b); err != nil {
+				return err
+			}
+			seq, prev = p.r.Seq, h
 		}
-		b, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		h := sha256.Sum256(b)
-		r.Hash = hex.EncodeToString(h[:])
-		if err := txn.Set(recordKey(r.Seq), b); err != nil {
-			return err
-		}
-		return txn.Set([]byte(headKey), append(binary.BigEndian.AppendUint64(nil, r.Seq), h[:]...))
+		return txn.Set([]byte(headKey), append(binary.BigEndian.AppendUint64(nil, seq), prev[:]...))
 	})
-	if err != nil {
-		return Record{}, fmt.Errorf("audit: appending a record: %w", err)
+	for _, p := range batch {
+		if err != nil {
+			p.r, p.err = Record{}, fmt.Errorf("audit: appending a record: %w", err)
+		}
+		close(p.done)
 	}
-	return r, nil
 }
 
 func readHead(txn *badger.Txn) (seq uint64, hash [sha256.Size]byte, err error) {

@@ -14,11 +14,15 @@ import (
 // openDB opens a real Badger directory with synced writes, as the store does.
 func openDB(t *testing.T, dir string) *badger.DB {
 	t.Helper()
-	db, err := badger.Open(badger.DefaultOptions(dir).WithSyncWrites(true).WithLogger(nil))
+	db, err := badgerOpen(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return db
+}
+
+func badgerOpen(dir string) (*badger.DB, error) {
+	return badger.Open(badger.DefaultOptions(dir).WithSyncWrites(true).WithLogger(nil))
 }
 
 func fill(t *testing.T, l *Log, n int) []Record {
@@ -195,4 +199,43 @@ func TestTamperDetected(t *testing.T) {
 			return txn.Set(recordKey(7), b)
 		}, 7, "outside the audit log")
 	})
+}
+
+// TestConcurrentAppends: appends from many goroutines share transactions
+// and still make one unbroken chain, each caller getting its own record.
+func TestConcurrentAppends(t *testing.T) {
+	db := openDB(t, t.TempDir())
+	defer db.Close()
+	l := Open(db)
+	const workers, each = 8, 40
+	seqs := make(chan uint64, workers*each)
+	done := make(chan struct{})
+	for w := range workers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range each {
+				r, err := l.Append(Record{Identity: fmt.Sprintf("w%d", w), RPC: "/x", Decision: "ok", Code: "OK", Detail: fmt.Sprint(i)})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if r.Identity != fmt.Sprintf("w%d", w) || r.Detail != fmt.Sprint(i) {
+					t.Errorf("got back another caller's record: %+v", r)
+				}
+				seqs <- r.Seq
+			}
+		}()
+	}
+	for range workers {
+		<-done
+	}
+	close(seqs)
+	seen := map[uint64]bool{}
+	for s := range seqs {
+		if seen[s] || s < 1 || s > workers*each {
+			t.Fatalf("sequence number %d given twice or out of range", s)
+		}
+		seen[s] = true
+	}
+	verifyOK(t, l, workers*each)
 }
