@@ -126,7 +126,8 @@ type Config struct {
 	MaxConcurrent int
 	// Denied, if set, is told of every call refused as Unauthenticated or
 	// PermissionDenied (not of calls refused for a limit), to audit it.
-	Denied func(ctx context.Context, method string, err error)
+	// req is the request of a unary call (nil for a stream).
+	Denied func(ctx context.Context, method string, req any, err error)
 	// Logger gets a warning per refused call.
 	Logger zerolog.Logger
 }
@@ -162,7 +163,7 @@ func New(cfg Config) *Guard {
 // Unary is the interceptor for unary calls.
 func (g *Guard) Unary() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-		ctx, release, err := g.admit(ctx, info.FullMethod)
+		ctx, release, err := g.admit(ctx, info.FullMethod, req)
 		if err != nil {
 			return nil, err
 		}
@@ -175,7 +176,7 @@ func (g *Guard) Unary() grpc.UnaryServerInterceptor {
 // call in flight for as long as it is open.
 func (g *Guard) Stream() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		ctx, release, err := g.admit(ss.Context(), info.FullMethod)
+		ctx, release, err := g.admit(ss.Context(), info.FullMethod, nil)
 		if err != nil {
 			return err
 		}
@@ -194,7 +195,7 @@ func (s *callerStream) Context() context.Context { return s.ctx }
 func noop() {}
 
 // admit authenticates, authorises and counts a call.
-func (g *Guard) admit(ctx context.Context, method string) (context.Context, func(), error) {
+func (g *Guard) admit(ctx context.Context, method string, req any) (context.Context, func(), error) {
 	open := Allowed(g.cfg.Methods, method, "")
 	c, authErr := g.authenticate(ctx)
 	ctx = WithCaller(ctx, c)
@@ -207,7 +208,7 @@ func (g *Guard) admit(ctx context.Context, method string) (context.Context, func
 		if err := g.limit("peer:"+host(c.Peer), false); err != nil {
 			return ctx, nil, err
 		}
-		g.deny(ctx, method, authErr)
+		g.deny(ctx, method, req, authErr)
 		return ctx, nil, authErr
 	}
 	if !Allowed(g.cfg.Methods, method, c.Role) {
@@ -215,7 +216,7 @@ func (g *Guard) admit(ctx context.Context, method string) (context.Context, func
 		if _, known := g.cfg.Methods[method]; !known {
 			err = status.Errorf(codes.PermissionDenied, "%s is not in the role table: denied", method)
 		}
-		g.deny(ctx, method, err)
+		g.deny(ctx, method, req, err)
 		return ctx, nil, err
 	}
 	key := c.Auth + ":" + c.Identity
@@ -232,12 +233,12 @@ func roleName(r string) string {
 	return r
 }
 
-func (g *Guard) deny(ctx context.Context, method string, err error) {
+func (g *Guard) deny(ctx context.Context, method string, req any, err error) {
 	c, _ := CallerFrom(ctx)
 	g.cfg.Logger.Warn().Str("rpc", method).Str("identity", c.Identity).Str("role", c.Role).Str("auth", c.Auth).
 		Str("peer", c.Peer).Str("code", status.Code(err).String()).Msg("call refused")
 	if g.cfg.Denied != nil {
-		g.cfg.Denied(ctx, method, err)
+		g.cfg.Denied(ctx, method, req, err)
 	}
 }
 

@@ -121,10 +121,18 @@ func (w *watchStream) SendMsg(m any) error {
 	return w.ServerStream.SendMsg(m)
 }
 
-// Denied records a call refused by access control. It is access.Config's
-// Denied hook.
-func (rc *Recorder) Denied(ctx context.Context, method string, err error) {
+// Denied records a call refused by access control, with the gate and the
+// subject the request named. It is access.Config's Denied hook.
+func (rc *Recorder) Denied(ctx context.Context, method string, req any, err error) {
 	r := rc.base(ctx, method)
+	if m, ok := req.(proto.Message); ok {
+		if g := gateOf(m.ProtoReflect()); g != "" {
+			r.Gate = g
+		}
+		var named Record
+		generic(&named, m.ProtoReflect())
+		r.Hits = named.Hits
+	}
 	r.Decision = "denied"
 	if status.Code(err) == codes.Unauthenticated {
 		r.Decision = "unauthenticated"

@@ -182,7 +182,8 @@ func TestAccessRolesAndAudit(t *testing.T) {
 	if !strings.Contains(status.Convert(err).Message(), "gate-1") {
 		t.Errorf("denial does not name the caller: %v", err)
 	}
-	if r := findRecord(t, s.audit, "gate-1", "Matcher/Enroll"); r.Decision != "denied" || r.Role != "gate" || r.Code != "PermissionDenied" || r.Auth != "cert" {
+	if r := findRecord(t, s.audit, "gate-1", "Matcher/Enroll"); r.Decision != "denied" || r.Role != "gate" || r.Code != "PermissionDenied" ||
+		r.Auth != "cert" || len(r.Hits) != 1 || r.Hits[0].SubjectID != "x" || r.Gate != "T5-GATE-03" {
 		t.Errorf("denial record %+v", r)
 	}
 	if _, err := s.store.Get("x"); err == nil {
@@ -258,7 +259,10 @@ func TestAccessRolesAndAudit(t *testing.T) {
 	// The admin reads the trail and checks the chain over gRPC.
 	ac := pb.NewAuditClient(s.dial(t, "admin", ""))
 	list, err := ac.List(ctx, &pb.ListAuditRequest{SubjectId: "sheldon"})
-	if err != nil || len(list.GetRecords()) != 2 || list.GetRecords()[1].GetHits()[0].GetSubjectId() != "sheldon" {
+	// The enrolment, the gate's search, and the refused look-up by the gate
+	// and deletion by the officer.
+	if err != nil || len(list.GetRecords()) != 4 || list.GetRecords()[3].GetIdentity() != "officer-1" ||
+		list.GetRecords()[3].GetDecision() != "denied" || list.GetRecords()[3].GetHits()[0].GetSubjectId() != "sheldon" {
 		t.Fatalf("audit list for sheldon: %d records, %v", len(list.GetRecords()), err)
 	}
 	page, err := ac.List(ctx, &pb.ListAuditRequest{PageSize: 2})

@@ -110,7 +110,8 @@ func (a *app) root() *cobra.Command {
 
 Exit codes: 0 done, 1 server failure or import failures, 2 bad usage,
 3 subject not found, 4 bad input (unreadable photo, no face, several faces,
-subject exists), 5 server unreachable or timed out.`,
+subject exists), 5 server unreachable or timed out, 6 refused (credentials
+or role).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
