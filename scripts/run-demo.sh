@@ -2,11 +2,14 @@
 # make run: start matchd on the embedded default store (./data), enrol the
 # sample watchlist from testdata/ if the store is empty, show one real
 # identification, then keep the server in the foreground until Ctrl-C.
+# matchd serves TLS with a local CA it makes in the data directory's tls/
+# on first start; watchlist finds the CA and the admin certificate there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 LISTEN=${BORDERMATCH_LISTEN:-127.0.0.1:50051}
 export BORDERMATCH_SERVER=$LISTEN
+export BORDERMATCH_DATA=${BORDERMATCH_DATA:-./data}
 SAMPLE=testdata/watchlist
 PROBE=testdata/faces/bbt/sheldon/3.png   # sheldon is enrolled with another photo (bbt/sheldon/1.png)
 
@@ -41,5 +44,7 @@ echo
 echo "matchd is serving on $LISTEN (data in ${BORDERMATCH_DATA:-./data}). Try:"
 echo "  bin/watchlist search --photo $PROBE"
 echo "  bin/watchlist list"
+echo "  bin/watchlist audit            # who searched and enrolled whom; bin/watchlist audit verify checks the chain"
+echo "  bin/matchd certs --role gate --name gate-07 --out ./certs   # a client certificate for a gate"
 echo "Press Ctrl-C to stop."
 wait "$pid"

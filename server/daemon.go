@@ -2,14 +2,19 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/bordermatch/bordermatch/access"
+	"github.com/bordermatch/bordermatch/audit"
 	"github.com/bordermatch/bordermatch/matcher"
+	"github.com/bordermatch/bordermatch/pki"
 	"github.com/bordermatch/bordermatch/store"
 	"github.com/bordermatch/bordermatch/templates"
 	"github.com/bordermatch/bordermatch/templates/finger"
@@ -47,6 +52,79 @@ type Options struct {
 	// Ready, if set, is called with the bound address once the server accepts
 	// calls (tests listen on port 0).
 	Ready func(addr net.Addr)
+
+	// Access and transport security (see access, pki and audit).
+	//
+	// Insecure serves plaintext; otherwise the listener is TLS with
+	// TLSCert/TLSKey, and client certificates must chain to ClientCA. With
+	// none of the three given, matchd uses <DataDir>/tls, creating there a
+	// local CA, a server certificate and an admin client certificate on
+	// first start.
+	Insecure                  bool
+	TLSCert, TLSKey, ClientCA string
+	// TokensFile, if set, is a bearer token file (access.ParseTokens);
+	// client certificates are then optional at the handshake.
+	TokensFile string
+	// Per-caller limits (access.Config): calls per second, burst, calls in
+	// flight; 0: none.
+	RateLimit     float64
+	RateBurst     int
+	MaxConcurrent int
+}
+
+// TLSDir is where matchd keeps its local CA and certificates, inside the
+// data directory.
+func TLSDir(dataDir string) string { return filepath.Join(dataDir, "tls") }
+
+// accessConfig sets up transport security and access control.
+func accessConfig(opt Options, log zerolog.Logger) (*tls.Config, *access.Config, error) {
+	acc := &access.Config{Insecure: opt.Insecure, Rate: opt.RateLimit, Burst: opt.RateBurst, MaxConcurrent: opt.MaxConcurrent, Logger: log}
+	if opt.TokensFile != "" {
+		t, err := access.ReadTokens(opt.TokensFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		acc.Tokens = t
+		log.Info().Str("file", opt.TokensFile).Int("tokens", t.Len()).Msg("bearer tokens accepted")
+	}
+	if opt.Insecure {
+		if acc.Tokens == nil {
+			log.Warn().Msg("--insecure: plaintext gRPC, and every caller is an admin; for development only")
+		} else {
+			log.Warn().Msg("--insecure: plaintext gRPC; bearer tokens cross the network in the clear")
+		}
+		return nil, acc, nil
+	}
+	cert, key, ca := opt.TLSCert, opt.TLSKey, opt.ClientCA
+	switch n := btoi(cert != "") + btoi(key != "") + btoi(ca != ""); n {
+	case 0:
+		dir := TLSDir(opt.DataDir)
+		created, err := pki.EnsureLocal(dir, pki.LocalHosts(opt.Listen))
+		if err != nil {
+			return nil, nil, fmt.Errorf("creating a local CA in %s: %w", dir, err)
+		}
+		if created {
+			log.Warn().Str("dir", dir).Str("admin_cert", filepath.Join(dir, pki.AdminFile)).
+				Msg("created a local CA, a server certificate and an admin client certificate (for a trial or a single site; use the agency's CA in production)")
+		}
+		cert, key, ca = filepath.Join(dir, pki.ServerFile), filepath.Join(dir, pki.ServerKeyFile), filepath.Join(dir, pki.CAFile)
+	case 3:
+	default:
+		return nil, nil, errors.New("give --tls-cert, --tls-key and --client-ca together (or none, for the local CA in <data>/tls)")
+	}
+	cfg, err := pki.ServerConfig(cert, key, ca, acc.Tokens == nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	log.Info().Str("cert", cert).Str("client_ca", ca).Bool("client_cert_required", acc.Tokens == nil).Msg("TLS")
+	return cfg, acc, nil
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Serve runs the Matcher service until ctx is done, then stops gracefully:
@@ -118,15 +196,20 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	if err != nil {
 		return err
 	}
+	tlsCfg, acc, err := accessConfig(opt, log)
+	if err != nil {
+		return err
+	}
 	lis, err := net.Listen("tcp", opt.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", opt.Listen, err)
 	}
-	gs, hs := NewGRPCServer(svc, GRPCOptions{MaxMessageBytes: opt.MaxMessageBytes, Logger: log})
+	gs, hs := NewGRPCServer(svc, GRPCOptions{MaxMessageBytes: opt.MaxMessageBytes, Logger: log,
+		TLS: tlsCfg, Access: acc, Audit: audit.Open(st.DB())})
 
 	errc := make(chan error, 1)
 	go func() { errc <- gs.Serve(lis) }()
-	log.Info().Str("listen", lis.Addr().String()).Str("data", opt.DataDir).
+	log.Info().Str("listen", lis.Addr().String()).Bool("tls", tlsCfg != nil).Str("data", opt.DataDir).
 		Str("models", opt.ModelsDir).Float32("threshold", opt.Threshold).Float64("max_fmr", svc.maxFMR).
 		Int("templates", svc.IndexSize()).Msg("matchd serving")
 	if opt.Ready != nil {

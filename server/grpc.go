@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"runtime/debug"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
@@ -17,6 +19,8 @@ import (
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 
+	"github.com/bordermatch/bordermatch/access"
+	"github.com/bordermatch/bordermatch/audit"
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
 )
 
@@ -35,23 +39,62 @@ const RequestIDHeader = "x-request-id"
 type GRPCOptions struct {
 	MaxMessageBytes int
 	Logger          zerolog.Logger
+	// TLS, if set, is the listener's TLS configuration (pki.ServerConfig).
+	TLS *tls.Config
+	// Access, if set, authenticates, authorises and rate-limits every call
+	// (package access). Nil lets every call through: only for in-process
+	// tests of the service itself; Serve always sets it.
+	Access *access.Config
+	// Audit, if set, records the audited calls and every refused call, and
+	// is served as the bordermatch.v1.Audit service.
+	Audit *audit.Log
 }
 
 // NewGRPCServer returns a gRPC server with the Matcher service, the standard
 // health service and server reflection (so grpcurl works) registered, and
-// with logging and panic recovery on every call. The returned health server
+// with logging and panic recovery on every call; with opt.Access and
+// opt.Audit, calls pass access control (access.Guard: authentication, the
+// role table, per-caller limits) and then the audit recorder, and the
+// bordermatch.v1.Audit service is registered. The returned health server
 // reports SERVING for "" and bordermatch.v1.Matcher; set it to NOT_SERVING
 // before a graceful stop.
 func NewGRPCServer(svc *Service, opt GRPCOptions) (*grpc.Server, *health.Server) {
 	if opt.MaxMessageBytes <= 0 {
 		opt.MaxMessageBytes = DefaultMaxMessageBytes
 	}
-	gs := grpc.NewServer(
+	unary := []grpc.UnaryServerInterceptor{logUnary(opt.Logger)}
+	var stream []grpc.StreamServerInterceptor
+	var rec *audit.Recorder
+	if opt.Audit != nil {
+		rec = &audit.Recorder{Log: opt.Audit, RequestID: requestIDFrom, Logger: opt.Logger}
+	}
+	if opt.Access != nil {
+		acc := *opt.Access
+		if rec != nil {
+			acc.Denied = rec.Denied
+		}
+		g := access.New(acc)
+		unary = append(unary, g.Unary())
+		stream = append(stream, g.Stream())
+	}
+	if rec != nil {
+		unary = append(unary, rec.Unary())
+		stream = append(stream, rec.Stream())
+	}
+	sopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(opt.MaxMessageBytes),
 		grpc.MaxSendMsgSize(opt.MaxMessageBytes),
-		grpc.ChainUnaryInterceptor(logUnary(opt.Logger)),
-	)
+		grpc.ChainUnaryInterceptor(unary...),
+		grpc.ChainStreamInterceptor(stream...),
+	}
+	if opt.TLS != nil {
+		sopts = append(sopts, grpc.Creds(credentials.NewTLS(opt.TLS)))
+	}
+	gs := grpc.NewServer(sopts...)
 	pb.RegisterMatcherServer(gs, svc)
+	if opt.Audit != nil {
+		pb.RegisterAuditServer(gs, &audit.Service{Log: opt.Audit})
+	}
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	hs.SetServingStatus(pb.Matcher_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
@@ -69,6 +112,7 @@ func logUnary(log zerolog.Logger) grpc.UnaryServerInterceptor {
 		start := time.Now()
 		id := requestID(ctx)
 		_ = grpc.SetHeader(ctx, metadata.Pairs(RequestIDHeader, id))
+		ctx = context.WithValue(ctx, requestIDKey{}, id)
 		defer func() {
 			if r := recover(); r != nil {
 				log.Error().Str("request_id", id).Str("rpc", info.FullMethod).
@@ -92,6 +136,14 @@ func logUnary(log zerolog.Logger) grpc.UnaryServerInterceptor {
 		}()
 		return handler(ctx, req)
 	}
+}
+
+type requestIDKey struct{}
+
+// requestIDFrom returns the request id logUnary gave the call.
+func requestIDFrom(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
 }
 
 func requestID(ctx context.Context) string {

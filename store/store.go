@@ -19,6 +19,8 @@
 //	                           (templates.Template.MarshalBinary), seq 0..15.
 //	w/<list>/<id>            → empty; watchlist membership, for List by
 //	                           watchlist and for Watchlists' counts.
+//	a/…                      → the audit trail, written by package audit
+//	                           through DB (never by this package).
 //
 // The template keys separate id and sequence number with a NUL byte rather
 // than '/': NUL sorts below every byte an id may contain, so t/ keys sort in
@@ -155,6 +157,11 @@ func (s *Store) checkSchema() error {
 		return nil
 	})
 }
+
+// DB is the underlying Badger database. The audit trail (package audit)
+// keeps its records in it under its own key prefix ("a/"), written with the
+// same synced writes.
+func (s *Store) DB() *badger.DB { return s.db }
 
 // Close commits the creates already waiting (their callers get their usual
 // answer), then flushes and closes the database; a Create after Close fails

@@ -10,6 +10,14 @@
 //	3  not found: no such subject
 //	4  bad input: unreadable photo, no face, several faces, subject exists
 //	5  the server could not be reached or did not answer in time
+//	6  refused: no valid credentials, or the caller's role may not do that
+//
+// Connections are TLS: the CA certificate and the client certificate are
+// taken from --ca, --cert and --key, or, by default, from the local CA that
+// matchd creates in <--data>/tls (ca.pem, admin.pem, admin-key.pem), so on
+// the server's machine the CLI works as admin out of the box. --token sends
+// a bearer token instead of (or besides) a certificate; --insecure talks
+// plaintext to a matchd run with --insecure.
 package watchlist
 
 import (
@@ -23,7 +31,6 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
@@ -37,6 +44,7 @@ const (
 	ExitNotFound    = 3
 	ExitBadInput    = 4
 	ExitUnavailable = 5
+	ExitDenied      = 6
 )
 
 // exitError carries an exit code with the message printed on stderr.
@@ -55,6 +63,7 @@ func usageError(format string, a ...any) error {
 
 // app holds what every subcommand shares.
 type app struct {
+	tls     connFlags
 	server  string
 	json    bool
 	timeout time.Duration
@@ -101,7 +110,8 @@ func (a *app) root() *cobra.Command {
 
 Exit codes: 0 done, 1 server failure or import failures, 2 bad usage,
 3 subject not found, 4 bad input (unreadable photo, no face, several faces,
-subject exists), 5 server unreachable or timed out.`,
+subject exists), 5 server unreachable or timed out, 6 refused (credentials
+or role).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -109,7 +119,8 @@ subject exists), 5 server unreachable or timed out.`,
 	pf.StringVar(&a.server, "server", def, "matchd address host:port (env BORDERMATCH_SERVER)")
 	pf.BoolVar(&a.json, "json", false, "print JSON instead of a table")
 	pf.DurationVar(&a.timeout, "timeout", 30*time.Second, "how long to wait for the server per call")
-	root.AddCommand(a.searchCmd(), a.addCmd(), a.showCmd(), a.removeCmd(), a.listCmd(), a.listsCmd(), a.importCmd())
+	a.tls.register(pf)
+	root.AddCommand(a.searchCmd(), a.addCmd(), a.showCmd(), a.removeCmd(), a.listCmd(), a.listsCmd(), a.importCmd(), a.auditCmd())
 	return root
 }
 
@@ -117,9 +128,12 @@ func (a *app) dial() (pb.MatcherClient, error) {
 	if a.client != nil {
 		return a.client, nil
 	}
-	conn, err := grpc.NewClient(a.server,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20), grpc.MaxCallSendMsgSize(16<<20)))
+	creds, err := a.tls.dialOptions()
+	if err != nil {
+		return nil, &exitError{code: ExitUsage, err: err}
+	}
+	conn, err := grpc.NewClient(a.server, append(creds,
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20), grpc.MaxCallSendMsgSize(16<<20)))...)
 	if err != nil {
 		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--server %q: %v", a.server, err)}
 	}
@@ -146,9 +160,14 @@ func (a *app) callError(err error, subject string) error {
 		e.code = ExitNotFound
 	case codes.InvalidArgument, codes.AlreadyExists, codes.FailedPrecondition, codes.ResourceExhausted, codes.OutOfRange:
 		e.code = ExitBadInput
+	case codes.Unauthenticated, codes.PermissionDenied:
+		e.code = ExitDenied
 	case codes.Unavailable:
 		e.code = ExitUnavailable
 		e.err = fmt.Errorf("cannot reach matchd at %s (is it running?): %s", a.server, st.Message())
+		if tlsTrouble(st.Message()) {
+			e.err = fmt.Errorf("no secure connection to matchd at %s (check --ca, --cert, --key, or --insecure for a server run with --insecure): %s", a.server, st.Message())
+		}
 	case codes.DeadlineExceeded:
 		e.code = ExitUnavailable
 		e.err = fmt.Errorf("matchd at %s did not answer within %s", a.server, a.timeout)

@@ -16,6 +16,17 @@
 //	--finger-calibration FILE  BORDERMATCH_FINGER_CALIBRATION (built in)
 //	--finger-quality-floor Q   BORDERMATCH_FINGER_QUALITY_FLOOR (finger.DefaultQualityFloor)
 //	--finger-dpi DPI           BORDERMATCH_FINGER_DPI         (500)
+//
+// Access (see the access and pki packages):
+//
+//	--insecure                 plaintext, no client authentication (development only)
+//	--tls-cert, --tls-key FILE BORDERMATCH_TLS_CERT, BORDERMATCH_TLS_KEY (the local CA's, in <data>/tls)
+//	--client-ca FILE           BORDERMATCH_CLIENT_CA  (CA of the client certificates)
+//	--tokens FILE              BORDERMATCH_TOKENS     (bearer tokens: TOKEN IDENTITY ROLE per line)
+//	--rate-limit, --rate-burst, --max-concurrent      per-caller limits
+//
+// "matchd certs --role gate --name gate-07" issues a client certificate
+// from the local CA.
 package main
 
 import (
@@ -52,6 +63,9 @@ func env(name, def string) string {
 }
 
 func run(args []string) error {
+	if len(args) > 0 && args[0] == "certs" {
+		return certs(args[1:], os.Stdout)
+	}
 	fs := flag.NewFlagSet("matchd", flag.ContinueOnError)
 	var (
 		listen    = fs.String("listen", env("BORDERMATCH_LISTEN", "127.0.0.1:50051"), "gRPC listen address `host:port`")
@@ -74,6 +88,7 @@ func run(args []string) error {
 		fingerDPI = fs.String("finger-dpi", env("BORDERMATCH_FINGER_DPI", strconv.Itoa(finger.DefaultDPI)),
 			"resolution assumed for fingerprint images that declare none, in `dpi`")
 	)
+	acc := accessFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -136,6 +151,14 @@ func run(args []string) error {
 		MaxImagePixels:       *maxPixels,
 		ShutdownGrace:        *grace,
 		Logger:               log,
+		Insecure:             *acc.insecure,
+		TLSCert:              *acc.cert,
+		TLSKey:               *acc.key,
+		ClientCA:             *acc.clientCA,
+		TokensFile:           *acc.tokens,
+		RateLimit:            *acc.rate,
+		RateBurst:            *acc.burst,
+		MaxConcurrent:        *acc.concurrent,
 	})
 }
 

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -64,6 +65,10 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
+// dataDirs maps a running matchd's address to its data directory, whose
+// tls/ holds the local CA and admin certificate the CLI uses by default.
+var dataDirs sync.Map
+
 type daemon struct {
 	cmd  *exec.Cmd
 	addr string
@@ -77,6 +82,7 @@ func startMatchd(t *testing.T, data string, extra ...string) *daemon {
 	args := append([]string{"--listen", d.addr, "--data", data, "--models", modelsDir(t), "--log-format", "json"}, extra...)
 	d.cmd = exec.Command(filepath.Join(binDir, "matchd"), args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	dataDirs.Store(d.addr, data)
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +129,11 @@ func cli(t *testing.T, server string, args ...string) (string, string, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "watchlist"), append([]string{"--server", server}, args...)...)
+	pre := []string{"--server", server}
+	if data, ok := dataDirs.Load(server); ok {
+		pre = append(pre, "--data", data.(string))
+	}
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "watchlist"), append(pre, args...)...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()

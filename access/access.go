@@ -1,0 +1,365 @@
+// Package access decides who may call which matchd RPC: it authenticates
+// the caller (a client certificate from the agency's CA carrying a role, or
+// a bearer token), checks the caller's role against a table of gRPC method
+// names (anything not in the table is denied), and bounds each caller's
+// request rate and calls in flight.
+//
+// # Roles
+//
+//	gate     Matcher Identify and Verify; Gates CaptureAndIdentify, GateStatus, IdentifyFrames
+//	officer  Matcher Identify (watchlist search), Verify, GetSubject, ListSubjects, ListWatchlists
+//	admin    everything in the table: also Enroll, DeleteSubject, Admin Backup and Restore, Audit List and Verify
+//
+// The health service is open (readiness probes carry no credentials; it says
+// only whether the server is serving). Server reflection needs any role: it
+// describes the API, which is public, but nothing is given to callers who
+// are not known.
+package access
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/bordermatch/bordermatch/pki"
+)
+
+// Roles.
+const (
+	Gate    = "gate"
+	Officer = "officer"
+	Admin   = "admin"
+)
+
+// Open marks a method anyone may call, without credentials.
+const Open = "*"
+
+// Methods is the role table: the roles allowed to call each gRPC full method
+// name. A method not in it is denied to everyone.
+var Methods = map[string][]string{
+	"/bordermatch.v1.Matcher/Enroll":         {Admin},
+	"/bordermatch.v1.Matcher/Identify":       {Gate, Officer, Admin},
+	"/bordermatch.v1.Matcher/Verify":         {Gate, Officer, Admin},
+	"/bordermatch.v1.Matcher/DeleteSubject":  {Admin},
+	"/bordermatch.v1.Matcher/GetSubject":     {Officer, Admin},
+	"/bordermatch.v1.Matcher/ListSubjects":   {Officer, Admin},
+	"/bordermatch.v1.Matcher/ListWatchlists": {Officer, Admin},
+
+	"/bordermatch.v1.Gates/CaptureAndIdentify": {Gate, Admin},
+	"/bordermatch.v1.Gates/GateStatus":         {Gate, Admin},
+	"/bordermatch.v1.Gates/IdentifyFrames":     {Gate, Admin},
+
+	"/bordermatch.v1.Admin/Backup":  {Admin},
+	"/bordermatch.v1.Admin/Restore": {Admin},
+
+	"/bordermatch.v1.Audit/List":   {Admin},
+	"/bordermatch.v1.Audit/Verify": {Admin},
+
+	"/grpc.health.v1.Health/Check": {Open},
+	"/grpc.health.v1.Health/Watch": {Open},
+	"/grpc.health.v1.Health/List":  {Open},
+
+	"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      {Gate, Officer, Admin},
+	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": {Gate, Officer, Admin},
+}
+
+// Allowed reports whether role may call method under table.
+func Allowed(table map[string][]string, method, role string) bool {
+	for _, r := range table[method] {
+		if r == Open || (r == role && role != "") {
+			return true
+		}
+	}
+	return false
+}
+
+// Caller is who made a call.
+type Caller struct {
+	// Identity: the certificate's common name, the token's identity,
+	// "insecure", or the peer address of an unauthenticated caller.
+	Identity string
+	Role     string
+	// Auth: "cert", "token", "insecure" or "none".
+	Auth string
+	Peer string
+}
+
+type callerKey struct{}
+
+// CallerFrom returns the caller the Guard put in ctx.
+func CallerFrom(ctx context.Context) (Caller, bool) {
+	c, ok := ctx.Value(callerKey{}).(Caller)
+	return c, ok
+}
+
+// WithCaller returns ctx carrying c.
+func WithCaller(ctx context.Context, c Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// Config configures a Guard.
+type Config struct {
+	// Insecure: the server listens without TLS. Callers without a token are
+	// then an "insecure" admin, unless Tokens is set, when a token is
+	// required.
+	Insecure bool
+	// Tokens, if set, are accepted as "authorization: Bearer TOKEN".
+	Tokens *Tokens
+	// Methods is the role table; nil takes Methods.
+	Methods map[string][]string
+	// Rate is each caller's sustained calls per second and Burst the calls
+	// it may make at once above it; 0 means no limit.
+	Rate  float64
+	Burst int
+	// MaxConcurrent is each caller's most calls in flight; 0: no limit.
+	MaxConcurrent int
+	// Denied, if set, is told of every call refused as Unauthenticated or
+	// PermissionDenied (not of calls refused for a limit), to audit it.
+	// req is the request of a unary call (nil for a stream).
+	Denied func(ctx context.Context, method string, req any, err error)
+	// Logger gets a warning per refused call.
+	Logger zerolog.Logger
+}
+
+// Guard is the access control of a gRPC server.
+type Guard struct {
+	cfg Config
+
+	mu      sync.Mutex
+	clients map[string]*client
+}
+
+type client struct {
+	lim      *rate.Limiter
+	inFlight int
+}
+
+// maxClients bounds the per-caller state: past it, callers with no call in
+// flight and a full bucket (they would start afresh anyway) are forgotten.
+const maxClients = 10000
+
+// New returns a Guard.
+func New(cfg Config) *Guard {
+	if cfg.Methods == nil {
+		cfg.Methods = Methods
+	}
+	if cfg.Burst <= 0 && cfg.Rate > 0 {
+		cfg.Burst = max(1, int(2*cfg.Rate))
+	}
+	return &Guard{cfg: cfg, clients: map[string]*client{}}
+}
+
+// Unary is the interceptor for unary calls.
+func (g *Guard) Unary() grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+		ctx, release, err := g.admit(ctx, info.FullMethod, req)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+		return handler(ctx, req)
+	}
+}
+
+// Stream is the interceptor for streaming calls; a stream counts as one
+// call in flight for as long as it is open.
+func (g *Guard) Stream() grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+		ctx, release, err := g.admit(ss.Context(), info.FullMethod, nil)
+		if err != nil {
+			return err
+		}
+		defer release()
+		return handler(srv, &callerStream{ServerStream: ss, ctx: ctx})
+	}
+}
+
+type callerStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *callerStream) Context() context.Context { return s.ctx }
+
+func noop() {}
+
+// admit authenticates, authorises and counts a call.
+func (g *Guard) admit(ctx context.Context, method string, req any) (context.Context, func(), error) {
+	open := Allowed(g.cfg.Methods, method, "")
+	c, authErr := g.authenticate(ctx)
+	ctx = WithCaller(ctx, c)
+	if open {
+		return ctx, noop, nil
+	}
+	if authErr != nil {
+		// Unauthenticated callers share a limit per address, so a flood
+		// of bad credentials cannot flood the audit trail either.
+		if err := g.limit("peer:"+host(c.Peer), false); err != nil {
+			return ctx, nil, err
+		}
+		g.deny(ctx, method, req, authErr)
+		return ctx, nil, authErr
+	}
+	if !Allowed(g.cfg.Methods, method, c.Role) {
+		err := status.Errorf(codes.PermissionDenied, "%s %q (role %s) may not call %s", c.Auth, c.Identity, roleName(c.Role), method)
+		if _, known := g.cfg.Methods[method]; !known {
+			err = status.Errorf(codes.PermissionDenied, "%s is not in the role table: denied", method)
+		}
+		g.deny(ctx, method, req, err)
+		return ctx, nil, err
+	}
+	key := c.Auth + ":" + c.Identity
+	if err := g.limit(key, true); err != nil {
+		return ctx, nil, err
+	}
+	return ctx, func() { g.done(key) }, nil
+}
+
+func roleName(r string) string {
+	if r == "" {
+		return "none"
+	}
+	return r
+}
+
+func (g *Guard) deny(ctx context.Context, method string, req any, err error) {
+	c, _ := CallerFrom(ctx)
+	g.cfg.Logger.Warn().Str("rpc", method).Str("identity", c.Identity).Str("role", c.Role).Str("auth", c.Auth).
+		Str("peer", c.Peer).Str("code", status.Code(err).String()).Msg("call refused")
+	if g.cfg.Denied != nil {
+		g.cfg.Denied(ctx, method, req, err)
+	}
+}
+
+// authenticate finds the caller. On failure the returned Caller still names
+// the peer, for the audit record of the refusal.
+func (g *Guard) authenticate(ctx context.Context) (Caller, error) {
+	c := Caller{Auth: "none"}
+	p, _ := peer.FromContext(ctx)
+	if p != nil && p.Addr != nil {
+		c.Peer = p.Addr.String()
+	}
+	c.Identity = c.Peer
+	if p != nil {
+		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.VerifiedChains) > 0 {
+			id, role, err := pki.RoleFromCert(ti.State.VerifiedChains[0][0])
+			c.Identity, c.Role, c.Auth = id, role, "cert"
+			if err != nil {
+				// A certificate of our CA without a usable role is a known
+				// caller with no rights.
+				c.Role = ""
+			}
+			return c, nil
+		}
+	}
+	if tok, present, err := bearer(ctx); present {
+		if err != nil {
+			return c, err
+		}
+		if g.cfg.Tokens == nil {
+			return c, status.Error(codes.Unauthenticated, "this server accepts no bearer tokens; use a client certificate")
+		}
+		id, role, ok := g.cfg.Tokens.Lookup(tok)
+		if !ok {
+			return c, status.Error(codes.Unauthenticated, "unknown bearer token")
+		}
+		c.Identity, c.Role, c.Auth = id, role, "token"
+		return c, nil
+	}
+	if g.cfg.Insecure && g.cfg.Tokens == nil {
+		c.Identity, c.Role, c.Auth = "insecure", Admin, "insecure"
+		return c, nil
+	}
+	return c, status.Error(codes.Unauthenticated, "no client certificate or bearer token")
+}
+
+// bearer returns the token of an "authorization: Bearer TOKEN" header.
+func bearer(ctx context.Context) (token string, present bool, err error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	v := md.Get("authorization")
+	if len(v) == 0 {
+		return "", false, nil
+	}
+	if len(v) > 1 {
+		return "", true, status.Error(codes.Unauthenticated, "more than one authorization header")
+	}
+	scheme, tok, ok := strings.Cut(v[0], " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") || strings.TrimSpace(tok) == "" {
+		return "", true, status.Error(codes.Unauthenticated, `authorization header: want "Bearer TOKEN"`)
+	}
+	return strings.TrimSpace(tok), true, nil
+}
+
+func host(addr string) string {
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
+}
+
+// limit takes a token from key's bucket and, if inFlight, a slot of its
+// calls in flight (given back by done).
+func (g *Guard) limit(key string, inFlight bool) error {
+	if g.cfg.Rate <= 0 && (g.cfg.MaxConcurrent <= 0 || !inFlight) {
+		return nil
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	c := g.clients[key]
+	if c == nil {
+		if len(g.clients) >= maxClients {
+			g.sweep()
+		}
+		c = &client{}
+		if g.cfg.Rate > 0 {
+			c.lim = rate.NewLimiter(rate.Limit(g.cfg.Rate), g.cfg.Burst)
+		}
+		g.clients[key] = c
+	}
+	if inFlight && g.cfg.MaxConcurrent > 0 && c.inFlight >= g.cfg.MaxConcurrent {
+		return status.Errorf(codes.ResourceExhausted, "%s has %d calls in flight, the most allowed; retry when one finishes", key, c.inFlight)
+	}
+	if c.lim != nil && !c.lim.Allow() {
+		return status.Errorf(codes.ResourceExhausted, "%s is over its rate limit (%g calls/s, burst %d); retry later", key, g.cfg.Rate, g.cfg.Burst)
+	}
+	if inFlight {
+		c.inFlight++
+	}
+	return nil
+}
+
+func (g *Guard) done(key string) {
+	if g.cfg.Rate <= 0 && g.cfg.MaxConcurrent <= 0 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if c := g.clients[key]; c != nil && c.inFlight > 0 {
+		c.inFlight--
+	}
+}
+
+// sweep forgets idle callers; called with mu held.
+func (g *Guard) sweep() {
+	for k, c := range g.clients {
+		if c.inFlight == 0 && (c.lim == nil || c.lim.Tokens() >= float64(g.cfg.Burst)) {
+			delete(g.clients, k)
+		}
+	}
+}
+
+// String describes the guard for the start-up log.
+func (g *Guard) String() string {
+	return fmt.Sprintf("rate %g/s burst %d, %d in flight per caller", g.cfg.Rate, g.cfg.Burst, g.cfg.MaxConcurrent)
+}
