@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/bordermatch/bordermatch/matcher"
+	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
 	"github.com/bordermatch/bordermatch/store"
 	"github.com/bordermatch/bordermatch/templates"
 	"github.com/bordermatch/bordermatch/templates/finger"
@@ -47,6 +49,11 @@ type Options struct {
 	// Ready, if set, is called with the bound address once the server accepts
 	// calls (tests listen on port 0).
 	Ready func(addr net.Addr)
+	// Gates are the e-gates whose cameras the Gates service reads; their
+	// sources are opened in the background once the server listens.
+	Gates []GateConfig
+	// OpenScanner opens a gate's fingerprint scanner (GatesOptions).
+	OpenScanner func(ctx context.Context, uri string) (Scanner, error)
 }
 
 // Serve runs the Matcher service until ctx is done, then stops gracefully:
@@ -123,12 +130,21 @@ func Serve(ctx context.Context, opt Options) (err error) {
 		return fmt.Errorf("listen on %s: %w", opt.Listen, err)
 	}
 	gs, hs := NewGRPCServer(svc, GRPCOptions{MaxMessageBytes: opt.MaxMessageBytes, Logger: log})
+	gates, err := NewGates(svc, GatesOptions{Gates: opt.Gates, OpenScanner: opt.OpenScanner, Logger: log})
+	if err != nil {
+		lis.Close()
+		return err
+	}
+	defer gates.Close() // after the server stopped: no capture is running
+	pb.RegisterGatesServer(gs, gates)
+	hs.SetServingStatus(pb.Gates_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	gates.Start()
 
 	errc := make(chan error, 1)
 	go func() { errc <- gs.Serve(lis) }()
 	log.Info().Str("listen", lis.Addr().String()).Str("data", opt.DataDir).
 		Str("models", opt.ModelsDir).Float32("threshold", opt.Threshold).Float64("max_fmr", svc.maxFMR).
-		Int("templates", svc.IndexSize()).Msg("matchd serving")
+		Int("templates", svc.IndexSize()).Int("gates", len(opt.Gates)).Msg("matchd serving")
 	if opt.Ready != nil {
 		opt.Ready(lis.Addr())
 	}
