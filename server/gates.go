@@ -322,6 +322,9 @@ type gate struct {
 
 	scanner      Scanner
 	scannerState string
+	// observe, when set before Start, sees every frame's seq and read
+	// time (the latency benchmark).
+	observe func(seq uint64, at time.Time)
 
 	identified, noFace, refused, failed atomic.Uint64
 }
@@ -331,6 +334,21 @@ func redactURI(s string) string {
 		return u.Redacted()
 	}
 	return s
+}
+
+// scrub removes the source's password from a message: OpenCV's errors
+// quote the URL they were given.
+func (gt *gate) scrub(msg string) string {
+	u, err := url.Parse(gt.cfg.Source)
+	if err != nil || u.User == nil {
+		return msg
+	}
+	pw, ok := u.User.Password()
+	if !ok || pw == "" {
+		return msg
+	}
+	msg = strings.ReplaceAll(msg, gt.cfg.Source, gt.name)
+	return strings.ReplaceAll(msg, ":"+pw+"@", ":xxxxx@")
 }
 
 // run opens the source, retrying with backoff unless the source is
@@ -360,18 +378,18 @@ func (gt *gate) run(ctx context.Context) {
 			src = s
 			break
 		}
-		gt.lastErr = err.Error()
+		gt.lastErr = gt.scrub(err.Error())
 		if errors.Is(err, capture.ErrBadURI) {
 			gt.permanent = true
 			gt.state = pb.SourceState_SOURCE_STATE_FAILED
 			gt.since = time.Now()
 			gt.mu.Unlock()
-			gt.log.Error().Err(err).Str("source", gt.name).Msg("gate source cannot be used; fix the gate configuration")
+			gt.log.Error().Str("error", gt.lastErr).Str("source", gt.name).Msg("gate source cannot be used; fix the gate configuration")
 			return
 		}
 		gt.mu.Unlock()
 		if attempt == 1 || attempt%10 == 0 {
-			gt.log.Warn().Err(err).Str("source", gt.name).Int64("attempt", attempt).Dur("retry_in", backoff).Msg("gate source not open; retrying")
+			gt.log.Warn().Str("error", gt.scrub(err.Error())).Str("source", gt.name).Int64("attempt", attempt).Dur("retry_in", backoff).Msg("gate source not open; retrying")
 		}
 		t := time.NewTimer(backoff)
 		select {
@@ -389,7 +407,7 @@ func (gt *gate) run(ctx context.Context) {
 			if ctx.Err() != nil || errors.Is(err, capture.ErrClosed) {
 				return
 			}
-			why := err.Error()
+			why := gt.scrub(err.Error())
 			if errors.Is(err, io.EOF) {
 				why = "the source was read to its end (loop: false)"
 			}
@@ -411,6 +429,9 @@ func (gt *gate) run(ctx context.Context) {
 func (gt *gate) keep(f capture.Frame) {
 	if f.Time.IsZero() {
 		f.Time = time.Now()
+	}
+	if gt.observe != nil {
+		gt.observe(f.Seq, f.Time)
 	}
 	gt.mu.Lock()
 	defer gt.mu.Unlock()
@@ -538,7 +559,7 @@ func (gt *gate) status() *pb.GateState {
 		s := gt.src.Status()
 		st.State = sourceState(s.State)
 		st.Since = timestamppb.New(s.Since)
-		st.LastError = s.LastError
+		st.LastError = gt.scrub(s.LastError)
 		st.FramesRead = s.FramesRead
 		st.FramesDropped = s.FramesDropped
 		st.DecodeErrors = s.DecodeErrors
@@ -673,7 +694,9 @@ func (g *Gates) CaptureAndIdentify(ctx context.Context, req *pb.CaptureAndIdenti
 	defer w.close()
 	var lastReject string
 	offer := func(f capture.Frame) error {
+		t0 := time.Now()
 		face, reject, err := g.assess(wctx, w, f)
+		gt.log.Debug().Uint64("seq", f.Seq).Bool("face", face).Str("reject", reject).Dur("took", time.Since(t0)).Msg("frame assessed")
 		f.Close()
 		if err != nil {
 			return err
