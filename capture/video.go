@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"gocv.io/x/gocv"
@@ -64,7 +65,7 @@ func OpenFile(ctx context.Context, path string, opt Options) (Source, error) {
 		g.loop = opt.Loop
 		g.fps = opt.FPS
 		if g.fps == 0 {
-			g.fps = g.vc.Get(gocv.VideoCaptureFPS)
+			g.fps = g.vc.get(gocv.VideoCaptureFPS)
 		}
 		g.start = time.Now()
 		return g, nil
@@ -72,9 +73,9 @@ func OpenFile(ctx context.Context, path string, opt Options) (Source, error) {
 	return s.start(ctx)
 }
 
-// captureGrabber reads through a gocv VideoCapture.
+// captureGrabber reads through an OpenCV VideoCapture (vcap.cc).
 type captureGrabber struct {
-	vc    *gocv.VideoCapture
+	vc    *vcap
 	name  string
 	file  bool
 	loop  bool
@@ -83,12 +84,26 @@ type captureGrabber struct {
 	start time.Time
 }
 
-func openCapture(uri string, api gocv.VideoCaptureAPI, opt Options) (*captureGrabber, error) {
-	vc, err := gocv.VideoCaptureFileWithAPI(uri, api)
-	if err != nil {
-		if vc != nil {
-			vc.Close()
+// OpenCV's FFmpeg backend reads RTSP over UDP by default, which loses
+// packets (and so frames) on busy links and does not pass many firewalls;
+// TCP is what gate installations use. The variable is read at every open,
+// so it is set once before the first one unless the operator set it.
+var ffmpegOptionsOnce sync.Once
+
+func setFFmpegOptions() {
+	ffmpegOptionsOnce.Do(func() {
+		if _, ok := os.LookupEnv("OPENCV_FFMPEG_CAPTURE_OPTIONS"); !ok {
+			os.Setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", "rtsp_transport;tcp")
 		}
+	})
+}
+
+func openCapture(uri string, api gocv.VideoCaptureAPI, opt Options) (*captureGrabber, error) {
+	if api == gocv.VideoCaptureFFmpeg {
+		setFFmpegOptions()
+	}
+	vc, err := openVcap(uri, api, opt.OpenTimeout, opt.ReadTimeout)
+	if err != nil {
 		return nil, fmt.Errorf("%w %s: %v", ErrOpen, redact(uri), err)
 	}
 	return &captureGrabber{vc: vc, name: redact(uri)}, nil
@@ -103,11 +118,16 @@ func (g *captureGrabber) grab(m *gocv.Mat) error {
 			time.Sleep(d)
 		}
 	}
-	if !g.vc.Read(m) || m.Empty() {
+	ok, err := g.vc.read(m)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", errDecode, g.name, err)
+	}
+	if !ok || m.Empty() {
 		if g.file {
 			if g.loop && g.n > 0 {
-				g.vc.Set(gocv.VideoCapturePosFrames, 0)
-				if g.vc.Read(m) && !m.Empty() {
+				g.vc.set(gocv.VideoCapturePosFrames, 0)
+				g.start, g.n = time.Now(), 0
+				if ok, _ := g.vc.read(m); ok && !m.Empty() {
 					g.n++
 					return nil
 				}
@@ -120,4 +140,4 @@ func (g *captureGrabber) grab(m *gocv.Mat) error {
 	return nil
 }
 
-func (g *captureGrabber) close() { g.vc.Close() }
+func (g *captureGrabber) close() { g.vc.close() }
