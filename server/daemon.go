@@ -130,7 +130,7 @@ func Serve(ctx context.Context, opt Options) (err error) {
 		return fmt.Errorf("listen on %s: %w", opt.Listen, err)
 	}
 	gs, hs := NewGRPCServer(svc, GRPCOptions{MaxMessageBytes: opt.MaxMessageBytes, Logger: log})
-	gates, err := NewGates(svc, GatesOptions{Gates: opt.Gates, OpenScanner: opt.OpenScanner, Logger: log})
+	gates, err := NewGates(svc, GatesOptions{Gates: opt.Gates, ModelsDir: opt.ModelsDir, OpenScanner: opt.OpenScanner, Logger: log})
 	if err != nil {
 		lis.Close()
 		return err

@@ -182,6 +182,9 @@ type GatesOptions struct {
 	// OpenScanner opens a gate's scanner; nil reports configured scanners
 	// as not wired.
 	OpenScanner func(ctx context.Context, uri string) (Scanner, error)
+	// ModelsDir holds the landmark model of the best-shot selector
+	// (templates.ModelFiles).
+	ModelsDir string
 	// AssessSlots caps the frames assessed for faces at once across all
 	// gates and streams, so that cameras never take every core from the
 	// matcher; 0 means half the cores (at least 1).
@@ -220,7 +223,7 @@ func NewGates(svc *Service, opt GatesOptions) (*Gates, error) {
 		svc:    svc,
 		log:    opt.Logger,
 		gates:  map[string]*gate{},
-		picker: extractorPicker{svc.faces},
+		picker: &selectorPicker{cfg: capture.SelectorConfig{ModelsDir: opt.ModelsDir}, n: n},
 		slots:  make(chan struct{}, n),
 		open:   opt.OpenScanner,
 	}
@@ -252,6 +255,17 @@ func NewGates(svc *Service, opt GatesOptions) (*Gates, error) {
 // that cannot be opened is retried (or, misconfigured, reported) without
 // holding up the server or the other gates.
 func (g *Gates) Start() {
+	// Load the selector's model (seconds) now rather than in the first
+	// capture or IdentifyFrames call.
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		if w, err := g.picker.newWindow(); err != nil {
+			g.log.Error().Err(err).Msg("gates: best-shot selector")
+		} else {
+			w.close()
+		}
+	}()
 	for _, id := range g.ids {
 		gt := g.gates[id]
 		g.wg.Add(1)
@@ -281,6 +295,7 @@ func (g *Gates) Close() {
 		}
 	}
 	g.wg.Wait()
+	g.picker.close()
 	for _, gt := range g.gates {
 		gt.mu.Lock()
 		for i := range gt.ring {
@@ -690,7 +705,10 @@ func (g *Gates) CaptureAndIdentify(ctx context.Context, req *pb.CaptureAndIdenti
 	wctx, cancel := context.WithDeadline(ctx, end)
 	defer cancel()
 
-	w := g.picker.newWindow()
+	w, err := g.picker.newWindow()
+	if err != nil {
+		return nil, err
+	}
 	defer w.close()
 	var lastReject string
 	offer := func(f capture.Frame) error {
@@ -893,7 +911,10 @@ func (g *Gates) IdentifyFrames(stream pb.Gates_IdentifyFramesServer) error {
 			return nil
 		}
 	)
-	w := g.picker.newWindow()
+	w, err := g.picker.newWindow()
+	if err != nil {
+		return err
+	}
 	defer w.close()
 	for {
 		req, err := stream.Recv()
@@ -1002,7 +1023,8 @@ func decodeFrame(b []byte) (gocv.Mat, error) {
 // shotPicker rates the faces in frames and keeps the best of a series:
 // what capture's best-shot selector does.
 type shotPicker interface {
-	newWindow() shotWindow
+	newWindow() (shotWindow, error)
+	close()
 }
 
 // shotWindow keeps the best face of the frames offered to it. It is used
@@ -1031,78 +1053,83 @@ type pickedShot struct {
 	firstFace          time.Time
 }
 
-// extractorPicker rates faces with the matcher's own extractor: the
-// largest face's eye distance and sharpness. It stands in for capture's
-// best-shot selector until that lands.
-type extractorPicker struct{ faces FaceExtractor }
-
-func (p extractorPicker) newWindow() shotWindow { return &extractorWindow{faces: p.faces} }
-
-// Quality criteria of extractorPicker: minimum and target.
-const (
-	pickMinInterEye, pickTargetInterEye   = 25, 60
-	pickMinSharpness, pickTargetSharpness = 5, 60
-)
-
-type extractorWindow struct {
-	faces      FaceExtractor
-	have       bool
-	top        pickedShot
-	n, withFac int
-	first      time.Time
+// selectorPicker is capture's best-shot selector: dlib's HOG detector and
+// landmarks per frame, quality from size, sharpness, pose and exposure.
+// The landmark model is loaded on first use (IdentifyFrames may never be
+// called on a server without gates). Its selectors, one per assessment
+// slot, each serialise their detector.
+type selectorPicker struct {
+	cfg  capture.SelectorConfig
+	n    int
+	once sync.Once
+	sels []*capture.Selector
+	err  error
+	next atomic.Uint64
 }
 
-func ramp(x, lo, hi float64) float64 { return min(1, max(0, (x-lo)/(hi-lo))) }
+func (p *selectorPicker) load() error {
+	p.once.Do(func() {
+		for range p.n {
+			sel, err := capture.NewSelector(p.cfg)
+			if err != nil {
+				p.err = err
+				return
+			}
+			p.sels = append(p.sels, sel)
+		}
+	})
+	return p.err
+}
 
-func (w *extractorWindow) offer(f capture.Frame) (bool, string, error) {
+func (p *selectorPicker) newWindow() (shotWindow, error) {
+	if err := p.load(); err != nil {
+		return nil, status.Errorf(codes.Internal, "best-shot selector: %v", err)
+	}
+	sel := p.sels[p.next.Add(1)%uint64(len(p.sels))]
+	return &selectorWindow{w: sel.NewWindow()}, nil
+}
+
+func (p *selectorPicker) close() {
+	// Waits for a load in progress; prevents one later.
+	p.once.Do(func() { p.err = errors.New("closed") })
+	for _, s := range p.sels {
+		s.Close()
+	}
+}
+
+type selectorWindow struct {
+	w *capture.Window
+	n int
+}
+
+func (w *selectorWindow) offer(f capture.Frame) (bool, string, error) {
 	w.n++
-	buf, err := gocv.IMEncodeWithParams(gocv.JPEGFileExt, f.Mat, []int{gocv.IMWriteJpegQuality, 95})
-	if err != nil {
-		return false, "", fmt.Errorf("encoding frame %d: %w", f.Seq, err)
-	}
-	jpg := bytes.Clone(buf.GetBytes())
-	buf.Close()
-	face, err := w.faces.Extract(jpg, templates.ExtractOptions{TakeLargest: true})
-	if errors.Is(err, templates.ErrNoFace) {
-		return false, "", nil
-	}
-	if err != nil {
+	c, ok, _, err := w.w.Offer(f)
+	if err != nil || !ok {
 		return false, "", err
 	}
-	q := face.Quality
-	if q.InterEyePixels < pickMinInterEye {
-		return false, fmt.Sprintf("eyes %.0f px apart, under %d", q.InterEyePixels, pickMinInterEye), nil
-	}
-	if q.Sharpness < pickMinSharpness {
-		return false, fmt.Sprintf("sharpness %.0f, under %d", q.Sharpness, pickMinSharpness), nil
-	}
-	w.withFac++
-	if w.first.IsZero() {
-		w.first = f.Time
-	}
-	size, sharp := ramp(q.InterEyePixels, pickMinInterEye, pickTargetInterEye), ramp(q.Sharpness, pickMinSharpness, pickTargetSharpness)
-	score := math.Sqrt(max(size, 0.01) * max(sharp, 0.01))
-	if w.have && score <= w.top.quality.Score {
-		return true, "", nil
-	}
-	w.have = true
-	w.top = pickedShot{
-		jpeg: jpg, face: &face, seq: f.Seq, time: f.Time,
-		quality: &pb.ShotQuality{
-			Score: score, MeetsTarget: size >= 1 && sharp >= 1,
-			InterEyePixels: q.InterEyePixels, Sharpness: q.Sharpness,
-		},
+	if c.Quality.Reject != "" {
+		return false, c.Quality.Reject, nil
 	}
 	return true, "", nil
 }
 
-func (w *extractorWindow) targetReached() bool { return w.have && w.top.quality.MeetsTarget }
-func (w *extractorWindow) frames() int         { return w.n }
+func (w *selectorWindow) targetReached() bool { return w.w.TargetReached() }
+func (w *selectorWindow) frames() int         { return w.n }
+func (w *selectorWindow) close()              { w.w.Close() }
 
-func (w *extractorWindow) best() (pickedShot, bool, error) {
-	s := w.top
-	s.frames, s.faceFrames, s.firstFace = w.n, w.withFac, w.first
-	return s, w.have, nil
+func (w *selectorWindow) best() (pickedShot, bool, error) {
+	s, ok, err := w.w.Best()
+	if err != nil || !ok {
+		return pickedShot{}, false, err
+	}
+	q := s.Quality
+	return pickedShot{
+		jpeg: s.JPEG, seq: s.Seq, time: s.Time,
+		frames: s.Frames, faceFrames: s.FaceFrames, firstFace: s.FirstFace,
+		quality: &pb.ShotQuality{
+			Score: q.Score, MeetsTarget: q.MeetsTarget, InterEyePixels: q.InterEye,
+			Sharpness: q.Sharpness, Yaw: q.Yaw, Roll: q.Roll, Brightness: q.Brightness,
+		},
+	}, true, nil
 }
-
-func (w *extractorWindow) close() { w.have = false }

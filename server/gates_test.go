@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/bordermatch/bordermatch/capture"
 	"github.com/bordermatch/bordermatch/matcher"
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
 	"github.com/bordermatch/bordermatch/store"
@@ -57,7 +58,7 @@ func startGates(t testing.TB, gates []GateConfig, configure func(*Gates)) *gateS
 		t.Fatal(err)
 	}
 	gs, _ := NewGRPCServer(svc, GRPCOptions{Logger: zerolog.Nop()})
-	g, err := NewGates(svc, GatesOptions{Gates: gates, Logger: testLogger(t)})
+	g, err := NewGates(svc, GatesOptions{Gates: gates, ModelsDir: modelsDir(), Logger: testLogger(t)})
 	if err != nil {
 		st.Close()
 		t.Fatal(err)
@@ -208,7 +209,7 @@ func TestGates(t *testing.T) {
 			t.Fatalf("candidates %v, want %s first", c, gatePerson)
 		}
 		sh := resp.Shot
-		if sh.Quality.GetScore() <= 0 || sh.Quality.GetInterEyePixels() < pickMinInterEye || sh.FrameSeq == 0 ||
+		if sh.Quality.GetScore() <= 0 || sh.Quality.GetInterEyePixels() < capture.DefaultQuality.MinInterEye || sh.FrameSeq == 0 ||
 			sh.FrameTime == nil || sh.FramesAssessed < 1 || sh.FaceFrames < 1 || len(sh.Image) == 0 {
 			t.Errorf("shot %+v", sh)
 		}
