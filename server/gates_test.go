@@ -29,13 +29,15 @@ import (
 	"github.com/bordermatch/bordermatch/store"
 )
 
-// The traveller the gate tests look for, and people enrolled beside her.
+// The traveller the gate tests look for (the one of testdata/video/gate.mp4
+// too), and people enrolled beside him.
 const (
-	gatePerson = "penny"
+	gatePerson = "leonard"
 	bbt        = faces + "/bbt"
+	gateVideo  = "../testdata/video/gate.mp4"
 )
 
-var gateOthers = []string{"sheldon", "howard", "leonard", "amy"}
+var gateOthers = []string{"sheldon", "howard", "penny", "amy"}
 
 type gateServer struct {
 	matcher pb.MatcherClient
@@ -44,8 +46,8 @@ type gateServer struct {
 }
 
 // startGates serves a real Service and its Gates over loopback gRPC on a
-// real Badger directory, with the penny of testdata and four others
-// enrolled. configure may adjust the gates before their sources open.
+// real Badger directory, with the traveller (his first photo) and four
+// others enrolled. configure may adjust the gates before their sources open.
 func startGates(t testing.TB, gates []GateConfig, configure func(*Gates)) *gateServer {
 	t.Helper()
 	st, err := store.Open(store.Options{Dir: t.TempDir(), Logger: zerolog.Nop()})
@@ -142,10 +144,12 @@ func frameFolder(t testing.TB, blanks, faces int, photos []string) string {
 	return dir
 }
 
-// traveller is what the gate camera shows: penny's photos that were not
-// enrolled.
+// traveller is what the gate camera shows: the traveller's photos that were
+// not enrolled. The selector rates the first (frontal, sharp) as meeting
+// every quality target, the second as turned too far to use, the others
+// as usable.
 func traveller() []string {
-	return []string{bbt + "/penny/2.png", bbt + "/penny/3.png", bbt + "/penny/4.png", bbt + "/penny/5.png"}
+	return []string{bbt + "/leonard/2.png", bbt + "/leonard/3.png", bbt + "/leonard/4.png", bbt + "/leonard/5.png"}
 }
 
 func waitState(t *testing.T, c pb.GatesClient, gate string, want pb.SourceState, frames bool) *pb.GateState {
@@ -189,6 +193,8 @@ func TestGates(t *testing.T) {
 		{ID: "3", Source: "rtsp://user:secret@127.0.0.1:1/stream"},
 		// A scheme capture does not read: FailedPrecondition, not retried.
 		{ID: "4", Source: "ftp://cam4/stream", Scanner: "fprint:0"},
+		// The traveller walking up to the gate, in a video file.
+		{ID: "5", Source: gateVideo},
 	}, nil)
 	ctx := context.Background()
 	waitState(t, srv.gates, "1", pb.SourceState_SOURCE_STATE_CONNECTED, true)
@@ -218,6 +224,24 @@ func TestGates(t *testing.T) {
 		}
 		t.Logf("rank 1 %s at %.3f; shot quality %.2f (eyes %.0f px, sharpness %.0f), frame %d, %d frames assessed, %v",
 			c[0].SubjectId, c[0].Score, sh.Quality.Score, sh.Quality.InterEyePixels, sh.Quality.Sharpness, sh.FrameSeq, sh.FramesAssessed, resp.Elapsed.AsDuration())
+	})
+	t.Run("video of the traveller walking up", func(t *testing.T) {
+		waitState(t, srv.gates, "5", pb.SourceState_SOURCE_STATE_CONNECTED, true)
+		// The clip lasts 6 s; a capture from its start sees the face come
+		// close, blur, tilt and finally face the camera.
+		resp, err := srv.gates.CaptureAndIdentify(ctx, &pb.CaptureAndIdentifyRequest{
+			Gate: "5", MaxWait: durationpb.New(8 * time.Second), FreshFramesOnly: true,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := resp.Result.GetCandidates()
+		if resp.Outcome != pb.CaptureOutcome_CAPTURE_OUTCOME_IDENTIFIED || len(c) == 0 || c[0].SubjectId != gatePerson {
+			t.Fatalf("%v", resp)
+		}
+		t.Logf("%s: %s at %.3f after %v (shot: eyes %.0f px, sharpness %.0f, yaw %.0f°, %d of %d frames with a usable face)",
+			resp.Detail, c[0].SubjectId, c[0].Score, resp.Elapsed.AsDuration(), resp.Shot.Quality.InterEyePixels,
+			resp.Shot.Quality.Sharpness, resp.Shot.Quality.Yaw, resp.Shot.FaceFrames, resp.Shot.FramesAssessed)
 	})
 	t.Run("watchlist without the traveller", func(t *testing.T) {
 		resp, err := srv.gates.CaptureAndIdentify(ctx, &pb.CaptureAndIdentifyRequest{Gate: "1", Watchlists: []string{"elsewhere"}})
@@ -252,7 +276,7 @@ func TestGates(t *testing.T) {
 	})
 	t.Run("unknown gate", func(t *testing.T) {
 		_, err := srv.gates.CaptureAndIdentify(ctx, &pb.CaptureAndIdentifyRequest{Gate: "9"})
-		wantStatus(t, err, codes.NotFound, `gate "9"`, "1, 2, 3, 4")
+		wantStatus(t, err, codes.NotFound, `gate "9"`, "1, 2, 3, 4, 5")
 		_, err = srv.gates.GateStatus(ctx, &pb.GateStatusRequest{Gates: []string{"9"}})
 		wantStatus(t, err, codes.NotFound, `gate "9"`)
 	})
@@ -269,7 +293,7 @@ func TestGates(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(r.Gates) != 4 {
+		if len(r.Gates) != 5 {
 			t.Fatalf("%d gates", len(r.Gates))
 		}
 		g1, g2, g3, g4 := r.Gates[0], r.Gates[1], r.Gates[2], r.Gates[3]
