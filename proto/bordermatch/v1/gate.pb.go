@@ -175,7 +175,7 @@ type CaptureAndIdentifyRequest struct {
 	// The decision threshold as a false-match rate (see IdentifyRequest).
 	MaxFmr *float64 `protobuf:"fixed64,6,opt,name=max_fmr,json=maxFmr,proto3,oneof" json:"max_fmr,omitempty"`
 	// How far back the frames read before the call count; 0 means the
-	// gate's lookback (2 s unless configured), at most 10 s.
+	// gate's lookback (2 s unless configured), which is also the most.
 	Lookback *durationpb.Duration `protobuf:"bytes,7,opt,name=lookback,proto3" json:"lookback,omitempty"`
 	// Use only frames read after the call (e.g. after the previous traveller
 	// left).
