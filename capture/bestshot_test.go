@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"os"
+	"strings"
 	"testing"
+	"time"
 )
 
 func modelsDir(t testing.TB) string {
@@ -82,4 +84,85 @@ func TestAssessGateClip(t *testing.T) {
 	src.Close()
 	sel.Close()
 	checkMats(t, before)
+}
+
+// TestBestShotStopsAtTarget: read without drops, the selector stops at the
+// first frame that meets every target; with FullWindow it sees the whole
+// clip and still keeps a frame of the good scene.
+func TestBestShotStopsAtTarget(t *testing.T) {
+	before := matCount()
+	sel := newSelector(t)
+	for _, full := range []bool{false, true} {
+		src, err := OpenFile(context.Background(), gateClip, Options{FPS: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		shot, err := sel.BestShot(context.Background(), src, BestShotOptions{Window: time.Minute, FullWindow: full})
+		src.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx := int(shot.Seq) - 1
+		t.Logf("full window %v: frame %d, %d assessed, %d usable, score %.2f", full, idx, shot.Frames, shot.FaceFrames, shot.Quality.Score)
+		if idx < gateBestFirst || idx > gateBestLast || !shot.Quality.MeetsTarget {
+			t.Errorf("best shot from frame %d (%+v), want one of %d–%d meeting the targets", idx, shot.Quality, gateBestFirst, gateBestLast)
+		}
+		if !full && shot.Frames != gateBestFirst+1 {
+			t.Errorf("assessed %d frames, want to stop at the first good one (%d)", shot.Frames, gateBestFirst+1)
+		}
+		if full && shot.Frames != gateFrames {
+			t.Errorf("assessed %d frames with FullWindow, the clip has %d", shot.Frames, gateFrames)
+		}
+		if len(shot.JPEG) == 0 || shot.FirstFace.IsZero() {
+			t.Errorf("shot without image or first-face time")
+		}
+	}
+	sel.Close()
+	checkMats(t, before)
+}
+
+// TestBestShotNoUsableFace: the shop clip's faces are too small for the
+// detector at this size; the error says so instead of returning a bad shot.
+func TestBestShotNoUsableFace(t *testing.T) {
+	sel := newSelector(t)
+	src, err := OpenFile(context.Background(), "../testdata/video/faces.mp4", Options{FPS: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	_, err = sel.BestShot(context.Background(), src, BestShotOptions{Window: time.Minute})
+	if !errors.Is(err, ErrNoShot) || !strings.Contains(err.Error(), "ended after 5 frames") {
+		t.Errorf("BestShot of a clip without usable faces: %v", err)
+	}
+	// A live source showing nothing: the window ends it.
+	empty, err := OpenFolder(context.Background(), "../testdata/faces/reference", Options{FPS: 20, Loop: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer empty.Close()
+	sel2, err := NewSelector(SelectorConfig{ModelsDir: modelsDir(t), Quality: QualityConfig{MinInterEye: 500, TargetInterEye: 600}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sel2.Close()
+	_, err = sel2.BestShot(context.Background(), empty, BestShotOptions{Window: 2 * time.Second})
+	if !errors.Is(err, ErrNoShot) || !strings.Contains(err.Error(), "too small") {
+		t.Errorf("BestShot with faces under the size minimum: %v", err)
+	}
+}
+
+func TestSelectorConfigErrors(t *testing.T) {
+	for _, c := range []SelectorConfig{
+		{ModelsDir: t.TempDir()},
+		{ModelsDir: modelsDir(t), DetectWidth: 20},
+		{ModelsDir: modelsDir(t), Quality: QualityConfig{MinInterEye: 100, TargetInterEye: 50}},
+		{ModelsDir: modelsDir(t), Quality: QualityConfig{MinBrightness: 200, MaxBrightness: 100}},
+	} {
+		if s, err := NewSelector(c); err == nil {
+			s.Close()
+			t.Errorf("NewSelector(%+v) succeeded", c)
+		} else {
+			t.Log(err)
+		}
+	}
 }

@@ -104,7 +104,11 @@ func openCapture(uri string, api gocv.VideoCaptureAPI, opt Options) (*captureGra
 	}
 	vc, err := openVcap(uri, api, opt.OpenTimeout, opt.ReadTimeout)
 	if err != nil {
-		return nil, fmt.Errorf("%w %s: %v", ErrOpen, redact(uri), err)
+		why := "no such device, or not a video device"
+		if api == gocv.VideoCaptureFFmpeg {
+			why = fmt.Sprintf("unreachable, refused, no such stream or file, not a video, or no answer within %v", opt.OpenTimeout)
+		}
+		return nil, fmt.Errorf("%w %s: OpenCV's %s backend: %v (%s)", ErrOpen, redact(uri), backendName(api), err, why)
 	}
 	return &captureGrabber{vc: vc, name: redact(uri)}, nil
 }
@@ -141,3 +145,15 @@ func (g *captureGrabber) grab(m *gocv.Mat) error {
 }
 
 func (g *captureGrabber) close() { g.vc.close() }
+
+func backendName(api gocv.VideoCaptureAPI) string {
+	switch api {
+	case gocv.VideoCaptureFFmpeg:
+		return "FFmpeg"
+	case gocv.VideoCaptureV4L2:
+		return "V4L2"
+	case gocv.VideoCaptureGstreamer:
+		return "GStreamer"
+	}
+	return fmt.Sprintf("#%d", int(api))
+}
