@@ -340,6 +340,29 @@ func TestGateCaptureSlots(t *testing.T) {
 	}
 }
 
+// TestGateSourceAppears: a camera that is not there when matchd starts is
+// retried, reported Unavailable meanwhile, and used once it appears.
+func TestGateSourceAppears(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "camera")
+	srv := startGates(t, []GateConfig{{ID: "1", Source: "folder:" + dir, FPS: 10}}, nil)
+	_, err := srv.gates.CaptureAndIdentify(context.Background(), &pb.CaptureAndIdentifyRequest{Gate: "1"})
+	wantStatus(t, err, codes.Unavailable, "gate 1", dir)
+	if err := os.Rename(frameFolder(t, 0, 1, traveller()), dir); err != nil {
+		t.Fatal(err)
+	}
+	st := waitState(t, srv.gates, "1", pb.SourceState_SOURCE_STATE_CONNECTED, true)
+	if st.OpenAttempts < 2 {
+		t.Errorf("opened after %d attempts", st.OpenAttempts)
+	}
+	resp, err := srv.gates.CaptureAndIdentify(context.Background(), &pb.CaptureAndIdentifyRequest{Gate: "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := resp.Result.GetCandidates(); len(c) == 0 || c[0].SubjectId != gatePerson {
+		t.Fatalf("%v", resp)
+	}
+}
+
 // sendFrames pushes frames to IdentifyFrames and returns its answer.
 func sendFrames(t *testing.T, c pb.GatesClient, first *pb.IdentifyFramesRequest, frames [][]byte) (*pb.IdentifyFramesResponse, int, error) {
 	t.Helper()
