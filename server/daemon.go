@@ -10,11 +10,13 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/bordermatch/bordermatch/access"
 	"github.com/bordermatch/bordermatch/audit"
 	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/pki"
+	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
 	"github.com/bordermatch/bordermatch/store"
 	"github.com/bordermatch/bordermatch/templates"
 	"github.com/bordermatch/bordermatch/templates/finger"
@@ -70,6 +72,12 @@ type Options struct {
 	RateLimit     float64
 	RateBurst     int
 	MaxConcurrent int
+
+	// Gates are the e-gates whose cameras the Gates service reads; their
+	// sources are opened in the background once the server listens.
+	Gates []GateConfig
+	// OpenScanner opens a gate's fingerprint scanner (GatesOptions).
+	OpenScanner func(ctx context.Context, uri string) (Scanner, error)
 }
 
 // TLSDir is where matchd keeps its local CA and certificates, inside the
@@ -206,12 +214,21 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	}
 	gs, hs := NewGRPCServer(svc, GRPCOptions{MaxMessageBytes: opt.MaxMessageBytes, Logger: log,
 		TLS: tlsCfg, Access: acc, Audit: audit.Open(st.DB())})
+	gates, err := NewGates(svc, GatesOptions{Gates: opt.Gates, ModelsDir: opt.ModelsDir, OpenScanner: opt.OpenScanner, Logger: log})
+	if err != nil {
+		lis.Close()
+		return err
+	}
+	defer gates.Close() // after the server stopped: no capture is running
+	pb.RegisterGatesServer(gs, gates)
+	hs.SetServingStatus(pb.Gates_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	gates.Start()
 
 	errc := make(chan error, 1)
 	go func() { errc <- gs.Serve(lis) }()
 	log.Info().Str("listen", lis.Addr().String()).Bool("tls", tlsCfg != nil).Str("data", opt.DataDir).
 		Str("models", opt.ModelsDir).Float32("threshold", opt.Threshold).Float64("max_fmr", svc.maxFMR).
-		Int("templates", svc.IndexSize()).Msg("matchd serving")
+		Int("templates", svc.IndexSize()).Int("gates", len(opt.Gates)).Msg("matchd serving")
 	if opt.Ready != nil {
 		opt.Ready(lis.Addr())
 	}

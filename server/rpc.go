@@ -218,7 +218,23 @@ func (s *Service) Identify(ctx context.Context, req *pb.IdentifyRequest) (*pb.Id
 	if err != nil {
 		return nil, err
 	}
-	d, err := s.decision(p, req.Threshold, req.MaxFmr)
+	return s.identify(ctx, p, identifyQuery{k: k, watchlists: req.GetWatchlists(), threshold: req.Threshold, maxFMR: req.MaxFmr})
+}
+
+// identifyQuery is what an identification asks besides its probe. k is
+// already checked (1..MaxTopK), threshold and maxFMR are the request's.
+type identifyQuery struct {
+	k          int
+	watchlists []string
+	threshold  *float32
+	maxFMR     *float64
+}
+
+// identify searches the indexes with a probe made from a request's samples
+// (Identify) or from a gate camera's best shot (gates.go).
+func (s *Service) identify(ctx context.Context, p probe, q identifyQuery) (*pb.IdentifyResponse, error) {
+	k := q.k
+	d, err := s.decision(p, q.threshold, q.maxFMR)
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +256,7 @@ func (s *Service) Identify(ctx context.Context, req *pb.IdentifyRequest) (*pb.Id
 	if d.fused {
 		pool = MaxTopK
 	}
-	lists := req.GetWatchlists()
+	lists := q.watchlists
 	faceHits := map[string]float32{}
 	var order []string // candidates in the order found, for determinism
 	if p.face != nil {

@@ -120,7 +120,7 @@ or role).`,
 	pf.BoolVar(&a.json, "json", false, "print JSON instead of a table")
 	pf.DurationVar(&a.timeout, "timeout", 30*time.Second, "how long to wait for the server per call")
 	a.tls.register(pf)
-	root.AddCommand(a.searchCmd(), a.addCmd(), a.showCmd(), a.removeCmd(), a.listCmd(), a.listsCmd(), a.importCmd(), a.auditCmd())
+	root.AddCommand(a.searchCmd(), a.addCmd(), a.showCmd(), a.removeCmd(), a.listCmd(), a.listsCmd(), a.importCmd(), a.auditCmd(), a.gateCmd())
 	return root
 }
 

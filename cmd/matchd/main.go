@@ -16,6 +16,8 @@
 //	--finger-calibration FILE  BORDERMATCH_FINGER_CALIBRATION (built in)
 //	--finger-quality-floor Q   BORDERMATCH_FINGER_QUALITY_FLOOR (finger.DefaultQualityFloor)
 //	--finger-dpi DPI           BORDERMATCH_FINGER_DPI         (500)
+//	--gates FILE               BORDERMATCH_GATES              (none; YAML: gates: [{id, source, scanner, …}])
+//	--gate ID=SOURCE           (repeatable; over the file's gate of the same id)
 //
 // Access (see the access and pki packages):
 //
@@ -36,7 +38,9 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -87,8 +91,11 @@ func run(args []string) error {
 			"lowest fingerprint image `quality` (0-100) accepted at enrolment; negative: any")
 		fingerDPI = fs.String("finger-dpi", env("BORDERMATCH_FINGER_DPI", strconv.Itoa(finger.DefaultDPI)),
 			"resolution assumed for fingerprint images that declare none, in `dpi`")
+		gatesFile = fs.String("gates", env("BORDERMATCH_GATES", ""), "gates configuration `file` (YAML): camera source and scanner of each gate")
+		gateFlags gateList
 	)
 	acc := accessFlags(fs)
+	fs.Var(&gateFlags, "gate", "a gate's camera as `ID=SOURCE` (repeatable), e.g. 3=rtsp://cam3/stream, 4=/dev/video0, 5=folder:/srv/frames")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -133,6 +140,13 @@ func run(args []string) error {
 	default:
 		return fmt.Errorf("--detector %q: want hog or cnn", *detector)
 	}
+	var gates []server.GateConfig
+	if *gatesFile != "" {
+		if gates, err = server.ReadGatesFile(*gatesFile); err != nil {
+			return err
+		}
+	}
+	gates = server.MergeGates(gates, gateFlags)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return server.Serve(ctx, server.Options{
@@ -159,7 +173,31 @@ func run(args []string) error {
 		RateLimit:            *acc.rate,
 		RateBurst:            *acc.burst,
 		MaxConcurrent:        *acc.concurrent,
+		Gates:                gates,
 	})
+}
+
+// gateList collects --gate flags.
+type gateList []server.GateConfig
+
+func (l *gateList) String() string {
+	var s []string
+	for _, g := range *l {
+		s = append(s, g.ID+"="+g.Source)
+	}
+	return strings.Join(s, ",")
+}
+
+func (l *gateList) Set(v string) error {
+	g, err := server.ParseGateFlag(v)
+	if err != nil {
+		return err
+	}
+	if slices.ContainsFunc(*l, func(o server.GateConfig) bool { return o.ID == g.ID }) {
+		return fmt.Errorf("gate %s given twice", g.ID)
+	}
+	*l = append(*l, g)
+	return nil
 }
 
 // set reports whether the flag was given on the command line.

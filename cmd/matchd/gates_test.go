@@ -1,0 +1,86 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestGatesEndToEnd starts matchd with a gates file (a gate replaying the
+// traveller's video in a loop) and a --gate whose stream is unreachable,
+// and drives them with `watchlist gate`.
+func TestGatesEndToEnd(t *testing.T) {
+	video, err := filepath.Abs(filepath.Join(root, "testdata", "video", "gate.mp4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "gates.yaml")
+	if err := os.WriteFile(cfg, []byte("gates:\n  - id: lane1\n    source: "+video+"\n    max_captures: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startMatchd(t, t.TempDir(), "--gates", cfg, "--gate", "lane2=rtsp://127.0.0.1:1/stream", "--log-level", "debug")
+	mustCLI(t, d.addr, "add", "--id", "leonard", "--name", "Leonard", "--photo", photo("bbt/leonard/1.png"), "--list", "test")
+	mustCLI(t, d.addr, "add", "--id", "sheldon", "--name", "Sheldon", "--photo", photo("bbt/sheldon/1.png"), "--list", "test")
+
+	out := mustCLI(t, d.addr, "gate", "status", "--json")
+	var st struct {
+		Gates []struct {
+			Gate, Source, State string
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil || len(st.Gates) != 2 || st.Gates[0].Gate != "lane1" || st.Gates[1].Gate != "lane2" {
+		t.Fatalf("gate status --json: %v\n%s", err, out)
+	}
+	if st.Gates[1].State != "SOURCE_STATE_CONNECTING" {
+		t.Errorf("lane2: %+v", st.Gates[1])
+	}
+
+	// The clip lasts 6 s: watching 14 s from now sees the traveller face
+	// the camera twice whatever the replay's position (on a loaded machine
+	// the selector may assess only a few frames a second).
+	out = mustCLI(t, d.addr, "gate", "identify", "lane1", "--wait", "14s", "--fresh", "--save-shot", filepath.Join(t.TempDir(), "shot.jpg"))
+	if !strings.Contains(out, "RANK") || !strings.Contains(out, "leonard") || !strings.Contains(out, "quality") {
+		t.Fatalf("gate identify: %s\n%s", out, d.log)
+	}
+	t.Logf("watchlist gate identify lane1:\n%s", out)
+
+	out, errs, code := cli(t, d.addr, "gate", "identify", "lane2")
+	if code != 5 || !strings.Contains(errs, "gate lane2") || !strings.Contains(errs, "rtsp://127.0.0.1:1/stream") {
+		t.Errorf("unreachable gate: exit %d %q %q", code, out, errs)
+	}
+	_, errs, code = cli(t, d.addr, "gate", "identify", "lane9")
+	if code != 3 || !strings.Contains(errs, `gate "lane9" is not configured (gates: lane1, lane2)`) {
+		t.Errorf("unknown gate: exit %d %q", code, errs)
+	}
+	out = mustCLI(t, d.addr, "gate", "status")
+	if !strings.Contains(out, "lane1") || !strings.Contains(out, "connected") || !strings.Contains(out, "connecting") {
+		t.Errorf("gate status: %s", out)
+	}
+	t.Logf("watchlist gate status:\n%s", out)
+	d.stop(t)
+}
+
+func TestBadGates(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "gates.yaml")
+	if err := os.WriteFile(bad, []byte("gates:\n  - id: 1\n    url: rtsp://x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"--gates", bad}, "field url not found"},
+		{[]string{"--gates", filepath.Join(t.TempDir(), "none.yaml")}, "no such file"},
+		{[]string{"--gate", "3"}, "want ID=SOURCE"},
+		{[]string{"--gate", "3=a", "--gate", "3=b"}, "gate 3 given twice"},
+	} {
+		args := append([]string{"--models", modelsDir(t), "--data", t.TempDir(), "--listen", freeAddr(t)}, tc.args...)
+		out, err := exec.Command(filepath.Join(binDir, "matchd"), args...).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), tc.msg) {
+			t.Errorf("matchd %s: %v, output %q does not mention %q", strings.Join(tc.args, " "), err, out, tc.msg)
+		}
+	}
+}
