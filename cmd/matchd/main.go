@@ -46,6 +46,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/bordermatch/bordermatch/capture/fprint"
 	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/server"
 	"github.com/bordermatch/bordermatch/templates"
@@ -174,6 +175,13 @@ func run(args []string) error {
 		RateBurst:            *acc.burst,
 		MaxConcurrent:        *acc.concurrent,
 		Gates:                gates,
+		OpenScanner: func(_ context.Context, uri string) (server.Scanner, error) {
+			sc, err := fprint.OpenScanner(uri, dpi)
+			if err != nil {
+				return nil, err
+			}
+			return gateScanner{sc}, nil
+		},
 	})
 }
 
@@ -226,3 +234,9 @@ func logger(level, format string, w *os.File) (zerolog.Logger, error) {
 	}
 	return zerolog.New(out).Level(lvl).With().Timestamp().Logger(), nil
 }
+
+// gateScanner reports an open fingerprint scanner to the gate status; a
+// scanner that failed to open never gets here (the gate reports the error).
+type gateScanner struct{ fprint.Scanner }
+
+func (gateScanner) State() string { return "ready" }
