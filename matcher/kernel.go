@@ -26,16 +26,21 @@ const (
 // dotBlocks1 scores len(codes)/(chunks*64) whole blocks against one probe:
 // out[b*16+l] is the dot product of row l of block b with the probe (p8,
 // chunks*4 signed codes; p16 is the same widened to int16, for kernels that
-// need it).
+// need it). Bit l of masks[b] is set when that sum is at least vmin.
 //
 // dotBlocks8 scores the blocks against eight probes at once: g holds them
-// interleaved, chunk j of probe p at g[(j*8+p)*4:][:4]; out[(b*8+p)*16+l].
-// p16s are the probes widened, one after another, for kernels that score
-// them one at a time.
+// interleaved, chunk j of probe p at g[(j*8+p)*4:][:4]; out[(b*8+p)*16+l],
+// and bit l of masks[b*8+p] set when that sum is at least vmins[p]. p16s
+// are the probes widened, one after another, for kernels that score them
+// one at a time.
+//
+// The masks let the caller skip, a block at a time, the rows no probe can
+// keep: the sums are compared where they are computed, in vector
+// registers, rather than one by one in Go.
 type kernelSet struct {
 	name       string
-	dotBlocks1 func(codes []byte, chunks int, p8 []int8, p16 []int16, out []int32)
-	dotBlocks8 func(codes []byte, chunks int, g []int8, p16s []int16, out []int32)
+	dotBlocks1 func(codes []byte, chunks int, p8 []int8, p16 []int16, vmin int32, out []int32, masks []uint16)
+	dotBlocks8 func(codes []byte, chunks int, g []int8, p16s []int16, vmins *[groupSize]int32, out []int32, masks []uint16)
 }
 
 var goKernels = kernelSet{name: "go", dotBlocks1: dotBlocks1Go, dotBlocks8: dotBlocks8Go}
@@ -43,7 +48,26 @@ var goKernels = kernelSet{name: "go", dotBlocks1: dotBlocks1Go, dotBlocks8: dotB
 // kernels is the set in use, chosen by init in kernel_amd64.go.
 var kernels = goKernels
 
-func dotBlocks1Go(codes []byte, chunks int, p8 []int8, _ []int16, out []int32) {
+// sumMask is the mask of the 16 sums of one block that are at least vmin.
+func sumMask(sums []int32, vmin int32) uint16 {
+	var m uint16
+	for l, v := range sums[:blockRows] {
+		if v >= vmin {
+			m |= 1 << l
+		}
+	}
+	return m
+}
+
+func dotBlocks1Go(codes []byte, chunks int, p8 []int8, _ []int16, vmin int32, out []int32, masks []uint16) {
+	dotBlocks1Sums(codes, chunks, p8, out)
+	for b := range len(codes) / (chunks * chunkBytes) {
+		masks[b] = sumMask(out[b*blockRows:], vmin)
+	}
+}
+
+// dotBlocks1Sums is dotBlocks1Go without the masks.
+func dotBlocks1Sums(codes []byte, chunks int, p8 []int8, out []int32) {
 	bb := chunks * chunkBytes
 	nb := len(codes) / bb
 	p8 = p8[:chunks*4]
@@ -63,7 +87,7 @@ func dotBlocks1Go(codes []byte, chunks int, p8 []int8, _ []int16, out []int32) {
 	}
 }
 
-func dotBlocks8Go(codes []byte, chunks int, g []int8, _ []int16, out []int32) {
+func dotBlocks8Go(codes []byte, chunks int, g []int8, _ []int16, vmins *[groupSize]int32, out []int32, masks []uint16) {
 	bb := chunks * chunkBytes
 	nb := len(codes) / bb
 	g = g[:chunks*4*groupSize]
@@ -84,24 +108,27 @@ func dotBlocks8Go(codes []byte, chunks int, g []int8, _ []int16, out []int32) {
 		}
 		for p := range groupSize {
 			copy(out[(b*groupSize+p)*blockRows:], acc[p][:])
+			masks[b*groupSize+p] = sumMask(acc[p][:], vmins[p])
 		}
 	}
 }
 
 // dotBlocks8By1 is dotBlocks8 for kernel sets with only a one-probe
-// kernel: one pass per probe over the same blocks (which the caller keeps
-// small enough to stay in cache).
-func dotBlocks8By1(one func(codes []byte, chunks int, p8 []int8, p16 []int16, out []int32)) func(codes []byte, chunks int, g []int8, p16s []int16, out []int32) {
-	return func(codes []byte, chunks int, g []int8, p16s []int16, out []int32) {
+// kernel of sums: one pass per probe over the same blocks (which the
+// caller keeps small enough to stay in cache), the masks computed in Go.
+func dotBlocks8By1(one func(codes []byte, chunks int, p16 []int16, out []int32)) func(codes []byte, chunks int, g []int8, p16s []int16, vmins *[groupSize]int32, out []int32, masks []uint16) {
+	return func(codes []byte, chunks int, g []int8, p16s []int16, vmins *[groupSize]int32, out []int32, masks []uint16) {
 		nb := len(codes) / (chunks * chunkBytes)
 		var tmp [blockRows * 64]int32
 		for lo := 0; lo < nb; lo += 64 {
 			hi := min(lo+64, nb)
 			part := codes[lo*chunks*chunkBytes : hi*chunks*chunkBytes]
 			for p := range groupSize {
-				one(part, chunks, nil, p16s[p*chunks*4:(p+1)*chunks*4], tmp[:])
+				one(part, chunks, p16s[p*chunks*4:(p+1)*chunks*4], tmp[:])
 				for b := lo; b < hi; b++ {
-					copy(out[(b*groupSize+p)*blockRows:][:blockRows], tmp[(b-lo)*blockRows:])
+					sums := tmp[(b-lo)*blockRows:][:blockRows]
+					copy(out[(b*groupSize+p)*blockRows:][:blockRows], sums)
+					masks[b*groupSize+p] = sumMask(sums, vmins[p])
 				}
 			}
 		}

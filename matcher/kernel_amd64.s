@@ -2,15 +2,18 @@
 
 #include "textflag.h"
 
-// func dotBlocks1VNNI(codes *byte, nblocks, chunks int, probe *int8, out *int32)
+// func dotBlocks1VNNI(codes *byte, nblocks, chunks int, probe *int8, vmin int32, out *int32, masks *uint16)
 // chunks is a multiple of 4. Four accumulators break the dependency chain
 // of VPDPBUSD (several cycles of latency) over a block's chunks.
-TEXT ·dotBlocks1VNNI(SB), NOSPLIT, $0-40
+TEXT ·dotBlocks1VNNI(SB), NOSPLIT, $0-56
 	MOVQ codes+0(FP), SI
 	MOVQ nblocks+8(FP), CX
 	MOVQ chunks+16(FP), DX
 	MOVQ probe+24(FP), BX
-	MOVQ out+32(FP), DI
+	MOVL vmin+32(FP), AX
+	VPBROADCASTD AX, Z9
+	MOVQ out+40(FP), DI
+	MOVQ masks+48(FP), R11
 
 block1:
 	VPXORD Z0, Z0, Z0
@@ -38,23 +41,147 @@ chunk1:
 	VPADDD Z3, Z2, Z2
 	VPADDD Z2, Z0, Z0
 	VMOVDQU32 Z0, (DI)
+	VPCMPD $5, Z9, Z0, K1 // sums >= vmin
+	KMOVW K1, (R11)
 	ADDQ $64, DI
+	ADDQ $2, R11
 	DECQ CX
 	JNZ  block1
 	VZEROUPPER
 	RET
 
-// func dotBlocks8VNNI(codes *byte, nblocks, chunks int, group *int8, out *int32)
-// Eight probes, interleaved by chunk: each 64-byte load of the gallery
-// feeds eight VPDPBUSD, one per probe accumulator.
-TEXT ·dotBlocks8VNNI(SB), NOSPLIT, $0-40
+// func dotBlocks8VNNI(codes *byte, nblocks, chunks int, group *int8, vmins *int32, out *int32, masks *uint16)
+// Eight probes, interleaved by chunk, against two blocks at a time: per
+// chunk, two 64-byte loads of the gallery and eight broadcasts of probe
+// bytes feed sixteen VPDPBUSD into sixteen accumulators, enough
+// independent chains to keep the VNNI units busy with loads to spare. An
+// odd last block goes through the one-block loop.
+TEXT ·dotBlocks8VNNI(SB), NOSPLIT, $0-56
 	MOVQ codes+0(FP), SI
 	MOVQ nblocks+8(FP), CX
 	MOVQ chunks+16(FP), DX
 	MOVQ group+24(FP), BX
-	MOVQ out+32(FP), DI
+	MOVQ vmins+32(FP), R10
+	MOVQ out+40(FP), DI
+	MOVQ masks+48(FP), R11
+	MOVQ DX, R12
+	SHLQ $6, R12 // bytes in a block
 
-block8:
+	CMPQ CX, $2
+	JLT  single8
+
+pair8:
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+	MOVQ BX, R8
+	MOVQ DX, R9
+	LEAQ (SI)(R12*1), R13
+
+chunkp:
+	VMOVDQU64 (SI), Z16
+	VMOVDQU64 (R13), Z17
+	VPBROADCASTD (R8), Z18
+	VPBROADCASTD 4(R8), Z19
+	VPBROADCASTD 8(R8), Z20
+	VPBROADCASTD 12(R8), Z21
+	VPBROADCASTD 16(R8), Z22
+	VPBROADCASTD 20(R8), Z23
+	VPBROADCASTD 24(R8), Z24
+	VPBROADCASTD 28(R8), Z25
+	VPDPBUSD Z18, Z16, Z0
+	VPDPBUSD Z18, Z17, Z8
+	VPDPBUSD Z19, Z16, Z1
+	VPDPBUSD Z19, Z17, Z9
+	VPDPBUSD Z20, Z16, Z2
+	VPDPBUSD Z20, Z17, Z10
+	VPDPBUSD Z21, Z16, Z3
+	VPDPBUSD Z21, Z17, Z11
+	VPDPBUSD Z22, Z16, Z4
+	VPDPBUSD Z22, Z17, Z12
+	VPDPBUSD Z23, Z16, Z5
+	VPDPBUSD Z23, Z17, Z13
+	VPDPBUSD Z24, Z16, Z6
+	VPDPBUSD Z24, Z17, Z14
+	VPDPBUSD Z25, Z16, Z7
+	VPDPBUSD Z25, Z17, Z15
+	ADDQ $64, SI
+	ADDQ $64, R13
+	ADDQ $32, R8
+	DECQ R9
+	JNZ  chunkp
+
+	VMOVDQU32 Z0, (DI)
+	VMOVDQU32 Z1, 64(DI)
+	VMOVDQU32 Z2, 128(DI)
+	VMOVDQU32 Z3, 192(DI)
+	VMOVDQU32 Z4, 256(DI)
+	VMOVDQU32 Z5, 320(DI)
+	VMOVDQU32 Z6, 384(DI)
+	VMOVDQU32 Z7, 448(DI)
+	VMOVDQU32 Z8, 512(DI)
+	VMOVDQU32 Z9, 576(DI)
+	VMOVDQU32 Z10, 640(DI)
+	VMOVDQU32 Z11, 704(DI)
+	VMOVDQU32 Z12, 768(DI)
+	VMOVDQU32 Z13, 832(DI)
+	VMOVDQU32 Z14, 896(DI)
+	VMOVDQU32 Z15, 960(DI)
+	VPCMPD.BCST $5, (R10), Z0, K1 // sums >= vmins[p]
+	KMOVW K1, (R11)
+	VPCMPD.BCST $5, 4(R10), Z1, K1
+	KMOVW K1, 2(R11)
+	VPCMPD.BCST $5, 8(R10), Z2, K1
+	KMOVW K1, 4(R11)
+	VPCMPD.BCST $5, 12(R10), Z3, K1
+	KMOVW K1, 6(R11)
+	VPCMPD.BCST $5, 16(R10), Z4, K1
+	KMOVW K1, 8(R11)
+	VPCMPD.BCST $5, 20(R10), Z5, K1
+	KMOVW K1, 10(R11)
+	VPCMPD.BCST $5, 24(R10), Z6, K1
+	KMOVW K1, 12(R11)
+	VPCMPD.BCST $5, 28(R10), Z7, K1
+	KMOVW K1, 14(R11)
+	VPCMPD.BCST $5, (R10), Z8, K1
+	KMOVW K1, 16(R11)
+	VPCMPD.BCST $5, 4(R10), Z9, K1
+	KMOVW K1, 18(R11)
+	VPCMPD.BCST $5, 8(R10), Z10, K1
+	KMOVW K1, 20(R11)
+	VPCMPD.BCST $5, 12(R10), Z11, K1
+	KMOVW K1, 22(R11)
+	VPCMPD.BCST $5, 16(R10), Z12, K1
+	KMOVW K1, 24(R11)
+	VPCMPD.BCST $5, 20(R10), Z13, K1
+	KMOVW K1, 26(R11)
+	VPCMPD.BCST $5, 24(R10), Z14, K1
+	KMOVW K1, 28(R11)
+	VPCMPD.BCST $5, 28(R10), Z15, K1
+	KMOVW K1, 30(R11)
+	MOVQ R13, SI // past the pair's second block
+	ADDQ $1024, DI
+	ADDQ $32, R11
+	SUBQ $2, CX
+	CMPQ CX, $2
+	JGE  pair8
+
+single8:
+	TESTQ CX, CX
+	JZ    done8
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
@@ -89,9 +216,24 @@ chunk8:
 	VMOVDQU32 Z5, 320(DI)
 	VMOVDQU32 Z6, 384(DI)
 	VMOVDQU32 Z7, 448(DI)
-	ADDQ $512, DI
-	DECQ CX
-	JNZ  block8
+	VPCMPD.BCST $5, (R10), Z0, K1
+	KMOVW K1, (R11)
+	VPCMPD.BCST $5, 4(R10), Z1, K1
+	KMOVW K1, 2(R11)
+	VPCMPD.BCST $5, 8(R10), Z2, K1
+	KMOVW K1, 4(R11)
+	VPCMPD.BCST $5, 12(R10), Z3, K1
+	KMOVW K1, 6(R11)
+	VPCMPD.BCST $5, 16(R10), Z4, K1
+	KMOVW K1, 8(R11)
+	VPCMPD.BCST $5, 20(R10), Z5, K1
+	KMOVW K1, 10(R11)
+	VPCMPD.BCST $5, 24(R10), Z6, K1
+	KMOVW K1, 12(R11)
+	VPCMPD.BCST $5, 28(R10), Z7, K1
+	KMOVW K1, 14(R11)
+
+done8:
 	VZEROUPPER
 	RET
 

@@ -4,9 +4,11 @@ import (
 	"cmp"
 	"fmt"
 	"math"
+	"math/bits"
 	"runtime"
 	"slices"
 	"sync"
+	"unsafe"
 )
 
 // tileBlocks is how many code blocks a worker scores at a time: 2,048
@@ -32,7 +34,9 @@ type search struct {
 type worker struct {
 	tops  []topK
 	cands [][]cand
-	acc   []int32
+	acc   []int32  // a tile's sums: per block, per probe of the group, 16
+	masks []uint16 // per block and probe: the sums that reach the probe's floor
+	hot   []int32  // blocks of the tile with a mask set, relative to its first
 }
 
 // Search returns the opt.K subjects most similar to probe, best first,
@@ -152,6 +156,10 @@ func (w *worker) reset(np, k int, floor float32, subjects []subject) {
 	}
 	if w.acc == nil {
 		w.acc = make([]int32, tileBlocks*groupSize*blockRows)
+		// In uint64s, so that a block's eight masks read as two words.
+		m := make([]uint64, tileBlocks*groupSize/4)
+		w.masks = unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(m))), tileBlocks*groupSize)
+		w.hot = make([]int32, 0, tileBlocks)
 	}
 }
 
@@ -182,6 +190,12 @@ func (sc *search) interleave(qps []*qprobe, chunks int) {
 
 // scan scores rows lo..hi-1 (those set in filter, when it is not nil)
 // against every probe, a tile of blocks at a time. lo is a multiple of 64.
+//
+// The kernels compare every sum with the probe's integer floor (minSum) as
+// of the start of the tile and flag the blocks holding a sum that reaches
+// it; only those blocks' rows are looked at in Go. A floor only rises, so
+// a flag from an older floor is a superset of what finish keeps: finish
+// checks each flagged row against the current floor again.
 func (ix *Index) scan(sc *scratch, w *worker, lo, hi int, filter []uint64) {
 	bb := ix.chunks * chunkBytes
 	qps := sc.probes[:sc.np]
@@ -194,20 +208,54 @@ func (ix *Index) scan(sc *scratch, w *worker, lo, hi int, filter []uint64) {
 			amax = max(amax, a)
 		}
 		if single {
+			masks := w.masks[:b1-b0]
+			if filter != nil {
+				clear(masks) // blocks without a row of the filter are not scored
+			}
+			vmin := qps[0].minSum(w.tops[0].floor, amax)
 			ix.score(b0, b1, filter, func(c0, c1 int) {
-				acc := w.acc[(c0-b0)*blockRows:]
-				kernels.dotBlocks1(ix.codes[c0*bb:c1*bb], ix.chunks, qps[0].p8, qps[0].p16, acc)
+				kernels.dotBlocks1(ix.codes[c0*bb:c1*bb], ix.chunks, qps[0].p8, qps[0].p16, vmin, w.acc[(c0-b0)*blockRows:], masks[c0-b0:])
 			})
-			ix.finish(&w.tops[0], &w.cands[0], qps[0], w.acc, 1, 0, b0, rlo, rhi, filter, amax)
+			hot := w.hot[:0]
+			for i, m := range masks {
+				if m != 0 {
+					hot = append(hot, int32(i))
+				}
+			}
+			w.hot = hot
+			ix.finish(&w.tops[0], &w.cands[0], qps[0], w.acc, masks, hot, 1, 0, b0, rhi, filter, amax)
 			continue
 		}
 		for g := 0; g*groupSize < len(qps); g++ {
+			var vmins [groupSize]int32
+			for p := range vmins {
+				vmins[p] = math.MaxInt32 // padding probes: no row
+				if i := g*groupSize + p; i < len(qps) {
+					vmins[p] = qps[i].minSum(w.tops[i].floor, amax)
+				}
+			}
+			masks := w.masks[:(b1-b0)*groupSize]
+			if filter != nil {
+				clear(masks)
+			}
 			ix.score(b0, b1, filter, func(c0, c1 int) {
 				acc := w.acc[(c0-b0)*blockRows*groupSize:]
-				kernels.dotBlocks8(ix.codes[c0*bb:c1*bb], ix.chunks, sc.groups[g], sc.wide[g], acc)
+				kernels.dotBlocks8(ix.codes[c0*bb:c1*bb], ix.chunks, sc.groups[g], sc.wide[g], &vmins, acc, masks[(c0-b0)*groupSize:])
 			})
+			// A block's eight masks are two words.
+			words := unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(masks))), len(masks)/4)
+			hot := w.hot[:0]
+			for i := 0; i+1 < len(words); i += 2 {
+				if words[i]|words[i+1] != 0 {
+					hot = append(hot, int32(i/2))
+				}
+			}
+			w.hot = hot
+			if len(hot) == 0 {
+				continue
+			}
 			for p := g * groupSize; p < min((g+1)*groupSize, len(qps)); p++ {
-				ix.finish(&w.tops[p], &w.cands[p], qps[p], w.acc, groupSize, p%groupSize, b0, rlo, rhi, filter, amax)
+				ix.finish(&w.tops[p], &w.cands[p], qps[p], w.acc, masks, hot, groupSize, p%groupSize, b0, rhi, filter, amax)
 			}
 		}
 	}
@@ -241,18 +289,29 @@ func (ix *Index) score(b0, b1 int, filter []uint64, kernel func(c0, c1 int)) {
 // finish turns a tile's integer sums for one probe into score intervals:
 // a row whose upper bound reaches the worker's floor is kept as a
 // candidate, and its lower bound offered to the heap. acc holds, per block,
-// stride probes' 16 sums; this probe's are the p-th. amax is the largest
-// row scale of the tile: with it, a floor becomes an integer sum below
-// which no row of the tile can reach it, so most rows cost one compare.
-func (ix *Index) finish(t *topK, cands *[]cand, qp *qprobe, acc []int32, stride, p, b0, rlo, rhi int, filter []uint64, amax float32) {
+// stride probes' 16 sums; this probe's are the p-th, and masks[i*stride+p]
+// flags those of block b0+i that reached the probe's floor when the tile
+// was scored; hot lists the blocks where any probe's did. amax is the
+// largest row scale of the tile: with it, a floor becomes an integer sum
+// below which no row of the tile can reach it.
+func (ix *Index) finish(t *topK, cands *[]cand, qp *qprobe, acc []int32, masks []uint16, hot []int32, stride, p, b0, rhi int, filter []uint64, amax float32) {
 	scales, slots := ix.scales[:rhi], ix.slots[:rhi]
 	off, pb, pc, pe := qp.off, qp.b, qp.c, qp.e
 	vmin := qp.minSum(t.floor, amax)
-	for b := rlo / blockRows; b*blockRows < rhi; b++ {
-		blk := (*[blockRows]int32)(acc[((b-b0)*stride+p)*blockRows:])
-		n := min(blockRows, rhi-b*blockRows)
-		for l, v := range blk {
-			if v < vmin || l >= n {
+	for _, i := range hot {
+		m := masks[int(i)*stride+p]
+		if m == 0 {
+			continue
+		}
+		b := b0 + int(i)
+		if n := rhi - b*blockRows; n < blockRows {
+			m &= 1<<n - 1 // the padding rows of the last block
+		}
+		blk := (*[blockRows]int32)(acc[(int(i)*stride+p)*blockRows:])
+		for ; m != 0; m &= m - 1 {
+			l := bits.TrailingZeros16(m)
+			v := blk[l]
+			if v < vmin {
 				continue
 			}
 			r := b*blockRows + l
@@ -261,12 +320,12 @@ func (ix *Index) finish(t *topK, cands *[]cand, qp *qprobe, acc []int32, stride,
 			}
 			a := scales[r]
 			s := (float32(v) - off) * (a * pb)
-			m := a*pc + pe
-			if s+m < t.floor {
+			h := a*pc + pe
+			if s+h < t.floor {
 				continue
 			}
-			*cands = append(*cands, cand{upper: s + m, row: int32(r)})
-			if l := s - m; l >= t.floor {
+			*cands = append(*cands, cand{upper: s + h, row: int32(r)})
+			if l := s - h; l >= t.floor {
 				t.offer(l, slots[r].subject)
 				vmin = qp.minSum(t.floor, amax)
 			}
