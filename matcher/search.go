@@ -37,6 +37,7 @@ type worker struct {
 	acc   []int32  // a tile's sums: per block, per probe of the group, 16
 	masks []uint16 // per block and probe: the sums that reach the probe's floor
 	hot   []int32  // blocks of the tile with a mask set, relative to its first
+	vmins [groupSize]int32
 }
 
 // Search returns the opt.K subjects most similar to probe, best first,
@@ -227,7 +228,7 @@ func (ix *Index) scan(sc *scratch, w *worker, lo, hi int, filter []uint64) {
 			continue
 		}
 		for g := 0; g*groupSize < len(qps); g++ {
-			var vmins [groupSize]int32
+			vmins := &w.vmins
 			for p := range vmins {
 				vmins[p] = math.MaxInt32 // padding probes: no row
 				if i := g*groupSize + p; i < len(qps) {
@@ -240,7 +241,7 @@ func (ix *Index) scan(sc *scratch, w *worker, lo, hi int, filter []uint64) {
 			}
 			ix.score(b0, b1, filter, func(c0, c1 int) {
 				acc := w.acc[(c0-b0)*blockRows*groupSize:]
-				kernels.dotBlocks8(ix.codes[c0*bb:c1*bb], ix.chunks, sc.groups[g], sc.wide[g], &vmins, acc, masks[(c0-b0)*groupSize:])
+				kernels.dotBlocks8(ix.codes[c0*bb:c1*bb], ix.chunks, sc.groups[g], sc.wide[g], vmins, acc, masks[(c0-b0)*groupSize:])
 			})
 			// A block's eight masks are two words.
 			words := unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(masks))), len(masks)/4)
