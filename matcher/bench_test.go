@@ -156,18 +156,19 @@ func BenchmarkKernels(b *testing.B) {
 	p8, p16 := make([]int8, chunks*4*groupSize), make([]int16, chunks*4*groupSize)
 	out := make([]int32, nb*blockRows*groupSize)
 	masks := make([]uint16, nb*groupSize)
-	var vmins [groupSize]int32
+	scales := make([]float32, nb*blockRows)
+	var prm probeParams
 	for _, ks := range append([]kernelSet{goKernels}, asmKernels()...) {
 		b.Run(ks.name+"/1", func(b *testing.B) {
 			b.SetBytes(int64(len(codes)))
 			for b.Loop() {
-				ks.dotBlocks1(codes, chunks, p8, p16, 0, out, masks)
+				ks.dotBlocks1(codes, chunks, p8, p16, scales, &prm, out, masks)
 			}
 		})
 		b.Run(ks.name+"/8", func(b *testing.B) {
 			b.SetBytes(int64(len(codes)))
 			for b.Loop() {
-				ks.dotBlocks8(codes, chunks, p8, p16, &vmins, out, masks)
+				ks.dotBlocks8(codes, chunks, p8, p16, scales, &prm, out, masks)
 			}
 		})
 	}

@@ -8,18 +8,23 @@ import (
 )
 
 // kernelCase is one kernel input: codes of nb blocks of chunks chunks,
-// eight probes and their floors.
+// eight probes, the row scales and the probes' bound parameters.
 type kernelCase struct {
 	chunks int
 	codes  []byte
 	p8     [groupSize][]int8
 	p16s   []int16
 	group  []int8
-	vmins  [groupSize]int32
+	scales []float32
+	prm    probeParams
 }
 
-func newKernelCase(chunks int, codes []byte, probes []int8, vmins [groupSize]int32) kernelCase {
-	kc := kernelCase{chunks: chunks, codes: codes, group: make([]int8, chunks*4*groupSize), vmins: vmins}
+// newKernelCase draws the scales and parameters from r: scales of rows
+// near the end missing at times (the last, partial block), and floors
+// none, impossible or at the bound of one of the rows, so that the masks
+// come out mixed and ties are tried.
+func newKernelCase(r *rand.Rand, chunks int, codes []byte, probes []int8) kernelCase {
+	kc := kernelCase{chunks: chunks, codes: codes, group: make([]int8, chunks*4*groupSize)}
 	for p := range groupSize {
 		kc.p8[p] = probes[p*chunks*4 : (p+1)*chunks*4]
 		for j, x := range kc.p8[p] {
@@ -27,12 +32,38 @@ func newKernelCase(chunks int, codes []byte, probes []int8, vmins [groupSize]int
 			kc.group[(j/4*groupSize+p)*4+j%4] = x
 		}
 	}
+	nb := len(codes) / (chunks * chunkBytes)
+	kc.scales = make([]float32, max(0, nb*blockRows-r.IntN(3)*r.IntN(blockRows)))
+	for i := range kc.scales {
+		kc.scales[i] = float32(r.Float64()) / 64
+	}
+	sums := make([]int32, nb*blockRows)
+	for p := range groupSize {
+		kc.prm.off[p] = int32(r.IntN(1<<21)) - 1<<20
+		kc.prm.b[p] = float32(r.Float64()) / 1e4
+		kc.prm.c[p] = float32(r.Float64()) * 8
+		switch k := r.IntN(6); {
+		case k == 0:
+			kc.prm.t[p] = float32(math.Inf(-1))
+		case k == 1:
+			kc.prm.t[p] = float32(math.Inf(1))
+		case nb > 0:
+			dotBlocks1Sums(codes, chunks, kc.p8[p], sums)
+			i := r.IntN(len(sums))
+			var a float32
+			if i < len(kc.scales) {
+				a = kc.scales[i]
+			}
+			w := float32(sums[i] - kc.prm.off[p])
+			kc.prm.t[p] = float32(float32(float32(w*kc.prm.b[p])+kc.prm.c[p])*a) + float32(k-3)*1e-9
+		}
+	}
 	return kc
 }
 
 // check runs every assembly kernel set on kc and compares its sums and
-// masks with the pure-Go kernels', which a naive row-by-row sum checks in
-// turn.
+// masks with the pure-Go kernels', which a naive row-by-row sum and the
+// bound test check in turn.
 func (kc kernelCase) check(t *testing.T) {
 	t.Helper()
 	nb := len(kc.codes) / (kc.chunks * chunkBytes)
@@ -40,9 +71,11 @@ func (kc kernelCase) check(t *testing.T) {
 	wantm1 := make([]uint16, nb)
 	want8 := make([]int32, nb*blockRows*groupSize)
 	wantm8 := make([]uint16, nb*groupSize)
-	goKernels.dotBlocks8(kc.codes, kc.chunks, kc.group, kc.p16s, &kc.vmins, want8, wantm8)
+	goKernels.dotBlocks8(kc.codes, kc.chunks, kc.group, kc.p16s, kc.scales, &kc.prm, want8, wantm8)
 	for p := range groupSize {
-		goKernels.dotBlocks1(kc.codes, kc.chunks, kc.p8[p], kc.p16s[p*kc.chunks*4:], kc.vmins[p], want1, wantm1)
+		one := kc.prm
+		one.off[0], one.b[0], one.c[0], one.t[0] = kc.prm.off[p], kc.prm.b[p], kc.prm.c[p], kc.prm.t[p]
+		goKernels.dotBlocks1(kc.codes, kc.chunks, kc.p8[p], kc.p16s[p*kc.chunks*4:], kc.scales, &one, want1, wantm1)
 		for b := range nb {
 			for l := range blockRows {
 				var naive int32
@@ -52,9 +85,18 @@ func (kc kernelCase) check(t *testing.T) {
 				if want1[b*blockRows+l] != naive || want8[(b*groupSize+p)*blockRows+l] != naive {
 					t.Fatalf("go kernels: block %d row %d probe %d: %d and %d, naive %d", b, l, p, want1[b*blockRows+l], want8[(b*groupSize+p)*blockRows+l], naive)
 				}
-				in := naive >= kc.vmins[p]
-				if wantm1[b]>>l&1 == 1 != in || wantm8[b*groupSize+p]>>l&1 == 1 != in {
-					t.Fatalf("go kernels: block %d row %d probe %d: sum %d, floor %d, masks %#x and %#x", b, l, p, naive, kc.vmins[p], wantm1[b], wantm8[b*groupSize+p])
+				var a float64
+				if r := b*blockRows + l; r < len(kc.scales) {
+					a = float64(kc.scales[r])
+				}
+				bound := a * (float64(naive-kc.prm.off[p])*float64(kc.prm.b[p]) + float64(kc.prm.c[p]))
+				in := wantm1[b]>>l&1 == 1
+				if in != (wantm8[b*groupSize+p]>>l&1 == 1) {
+					t.Fatalf("go kernels: block %d row %d probe %d: masks %#x and %#x disagree", b, l, p, wantm1[b], wantm8[b*groupSize+p])
+				}
+				// float32 rounding aside, a row is flagged when its bound reaches t.
+				if d := bound - float64(kc.prm.t[p]); in && d < -1e-5*max(1, math.Abs(bound)) || !in && d > 1e-5*max(1, math.Abs(bound)) {
+					t.Fatalf("go kernels: block %d row %d probe %d: bound %v, t %v, flagged %v", b, l, p, bound, kc.prm.t[p], in)
 				}
 			}
 		}
@@ -65,7 +107,7 @@ func (kc kernelCase) check(t *testing.T) {
 		got8[len(want8)] = 12345
 		gotm8 := make([]uint16, len(wantm8)+1)
 		gotm8[len(wantm8)] = 12345
-		ks.dotBlocks8(kc.codes, kc.chunks, kc.group, kc.p16s, &kc.vmins, got8, gotm8)
+		ks.dotBlocks8(kc.codes, kc.chunks, kc.group, kc.p16s, kc.scales, &kc.prm, got8, gotm8)
 		if !slices.Equal(got8[:len(want8)], want8) || got8[len(want8)] != 12345 {
 			t.Fatalf("%s dotBlocks8, %d chunks, %d blocks: sums differ from go", ks.name, kc.chunks, nb)
 		}
@@ -73,12 +115,14 @@ func (kc kernelCase) check(t *testing.T) {
 			t.Fatalf("%s dotBlocks8, %d chunks, %d blocks: masks %x, go %x", ks.name, kc.chunks, nb, gotm8, wantm8)
 		}
 		for p := range groupSize {
+			one := kc.prm
+			one.off[0], one.b[0], one.c[0], one.t[0] = kc.prm.off[p], kc.prm.b[p], kc.prm.c[p], kc.prm.t[p]
 			got1 := make([]int32, len(want1)+1)
 			got1[len(want1)] = 12345
 			gotm1 := make([]uint16, len(wantm1)+1)
 			gotm1[len(wantm1)] = 12345
-			goKernels.dotBlocks1(kc.codes, kc.chunks, kc.p8[p], nil, kc.vmins[p], want1, wantm1)
-			ks.dotBlocks1(kc.codes, kc.chunks, kc.p8[p], kc.p16s[p*kc.chunks*4:(p+1)*kc.chunks*4], kc.vmins[p], got1, gotm1)
+			goKernels.dotBlocks1(kc.codes, kc.chunks, kc.p8[p], nil, kc.scales, &one, want1, wantm1)
+			ks.dotBlocks1(kc.codes, kc.chunks, kc.p8[p], kc.p16s[p*kc.chunks*4:(p+1)*kc.chunks*4], kc.scales, &one, got1, gotm1)
 			if !slices.Equal(got1[:len(want1)], want1) || got1[len(want1)] != 12345 {
 				t.Fatalf("%s dotBlocks1, %d chunks, %d blocks, probe %d: sums differ from go", ks.name, kc.chunks, nb, p)
 			}
@@ -87,23 +131,6 @@ func (kc kernelCase) check(t *testing.T) {
 			}
 		}
 	}
-}
-
-// randomFloors picks each probe's floor: none, impossible, or near the
-// middle of the sums so masks come out mixed.
-func randomFloors(r *rand.Rand) [groupSize]int32 {
-	var v [groupSize]int32
-	for p := range v {
-		switch r.IntN(4) {
-		case 0:
-			v[p] = math.MinInt32
-		case 1:
-			v[p] = math.MaxInt32
-		default:
-			v[p] = int32(r.IntN(20001) - 10000)
-		}
-	}
-	return v
 }
 
 // TestKernelsMatchGo: every assembly kernel this CPU runs gives the pure-Go
@@ -134,16 +161,16 @@ func TestKernelsMatchGo(t *testing.T) {
 				probes[j] = int8(r.Uint32())
 			}
 		}
-		newKernelCase(chunks, codes, probes, randomFloors(r)).check(t)
+		newKernelCase(r, chunks, codes, probes).check(t)
 	}
 }
 
 // FuzzKernels: the same comparison on fuzzed codes and probes.
 func FuzzKernels(f *testing.F) {
-	f.Add(uint8(0), uint8(1), int32(0), []byte{1, 2, 3, 255, 128, 0})
-	f.Add(uint8(3), uint8(2), int32(-5000), []byte{255})
-	f.Add(uint8(1), uint8(3), int32(math.MinInt32), []byte{7, 200})
-	f.Fuzz(func(t *testing.T, c, nb uint8, floor int32, data []byte) {
+	f.Add(uint8(0), uint8(1), uint64(0), []byte{1, 2, 3, 255, 128, 0})
+	f.Add(uint8(3), uint8(2), uint64(7), []byte{255})
+	f.Add(uint8(1), uint8(3), uint64(1<<40), []byte{7, 200})
+	f.Fuzz(func(t *testing.T, c, nb uint8, seed uint64, data []byte) {
 		if len(data) == 0 {
 			return
 		}
@@ -160,10 +187,6 @@ func FuzzKernels(f *testing.F) {
 			probes[j] = int8(data[k%len(data)] ^ byte(k>>8))
 			k++
 		}
-		var vmins [groupSize]int32
-		for p := range vmins {
-			vmins[p] = floor + int32(p)*int32(data[p%len(data)])*16
-		}
-		newKernelCase(chunks, codes, probes, vmins).check(t)
+		newKernelCase(rand.New(rand.NewPCG(seed, 1)), chunks, codes, probes).check(t)
 	})
 }

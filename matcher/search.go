@@ -37,7 +37,7 @@ type worker struct {
 	acc   []int32  // a tile's sums: per block, per probe of the group, 16
 	masks []uint16 // per block and probe: the sums that reach the probe's floor
 	hot   []int32  // blocks of the tile with a mask set, relative to its first
-	vmins [groupSize]int32
+	prm   probeParams
 }
 
 // Search returns the opt.K subjects most similar to probe, best first,
@@ -192,30 +192,27 @@ func (sc *search) interleave(qps []*qprobe, chunks int) {
 // scan scores rows lo..hi-1 (those set in filter, when it is not nil)
 // against every probe, a tile of blocks at a time. lo is a multiple of 64.
 //
-// The kernels compare every sum with the probe's integer floor (minSum) as
-// of the start of the tile and flag the blocks holding a sum that reaches
-// it; only those blocks' rows are looked at in Go. A floor only rises, so
-// a flag from an older floor is a superset of what finish keeps: finish
-// checks each flagged row against the current floor again.
+// The kernels turn every sum into its row's upper bound and flag the rows
+// whose bound reaches the probe's floor as of the start of the tile; only
+// the flagged rows are looked at in Go. A floor only rises, so a flag from
+// an older floor is a superset of what finish keeps: finish checks each
+// flagged row against the current floor again.
 func (ix *Index) scan(sc *scratch, w *worker, lo, hi int, filter []uint64) {
 	bb := ix.chunks * chunkBytes
 	qps := sc.probes[:sc.np]
 	single := len(qps) == 1
+	prm := &w.prm
 	for b0 := lo / blockRows; b0*blockRows < hi; b0 += tileBlocks {
 		b1 := min(b0+tileBlocks, blocksFor(hi))
-		rlo, rhi := b0*blockRows, min(b1*blockRows, hi)
-		var amax float32
-		for _, a := range ix.scales[rlo:rhi] {
-			amax = max(amax, a)
-		}
+		rhi := min(b1*blockRows, hi)
 		if single {
 			masks := w.masks[:b1-b0]
 			if filter != nil {
 				clear(masks) // blocks without a row of the filter are not scored
 			}
-			vmin := qps[0].minSum(w.tops[0].floor, amax)
+			qps[0].params(prm, 0, w.tops[0].floor)
 			ix.score(b0, b1, filter, func(c0, c1 int) {
-				kernels.dotBlocks1(ix.codes[c0*bb:c1*bb], ix.chunks, qps[0].p8, qps[0].p16, vmin, w.acc[(c0-b0)*blockRows:], masks[c0-b0:])
+				kernels.dotBlocks1(ix.codes[c0*bb:c1*bb], ix.chunks, qps[0].p8, qps[0].p16, ix.tileScales(c0, c1), prm, w.acc[(c0-b0)*blockRows:], masks[c0-b0:])
 			})
 			hot := w.hot[:0]
 			for i, m := range masks {
@@ -224,15 +221,15 @@ func (ix *Index) scan(sc *scratch, w *worker, lo, hi int, filter []uint64) {
 				}
 			}
 			w.hot = hot
-			ix.finish(&w.tops[0], &w.cands[0], qps[0], w.acc, masks, hot, 1, 0, b0, rhi, filter, amax)
+			ix.finish(&w.tops[0], &w.cands[0], qps[0], w.acc, masks, hot, 1, 0, b0, rhi, filter)
 			continue
 		}
 		for g := 0; g*groupSize < len(qps); g++ {
-			vmins := &w.vmins
-			for p := range vmins {
-				vmins[p] = math.MaxInt32 // padding probes: no row
+			for p := range groupSize {
 				if i := g*groupSize + p; i < len(qps) {
-					vmins[p] = qps[i].minSum(w.tops[i].floor, amax)
+					qps[i].params(prm, p, w.tops[i].floor)
+				} else { // a padding probe: no row
+					prm.off[p], prm.b[p], prm.c[p], prm.t[p] = 0, 0, 0, float32(math.Inf(1))
 				}
 			}
 			masks := w.masks[:(b1-b0)*groupSize]
@@ -241,7 +238,7 @@ func (ix *Index) scan(sc *scratch, w *worker, lo, hi int, filter []uint64) {
 			}
 			ix.score(b0, b1, filter, func(c0, c1 int) {
 				acc := w.acc[(c0-b0)*blockRows*groupSize:]
-				kernels.dotBlocks8(ix.codes[c0*bb:c1*bb], ix.chunks, sc.groups[g], sc.wide[g], vmins, acc, masks[(c0-b0)*groupSize:])
+				kernels.dotBlocks8(ix.codes[c0*bb:c1*bb], ix.chunks, sc.groups[g], sc.wide[g], ix.tileScales(c0, c1), prm, acc, masks[(c0-b0)*groupSize:])
 			})
 			// A block's eight masks are two words.
 			words := unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(masks))), len(masks)/4)
@@ -256,10 +253,32 @@ func (ix *Index) scan(sc *scratch, w *worker, lo, hi int, filter []uint64) {
 				continue
 			}
 			for p := g * groupSize; p < min((g+1)*groupSize, len(qps)); p++ {
-				ix.finish(&w.tops[p], &w.cands[p], qps[p], w.acc, masks, hot, groupSize, p%groupSize, b0, rhi, filter, amax)
+				ix.finish(&w.tops[p], &w.cands[p], qps[p], w.acc, masks, hot, groupSize, p%groupSize, b0, rhi, filter)
 			}
 		}
 	}
+}
+
+// tileScales are the row scales of blocks c0..c1-1 (fewer for the last,
+// partial block).
+func (ix *Index) tileScales(c0, c1 int) []float32 {
+	return ix.scales[c0*blockRows : min(c1*blockRows, len(ix.scales))]
+}
+
+// maskMargin is how far below a floor the kernels flag rows. The kernels
+// compute a row's bound in another order than finish (probeParams), so the
+// two round differently, by a few units in the last place of numbers below
+// 2 in magnitude (the bound of a cosine): under 1e-6. The margin, ten
+// times that, makes sure every row finish would keep is flagged.
+const maskMargin = 1e-5
+
+// params writes the probe's lane p of the kernels' parameters for a floor.
+// A floor of -Inf flags every row.
+func (qp *qprobe) params(prm *probeParams, p int, floor float32) {
+	prm.off[p] = int32(qp.off) // an integer below 2^24: exact in float32
+	prm.b[p] = qp.b
+	prm.c[p] = qp.c
+	prm.t[p] = floor - qp.e - maskMargin
 }
 
 // score calls kernel on blocks b0..b1-1, or, with a filter, on the runs of
@@ -291,14 +310,11 @@ func (ix *Index) score(b0, b1 int, filter []uint64, kernel func(c0, c1 int)) {
 // a row whose upper bound reaches the worker's floor is kept as a
 // candidate, and its lower bound offered to the heap. acc holds, per block,
 // stride probes' 16 sums; this probe's are the p-th, and masks[i*stride+p]
-// flags those of block b0+i that reached the probe's floor when the tile
-// was scored; hot lists the blocks where any probe's did. amax is the
-// largest row scale of the tile: with it, a floor becomes an integer sum
-// below which no row of the tile can reach it.
-func (ix *Index) finish(t *topK, cands *[]cand, qp *qprobe, acc []int32, masks []uint16, hot []int32, stride, p, b0, rhi int, filter []uint64, amax float32) {
+// flags the rows of block b0+i whose bound reached the probe's floor when
+// the tile was scored; hot lists the blocks where any probe's did.
+func (ix *Index) finish(t *topK, cands *[]cand, qp *qprobe, acc []int32, masks []uint16, hot []int32, stride, p, b0, rhi int, filter []uint64) {
 	scales, slots := ix.scales[:rhi], ix.slots[:rhi]
 	off, pb, pc, pe := qp.off, qp.b, qp.c, qp.e
-	vmin := qp.minSum(t.floor, amax)
 	for _, i := range hot {
 		m := masks[int(i)*stride+p]
 		if m == 0 {
@@ -311,16 +327,12 @@ func (ix *Index) finish(t *topK, cands *[]cand, qp *qprobe, acc []int32, masks [
 		blk := (*[blockRows]int32)(acc[(int(i)*stride+p)*blockRows:])
 		for ; m != 0; m &= m - 1 {
 			l := bits.TrailingZeros16(m)
-			v := blk[l]
-			if v < vmin {
-				continue
-			}
 			r := b*blockRows + l
 			if filter != nil && (r>>6 >= len(filter) || filter[r>>6]&(1<<(r&63)) == 0) {
 				continue
 			}
 			a := scales[r]
-			s := (float32(v) - off) * (a * pb)
+			s := (float32(blk[l]) - off) * (a * pb)
 			h := a*pc + pe
 			if s+h < t.floor {
 				continue
@@ -328,23 +340,9 @@ func (ix *Index) finish(t *topK, cands *[]cand, qp *qprobe, acc []int32, masks [
 			*cands = append(*cands, cand{upper: s + h, row: int32(r)})
 			if l := s - h; l >= t.floor {
 				t.offer(l, slots[r].subject)
-				vmin = qp.minSum(t.floor, amax)
 			}
 		}
 	}
-}
-
-// minSum is the integer sum below which a row of scale at most amax has an
-// upper bound below floor (math.MinInt32 when there is none).
-func (qp *qprobe) minSum(floor, amax float32) int32 {
-	if !(floor-qp.e > 0) || amax <= 0 || qp.b <= 0 {
-		return math.MinInt32
-	}
-	x := (float64(floor-qp.e)/float64(amax)-float64(qp.c))/float64(qp.b) + float64(qp.off)
-	if x > math.MaxInt32/2 {
-		return math.MaxInt32 / 2
-	}
-	return int32(math.Floor(x)) - 1
 }
 
 // rescore merges probe p's worker heaps into the K-th best lower bound,
