@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -121,17 +122,17 @@ func (ix *Index) search(sc *scratch, probes [][]float32, opt SearchOptions, out 
 	for w := range work {
 		work[w].reset(np, k, floor, ix.subjects)
 	}
-	// Whole bitmap words (64 rows, 4 blocks) per worker, so a worker reads
-	// only its own words.
-	chunk := ((n+workers-1)/workers + 63) &^ 63
+	// The workers take tiles one at a time from a shared counter rather
+	// than a fixed share of the rows each: on a busy machine a worker that
+	// loses its core for a while then delays the search by its own tiles'
+	// time only, not by its whole share's. A tile is whole bitmap words
+	// (64 rows), so a worker reads only its own words.
+	var next atomic.Int64
 	var wg sync.WaitGroup
 	for w := 1; w < workers; w++ {
-		lo, hi := w*chunk, min((w+1)*chunk, n)
-		if lo < hi {
-			wg.Go(func() { ix.scan(sc, &work[w], lo, hi, filter) })
-		}
+		wg.Go(func() { ix.scanTiles(sc, &work[w], &next, n, filter) })
 	}
-	ix.scan(sc, &work[0], 0, min(chunk, n), filter)
+	ix.scanTiles(sc, &work[0], &next, n, filter)
 	wg.Wait()
 
 	for p := range np {
@@ -186,6 +187,17 @@ func (sc *search) interleave(qps []*qprobe, chunks int) {
 			}
 			copy(wide[p*chunks*4:], q.p16)
 		}
+	}
+}
+
+// scanTiles scans the tiles of rows 0..n-1 that it gets from next.
+func (ix *Index) scanTiles(sc *scratch, w *worker, next *atomic.Int64, n int, filter []uint64) {
+	for {
+		lo := int(next.Add(1)-1) * tileBlocks * blockRows
+		if lo >= n {
+			return
+		}
+		ix.scan(sc, w, lo, min(lo+tileBlocks*blockRows, n), filter)
 	}
 }
 
