@@ -65,10 +65,11 @@ chunk1:
 
 // func dotBlocks8VNNI(codes *byte, nblocks, chunks int, group *int8, scales *float32, prm *probeParams, out *int32, masks *uint16)
 // Eight probes, interleaved by chunk, against two blocks at a time: per
-// chunk, two 64-byte loads of the gallery and eight broadcasts of probe
-// bytes feed sixteen VPDPBUSD into sixteen accumulators, enough
-// independent chains to keep the VNNI units busy with loads to spare. An
-// odd last block goes through the one-block loop.
+// chunk, two 64-byte loads of the gallery feed sixteen VPDPBUSD, each
+// broadcasting four probe bytes from memory, into sixteen accumulators:
+// enough independent chains to cover VPDPBUSD's latency on two ports.
+// (Broadcasting the probe bytes into registers first saves loads but
+// measured slower.) An odd last block goes through the one-block loop.
 TEXT ·dotBlocks8VNNI(SB), NOSPLIT, $0-64
 	MOVQ codes+0(FP), SI
 	MOVQ nblocks+8(FP), CX
@@ -108,30 +109,22 @@ pair8:
 chunkp:
 	VMOVDQU64 (SI), Z16
 	VMOVDQU64 (R13), Z17
-	VPBROADCASTD 0(R8), Z18
-	VPBROADCASTD 4(R8), Z19
-	VPBROADCASTD 8(R8), Z20
-	VPBROADCASTD 12(R8), Z21
-	VPBROADCASTD 16(R8), Z22
-	VPBROADCASTD 20(R8), Z23
-	VPBROADCASTD 24(R8), Z24
-	VPBROADCASTD 28(R8), Z25
-	VPDPBUSD Z18, Z16, Z0
-	VPDPBUSD Z18, Z17, Z8
-	VPDPBUSD Z19, Z16, Z1
-	VPDPBUSD Z19, Z17, Z9
-	VPDPBUSD Z20, Z16, Z2
-	VPDPBUSD Z20, Z17, Z10
-	VPDPBUSD Z21, Z16, Z3
-	VPDPBUSD Z21, Z17, Z11
-	VPDPBUSD Z22, Z16, Z4
-	VPDPBUSD Z22, Z17, Z12
-	VPDPBUSD Z23, Z16, Z5
-	VPDPBUSD Z23, Z17, Z13
-	VPDPBUSD Z24, Z16, Z6
-	VPDPBUSD Z24, Z17, Z14
-	VPDPBUSD Z25, Z16, Z7
-	VPDPBUSD Z25, Z17, Z15
+	VPDPBUSD.BCST 0(R8), Z16, Z0
+	VPDPBUSD.BCST 0(R8), Z17, Z8
+	VPDPBUSD.BCST 4(R8), Z16, Z1
+	VPDPBUSD.BCST 4(R8), Z17, Z9
+	VPDPBUSD.BCST 8(R8), Z16, Z2
+	VPDPBUSD.BCST 8(R8), Z17, Z10
+	VPDPBUSD.BCST 12(R8), Z16, Z3
+	VPDPBUSD.BCST 12(R8), Z17, Z11
+	VPDPBUSD.BCST 16(R8), Z16, Z4
+	VPDPBUSD.BCST 16(R8), Z17, Z12
+	VPDPBUSD.BCST 20(R8), Z16, Z5
+	VPDPBUSD.BCST 20(R8), Z17, Z13
+	VPDPBUSD.BCST 24(R8), Z16, Z6
+	VPDPBUSD.BCST 24(R8), Z17, Z14
+	VPDPBUSD.BCST 28(R8), Z16, Z7
+	VPDPBUSD.BCST 28(R8), Z17, Z15
 	ADDQ $64, SI
 	ADDQ $64, R13
 	ADDQ $32, R8
