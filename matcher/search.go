@@ -24,10 +24,8 @@ type search struct {
 	groups [][]int8  // probes interleaved by eights (dotBlocks8)
 	wide   [][]int16 // the same probes widened, one after another
 	work   []worker
-	np     int     // probes of the current search
-	nwork  int     // workers of the current search
-	subs   []int32 // candidate subjects of one probe
-	final  topK
+	np     int // probes of the current search
+	nwork  int // workers of the current search
 }
 
 // worker is one scanning goroutine's state: per probe, a heap of the best
@@ -39,6 +37,9 @@ type worker struct {
 	masks []uint16 // per block and probe: the sums that reach the probe's floor
 	hot   []int32  // blocks of the tile with a mask set, relative to its first
 	prm   probeParams
+	// rescore's, for the probes p with p%nwork the worker's number.
+	subs  []int32 // candidate subjects of one probe
+	final topK
 }
 
 // Search returns the opt.K subjects most similar to probe, best first,
@@ -135,15 +136,24 @@ func (ix *Index) search(sc *scratch, probes [][]float32, opt SearchOptions, out 
 	ix.scanTiles(sc, &work[0], &next, n, filter)
 	wg.Wait()
 
-	for p := range np {
-		out[p] = ix.rescore(sc, p, k, floor)
+	// Re-scoring reads f32 rows scattered over the slab, mostly cache and
+	// TLB misses: on all the workers' cores, a share of the probes each.
+	rescoreShare := func(w int) {
+		for p := w; p < np; p += workers {
+			out[p] = ix.rescore(sc, p, k, floor)
+		}
 	}
+	for w := 1; w < min(workers, np); w++ {
+		wg.Go(func() { rescoreShare(w) })
+	}
+	rescoreShare(0)
+	wg.Wait()
 	for w := range work {
 		for p := range work[w].tops {
 			work[w].tops[p].subjects = nil // do not pin a grown-out subjects array
 		}
+		work[w].final.subjects = nil
 	}
-	sc.final.subjects = nil
 	return nil
 }
 
@@ -369,7 +379,8 @@ func (ix *Index) rescore(sc *scratch, p, k int, floor float32) []Hit {
 		}
 	}
 	bound := best.floor
-	subs := sc.subs[:0]
+	rw := &work[p%len(work)] // the worker whose scratch this probe's rescore uses
+	subs := rw.subs[:0]
 	for w := range work {
 		for _, c := range work[w].cands[p] {
 			if c.upper >= bound {
@@ -379,10 +390,10 @@ func (ix *Index) rescore(sc *scratch, p, k int, floor float32) []Hit {
 	}
 	slices.Sort(subs)
 	subs = slices.Compact(subs)
-	sc.subs = subs
+	rw.subs = subs
 
 	q := sc.probes[p].q
-	t := &sc.final
+	t := &rw.final
 	t.reset(k, floor, ix.subjects)
 	d := ix.dim
 	for _, sn := range subs {
