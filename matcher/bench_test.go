@@ -14,7 +14,7 @@ var galleries = map[int]*Index{}
 
 // gallery returns an index of n random 128-d unit vectors, one subject
 // each: Add in a loop, with room made first.
-func gallery(b testing.TB, n int) *Index {
+func gallery(b *testing.B, n int) *Index {
 	if ix := galleries[n]; ix != nil {
 		return ix
 	}
