@@ -26,16 +26,43 @@ const (
 // dotBlocks1 scores len(codes)/(chunks*64) whole blocks against one probe:
 // out[b*16+l] is the dot product of row l of block b with the probe (p8,
 // chunks*4 signed codes; p16 is the same widened to int16, for kernels that
-// need it).
+// need it). Bit l of masks[b] is set when the row may reach the probe's
+// floor (passes, below, with the row's scale scales[b*16+l], 0 past the
+// end of scales, and the probe's params, lane 0).
 //
 // dotBlocks8 scores the blocks against eight probes at once: g holds them
-// interleaved, chunk j of probe p at g[(j*8+p)*4:][:4]; out[(b*8+p)*16+l].
-// p16s are the probes widened, one after another, for kernels that score
-// them one at a time.
+// interleaved, chunk j of probe p at g[(j*8+p)*4:][:4]; out[(b*8+p)*16+l],
+// and bit l of masks[b*8+p] for probe p's lane of prm. p16s are the probes
+// widened, one after another, for kernels that score them one at a time.
+//
+// The masks let the caller skip the rows no probe can keep: each sum is
+// turned into an upper bound of its row's score and compared with the
+// floor where it is computed, in vector registers, rather than one by one
+// in Go.
 type kernelSet struct {
 	name       string
-	dotBlocks1 func(codes []byte, chunks int, p8 []int8, p16 []int16, out []int32)
-	dotBlocks8 func(codes []byte, chunks int, g []int8, p16s []int16, out []int32)
+	dotBlocks1 func(codes []byte, chunks int, p8 []int8, p16 []int16, scales []float32, prm *probeParams, out []int32, masks []uint16)
+	dotBlocks8 func(codes []byte, chunks int, g []int8, p16s []int16, scales []float32, prm *probeParams, out []int32, masks []uint16)
+}
+
+// probeParams are, per probe of a group, what the kernels need to turn a
+// row's sum v into an upper bound of its score (quant.go): with w = v-off,
+// the bound is a·(w·b + c) + e for a row of scale a, and the row is
+// flagged when a·(w·b + c) >= t, t being the floor minus e (minus a margin,
+// see search.go). The kernels' layout: four arrays of eight lanes.
+type probeParams struct {
+	off [groupSize]int32
+	b   [groupSize]float32
+	c   [groupSize]float32
+	t   [groupSize]float32
+}
+
+// passes is the kernels' test of one sum, rounded as they round it: each
+// float32 operation on its own (a conversion stops Go fusing them).
+func (prm *probeParams) passes(p int, v int32, a float32) bool {
+	w := float32(v - prm.off[p])
+	g := float32(float32(w*prm.b[p]) + prm.c[p])
+	return float32(g*a) >= prm.t[p]
 }
 
 var goKernels = kernelSet{name: "go", dotBlocks1: dotBlocks1Go, dotBlocks8: dotBlocks8Go}
@@ -43,7 +70,30 @@ var goKernels = kernelSet{name: "go", dotBlocks1: dotBlocks1Go, dotBlocks8: dotB
 // kernels is the set in use, chosen by init in kernel_amd64.go.
 var kernels = goKernels
 
-func dotBlocks1Go(codes []byte, chunks int, p8 []int8, _ []int16, out []int32) {
+// sumMask is the mask of the 16 sums of block b that pass probe p's test.
+func sumMask(sums []int32, scales []float32, b int, prm *probeParams, p int) uint16 {
+	var m uint16
+	for l, v := range sums[:blockRows] {
+		var a float32
+		if r := b*blockRows + l; r < len(scales) {
+			a = scales[r]
+		}
+		if prm.passes(p, v, a) {
+			m |= 1 << l
+		}
+	}
+	return m
+}
+
+func dotBlocks1Go(codes []byte, chunks int, p8 []int8, _ []int16, scales []float32, prm *probeParams, out []int32, masks []uint16) {
+	dotBlocks1Sums(codes, chunks, p8, out)
+	for b := range len(codes) / (chunks * chunkBytes) {
+		masks[b] = sumMask(out[b*blockRows:], scales, b, prm, 0)
+	}
+}
+
+// dotBlocks1Sums is dotBlocks1Go without the masks.
+func dotBlocks1Sums(codes []byte, chunks int, p8 []int8, out []int32) {
 	bb := chunks * chunkBytes
 	nb := len(codes) / bb
 	p8 = p8[:chunks*4]
@@ -63,7 +113,7 @@ func dotBlocks1Go(codes []byte, chunks int, p8 []int8, _ []int16, out []int32) {
 	}
 }
 
-func dotBlocks8Go(codes []byte, chunks int, g []int8, _ []int16, out []int32) {
+func dotBlocks8Go(codes []byte, chunks int, g []int8, _ []int16, scales []float32, prm *probeParams, out []int32, masks []uint16) {
 	bb := chunks * chunkBytes
 	nb := len(codes) / bb
 	g = g[:chunks*4*groupSize]
@@ -84,24 +134,27 @@ func dotBlocks8Go(codes []byte, chunks int, g []int8, _ []int16, out []int32) {
 		}
 		for p := range groupSize {
 			copy(out[(b*groupSize+p)*blockRows:], acc[p][:])
+			masks[b*groupSize+p] = sumMask(acc[p][:], scales, b, prm, p)
 		}
 	}
 }
 
 // dotBlocks8By1 is dotBlocks8 for kernel sets with only a one-probe
-// kernel: one pass per probe over the same blocks (which the caller keeps
-// small enough to stay in cache).
-func dotBlocks8By1(one func(codes []byte, chunks int, p8 []int8, p16 []int16, out []int32)) func(codes []byte, chunks int, g []int8, p16s []int16, out []int32) {
-	return func(codes []byte, chunks int, g []int8, p16s []int16, out []int32) {
+// kernel of sums: one pass per probe over the same blocks (which the
+// caller keeps small enough to stay in cache), the masks computed in Go.
+func dotBlocks8By1(one func(codes []byte, chunks int, p16 []int16, out []int32)) func(codes []byte, chunks int, g []int8, p16s []int16, scales []float32, prm *probeParams, out []int32, masks []uint16) {
+	return func(codes []byte, chunks int, g []int8, p16s []int16, scales []float32, prm *probeParams, out []int32, masks []uint16) {
 		nb := len(codes) / (chunks * chunkBytes)
 		var tmp [blockRows * 64]int32
 		for lo := 0; lo < nb; lo += 64 {
 			hi := min(lo+64, nb)
 			part := codes[lo*chunks*chunkBytes : hi*chunks*chunkBytes]
 			for p := range groupSize {
-				one(part, chunks, nil, p16s[p*chunks*4:(p+1)*chunks*4], tmp[:])
+				one(part, chunks, p16s[p*chunks*4:(p+1)*chunks*4], tmp[:])
 				for b := lo; b < hi; b++ {
-					copy(out[(b*groupSize+p)*blockRows:][:blockRows], tmp[(b-lo)*blockRows:])
+					sums := tmp[(b-lo)*blockRows:][:blockRows]
+					copy(out[(b*groupSize+p)*blockRows:][:blockRows], sums)
+					masks[b*groupSize+p] = sumMask(sums, scales, b, prm, p)
 				}
 			}
 		}

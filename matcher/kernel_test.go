@@ -1,22 +1,29 @@
 package matcher
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
 )
 
-// kernelCase is one kernel input: codes of nb blocks of chunks chunks and
-// eight probes.
+// kernelCase is one kernel input: codes of nb blocks of chunks chunks,
+// eight probes, the row scales and the probes' bound parameters.
 type kernelCase struct {
 	chunks int
 	codes  []byte
 	p8     [groupSize][]int8
 	p16s   []int16
 	group  []int8
+	scales []float32
+	prm    probeParams
 }
 
-func newKernelCase(chunks int, codes []byte, probes []int8) kernelCase {
+// newKernelCase draws the scales and parameters from r: scales of rows
+// near the end missing at times (the last, partial block), and floors
+// none, impossible or at the bound of one of the rows, so that the masks
+// come out mixed and ties are tried.
+func newKernelCase(r *rand.Rand, chunks int, codes []byte, probes []int8) kernelCase {
 	kc := kernelCase{chunks: chunks, codes: codes, group: make([]int8, chunks*4*groupSize)}
 	for p := range groupSize {
 		kc.p8[p] = probes[p*chunks*4 : (p+1)*chunks*4]
@@ -25,19 +32,50 @@ func newKernelCase(chunks int, codes []byte, probes []int8) kernelCase {
 			kc.group[(j/4*groupSize+p)*4+j%4] = x
 		}
 	}
+	nb := len(codes) / (chunks * chunkBytes)
+	kc.scales = make([]float32, max(0, nb*blockRows-r.IntN(3)*r.IntN(blockRows)))
+	for i := range kc.scales {
+		kc.scales[i] = float32(r.Float64()) / 64
+	}
+	sums := make([]int32, nb*blockRows)
+	for p := range groupSize {
+		kc.prm.off[p] = int32(r.IntN(1<<21)) - 1<<20
+		kc.prm.b[p] = float32(r.Float64()) / 1e4
+		kc.prm.c[p] = float32(r.Float64()) * 8
+		switch k := r.IntN(6); {
+		case k == 0:
+			kc.prm.t[p] = float32(math.Inf(-1))
+		case k == 1:
+			kc.prm.t[p] = float32(math.Inf(1))
+		case nb > 0:
+			dotBlocks1Sums(codes, chunks, kc.p8[p], sums)
+			i := r.IntN(len(sums))
+			var a float32
+			if i < len(kc.scales) {
+				a = kc.scales[i]
+			}
+			w := float32(sums[i] - kc.prm.off[p])
+			kc.prm.t[p] = float32(float32(float32(w*kc.prm.b[p])+kc.prm.c[p])*a) + float32(k-3)*1e-9
+		}
+	}
 	return kc
 }
 
-// check runs every assembly kernel set on kc and compares it with the
-// pure-Go kernels, which a naive row-by-row sum checks in turn.
+// check runs every assembly kernel set on kc and compares its sums and
+// masks with the pure-Go kernels', which a naive row-by-row sum and the
+// bound test check in turn.
 func (kc kernelCase) check(t *testing.T) {
 	t.Helper()
 	nb := len(kc.codes) / (kc.chunks * chunkBytes)
 	want1 := make([]int32, nb*blockRows)
+	wantm1 := make([]uint16, nb)
 	want8 := make([]int32, nb*blockRows*groupSize)
-	goKernels.dotBlocks8(kc.codes, kc.chunks, kc.group, kc.p16s, want8)
+	wantm8 := make([]uint16, nb*groupSize)
+	goKernels.dotBlocks8(kc.codes, kc.chunks, kc.group, kc.p16s, kc.scales, &kc.prm, want8, wantm8)
 	for p := range groupSize {
-		goKernels.dotBlocks1(kc.codes, kc.chunks, kc.p8[p], kc.p16s[p*kc.chunks*4:], want1)
+		one := kc.prm
+		one.off[0], one.b[0], one.c[0], one.t[0] = kc.prm.off[p], kc.prm.b[p], kc.prm.c[p], kc.prm.t[p]
+		goKernels.dotBlocks1(kc.codes, kc.chunks, kc.p8[p], kc.p16s[p*kc.chunks*4:], kc.scales, &one, want1, wantm1)
 		for b := range nb {
 			for l := range blockRows {
 				var naive int32
@@ -47,23 +85,49 @@ func (kc kernelCase) check(t *testing.T) {
 				if want1[b*blockRows+l] != naive || want8[(b*groupSize+p)*blockRows+l] != naive {
 					t.Fatalf("go kernels: block %d row %d probe %d: %d and %d, naive %d", b, l, p, want1[b*blockRows+l], want8[(b*groupSize+p)*blockRows+l], naive)
 				}
+				var a float64
+				if r := b*blockRows + l; r < len(kc.scales) {
+					a = float64(kc.scales[r])
+				}
+				bound := a * (float64(naive-kc.prm.off[p])*float64(kc.prm.b[p]) + float64(kc.prm.c[p]))
+				in := wantm1[b]>>l&1 == 1
+				if in != (wantm8[b*groupSize+p]>>l&1 == 1) {
+					t.Fatalf("go kernels: block %d row %d probe %d: masks %#x and %#x disagree", b, l, p, wantm1[b], wantm8[b*groupSize+p])
+				}
+				// float32 rounding aside, a row is flagged when its bound reaches t.
+				if d := bound - float64(kc.prm.t[p]); in && d < -1e-5*max(1, math.Abs(bound)) || !in && d > 1e-5*max(1, math.Abs(bound)) {
+					t.Fatalf("go kernels: block %d row %d probe %d: bound %v, t %v, flagged %v", b, l, p, bound, kc.prm.t[p], in)
+				}
 			}
 		}
 	}
 	for _, ks := range asmKernels() {
+		// One element more than the blocks: the kernels must not write past them.
 		got8 := make([]int32, len(want8)+1)
-		got8[len(want8)] = 12345 // the kernels must not write past their blocks
-		ks.dotBlocks8(kc.codes, kc.chunks, kc.group, kc.p16s, got8)
+		got8[len(want8)] = 12345
+		gotm8 := make([]uint16, len(wantm8)+1)
+		gotm8[len(wantm8)] = 12345
+		ks.dotBlocks8(kc.codes, kc.chunks, kc.group, kc.p16s, kc.scales, &kc.prm, got8, gotm8)
 		if !slices.Equal(got8[:len(want8)], want8) || got8[len(want8)] != 12345 {
-			t.Fatalf("%s dotBlocks8, %d chunks, %d blocks: differs from go", ks.name, kc.chunks, nb)
+			t.Fatalf("%s dotBlocks8, %d chunks, %d blocks: sums differ from go", ks.name, kc.chunks, nb)
+		}
+		if !slices.Equal(gotm8[:len(wantm8)], wantm8) || gotm8[len(wantm8)] != 12345 {
+			t.Fatalf("%s dotBlocks8, %d chunks, %d blocks: masks %x, go %x", ks.name, kc.chunks, nb, gotm8, wantm8)
 		}
 		for p := range groupSize {
+			one := kc.prm
+			one.off[0], one.b[0], one.c[0], one.t[0] = kc.prm.off[p], kc.prm.b[p], kc.prm.c[p], kc.prm.t[p]
 			got1 := make([]int32, len(want1)+1)
 			got1[len(want1)] = 12345
-			goKernels.dotBlocks1(kc.codes, kc.chunks, kc.p8[p], nil, want1)
-			ks.dotBlocks1(kc.codes, kc.chunks, kc.p8[p], kc.p16s[p*kc.chunks*4:(p+1)*kc.chunks*4], got1)
+			gotm1 := make([]uint16, len(wantm1)+1)
+			gotm1[len(wantm1)] = 12345
+			goKernels.dotBlocks1(kc.codes, kc.chunks, kc.p8[p], nil, kc.scales, &one, want1, wantm1)
+			ks.dotBlocks1(kc.codes, kc.chunks, kc.p8[p], kc.p16s[p*kc.chunks*4:(p+1)*kc.chunks*4], kc.scales, &one, got1, gotm1)
 			if !slices.Equal(got1[:len(want1)], want1) || got1[len(want1)] != 12345 {
-				t.Fatalf("%s dotBlocks1, %d chunks, %d blocks, probe %d: differs from go", ks.name, kc.chunks, nb, p)
+				t.Fatalf("%s dotBlocks1, %d chunks, %d blocks, probe %d: sums differ from go", ks.name, kc.chunks, nb, p)
+			}
+			if !slices.Equal(gotm1[:len(wantm1)], wantm1) || gotm1[len(wantm1)] != 12345 {
+				t.Fatalf("%s dotBlocks1, %d chunks, %d blocks, probe %d: masks %x, go %x", ks.name, kc.chunks, nb, p, gotm1, wantm1)
 			}
 		}
 	}
@@ -78,7 +142,7 @@ func TestKernelsMatchGo(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := range 200 {
 		chunks := 4 * (1 + r.IntN(16))
-		nb := r.IntN(6)
+		nb := r.IntN(8) // odd and even: the eight-probe kernel pairs blocks
 		codes := make([]byte, nb*chunks*chunkBytes+r.IntN(2)*chunkBytes)
 		probes := make([]int8, groupSize*chunks*4)
 		switch i % 4 {
@@ -97,20 +161,21 @@ func TestKernelsMatchGo(t *testing.T) {
 				probes[j] = int8(r.Uint32())
 			}
 		}
-		newKernelCase(chunks, codes, probes).check(t)
+		newKernelCase(r, chunks, codes, probes).check(t)
 	}
 }
 
 // FuzzKernels: the same comparison on fuzzed codes and probes.
 func FuzzKernels(f *testing.F) {
-	f.Add(uint8(0), uint8(1), []byte{1, 2, 3, 255, 128, 0})
-	f.Add(uint8(3), uint8(2), []byte{255})
-	f.Fuzz(func(t *testing.T, c, nb uint8, data []byte) {
+	f.Add(uint8(0), uint8(1), uint64(0), []byte{1, 2, 3, 255, 128, 0})
+	f.Add(uint8(3), uint8(2), uint64(7), []byte{255})
+	f.Add(uint8(1), uint8(3), uint64(1<<40), []byte{7, 200})
+	f.Fuzz(func(t *testing.T, c, nb uint8, seed uint64, data []byte) {
 		if len(data) == 0 {
 			return
 		}
 		chunks := 4 * (1 + int(c)%8)
-		n := int(nb) % 4
+		n := int(nb) % 6
 		codes := make([]byte, n*chunks*chunkBytes)
 		probes := make([]int8, groupSize*chunks*4)
 		k := 0
@@ -122,6 +187,6 @@ func FuzzKernels(f *testing.F) {
 			probes[j] = int8(data[k%len(data)] ^ byte(k>>8))
 			k++
 		}
-		newKernelCase(chunks, codes, probes).check(t)
+		newKernelCase(rand.New(rand.NewPCG(seed, 1)), chunks, codes, probes).check(t)
 	})
 }

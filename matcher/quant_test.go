@@ -44,7 +44,7 @@ func TestQuantBound(t *testing.T) {
 			t.Fatal(err)
 		}
 		qp.quantise()
-		goKernels.dotBlocks1(ix.codes, ix.chunks, qp.p8, qp.p16, acc)
+		dotBlocks1Sums(ix.codes, ix.chunks, qp.p8, acc)
 		for row := range ix.Len() {
 			a := ix.scales[row]
 			s := (float32(acc[row]) - qp.off) * (a * qp.b)

@@ -4,9 +4,12 @@ import (
 	"cmp"
 	"fmt"
 	"math"
+	"math/bits"
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
+	"unsafe"
 )
 
 // tileBlocks is how many code blocks a worker scores at a time: 2,048
@@ -21,12 +24,10 @@ type search struct {
 	groups [][]int8  // probes interleaved by eights (dotBlocks8)
 	wide   [][]int16 // the same probes widened, one after another
 	work   []worker
-	np     int     // probes of the current search
-	nwork  int     // workers of the current search
-	subs   []int32 // candidate subjects of one probe
+	np     int // probes of the current search
+	nwork  int // workers of the current search
 	// missing counts re-scored subjects a VectorSource did not have.
 	missing int
-	final   topK
 }
 
 // worker is one scanning goroutine's state: per probe, a heap of the best
@@ -34,7 +35,13 @@ type search struct {
 type worker struct {
 	tops  []topK
 	cands [][]cand
-	acc   []int32
+	acc   []int32  // a tile's sums: per block, per probe of the group, 16
+	masks []uint16 // per block and probe: the sums that reach the probe's floor
+	hot   []int32  // blocks of the tile with a mask set, relative to its first
+	prm   probeParams
+	// rescore's, for the probes p with p%nwork the worker's number.
+	subs  []int32 // candidate subjects of one probe
+	final topK
 }
 
 // Search returns the opt.K subjects most similar to probe, best first,
@@ -118,31 +125,49 @@ func (ix *Index) search(sc *scratch, probes [][]float32, opt SearchOptions, out 
 	for w := range work {
 		work[w].reset(np, k, floor, ix)
 	}
-	// Whole bitmap words (64 rows, 4 blocks) per worker, so a worker reads
-	// only its own words.
-	chunk := ((n+workers-1)/workers + 63) &^ 63
+	// The workers take tiles one at a time from a shared counter rather
+	// than a fixed share of the rows each: on a busy machine a worker that
+	// loses its core for a while then delays the search by its own tiles'
+	// time only, not by its whole share's. A tile is whole bitmap words
+	// (64 rows), so a worker reads only its own words.
+	var next atomic.Int64
 	var wg sync.WaitGroup
 	for w := 1; w < workers; w++ {
-		lo, hi := w*chunk, min((w+1)*chunk, n)
-		if lo < hi {
-			wg.Go(func() { ix.scan(sc, &work[w], lo, hi, filter) })
-		}
+		wg.Go(func() { ix.scanTiles(sc, &work[w], &next, n, filter) })
 	}
-	ix.scan(sc, &work[0], 0, min(chunk, n), filter)
+	ix.scanTiles(sc, &work[0], &next, n, filter)
 	wg.Wait()
 
-	for p := range np {
-		var err error
-		if out[p], err = ix.rescore(sc, p, k, floor); err != nil {
-			return err
+	if ix.src != nil {
+		// A VectorSource (the store) is read one probe at a time: its
+		// reads share the scratch vector and the missing count, and they
+		// wait on the store rather than on memory.
+		for p := range np {
+			var err error
+			if out[p], err = ix.rescore(sc, p, k, floor); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// Re-scoring reads f32 rows scattered over the slab, mostly cache and
+	// TLB misses: on all the workers' cores, a share of the probes each.
+	rescoreShare := func(w int) {
+		for p := w; p < np; p += workers {
+			out[p], _ = ix.rescore(sc, p, k, floor) // no source: no error
 		}
 	}
+	for w := 1; w < min(workers, np); w++ {
+		wg.Go(func() { rescoreShare(w) })
+	}
+	rescoreShare(0)
+	wg.Wait()
 	for w := range work {
 		for p := range work[w].tops {
 			work[w].tops[p].subjects = nil // do not pin a grown-out subjects array
 		}
+		work[w].final.subjects = nil
 	}
-	sc.final.subjects = nil
 	return nil
 }
 
@@ -157,6 +182,10 @@ func (w *worker) reset(np, k int, floor float32, subjects *Index) {
 	}
 	if w.acc == nil {
 		w.acc = make([]int32, tileBlocks*groupSize*blockRows)
+		// In uint64s, so that a block's eight masks read as two words.
+		m := make([]uint64, tileBlocks*groupSize/4)
+		w.masks = unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(m))), tileBlocks*groupSize)
+		w.hot = make([]int32, 0, tileBlocks)
 	}
 }
 
@@ -185,37 +214,107 @@ func (sc *search) interleave(qps []*qprobe, chunks int) {
 	}
 }
 
+// scanTiles scans the tiles of rows 0..n-1 that it gets from next.
+func (ix *Index) scanTiles(sc *scratch, w *worker, next *atomic.Int64, n int, filter []uint64) {
+	for {
+		lo := int(next.Add(1)-1) * tileBlocks * blockRows
+		if lo >= n {
+			return
+		}
+		ix.scan(sc, w, lo, min(lo+tileBlocks*blockRows, n), filter)
+	}
+}
+
 // scan scores rows lo..hi-1 (those set in filter, when it is not nil)
 // against every probe, a tile of blocks at a time. lo is a multiple of 64.
+//
+// The kernels turn every sum into its row's upper bound and flag the rows
+// whose bound reaches the probe's floor as of the start of the tile; only
+// the flagged rows are looked at in Go. A floor only rises, so a flag from
+// an older floor is a superset of what finish keeps: finish checks each
+// flagged row against the current floor again.
 func (ix *Index) scan(sc *scratch, w *worker, lo, hi int, filter []uint64) {
 	bb := ix.chunks * chunkBytes
 	qps := sc.probes[:sc.np]
 	single := len(qps) == 1
+	prm := &w.prm
 	for b0 := lo / blockRows; b0*blockRows < hi; b0 += tileBlocks {
 		b1 := min(b0+tileBlocks, blocksFor(hi))
-		rlo, rhi := b0*blockRows, min(b1*blockRows, hi)
-		var amax float32
-		for _, a := range ix.scales[rlo:rhi] {
-			amax = max(amax, a)
-		}
+		rhi := min(b1*blockRows, hi)
 		if single {
+			masks := w.masks[:b1-b0]
+			if filter != nil {
+				clear(masks) // blocks without a row of the filter are not scored
+			}
+			qps[0].params(prm, 0, w.tops[0].floor)
 			ix.score(b0, b1, filter, func(c0, c1 int) {
-				acc := w.acc[(c0-b0)*blockRows:]
-				kernels.dotBlocks1(ix.codes[c0*bb:c1*bb], ix.chunks, qps[0].p8, qps[0].p16, acc)
+				kernels.dotBlocks1(ix.codes[c0*bb:c1*bb], ix.chunks, qps[0].p8, qps[0].p16, ix.tileScales(c0, c1), prm, w.acc[(c0-b0)*blockRows:], masks[c0-b0:])
 			})
-			ix.finish(&w.tops[0], &w.cands[0], qps[0], w.acc, 1, 0, b0, rlo, rhi, filter, amax)
+			hot := w.hot[:0]
+			for i, m := range masks {
+				if m != 0 {
+					hot = append(hot, int32(i))
+				}
+			}
+			w.hot = hot
+			ix.finish(&w.tops[0], &w.cands[0], qps[0], w.acc, masks, hot, 1, 0, b0, rhi, filter)
 			continue
 		}
 		for g := 0; g*groupSize < len(qps); g++ {
+			for p := range groupSize {
+				if i := g*groupSize + p; i < len(qps) {
+					qps[i].params(prm, p, w.tops[i].floor)
+				} else { // a padding probe: no row
+					prm.off[p], prm.b[p], prm.c[p], prm.t[p] = 0, 0, 0, float32(math.Inf(1))
+				}
+			}
+			masks := w.masks[:(b1-b0)*groupSize]
+			if filter != nil {
+				clear(masks)
+			}
 			ix.score(b0, b1, filter, func(c0, c1 int) {
 				acc := w.acc[(c0-b0)*blockRows*groupSize:]
-				kernels.dotBlocks8(ix.codes[c0*bb:c1*bb], ix.chunks, sc.groups[g], sc.wide[g], acc)
+				kernels.dotBlocks8(ix.codes[c0*bb:c1*bb], ix.chunks, sc.groups[g], sc.wide[g], ix.tileScales(c0, c1), prm, acc, masks[(c0-b0)*groupSize:])
 			})
+			// A block's eight masks are two words.
+			words := unsafe.Slice((*uint64)(unsafe.Pointer(unsafe.SliceData(masks))), len(masks)/4)
+			hot := w.hot[:0]
+			for i := 0; i+1 < len(words); i += 2 {
+				if words[i]|words[i+1] != 0 {
+					hot = append(hot, int32(i/2))
+				}
+			}
+			w.hot = hot
+			if len(hot) == 0 {
+				continue
+			}
 			for p := g * groupSize; p < min((g+1)*groupSize, len(qps)); p++ {
-				ix.finish(&w.tops[p], &w.cands[p], qps[p], w.acc, groupSize, p%groupSize, b0, rlo, rhi, filter, amax)
+				ix.finish(&w.tops[p], &w.cands[p], qps[p], w.acc, masks, hot, groupSize, p%groupSize, b0, rhi, filter)
 			}
 		}
 	}
+}
+
+// tileScales are the row scales of blocks c0..c1-1 (fewer for the last,
+// partial block).
+func (ix *Index) tileScales(c0, c1 int) []float32 {
+	return ix.scales[c0*blockRows : min(c1*blockRows, len(ix.scales))]
+}
+
+// maskMargin is how far below a floor the kernels flag rows. The kernels
+// compute a row's bound in another order than finish (probeParams), so the
+// two round differently, by a few units in the last place of numbers below
+// 2 in magnitude (the bound of a cosine): under 1e-6. The margin, ten
+// times that, makes sure every row finish would keep is flagged.
+const maskMargin = 1e-5
+
+// params writes the probe's lane p of the kernels' parameters for a floor.
+// A floor of -Inf flags every row.
+func (qp *qprobe) params(prm *probeParams, p int, floor float32) {
+	prm.off[p] = int32(qp.off) // an integer below 2^24: exact in float32
+	prm.b[p] = qp.b
+	prm.c[p] = qp.c
+	prm.t[p] = floor - qp.e - maskMargin
 }
 
 // score calls kernel on blocks b0..b1-1, or, with a filter, on the runs of
@@ -246,50 +345,40 @@ func (ix *Index) score(b0, b1 int, filter []uint64, kernel func(c0, c1 int)) {
 // finish turns a tile's integer sums for one probe into score intervals:
 // a row whose upper bound reaches the worker's floor is kept as a
 // candidate, and its lower bound offered to the heap. acc holds, per block,
-// stride probes' 16 sums; this probe's are the p-th. amax is the largest
-// row scale of the tile: with it, a floor becomes an integer sum below
-// which no row of the tile can reach it, so most rows cost one compare.
-func (ix *Index) finish(t *topK, cands *[]cand, qp *qprobe, acc []int32, stride, p, b0, rlo, rhi int, filter []uint64, amax float32) {
+// stride probes' 16 sums; this probe's are the p-th, and masks[i*stride+p]
+// flags the rows of block b0+i whose bound reached the probe's floor when
+// the tile was scored; hot lists the blocks where any probe's did.
+func (ix *Index) finish(t *topK, cands *[]cand, qp *qprobe, acc []int32, masks []uint16, hot []int32, stride, p, b0, rhi int, filter []uint64) {
 	scales, slots := ix.scales[:rhi], ix.slots[:rhi]
 	off, pb, pc, pe := qp.off, qp.b, qp.c, qp.e
-	vmin := qp.minSum(t.floor, amax)
-	for b := rlo / blockRows; b*blockRows < rhi; b++ {
-		blk := (*[blockRows]int32)(acc[((b-b0)*stride+p)*blockRows:])
-		n := min(blockRows, rhi-b*blockRows)
-		for l, v := range blk {
-			if v < vmin || l >= n {
-				continue
-			}
+	for _, i := range hot {
+		m := masks[int(i)*stride+p]
+		if m == 0 {
+			continue
+		}
+		b := b0 + int(i)
+		if n := rhi - b*blockRows; n < blockRows {
+			m &= 1<<n - 1 // the padding rows of the last block
+		}
+		blk := (*[blockRows]int32)(acc[(int(i)*stride+p)*blockRows:])
+		for ; m != 0; m &= m - 1 {
+			l := bits.TrailingZeros16(m)
 			r := b*blockRows + l
 			if filter != nil && (r>>6 >= len(filter) || filter[r>>6]&(1<<(r&63)) == 0) {
 				continue
 			}
 			a := scales[r]
-			s := (float32(v) - off) * (a * pb)
-			m := a*pc + pe
-			if s+m < t.floor {
+			s := (float32(blk[l]) - off) * (a * pb)
+			h := a*pc + pe
+			if s+h < t.floor {
 				continue
 			}
-			*cands = append(*cands, cand{upper: s + m, row: int32(r)})
-			if l := s - m; l >= t.floor {
+			*cands = append(*cands, cand{upper: s + h, row: int32(r)})
+			if l := s - h; l >= t.floor {
 				t.offer(l, slots[r].subject)
-				vmin = qp.minSum(t.floor, amax)
 			}
 		}
 	}
-}
-
-// minSum is the integer sum below which a row of scale at most amax has an
-// upper bound below floor (math.MinInt32 when there is none).
-func (qp *qprobe) minSum(floor, amax float32) int32 {
-	if !(floor-qp.e > 0) || amax <= 0 || qp.b <= 0 {
-		return math.MinInt32
-	}
-	x := (float64(floor-qp.e)/float64(amax)-float64(qp.c))/float64(qp.b) + float64(qp.off)
-	if x > math.MaxInt32/2 {
-		return math.MaxInt32 / 2
-	}
-	return int32(math.Floor(x)) - 1
 }
 
 // rescore merges probe p's worker heaps into the K-th best lower bound,
@@ -305,7 +394,8 @@ func (ix *Index) rescore(sc *scratch, p, k int, floor float32) ([]Hit, error) {
 		}
 	}
 	bound := best.floor
-	subs := sc.subs[:0]
+	rw := &work[p%len(work)] // the worker whose scratch this probe's rescore uses
+	subs := rw.subs[:0]
 	for w := range work {
 		for _, c := range work[w].cands[p] {
 			if c.upper >= bound {
@@ -315,10 +405,10 @@ func (ix *Index) rescore(sc *scratch, p, k int, floor float32) ([]Hit, error) {
 	}
 	slices.Sort(subs)
 	subs = slices.Compact(subs)
-	sc.subs = subs
+	rw.subs = subs
 
 	q := sc.probes[p].q
-	t := &sc.final
+	t := &rw.final
 	t.reset(k, floor, ix)
 	if ix.src != nil {
 		ids := make([]string, len(subs))
