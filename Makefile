@@ -49,7 +49,7 @@ proto: apt-deps ## regenerate proto/ from the .proto files
 	protoc -I proto \
 		--plugin=protoc-gen-go=$(BIN)/protoc-gen-go --go_out=proto --go_opt=paths=source_relative \
 		--plugin=protoc-gen-go-grpc=$(BIN)/protoc-gen-go-grpc --go-grpc_out=proto --go-grpc_opt=paths=source_relative \
-		proto/bordermatch/v1/bordermatch.proto
+		proto/bordermatch/v1/*.proto
 
 build: apt-deps ## build bin/matchd, bin/watchlist and bin/bmbench
 	$(GO) build -o $(BIN)/ ./cmd/...

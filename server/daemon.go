@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/bordermatch/bordermatch/matcher"
+	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
 	"github.com/bordermatch/bordermatch/store"
 	"github.com/bordermatch/bordermatch/templates"
 	"github.com/bordermatch/bordermatch/templates/finger"
@@ -47,6 +49,18 @@ type Options struct {
 	// Ready, if set, is called with the bound address once the server accepts
 	// calls (tests listen on port 0).
 	Ready func(addr net.Addr)
+
+	// EncryptionKeyFile is the gallery's master key file (hex); empty takes
+	// BORDERMATCH_ENCRYPTION_KEY or DATA/master.key (see GalleryOptions).
+	EncryptionKeyFile string
+	// PurgeInterval is how often deleted subjects' bytes are purged from
+	// disk (store.Purge) when there were deletions; 0: never.
+	PurgeInterval time.Duration
+	// MetricsListen is the host:port of /metrics, /livez, /readyz and
+	// pprof; empty: none. Pprof enables /debug/pprof/ there, for loopback
+	// clients only.
+	MetricsListen string
+	Pprof         bool
 }
 
 // Serve runs the Matcher service until ctx is done, then stops gracefully:
@@ -67,9 +81,26 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	}
 	defer faces.Close()
 
-	st, err := store.Open(store.Options{Dir: opt.DataDir, Logger: log})
+	var metrics *metricsServer
+	if opt.MetricsListen != "" {
+		// Before the index loads, so /readyz can say it is loading.
+		if metrics, err = startMetrics(opt.MetricsListen, opt.Pprof, log); err != nil {
+			return err
+		}
+		defer metrics.close()
+	}
+	sopt, keyNote, err := GalleryOptions(opt.DataDir, opt.EncryptionKeyFile, log)
 	if err != nil {
 		return err
+	}
+	st, err := store.Open(sopt)
+	if err != nil {
+		return err
+	}
+	if len(sopt.EncryptionKey) > 0 {
+		log.Info().Str("gallery", sopt.Dir).Str("key", keyNote).Msg("gallery encrypted at rest (AES)")
+	} else {
+		log.Warn().Str("gallery", sopt.Dir).Str("hint", keyNote).Msg("gallery NOT encrypted at rest")
 	}
 	defer func() {
 		if cerr := st.Close(); cerr != nil && err == nil {
@@ -123,12 +154,21 @@ func Serve(ctx context.Context, opt Options) (err error) {
 		return fmt.Errorf("listen on %s: %w", opt.Listen, err)
 	}
 	gs, hs := NewGRPCServer(svc, GRPCOptions{MaxMessageBytes: opt.MaxMessageBytes, Logger: log})
+	pb.RegisterAdminServer(gs, NewAdmin(svc))
+	hs.SetServingStatus(pb.Admin_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	gallery.Store(svc)
+	if opt.PurgeInterval > 0 {
+		stopPurge, purging := make(chan struct{}), make(chan struct{})
+		go func() { purgeLoop(st, opt.PurgeInterval, log, stopPurge); close(purging) }()
+		defer func() { close(stopPurge); <-purging }() // before the store closes
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- gs.Serve(lis) }()
 	log.Info().Str("listen", lis.Addr().String()).Str("data", opt.DataDir).
 		Str("models", opt.ModelsDir).Float32("threshold", opt.Threshold).Float64("max_fmr", svc.maxFMR).
 		Int("templates", svc.IndexSize()).Msg("matchd serving")
+	metrics.setReady(true)
 	if opt.Ready != nil {
 		opt.Ready(lis.Addr())
 	}
@@ -140,6 +180,7 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	}
 	log.Info().Msg("shutting down: finishing in-flight calls")
 	hs.Shutdown() // every service NOT_SERVING
+	metrics.setReady(false)
 	stopped := make(chan struct{})
 	go func() { gs.GracefulStop(); close(stopped) }()
 	select {

@@ -49,7 +49,8 @@ func NewGRPCServer(svc *Service, opt GRPCOptions) (*grpc.Server, *health.Server)
 	gs := grpc.NewServer(
 		grpc.MaxRecvMsgSize(opt.MaxMessageBytes),
 		grpc.MaxSendMsgSize(opt.MaxMessageBytes),
-		grpc.ChainUnaryInterceptor(logUnary(opt.Logger)),
+		grpc.ChainUnaryInterceptor(observeUnary, logUnary(opt.Logger)),
+		grpc.ChainStreamInterceptor(observeStream, logStream(opt.Logger)),
 	)
 	pb.RegisterMatcherServer(gs, svc)
 	hs := health.NewServer()

@@ -110,6 +110,7 @@ subject exists), 5 server unreachable or timed out.`,
 	pf.BoolVar(&a.json, "json", false, "print JSON instead of a table")
 	pf.DurationVar(&a.timeout, "timeout", 30*time.Second, "how long to wait for the server per call")
 	root.AddCommand(a.searchCmd(), a.addCmd(), a.showCmd(), a.removeCmd(), a.listCmd(), a.listsCmd(), a.importCmd())
+	root.AddCommand(a.backupCmd(), a.restoreCmd())
 	return root
 }
 

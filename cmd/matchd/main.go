@@ -16,6 +16,13 @@
 //	--finger-calibration FILE  BORDERMATCH_FINGER_CALIBRATION (built in)
 //	--finger-quality-floor Q   BORDERMATCH_FINGER_QUALITY_FLOOR (finger.DefaultQualityFloor)
 //	--finger-dpi DPI           BORDERMATCH_FINGER_DPI         (500)
+//	--encryption-key-file FILE BORDERMATCH_ENCRYPTION_KEY_FILE (BORDERMATCH_ENCRYPTION_KEY, else DATA/master.key, generated at first start)
+//	--purge-interval D         BORDERMATCH_PURGE_INTERVAL     (10m; 0: never)
+//	--metrics-listen HOST:PORT BORDERMATCH_METRICS_LISTEN     (none)
+//	--pprof                    (off; on the metrics listener, loopback clients only)
+//
+// `matchd rotate-key --data DIR --old-key-file F --new-key-file G` changes
+// the gallery's master key (offline).
 package main
 
 import (
@@ -25,6 +32,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -33,6 +41,7 @@ import (
 
 	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/server"
+	"github.com/bordermatch/bordermatch/store"
 	"github.com/bordermatch/bordermatch/templates"
 	"github.com/bordermatch/bordermatch/templates/finger"
 )
@@ -52,6 +61,9 @@ func env(name, def string) string {
 }
 
 func run(args []string) error {
+	if len(args) > 0 && args[0] == "rotate-key" {
+		return rotateKey(args[1:])
+	}
 	fs := flag.NewFlagSet("matchd", flag.ContinueOnError)
 	var (
 		listen    = fs.String("listen", env("BORDERMATCH_LISTEN", "127.0.0.1:50051"), "gRPC listen address `host:port`")
@@ -73,6 +85,11 @@ func run(args []string) error {
 			"lowest fingerprint image `quality` (0-100) accepted at enrolment; negative: any")
 		fingerDPI = fs.String("finger-dpi", env("BORDERMATCH_FINGER_DPI", strconv.Itoa(finger.DefaultDPI)),
 			"resolution assumed for fingerprint images that declare none, in `dpi`")
+		keyFile = fs.String("encryption-key-file", env(server.EncryptionKeyFileEnv, ""),
+			"gallery master key `file` (hex, 16/24/32 bytes); default: $"+server.EncryptionKeyEnv+", else DATA/master.key (generated at first start)")
+		purge         = fs.String("purge-interval", env("BORDERMATCH_PURGE_INTERVAL", "10m"), "how often deleted subjects' bytes are purged from disk when there were deletions; 0: never")
+		metricsListen = fs.String("metrics-listen", env("BORDERMATCH_METRICS_LISTEN", ""), "`host:port` for /metrics, /livez, /readyz (and pprof); empty: none")
+		withPprof     = fs.Bool("pprof", false, "serve /debug/pprof/ on the metrics listener, to loopback clients only")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -109,6 +126,13 @@ func run(args []string) error {
 	if err != nil || dpi < 250 || dpi > 2000 {
 		return fmt.Errorf("--finger-dpi %q: want 250..2000", *fingerDPI)
 	}
+	purgeEvery, err := time.ParseDuration(*purge)
+	if err != nil || purgeEvery < 0 {
+		return fmt.Errorf("--purge-interval %q: want a duration such as 10m, or 0", *purge)
+	}
+	if *withPprof && *metricsListen == "" {
+		return fmt.Errorf("--pprof needs --metrics-listen")
+	}
 	var det templates.Detector
 	switch *detector {
 	case "hog":
@@ -136,7 +160,48 @@ func run(args []string) error {
 		MaxImagePixels:       *maxPixels,
 		ShutdownGrace:        *grace,
 		Logger:               log,
+		EncryptionKeyFile:    *keyFile,
+		PurgeInterval:        purgeEvery,
+		MetricsListen:        *metricsListen,
+		Pprof:                *withPprof,
 	})
+}
+
+// rotateKey changes the master key of a stopped matchd's gallery: Badger's
+// data keys are re-encrypted under the new key (store.RotateKey); no other
+// file changes.
+func rotateKey(args []string) error {
+	fs := flag.NewFlagSet("matchd rotate-key", flag.ContinueOnError)
+	data := fs.String("data", env("BORDERMATCH_DATA", "./data"), "matchd's data `dir`ectory")
+	oldFile := fs.String("old-key-file", "", "the current master key `file`")
+	newFile := fs.String("new-key-file", "", "the new master key `file` (hex; e.g. `openssl rand -hex 32 > new.key`)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *oldFile == "" || *newFile == "" || fs.NArg() > 0 {
+		return fmt.Errorf("usage: matchd rotate-key --data DIR --old-key-file FILE --new-key-file FILE")
+	}
+	oldKey, _, err := store.ReadKeyFile(*oldFile)
+	if err != nil {
+		return fmt.Errorf("--old-key-file: %w", err)
+	}
+	newKey, loose, err := store.ReadKeyFile(*newFile)
+	if err != nil {
+		return fmt.Errorf("--new-key-file: %w", err)
+	}
+	dir := filepath.Join(*data, server.GalleryDirName)
+	if err := store.RotateKey(dir, oldKey, newKey); err != nil {
+		return err
+	}
+	fmt.Printf("The master key of %s is now the one in %s. Start matchd with --encryption-key-file %s", dir, *newFile, *newFile)
+	if def := filepath.Join(*data, server.KeyFileName); *oldFile == def {
+		fmt.Printf(" (or replace %s with it)", def)
+	}
+	fmt.Println(", then destroy the old key.")
+	if loose {
+		fmt.Printf("WARNING: %s is readable by other users; chmod 600 it.\n", *newFile)
+	}
+	return nil
 }
 
 // set reports whether the flag was given on the command line.
