@@ -127,7 +127,7 @@ func checkGallery(t *testing.T, conn *grpc.ClientConn, sent map[string]*enrolmen
 // with SIGKILL at a random moment, restarts it and checks the gallery, for
 // several rounds on the same (encrypted) data directory.
 func TestCrashDuringEnrolments(t *testing.T) {
-	const rounds, workers = 4, 8
+	const rounds, workers = 3, 8
 	data := t.TempDir()
 	sent := map[string]*enrolment{}
 	var mu sync.Mutex
