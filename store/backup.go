@@ -389,3 +389,51 @@ func checkEntry(key, val []byte, sub *Subject, tpl *templates.Template) error {
 	}
 	return nil
 }
+
+// BulkCreate stores the subjects next returns, until it returns false, into
+// a gallery without subjects, in large unsynced batches and one final sync:
+// for loading synthetic or migrated galleries before matchd starts (make
+// loadtest), not for service. Subjects are validated as by Create; ids must
+// be distinct (not checked). It returns the number stored.
+func (s *Store) BulkCreate(next func() (Subject, bool)) (int, error) {
+	s.restoreMu.Lock()
+	defer s.restoreMu.Unlock()
+	if n, err := s.Count(); err != nil {
+		return 0, err
+	} else if n > 0 {
+		return 0, fmt.Errorf("%w: %d subjects; BulkCreate needs an empty gallery", ErrNotEmpty, n)
+	}
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	now := time.Unix(0, time.Now().UnixNano()).UTC()
+	n := 0
+	for {
+		sub, ok := next()
+		if !ok {
+			break
+		}
+		sub, enc, err := prepare(sub)
+		if err != nil {
+			return n, err
+		}
+		sub.Created, sub.Updated = now, now
+		if err := wb.Set(subjectKey(sub.ID), encodeRecord(&sub, len(enc))); err != nil {
+			return n, err
+		}
+		for i, b := range enc {
+			if err := wb.Set(templateKey(sub.ID, i), b); err != nil {
+				return n, err
+			}
+		}
+		for _, w := range sub.Watchlists {
+			if err := wb.Set(watchlistKey(w, sub.ID), nil); err != nil {
+				return n, err
+			}
+		}
+		n++
+	}
+	if err := wb.Flush(); err != nil {
+		return n, err
+	}
+	return n, s.db.Sync()
+}
