@@ -150,6 +150,20 @@ func (s *Store) Backup(w io.Writer) (BackupStats, error) {
 	return st, nil
 }
 
+// errSourceRead marks a failure to read the backup stream itself (a
+// cancelled call), as opposed to what the stream holds.
+var errSourceRead = errors.New("reading the backup stream")
+
+type sourceReader struct{ r io.Reader }
+
+func (s sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = fmt.Errorf("%w: %w", errSourceRead, err)
+	}
+	return n, err
+}
+
 // hashingReader hashes what is read through it.
 type hashingReader struct {
 	r   *bufio.Reader
@@ -216,15 +230,18 @@ func (s *Store) dropGallery() error {
 
 func (s *Store) restore(r io.Reader, wrote *bool) (BackupStats, error) {
 	var st BackupStats
-	hr := &hashingReader{r: bufio.NewReaderSize(r, 256<<10), h: sha256.New()}
+	hr := &hashingReader{r: bufio.NewReaderSize(sourceReader{r}, 256<<10), h: sha256.New()}
 	bad := func(format string, a ...any) error {
 		return fmt.Errorf("%w: at byte %d: %s", ErrBadBackup, hr.off, fmt.Sprintf(format, a...))
 	}
 	eof := func(err error, what string) error {
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		switch {
+		case errors.Is(err, errSourceRead):
+			return fmt.Errorf("store: restore: reading backup: %w", err)
+		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
 			return bad("truncated in %s", what)
 		}
-		return fmt.Errorf("store: restore: reading backup: %w", err)
+		return bad("malformed %s: %v", what, err) // a varint that overflows
 	}
 	magic := make([]byte, len(backupMagic)+1)
 	if err := hr.full(magic); err != nil {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
 )
@@ -66,7 +67,7 @@ func TestAtRestEndToEnd(t *testing.T) {
 	})
 
 	// Restore into another matchd; a damaged file first.
-	d2 := startMatchd(t, t.TempDir())
+	d2 := startMatchd(t, t.TempDir(), "--purge-interval", "1s")
 	good, err := os.ReadFile(backup)
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +90,13 @@ func TestAtRestEndToEnd(t *testing.T) {
 	if code != 4 || !strings.Contains(errs, "empty gallery") {
 		t.Errorf("second restore: exit %d %q", code, errs)
 	}
+	// A deletion is purged from disk within the purge interval.
+	mustCLI(t, d2.addr, "remove", "zb")
+	time.Sleep(3 * time.Second)
 	d2.stop(t)
+	if !strings.Contains(d2.log.String(), `"deleted_subjects":1`) {
+		t.Errorf("no purge logged after a deletion:\n%s", d2.log)
+	}
 
 	// Rotate the first gallery's master key.
 	newKey := filepath.Join(t.TempDir(), "new.key")
