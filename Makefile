@@ -22,7 +22,7 @@ APT_PACKAGES := build-essential pkg-config libopencv-dev opencv-data libdlib-dev
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps apt-deps models proto build test test-short vet run bench bench-scale sample-report clean help
+.PHONY: deps apt-deps models proto build test test-short vet run bench bench-scale sample-report loadtest clean help
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -95,6 +95,18 @@ sample-report: deps build ## regenerate benchmarks/sample-report (what bmbench w
 
 bench-scale: deps build ## 1:N face search at 100k and 1M against FAISS (bmbench speed)
 	$(BIN)/bmbench speed --gallery 100000,1000000 --faiss --out $(BENCH_OUT)/scale
+
+# ghz drives the load test; installed into bin/ once, at a pinned version.
+GHZ_VERSION := v0.120.0
+LOADTEST_N ?= 1000000
+LOADTEST_DURATION ?= 60s
+
+$(BIN)/ghz:
+	@mkdir -p $(BIN)
+	GOBIN=$(CURDIR)/$(BIN) $(GO) install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
+
+loadtest: deps build $(BIN)/ghz ## Identify under 64 clients against LOADTEST_N (1,000,000) synthetic faces for LOADTEST_DURATION (60s)
+	LOADTEST_N=$(LOADTEST_N) LOADTEST_DURATION=$(LOADTEST_DURATION) BORDERMATCH_MODELS=$(CURDIR)/$(MODELS) bash scripts/loadtest.sh
 
 clean: ## remove build output (not ./data, not the models)
 	rm -rf $(BIN) $(BENCH_OUT)

@@ -83,6 +83,11 @@ var zeroHash = hex.EncodeToString(make([]byte, sha256.Size))
 // concurrent use.
 type Log struct {
 	db *badger.DB
+	// hold, if set, is called around every write: the store's guard that
+	// keeps writes out while it flushes for a purge or restores (Badger
+	// refuses writes meanwhile), so an audit record waits instead of
+	// failing its call.
+	hold func() (release func())
 	// mu is held by the one goroutine writing: it writes every record
 	// queued so far in one synced transaction (group commit), so concurrent
 	// calls share a disk sync instead of waiting for one each.
@@ -104,6 +109,11 @@ const maxBatch = 256
 // store.Store.DB). db must have synced writes for records to be durable
 // when Append returns.
 func Open(db *badger.DB) *Log { return &Log{db: db} }
+
+// OpenHeld is Open with hold called around every write (store.Store.HoldWrites).
+func OpenHeld(db *badger.DB, hold func() (release func())) *Log {
+	return &Log{db: db, hold: hold}
+}
 
 func recordKey(seq uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte(recordPrefix), seq)
@@ -141,6 +151,9 @@ func (l *Log) Append(r Record) (Record, error) {
 // write appends a batch of records in one transaction and tells each
 // waiting Append the outcome.
 func (l *Log) write(batch []*pending) {
+	if l.hold != nil {
+		defer l.hold()()
+	}
 	err := l.db.Update(func(txn *badger.Txn) error {
 		seq, prev, err := readHead(txn)
 		if err != nil {

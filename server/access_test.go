@@ -59,7 +59,7 @@ func startSecure(t *testing.T, acc access.Config) *secureServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &secureServer{tls: filepath.Join(dir, "tls"), store: st, audit: audit.Open(st.DB())}
+	s := &secureServer{tls: filepath.Join(dir, "tls"), store: st, audit: audit.OpenHeld(st.DB(), st.HoldWrites)}
 	if _, err := pki.EnsureLocal(s.tls, []string{"localhost", "127.0.0.1"}); err != nil {
 		t.Fatal(err)
 	}

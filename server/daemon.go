@@ -78,6 +78,18 @@ type Options struct {
 	Gates []GateConfig
 	// OpenScanner opens a gate's fingerprint scanner (GatesOptions).
 	OpenScanner func(ctx context.Context, uri string) (Scanner, error)
+
+	// EncryptionKeyFile is the gallery's master key file (hex); empty takes
+	// BORDERMATCH_ENCRYPTION_KEY or DATA/master.key (see GalleryOptions).
+	EncryptionKeyFile string
+	// PurgeInterval is how often deleted subjects' bytes are purged from
+	// disk (store.Purge) when there were deletions; 0: never.
+	PurgeInterval time.Duration
+	// MetricsListen is the host:port of /metrics, /livez, /readyz and
+	// pprof; empty: none. Pprof enables /debug/pprof/ there, for loopback
+	// clients only.
+	MetricsListen string
+	Pprof         bool
 }
 
 // TLSDir is where matchd keeps its local CA and certificates, inside the
@@ -153,9 +165,26 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	}
 	defer faces.Close()
 
-	st, err := store.Open(store.Options{Dir: opt.DataDir, Logger: log})
+	var metrics *metricsServer
+	if opt.MetricsListen != "" {
+		// Before the index loads, so /readyz can say it is loading.
+		if metrics, err = startMetrics(opt.MetricsListen, opt.Pprof, log); err != nil {
+			return err
+		}
+		defer metrics.close()
+	}
+	sopt, keyNote, err := GalleryOptions(opt.DataDir, opt.EncryptionKeyFile, log)
 	if err != nil {
 		return err
+	}
+	st, err := store.Open(sopt)
+	if err != nil {
+		return err
+	}
+	if len(sopt.EncryptionKey) > 0 {
+		log.Info().Str("gallery", sopt.Dir).Str("key", keyNote).Msg("gallery encrypted at rest (AES)")
+	} else {
+		log.Warn().Str("gallery", sopt.Dir).Str("hint", keyNote).Msg("gallery NOT encrypted at rest")
 	}
 	defer func() {
 		if cerr := st.Close(); cerr != nil && err == nil {
@@ -213,7 +242,7 @@ func Serve(ctx context.Context, opt Options) (err error) {
 		return fmt.Errorf("listen on %s: %w", opt.Listen, err)
 	}
 	gs, hs := NewGRPCServer(svc, GRPCOptions{MaxMessageBytes: opt.MaxMessageBytes, Logger: log,
-		TLS: tlsCfg, Access: acc, Audit: audit.Open(st.DB())})
+		TLS: tlsCfg, Access: acc, Audit: audit.OpenHeld(st.DB(), st.HoldWrites)})
 	gates, err := NewGates(svc, GatesOptions{Gates: opt.Gates, ModelsDir: opt.ModelsDir, OpenScanner: opt.OpenScanner, Logger: log})
 	if err != nil {
 		lis.Close()
@@ -223,12 +252,21 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	pb.RegisterGatesServer(gs, gates)
 	hs.SetServingStatus(pb.Gates_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	gates.Start()
+	pb.RegisterAdminServer(gs, NewAdmin(svc))
+	hs.SetServingStatus(pb.Admin_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	gallery.Store(svc)
+	if opt.PurgeInterval > 0 {
+		stopPurge, purging := make(chan struct{}), make(chan struct{})
+		go func() { purgeLoop(st, opt.PurgeInterval, log, stopPurge); close(purging) }()
+		defer func() { close(stopPurge); <-purging }() // before the store closes
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- gs.Serve(lis) }()
 	log.Info().Str("listen", lis.Addr().String()).Bool("tls", tlsCfg != nil).Str("data", opt.DataDir).
 		Str("models", opt.ModelsDir).Float32("threshold", opt.Threshold).Float64("max_fmr", svc.maxFMR).
 		Int("templates", svc.IndexSize()).Int("gates", len(opt.Gates)).Msg("matchd serving")
+	metrics.setReady(true)
 	if opt.Ready != nil {
 		opt.Ready(lis.Addr())
 	}
@@ -240,6 +278,7 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	}
 	log.Info().Msg("shutting down: finishing in-flight calls")
 	hs.Shutdown() // every service NOT_SERVING
+	metrics.setReady(false)
 	stopped := make(chan struct{})
 	go func() { gs.GracefulStop(); close(stopped) }()
 	select {

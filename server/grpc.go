@@ -62,8 +62,8 @@ func NewGRPCServer(svc *Service, opt GRPCOptions) (*grpc.Server, *health.Server)
 	if opt.MaxMessageBytes <= 0 {
 		opt.MaxMessageBytes = DefaultMaxMessageBytes
 	}
-	unary := []grpc.UnaryServerInterceptor{logUnary(opt.Logger)}
-	var stream []grpc.StreamServerInterceptor
+	unary := []grpc.UnaryServerInterceptor{observeUnary, logUnary(opt.Logger)}
+	stream := []grpc.StreamServerInterceptor{observeStream, logStream(opt.Logger)}
 	var rec *audit.Recorder
 	if opt.Audit != nil {
 		rec = &audit.Recorder{Log: opt.Audit, RequestID: requestIDFrom, Logger: opt.Logger}

@@ -335,6 +335,20 @@ func (f faceSource) Vectors(ids []string, fn func(int, []float32)) error {
 	})
 }
 
+// Subjects counts the subjects with a searchable template: those of the
+// face index, and those with fingers only.
+func (s *Service) Subjects() int {
+	n := s.index.Subjects()
+	s.subjectsMu.RLock()
+	defer s.subjectsMu.RUnlock()
+	for _, info := range s.fingered {
+		if info.faces == 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // unindex removes a subject from the indexes. The caller holds its lock.
 func (s *Service) unindex(id string) {
 	s.subjectsMu.Lock()

@@ -41,8 +41,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"github.com/rs/zerolog"
 )
 
@@ -64,7 +67,14 @@ var (
 	// ErrLocked: the directory is in use by another open Store (in this or
 	// another process).
 	ErrLocked = errors.New("store: database directory is locked by another process")
+	// ErrKeyMismatch: the encryption key does not open the gallery.
+	ErrKeyMismatch = errors.New("store: encryption key does not match the gallery")
 )
+
+// indexCacheBytes bounds the memory for decrypted table indexes of an
+// encrypted gallery. A million face templates make about 30 tables, whose
+// indexes take a few MiB.
+const indexCacheBytes = 64 << 20
 
 // Options configures Open.
 type Options struct {
@@ -77,6 +87,21 @@ type Options struct {
 	// InMemory keeps everything in memory and writes nothing to disk. Only
 	// for tests that explicitly want it.
 	InMemory bool
+	// EncryptionKey, when set, is the master key (16, 24 or 32 bytes:
+	// AES-128, -192 or -256) that encrypts everything Badger writes: tables,
+	// write-ahead logs, value logs. Badger encrypts with data keys it keeps
+	// in its KEYREGISTRY file, itself encrypted with this key (see key.go).
+	// A gallery created without a key cannot be opened with one, nor the
+	// other way round (ErrKeyMismatch).
+	EncryptionKey []byte
+	// DataKeyRotation is how often Badger starts a new data key; 0 keeps
+	// Badger's default (10 days).
+	DataKeyRotation time.Duration
+
+	// uncompressed turns Badger's block compression off and makes its
+	// preallocated value log small, for tests that grep the files for what
+	// they hold.
+	uncompressed bool
 }
 
 // Store is an open gallery. Its methods are safe for concurrent use.
@@ -87,6 +112,14 @@ type Store struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	// Purge and Restore (gc.go, backup.go). writes is held shared by every
+	// write transaction and exclusively around Badger's DropPrefix, which
+	// refuses writes while it runs.
+	writes    sync.RWMutex
+	purgeMu   sync.Mutex
+	deletes   atomic.Int64
+	restoreMu sync.Mutex
 }
 
 var schemaKey = []byte("meta/schema")
@@ -107,8 +140,28 @@ func Open(opt Options) (*Store, error) {
 	}
 	bo = bo.WithSyncWrites(true).
 		WithLogger(badgerLogger{opt.Logger.With().Str("component", "badger").Logger()})
+	if opt.uncompressed {
+		bo = bo.WithCompression(options.None).WithValueLogFileSize(1 << 20)
+	}
+	if len(opt.EncryptionKey) > 0 {
+		if err := checkKeyLen(opt.EncryptionKey); err != nil {
+			return nil, err
+		}
+		// Badger requires an index cache with encryption: decrypted table
+		// indexes live there instead of in the mmapped files.
+		bo = bo.WithEncryptionKey(opt.EncryptionKey).WithIndexCacheSize(indexCacheBytes)
+		if opt.DataKeyRotation > 0 {
+			bo = bo.WithEncryptionKeyRotationDuration(opt.DataKeyRotation)
+		}
+	}
 	db, err := badger.Open(bo)
 	if err != nil {
+		if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
+			if len(opt.EncryptionKey) == 0 {
+				return nil, fmt.Errorf("%w: %s is encrypted and no key was given", ErrKeyMismatch, opt.Dir)
+			}
+			return nil, fmt.Errorf("%w: %s was encrypted with another key, or is not encrypted", ErrKeyMismatch, opt.Dir)
+		}
 		// Badger formats the flock failure into its message without
 		// wrapping it; TestOpenLocked pins the text.
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
@@ -162,6 +215,14 @@ func (s *Store) checkSchema() error {
 // keeps its records in it under its own key prefix ("a/"), written with the
 // same synced writes.
 func (s *Store) DB() *badger.DB { return s.db }
+
+// HoldWrites holds off Purge and Restore until release is called, for a
+// writer to the database outside this package (the audit trail): Badger
+// refuses writes while a purge flushes its memtables.
+func (s *Store) HoldWrites() (release func()) {
+	s.writes.RLock()
+	return s.writes.RUnlock
+}
 
 // Close commits the creates already waiting (their callers get their usual
 // answer), then flushes and closes the database; a Create after Close fails

@@ -17,6 +17,10 @@ const maxAttempts = 5
 
 // update runs fn in a read-write transaction, retrying on conflict.
 func (s *Store) update(fn func(txn *badger.Txn) error) error {
+	// Purge and a failed Restore hold writes off while Badger flushes
+	// (gc.go); Badger itself would fail them with ErrBlockedWrites.
+	s.writes.RLock()
+	defer s.writes.RUnlock()
 	var err error
 	for range maxAttempts {
 		err = s.db.Update(fn)
@@ -115,6 +119,7 @@ func (s *Store) Delete(id string) (Subject, error) {
 		}
 		return Subject{}, fmt.Errorf("store: deleting %q: %w", id, err)
 	}
+	s.deletes.Add(1) // for Purge (gc.go)
 	return sub, nil
 }
 

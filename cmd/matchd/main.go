@@ -18,6 +18,10 @@
 //	--finger-dpi DPI           BORDERMATCH_FINGER_DPI         (500)
 //	--gates FILE               BORDERMATCH_GATES              (none; YAML: gates: [{id, source, scanner, …}])
 //	--gate ID=SOURCE           (repeatable; over the file's gate of the same id)
+//	--encryption-key-file FILE BORDERMATCH_ENCRYPTION_KEY_FILE (BORDERMATCH_ENCRYPTION_KEY, else DATA/master.key, generated at first start)
+//	--purge-interval D         BORDERMATCH_PURGE_INTERVAL     (10m; 0: never)
+//	--metrics-listen HOST:PORT BORDERMATCH_METRICS_LISTEN     (none)
+//	--pprof                    (off; on the metrics listener, loopback clients only)
 //
 // Access (see the access and pki packages):
 //
@@ -29,6 +33,9 @@
 //
 // "matchd certs --role gate --name gate-07" issues a client certificate
 // from the local CA.
+//
+// `matchd rotate-key --data DIR --old-key-file F --new-key-file G` changes
+// the gallery's master key (offline).
 package main
 
 import (
@@ -38,6 +45,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,6 +57,7 @@ import (
 	"github.com/bordermatch/bordermatch/capture/fprint"
 	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/server"
+	"github.com/bordermatch/bordermatch/store"
 	"github.com/bordermatch/bordermatch/templates"
 	"github.com/bordermatch/bordermatch/templates/finger"
 )
@@ -70,6 +79,9 @@ func env(name, def string) string {
 func run(args []string) error {
 	if len(args) > 0 && args[0] == "certs" {
 		return certs(args[1:], os.Stdout)
+	}
+	if len(args) > 0 && args[0] == "rotate-key" {
+		return rotateKey(args[1:])
 	}
 	fs := flag.NewFlagSet("matchd", flag.ContinueOnError)
 	var (
@@ -94,6 +106,11 @@ func run(args []string) error {
 			"resolution assumed for fingerprint images that declare none, in `dpi`")
 		gatesFile = fs.String("gates", env("BORDERMATCH_GATES", ""), "gates configuration `file` (YAML): camera source and scanner of each gate")
 		gateFlags gateList
+		keyFile   = fs.String("encryption-key-file", env(server.EncryptionKeyFileEnv, ""),
+			"gallery master key `file` (hex, 16/24/32 bytes); default: $"+server.EncryptionKeyEnv+", else DATA/master.key (generated at first start)")
+		purge         = fs.String("purge-interval", env("BORDERMATCH_PURGE_INTERVAL", "10m"), "how often deleted subjects' bytes are purged from disk when there were deletions; 0: never")
+		metricsListen = fs.String("metrics-listen", env("BORDERMATCH_METRICS_LISTEN", ""), "`host:port` for /metrics, /livez, /readyz (and pprof); empty: none")
+		withPprof     = fs.Bool("pprof", false, "serve /debug/pprof/ on the metrics listener, to loopback clients only")
 	)
 	acc := accessFlags(fs)
 	fs.Var(&gateFlags, "gate", "a gate's camera as `ID=SOURCE` (repeatable), e.g. 3=rtsp://cam3/stream, 4=/dev/video0, 5=folder:/srv/frames")
@@ -131,6 +148,13 @@ func run(args []string) error {
 	dpi, err := strconv.Atoi(*fingerDPI)
 	if err != nil || dpi < 250 || dpi > 2000 {
 		return fmt.Errorf("--finger-dpi %q: want 250..2000", *fingerDPI)
+	}
+	purgeEvery, err := time.ParseDuration(*purge)
+	if err != nil || purgeEvery < 0 {
+		return fmt.Errorf("--purge-interval %q: want a duration such as 10m, or 0", *purge)
+	}
+	if *withPprof && *metricsListen == "" {
+		return fmt.Errorf("--pprof needs --metrics-listen")
 	}
 	var det templates.Detector
 	switch *detector {
@@ -182,6 +206,10 @@ func run(args []string) error {
 			}
 			return gateScanner{sc}, nil
 		},
+		EncryptionKeyFile: *keyFile,
+		PurgeInterval:     purgeEvery,
+		MetricsListen:     *metricsListen,
+		Pprof:             *withPprof,
 	})
 }
 
@@ -205,6 +233,43 @@ func (l *gateList) Set(v string) error {
 		return fmt.Errorf("gate %s given twice", g.ID)
 	}
 	*l = append(*l, g)
+	return nil
+}
+
+// rotateKey changes the master key of a stopped matchd's gallery: Badger's
+// data keys are re-encrypted under the new key (store.RotateKey); no other
+// file changes.
+func rotateKey(args []string) error {
+	fs := flag.NewFlagSet("matchd rotate-key", flag.ContinueOnError)
+	data := fs.String("data", env("BORDERMATCH_DATA", "./data"), "matchd's data `dir`ectory")
+	oldFile := fs.String("old-key-file", "", "the current master key `file`")
+	newFile := fs.String("new-key-file", "", "the new master key `file` (hex; e.g. `openssl rand -hex 32 > new.key`)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *oldFile == "" || *newFile == "" || fs.NArg() > 0 {
+		return fmt.Errorf("usage: matchd rotate-key --data DIR --old-key-file FILE --new-key-file FILE")
+	}
+	oldKey, _, err := store.ReadKeyFile(*oldFile)
+	if err != nil {
+		return fmt.Errorf("--old-key-file: %w", err)
+	}
+	newKey, loose, err := store.ReadKeyFile(*newFile)
+	if err != nil {
+		return fmt.Errorf("--new-key-file: %w", err)
+	}
+	dir := filepath.Join(*data, server.GalleryDirName)
+	if err := store.RotateKey(dir, oldKey, newKey); err != nil {
+		return err
+	}
+	fmt.Printf("The master key of %s is now the one in %s. Start matchd with --encryption-key-file %s", dir, *newFile, *newFile)
+	if def := filepath.Join(*data, server.KeyFileName); *oldFile == def {
+		fmt.Printf(" (or replace %s with it)", def)
+	}
+	fmt.Println(", then destroy the old key.")
+	if loose {
+		fmt.Printf("WARNING: %s is readable by other users; chmod 600 it.\n", *newFile)
+	}
 	return nil
 }
 
