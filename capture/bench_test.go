@@ -169,4 +169,3 @@ func BenchmarkFaceToShot(b *testing.B) {
 	b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms-face-to-shot")
 	b.ReportMetric(float64(worst.Milliseconds()), "ms-worst")
 }
-
