@@ -69,14 +69,6 @@ int vcap_set(vcap* c, int prop, double value) {
 	}
 }
 
-char* vcap_backend(vcap* c) {
-	try {
-		return dupstr(c->cap.getBackendName());
-	} catch (...) {
-		return dupstr("unknown");
-	}
-}
-
 void vcap_close(vcap* c) {
 	if (!c) return;
 	try {

@@ -53,12 +53,6 @@ func (v *vcap) set(prop gocv.VideoCaptureProperties, val float64) bool {
 	return C.vcap_set(v.p, C.int(prop), C.double(val)) == 1
 }
 
-func (v *vcap) backend() string {
-	s := C.vcap_backend(v.p)
-	defer C.free(unsafe.Pointer(s))
-	return C.GoString(s)
-}
-
 func (v *vcap) close() {
 	if v.p != nil {
 		C.vcap_close(v.p)

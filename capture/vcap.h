@@ -23,8 +23,6 @@ int vcap_read(vcap* c, void* mat, char** err);
 
 double vcap_get(vcap* c, int prop);
 int vcap_set(vcap* c, int prop, double value);
-// vcap_backend names the backend that opened the capture (free() it).
-char* vcap_backend(vcap* c);
 void vcap_close(vcap* c);
 
 #ifdef __cplusplus

@@ -5,6 +5,8 @@
 # matchd serves TLS with a local CA it makes in the data directory's tls/
 # on first start; watchlist finds the CA and the admin certificate there.
 set -euo pipefail
+# glibc gives each camera-reading thread an arena; two keep RSS flat (README: capture).
+export MALLOC_ARENA_MAX=${MALLOC_ARENA_MAX:-2}
 cd "$(dirname "$0")/.."
 
 LISTEN=${BORDERMATCH_LISTEN:-127.0.0.1:50051}

@@ -20,8 +20,12 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
 
+	"github.com/rs/zerolog"
+
 	"github.com/bordermatch/bordermatch/pki"
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
+	"github.com/bordermatch/bordermatch/server"
+	"github.com/bordermatch/bordermatch/store"
 )
 
 type auditOut struct {
@@ -120,10 +124,16 @@ func TestAccessEndToEnd(t *testing.T) {
 	d.stop(t)
 
 	// Edit record 3 on disk: verify fails and names it.
-	db, err := badger.Open(badger.DefaultOptions(data).WithLogger(nil))
+	// The gallery is encrypted: open it as matchd does, with its key.
+	opt, _, err := server.GalleryOptions(data, "", zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
+	st, err := store.Open(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := st.DB()
 	key := binary.BigEndian.AppendUint64([]byte("a/r/"), 3)
 	err = db.Update(func(txn *badger.Txn) error {
 		item, err := txn.Get(key)
@@ -133,7 +143,7 @@ func TestAccessEndToEnd(t *testing.T) {
 		b, _ := item.ValueCopy(nil)
 		return txn.Set(key, bytes.Replace(b, []byte("gate-07"), []byte("gate-08"), 1))
 	})
-	db.Close()
+	st.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
