@@ -137,8 +137,13 @@ func Load(ctx context.Context, opt LoadOptions) (LoadResult, error) {
 		fmt.Fprintf(log, "load: index alone: %d templates, %.1f heap bytes per template\n", ix.Len(), res.IndexBytesPerTemplate)
 	}
 
-	// The gallery.
-	st, err := store.Open(store.Options{Dir: dir, Logger: zerolog.Nop()})
+	// The gallery, laid out and encrypted as matchd keeps it in its data
+	// directory (a key is made in dir on first use).
+	gopt, _, err := server.GalleryOptions(dir, "", zerolog.Nop())
+	if err != nil {
+		return res, err
+	}
+	st, err := store.Open(gopt)
 	if err != nil {
 		return res, err
 	}
@@ -200,7 +205,7 @@ func Load(ctx context.Context, opt LoadOptions) (LoadResult, error) {
 		}
 	}
 	start, cpu0 := time.Now(), cpuTime()
-	st, err = store.Open(store.Options{Dir: dir, Logger: zerolog.Nop()})
+	st, err = store.Open(gopt)
 	if err != nil {
 		return res, err
 	}
@@ -325,7 +330,7 @@ subjects), then measures:
 	}
 	f := cmd.Flags()
 	f.IntVar(&opt.N, "n", 1_000_000, "subjects in the gallery")
-	f.StringVar(&opt.Dir, "dir", "", "Badger gallery directory (default: a temporary one, removed after)")
+	f.StringVar(&opt.Dir, "dir", "", "data `dir`ectory as matchd keeps it: an encrypted gallery in DIR/gallery, its key in DIR/master.key (default: a temporary one, removed after)")
 	f.IntVar(&opt.Probes, "probes", 200, "single Identify probes for the latency")
 	f.StringVar(&opt.CPUProfile, "cpuprofile", "", "write a CPU profile of the server's load to this file")
 	return cmd

@@ -18,7 +18,10 @@ go run ./scripts/loadtest --data "$WORK/data" --n "$N" --probe "$WORK/probe.json
 
 echo "== Starting matchd"
 start=$(date +%s)
+# One gate certificate drives all the clients, so the per-caller limits
+# (meant for one gate controller each) are off for the run.
 bin/matchd --listen "$LISTEN" --data "$WORK/data" --models "${BORDERMATCH_MODELS:-./models}" \
+	--rate-limit 0 --max-concurrent 0 \
 	--metrics-listen 127.0.0.1:0 --log-format json 2>"$WORK/matchd.log" &
 pid=$!
 for _ in $(seq 1 1200); do
@@ -29,13 +32,20 @@ done
 grep '"index loaded"' "$WORK/matchd.log" || true
 echo "matchd ready after $(( $(date +%s) - start )) s"
 
+# The load generator is a gate controller: mutual TLS with a gate certificate
+# from matchd's local CA.
+bin/matchd certs --data "$WORK/data" --role gate --name loadgen --out "$WORK/certs" >/dev/null
+TLS=(--cacert "$WORK/data/tls/ca.pem" --cert "$WORK/certs/loadgen.pem" --key "$WORK/certs/loadgen-key.pem")
+
 rss() { awk '/VmRSS/ {printf "%.0f MiB", $2/1024}' "/proc/$pid/status"; }
 echo "RSS before the run: $(rss)"
 ( t=0; while sleep 10; do t=$((t+10)); echo "RSS at ${t}s: $(rss)"; done ) &
 sampler=$!
 
-bin/ghz --insecure --call bordermatch.v1.Matcher.Identify -D "$WORK/probe.json" \
-	-c "$CONCURRENCY" -z "$DURATION" --connections 4 --timeout 60s "$LISTEN"
+# --duration-stop wait: calls in flight when the time is up are answered
+# and counted, not cut off by ghz closing its connections.
+bin/ghz "${TLS[@]}" --call bordermatch.v1.Matcher.Identify -D "$WORK/probe.json" \
+	-c "$CONCURRENCY" -z "$DURATION" --duration-stop wait --connections 4 --timeout 60s "$LISTEN"
 
 kill "$sampler" 2>/dev/null || true
 echo "RSS after the run: $(rss)"
