@@ -421,7 +421,8 @@ var readSink uint64
 
 // ReadBandwidth measures the machine's streaming read bandwidth in bytes
 // per second: threads goroutines each sum their share of a buffer of size
-// bytes (much larger than the caches), best of three passes.
+// bytes (much larger than the caches) with the widest loads the CPU has,
+// best of three passes.
 func ReadBandwidth(threads, size int) float64 {
 	buf := make([]uint64, size/8)
 	for i := range buf {
@@ -434,7 +435,7 @@ func ReadBandwidth(threads, size int) float64 {
 		sums := make([]uint64, threads)
 		t0 := time.Now()
 		for w := range threads {
-			wg.Go(func() { sums[w] = streamSum(buf[w*chunk : (w+1)*chunk]) })
+			wg.Go(func() { sums[w] = streamXor(buf[w*chunk : (w+1)*chunk]) })
 		}
 		wg.Wait()
 		el := time.Since(t0).Seconds()
@@ -446,17 +447,22 @@ func ReadBandwidth(threads, size int) float64 {
 	return best
 }
 
-// streamSum reads b once, a cache line per iteration.
-func streamSum(b []uint64) uint64 {
+// streamXorGo XORs b's words together, reading it once: the reference
+// for streamXor's kernels.
+func streamXorGo(b []uint64) uint64 {
 	var s0, s1, s2, s3 uint64
-	for i := 0; i+8 <= len(b); i += 8 {
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
 		c := b[i : i+8 : i+8]
-		s0 += c[0] ^ c[4]
-		s1 += c[1] ^ c[5]
-		s2 += c[2] ^ c[6]
-		s3 += c[3] ^ c[7]
+		s0 ^= c[0] ^ c[4]
+		s1 ^= c[1] ^ c[5]
+		s2 ^= c[2] ^ c[6]
+		s3 ^= c[3] ^ c[7]
 	}
-	return s0 + s1 + s2 + s3
+	for ; i < len(b); i++ {
+		s0 ^= b[i]
+	}
+	return s0 ^ s1 ^ s2 ^ s3
 }
 
 type faissResult struct {

@@ -1,0 +1,5 @@
+//go:build !amd64 || noasm
+
+package benchmarks
+
+func streamXor(b []uint64) uint64 { return streamXorGo(b) }
