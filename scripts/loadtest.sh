@@ -37,7 +37,10 @@ echo "matchd ready after $(( $(date +%s) - start )) s"
 bin/matchd certs --data "$WORK/data" --role gate --name loadgen --out "$WORK/certs" >/dev/null
 TLS=(--cacert "$WORK/data/tls/ca.pem" --cert "$WORK/certs/loadgen.pem" --key "$WORK/certs/loadgen-key.pem")
 
-rss() { awk '/VmRSS/ {printf "%.0f MiB", $2/1024}' "/proc/$pid/status"; }
+# RssAnon is the process's own memory (Go heap, Badger's caches, C++
+# models); RssFile is the gallery's files mapped in, which grows as searches
+# touch more of them and is given back under memory pressure.
+rss() { awk '/VmRSS|RssAnon|RssFile/ {printf "%s %.0f MiB  ", $1, $2/1024}' "/proc/$pid/status"; }
 echo "RSS before the run: $(rss)"
 ( t=0; while sleep 10; do t=$((t+10)); echo "RSS at ${t}s: $(rss)"; done ) &
 sampler=$!

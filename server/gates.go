@@ -376,7 +376,11 @@ func (gt *gate) run(ctx context.Context) {
 	backoff := time.Second
 	var src capture.Source
 	for {
-		s, err := capture.Open(ctx, gt.cfg.Source, capture.Options{FPS: gt.cfg.FPS, Loop: loop})
+		// The metric is labelled with the gate id, never the source URI,
+		// which may carry a password.
+		SetCaptureState(gt.cfg.ID, capture.StateConnecting.String())
+		s, err := capture.Open(ctx, gt.cfg.Source, capture.Options{FPS: gt.cfg.FPS, Loop: loop,
+			OnState: func(st capture.Status) { SetCaptureState(gt.cfg.ID, st.State.String()) }})
 		if ctx.Err() != nil {
 			if s != nil {
 				s.Close()
@@ -396,6 +400,7 @@ func (gt *gate) run(ctx context.Context) {
 		gt.lastErr = gt.scrub(err.Error())
 		if errors.Is(err, capture.ErrBadURI) {
 			gt.permanent = true
+			SetCaptureState(gt.cfg.ID, capture.StateFailed.String())
 			gt.state = pb.SourceState_SOURCE_STATE_FAILED
 			gt.since = time.Now()
 			gt.mu.Unlock()
