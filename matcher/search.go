@@ -162,12 +162,6 @@ func (ix *Index) search(sc *scratch, probes [][]float32, opt SearchOptions, out 
 	}
 	rescoreShare(0)
 	wg.Wait()
-	for w := range work {
-		for p := range work[w].tops {
-			work[w].tops[p].subjects = nil // do not pin a grown-out subjects array
-		}
-		work[w].final.subjects = nil
-	}
 	return nil
 }
 

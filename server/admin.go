@@ -3,14 +3,9 @@ package server
 import (
 	"errors"
 	"io"
-	"runtime/debug"
 	"time"
 
-	"github.com/rs/zerolog"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
@@ -142,35 +137,3 @@ func (a *Admin) Restore(stream pb.Admin_RestoreServer) error {
 }
 
 var _ io.Reader = (*chunkReader)(nil)
-
-// logStream is logUnary for streaming calls (the Admin service): one line
-// per call, and a panic becomes Internal.
-func logStream(log zerolog.Logger) grpc.StreamServerInterceptor {
-	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
-		start := time.Now()
-		id := requestID(ss.Context())
-		_ = ss.SetHeader(metadata.Pairs(RequestIDHeader, id))
-		defer func() {
-			if r := recover(); r != nil {
-				log.Error().Str("request_id", id).Str("rpc", info.FullMethod).
-					Interface("panic", r).Bytes("stack", debug.Stack()).Msg("handler panicked")
-				err = status.Errorf(codes.Internal, "internal error (request id %s)", id)
-			}
-			code := status.Code(err)
-			ev := log.Info()
-			if code == codes.Internal || code == codes.Unknown || code == codes.DataLoss {
-				ev = log.Error()
-			}
-			if p, ok := peer.FromContext(ss.Context()); ok {
-				ev = ev.Str("peer", p.Addr.String())
-			}
-			ev = ev.Str("request_id", id).Str("rpc", info.FullMethod).
-				Dur("latency", time.Since(start)).Str("code", code.String())
-			if err != nil {
-				ev = ev.Str("error", status.Convert(err).Message())
-			}
-			ev.Msg("rpc")
-		}()
-		return handler(srv, ss)
-	}
-}

@@ -119,23 +119,48 @@ func logUnary(log zerolog.Logger) grpc.UnaryServerInterceptor {
 					Interface("panic", r).Bytes("stack", debug.Stack()).Msg("handler panicked")
 				resp, err = nil, status.Errorf(codes.Internal, "internal error (request id %s)", id)
 			}
-			code := status.Code(err)
-			ev := log.Info()
-			if code == codes.Internal || code == codes.Unknown || code == codes.DataLoss {
-				ev = log.Error()
-			}
-			if p, ok := peer.FromContext(ctx); ok {
-				ev = ev.Str("peer", p.Addr.String())
-			}
-			ev = ev.Str("request_id", id).Str("rpc", info.FullMethod).
-				Dur("latency", time.Since(start)).Str("code", code.String())
-			if err != nil {
-				ev = ev.Str("error", status.Convert(err).Message())
-			}
-			ev.Msg("rpc")
+			logCall(log, ctx, id, info.FullMethod, start, err)
 		}()
 		return handler(ctx, req)
 	}
+}
+
+// logStream is logUnary for streaming calls (Admin, Gates): one line per
+// call, and a panic becomes Internal.
+func logStream(log zerolog.Logger) grpc.StreamServerInterceptor {
+	return func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+		start := time.Now()
+		id := requestID(ss.Context())
+		_ = ss.SetHeader(metadata.Pairs(RequestIDHeader, id))
+		defer func() {
+			if r := recover(); r != nil {
+				log.Error().Str("request_id", id).Str("rpc", info.FullMethod).
+					Interface("panic", r).Bytes("stack", debug.Stack()).Msg("handler panicked")
+				err = status.Errorf(codes.Internal, "internal error (request id %s)", id)
+			}
+			logCall(log, ss.Context(), id, info.FullMethod, start, err)
+		}()
+		return handler(srv, ss)
+	}
+}
+
+// logCall writes a call's one line: request id, method, peer, latency and
+// status code; errors that mean a server fault at error level.
+func logCall(log zerolog.Logger, ctx context.Context, id, method string, start time.Time, err error) {
+	code := status.Code(err)
+	ev := log.Info()
+	if code == codes.Internal || code == codes.Unknown || code == codes.DataLoss {
+		ev = log.Error()
+	}
+	if p, ok := peer.FromContext(ctx); ok {
+		ev = ev.Str("peer", p.Addr.String())
+	}
+	ev = ev.Str("request_id", id).Str("rpc", method).
+		Dur("latency", time.Since(start)).Str("code", code.String())
+	if err != nil {
+		ev = ev.Str("error", status.Convert(err).Message())
+	}
+	ev.Msg("rpc")
 }
 
 type requestIDKey struct{}

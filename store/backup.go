@@ -362,7 +362,7 @@ func (s *Store) restore(r io.Reader, wrote *bool) (BackupStats, error) {
 	if err := wb.Flush(); err != nil {
 		return st, fmt.Errorf("store: restore: writing: %w", err)
 	}
-	// The same walk the server's index load does: every subject whole.
+	// Every subject whole, its templates decoded: what the index load needs.
 	n := int64(0)
 	if err := s.Each(func(Subject) error { n++; return nil }); err != nil {
 		return st, fmt.Errorf("%w: restored gallery does not load: %v", ErrBadBackup, err)
