@@ -10,6 +10,9 @@
 //	officer  Matcher Identify (watchlist search), Verify, GetSubject, ListSubjects, ListWatchlists
 //	admin    everything in the table: also Enroll, DeleteSubject, Admin Backup and Restore, Audit List and Verify
 //
+// On matchd's metrics listener, /debug/pprof/ goes through a Guard too, with
+// a table of its own that admits the admin role only.
+//
 // The health service is open (readiness probes carry no credentials; it says
 // only whether the server is serving). Server reflection needs any role: it
 // describes the API, which is public, but nothing is given to callers who

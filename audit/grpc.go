@@ -142,6 +142,15 @@ func (rc *Recorder) Denied(ctx context.Context, method string, req any, err erro
 	_ = rc.append(r)
 }
 
+// Granted records a call admitted outside gRPC (pprof on the metrics
+// listener) before it is served; detail says what was asked for. An error
+// means the record was not written and the call must not be served.
+func (rc *Recorder) Granted(ctx context.Context, method, detail string) error {
+	r := rc.base(ctx, method)
+	r.Decision, r.Code, r.Detail = "ok", codes.OK.String(), clip(detail)
+	return rc.append(r)
+}
+
 func (rc *Recorder) append(r Record) error {
 	if _, err := rc.Log.Append(r); err != nil {
 		rc.Logger.Error().Err(err).Str("rpc", r.RPC).Str("request_id", r.RequestID).Msg("audit record not written")

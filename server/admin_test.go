@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,7 +22,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/bordermatch/bordermatch/access"
 	"github.com/bordermatch/bordermatch/matcher"
+	"github.com/bordermatch/bordermatch/pki"
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
 	"github.com/bordermatch/bordermatch/store"
 	"github.com/bordermatch/bordermatch/templates"
@@ -223,8 +227,10 @@ func TestAdminBackupRestore(t *testing.T) {
 	}
 }
 
-// TestMetricsEndpoints: /metrics reports the gallery, /readyz follows the
-// readiness flag, pprof answers loopback clients, and capture states switch.
+// TestMetricsEndpoints: the metrics listener serves TLS with the server's
+// certificate; /metrics reports the gallery and /readyz follows the
+// readiness flag to callers without a client certificate; pprof answers
+// only the admin role, and both its grants and its refusals are audited.
 func TestMetricsEndpoints(t *testing.T) {
 	srv := startAdminServer(t)
 	if err := enrolRandom(t, srv.matcher, "m1", 1, 2); err != nil {
@@ -232,15 +238,37 @@ func TestMetricsEndpoints(t *testing.T) {
 	}
 	gallery.Store(srv.svc)
 	defer gallery.Store(nil)
-	m, err := startMetrics("127.0.0.1:0", true, zerolog.Nop())
+	sec := startSecure(t, access.Config{})
+	srvTLS, err := pki.ServerConfig(filepath.Join(sec.tls, pki.ServerFile), filepath.Join(sec.tls, pki.ServerKeyFile),
+		filepath.Join(sec.tls, pki.CAFile), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := startMetrics(metricsConfig{Addr: "127.0.0.1:0", TLS: srvTLS, Pprof: true, Audit: sec.audit, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.close()
-	base := "http://" + m.addr.String()
-	get := func(path string) (int, string) {
+	base := "https://" + m.addr.String()
+	// client holds certificate name ("" for none).
+	client := func(name string) *http.Client {
+		cert, key := "", ""
+		switch name {
+		case "":
+		case "admin":
+			cert, key = filepath.Join(sec.tls, pki.AdminFile), filepath.Join(sec.tls, pki.AdminKeyFile)
+		default:
+			cert, key = filepath.Join(sec.tls, name+".pem"), filepath.Join(sec.tls, name+"-key.pem")
+		}
+		cfg, err := pki.ClientConfig(filepath.Join(sec.tls, pki.CAFile), cert, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
+	}
+	get := func(c *http.Client, path string) (int, string) {
 		t.Helper()
-		resp, err := http.Get(base + path)
+		resp, err := c.Get(base + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -248,19 +276,26 @@ func TestMetricsEndpoints(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b)
 	}
-	if code, _ := get("/readyz"); code != http.StatusServiceUnavailable {
+	anon := client("")
+	if code, _ := get(anon, "/readyz"); code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz before ready: %d", code)
 	}
 	m.setReady(true)
-	if code, _ := get("/readyz"); code != http.StatusOK {
+	if code, _ := get(anon, "/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz when ready: %d", code)
 	}
-	if code, _ := get("/livez"); code != http.StatusOK {
+	if code, _ := get(anon, "/livez"); code != http.StatusOK {
 		t.Errorf("/livez: %d", code)
+	}
+	if resp, err := http.Get("http://" + m.addr.String() + "/metrics"); err == nil {
+		if resp.StatusCode == http.StatusOK {
+			t.Errorf("/metrics answered over plaintext")
+		}
+		resp.Body.Close()
 	}
 	SetCaptureState("gate-3-camera", "ok")
 	SetCaptureState("gate-3-camera", "offline")
-	code, body := get("/metrics")
+	code, body := get(anon, "/metrics")
 	for _, want := range []string{
 		"bordermatch_gallery_face_templates 2",
 		"bordermatch_gallery_subjects 1",
@@ -273,7 +308,57 @@ func TestMetricsEndpoints(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
-	if code, body := get("/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
-		t.Errorf("pprof from loopback: %d", code)
+
+	for _, tc := range []struct {
+		cert     string
+		code     int
+		identity string // of the audit record
+		decision string
+	}{
+		{"", http.StatusUnauthorized, "127.0.0.1", "unauthenticated"},
+		{"officer-1", http.StatusForbidden, "officer-1", "denied"},
+		{"gate-1", http.StatusForbidden, "gate-1", "denied"},
+		{"admin", http.StatusOK, "local-admin", "ok"},
+	} {
+		code, body := get(client(tc.cert), "/debug/pprof/goroutine?debug=1")
+		if code != tc.code || (code == 200) != strings.Contains(body, "goroutine profile") {
+			t.Errorf("pprof as %q: %d %.80q, want %d", tc.cert, code, body, tc.code)
+		}
+		recs := auditRecords(t, sec.audit)
+		last := recs[len(recs)-1]
+		if last.RPC != PprofMethod || last.Decision != tc.decision || !strings.HasPrefix(last.Identity, tc.identity) {
+			t.Errorf("pprof as %q: last audit record %+v, want %s by %s", tc.cert, last, tc.decision, tc.identity)
+		}
+		if tc.decision == "ok" && last.Detail != "/debug/pprof/goroutine" {
+			t.Errorf("granted pprof record names %q, want the path", last.Detail)
+		}
+	}
+	if res, err := sec.audit.Verify(); err != nil || !res.OK {
+		t.Errorf("audit chain after pprof calls: %+v %v", res, err)
+	}
+}
+
+// TestPprofPlaintext: with --insecure the metrics listener is plaintext,
+// and pprof answers loopback callers only, since any peer would be admin.
+func TestPprofPlaintext(t *testing.T) {
+	h := adminOnly(metricsConfig{Access: access.Config{Insecure: true}, Logger: zerolog.Nop()})(
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("profile")) }))
+	for _, tc := range []struct {
+		remote string
+		code   int
+	}{
+		{"127.0.0.1:5000", http.StatusOK},
+		{"[::1]:5000", http.StatusOK},
+		{"192.0.2.1:5000", http.StatusForbidden},
+		{"[2001:db8::1]:5000", http.StatusForbidden},
+		{"garbage", http.StatusForbidden},
+	} {
+		r := httptest.NewRequest("GET", "/debug/pprof/", nil)
+		r.RemoteAddr = tc.remote
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != tc.code {
+			t.Errorf("pprof from %s: %d, want %d", tc.remote, w.Code, tc.code)
+		}
 	}
 }

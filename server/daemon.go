@@ -86,8 +86,9 @@ type Options struct {
 	// disk (store.Purge) when there were deletions; 0: never.
 	PurgeInterval time.Duration
 	// MetricsListen is the host:port of /metrics, /livez, /readyz and
-	// pprof; empty: none. Pprof enables /debug/pprof/ there, for loopback
-	// clients only.
+	// pprof, served with the gRPC listener's certificate (plaintext with
+	// Insecure); empty: none. Pprof enables /debug/pprof/ there, for callers
+	// with the admin role (loopback callers only with Insecure).
 	MetricsListen string
 	Pprof         bool
 }
@@ -155,23 +156,9 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	if opt.ShutdownGrace <= 0 {
 		opt.ShutdownGrace = 10 * time.Second
 	}
-	faces, err := templates.NewFaceExtractor(templates.FaceConfig{
-		ModelsDir: opt.ModelsDir,
-		Detector:  opt.Detector,
-		MaxPixels: opt.MaxImagePixels,
-	})
+	tlsCfg, acc, err := accessConfig(opt, log)
 	if err != nil {
 		return err
-	}
-	defer faces.Close()
-
-	var metrics *metricsServer
-	if opt.MetricsListen != "" {
-		// Before the index loads, so /readyz can say it is loading.
-		if metrics, err = startMetrics(opt.MetricsListen, opt.Pprof, log); err != nil {
-			return err
-		}
-		defer metrics.close()
 	}
 	sopt, keyNote, err := GalleryOptions(opt.DataDir, opt.EncryptionKeyFile, log)
 	if err != nil {
@@ -191,6 +178,31 @@ func Serve(ctx context.Context, opt Options) (err error) {
 			err = fmt.Errorf("closing store: %w", cerr)
 		}
 	}()
+	// One audit log for the gRPC calls and the metrics listener's pprof:
+	// it keeps the chain's head, so there must not be two.
+	auditLog := audit.OpenHeld(st.DB(), st.HoldWrites)
+
+	var metrics *metricsServer
+	if opt.MetricsListen != "" {
+		// Before the models and the index load, so /readyz can say it is
+		// loading.
+		metrics, err = startMetrics(metricsConfig{Addr: opt.MetricsListen, TLS: tlsCfg, Pprof: opt.Pprof,
+			Access: *acc, Audit: auditLog, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer metrics.close()
+	}
+	// The models and then the index load while /readyz says so.
+	faces, err := templates.NewFaceExtractor(templates.FaceConfig{
+		ModelsDir: opt.ModelsDir,
+		Detector:  opt.Detector,
+		MaxPixels: opt.MaxImagePixels,
+	})
+	if err != nil {
+		return err
+	}
+	defer faces.Close()
 
 	cfg := Config{
 		Store: st, Faces: faces, Threshold: opt.Threshold, MaxFMR: opt.TargetFMR, Logger: log,
@@ -233,16 +245,12 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	if err != nil {
 		return err
 	}
-	tlsCfg, acc, err := accessConfig(opt, log)
-	if err != nil {
-		return err
-	}
 	lis, err := net.Listen("tcp", opt.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", opt.Listen, err)
 	}
 	gs, hs := NewGRPCServer(svc, GRPCOptions{MaxMessageBytes: opt.MaxMessageBytes, Logger: log,
-		TLS: tlsCfg, Access: acc, Audit: audit.OpenHeld(st.DB(), st.HoldWrites)})
+		TLS: tlsCfg, Access: acc, Audit: auditLog})
 	gates, err := NewGates(svc, GatesOptions{Gates: opt.Gates, ModelsDir: opt.ModelsDir, OpenScanner: opt.OpenScanner, Logger: log})
 	if err != nil {
 		lis.Close()

@@ -2,10 +2,14 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	stdlog "log"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,11 +19,19 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+
+	"github.com/bordermatch/bordermatch/access"
+	"github.com/bordermatch/bordermatch/audit"
 )
 
 // Prometheus metrics, served with /livez, /readyz and (with --pprof) pprof
-// on matchd's metrics listener (--metrics-listen), apart from the gRPC port.
+// on matchd's metrics listener (--metrics-listen), apart from the gRPC port,
+// with TLS unless --insecure.
 // One registry per process: a matchd process serves one gallery.
 var (
 	Registry = prometheus.NewRegistry()
@@ -102,55 +114,164 @@ func observeRPCs() (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
 }
 
 // metricsServer is the HTTP side: /metrics, /livez, /readyz and, when
-// enabled, /debug/pprof/ to loopback peers only.
+// enabled, /debug/pprof/ to admins.
 type metricsServer struct {
 	ready atomic.Bool
 	srv   *http.Server
 	addr  net.Addr
 }
 
-func startMetrics(addr string, withPprof bool, log zerolog.Logger) (*metricsServer, error) {
+// metricsConfig configures the metrics listener.
+type metricsConfig struct {
+	Addr string
+	// TLS is the gRPC listener's configuration; the metrics listener serves
+	// the same certificate, with client certificates optional so that
+	// Prometheus and probes without one can read /metrics, /livez and
+	// /readyz (which carry no biometric data). Nil: plaintext (--insecure).
+	TLS *tls.Config
+	// Pprof serves /debug/pprof/ to callers with the admin role (a client
+	// certificate or bearer token, as on gRPC), audited like an RPC;
+	// without TLS, to loopback callers only.
+	Pprof  bool
+	Access access.Config
+	Audit  *audit.Log
+	Logger zerolog.Logger
+}
+
+// PprofMethod is the name of the pprof endpoints in the role table
+// (access.Methods) and in audit records.
+const PprofMethod = "/debug/pprof/"
+
+func startMetrics(cfg metricsConfig) (*metricsServer, error) {
 	m := &metricsServer{}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/livez", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !m.ready.Load() {
-			http.Error(w, "not ready: loading the index or shutting down", http.StatusServiceUnavailable)
+			http.Error(w, "not ready: loading the models and the index, or shutting down", http.StatusServiceUnavailable)
 			return
 		}
 		w.Write([]byte("ok\n"))
 	})
-	if withPprof {
-		loopback := func(h http.Handler) http.Handler {
-			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				host, _, err := net.SplitHostPort(r.RemoteAddr)
-				if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
-					http.Error(w, "pprof is served to loopback clients only", http.StatusForbidden)
-					return
-				}
-				h.ServeHTTP(w, r)
-			})
-		}
-		mux.Handle("/debug/pprof/", loopback(http.HandlerFunc(pprof.Index)))
-		mux.Handle("/debug/pprof/cmdline", loopback(http.HandlerFunc(pprof.Cmdline)))
-		mux.Handle("/debug/pprof/profile", loopback(http.HandlerFunc(pprof.Profile)))
-		mux.Handle("/debug/pprof/symbol", loopback(http.HandlerFunc(pprof.Symbol)))
-		mux.Handle("/debug/pprof/trace", loopback(http.HandlerFunc(pprof.Trace)))
+	if cfg.Pprof {
+		admin := adminOnly(cfg)
+		mux.Handle(PprofMethod, admin(http.HandlerFunc(pprof.Index)))
+		mux.Handle(PprofMethod+"cmdline", admin(http.HandlerFunc(pprof.Cmdline)))
+		mux.Handle(PprofMethod+"profile", admin(http.HandlerFunc(pprof.Profile)))
+		mux.Handle(PprofMethod+"symbol", admin(http.HandlerFunc(pprof.Symbol)))
+		mux.Handle(PprofMethod+"trace", admin(http.HandlerFunc(pprof.Trace)))
 	}
-	lis, err := net.Listen("tcp", addr)
+	lis, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, errors.New("--metrics-listen: " + err.Error())
 	}
 	m.addr = lis.Addr()
-	m.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	if cfg.TLS != nil {
+		t := cfg.TLS.Clone()
+		t.ClientAuth = tls.VerifyClientCertIfGiven
+		t.NextProtos = []string{"h2", "http/1.1"}
+		lis = tls.NewListener(lis, t)
+	}
+	m.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: stdlog.New(warnWriter{cfg.Logger}, "", 0)}
 	go func() {
 		if err := m.srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error().Err(err).Msg("metrics listener")
+			cfg.Logger.Error().Err(err).Msg("metrics listener")
 		}
 	}()
-	log.Info().Str("metrics_listen", m.addr.String()).Bool("pprof", withPprof).Msg("serving /metrics, /livez, /readyz")
+	cfg.Logger.Info().Str("metrics_listen", m.addr.String()).Bool("tls", cfg.TLS != nil).Bool("pprof", cfg.Pprof).
+		Msg("serving /metrics, /livez, /readyz")
 	return m, nil
+}
+
+// warnWriter logs the HTTP server's own errors (failed TLS handshakes:
+// a scraper without the CA, a client certificate of another CA) as warnings.
+type warnWriter struct{ log zerolog.Logger }
+
+func (w warnWriter) Write(p []byte) (int, error) {
+	w.log.Warn().Str("listener", "metrics").Msg(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// adminOnly puts an HTTP handler behind the gRPC side's access control: the
+// caller is authenticated from the TLS client certificate or an
+// "Authorization: Bearer" header, must have the admin role, counts against
+// the per-caller limits, and every call, granted or refused, is audited
+// (granted ones before they are served; without a record there is no
+// answer).
+func adminOnly(cfg metricsConfig) func(http.Handler) http.Handler {
+	acc := cfg.Access
+	acc.Methods = map[string][]string{PprofMethod: {access.Admin}}
+	var rec *audit.Recorder
+	if cfg.Audit != nil {
+		rec = &audit.Recorder{Log: cfg.Audit, Logger: cfg.Logger}
+		acc.Denied = rec.Denied
+	}
+	admit := access.New(acc).Unary()
+	info := &grpc.UnaryServerInfo{FullMethod: PprofMethod}
+	return func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if cfg.TLS == nil && !isLoopback(r.RemoteAddr) {
+				// Without TLS any peer is the "insecure" admin.
+				http.Error(w, "pprof over plaintext is served to loopback clients only", http.StatusForbidden)
+				return
+			}
+			_, err := admit(httpCallContext(r), nil, info, func(ctx context.Context, _ any) (any, error) {
+				if rec != nil {
+					if err := rec.Granted(ctx, PprofMethod, r.URL.Path); err != nil {
+						return nil, err
+					}
+				}
+				h.ServeHTTP(w, r.WithContext(ctx))
+				return nil, nil
+			})
+			if err != nil {
+				st := status.Convert(err)
+				http.Error(w, st.Message(), httpStatus(st.Code()))
+			}
+		})
+	}
+}
+
+// httpCallContext gives an HTTP request what access control reads from a
+// gRPC call: the peer with its TLS state, and the authorization header as
+// incoming metadata.
+func httpCallContext(r *http.Request) context.Context {
+	p := &peer.Peer{Addr: remoteAddr(r.RemoteAddr)}
+	if r.TLS != nil {
+		p.AuthInfo = credentials.TLSInfo{State: *r.TLS, CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}
+	}
+	ctx := peer.NewContext(r.Context(), p)
+	if v := r.Header.Values("Authorization"); len(v) > 0 {
+		ctx = metadata.NewIncomingContext(ctx, metadata.MD{"authorization": v})
+	}
+	return ctx
+}
+
+func remoteAddr(s string) net.Addr {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return net.TCPAddrFromAddrPort(ap)
+	}
+	return &net.TCPAddr{}
+}
+
+func isLoopback(remote string) bool {
+	ap, err := netip.ParseAddrPort(remote)
+	return err == nil && ap.Addr().Unmap().IsLoopback()
+}
+
+func httpStatus(c codes.Code) int {
+	switch c {
+	case codes.Unauthenticated:
+		return http.StatusUnauthorized
+	case codes.PermissionDenied:
+		return http.StatusForbidden
+	case codes.ResourceExhausted:
+		return http.StatusTooManyRequests
+	case codes.Unavailable:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
 }
 
 func (m *metricsServer) close() {

@@ -6,6 +6,9 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -229,5 +232,130 @@ func TestAuditSurvivesKill(t *testing.T) {
 		t.Fatalf("after SIGKILL: %s; %d calls were acknowledged", out, acked.Load())
 	}
 	t.Logf("%d calls acknowledged before SIGKILL, %d records in an intact chain", acked.Load(), res.Records)
+	d.stop(t)
+}
+
+// TestMetricsListener: matchd's metrics listener serves TLS with the local
+// CA's server certificate; /readyz is 503 while the models and the index
+// load and 200 once gRPC serves; pprof answers the admin certificate only,
+// and the audit trail records the refusals and the grant.
+func TestMetricsListener(t *testing.T) {
+	data := t.TempDir()
+	tlsDir := filepath.Join(data, "tls")
+	// The CA exists before the first start, as an agency's would, so the
+	// probe below can trust it from the first moment.
+	if _, err := pki.EnsureLocal(tlsDir, pki.LocalHosts("127.0.0.1:0")); err != nil {
+		t.Fatal(err)
+	}
+	client := func(cert, key string) *http.Client {
+		cfg, err := pki.ClientConfig(filepath.Join(tlsDir, pki.CAFile), cert, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
+	}
+	anon := client("", "")
+	metrics := freeAddr(t)
+	base := "https://" + metrics
+
+	// Probe /readyz from before the start until it says ready.
+	type probe struct {
+		codes []int
+		grpc  error // dialling the gRPC port right after the first 200
+	}
+	probed := make(chan probe, 1)
+	stop := make(chan struct{})
+	defer close(stop)
+	var grpcAddr atomic.Value
+	go func() {
+		var p probe
+		for {
+			select {
+			case <-stop:
+				probed <- p
+				return
+			default:
+			}
+			resp, err := anon.Get(base + "/readyz")
+			if err != nil {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			resp.Body.Close()
+			if len(p.codes) == 0 || p.codes[len(p.codes)-1] != resp.StatusCode {
+				p.codes = append(p.codes, resp.StatusCode)
+			}
+			if resp.StatusCode == http.StatusOK {
+				for grpcAddr.Load() == nil {
+					time.Sleep(time.Millisecond)
+				}
+				c, err := net.DialTimeout("tcp", grpcAddr.Load().(string), time.Second)
+				if err == nil {
+					c.Close()
+				}
+				p.grpc = err
+				probed <- p
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	d := startMatchd(t, data, "--metrics-listen", metrics, "--pprof")
+	grpcAddr.Store(d.addr)
+	var p probe
+	select {
+	case p = <-probed:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("/readyz never answered 200\n%s", d.log)
+	}
+	if len(p.codes) != 2 || p.codes[0] != http.StatusServiceUnavailable || p.codes[1] != http.StatusOK || p.grpc != nil {
+		t.Fatalf("/readyz answered %v during the start, gRPC dial after ready: %v; want [503 200] and a dial", p.codes, p.grpc)
+	}
+
+	if resp, err := http.Get("http://" + metrics + "/metrics"); err == nil {
+		if resp.StatusCode == http.StatusOK {
+			t.Error("/metrics answered over plaintext")
+		}
+		resp.Body.Close()
+	}
+	get := func(c *http.Client, path string) int {
+		t.Helper()
+		resp, err := c.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode
+	}
+	if code := get(anon, "/metrics"); code != http.StatusOK {
+		t.Errorf("/metrics without a client certificate: %d", code)
+	}
+	certs := t.TempDir()
+	if out, err := exec.Command(filepath.Join(binDir, "matchd"), "certs", "--data", data, "--role", "officer", "--name", "officer-3", "--out", certs).CombinedOutput(); err != nil {
+		t.Fatalf("matchd certs: %v\n%s", err, out)
+	}
+	officer := client(filepath.Join(certs, "officer-3.pem"), filepath.Join(certs, "officer-3-key.pem"))
+	admin := client(filepath.Join(tlsDir, pki.AdminFile), filepath.Join(tlsDir, pki.AdminKeyFile))
+	for _, tc := range []struct {
+		name string
+		c    *http.Client
+		want int
+	}{{"no certificate", anon, http.StatusUnauthorized}, {"officer", officer, http.StatusForbidden}, {"admin", admin, http.StatusOK}} {
+		if code := get(tc.c, "/debug/pprof/heap"); code != tc.want {
+			t.Errorf("pprof as %s: %d, want %d", tc.name, code, tc.want)
+		}
+	}
+	res := auditJSON(t, d.addr)
+	var got []string
+	for _, r := range res.Records {
+		if r.RPC == server.PprofMethod {
+			got = append(got, r.Identity+" "+r.Decision)
+		}
+	}
+	if len(got) != 3 || !strings.HasSuffix(got[0], " unauthenticated") || got[1] != "officer-3 denied" || got[2] != "local-admin ok" {
+		t.Errorf("pprof audit records: %q", got)
+	}
+	mustCLI(t, d.addr, "audit", "verify")
 	d.stop(t)
 }

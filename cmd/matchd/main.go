@@ -21,7 +21,7 @@
 //	--encryption-key-file FILE BORDERMATCH_ENCRYPTION_KEY_FILE (BORDERMATCH_ENCRYPTION_KEY, else DATA/master.key, generated at first start)
 //	--purge-interval D         BORDERMATCH_PURGE_INTERVAL     (10m; 0: never)
 //	--metrics-listen HOST:PORT BORDERMATCH_METRICS_LISTEN     (none)
-//	--pprof                    (off; on the metrics listener, loopback clients only)
+//	--pprof                    (off; on the metrics listener, admin role only)
 //
 // Access (see the access and pki packages):
 //
@@ -109,8 +109,8 @@ func run(args []string) error {
 		keyFile   = fs.String("encryption-key-file", env(server.EncryptionKeyFileEnv, ""),
 			"gallery master key `file` (hex, 16/24/32 bytes); default: $"+server.EncryptionKeyEnv+", else DATA/master.key (generated at first start)")
 		purge         = fs.String("purge-interval", env("BORDERMATCH_PURGE_INTERVAL", "10m"), "how often deleted subjects' bytes are purged from disk when there were deletions; 0: never")
-		metricsListen = fs.String("metrics-listen", env("BORDERMATCH_METRICS_LISTEN", ""), "`host:port` for /metrics, /livez, /readyz (and pprof); empty: none")
-		withPprof     = fs.Bool("pprof", false, "serve /debug/pprof/ on the metrics listener, to loopback clients only")
+		metricsListen = fs.String("metrics-listen", env("BORDERMATCH_METRICS_LISTEN", ""), "`host:port` for /metrics, /livez, /readyz (and pprof), with TLS unless --insecure; empty: none")
+		withPprof     = fs.Bool("pprof", false, "serve /debug/pprof/ on the metrics listener, to callers with the admin role (audited)")
 	)
 	acc := accessFlags(fs)
 	fs.Var(&gateFlags, "gate", "a gate's camera as `ID=SOURCE` (repeatable), e.g. 3=rtsp://cam3/stream, 4=/dev/video0, 5=folder:/srv/frames")
