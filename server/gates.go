@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -189,8 +190,23 @@ type GatesOptions struct {
 	// gates and streams, so that cameras never take every core from the
 	// matcher; 0 means half the cores (at least 1).
 	AssessSlots int
-	Logger      zerolog.Logger
+	// MaxStreamFrames and MaxStreamDuration bound one IdentifyFrames
+	// stream: past either, the server stops reading and answers with the
+	// best face so far, so that one caller cannot keep a selector busy
+	// indefinitely. 0 takes DefaultMaxStreamFrames and
+	// DefaultMaxStreamDuration.
+	MaxStreamFrames   int
+	MaxStreamDuration time.Duration
+	Logger            zerolog.Logger
 }
+
+// The limits of an IdentifyFrames stream: a minute of a 15 fps camera. A
+// gate that has not seen a usable face by then will not see one in this
+// passage.
+const (
+	DefaultMaxStreamFrames   = 900
+	DefaultMaxStreamDuration = time.Minute
+)
 
 // Gates is the bordermatch.v1.Gates service: it reads the gates' cameras
 // and identifies the best face they show with the Service's identify path.
@@ -204,6 +220,9 @@ type Gates struct {
 	picker shotPicker
 	slots  chan struct{}
 	open   func(ctx context.Context, uri string) (Scanner, error)
+
+	maxStreamFrames   int
+	maxStreamDuration time.Duration
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -226,6 +245,9 @@ func NewGates(svc *Service, opt GatesOptions) (*Gates, error) {
 		picker: &selectorPicker{cfg: capture.SelectorConfig{ModelsDir: opt.ModelsDir}, n: n},
 		slots:  make(chan struct{}, n),
 		open:   opt.OpenScanner,
+
+		maxStreamFrames:   cmp.Or(opt.MaxStreamFrames, DefaultMaxStreamFrames),
+		maxStreamDuration: cmp.Or(opt.MaxStreamDuration, DefaultMaxStreamDuration),
 	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	for _, c := range opt.Gates {
@@ -902,6 +924,7 @@ func (g *Gates) IdentifyFrames(stream pb.Gates_IdentifyFramesServer) error {
 		n        int
 		lastRej  string
 		eos      bool
+		cut      string // the server's limit that ended the stream
 		settings = func(req *pb.IdentifyFramesRequest) error {
 			var err error
 			if k, err = topK(req.GetTopK()); err != nil {
@@ -965,6 +988,14 @@ func (g *Gates) IdentifyFrames(stream pb.Gates_IdentifyFramesServer) error {
 		if w.targetReached() && !first.GetFullStream() {
 			break
 		}
+		if n >= g.maxStreamFrames {
+			cut = fmt.Sprintf("the server stopped reading at its limit of %d frames", g.maxStreamFrames)
+			break
+		}
+		if d := time.Since(start); d >= g.maxStreamDuration {
+			cut = fmt.Sprintf("the server stopped reading at its limit of %s", g.maxStreamDuration)
+			break
+		}
 	}
 	if n == 0 {
 		return status.Error(codes.InvalidArgument, "no frames: send JPEG or PNG frames in IdentifyFramesRequest.frame")
@@ -978,6 +1009,9 @@ func (g *Gates) IdentifyFrames(stream pb.Gates_IdentifyFramesServer) error {
 		resp.Outcome = pb.CaptureOutcome_CAPTURE_OUTCOME_NO_FACE
 		resp.Shot = &pb.Shot{FramesAssessed: int32(w.frames())}
 		resp.Detail = noFaceDetail(n, time.Since(start), lastRej)
+		if cut != "" {
+			resp.Detail += "; " + cut
+		}
 	} else {
 		res, detail, err := g.identifyShot(ctx, shot, identifyQuery{k: k, watchlists: first.GetWatchlists(), threshold: first.Threshold, maxFMR: first.MaxFmr})
 		if err != nil {
@@ -991,7 +1025,10 @@ func (g *Gates) IdentifyFrames(stream pb.Gates_IdentifyFramesServer) error {
 			resp.Outcome = pb.CaptureOutcome_CAPTURE_OUTCOME_IDENTIFIED
 			resp.Result = res
 			when := "at the end of the stream"
-			if !eos {
+			switch {
+			case cut != "":
+				when = "when " + cut
+			case !eos:
 				when = "before the end of the stream (target quality met)"
 			}
 			resp.Detail = fmt.Sprintf("face of quality %.2f from frame %d of %d, %s; %d candidates", shot.quality.GetScore(), shot.seq, n, when, len(res.Candidates))

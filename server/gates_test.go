@@ -457,6 +457,31 @@ func TestIdentifyFrames(t *testing.T) {
 	})
 }
 
+// TestIdentifyFramesLimit: a stream longer than the server's frame limit
+// is answered at the limit, with the best face so far, and says so.
+func TestIdentifyFramesLimit(t *testing.T) {
+	srv := startGates(t, nil, func(g *Gates) { g.maxStreamFrames = 4 })
+	blank := encodeFrames(t, []string{"", "", ""}, gocv.PNGFileExt)
+	faces := encodeFrames(t, traveller(), gocv.JPEGFileExt)
+
+	resp, sent, err := sendFrames(t, srv.gates, &pb.IdentifyFramesRequest{FullStream: true},
+		append(append(slices.Clone(blank), faces...), blank...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.FramesReceived != 4 || resp.Outcome != pb.CaptureOutcome_CAPTURE_OUTCOME_IDENTIFIED ||
+		resp.Shot.FrameSeq != 4 || !strings.Contains(resp.Detail, "limit of 4 frames") {
+		t.Fatalf("%d sent: %v", sent, resp)
+	}
+	resp, _, err = sendFrames(t, srv.gates, nil, append(slices.Clone(blank), blank...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.FramesReceived != 4 || resp.Outcome != pb.CaptureOutcome_CAPTURE_OUTCOME_NO_FACE || !strings.Contains(resp.Detail, "limit of 4 frames") {
+		t.Fatalf("%v", resp)
+	}
+}
+
 func TestGatesConfig(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, text string) string {

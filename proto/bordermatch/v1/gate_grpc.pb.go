@@ -58,7 +58,9 @@ type GatesClient interface {
 	// quality target, or at the end of the stream with the best face so far.
 	// The first message carries the settings; every message may carry a
 	// frame. The server may answer before the client ends the stream; the
-	// client's later sends then fail and it reads the answer.
+	// client's later sends then fail and it reads the answer. It also stops
+	// reading at its limits (900 frames or a minute by default) and answers
+	// with the best face so far, saying so in detail.
 	IdentifyFrames(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[IdentifyFramesRequest, IdentifyFramesResponse], error)
 }
 
@@ -118,7 +120,9 @@ type GatesServer interface {
 	// quality target, or at the end of the stream with the best face so far.
 	// The first message carries the settings; every message may carry a
 	// frame. The server may answer before the client ends the stream; the
-	// client's later sends then fail and it reads the answer.
+	// client's later sends then fail and it reads the answer. It also stops
+	// reading at its limits (900 frames or a minute by default) and answers
+	// with the best face so far, saying so in detail.
 	IdentifyFrames(grpc.ClientStreamingServer[IdentifyFramesRequest, IdentifyFramesResponse]) error
 	mustEmbedUnimplementedGatesServer()
 }
