@@ -3,7 +3,9 @@ package matcher
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -146,6 +148,40 @@ func BenchmarkSearchBatch(b *testing.B) {
 			// CPU time too: on a shared machine it varies less than wall time.
 			b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/float64(b.N*len(probes)), "cpu-ns/probe")
 		})
+	}
+}
+
+// BenchmarkConcurrentSearch: 64 callers searching at once, as the gates
+// do, each with Index.Search ("direct": a scan each) or through a Coalescer
+// (concurrent searches share scans). ns/op is per search.
+func BenchmarkConcurrentSearch(b *testing.B) {
+	for _, n := range []int{100_000, 1_000_000} {
+		ix := gallery(b, n)
+		r := rand.New(rand.NewPCG(7, 10))
+		probes := make([][]float32, 256)
+		for i := range probes {
+			probes[i] = randUnit(r, 128)
+		}
+		c := NewCoalescer(ix, 0)
+		for _, way := range []struct {
+			name   string
+			search func([]float32, SearchOptions) ([]Hit, error)
+		}{{"direct", ix.Search}, {"coalesced", c.Search}} {
+			b.Run(fmt.Sprintf("n=%d/%s", n, way.name), func(b *testing.B) {
+				var next atomic.Int64
+				b.SetParallelism(64 / max(1, runtime.GOMAXPROCS(0)))
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						p := probes[next.Add(1)%int64(len(probes))]
+						if _, err := way.search(p, SearchOptions{K: 10}); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "searches/s")
+			})
+		}
 	}
 }
 

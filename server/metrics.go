@@ -50,6 +50,12 @@ var (
 		Help: "Capture sources (gate cameras, scanners): 1 for the state each source is in, 0 for states it was in before.",
 	}, []string{"source", "state"})
 
+	searchBatch = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "bordermatch_face_search_batch_probes",
+		Help:    "Face probes per scan of the face index: concurrent identifications of the same options share a scan.",
+		Buckets: []float64{1, 2, 4, 8, 12, 16},
+	})
+
 	// gallery is the service whose gallery sizes are reported.
 	gallery atomic.Pointer[Service]
 )
@@ -66,7 +72,7 @@ func init() {
 	Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		rpcDuration, captureState,
+		rpcDuration, captureState, searchBatch,
 		size("bordermatch_gallery_face_templates", "Face templates in the search index.", func(s *Service) int { return s.index.Len() }),
 		size("bordermatch_gallery_finger_templates", "Finger templates in the search index.", func(s *Service) int { return s.fingers.Len() }),
 		size("bordermatch_gallery_subjects", "Subjects with at least one searchable template.", (*Service).Subjects),
@@ -92,6 +98,8 @@ func SetCaptureState(source, state string) {
 	captureStates[source] = state
 	captureState.WithLabelValues(source, state).Set(1)
 }
+
+func observeSearchBatch(probes int) { searchBatch.Observe(float64(probes)) }
 
 // observeUnary and observeStream record every call's latency in
 // bordermatch_rpc_duration_seconds.

@@ -83,8 +83,11 @@ type Service struct {
 
 	// index keeps the faces' int8 codes; the exact vectors it re-scores
 	// with come from the store (faceSource).
-	index   *matcher.Index
-	fingers *matcher.FingerIndex
+	index *matcher.Index
+	// searches batches concurrent face searches of the same options into
+	// one scan of index (matcher.Coalescer).
+	searches *matcher.Coalescer
+	fingers  *matcher.FingerIndex
 	// fingered holds what scoring needs to know, beside the indexes, of
 	// every subject with fingers: its watchlists (the finger index has
 	// none), how many faces it has, and its fingers. A subject with faces
@@ -170,6 +173,8 @@ func New(cfg Config) (*Service, error) {
 		seed:         maphash.MakeSeed(),
 	}
 	s.index = matcher.NewIndexWithSource(faceDim, faceSource{s})
+	s.searches = matcher.NewCoalescer(s.index, 0)
+	s.searches.Observe = observeSearchBatch
 	if err := s.load(); err != nil {
 		return nil, err
 	}
