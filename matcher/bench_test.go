@@ -153,7 +153,7 @@ func BenchmarkSearchBatch(b *testing.B) {
 
 // BenchmarkConcurrentSearch: 64 callers searching at once, as the gates
 // do, each with Index.Search ("direct": a scan each) or through a Coalescer
-// (concurrent searches share scans). ns/op is per search.
+// of at most m probes a scan ("coalesced-m"). ns/op is per search.
 func BenchmarkConcurrentSearch(b *testing.B) {
 	for _, n := range []int{100_000, 1_000_000} {
 		ix := gallery(b, n)
@@ -162,11 +162,16 @@ func BenchmarkConcurrentSearch(b *testing.B) {
 		for i := range probes {
 			probes[i] = randUnit(r, 128)
 		}
-		c := NewCoalescer(ix, 0)
-		for _, way := range []struct {
+		type way struct {
 			name   string
 			search func([]float32, SearchOptions) ([]Hit, error)
-		}{{"direct", ix.Search}, {"coalesced", c.Search}} {
+		}
+		ways := []way{{"direct", ix.Search}}
+		// Batches of at most m probes: DefaultCoalesce and its neighbours.
+		for _, m := range []int{8, 16, 32, 64} {
+			ways = append(ways, way{fmt.Sprintf("coalesced-%d", m), NewCoalescer(ix, m).Search})
+		}
+		for _, way := range ways {
 			b.Run(fmt.Sprintf("n=%d/%s", n, way.name), func(b *testing.B) {
 				var next atomic.Int64
 				b.SetParallelism(64 / max(1, runtime.GOMAXPROCS(0)))

@@ -53,7 +53,7 @@ var (
 	searchBatch = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "bordermatch_face_search_batch_probes",
 		Help:    "Face probes per scan of the face index: concurrent identifications of the same options share a scan.",
-		Buckets: []float64{1, 2, 4, 8, 12, 16},
+		Buckets: []float64{1, 2, 4, 8, 16, 24, 32},
 	})
 
 	// gallery is the service whose gallery sizes are reported.
