@@ -47,13 +47,16 @@ type Candidate struct {
 }
 
 // Selector finds faces in frames and rates them, to keep the best shot of a
-// traveller. A Selector serialises its detector: use one per camera.
+// traveller. A Selector serialises its detector: use one per camera. The
+// selectors of a process share one landmark model per file, so a second
+// one costs a HOG detector (a few MB), not another 100 MB model.
 type Selector struct {
 	cfg SelectorConfig
 	det *faceDetector
 }
 
-// NewSelector loads the landmark model.
+// NewSelector loads the landmark model, unless another open Selector has
+// loaded it already.
 func NewSelector(cfg SelectorConfig) (*Selector, error) {
 	if cfg.DetectWidth <= 0 {
 		cfg.DetectWidth = 640
@@ -81,7 +84,8 @@ func NewSelector(cfg SelectorConfig) (*Selector, error) {
 // Config returns the configuration in use, defaults filled in.
 func (s *Selector) Config() SelectorConfig { return s.cfg }
 
-// Close frees the model.
+// Close frees the detector, and the landmark model when no other Selector
+// uses it.
 func (s *Selector) Close() error {
 	s.det.close()
 	return nil

@@ -5,9 +5,13 @@ import (
 	"errors"
 	"io"
 	"os"
+	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"gocv.io/x/gocv"
 )
 
 func modelsDir(t testing.TB) string {
@@ -164,5 +168,72 @@ func TestSelectorConfigErrors(t *testing.T) {
 		} else {
 			t.Log(err)
 		}
+	}
+}
+
+// TestSelectorsShareLandmarkModel: selectors share one landmark model,
+// assess frames on several goroutines at once with the results one
+// selector gives alone, and the model is freed with the last of them.
+func TestSelectorsShareLandmarkModel(t *testing.T) {
+	frame := gocv.IMRead("../testdata/faces/bbt/leonard/2.png", gocv.IMReadColor)
+	if frame.Empty() {
+		t.Fatal("cannot read the test photo")
+	}
+	defer frame.Close()
+	refs := func() (n int) {
+		landmarkModelsMu.Lock()
+		defer landmarkModelsMu.Unlock()
+		for _, lm := range landmarkModels {
+			n += lm.refs
+		}
+		return n
+	}
+	base := refs() // selectors of other tests still open
+
+	sels := make([]*Selector, 4)
+	took := make([]time.Duration, len(sels))
+	for i := range sels {
+		start := time.Now()
+		s, err := NewSelector(SelectorConfig{ModelsDir: modelsDir(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		took[i] = time.Since(start)
+		sels[i] = s
+	}
+	t.Logf("NewSelector took %v", took)
+	if sels[0].det.model != sels[3].det.model || refs() != base+4 {
+		t.Fatalf("selectors do not share the model: %d references", refs()-base)
+	}
+	want, err := sels[0].Assess(frame)
+	if err != nil || len(want) == 0 {
+		t.Fatalf("no face: %v", err)
+	}
+	var wg sync.WaitGroup
+	for _, s := range sels {
+		wg.Go(func() {
+			for range 5 {
+				got, err := s.Assess(frame)
+				if err != nil || !reflect.DeepEqual(got, want) {
+					t.Errorf("concurrent assessment: %v %v, want %v", got, err, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+
+	for _, s := range sels[:3] {
+		s.Close()
+	}
+	if got, err := sels[3].Assess(frame); err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("after the other selectors closed: %v %v", got, err)
+	}
+	sels[3].Close()
+	if refs() != base {
+		t.Errorf("%d references left after closing every selector", refs()-base)
+	}
+	if _, err := NewSelector(SelectorConfig{ModelsDir: t.TempDir()}); err == nil || refs() != base {
+		t.Errorf("a missing model: %v, %d references", err, refs()-base)
 	}
 }

@@ -10,9 +10,19 @@
 
 #include "detect.h"
 
+struct facemodel {
+	dlib::shape_predictor sp;
+	// Copied into each detector: deserialising dlib's built-in detector
+	// takes about half a second, copying it a fraction of that.
+	dlib::frontal_face_detector det;
+};
+
+// The shape predictor is only read while predicting (operator() is const),
+// so detectors on several threads share one; the HOG detector keeps
+// scratch state and each detector has its own copy.
 struct facedet {
 	dlib::frontal_face_detector det;
-	dlib::shape_predictor sp;
+	const dlib::shape_predictor* sp;
 	dlib::array2d<unsigned char> img;
 	dlib::array2d<unsigned char> up;
 };
@@ -23,19 +33,38 @@ static char* dupstr(const std::string& s) {
 	return p;
 }
 
-facedet* facedet_new(const char* sp_path, char** err) {
+facemodel* facemodel_load(const char* sp_path, char** err) {
 	try {
-		facedet* d = new facedet;
-		d->det = dlib::get_frontal_face_detector();
-		dlib::deserialize(sp_path) >> d->sp;
-		return d;
+		facemodel* m = new facemodel;
+		try {
+			dlib::deserialize(sp_path) >> m->sp;
+			m->det = dlib::get_frontal_face_detector();
+		} catch (...) {
+			delete m;
+			throw;
+		}
+		return m;
 	} catch (const std::exception& e) {
 		*err = dupstr(e.what());
 		return nullptr;
 	}
 }
 
-int facedet_points(facedet* d) { return static_cast<int>(d->sp.num_parts()); }
+int facemodel_points(const facemodel* m) { return static_cast<int>(m->sp.num_parts()); }
+
+void facemodel_free(facemodel* m) { delete m; }
+
+facedet* facedet_new(const facemodel* m, char** err) {
+	try {
+		facedet* d = new facedet;
+		d->det = m->det;
+		d->sp = &m->sp;
+		return d;
+	} catch (const std::exception& e) {
+		*err = dupstr(e.what());
+		return nullptr;
+	}
+}
 
 int facedet_detect(facedet* d, const uint8_t* grey, int w, int h, int stride, int upsample, int max,
                    int* boxes, double* scores, double* points, char** err) {
@@ -54,11 +83,11 @@ int facedet_detect(facedet* d, const uint8_t* grey, int w, int h, int stride, in
 		std::vector<dlib::rect_detection> dets;
 		d->det(*in, dets, 0.0);
 		int n = 0;
-		const int np = static_cast<int>(d->sp.num_parts());
+		const int np = static_cast<int>(d->sp->num_parts());
 		for (const auto& rd : dets) {
 			if (n >= max) break;
 			const dlib::rectangle& r = rd.rect;
-			dlib::full_object_detection shape = d->sp(*in, r);
+			dlib::full_object_detection shape = (*d->sp)(*in, r);
 			boxes[4 * n + 0] = static_cast<int>(r.left() / scale);
 			boxes[4 * n + 1] = static_cast<int>(r.top() / scale);
 			boxes[4 * n + 2] = static_cast<int>(r.right() / scale);

@@ -30,21 +30,70 @@ type detected struct {
 // recognition network, which costs far more and is needed only for the one
 // shot finally kept. Calls are serialised.
 type faceDetector struct {
-	mu sync.Mutex
-	d  *C.facedet
-	np int
+	mu    sync.Mutex
+	d     *C.facedet
+	model *landmarkModel
+	np    int
+}
+
+// landmarkModel is a shape predictor loaded once per file and shared by
+// every detector of the process: the 68-point model is 100 MB and takes
+// seconds to read, and a server has a detector per assessment slot.
+type landmarkModel struct {
+	path string
+	m    *C.facemodel
+	refs int // detectors using it; guarded by landmarkModelsMu
+}
+
+var (
+	landmarkModelsMu sync.Mutex
+	landmarkModels   = map[string]*landmarkModel{}
+)
+
+// acquireLandmarkModel returns the model of path, loading it if no detector
+// holds it; release it with releaseLandmarkModel.
+func acquireLandmarkModel(path string) (*landmarkModel, error) {
+	landmarkModelsMu.Lock()
+	defer landmarkModelsMu.Unlock()
+	if lm := landmarkModels[path]; lm != nil {
+		lm.refs++
+		return lm, nil
+	}
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	var cerr *C.char
+	m := C.facemodel_load(cpath, &cerr)
+	if m == nil {
+		defer C.free(unsafe.Pointer(cerr))
+		return nil, fmt.Errorf("capture: loading the landmark model %s (run `make models`): %s", path, C.GoString(cerr))
+	}
+	lm := &landmarkModel{path: path, m: m, refs: 1}
+	landmarkModels[path] = lm
+	return lm, nil
+}
+
+func releaseLandmarkModel(lm *landmarkModel) {
+	landmarkModelsMu.Lock()
+	defer landmarkModelsMu.Unlock()
+	if lm.refs--; lm.refs == 0 {
+		delete(landmarkModels, lm.path)
+		C.facemodel_free(lm.m)
+	}
 }
 
 func newFaceDetector(shapePredictor string) (*faceDetector, error) {
-	cpath := C.CString(shapePredictor)
-	defer C.free(unsafe.Pointer(cpath))
+	lm, err := acquireLandmarkModel(shapePredictor)
+	if err != nil {
+		return nil, err
+	}
 	var cerr *C.char
-	d := C.facedet_new(cpath, &cerr)
+	d := C.facedet_new(lm.m, &cerr)
 	if d == nil {
 		defer C.free(unsafe.Pointer(cerr))
-		return nil, fmt.Errorf("capture: loading the landmark model %s (run `make models`): %s", shapePredictor, C.GoString(cerr))
+		releaseLandmarkModel(lm)
+		return nil, fmt.Errorf("capture: face detector: %s", C.GoString(cerr))
 	}
-	return &faceDetector{d: d, np: int(C.facedet_points(d))}, nil
+	return &faceDetector{d: d, model: lm, np: int(C.facemodel_points(lm.m))}, nil
 }
 
 // detect finds faces in a grey image (w x h bytes, stride bytes a row).
@@ -85,5 +134,6 @@ func (f *faceDetector) close() {
 	if f.d != nil {
 		C.facedet_free(f.d)
 		f.d = nil
+		releaseLandmarkModel(f.model)
 	}
 }
