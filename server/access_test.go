@@ -101,6 +101,13 @@ func startSecure(t *testing.T, acc access.Config) *secureServer {
 // for the local CA's admin certificate), with token if set.
 func (s *secureServer) dial(t *testing.T, name, token string) *grpc.ClientConn {
 	t.Helper()
+	return dialWith(t, s.addr, credentials.NewTLS(s.clientTLS(t, name)), token)
+}
+
+// clientTLS is the TLS configuration of a client holding certificate name
+// ("" for none, "admin" for the local CA's admin certificate).
+func (s *secureServer) clientTLS(t *testing.T, name string) *tls.Config {
+	t.Helper()
 	cert, key := "", ""
 	switch name {
 	case "":
@@ -113,7 +120,7 @@ func (s *secureServer) dial(t *testing.T, name, token string) *grpc.ClientConn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return dialWith(t, s.addr, credentials.NewTLS(cfg), token)
+	return cfg
 }
 
 func dialWith(t *testing.T, addr string, creds credentials.TransportCredentials, token string) *grpc.ClientConn {

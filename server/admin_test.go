@@ -252,19 +252,7 @@ func TestMetricsEndpoints(t *testing.T) {
 	base := "https://" + m.addr.String()
 	// client holds certificate name ("" for none).
 	client := func(name string) *http.Client {
-		cert, key := "", ""
-		switch name {
-		case "":
-		case "admin":
-			cert, key = filepath.Join(sec.tls, pki.AdminFile), filepath.Join(sec.tls, pki.AdminKeyFile)
-		default:
-			cert, key = filepath.Join(sec.tls, name+".pem"), filepath.Join(sec.tls, name+"-key.pem")
-		}
-		cfg, err := pki.ClientConfig(filepath.Join(sec.tls, pki.CAFile), cert, key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return &http.Client{Transport: &http.Transport{TLSClientConfig: cfg}}
+		return &http.Client{Transport: &http.Transport{TLSClientConfig: sec.clientTLS(t, name)}}
 	}
 	get := func(c *http.Client, path string) (int, string) {
 		t.Helper()
