@@ -554,7 +554,7 @@ func (ix *Index) Verify(probe []float32, subjectID string) (score float32, ok bo
 			return 0, false, nil
 		}
 		score, ok = -2, false
-		err := ix.fetch(sc, sc.q, []string{subjectID}, func(_ int, s float32) {
+		err := ix.fetch(sc.v, sc.q, []string{subjectID}, func(_ int, s float32) {
 			score, ok = max(score, s), true
 		})
 		if err != nil || !ok {

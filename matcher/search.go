@@ -40,8 +40,10 @@ type worker struct {
 	hot   []int32  // blocks of the tile with a mask set, relative to its first
 	prm   probeParams
 	// rescore's, for the probes p with p%nwork the worker's number.
-	subs  []int32 // candidate subjects of one probe
-	final topK
+	subs    []int32 // candidate subjects of one probe
+	final   topK
+	v       []float32 // a source's vector, normalised
+	missing int       // re-scored subjects the source did not have
 }
 
 // Search returns the opt.K subjects most similar to probe, best first,
@@ -138,30 +140,32 @@ func (ix *Index) search(sc *scratch, probes [][]float32, opt SearchOptions, out 
 	ix.scanTiles(sc, &work[0], &next, n, filter)
 	wg.Wait()
 
-	if ix.src != nil {
-		// A VectorSource (the store) is read one probe at a time: its
-		// reads share the scratch vector and the missing count, and they
-		// wait on the store rather than on memory.
-		for p := range np {
-			var err error
-			if out[p], err = ix.rescore(sc, p, k, floor); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
 	// Re-scoring reads f32 rows scattered over the slab, mostly cache and
-	// TLB misses: on all the workers' cores, a share of the probes each.
+	// TLB misses, or waits on the VectorSource (the store): on all the
+	// workers' cores, a share of the probes each, so that a batch's
+	// re-scoring does not leave all but one core idle.
+	errs := make([]error, min(workers, np))
 	rescoreShare := func(w int) {
 		for p := w; p < np; p += workers {
-			out[p], _ = ix.rescore(sc, p, k, floor) // no source: no error
+			var err error
+			if out[p], err = ix.rescore(sc, p, k, floor); err != nil && errs[w] == nil {
+				errs[w] = err
+			}
 		}
 	}
-	for w := 1; w < min(workers, np); w++ {
+	for w := 1; w < len(errs); w++ {
 		wg.Go(func() { rescoreShare(w) })
 	}
 	rescoreShare(0)
 	wg.Wait()
+	for w := range work {
+		sc.missing += work[w].missing
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -174,6 +178,7 @@ func (w *worker) reset(np, k int, floor float32, subjects *Index) {
 		w.tops[p].reset(k, floor, subjects)
 		w.cands[p] = w.cands[p][:0]
 	}
+	w.missing = 0
 	if w.acc == nil {
 		w.acc = make([]int32, tileBlocks*groupSize*blockRows)
 		// In uint64s, so that a block's eight masks read as two words.
@@ -413,7 +418,10 @@ func (ix *Index) rescore(sc *scratch, p, k int, floor float32) ([]Hit, error) {
 		for i := range scores {
 			scores[i] = float32(math.NaN()) // no vector: not a hit
 		}
-		err := ix.fetch(sc, q, ids, func(i int, s float32) {
+		if len(rw.v) != ix.dim {
+			rw.v = make([]float32, ix.dim)
+		}
+		err := ix.fetch(rw.v, q, ids, func(i int, s float32) {
 			if !(scores[i] >= s) {
 				scores[i] = s
 			}
@@ -425,7 +433,7 @@ func (ix *Index) rescore(sc *scratch, p, k int, floor float32) ([]Hit, error) {
 			if s := scores[i]; s >= t.floor {
 				t.offer(s, sn)
 			} else if s != s {
-				sc.missing++
+				rw.missing++
 			}
 		}
 	} else {

@@ -22,20 +22,24 @@ type VectorSource interface {
 	Vectors(ids []string, fn func(i int, v []float32)) error
 }
 
+// A search re-scores its probes on several goroutines, so a VectorSource
+// must be safe for concurrent use.
+
 // fetch scores the normalised probe q against the vectors src gives for
 // ids, calling fn(i, score) for each of ids[i]'s vectors. The vector is
-// normalised exactly as Add normalises it into the in-memory slab, so the
-// score is the same float32 an index without a source computes.
-func (ix *Index) fetch(sc *scratch, q []float32, ids []string, fn func(i int, score float32)) error {
+// normalised into buf (ix.dim long) exactly as Add normalises it into the
+// in-memory slab, so the score is the same float32 an index without a
+// source computes.
+func (ix *Index) fetch(buf, q []float32, ids []string, fn func(i int, score float32)) error {
 	var bad error
 	err := ix.src.Vectors(ids, func(i int, v []float32) {
-		if err := ix.normalise(sc.v, v); err != nil {
+		if err := ix.normalise(buf, v); err != nil {
 			if bad == nil {
 				bad = fmt.Errorf("matcher: vector source: subject %q: %w", ids[i], err)
 			}
 			return
 		}
-		fn(i, dot(q, sc.v))
+		fn(i, dot(q, buf))
 	})
 	if err != nil {
 		return fmt.Errorf("matcher: vector source: %w", err)
