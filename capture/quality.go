@@ -7,6 +7,8 @@ import (
 	"sort"
 
 	"gocv.io/x/gocv"
+
+	"github.com/bordermatch/bordermatch/templates"
 )
 
 // QualityConfig sets what a usable face and a good-enough face are. Each
@@ -256,15 +258,7 @@ func measure(frame gocv.Mat, box image.Rectangle, q *FaceQuality) error {
 	if norm.Cols() < 3 || norm.Rows() < 3 {
 		return nil
 	}
-	lap := gocv.NewMat()
-	defer lap.Close()
-	gocv.Laplacian(norm, &lap, gocv.MatTypeCV64F, 1, 1, 0, gocv.BorderDefault)
-	mean, std := gocv.NewMat(), gocv.NewMat()
-	defer mean.Close()
-	defer std.Close()
-	gocv.MeanStdDev(lap, &mean, &std)
-	sd := std.GetDoubleAt(0, 0)
-	q.Sharpness = sd * sd
+	q.Sharpness = templates.LaplacianVariance(norm)
 	return nil
 }
 

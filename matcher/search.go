@@ -185,6 +185,7 @@ func (w *worker) reset(np, k int, floor float32, subjects *Index) {
 		m := make([]uint64, tileBlocks*groupSize/4)
 		w.masks = unsafe.Slice((*uint16)(unsafe.Pointer(unsafe.SliceData(m))), tileBlocks*groupSize)
 		w.hot = make([]int32, 0, tileBlocks)
+		w.v = make([]float32, subjects.dim)
 	}
 }
 
@@ -417,9 +418,6 @@ func (ix *Index) rescore(sc *scratch, p, k int, floor float32) ([]Hit, error) {
 		scores := make([]float32, len(subs))
 		for i := range scores {
 			scores[i] = float32(math.NaN()) // no vector: not a hit
-		}
-		if len(rw.v) != ix.dim {
-			rw.v = make([]float32, ix.dim)
 		}
 		err := ix.fetch(rw.v, q, ids, func(i int, s float32) {
 			if !(scores[i] >= s) {

@@ -66,15 +66,21 @@ func sharpness(img image.Image, box image.Rectangle) (float64, error) {
 		return 0, fmt.Errorf("templates: OpenCV: %w", err)
 	}
 	defer m.Close()
+	return LaplacianVariance(m), nil
+}
+
+// LaplacianVariance is the sharpness measure of enrolment photos and gate
+// shots alike: the variance of the Laplacian (3x3 aperture) of a grey Mat.
+func LaplacianVariance(grey gocv.Mat) float64 {
 	lap := gocv.NewMat()
 	defer lap.Close()
-	gocv.Laplacian(m, &lap, gocv.MatTypeCV64F, 1, 1, 0, gocv.BorderDefault)
+	gocv.Laplacian(grey, &lap, gocv.MatTypeCV64F, 1, 1, 0, gocv.BorderDefault)
 	mean, std := gocv.NewMat(), gocv.NewMat()
 	defer mean.Close()
 	defer std.Close()
 	gocv.MeanStdDev(lap, &mean, &std)
 	sd := std.GetDoubleAt(0, 0)
-	return sd * sd, nil
+	return sd * sd
 }
 
 func area(r image.Rectangle) int { return r.Dx() * r.Dy() }
