@@ -10,8 +10,8 @@
 //	officer  Matcher Identify (watchlist search), Verify, GetSubject, ListSubjects, ListWatchlists
 //	admin    everything in the table: also Enroll, DeleteSubject, Admin Backup and Restore, Audit List and Verify
 //
-// On matchd's metrics listener, /debug/pprof/ goes through a Guard too, with
-// a table of its own that admits the admin role only.
+// On matchd's metrics listener, /debug/pprof/ goes through a Guard too, under
+// the table's Pprof entry: the admin role only.
 //
 // The health service is open (readiness probes carry no credentials; it says
 // only whether the server is serving). Server reflection needs any role: it
@@ -48,6 +48,10 @@ const (
 // Open marks a method anyone may call, without credentials.
 const Open = "*"
 
+// Pprof names matchd's /debug/pprof/ endpoints in the role table and in
+// audit records.
+const Pprof = "/debug/pprof/"
+
 // Methods is the role table: the roles allowed to call each gRPC full method
 // name. A method not in it is denied to everyone.
 var Methods = map[string][]string{
@@ -68,6 +72,10 @@ var Methods = map[string][]string{
 
 	"/bordermatch.v1.Audit/List":   {Admin},
 	"/bordermatch.v1.Audit/Verify": {Admin},
+
+	// Not a gRPC method: the pprof endpoints of matchd's metrics listener,
+	// which pass the same Guard.
+	Pprof: {Admin},
 
 	"/grpc.health.v1.Health/Check": {Open},
 	"/grpc.health.v1.Health/Watch": {Open},

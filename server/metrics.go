@@ -146,9 +146,9 @@ type metricsConfig struct {
 	Logger zerolog.Logger
 }
 
-// PprofMethod is the name of the pprof endpoints in the role table
-// (access.Methods) and in audit records.
-const PprofMethod = "/debug/pprof/"
+// PprofMethod is access.Pprof: the pprof endpoints' name in the role table
+// and in audit records.
+const PprofMethod = access.Pprof
 
 func startMetrics(cfg metricsConfig) (*metricsServer, error) {
 	m := &metricsServer{}
@@ -203,13 +203,12 @@ func (w warnWriter) Write(p []byte) (int, error) {
 
 // adminOnly puts an HTTP handler behind the gRPC side's access control: the
 // caller is authenticated from the TLS client certificate or an
-// "Authorization: Bearer" header, must have the admin role, counts against
-// the per-caller limits, and every call, granted or refused, is audited
-// (granted ones before they are served; without a record there is no
-// answer).
+// "Authorization: Bearer" header, must have a role the role table allows
+// for access.Pprof (admin), counts against the per-caller limits, and every
+// call, granted or refused, is audited (granted ones before they are
+// served; without a record there is no answer).
 func adminOnly(cfg metricsConfig) func(http.Handler) http.Handler {
 	acc := cfg.Access
-	acc.Methods = map[string][]string{PprofMethod: {access.Admin}}
 	var rec *audit.Recorder
 	if cfg.Audit != nil {
 		rec = &audit.Recorder{Log: cfg.Audit, Logger: cfg.Logger}
