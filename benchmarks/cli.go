@@ -14,7 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/bordermatch/bordermatch/templates"
+	"github.com/bordermatch/bordermatch/templates/face"
 	"github.com/bordermatch/bordermatch/templates/finger"
 )
 
@@ -150,15 +150,15 @@ func envOr(name, def string) string {
 func (c *cli) modalityFor() (Modality, error) {
 	switch c.modality {
 	case "face":
-		det := templates.DetectorHOG
+		det := face.DetectorHOG
 		switch c.detector {
 		case "hog":
 		case "cnn":
-			det = templates.DetectorCNN
+			det = face.DetectorCNN
 		default:
 			return nil, usageErr{fmt.Errorf("--detector %q: want hog or cnn", c.detector)}
 		}
-		ex, err := templates.NewFaceExtractor(templates.FaceConfig{ModelsDir: c.models, Detector: det, Workers: c.workers})
+		ex, err := face.NewExtractor(face.Config{ModelsDir: c.models, Detector: det, Workers: c.workers})
 		if err != nil {
 			return nil, err
 		}

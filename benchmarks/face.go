@@ -14,7 +14,7 @@ import (
 	"github.com/bordermatch/bordermatch/templates"
 )
 
-// FaceExtractor makes face templates; *templates.FaceExtractor is one.
+// FaceExtractor makes face templates; *face.Extractor is one.
 type FaceExtractor interface {
 	Extract(img []byte, opt templates.ExtractOptions) (templates.Face, error)
 }

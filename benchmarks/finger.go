@@ -15,6 +15,7 @@ import (
 	"github.com/bordermatch/bordermatch/server"
 	"github.com/bordermatch/bordermatch/templates"
 	"github.com/bordermatch/bordermatch/templates/finger"
+	"github.com/bordermatch/bordermatch/templates/fpimage"
 	"github.com/bordermatch/bordermatch/templates/minutiae"
 )
 
@@ -93,7 +94,7 @@ func (f Finger) Extract(s Sample) (Template, error) {
 		}
 		return t, nil
 	}
-	img, info, err := finger.DecodeImage(b)
+	img, info, err := fpimage.Decode(b)
 	if err != nil {
 		return nil, &SampleError{Path: s.Path, Err: err}
 	}

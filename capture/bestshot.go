@@ -11,13 +11,16 @@ import (
 	"time"
 
 	"gocv.io/x/gocv"
-
-	"github.com/bordermatch/bordermatch/templates"
 )
+
+// LandmarkModelFile is the landmark model a Selector loads from its models
+// directory: the file templates/face's extractor opens under that name too
+// (face.ModelFiles), which `make models` builds.
+const LandmarkModelFile = "shape_predictor_5_face_landmarks.dat"
 
 // SelectorConfig configures a Selector.
 type SelectorConfig struct {
-	// ModelsDir holds the landmark model (templates.ModelFiles[1], which
+	// ModelsDir holds the landmark model (LandmarkModelFile, which
 	// `make models` builds).
 	ModelsDir string
 	// DetectWidth: frames wider than this are scaled down to it for face
@@ -74,7 +77,7 @@ func NewSelector(cfg SelectorConfig) (*Selector, error) {
 	if cfg.ModelsDir == "" {
 		cfg.ModelsDir = "."
 	}
-	det, err := newFaceDetector(filepath.Join(cfg.ModelsDir, templates.ModelFiles[1]))
+	det, err := newFaceDetector(filepath.Join(cfg.ModelsDir, LandmarkModelFile))
 	if err != nil {
 		return nil, err
 	}
@@ -161,7 +164,7 @@ func (s *Selector) Assess(frame gocv.Mat) ([]Candidate, error) {
 type Shot struct {
 	// JPEG is the face with a margin around it (about one face width each
 	// side), at full resolution: what the matcher's extractor takes
-	// (templates.FaceExtractor.Extract).
+	// (templates/face.Extractor.Extract).
 	JPEG []byte
 	// Box and Landmarks are in the frame's pixels.
 	Box       image.Rectangle

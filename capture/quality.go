@@ -8,7 +8,7 @@ import (
 
 	"gocv.io/x/gocv"
 
-	"github.com/bordermatch/bordermatch/templates"
+	"github.com/bordermatch/bordermatch/capture/sharpness"
 )
 
 // QualityConfig sets what a usable face and a good-enough face are. Each
@@ -258,7 +258,7 @@ func measure(frame gocv.Mat, box image.Rectangle, q *FaceQuality) error {
 	if norm.Cols() < 3 || norm.Rows() < 3 {
 		return nil
 	}
-	q.Sharpness = templates.LaplacianVariance(norm)
+	q.Sharpness = sharpness.LaplacianVariance(norm)
 	return nil
 }
 

@@ -8,11 +8,12 @@ import (
 
 	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/templates"
+	"github.com/bordermatch/bordermatch/templates/face"
 )
 
 // enrolCast builds a gallery of the 8 cast members of testdata/faces/bbt
 // from their first photo. The gate clip shows leonard's second photo.
-func enrolCast(t testing.TB, ex *templates.FaceExtractor) *matcher.Index {
+func enrolCast(t testing.TB, ex *face.Extractor) *matcher.Index {
 	t.Helper()
 	ix := matcher.NewIndex(128)
 	for _, who := range []string{"amy", "bernadette", "howard", "leonard", "penny", "raj", "sheldon", "stuart"} {
@@ -31,9 +32,9 @@ func enrolCast(t testing.TB, ex *templates.FaceExtractor) *matcher.Index {
 	return ix
 }
 
-func newExtractor(t testing.TB) *templates.FaceExtractor {
+func newExtractor(t testing.TB) *face.Extractor {
 	t.Helper()
-	ex, err := templates.NewFaceExtractor(templates.FaceConfig{ModelsDir: modelsDir(t), Workers: 1})
+	ex, err := face.NewExtractor(face.Config{ModelsDir: modelsDir(t), Workers: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/templates"
 	"github.com/bordermatch/bordermatch/templates/finger"
+	"github.com/bordermatch/bordermatch/templates/fpimage"
 )
 
 // The default calibrations (server/calibration/*.json) are measured by
@@ -130,7 +131,7 @@ func fingerCalibration(t *testing.T, dir string) matcher.Calibration {
 					t.Error(err)
 					continue
 				}
-				g, _, err := finger.DecodeImage(b)
+				g, _, err := fpimage.Decode(b)
 				if err != nil {
 					t.Errorf("%s: %v", paths[k], err)
 					continue

@@ -19,6 +19,7 @@ import (
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
 	"github.com/bordermatch/bordermatch/store"
 	"github.com/bordermatch/bordermatch/templates"
+	"github.com/bordermatch/bordermatch/templates/face"
 	"github.com/bordermatch/bordermatch/templates/finger"
 )
 
@@ -27,7 +28,7 @@ type Options struct {
 	Listen    string // host:port
 	DataDir   string // Badger directory
 	ModelsDir string // dlib model files
-	Detector  templates.Detector
+	Detector  face.Detector
 	Threshold float32
 	// TargetFMR is the decision threshold as a false match rate: the
 	// fused-scale threshold (0: DefaultMaxFMR) and, when FaceThresholdFromFMR
@@ -194,7 +195,7 @@ func Serve(ctx context.Context, opt Options) (err error) {
 		defer metrics.close()
 	}
 	// The models and then the index load while /readyz says so.
-	faces, err := templates.NewFaceExtractor(templates.FaceConfig{
+	faces, err := face.NewExtractor(face.Config{
 		ModelsDir: opt.ModelsDir,
 		Detector:  opt.Detector,
 		MaxPixels: opt.MaxImagePixels,

@@ -33,6 +33,7 @@ import (
 	"github.com/bordermatch/bordermatch/capture"
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
 	"github.com/bordermatch/bordermatch/templates"
+	"github.com/bordermatch/bordermatch/templates/face"
 )
 
 // Gate defaults and limits.
@@ -184,7 +185,7 @@ type GatesOptions struct {
 	// as not wired.
 	OpenScanner func(ctx context.Context, uri string) (Scanner, error)
 	// ModelsDir holds the landmark model of the best-shot selector
-	// (templates.ModelFiles).
+	// (face.ModelFiles).
 	ModelsDir string
 	// AssessSlots caps the frames assessed for faces at once across all
 	// gates and streams, so that cameras never take every core from the
@@ -1049,8 +1050,8 @@ func decodeFrame(b []byte) (gocv.Mat, error) {
 	if format != "jpeg" && format != "png" {
 		return gocv.Mat{}, fmt.Errorf("a %s image: send JPEG or PNG", format)
 	}
-	if cfg.Width*cfg.Height > templates.DefaultMaxPixels {
-		return gocv.Mat{}, fmt.Errorf("%dx%d pixels, more than %d", cfg.Width, cfg.Height, templates.DefaultMaxPixels)
+	if cfg.Width*cfg.Height > face.DefaultMaxPixels {
+		return gocv.Mat{}, fmt.Errorf("%dx%d pixels, more than %d", cfg.Width, cfg.Height, face.DefaultMaxPixels)
 	}
 	m, err := gocv.IMDecode(b, gocv.IMReadColor)
 	if err != nil || m.Empty() {

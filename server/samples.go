@@ -13,6 +13,7 @@ import (
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
 	"github.com/bordermatch/bordermatch/templates"
 	"github.com/bordermatch/bordermatch/templates/finger"
+	"github.com/bordermatch/bordermatch/templates/fpimage"
 	"github.com/bordermatch/bordermatch/templates/minutiae"
 )
 
@@ -33,7 +34,7 @@ type sample struct {
 const minEnrolCylinders = 2
 
 // fingerFormats are the image format hints FingerSample.format accepts, as
-// finger.DecodeImage names them.
+// fpimage.Decode names them.
 var fingerFormats = []string{"png", "tiff", "bmp", "jpeg", "wsq"}
 
 // template turns a sample into a template. enrol applies the enrolment
@@ -153,10 +154,10 @@ func (s *Service) fingerImage(b []byte, fs *pb.FingerSample, pos minutiae.Positi
 		return sample{}, status.Errorf(codes.InvalidArgument, "%s: format %q is not one of %s", what, fs.GetFormat(), strings.Join(fingerFormats, ", "))
 	}
 	dpi := int(fs.GetDpi())
-	if dpi != 0 && (dpi < 250 || dpi > 2000) {
-		return sample{}, status.Errorf(codes.InvalidArgument, "%s: dpi %d outside 250..2000", what, dpi)
+	if dpi != 0 && !fpimage.PlausibleDPI(dpi) {
+		return sample{}, status.Errorf(codes.InvalidArgument, "%s: dpi %d outside %d..%d", what, dpi, fpimage.MinDPI, fpimage.MaxDPI)
 	}
-	img, info, err := finger.DecodeImage(b)
+	img, info, err := fpimage.Decode(b)
 	if err != nil {
 		return sample{}, status.Errorf(codes.InvalidArgument, "%s: %v", what, err)
 	}

@@ -28,7 +28,7 @@ import (
 	"github.com/bordermatch/bordermatch/templates/minutiae"
 )
 
-// FaceExtractor makes face templates from photos. templates.FaceExtractor is
+// FaceExtractor makes face templates from photos. face.Extractor is
 // the production implementation.
 type FaceExtractor interface {
 	Extract(img []byte, opt templates.ExtractOptions) (templates.Face, error)

@@ -25,6 +25,7 @@ import (
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
 	"github.com/bordermatch/bordermatch/store"
 	"github.com/bordermatch/bordermatch/templates"
+	"github.com/bordermatch/bordermatch/templates/face"
 )
 
 // The photos the tests use. Each shows one face the HOG detector finds, but
@@ -40,7 +41,7 @@ const (
 
 var (
 	extractorOnce sync.Once
-	extractor     *templates.FaceExtractor
+	extractor     *face.Extractor
 	extractorErr  error
 )
 
@@ -53,10 +54,10 @@ func modelsDir() string {
 
 // sharedExtractor loads the models once for the whole test binary: loading
 // takes seconds and the extractor is safe for concurrent use.
-func sharedExtractor(t testing.TB) *templates.FaceExtractor {
+func sharedExtractor(t testing.TB) *face.Extractor {
 	t.Helper()
 	extractorOnce.Do(func() {
-		extractor, extractorErr = templates.NewFaceExtractor(templates.FaceConfig{ModelsDir: modelsDir(), Workers: 2})
+		extractor, extractorErr = face.NewExtractor(face.Config{ModelsDir: modelsDir(), Workers: 2})
 	})
 	if extractorErr != nil {
 		t.Fatalf("loading face models (run `make models`): %v", extractorErr)

@@ -1,5 +1,6 @@
-// Package templates turns biometric samples into comparable templates and
-// defines the versioned binary encoding under which templates are stored and
+// Package templates is the pure-Go template layer: what a biometric template is
+// (modality, algorithm, vector or minutiae), the versioned binary encoding under
+// which templates are stored and
 // exchanged.
 //
 // A template carries the modality and the algorithm (id and version) that
@@ -47,7 +48,7 @@ type Algorithm struct {
 
 func (a Algorithm) String() string { return fmt.Sprintf("%s/v%d", a.ID, a.Version) }
 
-// FaceAlgorithm is the algorithm of the face extractor in this package:
+// FaceAlgorithm is the algorithm of the face extractor (templates/face):
 // dlib's ResNet-29 metric network, 128-d descriptors from 150x150 aligned chips.
 var FaceAlgorithm = Algorithm{ID: "dlib-resnet29", Version: 1}
 

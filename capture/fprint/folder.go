@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/bordermatch/bordermatch/templates/finger"
+	"github.com/bordermatch/bordermatch/templates/fpimage"
 )
 
 // ImageExtensions are the file names a Folder replays (case-insensitive):
@@ -100,7 +100,7 @@ func (f *Folder) Capture(ctx context.Context) (Scan, error) {
 	if err != nil {
 		return Scan{}, fmt.Errorf("fprint: folder: %w", err)
 	}
-	img, info, err := finger.DecodeImage(b)
+	img, info, err := fpimage.Decode(b)
 	if err != nil {
 		return Scan{}, fmt.Errorf("fprint: %s: %w", path, err)
 	}
@@ -109,7 +109,7 @@ func (f *Folder) Capture(ctx context.Context) (Scan, error) {
 		dpi = f.cfg.DPI
 	}
 	if dpi == 0 {
-		dpi = finger.DefaultDPI
+		dpi = fpimage.DefaultDPI
 	}
 	return Scan{Image: img, DPI: dpi, Device: f.dir, Source: path, Time: time.Now()}, nil
 }

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/image/bmp"
 
 	"github.com/bordermatch/bordermatch/templates/finger"
+	"github.com/bordermatch/bordermatch/templates/fpimage"
 )
 
 // scanFolder writes one FVC impression in each format the extractor reads,
@@ -28,7 +29,7 @@ func scanFolder(t *testing.T) (dir string, src *image.Gray) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, _, err = finger.DecodeImage(tif)
+	src, _, err = fpimage.Decode(tif)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +137,7 @@ func TestFolderScanExtracts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := sc.Extract(finger.NewExtractor(finger.Config{}))
+	res, err := finger.NewExtractor(finger.Config{}).Extract(sc.Image, sc.DPI)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +201,7 @@ func TestFolderErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = f.Capture(context.Background())
-	if !errors.Is(err, finger.ErrUnsupportedImage) || !strings.Contains(err.Error(), "a-broken.png") {
+	if !errors.Is(err, fpimage.ErrUnsupportedImage) || !strings.Contains(err.Error(), "a-broken.png") {
 		t.Fatalf("broken image: %v", err)
 	}
 	if sc, err := f.Capture(context.Background()); err != nil || filepath.Base(sc.Source) != "b-good.tif" {

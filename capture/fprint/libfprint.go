@@ -20,7 +20,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/bordermatch/bordermatch/templates/finger"
+	"github.com/bordermatch/bordermatch/templates/fpimage"
 )
 
 // DeviceInfo describes a scanner libfprint found.
@@ -385,10 +385,10 @@ func (d *Device) resolution(ppmm float64) int {
 	if d.dpi > 0 {
 		return d.dpi
 	}
-	if dpi := int(math.Round(ppmm * 25.4)); plausibleDPI(dpi) {
+	if dpi := int(math.Round(ppmm * 25.4)); fpimage.PlausibleDPI(dpi) {
 		return dpi
 	}
-	return finger.DefaultDPI
+	return fpimage.DefaultDPI
 }
 
 // deviceError names the operation and the device that failed.

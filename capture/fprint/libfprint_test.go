@@ -23,6 +23,7 @@ import (
 
 	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/templates/finger"
+	"github.com/bordermatch/bordermatch/templates/fpimage"
 	"github.com/bordermatch/bordermatch/templates/minutiae"
 )
 
@@ -103,13 +104,13 @@ func sendImage(t testing.TB, g *image.Gray) {
 	send(t, [2]int32{int32(w), int32(h)}, pix)
 }
 
-func loadGray(t testing.TB, path string) (*image.Gray, finger.Info) {
+func loadGray(t testing.TB, path string) (*image.Gray, fpimage.Info) {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, info, err := finger.DecodeImage(b)
+	g, info, err := fpimage.Decode(b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -281,7 +282,7 @@ func TestCaptureIdentify(t *testing.T) {
 		if s.DPI != 500 || s.Device != d.Name() || !strings.HasPrefix(s.Source, "virtual_image/") || s.Time.IsZero() {
 			t.Errorf("%s: scan %d dpi from %q (%s) at %v", probe.path, s.DPI, s.Device, s.Source, s.Time)
 		}
-		res, err := s.Extract(ex)
+		res, err := ex.Extract(s.Image, s.DPI)
 		if err != nil {
 			t.Fatalf("%s: %v", probe.path, err)
 		}

@@ -2,7 +2,8 @@
 // scanners through libfprint (the fprint project's library, which drives
 // most USB fingerprint readers on Linux), and from folders of earlier scans
 // replayed in order. Both give a Scan: an 8-bit grey image with the
-// resolution to extract it at (see Scan.Extract).
+// resolution to extract it at. Scanners return images; the caller
+// extracts (templates/finger), so this package links no extractor.
 //
 // libfprint is a GLib library whose devices all run on GLib's global
 // default main context. The first call into this package (Devices, Open)
@@ -19,8 +20,6 @@ import (
 	"image"
 	"strings"
 	"time"
-
-	"github.com/bordermatch/bordermatch/templates/finger"
 )
 
 // Scanner is a source of fingerprint scans: a live scanner or a replay.
@@ -51,11 +50,6 @@ type Scan struct {
 	Time time.Time
 }
 
-// Extract finds the scan's minutiae with e, at the scan's resolution.
-func (s Scan) Extract(e *finger.Extractor) (finger.Result, error) {
-	return e.Extract(s.Image, s.DPI)
-}
-
 var (
 	// ErrClosed: the scanner was closed, before or during the call.
 	ErrClosed = errors.New("fprint: scanner closed")
@@ -70,11 +64,6 @@ var (
 	// ErrRemoved: the scanner was unplugged.
 	ErrRemoved = errors.New("fprint: scanner removed")
 )
-
-// plausibleDPI bounds the resolutions taken from devices and files, as
-// templates/finger does: outside them a value is not a fingerprint
-// scanner's resolution but a placeholder.
-func plausibleDPI(dpi int) bool { return dpi >= 250 && dpi <= 2000 }
 
 // OpenScanner opens the scanner a configuration string names:
 // "libfprint:NAME" (NAME as Open takes it; "libfprint:" is the first

@@ -58,8 +58,9 @@ import (
 	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/server"
 	"github.com/bordermatch/bordermatch/store"
-	"github.com/bordermatch/bordermatch/templates"
+	"github.com/bordermatch/bordermatch/templates/face"
 	"github.com/bordermatch/bordermatch/templates/finger"
+	"github.com/bordermatch/bordermatch/templates/fpimage"
 )
 
 func main() {
@@ -146,8 +147,8 @@ func run(args []string) error {
 		q = -1 // 0 means "no floor" to an operator; the extractor reads 0 as the default
 	}
 	dpi, err := strconv.Atoi(*fingerDPI)
-	if err != nil || dpi < 250 || dpi > 2000 {
-		return fmt.Errorf("--finger-dpi %q: want 250..2000", *fingerDPI)
+	if err != nil || !fpimage.PlausibleDPI(dpi) {
+		return fmt.Errorf("--finger-dpi %q: want %d..%d", *fingerDPI, fpimage.MinDPI, fpimage.MaxDPI)
 	}
 	purgeEvery, err := time.ParseDuration(*purge)
 	if err != nil || purgeEvery < 0 {
@@ -156,12 +157,12 @@ func run(args []string) error {
 	if *withPprof && *metricsListen == "" {
 		return fmt.Errorf("--pprof needs --metrics-listen")
 	}
-	var det templates.Detector
+	var det face.Detector
 	switch *detector {
 	case "hog":
-		det = templates.DetectorHOG
+		det = face.DetectorHOG
 	case "cnn":
-		det = templates.DetectorCNN
+		det = face.DetectorCNN
 	default:
 		return fmt.Errorf("--detector %q: want hog or cnn", *detector)
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bordermatch/bordermatch/templates/fpimage"
 	"github.com/bordermatch/bordermatch/templates/minutiae"
 )
 
@@ -83,7 +84,7 @@ func loadGray(t testing.TB, path string) *image.Gray {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, _, err := DecodeImage(b)
+	g, _, err := fpimage.Decode(b)
 	if err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}

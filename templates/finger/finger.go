@@ -14,6 +14,7 @@ import (
 	"image"
 	"sync"
 
+	"github.com/bordermatch/bordermatch/templates/fpimage"
 	"github.com/bordermatch/bordermatch/templates/minutiae"
 )
 
@@ -32,7 +33,7 @@ var (
 
 // Defaults of Config; a zero field takes its default.
 const (
-	DefaultDPI          = 500
+	DefaultDPI          = fpimage.DefaultDPI
 	DefaultQualityFloor = 20
 	DefaultMinSideMM    = 5.0
 	DefaultMaxMinutiae  = 100

@@ -31,7 +31,7 @@ import (
 )
 
 // MaxPixels bounds width×height of the images Decode accepts (40 MP, the
-// same bound as the face pipeline's templates.DefaultMaxPixels: more than a
+// same bound as the face pipeline's face.DefaultMaxPixels (templates/face): more than a
 // 1000 ppi ten-print slap or a 500 ppi palm). A WSQ header can claim up to
 // 65535×65535 pixels (4.3 GP); the bound is checked from the frame header.
 //

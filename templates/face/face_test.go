@@ -1,4 +1,4 @@
-package templates
+package face
 
 import (
 	"bytes"
@@ -17,10 +17,12 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/bordermatch/bordermatch/templates"
 )
 
 // faces is the repository's face test data (see testdata/faces/README.md).
-const faces = "../testdata/faces"
+const faces = "../../testdata/faces"
 
 // modelsDir is where the tests find the model files: $BORDERMATCH_MODELS, or
 // the repository's models/ folder that `make models` fills.
@@ -28,21 +30,21 @@ func modelsDir() string {
 	if d := os.Getenv("BORDERMATCH_MODELS"); d != "" {
 		return d
 	}
-	return filepath.Join("..", "models")
+	return filepath.Join("..", "..", "models")
 }
 
 var (
 	extractorOnce sync.Once
-	extractor     *FaceExtractor
+	extractor     *Extractor
 	extractorErr  error
 )
 
 // testExtractor is one HOG extractor shared by the tests (loading the models
 // takes a second per worker).
-func testExtractor(t testing.TB) *FaceExtractor {
+func testExtractor(t testing.TB) *Extractor {
 	t.Helper()
 	extractorOnce.Do(func() {
-		extractor, extractorErr = NewFaceExtractor(FaceConfig{ModelsDir: modelsDir()})
+		extractor, extractorErr = NewExtractor(Config{ModelsDir: modelsDir()})
 	})
 	if extractorErr != nil {
 		t.Fatalf("%v\n(the face tests need the models: run `make models`, or set BORDERMATCH_MODELS)", extractorErr)
@@ -60,7 +62,7 @@ func read(t testing.TB, path string) []byte {
 }
 
 type extraction struct {
-	face Face
+	face templates.Face
 	err  error
 }
 
@@ -71,14 +73,14 @@ var (
 
 // extractFile extracts a test photo once per test binary (TakeLargest), as
 // several tests look at the same photos.
-func extractFile(t testing.TB, path string) (Face, error) {
+func extractFile(t testing.TB, path string) (templates.Face, error) {
 	t.Helper()
 	ex := testExtractor(t)
 	extractedMu.Lock()
 	r, ok := extracted[path]
 	extractedMu.Unlock()
 	if !ok {
-		f, err := ex.Extract(read(t, path), ExtractOptions{TakeLargest: true})
+		f, err := ex.Extract(read(t, path), templates.ExtractOptions{TakeLargest: true})
 		r = extraction{f, err}
 		extractedMu.Lock()
 		extracted[path] = r
@@ -108,7 +110,7 @@ func euclid(a, b []float32) float64 {
 
 func TestNewFaceExtractorMissingModels(t *testing.T) {
 	dir := t.TempDir()
-	_, err := NewFaceExtractor(FaceConfig{ModelsDir: dir})
+	_, err := NewExtractor(Config{ModelsDir: dir})
 	if err == nil {
 		t.Fatal("no error for an empty models directory")
 	}
@@ -123,21 +125,21 @@ func TestNewFaceExtractorMissingModels(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := NewFaceExtractor(FaceConfig{ModelsDir: dir, Workers: 1}); err == nil || !strings.Contains(err.Error(), "make models") {
+	if _, err := NewExtractor(Config{ModelsDir: dir, Workers: 1}); err == nil || !strings.Contains(err.Error(), "make models") {
 		t.Fatalf("damaged models: got %v", err)
 	}
 }
 
 func TestExtract(t *testing.T) {
 	ex := testExtractor(t)
-	f, err := ex.Extract(read(t, faces+"/idols/jimin/5.jpg"), ExtractOptions{})
+	f, err := ex.Extract(read(t, faces+"/idols/jimin/5.jpg"), templates.ExtractOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if f.Faces != 1 || f.Box.Empty() || len(f.Landmarks) != 68 || len(f.Template.Vector) != 128 {
 		t.Fatalf("face %+v", f)
 	}
-	if f.Template.Modality != ModalityFace || f.Template.Algorithm != FaceAlgorithm {
+	if f.Template.Modality != templates.ModalityFace || f.Template.Algorithm != templates.FaceAlgorithm {
 		t.Fatalf("template kind %v %v", f.Template.Modality, f.Template.Algorithm)
 	}
 	for _, v := range f.Template.Vector {
@@ -167,7 +169,7 @@ func TestSharpness(t *testing.T) {
 		t.Fatal(err)
 	}
 	box := img.Bounds().Inset(img.Bounds().Dx() / 4)
-	sharp, err := sharpness(img, box)
+	sharp, err := faceSharpness(img, box)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +194,7 @@ func TestSharpness(t *testing.T) {
 			small.Set(x, y, color.RGBA{uint8(r / 25), uint8(g / 25), uint8(bl / 25), 255})
 		}
 	}
-	soft, err := sharpness(small, box)
+	soft, err := faceSharpness(small, box)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +202,7 @@ func TestSharpness(t *testing.T) {
 	if !(soft < sharp/4) {
 		t.Fatalf("blurring did not lower the sharpness enough: %.1f -> %.1f", sharp, soft)
 	}
-	if s, err := sharpness(img, image.Rect(-100, -100, -10, -10)); s != 0 || err != nil {
+	if s, err := faceSharpness(img, image.Rect(-100, -100, -10, -10)); s != 0 || err != nil {
 		t.Fatalf("box outside the image: %v %v", s, err)
 	}
 }
@@ -223,20 +225,20 @@ func TestExtractErrors(t *testing.T) {
 		img  []byte
 		want error
 	}{
-		{"empty", nil, ErrImageUnreadable},
-		{"text", []byte("not an image at all"), ErrImageUnreadable},
-		{"truncated jpeg", good[:len(good)/2], ErrImageUnreadable},
-		{"jpeg header only", good[:200], ErrImageUnreadable},
-		{"png garbage", append([]byte("\x89PNG\r\n\x1a\n"), good[100:300]...), ErrImageUnreadable},
-		{"gif", gifBytes(t), ErrUnsupportedFormat},
-		{"bmp", []byte("BM\x36\x00\x0c\x00\x00\x00\x00\x00\x36\x00\x00\x00"), ErrUnsupportedFormat},
-		{"bomb", pngHeader(100000, 100000), ErrImageTooLarge},
-		{"no face", read(t, faces+"/reference/white.png"), ErrNoFace},
-		{"several faces", read(t, faces+"/reference/faces.jpg"), ErrMultipleFaces},
+		{"empty", nil, templates.ErrImageUnreadable},
+		{"text", []byte("not an image at all"), templates.ErrImageUnreadable},
+		{"truncated jpeg", good[:len(good)/2], templates.ErrImageUnreadable},
+		{"jpeg header only", good[:200], templates.ErrImageUnreadable},
+		{"png garbage", append([]byte("\x89PNG\r\n\x1a\n"), good[100:300]...), templates.ErrImageUnreadable},
+		{"gif", gifBytes(t), templates.ErrUnsupportedFormat},
+		{"bmp", []byte("BM\x36\x00\x0c\x00\x00\x00\x00\x00\x36\x00\x00\x00"), templates.ErrUnsupportedFormat},
+		{"bomb", pngHeader(100000, 100000), templates.ErrImageTooLarge},
+		{"no face", read(t, faces+"/reference/white.png"), templates.ErrNoFace},
+		{"several faces", read(t, faces+"/reference/faces.jpg"), templates.ErrMultipleFaces},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f, err := ex.Extract(tt.img, ExtractOptions{})
+			f, err := ex.Extract(tt.img, templates.ExtractOptions{})
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("got %v, want %v", err, tt.want)
 			}
@@ -254,17 +256,17 @@ func TestPixelLimitBeforeDecoding(t *testing.T) {
 	bomb := pngHeader(100000, 100000)
 	start := time.Now()
 	allocs := testing.AllocsPerRun(10, func() {
-		if _, err := decodeImage(bomb, DefaultMaxPixels); !errors.Is(err, ErrImageTooLarge) {
+		if _, err := decodeImage(bomb, DefaultMaxPixels); !errors.Is(err, templates.ErrImageTooLarge) {
 			t.Fatal(err)
 		}
 	})
 	ex := testExtractor(t)
 	var m0, m1 runtime.MemStats
 	runtime.ReadMemStats(&m0)
-	_, err := ex.Extract(bomb, ExtractOptions{})
+	_, err := ex.Extract(bomb, templates.ExtractOptions{})
 	runtime.ReadMemStats(&m1)
 	grew := m1.TotalAlloc - m0.TotalAlloc
-	if !errors.Is(err, ErrImageTooLarge) {
+	if !errors.Is(err, templates.ErrImageTooLarge) {
 		t.Fatal(err)
 	}
 	t.Logf("%d-byte bomb refused in %v, %.0f allocations, %d bytes allocated", len(bomb), time.Since(start), allocs, grew)
@@ -272,7 +274,7 @@ func TestPixelLimitBeforeDecoding(t *testing.T) {
 		t.Fatalf("the pixel limit cost %v and %d bytes: it must be checked before decoding", time.Since(start), grew)
 	}
 	// The limit is the configured one.
-	if _, err := decodeImage(read(t, faces+"/bbt/amy/1.png"), 150*150-1); !errors.Is(err, ErrImageTooLarge) {
+	if _, err := decodeImage(read(t, faces+"/bbt/amy/1.png"), 150*150-1); !errors.Is(err, templates.ErrImageTooLarge) {
 		t.Fatalf("150x150 with a 1000-pixel limit: %v", err)
 	}
 }
@@ -280,7 +282,7 @@ func TestPixelLimitBeforeDecoding(t *testing.T) {
 // TestTakeLargest: a gate frame with several faces gives the largest one.
 func TestTakeLargest(t *testing.T) {
 	ex := testExtractor(t)
-	f, err := ex.Extract(read(t, faces+"/reference/faces.jpg"), ExtractOptions{TakeLargest: true})
+	f, err := ex.Extract(read(t, faces+"/reference/faces.jpg"), templates.ExtractOptions{TakeLargest: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -311,11 +313,11 @@ func TestGreyJPEG(t *testing.T) {
 	if c, _ := jpeg.DecodeConfig(bytes.NewReader(buf.Bytes())); c.ColorModel != color.GrayModel {
 		t.Fatalf("test setup: not a grey JPEG")
 	}
-	f, err := ex.Extract(buf.Bytes(), ExtractOptions{})
+	f, err := ex.Extract(buf.Bytes(), templates.ExtractOptions{})
 	if err != nil {
 		t.Fatalf("grey JPEG: %v", err)
 	}
-	colour, err := ex.Extract(read(t, faces+"/idols/jimin/5.jpg"), ExtractOptions{})
+	colour, err := ex.Extract(read(t, faces+"/idols/jimin/5.jpg"), templates.ExtractOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,11 +340,11 @@ func TestPNGMatchesJPEG(t *testing.T) {
 	if err := png.Encode(&pngBuf, img); err != nil {
 		t.Fatal(err)
 	}
-	a, err := ex.Extract(orig, ExtractOptions{})
+	a, err := ex.Extract(orig, templates.ExtractOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := ex.Extract(pngBuf.Bytes(), ExtractOptions{})
+	b, err := ex.Extract(pngBuf.Bytes(), templates.ExtractOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -424,13 +426,13 @@ func TestGenuineVsImpostor(t *testing.T) {
 }
 
 func TestCloseThenExtract(t *testing.T) {
-	ex, err := NewFaceExtractor(FaceConfig{ModelsDir: modelsDir(), Workers: 1})
+	ex, err := NewExtractor(Config{ModelsDir: modelsDir(), Workers: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ex.Close()
 	ex.Close()
-	if _, err := ex.Extract(read(t, faces+"/idols/jimin/5.jpg"), ExtractOptions{}); !errors.Is(err, ErrClosed) {
+	if _, err := ex.Extract(read(t, faces+"/idols/jimin/5.jpg"), templates.ExtractOptions{}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("after Close: %v", err)
 	}
 }
@@ -447,7 +449,7 @@ func BenchmarkExtract(b *testing.B) {
 		}
 		b.Run(strings.ReplaceAll(p, "/", "_"), func(b *testing.B) {
 			for b.Loop() {
-				if _, err := ex.Extract(img, ExtractOptions{}); err != nil {
+				if _, err := ex.Extract(img, templates.ExtractOptions{}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -473,7 +475,7 @@ func TestFacesREADME(t *testing.T) {
 		switch {
 		case err == nil:
 			got = strconv.Itoa(f.Faces)
-		case !errors.Is(err, ErrNoFace):
+		case !errors.Is(err, templates.ErrNoFace):
 			t.Errorf("%s: %v", photo, err)
 			continue
 		}

@@ -1,15 +1,22 @@
-package templates
+// Package face makes face templates from photos with dlib (through
+// go-face) and OpenCV: image checks and decoding, detection, landmarks,
+// alignment, the descriptor network and the photo's quality. It is the only
+// cgo part of the template layer; the template codec and the sample errors
+// are in package templates, so that the store, the matcher and the engine
+// need not link it.
+package face
 
 import (
 	"errors"
 	"fmt"
-	"image"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
 
-	face "github.com/Kagami/go-face"
+	goface "github.com/Kagami/go-face"
+
+	"github.com/bordermatch/bordermatch/templates"
 )
 
 // Detector selects dlib's face detector.
@@ -43,8 +50,8 @@ var ModelFiles = []string{
 	"mmod_human_face_detector.dat",
 }
 
-// FaceConfig configures a FaceExtractor.
-type FaceConfig struct {
+// Config configures a Extractor.
+type Config struct {
 	// ModelsDir holds ModelFiles.
 	ModelsDir string
 	Detector  Detector
@@ -57,46 +64,24 @@ type FaceConfig struct {
 	Workers int
 }
 
-// Face is the face found in an image and the template made from it.
-type Face struct {
-	// Box is the detector's face rectangle in image pixels; it may reach
-	// past the image's edges.
-	Box image.Rectangle
-	// Landmarks are the shape predictor's points (68 with Debian's model, 5
-	// with dlib's official 5-point model).
-	Landmarks []image.Point
-	Quality   Quality
-	Template  Template
-	// Faces is how many faces the image held.
-	Faces int
-}
-
-// ExtractOptions adjust one extraction.
-type ExtractOptions struct {
-	// TakeLargest picks the largest face when the image holds several (a
-	// gate camera frame); otherwise several faces are an error (enrolment
-	// must not guess who is meant).
-	TakeLargest bool
-}
-
 // ErrClosed is returned by Extract after Close.
 var ErrClosed = errors.New("templates: face extractor is closed")
 
-// FaceExtractor turns photos into face templates with dlib (through
+// Extractor turns photos into face templates with dlib (through
 // go-face): detection, landmarks, alignment to a 150x150 chip, and the
 // ResNet-29 descriptor. It is safe for concurrent use: up to Workers
 // extractions run in parallel, the others wait.
-type FaceExtractor struct {
-	cfg       FaceConfig
-	pool      chan *face.Recognizer
+type Extractor struct {
+	cfg       Config
+	pool      chan *goface.Recognizer
 	done      chan struct{}
 	closeOnce sync.Once
 	n         int
 }
 
-// NewFaceExtractor loads the models. It fails with a message naming any
+// NewExtractor loads the models. It fails with a message naming any
 // missing model file.
-func NewFaceExtractor(cfg FaceConfig) (*FaceExtractor, error) {
+func NewExtractor(cfg Config) (*Extractor, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.GOMAXPROCS(0)
 	}
@@ -119,9 +104,9 @@ func NewFaceExtractor(cfg FaceConfig) (*FaceExtractor, error) {
 		return nil, fmt.Errorf("templates: face model files missing in %s: %v: run `make models` (or pass --models DIR with a directory holding %v)",
 			cfg.ModelsDir, missing, ModelFiles)
 	}
-	e := &FaceExtractor{cfg: cfg, pool: make(chan *face.Recognizer, cfg.Workers), done: make(chan struct{})}
+	e := &Extractor{cfg: cfg, pool: make(chan *goface.Recognizer, cfg.Workers), done: make(chan struct{})}
 	for i := 0; i < cfg.Workers; i++ {
-		rec, err := face.NewRecognizer(cfg.ModelsDir)
+		rec, err := goface.NewRecognizer(cfg.ModelsDir)
 		if err != nil {
 			e.Close()
 			return nil, fmt.Errorf("templates: loading face models from %s (rebuild them with `make models`): %w", cfg.ModelsDir, err)
@@ -134,7 +119,7 @@ func NewFaceExtractor(cfg FaceConfig) (*FaceExtractor, error) {
 
 // Close waits for running extractions and frees the models. Later calls to
 // Extract fail with ErrClosed.
-func (e *FaceExtractor) Close() error {
+func (e *Extractor) Close() error {
 	e.closeOnce.Do(func() {
 		close(e.done)
 		for i := 0; i < e.n; i++ {
@@ -145,10 +130,10 @@ func (e *FaceExtractor) Close() error {
 }
 
 // Algorithm reports the algorithm of the templates this extractor makes.
-func (e *FaceExtractor) Algorithm() Algorithm { return FaceAlgorithm }
+func (e *Extractor) Algorithm() templates.Algorithm { return templates.FaceAlgorithm }
 
-func (e *FaceExtractor) recognize(jpegBytes []byte) ([]face.Face, error) {
-	var rec *face.Recognizer
+func (e *Extractor) recognize(jpegBytes []byte) ([]goface.Face, error) {
+	var rec *goface.Recognizer
 	select {
 	case <-e.done:
 		return nil, ErrClosed
@@ -167,39 +152,39 @@ func (e *FaceExtractor) recognize(jpegBytes []byte) ([]face.Face, error) {
 }
 
 // Extract finds the face in a JPEG or PNG photo and makes its template.
-// Errors wrap ErrImageUnreadable, ErrUnsupportedFormat, ErrImageTooLarge,
-// ErrNoFace or ErrMultipleFaces when the photo is at fault.
-func (e *FaceExtractor) Extract(img []byte, opt ExtractOptions) (Face, error) {
+// Errors wrap templates.ErrImageUnreadable, templates.ErrUnsupportedFormat, templates.ErrImageTooLarge,
+// templates.ErrNoFace or templates.ErrMultipleFaces when the photo is at fault.
+func (e *Extractor) Extract(img []byte, opt templates.ExtractOptions) (templates.Face, error) {
 	d, err := decodeImage(img, e.cfg.MaxPixels)
 	if err != nil {
-		return Face{}, err
+		return templates.Face{}, err
 	}
 	faces, err := e.recognize(d.jpeg)
-	var le face.ImageLoadError
+	var le goface.ImageLoadError
 	if errors.As(err, &le) && !d.reencoded {
 		// libjpeg (as go-face drives it) treats warnings as errors, Go's
 		// decoder does not: give dlib the pixels Go read.
 		if d.jpeg, err = encodeJPEG(d.img); err != nil {
-			return Face{}, err
+			return templates.Face{}, err
 		}
 		faces, err = e.recognize(d.jpeg)
 	}
 	if err != nil {
 		if errors.As(err, &le) {
-			return Face{}, fmt.Errorf("%w: dlib: %v", ErrImageUnreadable, err)
+			return templates.Face{}, fmt.Errorf("%w: dlib: %v", templates.ErrImageUnreadable, err)
 		}
 		if errors.Is(err, ErrClosed) {
-			return Face{}, err
+			return templates.Face{}, err
 		}
-		return Face{}, fmt.Errorf("templates: dlib: %w", err)
+		return templates.Face{}, fmt.Errorf("templates: dlib: %w", err)
 	}
 	if len(faces) == 0 {
-		return Face{}, fmt.Errorf("%w (%s detector, %dx%d image)", ErrNoFace, e.cfg.Detector, d.img.Bounds().Dx(), d.img.Bounds().Dy())
+		return templates.Face{}, fmt.Errorf("%w (%s detector, %dx%d image)", templates.ErrNoFace, e.cfg.Detector, d.img.Bounds().Dx(), d.img.Bounds().Dy())
 	}
 	best := 0
 	if len(faces) > 1 {
 		if !opt.TakeLargest {
-			return Face{}, fmt.Errorf("%w: %d faces in the image, enrolment needs exactly one", ErrMultipleFaces, len(faces))
+			return templates.Face{}, fmt.Errorf("%w: %d faces in the image, enrolment needs exactly one", templates.ErrMultipleFaces, len(faces))
 		}
 		for i, f := range faces {
 			if area(f.Rectangle) > area(faces[best].Rectangle) {
@@ -209,22 +194,22 @@ func (e *FaceExtractor) Extract(img []byte, opt ExtractOptions) (Face, error) {
 	}
 	f := faces[best]
 	bounds := d.img.Bounds()
-	out := Face{
+	out := templates.Face{
 		Box:       f.Rectangle,
 		Landmarks: f.Shapes,
 		Faces:     len(faces),
-		Template: Template{
-			Modality:  ModalityFace,
-			Algorithm: FaceAlgorithm,
+		Template: templates.Template{
+			Modality:  templates.ModalityFace,
+			Algorithm: templates.FaceAlgorithm,
 			Vector:    append([]float32(nil), f.Descriptor[:]...),
 		},
-		Quality: Quality{
+		Quality: templates.FaceQuality{
 			InterEyePixels: interEye(f.Shapes),
 			FaceFraction:   float64(area(f.Rectangle.Intersect(bounds))) / float64(area(bounds)),
 		},
 	}
-	if out.Quality.Sharpness, err = sharpness(d.img, f.Rectangle); err != nil {
-		return Face{}, err
+	if out.Quality.Sharpness, err = faceSharpness(d.img, f.Rectangle); err != nil {
+		return templates.Face{}, err
 	}
 	return out, nil
 }

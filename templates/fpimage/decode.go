@@ -1,4 +1,9 @@
-package finger
+// Package fpimage reads fingerprint images: PNG, TIFF, BMP, JPEG and WSQ
+// into 8-bit grey, with the resolution the file declares when it is a
+// plausible scanner's. Scanners (capture/fprint), the extractor
+// (templates/finger) and the services share it, and with it one idea of
+// which resolutions are plausible (PlausibleDPI).
+package fpimage
 
 import (
 	"bytes"
@@ -16,11 +21,26 @@ import (
 	"github.com/bordermatch/bordermatch/templates/wsq"
 )
 
+// The resolutions of fingerprint scanners: outside them a declared value is
+// not a scanner's resolution but a placeholder (FVC's TIFFs say 1×1 dpi),
+// and a configured or requested one is a mistake.
+const (
+	MinDPI = 250
+	MaxDPI = 2000
+	// DefaultDPI is the resolution assumed when neither the file nor the
+	// caller gives one: identity-document scanners (and libfprint's
+	// drivers) are 500 dpi.
+	DefaultDPI = 500
+)
+
+// PlausibleDPI reports whether dpi is within MinDPI..MaxDPI.
+func PlausibleDPI(dpi int) bool { return dpi >= MinDPI && dpi <= MaxDPI }
+
 // ErrUnsupportedImage: the bytes are not an image in a supported format
 // (PNG, TIFF, BMP, JPEG, WSQ).
-var ErrUnsupportedImage = errors.New("finger: unsupported or unreadable image")
+var ErrUnsupportedImage = errors.New("fpimage: unsupported or unreadable image")
 
-// MaxPixels bounds the images DecodeImage accepts: a 1000 dpi rolled
+// MaxPixels bounds the images Decode accepts: a 1000 dpi rolled
 // print of a whole hand fits; a decompression bomb does not.
 const MaxPixels = 16_000_000
 
@@ -29,13 +49,13 @@ type Info struct {
 	Format        string // "png", "tiff", "bmp", "jpeg", "wsq"
 	Width, Height int
 	// DPI is the resolution the file declares, or 0 when it declares none
-	// or an implausible one (FVC's TIFFs say 1×1 dpi): outside 250–2000
+	// or an implausible one (FVC's TIFFs say 1×1 dpi): outside MinDPI..MaxDPI
 	// dpi it is not a fingerprint scan's resolution.
 	DPI int
 }
 
-// DecodeImage decodes a fingerprint image to 8-bit grey.
-func DecodeImage(b []byte) (*image.Gray, Info, error) {
+// Decode decodes a fingerprint image to 8-bit grey.
+func Decode(b []byte) (*image.Gray, Info, error) {
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(b))
 	if err != nil {
 		return nil, Info{}, fmt.Errorf("%w: %v", ErrUnsupportedImage, err)
@@ -57,7 +77,7 @@ func DecodeImage(b []byte) (*image.Gray, Info, error) {
 	if err != nil {
 		return nil, Info{}, fmt.Errorf("%w: %s: %v", ErrUnsupportedImage, format, err)
 	}
-	if info.DPI < 250 || info.DPI > 2000 {
+	if !PlausibleDPI(info.DPI) {
 		info.DPI = 0
 	}
 	g, ok := img.(*image.Gray)
@@ -83,7 +103,7 @@ func declaredDPI(format string, b []byte) int {
 	case "tiff":
 		dpi = tiffDPI(b)
 	}
-	if dpi < 250 || dpi > 2000 {
+	if dpi < MinDPI || dpi > MaxDPI {
 		return 0
 	}
 	return int(dpi + 0.5)

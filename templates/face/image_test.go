@@ -1,4 +1,4 @@
-package templates
+package face
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"image/jpeg"
 	"image/png"
 	"testing"
+
+	"github.com/bordermatch/bordermatch/templates"
 )
 
 func gifBytes(t testing.TB) []byte {
@@ -93,14 +95,14 @@ func TestDecodeImage(t *testing.T) {
 		b    []byte
 		want error
 	}{
-		{"jpeg bomb", jpegHeader(65000, 65000), ErrImageTooLarge},
-		{"png bomb", pngHeader(1<<31-1, 1<<31-1), ErrImageTooLarge},
-		{"png zero width", pngHeader(0, 10), ErrImageUnreadable},
-		{"jpeg header, no data", jpegHeader(100, 100), ErrImageUnreadable},
-		{"gif", gifBytes(t), ErrUnsupportedFormat},
-		{"webp", []byte("RIFF\x00\x00\x00\x00WEBPVP8 "), ErrUnsupportedFormat},
-		{"tiff", []byte("II*\x00\x08\x00\x00\x00"), ErrUnsupportedFormat},
-		{"html", []byte("<html>"), ErrImageUnreadable},
+		{"jpeg bomb", jpegHeader(65000, 65000), templates.ErrImageTooLarge},
+		{"png bomb", pngHeader(1<<31-1, 1<<31-1), templates.ErrImageTooLarge},
+		{"png zero width", pngHeader(0, 10), templates.ErrImageUnreadable},
+		{"jpeg header, no data", jpegHeader(100, 100), templates.ErrImageUnreadable},
+		{"gif", gifBytes(t), templates.ErrUnsupportedFormat},
+		{"webp", []byte("RIFF\x00\x00\x00\x00WEBPVP8 "), templates.ErrUnsupportedFormat},
+		{"tiff", []byte("II*\x00\x08\x00\x00\x00"), templates.ErrUnsupportedFormat},
+		{"html", []byte("<html>"), templates.ErrImageUnreadable},
 	} {
 		if _, err := decodeImage(tc.b, DefaultMaxPixels); !errors.Is(err, tc.want) {
 			t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
@@ -137,7 +139,7 @@ func FuzzDecodeImage(f *testing.F) {
 		const limit = 1 << 20 // keeps the fuzzer's memory use small
 		d, err := decodeImage(b, limit)
 		if err != nil {
-			for _, want := range []error{ErrImageUnreadable, ErrUnsupportedFormat, ErrImageTooLarge} {
+			for _, want := range []error{templates.ErrImageUnreadable, templates.ErrUnsupportedFormat, templates.ErrImageTooLarge} {
 				if errors.Is(err, want) {
 					return
 				}

@@ -1,25 +1,15 @@
-package templates
+package face
 
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"image"
 	"image/draw"
 	"image/jpeg"
 	"image/png"
-)
 
-// Errors about a sample image. They describe the sample, not the system: a
-// server answers them with InvalidArgument (or ResourceExhausted for
-// ErrImageTooLarge), a benchmark counts them as failures to enrol or acquire.
-var (
-	ErrImageUnreadable   = errors.New("image is unreadable")
-	ErrUnsupportedFormat = errors.New("image format is not supported (use JPEG or PNG)")
-	ErrImageTooLarge     = errors.New("image is too large")
-	ErrNoFace            = errors.New("no face found")
-	ErrMultipleFaces     = errors.New("several faces found")
+	"github.com/bordermatch/bordermatch/templates"
 )
 
 // DefaultMaxPixels bounds the images a FaceExtractor decodes: 40 MP is more
@@ -69,22 +59,22 @@ func decodeImage(b []byte, maxPixels int) (decoded, error) {
 		maxPixels = DefaultMaxPixels
 	}
 	if len(b) == 0 {
-		return decoded{}, fmt.Errorf("%w: no bytes", ErrImageUnreadable)
+		return decoded{}, fmt.Errorf("%w: no bytes", templates.ErrImageUnreadable)
 	}
 	f := format(b)
 	switch f {
 	case "jpeg", "png":
 	case "":
-		return decoded{}, fmt.Errorf("%w: not a JPEG or PNG file", ErrImageUnreadable)
+		return decoded{}, fmt.Errorf("%w: not a JPEG or PNG file", templates.ErrImageUnreadable)
 	default:
-		return decoded{}, fmt.Errorf("%w: got %s", ErrUnsupportedFormat, f)
+		return decoded{}, fmt.Errorf("%w: got %s", templates.ErrUnsupportedFormat, f)
 	}
 	// A PNG starts with its IHDR chunk: refuse huge dimensions even where
 	// the decoder would call them an overflow.
 	if f == "png" && len(b) >= 24 && string(b[12:16]) == "IHDR" {
 		w, h := binary.BigEndian.Uint32(b[16:20]), binary.BigEndian.Uint32(b[20:24])
 		if uint64(w)*uint64(h) > uint64(maxPixels) {
-			return decoded{}, fmt.Errorf("%w: %dx%d pixels, the limit is %d", ErrImageTooLarge, w, h, maxPixels)
+			return decoded{}, fmt.Errorf("%w: %dx%d pixels, the limit is %d", templates.ErrImageTooLarge, w, h, maxPixels)
 		}
 	}
 	var cfg image.Config
@@ -95,17 +85,17 @@ func decodeImage(b []byte, maxPixels int) (decoded, error) {
 		cfg, err = png.DecodeConfig(bytes.NewReader(b))
 	}
 	if err != nil {
-		return decoded{}, fmt.Errorf("%w: %s header: %v", ErrImageUnreadable, f, err)
+		return decoded{}, fmt.Errorf("%w: %s header: %v", templates.ErrImageUnreadable, f, err)
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 {
-		return decoded{}, fmt.Errorf("%w: %dx%d pixels", ErrImageUnreadable, cfg.Width, cfg.Height)
+		return decoded{}, fmt.Errorf("%w: %dx%d pixels", templates.ErrImageUnreadable, cfg.Width, cfg.Height)
 	}
 	if int64(cfg.Width)*int64(cfg.Height) > int64(maxPixels) {
-		return decoded{}, fmt.Errorf("%w: %dx%d pixels, the limit is %d", ErrImageTooLarge, cfg.Width, cfg.Height, maxPixels)
+		return decoded{}, fmt.Errorf("%w: %dx%d pixels, the limit is %d", templates.ErrImageTooLarge, cfg.Width, cfg.Height, maxPixels)
 	}
 	if f == "png" && (cfg.Width > 65535 || cfg.Height > 65535) {
 		// dlib gets a JPEG, which cannot be wider or taller than that.
-		return decoded{}, fmt.Errorf("%w: %dx%d pixels, the limit is 65535 on a side", ErrImageTooLarge, cfg.Width, cfg.Height)
+		return decoded{}, fmt.Errorf("%w: %dx%d pixels, the limit is 65535 on a side", templates.ErrImageTooLarge, cfg.Width, cfg.Height)
 	}
 	var img image.Image
 	if f == "jpeg" {
@@ -116,7 +106,7 @@ func decodeImage(b []byte, maxPixels int) (decoded, error) {
 	if err != nil {
 		// Truncated or corrupt data: refuse it rather than let a lenient
 		// decoder fill the missing part with grey.
-		return decoded{}, fmt.Errorf("%w: %s: %v", ErrImageUnreadable, f, err)
+		return decoded{}, fmt.Errorf("%w: %s: %v", templates.ErrImageUnreadable, f, err)
 	}
 	d := decoded{img: img, jpeg: b}
 	// go-face reads only 3-channel JPEGs: re-encode PNGs and grey or CMYK

@@ -1,4 +1,4 @@
-package templates
+package face
 
 // #cgo CXXFLAGS: -std=c++17 -Wall -O3 -DNDEBUG -march=native
 // #cgo LDFLAGS: -ldlib -lblas -lcblas -llapack -ljpeg
