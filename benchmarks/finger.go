@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bordermatch/bordermatch/engine"
 	"github.com/bordermatch/bordermatch/matcher"
-	"github.com/bordermatch/bordermatch/server"
 	"github.com/bordermatch/bordermatch/templates"
 	"github.com/bordermatch/bordermatch/templates/finger"
 	"github.com/bordermatch/bordermatch/templates/fpimage"
@@ -54,14 +54,14 @@ func (f Finger) Name() string      { return "finger" }
 func (f Finger) Algorithm() string { return templates.FingerAlgorithm.String() }
 
 // DefaultThreshold is the score at which the server's built-in finger
-// calibration measures an FMR of server.DefaultMaxFMR (a single finger
+// calibration measures an FMR of engine.DefaultMaxFMR (a single finger
 // decides at that FMR on the fused scale).
 func (f Finger) DefaultThreshold() float64 {
-	_, cal, err := server.DefaultCalibrations()
+	_, cal, err := engine.DefaultCalibrations()
 	if err != nil {
 		return 0
 	}
-	t, err := cal.ThresholdForFMR(server.DefaultMaxFMR)
+	t, err := cal.ThresholdForFMR(engine.DefaultMaxFMR)
 	if err != nil {
 		return 0
 	}

@@ -17,9 +17,8 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/bordermatch/bordermatch/engine"
 	"github.com/bordermatch/bordermatch/matcher"
-	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
-	"github.com/bordermatch/bordermatch/server"
 	"github.com/bordermatch/bordermatch/store"
 	"github.com/bordermatch/bordermatch/templates"
 )
@@ -67,14 +66,6 @@ type LoadResult struct {
 const loadDim = 128
 
 // loadVector is subject i's seeded face vector.
-func loadVector(i int, v []float32) {
-	r := rand.New(rand.NewPCG(uint64(i), 0x6c6f6164))
-	for j := range v {
-		v[j] = float32(r.NormFloat64())
-	}
-}
-
-func loadID(i int) string { return fmt.Sprintf("g%08d", i) }
 
 // Load measures the memory and start-up goals of the face index (issue 6):
 // it writes a gallery of N subjects into a real Badger directory, starts
@@ -118,8 +109,8 @@ func Load(ctx context.Context, opt LoadOptions) (LoadResult, error) {
 			es = es[:0]
 			for i := lo; i < min(lo+batch, opt.N); i++ {
 				v := vecs[(i-lo)*loadDim : (i-lo+1)*loadDim]
-				loadVector(i, v)
-				e := matcher.Entry{SubjectID: loadID(i), Vector: v}
+				SyntheticVector(i, v)
+				e := matcher.Entry{SubjectID: SyntheticID(i), Vector: v}
 				if i%10 == 0 {
 					e.Watchlists = lists
 				}
@@ -139,7 +130,7 @@ func Load(ctx context.Context, opt LoadOptions) (LoadResult, error) {
 
 	// The gallery, laid out and encrypted as matchd keeps it in its data
 	// directory (a key is made in dir on first use).
-	gopt, _, err := server.GalleryOptions(dir, "", zerolog.Nop())
+	gopt, _, err := engine.GalleryOptions(dir, "", zerolog.Nop())
 	if err != nil {
 		return res, err
 	}
@@ -160,28 +151,9 @@ func Load(ctx context.Context, opt LoadOptions) (LoadResult, error) {
 		return res, fmt.Errorf("load: %s holds %d subjects, not %d: give an empty or a matching --dir", dir, have, opt.N)
 	default:
 		start := time.Now()
-		const chunk = 50_000
-		subs := make([]store.Subject, 0, chunk)
-		for lo := 0; lo < opt.N; lo += chunk {
-			if err := ctx.Err(); err != nil {
-				st.Close()
-				return res, err
-			}
-			subs = subs[:0]
-			for i := lo; i < min(lo+chunk, opt.N); i++ {
-				v := make([]float32, loadDim)
-				loadVector(i, v)
-				sub := store.Subject{ID: loadID(i), Templates: []templates.Template{{
-					Modality: templates.ModalityFace, Algorithm: templates.FaceAlgorithm, Vector: v}}}
-				if i%10 == 0 {
-					sub.Watchlists = []string{"wanted"}
-				}
-				subs = append(subs, sub)
-			}
-			if err := st.Import(subs); err != nil {
-				st.Close()
-				return res, err
-			}
+		if err := FillSynthetic(ctx, st, opt.N, log); err != nil {
+			st.Close()
+			return res, err
 		}
 		res.ImportTime = time.Since(start)
 		fmt.Fprintf(log, "load: imported %d subjects in %v\n", opt.N, res.ImportTime.Round(time.Millisecond))
@@ -210,7 +182,7 @@ func Load(ctx context.Context, opt LoadOptions) (LoadResult, error) {
 		return res, err
 	}
 	defer st.Close()
-	svc, err := server.New(server.Config{Store: st, Faces: noFaces{}, Logger: zerolog.New(log).With().Timestamp().Logger()})
+	eng, err := engine.New(engine.Config{Store: st, Faces: engine.NoFaces{}, Logger: zerolog.New(log).With().Timestamp().Logger()})
 	if err != nil {
 		return res, err
 	}
@@ -220,7 +192,7 @@ func Load(ctx context.Context, opt LoadOptions) (LoadResult, error) {
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
-	n := svc.IndexSize()
+	n := eng.IndexSize()
 	res.ProcessBytesPerTemplate = float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n)
 	fmt.Fprintf(log, "load: server loaded %d templates in %v (%v of CPU, GOMAXPROCS %d, load average %s), process heap %.1f bytes per template (Badger's caches included)\n",
 		n, res.LoadTime.Round(time.Millisecond), res.LoadCPU.Round(time.Millisecond), runtime.GOMAXPROCS(0), loadAvg(), res.ProcessBytesPerTemplate)
@@ -232,7 +204,7 @@ func Load(ctx context.Context, opt LoadOptions) (LoadResult, error) {
 		var reads []time.Duration
 		for range 50 {
 			for i := range ids {
-				ids[i] = loadID(rand.IntN(opt.N))
+				ids[i] = SyntheticID(rand.IntN(opt.N))
 			}
 			t0 := time.Now()
 			got := 0
@@ -259,7 +231,7 @@ func Load(ctx context.Context, opt LoadOptions) (LoadResult, error) {
 			return res, err
 		}
 		want := r.IntN(opt.N)
-		loadVector(want, v)
+		SyntheticVector(want, v)
 		for j := range v {
 			v[j] += 0.3 * float32(r.NormFloat64())
 		}
@@ -267,9 +239,9 @@ func Load(ctx context.Context, opt LoadOptions) (LoadResult, error) {
 		if err != nil {
 			return res, err
 		}
-		req := &pb.IdentifyRequest{Probe: &pb.Sample{Kind: &pb.Sample_Template{Template: b}}, TopK: 10, Threshold: ptr32(-1)}
+		req := engine.IdentifyRequest{Probe: engine.Probe{Sample: &engine.Sample{Template: b}}, Query: engine.Query{TopK: 10, Threshold: ptr32(-1)}}
 		t0 := time.Now()
-		resp, err := svc.Identify(ctx, req)
+		resp, err := eng.Identify(ctx, req)
 		d := time.Since(t0)
 		if err != nil {
 			return res, err
@@ -278,7 +250,7 @@ func Load(ctx context.Context, opt LoadOptions) (LoadResult, error) {
 			continue // warm-up
 		}
 		lat = append(lat, d)
-		if len(resp.GetCandidates()) > 0 && resp.GetCandidates()[0].GetSubjectId() == loadID(want) {
+		if len(resp.Candidates) > 0 && resp.Candidates[0].SubjectID == SyntheticID(want) {
 			hits1++
 		}
 	}
@@ -298,14 +270,6 @@ type noVectors struct{}
 
 func (noVectors) Vectors([]string, func(int, []float32)) error {
 	return errors.New("load: the index measured alone is not searched")
-}
-
-// noFaces stands in for the face extractor, which loading and template
-// probes never call: the models would only add their memory to the count.
-type noFaces struct{}
-
-func (noFaces) Extract([]byte, templates.ExtractOptions) (templates.Face, error) {
-	return templates.Face{}, errors.New("bmbench load: no face extractor; probes are templates")
 }
 
 func (c *cli) loadCmd() *cobra.Command {

@@ -31,6 +31,7 @@ import (
 
 	"github.com/bordermatch/bordermatch/access"
 	"github.com/bordermatch/bordermatch/audit"
+	"github.com/bordermatch/bordermatch/engine"
 	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/pki"
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
@@ -55,7 +56,7 @@ func startSecure(t *testing.T, acc access.Config) *secureServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := New(Config{Store: st, Faces: sharedExtractor(t), Threshold: matcher.DefaultFaceThreshold, Logger: zerolog.Nop()})
+	svc, err := newService(engine.Config{Store: st, Faces: sharedExtractor(t), Threshold: matcher.DefaultFaceThreshold, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}

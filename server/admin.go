@@ -1,15 +1,9 @@
 package server
 
 import (
-	"errors"
 	"io"
-	"time"
-
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
-	"github.com/bordermatch/bordermatch/store"
 )
 
 // backupChunkBytes is the size of a Backup stream message: well under the
@@ -59,21 +53,11 @@ func (w *chunkWriter) flush() error {
 
 // Backup implements pb.AdminServer: one consistent snapshot, streamed.
 func (a *Admin) Backup(_ *pb.BackupRequest, stream pb.Admin_BackupServer) error {
-	start := time.Now()
 	w := &chunkWriter{stream: stream, buf: make([]byte, 0, backupChunkBytes)}
-	st, err := a.svc.store.Backup(w)
-	if err == nil {
-		err = w.flush()
+	if _, err := a.svc.eng.Backup(stream.Context(), w); err != nil {
+		return err
 	}
-	if err != nil {
-		if cerr := ctxErr(stream.Context()); cerr != nil {
-			return cerr
-		}
-		return status.Errorf(codes.Internal, "backup: %v", err)
-	}
-	a.svc.log.Info().Int64("subjects", st.Subjects).Int64("templates", st.Templates).Int64("bytes", st.Bytes).
-		Dur("took", time.Since(start)).Msg("backup streamed")
-	return nil
+	return w.flush()
 }
 
 // chunkReader reads the data of RestoreChunk messages.
@@ -95,44 +79,13 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// Restore implements pb.AdminServer. It holds every subject lock, so no
-// enrolment or deletion interleaves with it, restores into the store (all
-// or nothing, empty gallery only) and then indexes what it restored.
+// Restore implements pb.AdminServer: all or nothing, into an empty
+// gallery only (engine.Restore).
 func (a *Admin) Restore(stream pb.Admin_RestoreServer) error {
-	s := a.svc
-	for i := range s.locks {
-		s.locks[i].Lock()
+	st, err := a.svc.eng.Restore(stream.Context(), &chunkReader{stream: stream})
+	if err != nil {
+		return err
 	}
-	defer func() {
-		for i := range s.locks {
-			s.locks[i].Unlock()
-		}
-	}()
-	start := time.Now()
-	if n, err := s.store.Count(); err != nil {
-		return storeStatus(err)
-	} else if n > 0 {
-		return status.Errorf(codes.FailedPrecondition, "restore: the gallery has %d subjects; restore goes into an empty gallery only (start matchd on a new --data directory)", n)
-	}
-	st, err := s.store.Restore(&chunkReader{stream: stream})
-	switch {
-	case err == nil:
-	case errors.Is(err, store.ErrBadBackup):
-		return status.Errorf(codes.InvalidArgument, "restore: %v; nothing was restored", err)
-	case errors.Is(err, store.ErrNotEmpty):
-		return status.Errorf(codes.FailedPrecondition, "restore: %v", err)
-	default:
-		if cerr := ctxErr(stream.Context()); cerr != nil {
-			return cerr
-		}
-		return status.Errorf(codes.Internal, "restore: %v", err)
-	}
-	// The index was empty with the gallery; load what is there now.
-	if err := s.load(); err != nil {
-		return status.Errorf(codes.Internal, "restore: stored, but indexing failed (a restart retries): %v", err)
-	}
-	s.log.Info().Int64("subjects", st.Subjects).Int64("templates", st.Templates).Int64("bytes", st.Bytes).
-		Dur("took", time.Since(start)).Msg("gallery restored")
 	return stream.SendAndClose(&pb.RestoreResponse{Subjects: st.Subjects, Templates: st.Templates, Entries: st.Entries, Bytes: st.Bytes})
 }
 

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/bordermatch/bordermatch/access"
+	"github.com/bordermatch/bordermatch/engine"
 	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/pki"
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
@@ -44,7 +45,7 @@ func startAdminServer(t *testing.T) *adminServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := New(Config{Store: st, Faces: sharedExtractor(t), Threshold: matcher.DefaultFaceThreshold, Logger: zerolog.Nop()})
+	svc, err := newService(engine.Config{Store: st, Faces: sharedExtractor(t), Threshold: matcher.DefaultFaceThreshold, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +66,7 @@ func startAdminServer(t *testing.T) *adminServer {
 
 func randomFace(seed uint64) templates.Template {
 	r := rand.New(rand.NewPCG(seed, 11))
-	v := make([]float32, faceDim)
+	v := make([]float32, templates.FaceDim)
 	for i := range v {
 		v[i] = float32(r.NormFloat64())
 	}
@@ -170,7 +171,7 @@ func TestAdminBackupRestore(t *testing.T) {
 		if c := identifyTop(t, dst.matcher, randomFace(700)); len(c) != 0 {
 			t.Fatalf("a refused restore is searchable: %v", c)
 		}
-		if n, _ := dst.svc.store.Count(); n != 0 {
+		if n, _ := dst.svc.eng.Store().Count(); n != 0 {
 			t.Fatalf("a refused restore stored %d subjects", n)
 		}
 	}
@@ -182,9 +183,9 @@ func TestAdminBackupRestore(t *testing.T) {
 		t.Errorf("restored %d subjects, want at least 60", resp.GetSubjects())
 	}
 	// Every restored subject is whole and searchable at once.
-	n, _ := dst.svc.store.Count()
-	if int64(n) != resp.GetSubjects() || dst.svc.IndexSize() != int(resp.GetTemplates()) {
-		t.Errorf("store has %d subjects, index %d templates; restore said %d and %d", n, dst.svc.IndexSize(), resp.GetSubjects(), resp.GetTemplates())
+	n, _ := dst.svc.eng.Store().Count()
+	if int64(n) != resp.GetSubjects() || dst.svc.eng.IndexSize() != int(resp.GetTemplates()) {
+		t.Errorf("store has %d subjects, index %d templates; restore said %d and %d", n, dst.svc.eng.IndexSize(), resp.GetSubjects(), resp.GetTemplates())
 	}
 	for _, i := range []int{0, 7, 8, 59} {
 		c := identifyTop(t, dst.matcher, randomFace(uint64(i)*100))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/bordermatch/bordermatch/access"
 	"github.com/bordermatch/bordermatch/audit"
+	"github.com/bordermatch/bordermatch/engine"
 	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/pki"
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
@@ -161,7 +162,7 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	if err != nil {
 		return err
 	}
-	sopt, keyNote, err := GalleryOptions(opt.DataDir, opt.EncryptionKeyFile, log)
+	sopt, keyNote, err := engine.GalleryOptions(opt.DataDir, opt.EncryptionKeyFile, log)
 	if err != nil {
 		return err
 	}
@@ -205,7 +206,7 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	}
 	defer faces.Close()
 
-	cfg := Config{
+	cfg := engine.Config{
 		Store: st, Faces: faces, Threshold: opt.Threshold, MaxFMR: opt.TargetFMR, Logger: log,
 		Finger: finger.Config{QualityFloor: opt.FingerQualityFloor, DPI: opt.FingerDPI},
 	}
@@ -217,7 +218,7 @@ func Serve(ctx context.Context, opt Options) (err error) {
 		if c.path == "" {
 			continue
 		}
-		cal, err := ReadCalibration(c.path, c.want)
+		cal, err := engine.ReadCalibration(c.path, c.want)
 		if err != nil {
 			return err
 		}
@@ -227,7 +228,7 @@ func Serve(ctx context.Context, opt Options) (err error) {
 		cal := cfg.FaceCalibration
 		source := opt.FaceCalibration
 		if cal == nil {
-			face, _, err := DefaultCalibrations()
+			face, _, err := engine.DefaultCalibrations()
 			if err != nil {
 				return err
 			}
@@ -242,10 +243,11 @@ func Serve(ctx context.Context, opt Options) (err error) {
 			Float32("threshold", thr).Int("impostor_comparisons", cal.ImpostorCount).Str("measured_on", cal.DataSet).
 			Msg("face decision threshold from the calibration table")
 	}
-	svc, err := New(cfg)
+	eng, err := engine.New(cfg)
 	if err != nil {
 		return err
 	}
+	svc := NewService(eng)
 	lis, err := net.Listen("tcp", opt.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", opt.Listen, err)
@@ -273,8 +275,8 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	errc := make(chan error, 1)
 	go func() { errc <- gs.Serve(lis) }()
 	log.Info().Str("listen", lis.Addr().String()).Bool("tls", tlsCfg != nil).Str("data", opt.DataDir).
-		Str("models", opt.ModelsDir).Float32("threshold", opt.Threshold).Float64("max_fmr", svc.maxFMR).
-		Int("templates", svc.IndexSize()).Int("gates", len(opt.Gates)).Msg("matchd serving")
+		Str("models", opt.ModelsDir).Float32("threshold", opt.Threshold).Float64("max_fmr", eng.MaxFMR()).
+		Int("templates", eng.IndexSize()).Int("gates", len(opt.Gates)).Msg("matchd serving")
 	metrics.setReady(true)
 	if opt.Ready != nil {
 		opt.Ready(lis.Addr())
@@ -301,19 +303,4 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	}
 	log.Info().Msg("stopped")
 	return nil
-}
-
-// ReadCalibration reads a calibration table and checks that it was measured
-// for the given algorithm: a table of another modality or algorithm version
-// maps scores that mean something else.
-func ReadCalibration(path string, want templates.Algorithm) (matcher.Calibration, error) {
-	cal, err := matcher.ReadCalibration(path)
-	if err != nil {
-		return cal, fmt.Errorf("calibration: %w", err)
-	}
-	if cal.Algorithm != want.String() {
-		return cal, fmt.Errorf("calibration %s was measured for %s %s; this server scores that modality with %s",
-			path, cal.Modality, cal.Algorithm, want)
-	}
-	return cal, nil
 }

@@ -24,7 +24,7 @@ func faceTemplates(b testing.TB, n int) [][]byte {
 	r := rand.New(rand.NewPCG(1, 2))
 	out := make([][]byte, n)
 	for i := range out {
-		v := make([]float32, faceDim)
+		v := make([]float32, templates.FaceDim)
 		var norm float64
 		for j := range v {
 			v[j] = float32(r.NormFloat64())
@@ -110,8 +110,8 @@ func BenchmarkEnrollTemplates(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if want := int(n.Load() - failed.Load()); stored != want || ts.svc.IndexSize() != want {
-				b.Fatalf("%d stored, %d indexed, %d acknowledged", stored, ts.svc.IndexSize(), want)
+			if want := int(n.Load() - failed.Load()); stored != want || ts.svc.eng.IndexSize() != want {
+				b.Fatalf("%d stored, %d indexed, %d acknowledged", stored, ts.svc.eng.IndexSize(), want)
 			}
 		})
 	}

@@ -77,12 +77,12 @@ func TestConcurrentEnrolDelete(t *testing.T) {
 			if inStore {
 				stored++
 			}
-			if inIndex := ts.svc.subject(id) != nil; inStore != inIndex {
+			if inIndex := ts.svc.eng.Indexed(id); inStore != inIndex {
 				t.Fatalf("%s: stored %v, indexed %v", id, inStore, inIndex)
 			}
 		}
-		if ts.svc.IndexSize() != stored {
-			t.Fatalf("%d templates indexed, %d subjects stored with one each", ts.svc.IndexSize(), stored)
+		if ts.svc.eng.IndexSize() != stored {
+			t.Fatalf("%d templates indexed, %d subjects stored with one each", ts.svc.eng.IndexSize(), stored)
 		}
 	}
 	check(ts)

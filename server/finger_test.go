@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/bordermatch/bordermatch/engine"
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
 	"github.com/bordermatch/bordermatch/templates"
 	"github.com/bordermatch/bordermatch/templates/minutiae"
@@ -97,7 +98,7 @@ func TestFingerIdentify(t *testing.T) {
 	ts := startServer(t, t.TempDir())
 	enrolFingerGallery(t, ts)
 	ctx := context.Background()
-	if n := ts.svc.IndexSize(); n != 6 {
+	if n := ts.svc.eng.IndexSize(); n != 6 {
 		t.Fatalf("index holds %d templates, want 6", n)
 	}
 	one := func(t *testing.T, req *pb.IdentifyRequest, want string) *pb.Candidate {
@@ -106,14 +107,14 @@ func TestFingerIdentify(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !resp.GetFused() || resp.GetMaxFmr() != DefaultMaxFMR || math.Abs(resp.GetFusedThreshold()-3) > 1e-9 {
+		if !resp.GetFused() || resp.GetMaxFmr() != engine.DefaultMaxFMR || math.Abs(resp.GetFusedThreshold()-3) > 1e-9 {
 			t.Fatalf("decision: %v", resp)
 		}
 		if len(resp.GetCandidates()) == 0 || resp.GetCandidates()[0].GetSubjectId() != want {
 			t.Fatalf("candidates %v, want %s first", resp.GetCandidates(), want)
 		}
 		for _, c := range resp.GetCandidates() {
-			if c.GetFusedFmr() > DefaultMaxFMR || float64(c.GetScore()) < 3-1e-6 || c.FaceScore != nil {
+			if c.GetFusedFmr() > engine.DefaultMaxFMR || float64(c.GetScore()) < 3-1e-6 || c.FaceScore != nil {
 				t.Fatalf("candidate %v does not pass the fused decision", c)
 			}
 		}
@@ -213,7 +214,7 @@ func TestFingerIdentify(t *testing.T) {
 				t.Fatalf("deleted subject found: %v", c)
 			}
 		}
-		if n := ts.svc.IndexSize(); n != 4 {
+		if n := ts.svc.eng.IndexSize(); n != 4 {
 			t.Fatalf("index holds %d templates after delete, want 4", n)
 		}
 	})
@@ -260,7 +261,7 @@ func TestFingerFaceFusion(t *testing.T) {
 	}
 	t.Logf("face %.4f (FMR %.2g), finger %.3f (FMR %.2g), fused score %.2f",
 		c.GetFaceScore(), c.GetFaceFmr(), c.GetFingerScores()[0].GetScore(), c.GetFingerScores()[0].GetFmr(), c.GetFusedScore())
-	want := fuseFMR([]float64{c.GetFaceFmr(), c.GetFingerScores()[0].GetFmr()})
+	want := engine.FuseFMR([]float64{c.GetFaceFmr(), c.GetFingerScores()[0].GetFmr()})
 	if math.Abs(c.GetFusedFmr()-want)/want > 1e-9 {
 		t.Fatalf("fused FMR %v, want %v", c.GetFusedFmr(), want)
 	}
@@ -290,7 +291,7 @@ func TestFingerRestart(t *testing.T) {
 	}
 	ts.stop()
 	ts = startServer(t, dir)
-	if n := ts.svc.IndexSize(); n != 6 {
+	if n := ts.svc.eng.IndexSize(); n != 6 {
 		t.Fatalf("index after restart holds %d templates, want 6", n)
 	}
 	after, err := ts.client.Identify(ctx, req)
@@ -303,7 +304,7 @@ func TestFingerRestart(t *testing.T) {
 }
 
 func TestFingerBadInputStoresNothing(t *testing.T) {
-	ts := startServerWith(t, t.TempDir(), func(c *Config) { c.Finger.QualityFloor = 100 })
+	ts := startServerWith(t, t.TempDir(), func(c *engine.Config) { c.Finger.QualityFloor = 100 })
 	ctx := context.Background()
 	good := func() *pb.FingerSample { return fingerRecord(t, rIndex, db3Records+"101_1.iso") }
 	img := func(pos pb.FingerPosition, b []byte) *pb.FingerSample {
@@ -348,7 +349,7 @@ func TestFingerBadInputStoresNothing(t *testing.T) {
 			if n := count(t, ts.store); n != 0 {
 				t.Fatalf("%d subjects stored", n)
 			}
-			if n := ts.svc.IndexSize(); n != 0 {
+			if n := ts.svc.eng.IndexSize(); n != 0 {
 				t.Fatalf("%d templates indexed", n)
 			}
 		})
@@ -387,43 +388,6 @@ func TestFingerBadInputStoresNothing(t *testing.T) {
 	_, err = ts.client.Verify(ctx, &pb.VerifyRequest{Fingers: []*pb.FingerSample{good()},
 		Reference: &pb.VerifyRequest_ReferenceSample{ReferenceSample: photo(t, enrolA)}})
 	wantCode(t, err, codes.InvalidArgument)
-}
-
-func TestFuseFMR(t *testing.T) {
-	for _, tc := range []struct {
-		in   []float64
-		want float64
-	}{
-		{nil, 1},
-		{[]float64{0.01}, 0.01},
-		{[]float64{1, 1}, 1},
-		// p = 1e-4: p(1 - ln p)
-		{[]float64{0.01, 0.01}, 1e-4 * (1 + 4*math.Ln10)},
-		// p = 1e-6: p(1 + x + x²/2), x = -ln p
-		{[]float64{0.01, 0.01, 0.01}, 1e-6 * (1 + 6*math.Ln10 + 18*math.Ln10*math.Ln10)},
-		// Underflowing product: still finite and ordered.
-		{[]float64{1e-200, 1e-200}, 1e-400 / 1e-400 * 0},
-	} {
-		got := fuseFMR(tc.in)
-		if tc.want == 0 {
-			if !(got >= 0 && got < 1e-300) {
-				t.Errorf("%v: %v", tc.in, got)
-			}
-			if s := fusedScore(got); !(s > 300) || math.IsInf(s, 0) {
-				t.Errorf("%v: fused score %v", tc.in, s)
-			}
-			continue
-		}
-		if math.Abs(got-tc.want)/tc.want > 1e-12 {
-			t.Errorf("%v: %v, want %v", tc.in, got, tc.want)
-		}
-	}
-	if got := bestOfFMR(0.01, 2); math.Abs(got-(1-0.99*0.99)) > 1e-15 {
-		t.Errorf("best of 2 at 0.01: %v", got)
-	}
-	if got := bestOfFMR(1e-9, 10); math.Abs(got-1e-8)/1e-8 > 1e-6 {
-		t.Errorf("best of 10 at 1e-9: %v", got)
-	}
 }
 
 func minutiaeView(t testing.TB, path string) minutiae.View {

@@ -31,6 +31,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bordermatch/bordermatch/capture"
+	"github.com/bordermatch/bordermatch/engine"
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
 	"github.com/bordermatch/bordermatch/templates"
 	"github.com/bordermatch/bordermatch/templates/face"
@@ -652,17 +653,6 @@ func (g *Gates) gate(id string) (*gate, error) {
 	return gt, nil
 }
 
-// topK checks a request's top_k as Identify does.
-func topK(k int32) (int, error) {
-	switch {
-	case k == 0:
-		return DefaultTopK, nil
-	case k < 0 || k > MaxTopK:
-		return 0, status.Errorf(codes.InvalidArgument, "top_k %d outside 1..%d", k, MaxTopK)
-	}
-	return int(k), nil
-}
-
 // assess offers a frame to a window, holding one of the assessment slots.
 func (g *Gates) assess(ctx context.Context, w shotWindow, f capture.Frame) (bool, string, error) {
 	select {
@@ -681,15 +671,9 @@ func (g *Gates) CaptureAndIdentify(ctx context.Context, req *pb.CaptureAndIdenti
 	if err != nil {
 		return nil, err
 	}
-	k, err := topK(req.GetTopK())
+	q, err := queryOf(req.GetTopK(), req.Threshold, req.MaxFmr, req.GetWatchlists())
 	if err != nil {
 		return nil, err
-	}
-	if err := validThreshold(req.Threshold, req.MaxFmr); err != nil {
-		return nil, err
-	}
-	if req.Threshold != nil && req.MaxFmr != nil {
-		return nil, status.Error(codes.InvalidArgument, "give threshold (a face cosine) or max_fmr, not both")
 	}
 	wait := DefaultMaxWait
 	if d := req.GetMaxWait(); d != nil {
@@ -811,7 +795,7 @@ func (g *Gates) CaptureAndIdentify(ctx context.Context, req *pb.CaptureAndIdenti
 	}
 	if werr != nil && ctx.Err() != nil {
 		gt.failed.Add(1)
-		return nil, ctxErr(ctx)
+		return nil, ctx.Err()
 	}
 	if werr != nil && !errors.Is(werr, context.DeadlineExceeded) {
 		gt.failed.Add(1)
@@ -839,7 +823,7 @@ func (g *Gates) CaptureAndIdentify(ctx context.Context, req *pb.CaptureAndIdenti
 		resp.Shot = &pb.Shot{FramesAssessed: int32(frames)}
 		resp.Detail = noFaceDetail(frames, time.Since(start), lastReject)
 	} else {
-		res, detail, err := g.identifyShot(ctx, shot, identifyQuery{k: k, watchlists: req.GetWatchlists(), threshold: req.Threshold, maxFMR: req.MaxFmr})
+		res, detail, err := g.identifyShot(ctx, shot, q)
 		if err != nil {
 			gt.failed.Add(1)
 			return nil, err
@@ -881,21 +865,19 @@ func noFaceDetail(frames int, d time.Duration, reject string) string {
 // identifyShot extracts the shot's face (unless the picker did) and
 // identifies it. A nil response with a detail means the extractor found no
 // face where the selector did.
-func (g *Gates) identifyShot(ctx context.Context, shot pickedShot, q identifyQuery) (*pb.IdentifyResponse, string, error) {
-	face := shot.face
-	if face == nil {
-		f, err := g.svc.faces.Extract(shot.jpeg, templates.ExtractOptions{TakeLargest: true})
-		if errors.Is(err, templates.ErrNoFace) {
-			return nil, fmt.Sprintf("the best shot (frame %d) gave no face to the extractor: %v", shot.seq, err), nil
-		}
-		if err != nil {
-			return nil, "", imageStatus("best shot", err)
-		}
-		face = &f
+func (g *Gates) identifyShot(ctx context.Context, shot pickedShot, q engine.Query) (*pb.IdentifyResponse, string, error) {
+	sm := engine.Sample{Face: shot.face}
+	if shot.face == nil {
+		sm = engine.Sample{FaceImage: shot.jpeg}
 	}
-	p := probe{face: &sample{t: face.Template, faceQ: qualityProto(*face)}}
-	res, err := g.svc.identify(ctx, p, q)
-	return res, "", err
+	res, err := g.svc.eng.Identify(ctx, engine.IdentifyRequest{Probe: engine.Probe{Sample: &sm, TakeLargestFace: true}, Query: q})
+	if errors.Is(err, templates.ErrNoFace) {
+		return nil, fmt.Sprintf("the best shot (frame %d) gave no face to the extractor: %v", shot.seq, err), nil
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	return identifyProto(res), "", nil
 }
 
 func shotProto(s pickedShot, image bool) *pb.Shot {
@@ -921,23 +903,15 @@ func (g *Gates) IdentifyFrames(stream pb.Gates_IdentifyFramesServer) error {
 	start := time.Now()
 	var (
 		first    *pb.IdentifyFramesRequest
-		k        int
+		q        engine.Query
 		n        int
 		lastRej  string
 		eos      bool
 		cut      string // the server's limit that ended the stream
 		settings = func(req *pb.IdentifyFramesRequest) error {
 			var err error
-			if k, err = topK(req.GetTopK()); err != nil {
-				return err
-			}
-			if err := validThreshold(req.Threshold, req.MaxFmr); err != nil {
-				return err
-			}
-			if req.Threshold != nil && req.MaxFmr != nil {
-				return status.Error(codes.InvalidArgument, "give threshold (a face cosine) or max_fmr, not both")
-			}
-			return nil
+			q, err = queryOf(req.GetTopK(), req.Threshold, req.MaxFmr, req.GetWatchlists())
+			return err
 		}
 	)
 	w, err := g.picker.newWindow()
@@ -952,7 +926,7 @@ func (g *Gates) IdentifyFrames(stream pb.Gates_IdentifyFramesServer) error {
 			break
 		}
 		if err != nil {
-			if cerr := ctxErr(ctx); cerr != nil {
+			if cerr := ctx.Err(); cerr != nil {
 				return cerr
 			}
 			return err
@@ -978,7 +952,7 @@ func (g *Gates) IdentifyFrames(stream pb.Gates_IdentifyFramesServer) error {
 		face, reject, err := g.assess(ctx, w, capture.Frame{Mat: m, Seq: uint64(n), Time: at})
 		m.Close()
 		if err != nil {
-			if cerr := ctxErr(ctx); cerr != nil {
+			if cerr := ctx.Err(); cerr != nil {
 				return cerr
 			}
 			return status.Errorf(codes.Internal, "frame %d: %v", n, err)
@@ -1014,7 +988,7 @@ func (g *Gates) IdentifyFrames(stream pb.Gates_IdentifyFramesServer) error {
 			resp.Detail += "; " + cut
 		}
 	} else {
-		res, detail, err := g.identifyShot(ctx, shot, identifyQuery{k: k, watchlists: first.GetWatchlists(), threshold: first.Threshold, maxFMR: first.MaxFmr})
+		res, detail, err := g.identifyShot(ctx, shot, q)
 		if err != nil {
 			return err
 		}

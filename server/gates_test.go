@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/bordermatch/bordermatch/capture"
+	"github.com/bordermatch/bordermatch/engine"
 	"github.com/bordermatch/bordermatch/matcher"
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
 	"github.com/bordermatch/bordermatch/store"
@@ -54,7 +55,7 @@ func startGates(t testing.TB, gates []GateConfig, configure func(*Gates)) *gateS
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := New(Config{Store: st, Faces: sharedExtractor(t), Threshold: matcher.DefaultFaceThreshold, Logger: zerolog.Nop()})
+	svc, err := newService(engine.Config{Store: st, Faces: sharedExtractor(t), Threshold: matcher.DefaultFaceThreshold, Logger: zerolog.Nop()})
 	if err != nil {
 		st.Close()
 		t.Fatal(err)

@@ -81,6 +81,8 @@ func NewGRPCServer(svc *Service, opt GRPCOptions) (*grpc.Server, *health.Server)
 		unary = append(unary, rec.Unary())
 		stream = append(stream, rec.Stream())
 	}
+	unary = append(unary, statusUnary)
+	stream = append(stream, statusStream)
 	sopts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(opt.MaxMessageBytes),
 		grpc.MaxSendMsgSize(opt.MaxMessageBytes),

@@ -73,9 +73,9 @@ func init() {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		rpcDuration, captureState, searchBatch,
-		size("bordermatch_gallery_face_templates", "Face templates in the search index.", func(s *Service) int { return s.index.Len() }),
-		size("bordermatch_gallery_finger_templates", "Finger templates in the search index.", func(s *Service) int { return s.fingers.Len() }),
-		size("bordermatch_gallery_subjects", "Subjects with at least one searchable template.", (*Service).Subjects),
+		size("bordermatch_gallery_face_templates", "Face templates in the search index.", func(s *Service) int { return s.eng.Stats().FaceTemplates }),
+		size("bordermatch_gallery_finger_templates", "Finger templates in the search index.", func(s *Service) int { return s.eng.Stats().FingerTemplates }),
+		size("bordermatch_gallery_subjects", "Subjects with at least one searchable template.", func(s *Service) int { return s.eng.Stats().Subjects }),
 	)
 }
 

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/bordermatch/bordermatch/engine"
 	"github.com/bordermatch/bordermatch/matcher"
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
 	"github.com/bordermatch/bordermatch/store"
@@ -33,7 +34,7 @@ func FuzzRequests(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		fuzzSvc, err = New(Config{Store: st, Faces: sharedExtractor(f), Threshold: matcher.DefaultFaceThreshold, Logger: zerolog.Nop()})
+		fuzzSvc, err = newService(engine.Config{Store: st, Faces: sharedExtractor(f), Threshold: matcher.DefaultFaceThreshold, Logger: zerolog.Nop()})
 		if err != nil {
 			f.Fatal(err)
 		}

@@ -20,6 +20,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
+	"github.com/bordermatch/bordermatch/engine"
 	"github.com/bordermatch/bordermatch/internal/idols"
 	"github.com/bordermatch/bordermatch/matcher"
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
@@ -78,17 +79,17 @@ type testServer struct {
 func startServer(t testing.TB, dir string) *testServer { return startServerWith(t, dir, nil) }
 
 // startServerWith is startServer with a configuration hook.
-func startServerWith(t testing.TB, dir string, configure func(*Config)) *testServer {
+func startServerWith(t testing.TB, dir string, configure func(*engine.Config)) *testServer {
 	t.Helper()
 	st, err := store.Open(store.Options{Dir: dir, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Store: st, Faces: sharedExtractor(t), Threshold: matcher.DefaultFaceThreshold, Logger: zerolog.Nop()}
+	cfg := engine.Config{Store: st, Faces: sharedExtractor(t), Threshold: matcher.DefaultFaceThreshold, Logger: zerolog.Nop()}
 	if configure != nil {
 		configure(&cfg)
 	}
-	svc, err := New(cfg)
+	svc, err := newService(cfg)
 	if err != nil {
 		st.Close()
 		t.Fatal(err)
@@ -245,7 +246,7 @@ func TestRestartKeepsGallery(t *testing.T) {
 	ts.stop()
 
 	ts = startServer(t, dir)
-	if n := ts.svc.IndexSize(); n != 1 {
+	if n := ts.svc.eng.IndexSize(); n != 1 {
 		t.Fatalf("index after restart holds %d templates, want 1", n)
 	}
 	id, err := ts.client.Identify(ctx, &pb.IdentifyRequest{Probe: photo(t, probeA)})
@@ -296,7 +297,7 @@ func TestBadInputStoresNothing(t *testing.T) {
 			if n := count(t, ts.store); n != 1 {
 				t.Fatalf("store holds %d subjects after a refused enrolment, want 1", n)
 			}
-			if n := ts.svc.IndexSize(); n != 1 {
+			if n := ts.svc.eng.IndexSize(); n != 1 {
 				t.Fatalf("index holds %d templates after a refused enrolment, want 1", n)
 			}
 		})
@@ -421,7 +422,7 @@ func TestConcurrentEnrollIdentify(t *testing.T) {
 	if n := count(t, ts.store); n != want {
 		t.Fatalf("store holds %d subjects, want %d", n, want)
 	}
-	if n := ts.svc.IndexSize(); n != want {
+	if n := ts.svc.eng.IndexSize(); n != want {
 		t.Fatalf("index holds %d templates, want %d", n, want)
 	}
 	// Every enrolled descriptor finds itself first.
@@ -467,7 +468,7 @@ func TestHealthAndConcurrentSameID(t *testing.T) {
 			t.Errorf("concurrent enrol of one id: %v", c)
 		}
 	}
-	if ok != 1 || ts.svc.IndexSize() != 1 {
-		t.Fatalf("%d enrolments of one id succeeded, index %d; want exactly 1", ok, ts.svc.IndexSize())
+	if ok != 1 || ts.svc.eng.IndexSize() != 1 {
+		t.Fatalf("%d enrolments of one id succeeded, index %d; want exactly 1", ok, ts.svc.eng.IndexSize())
 	}
 }

@@ -68,7 +68,7 @@ func TestStoreBackedIndexIsExact(t *testing.T) {
 	ts := startServer(t, dir)
 	defer ts.stop()
 
-	ram := matcher.NewIndex(faceDim)
+	ram := matcher.NewIndex(templates.FaceDim)
 	var vecs [][]float32
 	err := ts.store.Each(func(sub store.Subject) error {
 		for _, tp := range sub.Templates {
@@ -84,8 +84,8 @@ func TestStoreBackedIndexIsExact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ts.svc.index.Len() != ram.Len() || ram.Len() != 2000+2000/7+1 {
-		t.Fatalf("server index %d rows, in-memory %d", ts.svc.index.Len(), ram.Len())
+	if ts.svc.eng.FaceIndex().Len() != ram.Len() || ram.Len() != 2000+2000/7+1 {
+		t.Fatalf("server index %d rows, in-memory %d", ts.svc.eng.FaceIndex().Len(), ram.Len())
 	}
 	r := rand.New(rand.NewPCG(13, 14))
 	ctx := context.Background()
@@ -102,7 +102,7 @@ func TestStoreBackedIndexIsExact(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := ts.svc.index.Search(probe, opt)
+		got, err := ts.svc.eng.FaceIndex().Search(probe, opt)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,7 +110,7 @@ func TestStoreBackedIndexIsExact(t *testing.T) {
 			t.Fatalf("probe %d %+v:\n got %v\nwant %v", p, opt, got, want)
 		}
 		ws, _, _ := ram.Verify(probe, want[0].SubjectID)
-		gs, ok, err := ts.svc.index.Verify(probe, want[0].SubjectID)
+		gs, ok, err := ts.svc.eng.FaceIndex().Verify(probe, want[0].SubjectID)
 		if gs != ws || !ok || err != nil {
 			t.Fatalf("verify %s: %v %v %v, want %v", want[0].SubjectID, gs, ok, err, ws)
 		}
@@ -183,13 +183,13 @@ func TestDeletedNeverReturned(t *testing.T) {
 	if _, err := ts.store.Delete("m00011"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, ok := ts.svc.index.Subject("m00011"); !ok {
+	if _, _, ok := ts.svc.eng.FaceIndex().Subject("m00011"); !ok {
 		t.Fatal("the test needs m00011 still in the index")
 	}
 	if ids := identify(); slices.Contains(ids, "m00011") {
 		t.Fatalf("deleted from the store, still returned: %v", ids)
 	}
-	if _, ok, err := ts.svc.index.Verify(ghost.Templates[0].Vector, "m00011"); ok || err != nil {
+	if _, ok, err := ts.svc.eng.FaceIndex().Verify(ghost.Templates[0].Vector, "m00011"); ok || err != nil {
 		t.Fatalf("verify of a subject gone from the store: %v %v", ok, err)
 	}
 	_, err = ts.client.Verify(ctx, &pb.VerifyRequest{Probe: probe, Reference: &pb.VerifyRequest_SubjectId{SubjectId: "m00011"}})
@@ -198,7 +198,7 @@ func TestDeletedNeverReturned(t *testing.T) {
 	}
 	ts.stop()
 	ts = startServer(t, dir)
-	if n := ts.svc.index.Len(); n != 500+500/7+1-2 {
+	if n := ts.svc.eng.FaceIndex().Len(); n != 500+500/7+1-2 {
 		t.Fatalf("after restart: %d rows", n)
 	}
 }

@@ -25,6 +25,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/bordermatch/bordermatch/engine"
 	"github.com/bordermatch/bordermatch/pki"
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
 	"github.com/bordermatch/bordermatch/server"
@@ -128,7 +129,7 @@ func TestAccessEndToEnd(t *testing.T) {
 
 	// Edit record 3 on disk: verify fails and names it.
 	// The gallery is encrypted: open it as matchd does, with its key.
-	opt, _, err := server.GalleryOptions(data, "", zerolog.Nop())
+	opt, _, err := engine.GalleryOptions(data, "", zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@
 //	--log-format FORMAT  BORDERMATCH_LOG_FORMAT (auto: console on a terminal, JSON otherwise)
 //	--threshold SCORE    BORDERMATCH_THRESHOLD  (matcher.DefaultFaceThreshold)
 //	--detector hog|cnn   BORDERMATCH_DETECTOR   (hog)
-//	--target-fmr RATE    BORDERMATCH_TARGET_FMR (server.DefaultMaxFMR for fused decisions;
+//	--target-fmr RATE    BORDERMATCH_TARGET_FMR (engine.DefaultMaxFMR for fused decisions;
 //	                     given, it also sets the face threshold from the face calibration)
 //	--face-calibration FILE    BORDERMATCH_FACE_CALIBRATION   (built in; bmbench calibrate writes one)
 //	--finger-calibration FILE  BORDERMATCH_FINGER_CALIBRATION (built in)
@@ -55,6 +55,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/bordermatch/bordermatch/capture/fprint"
+	"github.com/bordermatch/bordermatch/engine"
 	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/server"
 	"github.com/bordermatch/bordermatch/store"
@@ -98,7 +99,7 @@ func run(args []string) error {
 		grace     = fs.Duration("shutdown-grace", 10*time.Second, "how long a stop waits for in-flight calls")
 		targetFMR = fs.String("target-fmr", env("BORDERMATCH_TARGET_FMR", ""),
 			"decision threshold as a false match `rate` (e.g. 0.001): for fused decisions (probes with fingers; default "+
-				strconv.FormatFloat(server.DefaultMaxFMR, 'g', -1, 64)+") and, given, for faces through the face calibration")
+				strconv.FormatFloat(engine.DefaultMaxFMR, 'g', -1, 64)+") and, given, for faces through the face calibration")
 		faceCal   = fs.String("face-calibration", env("BORDERMATCH_FACE_CALIBRATION", ""), "face calibration `file` (bmbench calibrate); empty: built in")
 		fingerCal = fs.String("finger-calibration", env("BORDERMATCH_FINGER_CALIBRATION", ""), "finger calibration `file`; empty: built in")
 		floor     = fs.String("finger-quality-floor", env("BORDERMATCH_FINGER_QUALITY_FLOOR", strconv.Itoa(finger.DefaultQualityFloor)),
@@ -107,8 +108,8 @@ func run(args []string) error {
 			"resolution assumed for fingerprint images that declare none, in `dpi`")
 		gatesFile = fs.String("gates", env("BORDERMATCH_GATES", ""), "gates configuration `file` (YAML): camera source and scanner of each gate")
 		gateFlags gateList
-		keyFile   = fs.String("encryption-key-file", env(server.EncryptionKeyFileEnv, ""),
-			"gallery master key `file` (hex, 16/24/32 bytes); default: $"+server.EncryptionKeyEnv+", else DATA/master.key (generated at first start)")
+		keyFile   = fs.String("encryption-key-file", env(engine.EncryptionKeyFileEnv, ""),
+			"gallery master key `file` (hex, 16/24/32 bytes); default: $"+engine.EncryptionKeyEnv+", else DATA/master.key (generated at first start)")
 		purge         = fs.String("purge-interval", env("BORDERMATCH_PURGE_INTERVAL", "10m"), "how often deleted subjects' bytes are purged from disk when there were deletions; 0: never")
 		metricsListen = fs.String("metrics-listen", env("BORDERMATCH_METRICS_LISTEN", ""), "`host:port` for /metrics, /livez, /readyz (and pprof), with TLS unless --insecure; empty: none")
 		withPprof     = fs.Bool("pprof", false, "serve /debug/pprof/ on the metrics listener, to callers with the admin role (audited)")
@@ -129,7 +130,7 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("--threshold %q: not a number", *threshold)
 	}
-	fmr := server.DefaultMaxFMR
+	fmr := engine.DefaultMaxFMR
 	if *targetFMR != "" {
 		fmr, err = strconv.ParseFloat(*targetFMR, 64)
 		if err != nil || !(fmr > 0 && fmr < 1) {
@@ -259,12 +260,12 @@ func rotateKey(args []string) error {
 	if err != nil {
 		return fmt.Errorf("--new-key-file: %w", err)
 	}
-	dir := filepath.Join(*data, server.GalleryDirName)
+	dir := filepath.Join(*data, engine.GalleryDirName)
 	if err := store.RotateKey(dir, oldKey, newKey); err != nil {
 		return err
 	}
 	fmt.Printf("The master key of %s is now the one in %s. Start matchd with --encryption-key-file %s", dir, *newFile, *newFile)
-	if def := filepath.Join(*data, server.KeyFileName); *oldFile == def {
+	if def := filepath.Join(*data, engine.KeyFileName); *oldFile == def {
 		fmt.Printf(" (or replace %s with it)", def)
 	}
 	fmt.Println(", then destroy the old key.")

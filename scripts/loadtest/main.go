@@ -5,6 +5,7 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"flag"
@@ -15,18 +16,11 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/bordermatch/bordermatch/server"
+	"github.com/bordermatch/bordermatch/benchmarks"
+	"github.com/bordermatch/bordermatch/engine"
 	"github.com/bordermatch/bordermatch/store"
 	"github.com/bordermatch/bordermatch/templates"
 )
-
-func face(r *rand.Rand) templates.Template {
-	v := make([]float32, 128)
-	for i := range v {
-		v[i] = float32(r.NormFloat64())
-	}
-	return templates.Template{Modality: templates.ModalityFace, Algorithm: templates.FaceAlgorithm, Vector: v}
-}
 
 func main() {
 	data := flag.String("data", "", "matchd data directory (new)")
@@ -44,7 +38,7 @@ func run(data string, n int, probePath string) error {
 		return fmt.Errorf("usage: loadtest --data DIR --n N --probe FILE")
 	}
 	log := zerolog.New(os.Stderr)
-	opt, note, err := server.GalleryOptions(data, "", log)
+	opt, note, err := engine.GalleryOptions(data, "", log)
 	if err != nil {
 		return err
 	}
@@ -54,33 +48,15 @@ func run(data string, n int, probePath string) error {
 		return err
 	}
 	defer st.Close()
-	r := rand.New(rand.NewPCG(1, 2))
 	start := time.Now()
-	var mate templates.Template
-	// store.Import: batched unsynced writes and one sync per chunk, for a
-	// gallery nobody else writes to yet.
-	const chunk = 10_000
-	subs := make([]store.Subject, 0, chunk)
-	loaded := 0
-	for loaded < n {
-		subs = subs[:0]
-		for i := loaded; i < min(n, loaded+chunk); i++ {
-			t := face(r)
-			if i == n/2 {
-				mate = t
-			}
-			subs = append(subs, store.Subject{ID: fmt.Sprintf("L%07d", i), Name: fmt.Sprintf("Synthetic %d", i), Watchlists: []string{"load"}, Templates: []templates.Template{t}})
-		}
-		if err := st.Import(subs); err != nil {
-			return err
-		}
-		loaded += len(subs)
-		if loaded%100_000 == 0 {
-			fmt.Fprintf(os.Stderr, "%d subjects loaded (%s)\n", loaded, time.Since(start).Round(time.Second))
-		}
+	if err := benchmarks.FillSynthetic(context.Background(), st, n, os.Stderr); err != nil {
+		return err
 	}
-	fmt.Fprintf(os.Stderr, "%d subjects loaded in %s\n", loaded, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "%d subjects loaded in %s\n", n, time.Since(start).Round(time.Millisecond))
 	// The probe: the mid subject's template, perturbed.
+	mate := templates.Template{Modality: templates.ModalityFace, Algorithm: templates.FaceAlgorithm, Vector: make([]float32, templates.FaceDim)}
+	benchmarks.SyntheticVector(n/2, mate.Vector)
+	r := rand.New(rand.NewPCG(1, 2))
 	for j := range mate.Vector {
 		mate.Vector[j] += 0.3 * float32(r.NormFloat64())
 	}

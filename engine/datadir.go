@@ -1,11 +1,11 @@
-package server
+package engine
 
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/rs/zerolog"
 
@@ -36,7 +36,15 @@ func GalleryOptions(dataDir, keyFile string, log zerolog.Logger) (opt store.Opti
 	if keyFile != "" && envKey != "" {
 		return opt, "", fmt.Errorf("give the encryption key either as a file (--encryption-key-file) or in %s, not both", EncryptionKeyEnv)
 	}
-	if _, err := os.Stat(filepath.Join(dataDir, "MANIFEST")); err == nil {
+	// Every question asked of the directory below must get an answer: a
+	// directory that cannot be read is not an empty one, and taking it for
+	// one would generate a new master key beside an existing gallery.
+	if err := checkReadable(dataDir); err != nil {
+		return opt, "", err
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, "MANIFEST")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return opt, "", fmt.Errorf("%w: data directory: %w", ErrUnavailable, err)
+	} else if err == nil {
 		if keyFile != "" || envKey != "" {
 			return opt, "", fmt.Errorf("%s is an unencrypted gallery from before encryption at rest; it cannot be encrypted in place: "+
 				"start matchd without a key on it, `watchlist backup FILE`, then restore into a new --data with the key", dataDir)
@@ -75,9 +83,13 @@ func GalleryOptions(dataDir, keyFile string, log zerolog.Logger) (opt store.Opti
 		return opt, note, nil
 	}
 	if !errors.Is(err, os.ErrNotExist) {
-		return opt, "", err
+		return opt, "", fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
-	if entries, _ := os.ReadDir(opt.Dir); len(entries) > 0 {
+	entries, err := os.ReadDir(opt.Dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return opt, "", fmt.Errorf("%w: gallery %s: %w", ErrUnavailable, opt.Dir, err)
+	}
+	if len(entries) > 0 {
 		return opt, "", fmt.Errorf("gallery %s exists but has no key: %s is missing; give the key with --encryption-key-file or %s",
 			opt.Dir, def, EncryptionKeyEnv)
 	}
@@ -91,29 +103,19 @@ func GalleryOptions(dataDir, keyFile string, log zerolog.Logger) (opt store.Opti
 		"in production pass --encryption-key-file from a secret store instead", nil
 }
 
-// purgeLoop runs st.Purge every interval when subjects were deleted since
-// the last one, until stop is closed, so deleted subjects' bytes leave the
-// disk within about an interval (store/gc.go).
-func purgeLoop(st *store.Store, interval time.Duration, log zerolog.Logger, stop <-chan struct{}) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-		}
-		n := st.DeletesSincePurge()
-		if n == 0 {
-			continue
-		}
-		start := time.Now()
-		ps, err := st.Purge()
-		if err != nil {
-			log.Error().Err(err).Msg("purging deleted subjects")
-			continue
-		}
-		log.Info().Int64("deleted_subjects", n).Int64("lsm_bytes", ps.LSMBytes).Int64("vlog_bytes", ps.VlogBytes).
-			Dur("took", time.Since(start)).Msg("purged deleted subjects from disk")
+// checkReadable fails unless dir is missing (a first start) or a directory
+// whose entries can be listed.
+func checkReadable(dir string) error {
+	f, err := os.Open(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
 	}
+	if err != nil {
+		return fmt.Errorf("%w: data directory: %w", ErrUnavailable, err)
+	}
+	defer f.Close()
+	if _, err := f.Readdirnames(1); err != nil && err != io.EOF {
+		return fmt.Errorf("%w: data directory %s: %w", ErrUnavailable, dir, err)
+	}
+	return nil
 }

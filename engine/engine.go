@@ -1,27 +1,34 @@
-// Package server implements the bordermatch.v1 Matcher gRPC service: it turns
-// face and fingerprint samples into templates, keeps the Badger store (the
-// source of truth) and the in-memory face and finger indexes in step, and
-// answers 1:N and 1:1 queries, fusing modalities on the false-match-rate
-// scale (fusion.go).
-package server
+// Package engine is Bordermatch's matching engine, without any transport:
+// it turns face and fingerprint samples into templates, keeps the Badger
+// store (the source of truth) and the in-memory face and finger indexes in
+// step, and answers enrolments, 1:N identifications and 1:1 verifications,
+// fusing modalities on the false-match-rate scale (fusion.go) and deciding
+// by one rule per request (Decision).
+//
+// Its callers are the gRPC server (package server, which maps its requests
+// and errors), the benchmarks and the tools; anything that needs matching
+// without protobuf uses it. It links no face extractor: the caller gives
+// one (templates/face.Extractor in matchd), so the engine itself is pure
+// Go over the store and the matcher.
+//
+// Every error it returns wraps one of the kinds in errors.go.
+package engine
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"io"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bordermatch/bordermatch/matcher"
-	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
 	"github.com/bordermatch/bordermatch/store"
 	"github.com/bordermatch/bordermatch/templates"
 	"github.com/bordermatch/bordermatch/templates/finger"
@@ -42,7 +49,8 @@ const (
 	DefaultTopK      = 10
 )
 
-// Config configures a Service.
+// Config configures an Engine. Store and Faces are required; the zero
+// value of every other field takes its default (DefaultConfig).
 type Config struct {
 	Store *store.Store
 	Faces FaceExtractor
@@ -50,9 +58,8 @@ type Config struct {
 	// face-only probe.
 	Threshold float32
 	// Finger configures the fingerprint extractor; its QualityFloor
-	// (default finger.DefaultQualityFloor, negative: none) applies to
-	// enrolment images only: a probe is searched whatever its quality, and
-	// its quality reported.
+	// applies to enrolment images only: a probe is searched whatever its
+	// quality, and its quality reported.
 	Finger finger.Config
 	// FaceCalibration and FingerCalibration map scores to false-match
 	// rates for fusion; nil takes the built-in ones (DefaultCalibrations).
@@ -60,13 +67,63 @@ type Config struct {
 	// MaxFMR is the default decision threshold on the fused scale; 0 means
 	// DefaultMaxFMR.
 	MaxFMR float64
-	Logger zerolog.Logger
+	// ObserveSearchBatch, if set, is told the number of probes of every
+	// scan of the face index (a metric).
+	ObserveSearchBatch func(probes int)
+	Logger             zerolog.Logger
 }
 
-// Service is the Matcher gRPC service.
-type Service struct {
-	pb.UnimplementedMatcherServer
+// DefaultConfig returns the defaults of every field but Store and Faces.
+func DefaultConfig() Config {
+	return Config{
+		Threshold: matcher.DefaultFaceThreshold,
+		MaxFMR:    DefaultMaxFMR,
+		Finger:    finger.Config{QualityFloor: finger.DefaultQualityFloor},
+		Logger:    zerolog.Nop(),
+	}
+}
 
+// Validate names the first field that is wrong.
+func (c Config) Validate() error {
+	switch {
+	case c.Store == nil:
+		return errors.New("engine: Config.Store is required")
+	case c.Faces == nil:
+		return errors.New("engine: Config.Faces is required (NoFaces for templates only)")
+	case !(c.Threshold >= -1 && c.Threshold <= 1):
+		return fmt.Errorf("engine: Config.Threshold %v outside [-1, 1]", c.Threshold)
+	case !(c.MaxFMR > 0 && c.MaxFMR < 1):
+		return fmt.Errorf("engine: Config.MaxFMR %v outside (0, 1)", c.MaxFMR)
+	}
+	for _, c := range []struct {
+		cal  *matcher.Calibration
+		want string
+	}{{c.FaceCalibration, "face"}, {c.FingerCalibration, "finger"}} {
+		if c.cal == nil {
+			continue
+		}
+		if err := c.cal.Validate(); err != nil {
+			return fmt.Errorf("engine: Config.%sCalibration: %w", strings.ToUpper(c.want[:1])+c.want[1:], err)
+		}
+		if c.cal.Modality != c.want {
+			return fmt.Errorf("engine: Config.%sCalibration is of modality %q", strings.ToUpper(c.want[:1])+c.want[1:], c.cal.Modality)
+		}
+	}
+	return nil
+}
+
+// NoFaces is a FaceExtractor for engines that are given templates only:
+// every photo is refused.
+type NoFaces struct{}
+
+// Extract implements FaceExtractor.
+func (NoFaces) Extract([]byte, templates.ExtractOptions) (templates.Face, error) {
+	return templates.Face{}, invalid("this engine reads no photos; give templates")
+}
+
+// Engine is the matching engine over one gallery. Its methods are safe for
+// concurrent use.
+type Engine struct {
 	store     *store.Store
 	faces     FaceExtractor
 	threshold float32
@@ -119,44 +176,33 @@ type fingerRef struct {
 	t   *matcher.FingerTemplate
 }
 
-// New opens the service over an open store and loads the indexes from it.
-func New(cfg Config) (*Service, error) {
-	if cfg.Store == nil || cfg.Faces == nil {
-		return nil, errors.New("server: Store and Faces are required")
-	}
-	if cfg.Threshold < -1 || cfg.Threshold > 1 {
-		return nil, fmt.Errorf("server: threshold %v outside [-1, 1]", cfg.Threshold)
+// New opens the engine over an open store and loads the indexes from it.
+// The zero fields of cfg take their defaults (DefaultConfig).
+func New(cfg Config) (*Engine, error) {
+	def := DefaultConfig()
+	if cfg.Threshold == 0 {
+		cfg.Threshold = def.Threshold
 	}
 	if cfg.MaxFMR == 0 {
-		cfg.MaxFMR = DefaultMaxFMR
+		cfg.MaxFMR = def.MaxFMR
 	}
-	if !(cfg.MaxFMR > 0 && cfg.MaxFMR < 1) {
-		return nil, fmt.Errorf("server: max FMR %v outside (0, 1)", cfg.MaxFMR)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	faceCal, fingerCal, err := DefaultCalibrations()
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range []struct {
-		cfg  *matcher.Calibration
-		dst  *matcher.Calibration
-		want string
-	}{{cfg.FaceCalibration, &faceCal, "face"}, {cfg.FingerCalibration, &fingerCal, "finger"}} {
-		if c.cfg == nil {
-			continue
-		}
-		if err := c.cfg.Validate(); err != nil {
-			return nil, fmt.Errorf("server: %s calibration: %w", c.want, err)
-		}
-		if c.cfg.Modality != c.want {
-			return nil, fmt.Errorf("server: %s calibration is of modality %q", c.want, c.cfg.Modality)
-		}
-		*c.dst = *c.cfg
+	if cfg.FaceCalibration != nil {
+		faceCal = *cfg.FaceCalibration
+	}
+	if cfg.FingerCalibration != nil {
+		fingerCal = *cfg.FingerCalibration
 	}
 	probeCfg := cfg.Finger
 	probeCfg.QualityFloor = -1
 	enrol := finger.NewExtractor(cfg.Finger)
-	s := &Service{
+	s := &Engine{
 		store:        cfg.Store,
 		faces:        cfg.Faces,
 		threshold:    cfg.Threshold,
@@ -174,7 +220,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	s.index = matcher.NewIndexWithSource(faceDim, faceSource{s})
 	s.searches = matcher.NewCoalescer(s.index, 0)
-	s.searches.Observe = observeSearchBatch
+	s.searches.Observe = cfg.ObserveSearchBatch
 	if err := s.load(); err != nil {
 		return nil, err
 	}
@@ -182,7 +228,7 @@ func New(cfg Config) (*Service, error) {
 }
 
 // faceDim is the length of a face descriptor of templates.FaceAlgorithm.
-const faceDim = 128
+const faceDim = templates.FaceDim
 
 // loadBatch is how many face templates load gives the index at a time.
 const loadBatch = 4096
@@ -192,11 +238,11 @@ const loadBatch = 4096
 // buffers, so a million-subject gallery loads without a million-fold
 // allocation of subjects and vectors; only subjects with fingers, which
 // need their prepared fingers kept, go through indexSubject.
-func (s *Service) load() error {
+func (s *Engine) load() error {
 	start := time.Now()
 	n, err := s.store.Count()
 	if err != nil {
-		return fmt.Errorf("server: loading index: %w", err)
+		return fmt.Errorf("engine: loading index: %w", err)
 	}
 	// One face a subject is the common case; more grow the index as
 	// needed. Reserving the exact room spares the index append's slack.
@@ -235,7 +281,7 @@ func (s *Service) load() error {
 		for i, raw := range sub.Templates {
 			var t templates.Template
 			if err := t.UnmarshalBinary(raw); err != nil {
-				return fmt.Errorf("server: subject %q: template %d: %w", sub.ID, i, err)
+				return fmt.Errorf("engine: subject %q: template %d: %w", sub.ID, i, err)
 			}
 			if s.compatible(t) != nil {
 				s.stale++
@@ -270,12 +316,12 @@ func (s *Service) load() error {
 			}
 			ft, err := matcher.PrepareFinger(*t.Finger)
 			if err != nil {
-				return fmt.Errorf("server: preparing a finger of subject %q: %w", sub.ID, err)
+				return fmt.Errorf("engine: preparing a finger of subject %q: %w", sub.ID, err)
 			}
 			fingers = append(fingers, fingerRef{t.Position(), ft})
 		}
 		if err := s.indexSubject(full, fingers); err != nil {
-			return fmt.Errorf("server: indexing subject %q: %w", sub.ID, err)
+			return fmt.Errorf("engine: indexing subject %q: %w", sub.ID, err)
 		}
 		return nil
 	})
@@ -287,7 +333,7 @@ func (s *Service) load() error {
 		err = aerr
 	}
 	if err != nil {
-		return fmt.Errorf("server: loading index: %w", err)
+		return fmt.Errorf("engine: loading index: %w", err)
 	}
 	ev := s.log.Info()
 	if s.stale > 0 {
@@ -302,7 +348,7 @@ func (s *Service) load() error {
 // indexSubject adds a stored subject's compatible face templates and its
 // prepared fingers to the indexes. The caller holds the subject's lock (or
 // is loading, alone).
-func (s *Service) indexSubject(sub store.Subject, fingers []fingerRef) error {
+func (s *Engine) indexSubject(sub store.Subject, fingers []fingerRef) error {
 	faces := 0
 	for _, t := range sub.Templates {
 		if t.Modality != templates.ModalityFace || s.compatible(t) != nil {
@@ -330,7 +376,7 @@ func (s *Service) indexSubject(sub store.Subject, fingers []fingerRef) error {
 // faceSource reads the exact face vectors the index re-scores with from the
 // store, the source of truth: templates of another algorithm, and fingers,
 // are not in the index and are skipped here too.
-type faceSource struct{ s *Service }
+type faceSource struct{ s *Engine }
 
 func (f faceSource) Vectors(ids []string, fn func(int, []float32)) error {
 	return f.s.store.Templates(ids, func(i int, t templates.Template) {
@@ -342,7 +388,7 @@ func (f faceSource) Vectors(ids []string, fn func(int, []float32)) error {
 
 // Subjects counts the subjects with a searchable template: those of the
 // face index, and those with fingers only.
-func (s *Service) Subjects() int {
+func (s *Engine) Subjects() int {
 	n := s.index.Subjects()
 	s.subjectsMu.RLock()
 	defer s.subjectsMu.RUnlock()
@@ -355,7 +401,7 @@ func (s *Service) Subjects() int {
 }
 
 // unindex removes a subject from the indexes. The caller holds its lock.
-func (s *Service) unindex(id string) {
+func (s *Engine) unindex(id string) {
 	s.subjectsMu.Lock()
 	delete(s.fingered, id)
 	s.subjectsMu.Unlock()
@@ -364,7 +410,7 @@ func (s *Service) unindex(id string) {
 }
 
 // subject returns what scoring needs of an indexed subject, or nil.
-func (s *Service) subject(id string) *subjectInfo {
+func (s *Engine) subject(id string) *subjectInfo {
 	s.subjectsMu.RLock()
 	info := s.fingered[id]
 	s.subjectsMu.RUnlock()
@@ -379,15 +425,15 @@ func (s *Service) subject(id string) *subjectInfo {
 }
 
 // IndexSize reports the number of searchable templates (faces and fingers).
-func (s *Service) IndexSize() int { return s.index.Len() + s.fingers.Len() }
+func (s *Engine) IndexSize() int { return s.index.Len() + s.fingers.Len() }
 
-func (s *Service) lock(id string) func() {
+func (s *Engine) lock(id string) func() {
 	m := &s.locks[maphash.String(s.seed, id)%uint64(len(s.locks))]
 	m.Lock()
 	return m.Unlock
 }
 
-func (s *Service) compatible(t templates.Template) error {
+func (s *Engine) compatible(t templates.Template) error {
 	switch t.Modality {
 	case templates.ModalityFace:
 		if t.Algorithm != s.algorithm {
@@ -409,130 +455,131 @@ func (s *Service) compatible(t templates.Template) error {
 	return nil
 }
 
-func imageStatus(what string, err error) error {
-	switch {
-	case errors.Is(err, templates.ErrImageTooLarge):
-		return status.Errorf(codes.ResourceExhausted, "%s: %v", what, err)
-	case errors.Is(err, templates.ErrNoFace), errors.Is(err, templates.ErrMultipleFaces),
-		errors.Is(err, templates.ErrImageUnreadable), errors.Is(err, templates.ErrUnsupportedFormat):
-		return status.Errorf(codes.InvalidArgument, "%s: %v", what, err)
+// Delete removes a subject from the gallery and the indexes, and returns
+// it as it was.
+func (s *Engine) Delete(ctx context.Context, id string) (store.Subject, error) {
+	if id == "" {
+		return store.Subject{}, invalid("subject_id is required")
 	}
-	return status.Errorf(codes.Internal, "%s: extracting face: %v", what, err)
-}
-
-func storeStatus(err error) error {
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return status.Error(codes.NotFound, err.Error())
-	case errors.Is(err, store.ErrExists):
-		return status.Error(codes.AlreadyExists, err.Error())
-	case errors.Is(err, store.ErrInvalid), errors.Is(err, store.ErrInvalidPageToken):
-		return status.Error(codes.InvalidArgument, err.Error())
-	}
-	return status.Errorf(codes.Internal, "store: %v", err)
-}
-
-// ctxErr turns an expired or cancelled context into its status.
-func ctxErr(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
-		return status.FromContextError(err).Err()
+		return store.Subject{}, err
 	}
-	return nil
-}
-
-// DeleteSubject implements pb.MatcherServer.
-func (s *Service) DeleteSubject(ctx context.Context, req *pb.DeleteSubjectRequest) (*pb.DeleteSubjectResponse, error) {
-	if req.GetSubjectId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "subject_id is required")
-	}
-	unlock := s.lock(req.GetSubjectId())
+	unlock := s.lock(id)
 	defer unlock()
-	sub, err := s.store.Delete(req.GetSubjectId())
+	sub, err := s.store.Delete(id)
 	if err != nil {
-		return nil, storeStatus(err)
+		return store.Subject{}, kindOf("", err)
 	}
 	s.unindex(sub.ID)
-	return &pb.DeleteSubjectResponse{Subject: subjectProto(sub)}, nil
+	return sub, nil
 }
 
-// GetSubject implements pb.MatcherServer.
-func (s *Service) GetSubject(ctx context.Context, req *pb.GetSubjectRequest) (*pb.GetSubjectResponse, error) {
-	if req.GetSubjectId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "subject_id is required")
+// Get returns a stored subject.
+func (s *Engine) Get(ctx context.Context, id string) (store.Subject, error) {
+	if id == "" {
+		return store.Subject{}, invalid("subject_id is required")
 	}
-	sub, err := s.store.Get(req.GetSubjectId())
-	if err != nil {
-		return nil, storeStatus(err)
-	}
-	return &pb.GetSubjectResponse{Subject: subjectProto(sub)}, nil
+	sub, err := s.store.Get(id)
+	return sub, kindOf("", err)
 }
 
-// ListSubjects implements pb.MatcherServer.
-func (s *Service) ListSubjects(ctx context.Context, req *pb.ListSubjectsRequest) (*pb.ListSubjectsResponse, error) {
-	if req.GetPageSize() < 0 || req.GetPageSize() > 1000 {
-		return nil, status.Errorf(codes.InvalidArgument, "page_size %d outside 0..1000", req.GetPageSize())
+// MaxPageSize bounds a List page.
+const MaxPageSize = 1000
+
+// List returns a page of subjects (store.List).
+func (s *Engine) List(ctx context.Context, opt store.ListOptions) (subs []store.Subject, next string, err error) {
+	if opt.PageSize < 0 || opt.PageSize > MaxPageSize {
+		return nil, "", invalid("page_size %d outside 0..%d", opt.PageSize, MaxPageSize)
 	}
-	subs, next, err := s.store.List(store.ListOptions{
-		Watchlist: req.GetWatchlist(),
-		PageSize:  int(req.GetPageSize()),
-		PageToken: req.GetPageToken(),
-	})
-	if err != nil {
-		return nil, storeStatus(err)
-	}
-	resp := &pb.ListSubjectsResponse{NextPageToken: next}
-	for _, sub := range subs {
-		resp.Subjects = append(resp.Subjects, subjectProto(sub))
-	}
-	return resp, nil
+	subs, next, err = s.store.List(opt)
+	return subs, next, kindOf("", err)
 }
 
-// ListWatchlists implements pb.MatcherServer.
-func (s *Service) ListWatchlists(ctx context.Context, _ *pb.ListWatchlistsRequest) (*pb.ListWatchlistsResponse, error) {
+// Watchlists returns every watchlist and its subject count, by name.
+func (s *Engine) Watchlists(ctx context.Context) ([]store.WatchlistInfo, error) {
 	lists, err := s.store.Watchlists()
 	if err != nil {
-		return nil, storeStatus(err)
+		return nil, kindOf("", err)
 	}
-	resp := &pb.ListWatchlistsResponse{}
-	for _, l := range lists {
-		resp.Watchlists = append(resp.Watchlists, &pb.Watchlist{Name: l.Name, SubjectCount: int64(l.Subjects)})
-	}
-	sort.Slice(resp.Watchlists, func(i, j int) bool { return resp.Watchlists[i].Name < resp.Watchlists[j].Name })
-	return resp, nil
+	sort.Slice(lists, func(i, j int) bool { return lists[i].Name < lists[j].Name })
+	return lists, nil
 }
 
-func subjectProto(sub store.Subject) *pb.Subject {
-	p := &pb.Subject{
-		Id:         sub.ID,
-		Name:       sub.Name,
-		Metadata:   sub.Metadata,
-		Watchlists: sub.Watchlists,
-		CreatedAt:  timestamppb.New(sub.Created),
-		UpdatedAt:  timestamppb.New(sub.Updated),
-	}
-	for _, t := range sub.Templates {
-		ti := &pb.TemplateInfo{
-			Modality:         pb.Modality(t.Modality),
-			Algorithm:        t.Algorithm.ID,
-			AlgorithmVersion: uint32(t.Algorithm.Version),
-		}
-		if t.Finger != nil {
-			ti.FingerPosition = pb.FingerPosition(t.Finger.Position)
-			ti.FingerQuality = int32(t.Finger.Quality)
-			ti.Minutiae = int32(len(t.Finger.Minutiae))
-		}
-		p.Templates = append(p.Templates, ti)
-	}
-	return p
+// Stats are the gallery's sizes, for metrics.
+type Stats struct {
+	FaceTemplates, FingerTemplates, Subjects int
 }
 
-func qualityProto(f templates.Face) *pb.FaceQuality {
-	b := f.Box
-	return &pb.FaceQuality{
-		Box:            &pb.Rect{X: int32(b.Min.X), Y: int32(b.Min.Y), Width: int32(b.Dx()), Height: int32(b.Dy())},
-		InterEyePixels: f.Quality.InterEyePixels,
-		Sharpness:      f.Quality.Sharpness,
-		FaceFraction:   f.Quality.FaceFraction,
-		FacesFound:     int32(f.Faces),
-	}
+// Stats reports the searchable templates and subjects.
+func (s *Engine) Stats() Stats {
+	return Stats{FaceTemplates: s.index.Len(), FingerTemplates: s.fingers.Len(), Subjects: s.Subjects()}
 }
+
+// Store is the engine's store, for the administrative operations that
+// work on the gallery as a whole (backup, restore, purge).
+func (s *Engine) Store() *store.Store { return s.store }
+
+// Backup writes one consistent snapshot of the gallery to w (store.Backup).
+func (s *Engine) Backup(ctx context.Context, w io.Writer) (store.BackupStats, error) {
+	start := time.Now()
+	st, err := s.store.Backup(w)
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return st, cerr
+		}
+		return st, kindOf("backup", err)
+	}
+	s.log.Info().Int64("subjects", st.Subjects).Int64("templates", st.Templates).Int64("bytes", st.Bytes).
+		Dur("took", time.Since(start)).Msg("backup written")
+	return st, nil
+}
+
+// Restore reads a backup into the gallery, which must be empty, and
+// indexes what it restored. It holds every subject lock, so no enrolment
+// or deletion interleaves with it; the store restores all or nothing.
+func (s *Engine) Restore(ctx context.Context, r io.Reader) (store.BackupStats, error) {
+	for i := range s.locks {
+		s.locks[i].Lock()
+	}
+	defer func() {
+		for i := range s.locks {
+			s.locks[i].Unlock()
+		}
+	}()
+	start := time.Now()
+	if n, err := s.store.Count(); err != nil {
+		return store.BackupStats{}, kindOf("restore", err)
+	} else if n > 0 {
+		return store.BackupStats{}, fmt.Errorf("%w: restore: the gallery has %d subjects; restore goes into an empty gallery only (start matchd on a new --data directory)", ErrIncompatible, n)
+	}
+	st, err := s.store.Restore(r)
+	switch {
+	case err == nil:
+	case errors.Is(err, store.ErrBadBackup):
+		return st, fmt.Errorf("%w: restore: %w; nothing was restored", ErrInvalid, err)
+	case errors.Is(err, store.ErrNotEmpty):
+		return st, fmt.Errorf("%w: restore: %w", ErrIncompatible, err)
+	default:
+		if cerr := ctx.Err(); cerr != nil {
+			return st, cerr
+		}
+		return st, kindOf("restore", err)
+	}
+	// The index was empty with the gallery; load what is there now.
+	if err := s.load(); err != nil {
+		return st, fmt.Errorf("%w: restore: stored, but indexing failed (a restart retries): %w", ErrInternal, err)
+	}
+	s.log.Info().Int64("subjects", st.Subjects).Int64("templates", st.Templates).Int64("bytes", st.Bytes).
+		Dur("took", time.Since(start)).Msg("gallery restored")
+	return st, nil
+}
+
+// MaxFMR is the engine's default decision threshold on the fused scale.
+func (s *Engine) MaxFMR() float64 { return s.maxFMR }
+
+// FaceIndex is the live face index, for tests and diagnostics that check
+// it against the store; callers must not change it.
+func (s *Engine) FaceIndex() *matcher.Index { return s.index }
+
+// Indexed reports whether a subject is in the indexes (searchable).
+func (s *Engine) Indexed(id string) bool { return s.subject(id) != nil }

@@ -1,4 +1,4 @@
-package server
+package engine
 
 import (
 	_ "embed"
@@ -6,6 +6,7 @@ import (
 	"math"
 
 	"github.com/bordermatch/bordermatch/matcher"
+	"github.com/bordermatch/bordermatch/templates"
 )
 
 // Fusion of modalities.
@@ -68,10 +69,10 @@ var (
 // DefaultCalibrations returns the built-in face and finger calibrations.
 func DefaultCalibrations() (face, finger matcher.Calibration, err error) {
 	if face, err = matcher.ParseCalibration(defaultFaceCalibration); err != nil {
-		return face, finger, fmt.Errorf("server: default face calibration: %w", err)
+		return face, finger, fmt.Errorf("engine: default face calibration: %w", err)
 	}
 	if finger, err = matcher.ParseCalibration(defaultFingerCalibration); err != nil {
-		return face, finger, fmt.Errorf("server: default finger calibration: %w", err)
+		return face, finger, fmt.Errorf("engine: default finger calibration: %w", err)
 	}
 	return face, finger, nil
 }
@@ -84,9 +85,9 @@ func bestOfFMR(f float64, n int) float64 {
 	return -math.Expm1(float64(n) * math.Log1p(-f))
 }
 
-// fuseFMR combines the FMRs of independent comparisons by the rule above.
+// FuseFMR combines the FMRs of independent comparisons by the rule above.
 // It returns 1 for no comparison.
-func fuseFMR(fmrs []float64) float64 {
+func FuseFMR(fmrs []float64) float64 {
 	if len(fmrs) == 0 {
 		return 1
 	}
@@ -110,4 +111,19 @@ func fuseFMR(fmrs []float64) float64 {
 // fusedScore is -log10 of a fused FMR.
 func fusedScore(fmr float64) float64 {
 	return -math.Log10(max(fmr, math.SmallestNonzeroFloat64))
+}
+
+// ReadCalibration reads a calibration table and checks that it was measured
+// for the given algorithm: a table of another modality or algorithm version
+// maps scores that mean something else.
+func ReadCalibration(path string, want templates.Algorithm) (matcher.Calibration, error) {
+	cal, err := matcher.ReadCalibration(path)
+	if err != nil {
+		return cal, fmt.Errorf("calibration: %w", err)
+	}
+	if cal.Algorithm != want.String() {
+		return cal, fmt.Errorf("calibration %s was measured for %s %s; this server scores that modality with %s",
+			path, cal.Modality, cal.Algorithm, want)
+	}
+	return cal, nil
 }

@@ -1,0 +1,43 @@
+package engine
+
+import (
+	"math"
+	"testing"
+)
+
+func TestFuseFMR(t *testing.T) {
+	for _, tc := range []struct {
+		in   []float64
+		want float64
+	}{
+		{nil, 1},
+		{[]float64{0.01}, 0.01},
+		{[]float64{1, 1}, 1},
+		// p = 1e-4: p(1 - ln p)
+		{[]float64{0.01, 0.01}, 1e-4 * (1 + 4*math.Ln10)},
+		// p = 1e-6: p(1 + x + x²/2), x = -ln p
+		{[]float64{0.01, 0.01, 0.01}, 1e-6 * (1 + 6*math.Ln10 + 18*math.Ln10*math.Ln10)},
+		// Underflowing product: still finite and ordered.
+		{[]float64{1e-200, 1e-200}, 1e-400 / 1e-400 * 0},
+	} {
+		got := FuseFMR(tc.in)
+		if tc.want == 0 {
+			if !(got >= 0 && got < 1e-300) {
+				t.Errorf("%v: %v", tc.in, got)
+			}
+			if s := fusedScore(got); !(s > 300) || math.IsInf(s, 0) {
+				t.Errorf("%v: fused score %v", tc.in, s)
+			}
+			continue
+		}
+		if math.Abs(got-tc.want)/tc.want > 1e-12 {
+			t.Errorf("%v: %v, want %v", tc.in, got, tc.want)
+		}
+	}
+	if got := bestOfFMR(0.01, 2); math.Abs(got-(1-0.99*0.99)) > 1e-15 {
+		t.Errorf("best of 2 at 0.01: %v", got)
+	}
+	if got := bestOfFMR(1e-9, 10); math.Abs(got-1e-8)/1e-8 > 1e-6 {
+		t.Errorf("best of 10 at 1e-9: %v", got)
+	}
+}

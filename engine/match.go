@@ -1,0 +1,630 @@
+package engine
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+
+	"github.com/bordermatch/bordermatch/matcher"
+	"github.com/bordermatch/bordermatch/store"
+	"github.com/bordermatch/bordermatch/templates/minutiae"
+)
+
+// EnrollRequest is a subject to create with its samples.
+type EnrollRequest struct {
+	SubjectID  string
+	Name       string
+	Metadata   map[string]string
+	Watchlists []string
+	Samples    []Sample
+	// ReturnTemplates asks for the encoded templates made, in sample order.
+	ReturnTemplates bool
+}
+
+// EnrollResult is the subject as stored, with what was measured of its
+// samples.
+type EnrollResult struct {
+	Subject       store.Subject
+	FaceQuality   []FaceQuality
+	FingerQuality []FingerQuality
+	Templates     [][]byte
+}
+
+// Enroll makes the templates of a subject's samples and stores the subject;
+// it returns once the subject is durable and searchable.
+func (s *Engine) Enroll(ctx context.Context, req EnrollRequest) (EnrollResult, error) {
+	var res EnrollResult
+	n := len(req.Samples)
+	if n == 0 {
+		return res, invalid("enrol: at least one sample is required")
+	}
+	nf, nfaces := 0, 0
+	for _, sm := range req.Samples {
+		switch {
+		case sm.Finger != nil:
+			nf++
+		case sm.FaceImage != nil || sm.Face != nil:
+			nfaces++
+		}
+	}
+	if n > MaxSamples+MaxFingerSamples || nf > MaxFingerSamples || nfaces > MaxSamples {
+		return res, invalid("enrol: %d samples (%d face images, %d fingers), at most %d faces and %d fingers",
+			n, nfaces, nf, MaxSamples, MaxFingerSamples)
+	}
+	if req.SubjectID == "" {
+		return res, invalid("enrol: subject_id is required")
+	}
+	// Cheap refusal before the expensive extraction; Create re-checks atomically.
+	if _, err := s.store.Get(req.SubjectID); err == nil {
+		return res, fmt.Errorf("%w: subject %q already exists", ErrExists, req.SubjectID)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return res, kindOf("enrol", err)
+	}
+	sub := store.Subject{
+		ID:         req.SubjectID,
+		Name:       req.Name,
+		Metadata:   req.Metadata,
+		Watchlists: req.Watchlists,
+	}
+	var fingers []fingerRef
+	faces := 0
+	for i, sm := range req.Samples {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		x, err := s.template(sm, false, true, fmt.Sprintf("sample %d", i+1))
+		if err != nil {
+			return res, err
+		}
+		if x.faceQ != nil {
+			res.FaceQuality = append(res.FaceQuality, *x.faceQ)
+		}
+		if x.fingerQ != nil {
+			res.FingerQuality = append(res.FingerQuality, *x.fingerQ)
+		}
+		if x.ft != nil {
+			fingers = append(fingers, fingerRef{x.t.Position(), x.ft})
+		} else {
+			faces++
+		}
+		if req.ReturnTemplates {
+			b, err := x.t.MarshalBinary()
+			if err != nil {
+				return res, fmt.Errorf("%w: encoding template: %w", ErrInternal, err)
+			}
+			res.Templates = append(res.Templates, b)
+		}
+		sub.Templates = append(sub.Templates, x.t)
+	}
+	// Finger templates given as Sample.Template count too.
+	if faces > MaxSamples || len(fingers) > MaxFingerSamples {
+		return res, invalid("enrol: %d faces and %d fingers, at most %d and %d", faces, len(fingers), MaxSamples, MaxFingerSamples)
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	// Create returns once the subject is durable; concurrent enrolments
+	// share one commit (store/commit.go). The index is updated only then,
+	// and under the id's lock held across both, so a delete racing this
+	// enrolment cannot leave a ghost in the index.
+	unlock := s.lock(sub.ID)
+	defer unlock()
+	created, err := s.store.Create(sub)
+	if err != nil {
+		return res, kindOf("", err)
+	}
+	// The fingers were prepared from the templates as the store holds them
+	// (sample.fingerView), so the index needs nothing from created but ids.
+	if err := s.indexSubject(created, fingers); err != nil {
+		// The store holds the subject; the index will have it after a
+		// restart. Say so rather than pretend the enrolment failed.
+		s.unindex(created.ID)
+		s.log.Error().Err(err).Str("subject", created.ID).Msg("indexing enrolled subject")
+		return res, fmt.Errorf("%w: subject stored but not indexed: %w", ErrInternal, err)
+	}
+	res.Subject = created
+	return res, nil
+}
+
+// Query is what an identification asks besides its probe: how many
+// candidates, from which watchlists, and the decision rule (Decide).
+type Query struct {
+	// TopK is the most candidates to return: 1..MaxTopK, 0 for DefaultTopK.
+	TopK int
+	// Watchlists limits the search to subjects on any of them; none: all.
+	Watchlists []string
+	// Threshold (a face cosine) or MaxFMR (on the fused scale), or
+	// neither for the engine's default; not both.
+	Threshold *float32
+	MaxFMR    *float64
+}
+
+// Validate checks a query before any extraction is paid for, and fills in
+// the default TopK. Identify calls it; services call it first to refuse a
+// bad request before reading its samples.
+func (q *Query) Validate() error {
+	switch {
+	case q.TopK == 0:
+		q.TopK = DefaultTopK
+	case q.TopK < 0 || q.TopK > MaxTopK:
+		return invalid("top_k %d outside 1..%d", q.TopK, MaxTopK)
+	}
+	for _, l := range q.Watchlists {
+		if l == "" {
+			return invalid("watchlists: an empty watchlist name")
+		}
+	}
+	if q.Threshold != nil && q.MaxFMR != nil {
+		return invalid("give threshold (a face cosine) or max_fmr, not both")
+	}
+	return validThreshold(q.Threshold, q.MaxFMR)
+}
+
+// Decision is the rule a request was decided by: on the face cosine
+// (Threshold; a face-only probe without MaxFMR) or on the fused FMR
+// (Fused: MaxFMR, and FusedThreshold = -log10 MaxFMR on the score scale).
+type Decision struct {
+	Fused          bool
+	Threshold      float32 // cosine
+	MaxFMR         float64
+	FusedThreshold float64
+}
+
+func (s *Engine) decision(p probe, threshold *float32, maxFMR *float64) (Decision, error) {
+	d := Decision{Threshold: s.threshold, MaxFMR: s.maxFMR}
+	if threshold != nil && maxFMR != nil {
+		return d, invalid("give threshold (a face cosine) or max_fmr, not both")
+	}
+	if threshold != nil {
+		if len(p.fingers) > 0 {
+			return d, invalid("threshold is a face cosine; a probe with fingers is decided on max_fmr")
+		}
+		if !(*threshold >= -1 && *threshold <= 1) {
+			return d, invalid("threshold %v outside [-1, 1]", *threshold)
+		}
+		d.Threshold = *threshold
+	}
+	if maxFMR != nil {
+		if !(*maxFMR > 0 && *maxFMR < 1) {
+			return d, invalid("max_fmr %v outside (0, 1)", *maxFMR)
+		}
+		d.MaxFMR = *maxFMR
+	}
+	d.Fused = len(p.fingers) > 0 || maxFMR != nil
+	if d.Fused {
+		d.FusedThreshold = fusedScore(d.MaxFMR)
+	}
+	return d, nil
+}
+
+// FingerScore is one probe finger's comparison with a subject or reference.
+type FingerScore struct {
+	Position minutiae.Position
+	Score    float32
+	FMR      float64
+	// Compared is false when the other side has no finger of a
+	// compatible position (Score 0, FMR 1).
+	Compared bool
+}
+
+// Scores is one comparison of a probe with a subject or a reference, per
+// modality and fused.
+type Scores struct {
+	Face       float32
+	FaceFMR    float64
+	HasFace    bool
+	Fingers    []FingerScore
+	FingerMean float32
+	HasFinger  bool
+	FusedFMR   float64
+	// FusedScore is -log10 FusedFMR.
+	FusedScore float64
+}
+
+// fuse computes the FMRs and the fused FMR of a comparison. faceN is the
+// number of face templates the face score is the best of; fingerN[i] the
+// number of templates probe finger i was compared with (0: none).
+func (s *Engine) fuse(sc *Scores, faceN int, fingerScore []float32, fingerN []int, positions []minutiae.Position) {
+	var fmrs []float64
+	if sc.HasFace {
+		sc.FaceFMR = bestOfFMR(s.faceCal.FMRAt(float64(sc.Face)), faceN)
+		fmrs = append(fmrs, sc.FaceFMR)
+	}
+	var sum float32
+	for i, v := range fingerScore {
+		fsc := FingerScore{Position: positions[i], Score: v, FMR: 1}
+		if fingerN[i] > 0 {
+			fsc.Compared = true
+			fsc.FMR = bestOfFMR(s.fingerCal.FMRAt(float64(v)), fingerN[i])
+			fmrs = append(fmrs, fsc.FMR)
+			sc.HasFinger = true
+		}
+		sum += v
+		sc.Fingers = append(sc.Fingers, fsc)
+	}
+	if len(fingerScore) > 0 {
+		sc.FingerMean = sum / float32(len(fingerScore))
+	}
+	sc.FusedFMR = FuseFMR(fmrs)
+	sc.FusedScore = fusedScore(sc.FusedFMR)
+}
+
+// pass reports whether a comparison passes the decision, and its score on
+// the decision's scale.
+func (d Decision) pass(sc *Scores) (bool, float32) {
+	if !d.Fused {
+		return sc.Face >= d.Threshold, sc.Face
+	}
+	return sc.FusedFMR <= d.MaxFMR, float32(sc.FusedScore)
+}
+
+// compatibleFingers counts a subject's fingers a probe finger is compared
+// with: same position, or either unknown.
+func compatibleFingers(fs []fingerRef, pos minutiae.Position) int {
+	n := 0
+	for _, f := range fs {
+		if f.pos == pos || f.pos == minutiae.PositionUnknown || pos == minutiae.PositionUnknown {
+			n++
+		}
+	}
+	return n
+}
+
+// IdentifyRequest is a 1:N search.
+type IdentifyRequest struct {
+	Probe Probe
+	Query
+}
+
+// Candidate is a subject that passed the decision.
+type Candidate struct {
+	Rank       int
+	SubjectID  string
+	Name       string
+	Watchlists []string
+	// Score is on the decision's scale: the face cosine, or the fused
+	// score.
+	Score float32
+	Scores
+}
+
+// IdentifyResult is a search's answer.
+type IdentifyResult struct {
+	Candidates []Candidate
+	// Searched counts the templates searched.
+	Searched      int64
+	Decision      Decision
+	ProbeQuality  *FaceQuality
+	FingerQuality []FingerQuality
+}
+
+// Identify searches the gallery with a probe.
+func (s *Engine) Identify(ctx context.Context, req IdentifyRequest) (IdentifyResult, error) {
+	q := req.Query
+	if err := q.Validate(); err != nil {
+		return IdentifyResult{}, err
+	}
+	p, err := s.probe(req.Probe, "probe")
+	if err != nil {
+		return IdentifyResult{}, err
+	}
+	return s.identify(ctx, p, q)
+}
+
+// identify searches the indexes with a probe made from a request's samples.
+func (s *Engine) identify(ctx context.Context, p probe, q Query) (IdentifyResult, error) {
+	k := q.TopK
+	d, err := s.decision(p, q.Threshold, q.MaxFMR)
+	if err != nil {
+		return IdentifyResult{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return IdentifyResult{}, err
+	}
+	res := IdentifyResult{Decision: d, FingerQuality: p.fingerQuality()}
+	if p.face != nil {
+		res.ProbeQuality = p.face.faceQ
+	}
+	// Candidates come from each modality's index; with more than one
+	// probe modality or finger the fused rank can differ from any one
+	// index's, so each gives its MaxTopK best.
+	pool := k
+	if d.Fused {
+		pool = MaxTopK
+	}
+	lists := q.Watchlists
+	faceHits := map[string]float32{}
+	var order []string // candidates in the order found, for determinism
+	if p.face != nil {
+		res.Searched += int64(s.index.Len())
+		hits, err := s.searches.Search(p.face.t.Vector, matcher.SearchOptions{K: pool, Watchlists: lists})
+		if err != nil {
+			return IdentifyResult{}, kindOf("face search", err)
+		}
+		for _, h := range hits {
+			faceHits[h.SubjectID] = h.Score
+			order = append(order, h.SubjectID)
+		}
+	}
+	// One search per probe finger: the per-finger scores are what the
+	// fusion needs, and the finger index's cost is per probe finger anyway.
+	fingerHits := make([]map[string]float32, len(p.fingers))
+	if len(p.fingers) > 0 {
+		res.Searched += int64(s.fingers.Len())
+	}
+	for i, f := range p.fingers {
+		if err := ctx.Err(); err != nil {
+			return IdentifyResult{}, err
+		}
+		// The finger index has no watchlists: ask for every shortlisted
+		// subject and filter here.
+		hits, err := s.fingers.SearchFingers(map[minutiae.Position]*matcher.FingerTemplate{f.t.Position(): f.ft},
+			matcher.SearchOptions{K: math.MaxInt32})
+		if err != nil {
+			return IdentifyResult{}, kindOf("finger search", fmt.Errorf("%w: %w", ErrInternal, err))
+		}
+		fingerHits[i] = map[string]float32{}
+		taken := 0
+		for _, h := range hits {
+			if len(lists) > 0 && !s.onLists(h.SubjectID, lists) {
+				continue
+			}
+			fingerHits[i][h.SubjectID] = h.Score
+			if taken < pool {
+				taken++
+				if _, dup := faceHits[h.SubjectID]; !dup {
+					order = append(order, h.SubjectID)
+				}
+			}
+		}
+	}
+	type cand struct {
+		id    string
+		sc    Scores
+		score float32
+	}
+	var cands []cand
+	seen := map[string]bool{}
+	positions := make([]minutiae.Position, len(p.fingers))
+	for i, f := range p.fingers {
+		positions[i] = f.t.Position()
+	}
+	for _, id := range order {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		info := s.subject(id)
+		if info == nil {
+			continue // deleted while we searched
+		}
+		var sc Scores
+		if p.face != nil && info.faces > 0 {
+			v, ok := faceHits[id]
+			if !ok {
+				var err error
+				v, ok, err = s.index.Verify(p.face.t.Vector, id)
+				if err != nil {
+					return IdentifyResult{}, kindOf("face comparison", err)
+				}
+			}
+			sc.Face, sc.HasFace = v, ok
+		}
+		fs := make([]float32, len(p.fingers))
+		fn := make([]int, len(p.fingers))
+		for i := range p.fingers {
+			fs[i] = fingerHits[i][id] // absent: not shortlisted, or no finger to compare
+			fn[i] = compatibleFingers(info.fingers, positions[i])
+		}
+		s.fuse(&sc, info.faces, fs, fn, positions)
+		if !sc.HasFace && !sc.HasFinger {
+			continue
+		}
+		ok, score := d.pass(&sc)
+		if !ok {
+			continue
+		}
+		cands = append(cands, cand{id, sc, score})
+	}
+	slices.SortFunc(cands, func(a, b cand) int {
+		if c := cmp.Compare(b.score, a.score); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.sc.FusedFMR, b.sc.FusedFMR); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.id, b.id)
+	})
+	for _, c := range cands {
+		if len(res.Candidates) == k {
+			break
+		}
+		sub, err := s.store.Get(c.id)
+		if errors.Is(err, store.ErrNotFound) {
+			continue // deleted while we searched
+		} else if err != nil {
+			return IdentifyResult{}, kindOf("reading a candidate", err)
+		}
+		res.Candidates = append(res.Candidates, Candidate{
+			Rank:       len(res.Candidates) + 1,
+			SubjectID:  sub.ID,
+			Name:       sub.Name,
+			Score:      c.score,
+			Watchlists: sub.Watchlists,
+			Scores:     c.sc,
+		})
+	}
+	return res, nil
+}
+
+// validThreshold checks the ranges before any extraction is paid for.
+func validThreshold(thr *float32, maxFMR *float64) error {
+	if thr != nil && !(*thr >= -1 && *thr <= 1) {
+		return invalid("threshold %v outside [-1, 1]", *thr)
+	}
+	if maxFMR != nil && !(*maxFMR > 0 && *maxFMR < 1) {
+		return invalid("max_fmr %v outside (0, 1)", *maxFMR)
+	}
+	return nil
+}
+
+func (s *Engine) onLists(id string, lists []string) bool {
+	info := s.subject(id)
+	if info == nil {
+		return false
+	}
+	for _, l := range lists {
+		if slices.Contains(info.watchlists, l) {
+			return true
+		}
+	}
+	return false
+}
+
+// VerifyRequest is a 1:1 comparison of a probe with a reference: an
+// enrolled subject (SubjectID), or a reference sample and/or reference
+// fingers.
+type VerifyRequest struct {
+	Probe            Probe
+	SubjectID        string
+	Reference        *Sample
+	ReferenceFingers []FingerSample
+	// Threshold or MaxFMR as in Query.
+	Threshold *float32
+	MaxFMR    *float64
+}
+
+// VerifyResult is a comparison and its decision.
+type VerifyResult struct {
+	Match bool
+	// Score is on the decision's scale (Candidate.Score).
+	Score float32
+	Scores
+	Decision                                   Decision
+	ProbeQuality, ReferenceQuality             *FaceQuality
+	ProbeFingerQuality, ReferenceFingerQuality []FingerQuality
+}
+
+// Verify compares a probe with a reference and decides.
+func (s *Engine) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, error) {
+	var res VerifyResult
+	if err := validThreshold(req.Threshold, req.MaxFMR); err != nil {
+		return res, err
+	}
+	if req.SubjectID != "" && req.Reference != nil {
+		return res, invalid("reference: give a reference sample or a subject_id, not both")
+	}
+	p, err := s.probe(req.Probe, "probe")
+	if err != nil {
+		return res, err
+	}
+	d, err := s.decision(p, req.Threshold, req.MaxFMR)
+	if err != nil {
+		return res, err
+	}
+	res.Decision, res.ProbeFingerQuality = d, p.fingerQuality()
+	if p.face != nil {
+		res.ProbeQuality = p.face.faceQ
+	}
+	var sc Scores
+	positions := make([]minutiae.Position, len(p.fingers))
+	for i, f := range p.fingers {
+		positions[i] = f.t.Position()
+	}
+	fs := make([]float32, len(p.fingers))
+	fn := make([]int, len(p.fingers))
+	faceN := 1
+	if id := req.SubjectID; id != "" {
+		if len(req.ReferenceFingers) > 0 {
+			return res, invalid("reference: give reference fingers or a subject_id, not both")
+		}
+		info := s.subject(id)
+		if info == nil {
+			if _, err := s.store.Get(id); err != nil {
+				return res, kindOf("reference", err)
+			}
+			return res, fmt.Errorf("%w: subject %q has no template this server can compare: re-enrol it", ErrIncompatible, id)
+		}
+		if p.face != nil && info.faces > 0 {
+			v, ok, err := s.index.Verify(p.face.t.Vector, id)
+			if err != nil {
+				return res, kindOf("face comparison", err)
+			}
+			sc.Face, sc.HasFace = v, ok
+			faceN = info.faces
+		}
+		for i, f := range p.fingers {
+			fs[i], fn[i] = s.bestFinger(f, info.fingers)
+		}
+		if p.face != nil && !sc.HasFace && len(p.fingers) == 0 {
+			return res, fmt.Errorf("%w: subject %q has no face template of algorithm %s: re-enrol it", ErrIncompatible, id, s.algorithm)
+		}
+	} else {
+		var refs []fingerRef
+		var refQ []FingerQuality
+		if rs := req.Reference; rs != nil {
+			x, err := s.template(*rs, req.Probe.TakeLargestFace, false, "reference")
+			if err != nil {
+				return res, err
+			}
+			if x.ft != nil {
+				refs = append(refs, fingerRef{x.t.Position(), x.ft})
+				refQ = append(refQ, *x.fingerQ)
+			} else {
+				res.ReferenceQuality = x.faceQ
+				if p.face != nil {
+					sc.Face, sc.HasFace = matcher.Cosine(p.face.t.Vector, x.t.Vector), true
+				}
+			}
+		}
+		if len(req.ReferenceFingers) > MaxFingerSamples {
+			return res, invalid("reference: %d fingers, at most %d", len(req.ReferenceFingers), MaxFingerSamples)
+		}
+		for i, f := range req.ReferenceFingers {
+			x, err := s.finger(f, false, fmt.Sprintf("reference finger %d", i+1))
+			if err != nil {
+				return res, err
+			}
+			refs = append(refs, fingerRef{x.t.Position(), x.ft})
+			refQ = append(refQ, *x.fingerQ)
+		}
+		if req.Reference == nil && len(refs) == 0 {
+			return res, invalid("reference: give a reference sample, reference fingers or a subject_id")
+		}
+		res.ReferenceFingerQuality = refQ
+		for i, f := range p.fingers {
+			fs[i], fn[i] = s.bestFinger(f, refs)
+		}
+	}
+	s.fuse(&sc, faceN, fs, fn, positions)
+	if !sc.HasFace && !sc.HasFinger {
+		return res, invalid("probe and reference have no modality or finger position in common")
+	}
+	if !d.Fused && !sc.HasFace {
+		return res, invalid("probe and reference have no face in common")
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	res.Scores = sc
+	res.Match, res.Score = d.pass(&sc)
+	return res, nil
+}
+
+// bestFinger scores a probe finger against the compatible fingers of the
+// other side: the best score and how many were compared.
+func (s *Engine) bestFinger(f sample, refs []fingerRef) (float32, int) {
+	pos := f.t.Position()
+	var best float32
+	n := 0
+	for _, r := range refs {
+		if r.pos == pos || r.pos == minutiae.PositionUnknown || pos == minutiae.PositionUnknown {
+			n++
+			best = max(best, float32(s.fm.Score(f.ft, r.t)))
+		}
+	}
+	return best, n
+}

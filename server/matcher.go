@@ -1,0 +1,355 @@
+// Package server serves the engine over gRPC: the bordermatch.v1 services
+// as adapters between protobuf and the engine's Go types (this file for
+// Matcher; gates, admin), the daemon that matchd runs (daemon.go), access
+// control, audit and metrics. The matching itself is package engine's;
+// errors are mapped to status codes in one place (status.go).
+package server
+
+import (
+	"context"
+	"image"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/bordermatch/bordermatch/engine"
+	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
+	"github.com/bordermatch/bordermatch/store"
+	"github.com/bordermatch/bordermatch/templates/minutiae"
+)
+
+// Service is the bordermatch.v1 Matcher service over an engine.
+type Service struct {
+	pb.UnimplementedMatcherServer
+	eng *engine.Engine
+}
+
+// NewService returns the Matcher service of eng.
+func NewService(eng *engine.Engine) *Service { return &Service{eng: eng} }
+
+// Engine returns the engine the service serves.
+func (s *Service) Engine() *engine.Engine { return s.eng }
+
+// Enroll implements pb.MatcherServer.
+func (s *Service) Enroll(ctx context.Context, req *pb.EnrollRequest) (*pb.EnrollResponse, error) {
+	samples := make([]engine.Sample, len(req.GetSamples()))
+	for i, sm := range req.GetSamples() {
+		var err error
+		if samples[i], err = sampleOf(sm); err != nil {
+			return nil, err
+		}
+	}
+	res, err := s.eng.Enroll(ctx, engine.EnrollRequest{
+		SubjectID:       req.GetSubjectId(),
+		Name:            req.GetName(),
+		Metadata:        req.GetMetadata(),
+		Watchlists:      req.GetWatchlists(),
+		Samples:         samples,
+		ReturnTemplates: req.GetReturnTemplates(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.EnrollResponse{Subject: subjectProto(res.Subject), Templates: res.Templates}
+	for _, q := range res.FaceQuality {
+		resp.Quality = append(resp.Quality, faceQualityProto(&q))
+	}
+	resp.FingerQuality = fingerQualityProto(res.FingerQuality)
+	return resp, nil
+}
+
+// Identify implements pb.MatcherServer.
+func (s *Service) Identify(ctx context.Context, req *pb.IdentifyRequest) (*pb.IdentifyResponse, error) {
+	q, err := queryOf(req.GetTopK(), req.Threshold, req.MaxFmr, req.GetWatchlists())
+	if err != nil {
+		return nil, err
+	}
+	p, err := probeOf(req.GetProbe(), req.GetFingers(), req.GetTakeLargestFace())
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.eng.Identify(ctx, engine.IdentifyRequest{Probe: p, Query: q})
+	if err != nil {
+		return nil, err
+	}
+	return identifyProto(res), nil
+}
+
+// queryOf is the one validation of an identification's options, shared by
+// Identify and the gate RPCs: it runs before any sample is read.
+func queryOf(topK int32, threshold *float32, maxFMR *float64, watchlists []string) (engine.Query, error) {
+	q := engine.Query{TopK: int(topK), Watchlists: watchlists, Threshold: threshold, MaxFMR: maxFMR}
+	return q, q.Validate()
+}
+
+func identifyProto(res engine.IdentifyResult) *pb.IdentifyResponse {
+	d := res.Decision
+	resp := &pb.IdentifyResponse{
+		Threshold:      d.Threshold,
+		Fused:          d.Fused,
+		MaxFmr:         fusedOnly(d, d.MaxFMR),
+		FusedThreshold: fusedOnly(d, d.FusedThreshold),
+		Searched:       res.Searched,
+		ProbeQuality:   faceQualityProto(res.ProbeQuality),
+		FingerQuality:  fingerQualityProto(res.FingerQuality),
+	}
+	for _, c := range res.Candidates {
+		pc := &pb.Candidate{
+			Rank:       int32(c.Rank),
+			SubjectId:  c.SubjectID,
+			Name:       c.Name,
+			Score:      c.Score,
+			Watchlists: c.Watchlists,
+		}
+		fillScores(&c.Scores, &pc.FaceScore, &pc.FaceFmr, &pc.FingerScores, &pc.FingerScore, &pc.FusedFmr, &pc.FusedScore)
+		resp.Candidates = append(resp.Candidates, pc)
+	}
+	return resp
+}
+
+// fusedOnly reports v for a fused decision, 0 (absent) otherwise, as the
+// responses always have.
+func fusedOnly(d engine.Decision, v float64) float64 {
+	if !d.Fused {
+		return 0
+	}
+	return v
+}
+
+// fillScores is the one place a comparison's scores become response
+// fields (Candidate and VerifyResponse carry the same ones).
+func fillScores(sc *engine.Scores, face **float32, faceFMR **float64, fingers *[]*pb.FingerScore, fingerMean **float32, fusedFMR, fusedScore *float64) {
+	if sc.HasFace {
+		f, fmr := sc.Face, sc.FaceFMR
+		*face, *faceFMR = &f, &fmr
+	}
+	for _, f := range sc.Fingers {
+		*fingers = append(*fingers, &pb.FingerScore{Position: pb.FingerPosition(f.Position), Score: f.Score, Fmr: f.FMR, Compared: f.Compared})
+	}
+	if sc.HasFinger {
+		m := sc.FingerMean
+		*fingerMean = &m
+	}
+	*fusedFMR, *fusedScore = sc.FusedFMR, sc.FusedScore
+}
+
+// Verify implements pb.MatcherServer.
+func (s *Service) Verify(ctx context.Context, req *pb.VerifyRequest) (*pb.VerifyResponse, error) {
+	if err := (&engine.Query{TopK: 1, Threshold: req.Threshold, MaxFMR: req.MaxFmr}).Validate(); err != nil {
+		return nil, err
+	}
+	p, err := probeOf(req.GetProbe(), req.GetFingers(), req.GetTakeLargestFace())
+	if err != nil {
+		return nil, err
+	}
+	vr := engine.VerifyRequest{Probe: p, Threshold: req.Threshold, MaxFMR: req.MaxFmr}
+	switch ref := req.GetReference().(type) {
+	case *pb.VerifyRequest_SubjectId:
+		if ref.SubjectId == "" {
+			return nil, status.Error(codes.InvalidArgument, "reference: subject_id is empty")
+		}
+		vr.SubjectID = ref.SubjectId
+	case *pb.VerifyRequest_ReferenceSample:
+		if rs := ref.ReferenceSample; rs != nil && rs.GetKind() != nil {
+			sm, err := sampleOf(rs)
+			if err != nil {
+				return nil, err
+			}
+			vr.Reference = &sm
+		}
+	}
+	for _, f := range req.GetReferenceFingers() {
+		fs, err := fingerOf(f)
+		if err != nil {
+			return nil, err
+		}
+		vr.ReferenceFingers = append(vr.ReferenceFingers, fs)
+	}
+	res, err := s.eng.Verify(ctx, vr)
+	if err != nil {
+		return nil, err
+	}
+	d := res.Decision
+	resp := &pb.VerifyResponse{
+		Match:                  res.Match,
+		Score:                  res.Score,
+		Threshold:              d.Threshold,
+		Fused:                  d.Fused,
+		MaxFmr:                 fusedOnly(d, d.MaxFMR),
+		FusedThreshold:         fusedOnly(d, d.FusedThreshold),
+		ProbeQuality:           faceQualityProto(res.ProbeQuality),
+		ReferenceQuality:       faceQualityProto(res.ReferenceQuality),
+		ProbeFingerQuality:     fingerQualityProto(res.ProbeFingerQuality),
+		ReferenceFingerQuality: fingerQualityProto(res.ReferenceFingerQuality),
+	}
+	fillScores(&res.Scores, &resp.FaceScore, &resp.FaceFmr, &resp.FingerScores, &resp.FingerScore, &resp.FusedFmr, &resp.FusedScore)
+	return resp, nil
+}
+
+// DeleteSubject implements pb.MatcherServer.
+func (s *Service) DeleteSubject(ctx context.Context, req *pb.DeleteSubjectRequest) (*pb.DeleteSubjectResponse, error) {
+	sub, err := s.eng.Delete(ctx, req.GetSubjectId())
+	if err != nil {
+		return nil, err
+	}
+	return &pb.DeleteSubjectResponse{Subject: subjectProto(sub)}, nil
+}
+
+// GetSubject implements pb.MatcherServer.
+func (s *Service) GetSubject(ctx context.Context, req *pb.GetSubjectRequest) (*pb.GetSubjectResponse, error) {
+	sub, err := s.eng.Get(ctx, req.GetSubjectId())
+	if err != nil {
+		return nil, err
+	}
+	return &pb.GetSubjectResponse{Subject: subjectProto(sub)}, nil
+}
+
+// ListSubjects implements pb.MatcherServer.
+func (s *Service) ListSubjects(ctx context.Context, req *pb.ListSubjectsRequest) (*pb.ListSubjectsResponse, error) {
+	subs, next, err := s.eng.List(ctx, store.ListOptions{
+		Watchlist: req.GetWatchlist(),
+		PageSize:  int(req.GetPageSize()),
+		PageToken: req.GetPageToken(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.ListSubjectsResponse{NextPageToken: next}
+	for _, sub := range subs {
+		resp.Subjects = append(resp.Subjects, subjectProto(sub))
+	}
+	return resp, nil
+}
+
+// ListWatchlists implements pb.MatcherServer.
+func (s *Service) ListWatchlists(ctx context.Context, _ *pb.ListWatchlistsRequest) (*pb.ListWatchlistsResponse, error) {
+	lists, err := s.eng.Watchlists(ctx)
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.ListWatchlistsResponse{}
+	for _, l := range lists {
+		resp.Watchlists = append(resp.Watchlists, &pb.Watchlist{Name: l.Name, SubjectCount: int64(l.Subjects)})
+	}
+	return resp, nil
+}
+
+// sampleOf, fingerOf and probeOf turn request messages into the engine's
+// samples; they check only what the protobuf types allow and the engine's
+// cannot express (a negative position).
+func sampleOf(sm *pb.Sample) (engine.Sample, error) {
+	switch k := sm.GetKind().(type) {
+	case *pb.Sample_FaceImage:
+		return engine.Sample{FaceImage: nonNil(k.FaceImage)}, nil
+	case *pb.Sample_Template:
+		return engine.Sample{Template: nonNil(k.Template)}, nil
+	case *pb.Sample_Finger:
+		fs, err := fingerOf(k.Finger)
+		return engine.Sample{Finger: &fs}, err
+	}
+	return engine.Sample{}, nil // the engine names what is missing
+}
+
+func fingerOf(fs *pb.FingerSample) (engine.FingerSample, error) {
+	if p := fs.GetPosition(); p < 0 || p > pb.FingerPosition(minutiae.LeftLittle) {
+		return engine.FingerSample{}, status.Errorf(codes.InvalidArgument, "finger position %d outside 0..10", p)
+	}
+	out := engine.FingerSample{Position: minutiae.Position(fs.GetPosition()), Format: fs.GetFormat(), DPI: int(fs.GetDpi())}
+	switch k := fs.GetKind().(type) {
+	case *pb.FingerSample_Image:
+		out.Image = nonNil(k.Image)
+	case *pb.FingerSample_Record:
+		out.Record = nonNil(k.Record)
+	case *pb.FingerSample_Template:
+		out.Template = nonNil(k.Template)
+	}
+	return out, nil
+}
+
+func probeOf(sm *pb.Sample, fingers []*pb.FingerSample, takeLargest bool) (engine.Probe, error) {
+	p := engine.Probe{TakeLargestFace: takeLargest}
+	if sm.GetKind() != nil {
+		x, err := sampleOf(sm)
+		if err != nil {
+			return p, err
+		}
+		p.Sample = &x
+	}
+	for _, f := range fingers {
+		fs, err := fingerOf(f)
+		if err != nil {
+			return p, err
+		}
+		p.Fingers = append(p.Fingers, fs)
+	}
+	return p, nil
+}
+
+// nonNil keeps "given but empty" apart from "not given": the engine tells
+// them by nil.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+func subjectProto(sub store.Subject) *pb.Subject {
+	p := &pb.Subject{
+		Id:         sub.ID,
+		Name:       sub.Name,
+		Metadata:   sub.Metadata,
+		Watchlists: sub.Watchlists,
+		CreatedAt:  timestamppb.New(sub.Created),
+		UpdatedAt:  timestamppb.New(sub.Updated),
+	}
+	for _, t := range sub.Templates {
+		ti := &pb.TemplateInfo{
+			Modality:         pb.Modality(t.Modality),
+			Algorithm:        t.Algorithm.ID,
+			AlgorithmVersion: uint32(t.Algorithm.Version),
+		}
+		if t.Finger != nil {
+			ti.FingerPosition = pb.FingerPosition(t.Finger.Position)
+			ti.FingerQuality = int32(t.Finger.Quality)
+			ti.Minutiae = int32(len(t.Finger.Minutiae))
+		}
+		p.Templates = append(p.Templates, ti)
+	}
+	return p
+}
+
+func faceQualityProto(q *engine.FaceQuality) *pb.FaceQuality {
+	if q == nil {
+		return nil
+	}
+	return &pb.FaceQuality{
+		Box:            rectProto(q.Box),
+		InterEyePixels: q.InterEyePixels,
+		Sharpness:      q.Sharpness,
+		FaceFraction:   q.FaceFraction,
+		FacesFound:     int32(q.FacesFound),
+	}
+}
+
+func rectProto(b image.Rectangle) *pb.Rect {
+	return &pb.Rect{X: int32(b.Min.X), Y: int32(b.Min.Y), Width: int32(b.Dx()), Height: int32(b.Dy())}
+}
+
+func fingerQualityProto(qs []engine.FingerQuality) []*pb.FingerQuality {
+	var out []*pb.FingerQuality
+	for _, q := range qs {
+		out = append(out, &pb.FingerQuality{
+			Position:       pb.FingerPosition(q.Position),
+			Quality:        int32(q.Quality),
+			Minutiae:       int32(q.Minutiae),
+			UsableMinutiae: int32(q.UsableMinutiae),
+			Width:          int32(q.Width),
+			Height:         int32(q.Height),
+			Dpi:            int32(q.DPI),
+			Format:         q.Format,
+		})
+	}
+	return out
+}
