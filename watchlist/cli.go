@@ -175,3 +175,24 @@ func (a *app) callError(err error, subject string) error {
 	}
 	return e
 }
+
+// call is every Matcher call of the CLI: dial (once), the per-call
+// timeout, and the error in plain words (callError, naming subject).
+func call[T any](a *app, parent context.Context, subject func(error) string, fn func(context.Context, pb.MatcherClient) (T, error)) (T, error) {
+	var zero T
+	c, err := a.dial()
+	if err != nil {
+		return zero, err
+	}
+	ctx, cancel := a.ctx(parent)
+	defer cancel()
+	resp, err := fn(ctx, c)
+	if err != nil {
+		s := ""
+		if subject != nil {
+			s = subject(err)
+		}
+		return zero, a.callError(err, s)
+	}
+	return resp, nil
+}

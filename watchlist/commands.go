@@ -172,15 +172,11 @@ minutiae record.`,
 			if cmd.Flags().Changed("max-fmr") {
 				req.MaxFmr = &maxFMR
 			}
-			c, err := a.dial()
+			resp, err := call(a, cmd.Context(), func(err error) string { return probeFile(err, photo, fs) }, func(ctx context.Context, c pb.MatcherClient) (*pb.IdentifyResponse, error) {
+				return c.Identify(ctx, req)
+			})
 			if err != nil {
 				return err
-			}
-			ctx, cancel := a.ctx(cmd.Context())
-			defer cancel()
-			resp, err := c.Identify(ctx, req)
-			if err != nil {
-				return a.callError(err, probeFile(err, photo, fs))
 			}
 			if a.json {
 				out := searchJSON{Candidates: []candidateJSON{}, Threshold: resp.GetThreshold(), Searched: resp.GetSearched(),
@@ -338,15 +334,11 @@ func (a *app) enroll(parent context.Context, id, name string, lists []string, md
 		req.Samples = append(req.Samples, &pb.Sample{Kind: &pb.Sample_Finger{Finger: s}})
 		files = append(files, f.file)
 	}
-	c, err := a.dial()
+	resp, err := call(a, parent, func(err error) string { return samplePhoto(err, files) }, func(ctx context.Context, c pb.MatcherClient) (*pb.EnrollResponse, error) {
+		return c.Enroll(ctx, req)
+	})
 	if err != nil {
 		return nil, err
-	}
-	ctx, cancel := a.ctx(parent)
-	defer cancel()
-	resp, err := c.Enroll(ctx, req)
-	if err != nil {
-		return nil, a.callError(err, samplePhoto(err, files))
 	}
 	return resp.GetSubject(), nil
 }
@@ -393,15 +385,11 @@ func (a *app) showCmd() *cobra.Command {
 		Short: "Show a subject",
 		Args:  exactArgs(1, "show needs one subject ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.dial()
+			resp, err := call(a, cmd.Context(), nil, func(ctx context.Context, c pb.MatcherClient) (*pb.GetSubjectResponse, error) {
+				return c.GetSubject(ctx, &pb.GetSubjectRequest{SubjectId: args[0]})
+			})
 			if err != nil {
 				return err
-			}
-			ctx, cancel := a.ctx(cmd.Context())
-			defer cancel()
-			resp, err := c.GetSubject(ctx, &pb.GetSubjectRequest{SubjectId: args[0]})
-			if err != nil {
-				return a.callError(err, "")
 			}
 			j := toSubjectJSON(resp.GetSubject())
 			if a.json {
@@ -444,15 +432,11 @@ func (a *app) removeCmd() *cobra.Command {
 		Short: "Remove a subject and its templates",
 		Args:  exactArgs(1, "remove needs one subject ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := a.dial()
+			resp, err := call(a, cmd.Context(), nil, func(ctx context.Context, c pb.MatcherClient) (*pb.DeleteSubjectResponse, error) {
+				return c.DeleteSubject(ctx, &pb.DeleteSubjectRequest{SubjectId: args[0]})
+			})
 			if err != nil {
 				return err
-			}
-			ctx, cancel := a.ctx(cmd.Context())
-			defer cancel()
-			resp, err := c.DeleteSubject(ctx, &pb.DeleteSubjectRequest{SubjectId: args[0]})
-			if err != nil {
-				return a.callError(err, "")
 			}
 			if a.json {
 				return a.printJSON(toSubjectJSON(resp.GetSubject()))
@@ -470,18 +454,14 @@ func (a *app) listCmd() *cobra.Command {
 		Short: "List subjects, all or on one watchlist",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.dial()
-			if err != nil {
-				return err
-			}
 			var all []subjectJSON
 			token := ""
 			for {
-				ctx, cancel := a.ctx(cmd.Context())
-				resp, err := c.ListSubjects(ctx, &pb.ListSubjectsRequest{Watchlist: list, PageSize: 500, PageToken: token})
-				cancel()
+				resp, err := call(a, cmd.Context(), nil, func(ctx context.Context, c pb.MatcherClient) (*pb.ListSubjectsResponse, error) {
+					return c.ListSubjects(ctx, &pb.ListSubjectsRequest{Watchlist: list, PageSize: 500, PageToken: token})
+				})
 				if err != nil {
-					return a.callError(err, "")
+					return err
 				}
 				for _, s := range resp.GetSubjects() {
 					all = append(all, toSubjectJSON(s))
@@ -519,15 +499,11 @@ func (a *app) listsCmd() *cobra.Command {
 		Short: "List the watchlists with their sizes",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.dial()
+			resp, err := call(a, cmd.Context(), nil, func(ctx context.Context, c pb.MatcherClient) (*pb.ListWatchlistsResponse, error) {
+				return c.ListWatchlists(ctx, &pb.ListWatchlistsRequest{})
+			})
 			if err != nil {
 				return err
-			}
-			ctx, cancel := a.ctx(cmd.Context())
-			defer cancel()
-			resp, err := c.ListWatchlists(ctx, &pb.ListWatchlistsRequest{})
-			if err != nil {
-				return a.callError(err, "")
 			}
 			type listJSON struct {
 				Name     string `json:"name"`
