@@ -1,0 +1,44 @@
+package engine
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestLayering holds the import facts ARCHITECTURE.md states: the engine
+// and everything under it link neither dlib (go-face) nor OpenCV (gocv),
+// the benchmarks never go through the gRPC server, capture stays below the
+// template layer and scanners link no extractor.
+func TestLayering(t *testing.T) {
+	deps := func(pkgs ...string) map[string]bool {
+		t.Helper()
+		cmd := exec.Command("go", append([]string{"list", "-deps"}, pkgs...)...)
+		cmd.Dir = ".."
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("go list -deps %v: %v", pkgs, err)
+		}
+		set := map[string]bool{}
+		for _, p := range strings.Fields(string(out)) {
+			set[p] = true
+		}
+		return set
+	}
+	const mod = "github.com/bordermatch/bordermatch/"
+	for _, tc := range []struct {
+		pkgs   []string
+		banned []string
+	}{
+		{[]string{"./store", "./matcher", "./engine", "./templates"}, []string{"github.com/Kagami/go-face", "gocv.io/x/gocv", mod + "server", "google.golang.org/grpc"}},
+		{[]string{"./benchmarks", "./scripts/loadtest"}, []string{mod + "server"}},
+		{[]string{"./capture", "./capture/fprint"}, []string{mod + "templates", mod + "templates/finger", mod + "templates/face"}},
+	} {
+		got := deps(tc.pkgs...)
+		for _, b := range tc.banned {
+			if got[b] {
+				t.Errorf("%v depend on %s", tc.pkgs, b)
+			}
+		}
+	}
+}
