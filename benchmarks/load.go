@@ -43,7 +43,7 @@ type LoadResult struct {
 	// ImportTime is the time to write the gallery (zero when Dir held it).
 	ImportTime time.Duration
 	// LoadTime is the server's start-up load of the face index from Badger
-	// (server.New on the opened store: the code path matchd runs), and
+	// (engine.New on the opened store: the code path matchd runs), and
 	// LoadCPU the CPU time (user and system) the process spent on it: on a
 	// shared machine the wall time also counts the waits for a core.
 	LoadTime, LoadCPU time.Duration

@@ -22,13 +22,13 @@ import (
 	"github.com/bordermatch/bordermatch/templates/fpimage"
 )
 
-// The default calibrations (server/calibration/*.json) are measured by
+// The default calibrations (engine/calibration/*.json) are measured by
 // TestWriteDefaultCalibrations:
 //
 //	go test ./server -run TestWriteDefaultCalibrations -calibrate \
 //	    -finger-data /work/shared/testdata/fingerprints
 var (
-	calibrate  = flag.Bool("calibrate", false, "measure and write the default calibrations in server/calibration/")
+	calibrate  = flag.Bool("calibrate", false, "measure and write the default calibrations in engine/calibration/")
 	fingerData = flag.String("finger-data", os.Getenv("BORDERMATCH_FINGERPRINT_DATA"),
 		"fingerprint test data directory with the FVC B sets (/work/shared/testdata/fingerprints)")
 )
