@@ -217,14 +217,6 @@ func (s *Store) checkSchema() error {
 // audit trail goes through AuditTrail, which takes the write hold.
 func (s *Store) DB() *badger.DB { return s.db }
 
-// HoldWrites holds off Purge and Restore until release is called, for a
-// writer to the database outside this package (the audit trail): Badger
-// refuses writes while a purge flushes its memtables.
-func (s *Store) HoldWrites() (release func()) {
-	s.writes.RLock()
-	return s.writes.RUnlock
-}
-
 // Close commits the creates already waiting (their callers get their usual
 // answer), then flushes and closes the database; a Create after Close fails
 // with ErrClosed. Calling it again returns the first result.
