@@ -308,9 +308,17 @@ func (l *Log) VerifyLink(seq uint64) (Result, error) {
 			overlapPrev, overlapLast = r.Hash, seq
 			return nil
 		}
+		if overlapLast != 0 && overlapLast < overlapEnd {
+			c.bad(overlapLast+1, "", "record %d is missing from the gallery, which still holds archived records before it", overlapLast+1)
+			return errStop
+		}
+		overlapLast = 0
 		c.next(seq, b, "")
 		return nil
 	})
+	if overlapLast != 0 && overlapLast < overlapEnd {
+		c.bad(overlapLast+1, "", "record %d is missing from the gallery, which still holds archived records before it", overlapLast+1)
+	}
 	var mk malformedKey
 	switch {
 	case errors.Is(err, errStop):

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	badger "github.com/dgraph-io/badger/v4"
+
 	"github.com/bordermatch/bordermatch/store"
 )
 
@@ -477,4 +479,41 @@ func FuzzArchive(f *testing.F) {
 			t.Fatalf("lines end at byte %d, not a newline", info.size)
 		}
 	})
+}
+
+// TestRetentionOverlapTamper: after a crash between export and delete, the
+// gallery's copies of archived records must still be the archived bytes.
+func TestRetentionOverlapTamper(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(txn *badger.Txn) error
+		bad    uint64
+		want   string
+	}{
+		{"edit the last copy", func(txn *badger.Txn) error {
+			return txn.Set(recordKey(6), bytes.Replace(get(txn, 6), []byte(`"P5"`), []byte(`"P9"`), 1))
+		}, 6, "record 6 differs from its copy in the archive"},
+		{"edit an earlier copy", func(txn *badger.Txn) error {
+			return txn.Set(recordKey(3), bytes.Replace(get(txn, 3), []byte(`"P2"`), []byte(`"P9"`), 1))
+		}, 3, "record 3 was altered"},
+		{"gap in the copies", func(txn *badger.Txn) error { return txn.Delete(recordKey(5)) }, 5, "record 5 is missing"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var fd *failingDelete
+			st, l, clk, _ := retentionLog(t, func(st *store.Store) Trail {
+				fd = &failingDelete{Trail: st.AuditTrail(), fail: true}
+				return fd
+			})
+			appendAt(t, l, t0, 10)
+			clk.set(t0.Add(7*24*time.Hour + 5*time.Hour + time.Minute)) // 1-6 exported, not dropped
+			l.Retain()
+			if err := st.DB().Update(tc.change); err != nil {
+				t.Fatal(err)
+			}
+			res, err := l.Verify()
+			if err != nil || res.OK || res.BadSeq != tc.bad || !strings.Contains(res.Problem, tc.want) {
+				t.Fatalf("verify: %+v %v, want record %d named with %q", res, err, tc.bad, tc.want)
+			}
+		})
+	}
 }
