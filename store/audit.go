@@ -169,12 +169,15 @@ func (a *AuditTrail) DeleteThrough(seq uint64) (int, error) {
 	}
 	seq = min(seq, head)
 	deleted := 0
+	// Each batch seeks past the last: the tombstones of the batches before
+	// are not walked again.
+	next := uint64(0)
 	for {
 		var keys [][]byte
 		err := a.s.db.View(func(txn *badger.Txn) error {
 			it := txn.NewIterator(iterOpts([]byte(auditRecordPrefix)))
 			defer it.Close()
-			for it.Rewind(); it.Valid() && len(keys) < auditDeleteBatch; it.Next() {
+			for it.Seek(auditRecordKey(next)); it.Valid() && len(keys) < auditDeleteBatch; it.Next() {
 				s, ok := auditKeySeq(it.Item().Key())
 				if !ok {
 					return &AuditKeyError{Key: it.Item().KeyCopy(nil)}
@@ -183,6 +186,7 @@ func (a *AuditTrail) DeleteThrough(seq uint64) (int, error) {
 					break
 				}
 				keys = append(keys, it.Item().KeyCopy(nil))
+				next = s + 1
 			}
 			return nil
 		})
