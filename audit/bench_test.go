@@ -7,12 +7,9 @@ import (
 // BenchmarkAppend: one audit record per audited call, each a synced Badger
 // transaction on the test machine's disk.
 func BenchmarkAppend(b *testing.B) {
-	db, err := badgerOpen(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	l := Open(db)
+	st := openStore(b, b.TempDir())
+	defer st.Close()
+	l := openLog(b, st, Options{})
 	s := 0.97
 	r := Record{Identity: "gate-07", Role: "gate", Auth: "cert", Gate: "T5-03", RPC: "/bordermatch.v1.Matcher/Identify",
 		Hits: []Hit{{SubjectID: "P1234", Score: &s}}, Decision: "hit", Code: "OK"}
@@ -26,12 +23,9 @@ func BenchmarkAppend(b *testing.B) {
 
 // BenchmarkAppendParallel: 16 callers at once share disk syncs.
 func BenchmarkAppendParallel(b *testing.B) {
-	db, err := badgerOpen(b.TempDir())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	l := Open(db)
+	st := openStore(b, b.TempDir())
+	defer st.Close()
+	l := openLog(b, st, Options{})
 	b.SetParallelism(8) // 8 × GOMAXPROCS goroutines
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {

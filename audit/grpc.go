@@ -369,15 +369,19 @@ func (s *Service) List(ctx context.Context, req *pb.ListAuditRequest) (*pb.ListA
 	return resp, nil
 }
 
-// Verify checks the chain.
-func (s *Service) Verify(ctx context.Context, _ *pb.VerifyAuditRequest) (*pb.VerifyAuditResponse, error) {
-	res, err := s.Log.Verify()
+// Verify checks the chain, archive and gallery as one, and reports the
+// hash of the record the request names (link_seq).
+func (s *Service) Verify(ctx context.Context, req *pb.VerifyAuditRequest) (*pb.VerifyAuditResponse, error) {
+	res, err := s.Log.VerifyLink(req.GetLinkSeq())
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "%v", err)
 	}
 	return &pb.VerifyAuditResponse{
 		Ok: res.OK, Records: res.Records, HeadSeq: res.HeadSeq, HeadHash: unhex(res.HeadHash),
 		BadSeq: res.BadSeq, Problem: res.Problem,
+		Archive: res.Archive, ArchivedRecords: res.Archived, ArchiveFirstSeq: res.ArchiveFirstSeq,
+		ArchiveLastSeq: res.ArchiveLastSeq, ArchiveLastHash: unhex(res.ArchiveLastHash), ArchiveTorn: res.ArchiveTorn,
+		LiveFirstSeq: res.LiveFirstSeq, LinkHash: unhex(res.LinkHash),
 	}, nil
 }
 

@@ -6,33 +6,41 @@
 //
 // # Storage and the hash chain
 //
-// Records live in the gallery's Badger database, under their own prefix,
-// and are written with the database's synced writes, so a record is on disk
-// before the call it describes returns:
+// Records live in the gallery's Badger database, kept by the store
+// (store.AuditTrail, which this package reaches through the Trail
+// interface), under their own prefix, and are written with the database's
+// synced writes, so a record is on disk before the call it describes
+// returns:
 //
 //	a/r/<seq:8 BE>  → the record, JSON (the stored bytes are the canonical bytes)
 //	a/head          → seq:8 BE, SHA-256 of record seq's stored bytes
 //
 // Every record carries its sequence number (1, 2, 3 … without gaps) and the
-// SHA-256 of the previous record's stored bytes. A record and the new head
-// are written in one transaction, so after a crash (even SIGKILL) the head
-// and the last record always agree. Verify walks the chain: an edited
-// record breaks the link the next record (or the head) holds, a deleted one
-// leaves a gap in the sequence, a moved one sits under another sequence
-// number, and a record cut from the end leaves the head pointing past it.
+// SHA-256 of the previous record's stored bytes. A group of records and the
+// new head are written in one transaction, so after a crash (even SIGKILL)
+// the head and the last record always agree. Verify walks the chain: an
+// edited record breaks the link the next record (or the head) holds, a
+// deleted one leaves a gap in the sequence, a moved one sits under another
+// sequence number, and a record cut from the end leaves the head pointing
+// past it.
+//
+// With a retention period (Options.Retention), records older than it move
+// to an append-only archive file (see archive.go) before they are dropped
+// from the gallery; the chain then runs from the archive's first record
+// through the gallery's to the head, and Verify checks it as one.
 //
 // Someone who can write the database can still rewrite the whole chain
 // from some record on, head included. Verify reports the head's sequence
 // number and hash: kept somewhere else (a ticket, a printout, another
 // system's log), they make such a rewrite detectable too.
 //
-// The package offers no way to change or remove a record.
+// The package offers no way to change a record, and removes records from
+// the gallery only once they are in the archive.
 package audit
 
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -40,13 +48,7 @@ import (
 	"sync"
 	"time"
 
-	badger "github.com/dgraph-io/badger/v4"
-)
-
-// Key prefixes.
-const (
-	recordPrefix = "a/r/"
-	headKey      = "a/head"
+	"github.com/rs/zerolog"
 )
 
 // Hit is a subject a call returned or acted on.
@@ -79,21 +81,67 @@ type Record struct {
 
 var zeroHash = hex.EncodeToString(make([]byte, sha256.Size))
 
-// Log is the audit trail in a Badger database. Its methods are safe for
-// concurrent use.
+// Trail is the storage the log writes through: store.Store.AuditTrail
+// satisfies it. Implementations keep Append and DeleteThrough out of the
+// way of their own maintenance (the store's write hold) by themselves.
+type Trail interface {
+	// Head returns the last record's sequence number and the SHA-256 of
+	// its stored bytes (0 and zeros for an empty chain); it stays when the
+	// records are deleted.
+	Head() (seq uint64, hash [sha256.Size]byte, err error)
+	// Append stores recs as records first, first+1, … and the last as the
+	// new head in one synced transaction, if the head is first-1.
+	Append(first uint64, recs [][]byte) error
+	// Scan calls fn with the stored bytes of the records from sequence
+	// number from on, in order, and returns the head, from one snapshot.
+	// rec is valid only during the call. A key that is not a record's is
+	// an error with a MalformedKey() []byte method.
+	Scan(from uint64, fn func(seq uint64, rec []byte) error) (headSeq uint64, headHash [sha256.Size]byte, err error)
+	// DeleteThrough deletes the records up to seq, oldest first.
+	DeleteThrough(seq uint64) (int, error)
+}
+
+// Options configures Open.
+type Options struct {
+	// ArchiveDir holds the archive (ArchiveFile) of records moved out of
+	// the gallery; Verify reads it when it exists. Empty: no archive, and
+	// Retention must be 0.
+	ArchiveDir string
+	// Retention: records older than this are moved to the archive by a
+	// retention pass at Open and every RetentionInterval. 0 keeps every
+	// record in the gallery.
+	Retention time.Duration
+	// RetentionInterval is how often the pass runs (0: hourly).
+	RetentionInterval time.Duration
+	// Logger receives the retention passes' outcome.
+	Logger zerolog.Logger
+
+	now    func() time.Time // tests
+	manual bool             // tests: no passes but Retain's
+}
+
+// DefaultRetentionInterval is how often a retention pass runs.
+const DefaultRetentionInterval = time.Hour
+
+// Log is the audit trail. Its methods are safe for concurrent use; there
+// must be one Log per trail (it keeps the chain's head).
 type Log struct {
-	db *badger.DB
-	// hold, if set, is called around every write: the store's guard that
-	// keeps writes out while it flushes for a purge or restores (Badger
-	// refuses writes meanwhile), so an audit record waits instead of
-	// failing its call.
-	hold func() (release func())
+	trail Trail
+	opt   Options
 	// mu is held by the one goroutine writing: it writes every record
 	// queued so far in one synced transaction (group commit), so concurrent
-	// calls share a disk sync instead of waiting for one each.
-	mu    sync.Mutex
-	qmu   sync.Mutex
-	queue []*pending
+	// calls share a disk sync instead of waiting for one each. It guards
+	// the head as last written (headOK false: read it again).
+	mu            sync.Mutex
+	headOK        bool
+	headSeq       uint64
+	headHash      [sha256.Size]byte
+	qmu           sync.Mutex
+	queue         []*pending
+	rmu           sync.Mutex // serialises retention passes and Verify (archive.go)
+	arch          archiveCache
+	stop, stopped chan struct{}
+	closeOnce     sync.Once
 }
 
 type pending struct {
@@ -105,18 +153,37 @@ type pending struct {
 // maxBatch bounds the records of one transaction.
 const maxBatch = 256
 
-// Open returns the audit trail kept in db (the gallery's database; see
-// store.Store.DB). db must have synced writes for records to be durable
-// when Append returns.
-func Open(db *badger.DB) *Log { return &Log{db: db} }
-
-// OpenHeld is Open with hold called around every write (store.Store.HoldWrites).
-func OpenHeld(db *badger.DB, hold func() (release func())) *Log {
-	return &Log{db: db, hold: hold}
+// Open returns the audit trail kept in t (store.Store.AuditTrail), and
+// starts its retention passes when opt.Retention is set: the first now, in
+// the background. Close stops them.
+func Open(t Trail, opt Options) (*Log, error) {
+	if opt.Retention < 0 {
+		return nil, fmt.Errorf("audit: retention %v is negative", opt.Retention)
+	}
+	if opt.Retention > 0 && opt.ArchiveDir == "" {
+		return nil, errors.New("audit: a retention period needs an archive directory")
+	}
+	if opt.RetentionInterval <= 0 {
+		opt.RetentionInterval = DefaultRetentionInterval
+	}
+	if opt.now == nil {
+		opt.now = time.Now
+	}
+	l := &Log{trail: t, opt: opt, stop: make(chan struct{}), stopped: make(chan struct{})}
+	if opt.Retention > 0 && !opt.manual {
+		go l.retainLoop()
+	} else {
+		close(l.stopped)
+	}
+	return l, nil
 }
 
-func recordKey(seq uint64) []byte {
-	return binary.BigEndian.AppendUint64([]byte(recordPrefix), seq)
+// Close stops the retention passes, waiting for one under way. The log
+// still appends and verifies.
+func (l *Log) Close() error {
+	l.closeOnce.Do(func() { close(l.stop) })
+	<-l.stopped
+	return nil
 }
 
 // Append adds r at the end of the chain, setting its Seq, Prev and (if zero)
@@ -149,35 +216,9 @@ func (l *Log) Append(r Record) (Record, error) {
 }
 
 // write appends a batch of records in one transaction and tells each
-// waiting Append the outcome.
+// waiting Append the outcome. l.mu is held.
 func (l *Log) write(batch []*pending) {
-	if l.hold != nil {
-		defer l.hold()()
-	}
-	err := l.db.Update(func(txn *badger.Txn) error {
-		seq, prev, err := readHead(txn)
-		if err != nil {
-			return err
-		}
-		var h [sha256.Size]byte
-		for _, p := range batch {
-			p.r.Seq, p.r.Prev = seq+1, zeroHash
-			if seq > 0 {
-				p.r.Prev = hex.EncodeToString(prev[:])
-			}
-			b, err := json.Marshal(p.r)
-			if err != nil {
-				return err
-			}
-			h = sha256.Sum256(b)
-			p.r.Hash = hex.EncodeToString(h[:])
-			if err := txn.Set(recordKey(p.r.Seq), b); err != nil {
-				return err
-			}
-			seq, prev = p.r.Seq, h
-		}
-		return txn.Set([]byte(headKey), append(binary.BigEndian.AppendUint64(nil, seq), prev[:]...))
-	})
+	err := l.writeBatch(batch)
 	for _, p := range batch {
 		if err != nil {
 			p.r, p.err = Record{}, fmt.Errorf("audit: appending a record: %w", err)
@@ -186,23 +227,35 @@ func (l *Log) write(batch []*pending) {
 	}
 }
 
-func readHead(txn *badger.Txn) (seq uint64, hash [sha256.Size]byte, err error) {
-	item, err := txn.Get([]byte(headKey))
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return 0, hash, nil
+func (l *Log) writeBatch(batch []*pending) error {
+	if !l.headOK {
+		seq, h, err := l.trail.Head()
+		if err != nil {
+			return err
+		}
+		l.headSeq, l.headHash, l.headOK = seq, h, true
 	}
-	if err != nil {
-		return 0, hash, err
+	seq, prev := l.headSeq, l.headHash
+	recs := make([][]byte, len(batch))
+	for i, p := range batch {
+		p.r.Seq, p.r.Prev = seq+1, zeroHash
+		if seq > 0 {
+			p.r.Prev = hex.EncodeToString(prev[:])
+		}
+		b, err := json.Marshal(p.r)
+		if err != nil {
+			return err
+		}
+		prev = sha256.Sum256(b)
+		p.r.Hash = hex.EncodeToString(prev[:])
+		recs[i], seq = b, p.r.Seq
 	}
-	v, err := item.ValueCopy(nil)
-	if err != nil {
-		return 0, hash, err
+	if err := l.trail.Append(l.headSeq+1, recs); err != nil {
+		l.headOK = false // whatever happened, read the head again
+		return err
 	}
-	if len(v) != 8+sha256.Size {
-		return 0, hash, fmt.Errorf("audit: chain head is %d bytes, want %d", len(v), 8+sha256.Size)
-	}
-	copy(hash[:], v[8:])
-	return binary.BigEndian.Uint64(v), hash, nil
+	l.headSeq, l.headHash = seq, prev
+	return nil
 }
 
 // Filter selects records for List.
@@ -227,48 +280,43 @@ func (f Filter) match(r *Record) bool {
 	return false
 }
 
+// errStop ends a Scan early.
+var errStop = errors.New("stop")
+
+// malformedKey is the error Trail.Scan returns for a key that is not a
+// record's (store.AuditKeyError).
+type malformedKey interface{ MalformedKey() []byte }
+
 // List returns up to limit records matching f in sequence order, and the
 // sequence number to pass as Filter.After for the next page (0 when there
-// are no more). A record that cannot be decoded is an error naming it (run
+// are no more). It lists the records in the gallery, not those moved to the
+// archive. A record that cannot be decoded is an error naming it (run
 // Verify).
 func (l *Log) List(f Filter, limit int) ([]Record, uint64, error) {
 	var out []Record
 	var next uint64
-	err := l.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(recordPrefix), PrefetchValues: true, PrefetchSize: 100})
-		defer it.Close()
-		for it.Seek(recordKey(f.After + 1)); it.Valid(); it.Next() {
-			item := it.Item()
-			seq, ok := keySeq(item.Key())
-			if !ok {
-				return fmt.Errorf("audit: malformed key %q", item.Key())
-			}
-			if len(out) == limit {
-				next = out[len(out)-1].Seq
-				return nil
-			}
-			b, err := item.ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			r, err := decode(b)
-			if err != nil {
-				return fmt.Errorf("audit: record %d: %w", seq, err)
-			}
-			if f.match(&r) {
-				out = append(out, r)
-			}
+	_, _, err := l.trail.Scan(f.After+1, func(seq uint64, b []byte) error {
+		if len(out) == limit {
+			next = out[len(out)-1].Seq
+			return errStop
+		}
+		r, err := decode(b)
+		if err != nil {
+			return fmt.Errorf("audit: record %d: %w", seq, err)
+		}
+		if f.match(&r) {
+			out = append(out, r)
 		}
 		return nil
 	})
-	return out, next, err
-}
-
-func keySeq(k []byte) (uint64, bool) {
-	if len(k) != len(recordPrefix)+8 || !bytes.HasPrefix(k, []byte(recordPrefix)) {
-		return 0, false
+	var mk malformedKey
+	switch {
+	case errors.Is(err, errStop):
+		err = nil
+	case errors.As(err, &mk):
+		err = fmt.Errorf("audit: malformed key %q", mk.MalformedKey())
 	}
-	return binary.BigEndian.Uint64(k[len(recordPrefix):]), true
+	return out, next, err
 }
 
 func decode(b []byte) (Record, error) {
@@ -278,87 +326,10 @@ func decode(b []byte) (Record, error) {
 	if err := dec.Decode(&r); err != nil {
 		return r, fmt.Errorf("unreadable: %v", err)
 	}
+	if dec.InputOffset() != int64(len(b)) {
+		return r, fmt.Errorf("unreadable: %d bytes after the record", int64(len(b))-dec.InputOffset())
+	}
 	h := sha256.Sum256(b)
 	r.Hash = hex.EncodeToString(h[:])
 	return r, nil
-}
-
-// Result is what Verify found.
-type Result struct {
-	OK      bool
-	Records uint64
-	// HeadSeq and HeadHash: the last record's sequence number and hash.
-	HeadSeq  uint64
-	HeadHash string
-	// BadSeq is the first record found bad (0: the chain head itself);
-	// Problem says what is wrong. Set when !OK.
-	BadSeq  uint64
-	Problem string
-}
-
-// Verify checks the whole chain: sequence numbers without gaps, each
-// record's link to the one before, and the head against the last record.
-func (l *Log) Verify() (Result, error) {
-	var res Result
-	bad := func(seq uint64, format string, a ...any) error {
-		res.OK, res.BadSeq, res.Problem = false, seq, fmt.Sprintf(format, a...)
-		return nil
-	}
-	err := l.db.View(func(txn *badger.Txn) error {
-		headSeq, headHash, err := readHead(txn)
-		if err != nil {
-			return bad(0, "%v", err)
-		}
-		res.HeadSeq, res.HeadHash = headSeq, hex.EncodeToString(headHash[:])
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte(recordPrefix), PrefetchValues: true, PrefetchSize: 100})
-		defer it.Close()
-		want, prev := uint64(1), zeroHash
-		for it.Rewind(); it.Valid(); it.Next() {
-			item := it.Item()
-			seq, ok := keySeq(item.Key())
-			if !ok {
-				return bad(want, "malformed key %q where record %d should be", item.Key(), want)
-			}
-			if seq != want {
-				return bad(want, "record %d is missing (the next record is %d)", want, seq)
-			}
-			b, err := item.ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			r, err := decode(b)
-			if err != nil {
-				return bad(seq, "record %d is %v", seq, err)
-			}
-			if r.Seq != seq {
-				return bad(seq, "record stored as %d says it is %d (moved)", seq, r.Seq)
-			}
-			if r.Prev != prev {
-				if seq == 1 {
-					return bad(1, "record 1 was altered (its link is not the zero hash)")
-				}
-				return bad(seq-1, "record %d was altered: its hash does not match the link in record %d", seq-1, seq)
-			}
-			prev = r.Hash
-			res.Records = seq
-			want++
-		}
-		switch {
-		case res.Records == 0 && headSeq == 0:
-		case headSeq == 0:
-			return bad(0, "the chain head is missing but there are %d records", res.Records)
-		case headSeq > res.Records:
-			return bad(res.Records+1, "record %d is missing: the chain head is record %d but the last record is %d", res.Records+1, headSeq, res.Records)
-		case headSeq < res.Records:
-			return bad(headSeq+1, "record %d follows the chain head (%d): appended outside the audit log", headSeq+1, headSeq)
-		case res.HeadHash != prev:
-			return bad(res.Records, "record %d was altered: its hash does not match the chain head", res.Records)
-		}
-		res.OK = true
-		return nil
-	})
-	if err != nil {
-		return Result{}, fmt.Errorf("audit: verifying: %w", err)
-	}
-	return res, nil
 }

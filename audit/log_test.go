@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -9,20 +10,29 @@ import (
 	"time"
 
 	badger "github.com/dgraph-io/badger/v4"
+
+	"github.com/bordermatch/bordermatch/store"
 )
 
-// openDB opens a real Badger directory with synced writes, as the store does.
-func openDB(t *testing.T, dir string) *badger.DB {
+// openStore opens a real gallery on disk, as matchd does.
+func openStore(t testing.TB, dir string) *store.Store {
 	t.Helper()
-	db, err := badgerOpen(dir)
+	st, err := store.Open(store.Options{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return db
+	return st
 }
 
-func badgerOpen(dir string) (*badger.DB, error) {
-	return badger.Open(badger.DefaultOptions(dir).WithSyncWrites(true).WithLogger(nil))
+// openLog opens the audit log of st with opt.
+func openLog(t testing.TB, st *store.Store, opt Options) *Log {
+	t.Helper()
+	l, err := Open(st.AuditTrail(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
 }
 
 func fill(t *testing.T, l *Log, n int) []Record {
@@ -57,8 +67,8 @@ func verifyOK(t *testing.T, l *Log, records uint64) Result {
 
 func TestChainAndRestart(t *testing.T) {
 	dir := t.TempDir()
-	db := openDB(t, dir)
-	l := Open(db)
+	st := openStore(t, dir)
+	l := openLog(t, st, Options{})
 	verifyOK(t, l, 0)
 	recs := fill(t, l, 5)
 	for i, r := range recs {
@@ -76,12 +86,13 @@ func TestChainAndRestart(t *testing.T) {
 	if res.HeadHash != recs[4].Hash {
 		t.Fatalf("head hash %s, want %s", res.HeadHash, recs[4].Hash)
 	}
-	db.Close()
+	l.Close()
+	st.Close()
 
 	// The chain continues where it stopped.
-	db = openDB(t, dir)
-	defer db.Close()
-	l = Open(db)
+	st = openStore(t, dir)
+	defer st.Close()
+	l = openLog(t, st, Options{})
 	more := fill(t, l, 2)
 	if more[0].Seq != 6 || more[0].Prev != recs[4].Hash {
 		t.Fatalf("after restart: seq %d prev %s, want 6 linked to %s", more[0].Seq, more[0].Prev, recs[4].Hash)
@@ -110,11 +121,11 @@ func TestChainAndRestart(t *testing.T) {
 // name bad as the first bad record, with a problem mentioning want.
 func tamper(t *testing.T, change func(txn *badger.Txn) error, bad uint64, want string) {
 	t.Helper()
-	db := openDB(t, t.TempDir())
-	defer db.Close()
-	l := Open(db)
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	l := openLog(t, st, Options{})
 	fill(t, l, 6)
-	if err := db.Update(change); err != nil {
+	if err := st.DB().Update(change); err != nil {
 		t.Fatal(err)
 	}
 	res, err := l.Verify()
@@ -125,6 +136,12 @@ func tamper(t *testing.T, change func(txn *badger.Txn) error, bad uint64, want s
 		t.Fatalf("verify after tampering: %+v, want record %d named with %q", res, bad, want)
 	}
 }
+
+func recordKey(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte("a/r/"), seq)
+}
+
+const headKey = "a/head"
 
 func get(txn *badger.Txn, seq uint64) []byte {
 	item, err := txn.Get(recordKey(seq))
@@ -204,9 +221,9 @@ func TestTamperDetected(t *testing.T) {
 // TestConcurrentAppends: appends from many goroutines share transactions
 // and still make one unbroken chain, each caller getting its own record.
 func TestConcurrentAppends(t *testing.T) {
-	db := openDB(t, t.TempDir())
-	defer db.Close()
-	l := Open(db)
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	l := openLog(t, st, Options{})
 	const workers, each = 8, 40
 	seqs := make(chan uint64, workers*each)
 	done := make(chan struct{})

@@ -93,6 +93,11 @@ type Options struct {
 	// with the admin role (loopback callers only with Insecure).
 	MetricsListen string
 	Pprof         bool
+
+	// AuditRetention: audit records older than this are moved from the
+	// gallery to the archive <DataDir>/audit/archive.jsonl (audit.Options);
+	// 0 keeps them all in the gallery.
+	AuditRetention time.Duration
 }
 
 // TLSDir is where matchd keeps its local CA and certificates, inside the
@@ -182,7 +187,14 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	}()
 	// One audit log for the gRPC calls and the metrics listener's pprof:
 	// it keeps the chain's head, so there must not be two.
-	auditLog := audit.OpenHeld(st.DB(), st.HoldWrites)
+	// --- audit trail wiring (issue 13) ---
+	auditLog, err := audit.Open(st.AuditTrail(), audit.Options{
+		ArchiveDir: filepath.Join(opt.DataDir, "audit"), Retention: opt.AuditRetention, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer auditLog.Close() // its retention passes stop before the store closes
+	// --- end audit trail wiring ---
 
 	var metrics *metricsServer
 	if opt.MetricsListen != "" {

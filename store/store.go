@@ -19,8 +19,9 @@
 //	                           (templates.Template.MarshalBinary), seq 0..15.
 //	w/<list>/<id>            → empty; watchlist membership, for List by
 //	                           watchlist and for Watchlists' counts.
-//	a/…                      → the audit trail, written by package audit
-//	                           through DB (never by this package).
+//	a/r/<seq:8 BE>, a/head   → the audit trail's records and chain head,
+//	                           kept for package audit through AuditTrail
+//	                           (audit.go).
 //
 // The template keys separate id and sequence number with a NUL byte rather
 // than '/': NUL sorts below every byte an id may contain, so t/ keys sort in
@@ -211,18 +212,10 @@ func (s *Store) checkSchema() error {
 	})
 }
 
-// DB is the underlying Badger database. The audit trail (package audit)
-// keeps its records in it under its own key prefix ("a/"), written with the
-// same synced writes.
+// DB is the underlying Badger database, for tests that inspect or tamper
+// with the stored bytes. Nothing in the product writes through it: the
+// audit trail goes through AuditTrail, which takes the write hold.
 func (s *Store) DB() *badger.DB { return s.db }
-
-// HoldWrites holds off Purge and Restore until release is called, for a
-// writer to the database outside this package (the audit trail): Badger
-// refuses writes while a purge flushes its memtables.
-func (s *Store) HoldWrites() (release func()) {
-	s.writes.RLock()
-	return s.writes.RUnlock
-}
 
 // Close commits the creates already waiting (their callers get their usual
 // answer), then flushes and closes the database; a Create after Close fails

@@ -209,37 +209,71 @@ func (s *Store) Count() (int, error) {
 // fn must not keep a reference to anything but the Subject it is given (it
 // may keep that).
 func (s *Store) Each(fn func(Subject) error) error {
+	lists := interner{}
+	var sub Subject
+	return s.walk(subjectWalker{
+		record: func(id []byte, item *badger.Item) (int, error) {
+			sub = Subject{ID: string(id)}
+			var n int
+			err := item.Value(func(v []byte) error {
+				var err error
+				n, err = decodeRecord(v, &sub, lists)
+				return err
+			})
+			sub.Templates = make([]templates.Template, 0, n)
+			return n, err
+		},
+		template: func(item *badger.Item) (err error) {
+			sub.Templates, err = appendTemplate(sub.Templates, sub.ID, item)
+			return err
+		},
+		done: func() error { return fn(sub) },
+	})
+}
+
+// subjectWalker is what walk calls for each subject.
+type subjectWalker struct {
+	// record reads the subject record of id (both valid only during the
+	// call) and returns the number of templates it names.
+	record func(id []byte, item *badger.Item) (templates int, err error)
+	// template is called with each of the subject's templates, in
+	// sequence order.
+	template func(item *badger.Item) error
+	// done is called once the subject's templates are read; its error
+	// stops the walk and is returned as is.
+	done func() error
+}
+
+// walk goes through every subject and its templates, in id order, from one
+// consistent snapshot: the one key-range walk of Each and Scan. s/ and t/
+// keys sort in the same id order (see the package comment), so two forward
+// iterators advance in lock step. A subject whose stored templates do not
+// match the count its record names is an error naming it; templates without
+// a subject record are skipped with a warning.
+func (s *Store) walk(w subjectWalker) error {
 	return s.db.View(func(txn *badger.Txn) error {
 		sit := txn.NewIterator(iterOpts([]byte(subjectPrefix)))
 		defer sit.Close()
 		tit := txn.NewIterator(iterOpts([]byte(templatePrefix)))
 		defer tit.Close()
 
-		// s/ and t/ keys sort in the same id order (see the package
-		// comment), so the two iterators advance in lock step.
-		lists := interner{}
 		orphans := 0
 		tit.Rewind()
 		for sit.Rewind(); sit.Valid(); sit.Next() {
 			item := sit.Item()
-			bid := item.Key()[len(subjectPrefix):]
-			sub := Subject{ID: string(bid)}
-			var n int
-			if err := item.Value(func(v []byte) error {
-				var err error
-				n, err = decodeRecord(v, &sub, lists)
-				return err
-			}); err != nil {
-				return fmt.Errorf("store: subject %q: %w", sub.ID, err)
+			id := item.Key()[len(subjectPrefix):]
+			n, err := w.record(id, item)
+			if err != nil {
+				return fmt.Errorf("store: subject %q: %w", id, err)
 			}
-			sub.Templates = make([]templates.Template, 0, n)
+			got := 0
 			for ; tit.Valid(); tit.Next() {
 				titem := tit.Item()
 				tid, _, ok := splitTemplateKey(titem.Key())
 				if !ok {
 					return fmt.Errorf("store: malformed template key %q", titem.Key())
 				}
-				c := bytes.Compare(tid, bid)
+				c := bytes.Compare(tid, id)
 				if c > 0 {
 					break
 				}
@@ -247,15 +281,15 @@ func (s *Store) Each(fn func(Subject) error) error {
 					orphans++
 					continue
 				}
-				var err error
-				if sub.Templates, err = appendTemplate(sub.Templates, sub.ID, titem); err != nil {
+				if err := w.template(titem); err != nil {
 					return err
 				}
+				got++
 			}
-			if len(sub.Templates) != n {
-				return fmt.Errorf("store: subject %q: record names %d templates, %d stored", sub.ID, n, len(sub.Templates))
+			if got != n {
+				return fmt.Errorf("store: subject %q: record names %d templates, %d stored", id, n, got)
 			}
-			if err := fn(sub); err != nil {
+			if err := w.done(); err != nil {
 				return err
 			}
 		}

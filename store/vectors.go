@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -36,72 +35,36 @@ type IndexSubject struct {
 // buffers it reuses. An error from fn stops the walk and is returned as is;
 // a subject whose templates do not match its record is an error naming it.
 func (s *Store) Scan(fn func(*IndexSubject) error) error {
-	return s.db.View(func(txn *badger.Txn) error {
-		sit := txn.NewIterator(iterOpts([]byte(subjectPrefix)))
-		defer sit.Close()
-		tit := txn.NewIterator(iterOpts([]byte(templatePrefix)))
-		defer tit.Close()
-
-		lists := interner{}
-		var (
-			sub     IndexSubject
-			idBuf   []byte
-			recBuf  []byte
-			tplBufs [][]byte
-			orphans int
-		)
-		tit.Rewind()
-		for sit.Rewind(); sit.Valid(); sit.Next() {
-			item := sit.Item()
-			idBuf = append(idBuf[:0], item.Key()[len(subjectPrefix):]...)
+	lists := interner{}
+	var (
+		sub     IndexSubject
+		idBuf   []byte
+		recBuf  []byte
+		tplBufs [][]byte
+	)
+	return s.walk(subjectWalker{
+		record: func(id []byte, item *badger.Item) (n int, err error) {
+			idBuf = append(idBuf[:0], id...)
 			sub.ID = idBuf
-			var err error
-			if recBuf, err = item.ValueCopy(recBuf[:0]); err != nil {
-				return fmt.Errorf("store: subject %q: %w", sub.ID, err)
-			}
-			var n int
-			sub.Watchlists, n, err = recordLists(recBuf, sub.Watchlists[:0], lists)
-			if err != nil {
-				return fmt.Errorf("store: subject %q: %w", sub.ID, err)
-			}
 			sub.Templates = sub.Templates[:0]
-			for ; tit.Valid(); tit.Next() {
-				titem := tit.Item()
-				tid, _, ok := splitTemplateKey(titem.Key())
-				if !ok {
-					return fmt.Errorf("store: malformed template key %q", titem.Key())
-				}
-				c := bytes.Compare(tid, sub.ID)
-				if c > 0 {
-					break
-				}
-				if c < 0 {
-					orphans++
-					continue
-				}
-				i := len(sub.Templates)
-				if i == len(tplBufs) {
-					tplBufs = append(tplBufs, nil)
-				}
-				if tplBufs[i], err = titem.ValueCopy(tplBufs[i][:0]); err != nil {
-					return fmt.Errorf("store: subject %q: %w", sub.ID, err)
-				}
-				sub.Templates = append(sub.Templates, tplBufs[i])
+			if recBuf, err = item.ValueCopy(recBuf[:0]); err != nil {
+				return 0, err
 			}
-			if len(sub.Templates) != n {
-				return fmt.Errorf("store: subject %q: record names %d templates, %d stored", sub.ID, n, len(sub.Templates))
+			sub.Watchlists, n, err = recordLists(recBuf, sub.Watchlists[:0], lists)
+			return n, err
+		},
+		template: func(item *badger.Item) (err error) {
+			i := len(sub.Templates)
+			if i == len(tplBufs) {
+				tplBufs = append(tplBufs, nil)
 			}
-			if err := fn(&sub); err != nil {
-				return err
+			if tplBufs[i], err = item.ValueCopy(tplBufs[i][:0]); err != nil {
+				return fmt.Errorf("store: subject %q: %w", sub.ID, err)
 			}
-		}
-		for ; tit.Valid(); tit.Next() {
-			orphans++
-		}
-		if orphans > 0 {
-			s.log.Warn().Int("templates", orphans).Msg("templates without a subject record ignored")
-		}
-		return nil
+			sub.Templates = append(sub.Templates, tplBufs[i])
+			return nil
+		},
+		done: func() error { return fn(&sub) },
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/bordermatch/bordermatch/audit"
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
 )
 
@@ -116,39 +117,121 @@ func (a *app) auditCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&since, "since", "", "only records from this time on: RFC 3339, a date, or a duration such as 24h")
 	cmd.Flags().StringVar(&subject, "subject", "", "only records naming this subject")
-	cmd.AddCommand(&cobra.Command{
-		Use:   "verify",
-		Short: "Check the audit trail's hash chain; exit 1 naming the first bad record",
-		Args:  cobra.NoArgs,
+	cmd.AddCommand(a.auditVerifyCmd())
+	return cmd
+}
+
+// auditVerifyCmd checks the server's chain (archive and gallery as one), or
+// a copy of the archive: on its own with --offline, else also against the
+// server's chain.
+func (a *app) auditVerifyCmd() *cobra.Command {
+	var archive string
+	var offline bool
+	cmd := &cobra.Command{
+		Use:   "verify [--archive FILE [--offline]]",
+		Short: "Check the audit trail's hash chain (the archive and the gallery as one); exit 1 naming the first bad record",
+		Long: "Check the audit trail's hash chain on the server: the archive of records moved out of the gallery (matchd --audit-retention)\n" +
+			"and the records in the gallery, as one chain. With --archive FILE, check a copy of the archive here: records from 1\n" +
+			"without gaps, each linked to the one before; then, unless --offline, that the server's chain has the same record where\n" +
+			"the copy ends. Exit 1 naming the file and the first bad record.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if offline && archive == "" {
+				return usageError("--offline needs --archive FILE")
+			}
+			out := map[string]any{}
+			var copyRes audit.Result
+			if archive != "" {
+				var err error
+				if copyRes, err = audit.VerifyArchiveFile(archive); err != nil {
+					return &exitError{code: ExitFailure, err: err}
+				}
+				out["archive_copy"] = map[string]any{
+					"file": archive, "ok": copyRes.OK, "records": copyRes.Archived, "last_seq": copyRes.HeadSeq,
+					"last_hash": copyRes.HeadHash, "torn": copyRes.ArchiveTorn, "bad_seq": copyRes.BadSeq, "problem": copyRes.Problem,
+				}
+				if !copyRes.OK {
+					return a.verifyFailed(out, fmt.Errorf("archive copy broken at record %d: %s", copyRes.BadSeq, copyRes.Problem))
+				}
+				if !a.json {
+					fmt.Fprintf(a.stdout, "Archive copy %s intact: %d record(s), last %d %s\n", archive, copyRes.Archived, copyRes.HeadSeq, copyRes.HeadHash)
+					if copyRes.ArchiveTorn {
+						fmt.Fprintln(a.stdout, "(it ends in an incomplete line, from an export a crash cut short; ignored)")
+					}
+				}
+				if offline {
+					if a.json {
+						return a.printJSON(out)
+					}
+					return nil
+				}
+			}
 			c, err := a.auditClient()
 			if err != nil {
 				return err
 			}
 			ctx, cancel := a.ctx(cmd.Context())
 			defer cancel()
-			res, err := c.Verify(ctx, &pb.VerifyAuditRequest{})
+			res, err := c.Verify(ctx, &pb.VerifyAuditRequest{LinkSeq: copyRes.HeadSeq})
 			if err != nil {
 				return a.callError(err, "")
 			}
-			if a.json {
-				if err := a.printJSON(map[string]any{
-					"ok": res.GetOk(), "records": res.GetRecords(), "head_seq": res.GetHeadSeq(),
-					"head_hash": hex.EncodeToString(res.GetHeadHash()), "bad_seq": res.GetBadSeq(), "problem": res.GetProblem(),
-				}); err != nil {
-					return err
-				}
-			} else if res.GetOk() {
-				fmt.Fprintf(a.stdout, "Audit chain intact: %d record(s); head %d %s\n(keep the head somewhere else to detect a later rewrite of the whole chain).\n",
-					res.GetRecords(), res.GetHeadSeq(), hex.EncodeToString(res.GetHeadHash()))
-			}
+			out["ok"], out["records"], out["head_seq"] = res.GetOk(), res.GetRecords(), res.GetHeadSeq()
+			out["head_hash"], out["bad_seq"], out["problem"] = hex.EncodeToString(res.GetHeadHash()), res.GetBadSeq(), res.GetProblem()
+			out["archive"], out["archived_records"] = res.GetArchive(), res.GetArchivedRecords()
+			out["archive_first_seq"], out["archive_last_seq"] = res.GetArchiveFirstSeq(), res.GetArchiveLastSeq()
+			out["archive_last_hash"], out["archive_torn"] = hex.EncodeToString(res.GetArchiveLastHash()), res.GetArchiveTorn()
+			out["live_first_seq"] = res.GetLiveFirstSeq()
 			if !res.GetOk() {
-				return &exitError{code: ExitFailure, err: fmt.Errorf("audit chain broken at record %d: %s", res.GetBadSeq(), res.GetProblem())}
+				return a.verifyFailed(out, fmt.Errorf("audit chain broken at record %d: %s", res.GetBadSeq(), res.GetProblem()))
 			}
+			if archive != "" && copyRes.HeadSeq > 0 {
+				link := hex.EncodeToString(res.GetLinkHash())
+				out["archive_copy_linked"] = link == copyRes.HeadHash
+				switch {
+				case len(res.GetLinkHash()) == 0:
+					return a.verifyFailed(out, fmt.Errorf("archive copy %s ends at record %d, which the server's chain (%d records) does not have",
+						archive, copyRes.HeadSeq, res.GetRecords()))
+				case link != copyRes.HeadHash:
+					return a.verifyFailed(out, fmt.Errorf("archive copy %s: record %d differs from the server's record %d (hash %s, the server's %s)",
+						archive, copyRes.HeadSeq, copyRes.HeadSeq, copyRes.HeadHash, link))
+				}
+			}
+			if a.json {
+				return a.printJSON(out)
+			}
+			fmt.Fprintf(a.stdout, "Audit chain intact: %d record(s); head %d %s\n", res.GetRecords(), res.GetHeadSeq(), hex.EncodeToString(res.GetHeadHash()))
+			if n := res.GetArchivedRecords(); n > 0 {
+				fmt.Fprintf(a.stdout, "Archive %s: records %d-%d; ", res.GetArchive(), res.GetArchiveFirstSeq(), res.GetArchiveLastSeq())
+				if f := res.GetLiveFirstSeq(); f > 0 {
+					fmt.Fprintf(a.stdout, "in the gallery: records %d-%d.\n", f, res.GetHeadSeq())
+				} else {
+					fmt.Fprintln(a.stdout, "none left in the gallery.")
+				}
+				if res.GetArchiveTorn() {
+					fmt.Fprintln(a.stdout, "(the archive ends in an incomplete line, from an export a crash cut short; ignored, its records are in the gallery)")
+				}
+			}
+			if archive != "" && copyRes.HeadSeq > 0 {
+				fmt.Fprintf(a.stdout, "The copy %s is the chain's records 1-%d.\n", archive, copyRes.HeadSeq)
+			}
+			fmt.Fprintln(a.stdout, "(keep the head somewhere else to detect a later rewrite of the whole chain).")
 			return nil
 		},
-	})
+	}
+	cmd.Flags().StringVar(&archive, "archive", "", "check this copy of the audit archive (DATA/audit/archive.jsonl), and that the server's chain continues it")
+	cmd.Flags().BoolVar(&offline, "offline", false, "with --archive: check the copy only, without connecting")
 	return cmd
+}
+
+// verifyFailed prints the JSON answer (if asked for) and exits 1 with err.
+func (a *app) verifyFailed(out map[string]any, err error) error {
+	if a.json {
+		if perr := a.printJSON(out); perr != nil {
+			return perr
+		}
+	}
+	return &exitError{code: ExitFailure, err: err}
 }
 
 func toAuditJSON(r *pb.AuditRecord) auditJSON {

@@ -22,6 +22,7 @@
 //	--purge-interval D         BORDERMATCH_PURGE_INTERVAL     (10m; 0: never)
 //	--metrics-listen HOST:PORT BORDERMATCH_METRICS_LISTEN     (none)
 //	--pprof                    (off; on the metrics listener, admin role only)
+//	--audit-retention D        BORDERMATCH_AUDIT_RETENTION    (0: keep all audit records in the gallery)
 //
 // Access (see the access and pki packages):
 //
@@ -113,6 +114,7 @@ func run(args []string) error {
 		purge         = fs.String("purge-interval", env("BORDERMATCH_PURGE_INTERVAL", "10m"), "how often deleted subjects' bytes are purged from disk when there were deletions; 0: never")
 		metricsListen = fs.String("metrics-listen", env("BORDERMATCH_METRICS_LISTEN", ""), "`host:port` for /metrics, /livez, /readyz (and pprof), with TLS unless --insecure; empty: none")
 		withPprof     = fs.Bool("pprof", false, "serve /debug/pprof/ on the metrics listener, to callers with the admin role (audited)")
+		auditKeep     = fs.String("audit-retention", env("BORDERMATCH_AUDIT_RETENTION", "0"), "audit records older than this `duration` (e.g. 2160h) move to DATA/audit/archive.jsonl; 0: keep all in the gallery")
 	)
 	acc := accessFlags(fs)
 	fs.Var(&gateFlags, "gate", "a gate's camera as `ID=SOURCE` (repeatable), e.g. 3=rtsp://cam3/stream, 4=/dev/video0, 5=folder:/srv/frames")
@@ -154,6 +156,10 @@ func run(args []string) error {
 	purgeEvery, err := time.ParseDuration(*purge)
 	if err != nil || purgeEvery < 0 {
 		return fmt.Errorf("--purge-interval %q: want a duration such as 10m, or 0", *purge)
+	}
+	auditRetention, err := time.ParseDuration(*auditKeep)
+	if err != nil || auditRetention < 0 {
+		return fmt.Errorf("--audit-retention %q: want a duration such as 2160h, or 0", *auditKeep)
 	}
 	if *withPprof && *metricsListen == "" {
 		return fmt.Errorf("--pprof needs --metrics-listen")
@@ -212,6 +218,7 @@ func run(args []string) error {
 		PurgeInterval:     purgeEvery,
 		MetricsListen:     *metricsListen,
 		Pprof:             *withPprof,
+		AuditRetention:    auditRetention,
 	})
 }
 

@@ -373,7 +373,10 @@ func (x *ListAuditResponse) GetNextPageToken() string {
 }
 
 type VerifyAuditRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// If set, the response's link_hash is the hash of this record: to check
+	// that a copy of the archive ending at it is the start of the chain.
+	LinkSeq       uint64 `protobuf:"varint,1,opt,name=link_seq,json=linkSeq,proto3" json:"link_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -408,6 +411,13 @@ func (*VerifyAuditRequest) Descriptor() ([]byte, []int) {
 	return file_bordermatch_v1_audit_proto_rawDescGZIP(), []int{4}
 }
 
+func (x *VerifyAuditRequest) GetLinkSeq() uint64 {
+	if x != nil {
+		return x.LinkSeq
+	}
+	return 0
+}
+
 type VerifyAuditResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Ok    bool                   `protobuf:"varint,1,opt,name=ok,proto3" json:"ok,omitempty"`
@@ -418,8 +428,23 @@ type VerifyAuditResponse struct {
 	HeadSeq  uint64 `protobuf:"varint,3,opt,name=head_seq,json=headSeq,proto3" json:"head_seq,omitempty"`
 	HeadHash []byte `protobuf:"bytes,4,opt,name=head_hash,json=headHash,proto3" json:"head_hash,omitempty"`
 	// When not ok: the first record found bad (0 for the chain head) and why.
-	BadSeq        uint64 `protobuf:"varint,5,opt,name=bad_seq,json=badSeq,proto3" json:"bad_seq,omitempty"`
-	Problem       string `protobuf:"bytes,6,opt,name=problem,proto3" json:"problem,omitempty"`
+	BadSeq  uint64 `protobuf:"varint,5,opt,name=bad_seq,json=badSeq,proto3" json:"bad_seq,omitempty"`
+	Problem string `protobuf:"bytes,6,opt,name=problem,proto3" json:"problem,omitempty"`
+	// The archive of records moved out of the gallery, on the server ("" when
+	// there is none); the number of records in it, its first and last
+	// record, and the last one's SHA-256 (the gallery's first record links
+	// to it). archive_torn: it ends in an incomplete line, left by a crash
+	// during an export and ignored (those records are still in the gallery).
+	Archive         string `protobuf:"bytes,7,opt,name=archive,proto3" json:"archive,omitempty"`
+	ArchivedRecords uint64 `protobuf:"varint,8,opt,name=archived_records,json=archivedRecords,proto3" json:"archived_records,omitempty"`
+	ArchiveFirstSeq uint64 `protobuf:"varint,9,opt,name=archive_first_seq,json=archiveFirstSeq,proto3" json:"archive_first_seq,omitempty"`
+	ArchiveLastSeq  uint64 `protobuf:"varint,10,opt,name=archive_last_seq,json=archiveLastSeq,proto3" json:"archive_last_seq,omitempty"`
+	ArchiveLastHash []byte `protobuf:"bytes,11,opt,name=archive_last_hash,json=archiveLastHash,proto3" json:"archive_last_hash,omitempty"`
+	ArchiveTorn     bool   `protobuf:"varint,12,opt,name=archive_torn,json=archiveTorn,proto3" json:"archive_torn,omitempty"`
+	// The first record still in the gallery (0: none).
+	LiveFirstSeq uint64 `protobuf:"varint,13,opt,name=live_first_seq,json=liveFirstSeq,proto3" json:"live_first_seq,omitempty"`
+	// The SHA-256 of record link_seq (empty when the chain has none).
+	LinkHash      []byte `protobuf:"bytes,14,opt,name=link_hash,json=linkHash,proto3" json:"link_hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -496,6 +521,62 @@ func (x *VerifyAuditResponse) GetProblem() string {
 	return ""
 }
 
+func (x *VerifyAuditResponse) GetArchive() string {
+	if x != nil {
+		return x.Archive
+	}
+	return ""
+}
+
+func (x *VerifyAuditResponse) GetArchivedRecords() uint64 {
+	if x != nil {
+		return x.ArchivedRecords
+	}
+	return 0
+}
+
+func (x *VerifyAuditResponse) GetArchiveFirstSeq() uint64 {
+	if x != nil {
+		return x.ArchiveFirstSeq
+	}
+	return 0
+}
+
+func (x *VerifyAuditResponse) GetArchiveLastSeq() uint64 {
+	if x != nil {
+		return x.ArchiveLastSeq
+	}
+	return 0
+}
+
+func (x *VerifyAuditResponse) GetArchiveLastHash() []byte {
+	if x != nil {
+		return x.ArchiveLastHash
+	}
+	return nil
+}
+
+func (x *VerifyAuditResponse) GetArchiveTorn() bool {
+	if x != nil {
+		return x.ArchiveTorn
+	}
+	return false
+}
+
+func (x *VerifyAuditResponse) GetLiveFirstSeq() uint64 {
+	if x != nil {
+		return x.LiveFirstSeq
+	}
+	return 0
+}
+
+func (x *VerifyAuditResponse) GetLinkHash() []byte {
+	if x != nil {
+		return x.LinkHash
+	}
+	return nil
+}
+
 var File_bordermatch_v1_audit_proto protoreflect.FileDescriptor
 
 const file_bordermatch_v1_audit_proto_rawDesc = "" +
@@ -533,15 +614,25 @@ const file_bordermatch_v1_audit_proto_rawDesc = "" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\"r\n" +
 	"\x11ListAuditResponse\x125\n" +
 	"\arecords\x18\x01 \x03(\v2\x1b.bordermatch.v1.AuditRecordR\arecords\x12&\n" +
-	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"\x14\n" +
-	"\x12VerifyAuditRequest\"\xaa\x01\n" +
+	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"/\n" +
+	"\x12VerifyAuditRequest\x12\x19\n" +
+	"\blink_seq\x18\x01 \x01(\x04R\alinkSeq\"\xd7\x03\n" +
 	"\x13VerifyAuditResponse\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x18\n" +
 	"\arecords\x18\x02 \x01(\x04R\arecords\x12\x19\n" +
 	"\bhead_seq\x18\x03 \x01(\x04R\aheadSeq\x12\x1b\n" +
 	"\thead_hash\x18\x04 \x01(\fR\bheadHash\x12\x17\n" +
 	"\abad_seq\x18\x05 \x01(\x04R\x06badSeq\x12\x18\n" +
-	"\aproblem\x18\x06 \x01(\tR\aproblem2\xa7\x01\n" +
+	"\aproblem\x18\x06 \x01(\tR\aproblem\x12\x18\n" +
+	"\aarchive\x18\a \x01(\tR\aarchive\x12)\n" +
+	"\x10archived_records\x18\b \x01(\x04R\x0farchivedRecords\x12*\n" +
+	"\x11archive_first_seq\x18\t \x01(\x04R\x0farchiveFirstSeq\x12(\n" +
+	"\x10archive_last_seq\x18\n" +
+	" \x01(\x04R\x0earchiveLastSeq\x12*\n" +
+	"\x11archive_last_hash\x18\v \x01(\fR\x0farchiveLastHash\x12!\n" +
+	"\farchive_torn\x18\f \x01(\bR\varchiveTorn\x12$\n" +
+	"\x0elive_first_seq\x18\r \x01(\x04R\fliveFirstSeq\x12\x1b\n" +
+	"\tlink_hash\x18\x0e \x01(\fR\blinkHash2\xa7\x01\n" +
 	"\x05Audit\x12K\n" +
 	"\x04List\x12 .bordermatch.v1.ListAuditRequest\x1a!.bordermatch.v1.ListAuditResponse\x12Q\n" +
 	"\x06Verify\x12\".bordermatch.v1.VerifyAuditRequest\x1a#.bordermatch.v1.VerifyAuditResponseBGZEgithub.com/bordermatch/bordermatch/proto/bordermatch/v1;bordermatchv1b\x06proto3"

@@ -33,9 +33,12 @@ const (
 //
 // Audit reads the audit trail. Admin role only.
 type AuditClient interface {
-	// List pages through the records in sequence order, oldest first.
+	// List pages through the records in sequence order, oldest first: the
+	// records in the gallery, not those moved to the archive.
 	List(ctx context.Context, in *ListAuditRequest, opts ...grpc.CallOption) (*ListAuditResponse, error)
-	// Verify checks the whole hash chain and reports the first bad record.
+	// Verify checks the whole hash chain, the archive of records moved out of
+	// the gallery (matchd --audit-retention) and the gallery's records as one
+	// chain, and reports the first bad record.
 	Verify(ctx context.Context, in *VerifyAuditRequest, opts ...grpc.CallOption) (*VerifyAuditResponse, error)
 }
 
@@ -73,9 +76,12 @@ func (c *auditClient) Verify(ctx context.Context, in *VerifyAuditRequest, opts .
 //
 // Audit reads the audit trail. Admin role only.
 type AuditServer interface {
-	// List pages through the records in sequence order, oldest first.
+	// List pages through the records in sequence order, oldest first: the
+	// records in the gallery, not those moved to the archive.
 	List(context.Context, *ListAuditRequest) (*ListAuditResponse, error)
-	// Verify checks the whole hash chain and reports the first bad record.
+	// Verify checks the whole hash chain, the archive of records moved out of
+	// the gallery (matchd --audit-retention) and the gallery's records as one
+	// chain, and reports the first bad record.
 	Verify(context.Context, *VerifyAuditRequest) (*VerifyAuditResponse, error)
 	mustEmbedUnimplementedAuditServer()
 }
