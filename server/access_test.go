@@ -60,7 +60,12 @@ func startSecure(t *testing.T, acc access.Config) *secureServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &secureServer{tls: filepath.Join(dir, "tls"), store: st, audit: audit.OpenHeld(st.DB(), st.HoldWrites)}
+	auditLog, err := audit.Open(st.AuditTrail(), audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { auditLog.Close() })
+	s := &secureServer{tls: filepath.Join(dir, "tls"), store: st, audit: auditLog}
 	if _, err := pki.EnsureLocal(s.tls, []string{"localhost", "127.0.0.1"}); err != nil {
 		t.Fatal(err)
 	}
