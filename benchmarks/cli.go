@@ -129,7 +129,7 @@ func (c *cli) dataFlags(cmd *cobra.Command, out string) {
 	f.StringSliceVar(&c.data, "data", nil, "data set `dir`ectory (repeat or comma-separate for several)")
 	f.StringVar(&c.layout, "layout", "", "data set layout: identity or fvc (default identity for faces, fvc for fingerprints)")
 	f.IntVar(&c.dpi, "dpi", 0, "fingerprint image resolution in pixels per inch, when the files do not say (default 500)")
-	f.IntVar(&c.floor, "quality-floor", finger.DefaultQualityFloor, "fingerprints: lowest image quality (0-100) accepted, as matchd enrols; lower is a failure to enrol (negative: accept all, as FVC does)")
+	f.IntVar(&c.floor, "quality-floor", finger.DefaultQualityFloor, "fingerprints: lowest image quality (0-100) accepted, as matchd enrols; lower is a failure to enrol (0: accept all, as FVC does)")
 	f.StringVar(&c.out, "out", out, "output `dir`ectory for the report and plots")
 	f.StringVar(&c.models, "models", envOr("BORDERMATCH_MODELS", "./models"), "`dir`ectory with the face model files (env BORDERMATCH_MODELS)")
 	f.StringVar(&c.detector, "detector", "hog", "face detector: hog or cnn")

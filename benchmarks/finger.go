@@ -31,21 +31,18 @@ type Finger struct {
 }
 
 // NewFinger returns the fingerprint modality with the extractor's defaults
-// but the quality floor: images below it are failures to enrol (negative:
-// none, as the FVC evaluations attempt every image).
+// but the quality floor: images below it are failures to enrol (0: none,
+// as the FVC evaluations attempt every image).
 func NewFinger(dpi, qualityFloor int) Finger {
-	if qualityFloor == 0 {
-		qualityFloor = -1 // 0 means "no floor" to a user; to the extractor it means the default
-	}
 	return Finger{Extractor: finger.NewExtractor(finger.Config{DPI: dpi, QualityFloor: qualityFloor}), Matcher: &matcher.FingerMatcher{}, DPI: dpi}
 }
 
 func newFingerModality(dpi, qualityFloor int) (Modality, error) {
-	if dpi != 0 && (dpi < 250 || dpi > 2000) {
-		return nil, usageErr{fmt.Errorf("--dpi %d: want 250..2000", dpi)}
+	if dpi != 0 && !fpimage.PlausibleDPI(dpi) {
+		return nil, usageErr{fmt.Errorf("--dpi %d: want %d..%d", dpi, fpimage.MinDPI, fpimage.MaxDPI)}
 	}
-	if qualityFloor > 100 {
-		return nil, usageErr{fmt.Errorf("--quality-floor %d: want at most 100", qualityFloor)}
+	if qualityFloor < 0 || qualityFloor > 100 {
+		return nil, usageErr{fmt.Errorf("--quality-floor %d: want 0..100 (0: accept all)", qualityFloor)}
 	}
 	return NewFinger(dpi, qualityFloor), nil
 }

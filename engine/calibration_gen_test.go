@@ -102,7 +102,7 @@ func faceCalibration(t *testing.T) matcher.Calibration {
 // set (2,880 a set). Images the extractor refuses take part as failed
 // comparisons.
 func fingerCalibration(t *testing.T, dir string) matcher.Calibration {
-	ex := finger.NewExtractor(finger.Config{QualityFloor: -1})
+	ex := finger.NewExtractor(finger.Config{})
 	type img struct {
 		set, finger, imp int
 		t                *matcher.FingerTemplate

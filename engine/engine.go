@@ -57,9 +57,10 @@ type Config struct {
 	// Threshold is the default decision threshold on the cosine score of a
 	// face-only probe.
 	Threshold float32
-	// Finger configures the fingerprint extractor; its QualityFloor
-	// applies to enrolment images only: a probe is searched whatever its
-	// quality, and its quality reported.
+	// Finger configures the fingerprint extractor; its QualityFloor (as
+	// given: 0 accepts every image; DefaultConfig has
+	// finger.DefaultQualityFloor) applies to enrolment images only: a probe
+	// is searched whatever its quality, and its quality reported.
 	Finger finger.Config
 	// FaceCalibration and FingerCalibration map scores to false-match
 	// rates for fusion; nil takes the built-in ones (DefaultCalibrations).
@@ -78,7 +79,7 @@ func DefaultConfig() Config {
 	return Config{
 		Threshold: matcher.DefaultFaceThreshold,
 		MaxFMR:    DefaultMaxFMR,
-		Finger:    finger.Config{QualityFloor: finger.DefaultQualityFloor},
+		Finger:    finger.DefaultConfig(),
 		Logger:    zerolog.Nop(),
 	}
 }
@@ -94,6 +95,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("engine: Config.Threshold %v outside [-1, 1]", c.Threshold)
 	case !(c.MaxFMR > 0 && c.MaxFMR < 1):
 		return fmt.Errorf("engine: Config.MaxFMR %v outside (0, 1)", c.MaxFMR)
+	}
+	if err := c.Finger.Validate(); err != nil {
+		return fmt.Errorf("engine: Config.Finger: %w", err)
 	}
 	for _, c := range []struct {
 		cal  *matcher.Calibration
@@ -200,7 +204,7 @@ func New(cfg Config) (*Engine, error) {
 		fingerCal = *cfg.FingerCalibration
 	}
 	probeCfg := cfg.Finger
-	probeCfg.QualityFloor = -1
+	probeCfg.QualityFloor = 0
 	enrol := finger.NewExtractor(cfg.Finger)
 	s := &Engine{
 		store:        cfg.Store,

@@ -104,7 +104,7 @@ func run(args []string) error {
 		faceCal   = fs.String("face-calibration", env("BORDERMATCH_FACE_CALIBRATION", ""), "face calibration `file` (bmbench calibrate); empty: built in")
 		fingerCal = fs.String("finger-calibration", env("BORDERMATCH_FINGER_CALIBRATION", ""), "finger calibration `file`; empty: built in")
 		floor     = fs.String("finger-quality-floor", env("BORDERMATCH_FINGER_QUALITY_FLOOR", strconv.Itoa(finger.DefaultQualityFloor)),
-			"lowest fingerprint image `quality` (0-100) accepted at enrolment; negative: any")
+			"lowest fingerprint image `quality` (0-100) accepted at enrolment; 0: any")
 		fingerDPI = fs.String("finger-dpi", env("BORDERMATCH_FINGER_DPI", strconv.Itoa(finger.DefaultDPI)),
 			"resolution assumed for fingerprint images that declare none, in `dpi`")
 		gatesFile = fs.String("gates", env("BORDERMATCH_GATES", ""), "gates configuration `file` (YAML): camera source and scanner of each gate")

@@ -22,7 +22,7 @@ import (
 // image that fails extraction scores 0 against everything (FVC's ghost).
 func TestEvalEER(t *testing.T) {
 	dir := needData(t)
-	e := NewExtractor(tuned(t, Config{QualityFloor: -1}))
+	e := NewExtractor(tuned(t, Config{}))
 	var m matcher.FingerMatcher
 	var mean2002 float64
 	worst := 0.0

@@ -94,7 +94,7 @@ func loadGray(t testing.TB, path string) *image.Gray {
 // TestEvalSecuGen compares our minutiae with SecuGen's on FVC2002 B.
 func TestEvalSecuGen(t *testing.T) {
 	dir := needData(t)
-	e := NewExtractor(Config{QualityFloor: -1})
+	e := NewExtractor(Config{})
 	for _, set := range fvcSets[:4] {
 		files, _ := filepath.Glob(filepath.Join(dir, set.name, "*.tif"))
 		var nOurs, nRef, fRef, fOurs, fRefLoose int
@@ -138,7 +138,7 @@ func TestDebugDraw(t *testing.T) {
 		t.Skip("FINGER_DEBUG_DIR not set")
 	}
 	files := strings.Split(os.Getenv("FINGER_DEBUG_FILES"), ",")
-	e := NewExtractor(Config{QualityFloor: -1})
+	e := NewExtractor(Config{})
 	for _, f := range files {
 		if f == "" {
 			continue

@@ -40,13 +40,15 @@ const (
 )
 
 // Config tunes an Extractor. Lengths are given at 500 dpi (in pixels) or in
-// millimetres and scale with the resolution of each image. Zero fields take
-// the documented defaults.
+// millimetres and scale with the resolution of each image. Zero tuning
+// fields take the documented defaults; QualityFloor is taken as given (0:
+// no floor), so DefaultConfig is where the default floor comes from.
 type Config struct {
 	// DPI is the resolution assumed when Extract is given dpi <= 0. Default 500.
 	DPI int
 	// QualityFloor is the lowest acceptable image quality (0–100): below it
-	// Extract returns ErrLowQuality. Default 20; negative disables the check.
+	// Extract returns ErrLowQuality. 0 accepts every image;
+	// DefaultConfig sets DefaultQualityFloor.
 	QualityFloor int
 	// MinSideMM is the smallest accepted image side in millimetres. Default 5.
 	MinSideMM float64
@@ -79,12 +81,29 @@ type Config struct {
 	BorderMargin float64
 }
 
+// DefaultConfig is the configuration of enrolment: every default, and
+// the quality floor DefaultQualityFloor.
+func DefaultConfig() Config {
+	c := Config{QualityFloor: DefaultQualityFloor}.withDefaults()
+	return c
+}
+
+// Validate names the first field that is out of range.
+func (c Config) Validate() error {
+	switch {
+	case c.QualityFloor < 0:
+		return fmt.Errorf("finger: Config.QualityFloor %d is negative (0 accepts every image)", c.QualityFloor)
+	case c.DPI < 0:
+		return fmt.Errorf("finger: Config.DPI %d is negative", c.DPI)
+	case c.DPI > 0 && !fpimage.PlausibleDPI(c.DPI):
+		return fmt.Errorf("finger: Config.DPI %d outside %d..%d", c.DPI, fpimage.MinDPI, fpimage.MaxDPI)
+	}
+	return nil
+}
+
 func (c Config) withDefaults() Config {
 	if c.DPI <= 0 {
 		c.DPI = DefaultDPI
-	}
-	if c.QualityFloor == 0 {
-		c.QualityFloor = DefaultQualityFloor
 	}
 	if c.MinSideMM <= 0 {
 		c.MinSideMM = DefaultMinSideMM

@@ -186,7 +186,7 @@ func TestQualityFloor(t *testing.T) {
 	if !strings.Contains(err.Error(), "floor 101") || len(res.View.Minutiae) == 0 {
 		t.Errorf("error %q (want the score and the floor), %d minutiae (want the result filled in)", err, len(res.View.Minutiae))
 	}
-	if _, err := NewExtractor(Config{QualityFloor: -1}).Extract(g, 500); err != nil {
+	if _, err := NewExtractor(Config{}).Extract(g, 500); err != nil {
 		t.Errorf("floor disabled: %v", err)
 	}
 }
@@ -233,7 +233,7 @@ func TestVerifyCommitted(t *testing.T) {
 func FuzzExtract(f *testing.F) {
 	f.Add(uint16(120), uint16(140), []byte{0, 255, 128})
 	f.Add(uint16(200), uint16(100), []byte{10, 20, 30, 40, 250, 250, 0})
-	e := NewExtractor(Config{QualityFloor: -1})
+	e := NewExtractor(Config{})
 	f.Fuzz(func(t *testing.T, w, h uint16, pattern []byte) {
 		w, h = w%300+1, h%300+1
 		if len(pattern) == 0 {
