@@ -95,14 +95,38 @@ type Options struct {
 	// A gallery created without a key cannot be opened with one, nor the
 	// other way round (ErrKeyMismatch).
 	EncryptionKey []byte
-	// DataKeyRotation is how often Badger starts a new data key; 0 keeps
-	// Badger's default (10 days).
+	// DataKeyRotation is how often Badger starts a new data key
+	// (DefaultDataKeyRotation in DefaultOptions; 0 here also means
+	// Badger's default, which is the same).
 	DataKeyRotation time.Duration
 
 	// uncompressed turns Badger's block compression off and makes its
 	// preallocated value log small, for tests that grep the files for what
 	// they hold.
 	uncompressed bool
+}
+
+// DefaultDataKeyRotation is Badger's own period of data-key rotation.
+const DefaultDataKeyRotation = 10 * 24 * time.Hour
+
+// DefaultOptions returns the options of a gallery in dir, unencrypted.
+func DefaultOptions(dir string) Options {
+	return Options{Dir: dir, DataKeyRotation: DefaultDataKeyRotation}
+}
+
+// Validate names the first option that is wrong.
+func (o Options) Validate() error {
+	switch {
+	case o.Dir == "" && !o.InMemory:
+		return fmt.Errorf("%w: Options.Dir is required", ErrInvalid)
+	case o.DataKeyRotation < 0:
+		return fmt.Errorf("%w: Options.DataKeyRotation %v is negative", ErrInvalid, o.DataKeyRotation)
+	case len(o.EncryptionKey) > 0:
+		if err := checkKeyLen(o.EncryptionKey); err != nil {
+			return fmt.Errorf("Options.EncryptionKey: %w", err)
+		}
+	}
+	return nil
 }
 
 // Store is an open gallery. Its methods are safe for concurrent use.
@@ -129,14 +153,14 @@ var schemaKey = []byte("meta/schema")
 // synced to disk before it returns. Opening a directory another Store holds
 // open fails with an error wrapping ErrLocked.
 func Open(opt Options) (*Store, error) {
+	if err := opt.Validate(); err != nil {
+		return nil, err
+	}
 	log := opt.Logger.With().Str("component", "store").Logger()
 	var bo badger.Options
-	switch {
-	case opt.InMemory:
+	if opt.InMemory {
 		bo = badger.DefaultOptions("").WithInMemory(true)
-	case opt.Dir == "":
-		return nil, fmt.Errorf("%w: Options.Dir is required", ErrInvalid)
-	default:
+	} else {
 		bo = badger.DefaultOptions(opt.Dir)
 	}
 	bo = bo.WithSyncWrites(true).
@@ -145,9 +169,6 @@ func Open(opt Options) (*Store, error) {
 		bo = bo.WithCompression(options.None).WithValueLogFileSize(1 << 20)
 	}
 	if len(opt.EncryptionKey) > 0 {
-		if err := checkKeyLen(opt.EncryptionKey); err != nil {
-			return nil, err
-		}
 		// Badger requires an index cache with encryption: decrypted table
 		// indexes live there instead of in the mmapped files.
 		bo = bo.WithEncryptionKey(opt.EncryptionKey).WithIndexCacheSize(indexCacheBytes)
