@@ -437,27 +437,9 @@ func (s *Engine) lock(id string) func() {
 	return m.Unlock
 }
 
-func (s *Engine) compatible(t templates.Template) error {
-	switch t.Modality {
-	case templates.ModalityFace:
-		if t.Algorithm != s.algorithm {
-			return fmt.Errorf("%w: template made by %s, this server uses %s", templates.ErrIncompatible, t.Algorithm, s.algorithm)
-		}
-		if len(t.Vector) != faceDim {
-			return fmt.Errorf("%w: %d-d vector, want %d", templates.ErrIncompatible, len(t.Vector), faceDim)
-		}
-	case templates.ModalityFinger:
-		if t.Algorithm != templates.FingerAlgorithm {
-			return fmt.Errorf("%w: finger template of %s, this server uses %s", templates.ErrIncompatible, t.Algorithm, templates.FingerAlgorithm)
-		}
-		if t.Finger == nil {
-			return fmt.Errorf("%w: finger template without minutiae", templates.ErrIncompatible)
-		}
-	default:
-		return fmt.Errorf("%w: modality %s is not supported", templates.ErrIncompatible, t.Modality)
-	}
-	return nil
-}
+// compatible reports whether the engine compares t (templates.Comparable):
+// the one compatibility rule, for samples, stored templates and loading.
+func (s *Engine) compatible(t templates.Template) error { return t.Comparable() }
 
 // Delete removes a subject from the gallery and the indexes, and returns
 // it as it was.

@@ -97,6 +97,33 @@ func (t Template) Position() minutiae.Position {
 	return t.Finger.Position
 }
 
+// Comparable reports whether t is a template of this version of
+// Bordermatch's algorithms, which the matcher can compare: a face of
+// FaceAlgorithm with a FaceDim vector, or a finger of FingerAlgorithm with
+// minutiae. Stored templates of other versions are kept but not searched.
+// The returned error wraps ErrIncompatible and names the mismatch.
+func (t Template) Comparable() error {
+	switch t.Modality {
+	case ModalityFace:
+		if t.Algorithm != FaceAlgorithm {
+			return fmt.Errorf("%w: template made by %s, this server uses %s", ErrIncompatible, t.Algorithm, FaceAlgorithm)
+		}
+		if len(t.Vector) != FaceDim {
+			return fmt.Errorf("%w: %d-d vector, want %d", ErrIncompatible, len(t.Vector), FaceDim)
+		}
+	case ModalityFinger:
+		if t.Algorithm != FingerAlgorithm {
+			return fmt.Errorf("%w: finger template of %s, this server uses %s", ErrIncompatible, t.Algorithm, FingerAlgorithm)
+		}
+		if t.Finger == nil {
+			return fmt.Errorf("%w: finger template without minutiae", ErrIncompatible)
+		}
+	default:
+		return fmt.Errorf("%w: modality %s is not supported", ErrIncompatible, t.Modality)
+	}
+	return nil
+}
+
 // Compatible reports whether t and u were made by the same modality and
 // algorithm and so can be compared. The returned error names the mismatch.
 func (t Template) Compatible(u Template) error {

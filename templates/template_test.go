@@ -248,3 +248,28 @@ func FuzzTemplateUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+func TestComparable(t *testing.T) {
+	face := Template{Modality: ModalityFace, Algorithm: FaceAlgorithm, Vector: make([]float32, FaceDim)}
+	old := face
+	old.Algorithm.Version++
+	short := face
+	short.Vector = short.Vector[:64]
+	fingerNoMinutiae := Template{Modality: ModalityFinger, Algorithm: FingerAlgorithm}
+	for _, tc := range []struct {
+		name string
+		t    Template
+		ok   bool
+	}{
+		{"face", face, true},
+		{"face of another version", old, false},
+		{"face of another dimension", short, false},
+		{"finger without minutiae", fingerNoMinutiae, false},
+		{"unknown modality", Template{}, false},
+	} {
+		err := tc.t.Comparable()
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrIncompatible)) {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+}
