@@ -261,7 +261,7 @@ func (s *Service) identify(ctx context.Context, p probe, q identifyQuery) (*pb.I
 	var order []string // candidates in the order found, for determinism
 	if p.face != nil {
 		resp.Searched += int64(s.index.Len())
-		hits, err := s.searches.Search(p.face.t.Vector, matcher.SearchOptions{K: pool, Watchlists: lists})
+		hits, err := s.searches.Search(ctx, p.face.t.Vector, matcher.SearchOptions{K: pool, Watchlists: lists})
 		if err != nil {
 			return nil, status.Errorf(codes.InvalidArgument, "probe: %v", err)
 		}
