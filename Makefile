@@ -71,6 +71,8 @@ test: deps vet ## install what is missing, then run every test
 		$$($(GO) list ./... | grep -v -e /matcher -e /store -e /server -e '/capture$$')
 	BORDERMATCH_MODELS=$(CURDIR)/$(MODELS) $(GO) test -count=1 -race -timeout 20m $(RACE_PKGS)
 	BORDERMATCH_MODELS=$(CURDIR)/$(MODELS) $(GO) test -count=1 -tags matprofile -timeout 10m ./capture/
+	$(GO) vet -tags noasm ./...
+	$(GO) test -count=1 -tags noasm ./matcher/...
 
 run: deps build ## start matchd on ./data, enrol the sample watchlist, show an identify
 	@bash scripts/run-demo.sh

@@ -1,6 +1,7 @@
 package matcher
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
@@ -169,7 +170,10 @@ func BenchmarkConcurrentSearch(b *testing.B) {
 		ways := []way{{"direct", ix.Search}}
 		// Batches of at most m probes: DefaultCoalesce and its neighbours.
 		for _, m := range []int{8, 16, 32, 64} {
-			ways = append(ways, way{fmt.Sprintf("coalesced-%d", m), NewCoalescer(ix, m).Search})
+			c := NewCoalescer(ix, m)
+			ways = append(ways, way{fmt.Sprintf("coalesced-%d", m), func(p []float32, opt SearchOptions) ([]Hit, error) {
+				return c.Search(context.Background(), p, opt)
+			}})
 		}
 		for _, way := range ways {
 			b.Run(fmt.Sprintf("n=%d/%s", n, way.name), func(b *testing.B) {

@@ -1,6 +1,9 @@
 package matcher
 
 import (
+	"context"
+	"fmt"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,7 +50,28 @@ type coalesceCall struct {
 	// wake is closed when hits and err are set, or when the call is to
 	// run the next batch (lead).
 	wake chan struct{}
-	lead bool
+	lead bool // set under Coalescer.mu
+}
+
+// PanicError is the error a Coalescer's Search returns to every caller of
+// a batch whose search panicked, the caller that ran it included: the
+// panic is not raised again, so it neither kills the process (a panic on
+// one of the index's goroutines reaches the caller that ran the batch,
+// see parallel) nor leaves the batch's other callers waiting forever; the
+// searches queued after the batch go on.
+type PanicError struct {
+	Value any    // what the search panicked with
+	Stack []byte // the stack of the goroutine that panicked
+}
+
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("matcher: search panicked: %v", e.Value)
+}
+
+// Unwrap gives the panic's value, when it is an error.
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
 }
 
 // NewCoalescer returns a Coalescer over ix that batches up to max probes
@@ -61,7 +85,18 @@ func NewCoalescer(ix *Index, max int) *Coalescer {
 
 // Search is Index.Search, run in a batch with the concurrent searches of
 // the same options. The result is the same as Index.Search's.
-func (c *Coalescer) Search(probe []float32, opt SearchOptions) ([]Hit, error) {
+//
+// A caller that waits — for a batch to start, or for the one it is in to
+// end — leaves when ctx ends, with ctx.Err() (wrapped); the batch goes on
+// for the others, and if the caller was to run the next batch another
+// waiting caller does. A caller that finds ctx ended at once does not
+// search. A caller running a batch runs it to the end: Index.Search takes
+// no context. A batch whose search panics gives each of its callers a
+// *PanicError.
+func (c *Coalescer) Search(ctx context.Context, probe []float32, opt SearchOptions) ([]Hit, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("matcher: search not started: %w", err)
+	}
 	key := optionsKey(opt)
 	call := &coalesceCall{probe: probe, wake: make(chan struct{})}
 	c.mu.Lock()
@@ -73,23 +108,50 @@ func (c *Coalescer) Search(probe []float32, opt SearchOptions) ([]Hit, error) {
 	q.waiting = append(q.waiting, call)
 	if q.busy {
 		c.mu.Unlock()
-		<-call.wake
-		if !call.lead {
-			return call.hits, call.err
+		select {
+		case <-call.wake:
+		case <-ctx.Done():
 		}
 		c.mu.Lock()
+		if err := ctx.Err(); err != nil {
+			if i := slices.Index(q.waiting, call); i >= 0 {
+				// Not taken into a batch yet (if chosen to lead one, not
+				// started): leave the queue, and pass the lead on.
+				q.waiting = slices.Delete(q.waiting, i, i+1)
+				if call.lead {
+					c.handOn(q, key)
+				}
+				c.mu.Unlock()
+				return nil, fmt.Errorf("matcher: gave up waiting for a search: %w", err)
+			}
+		}
+		if !call.lead {
+			c.mu.Unlock()
+			select {
+			case <-call.wake:
+				return call.hits, call.err
+			default: // in a batch that is still running
+				return nil, fmt.Errorf("matcher: gave up waiting for a search: %w", ctx.Err())
+			}
+		}
 	}
 	// This call leads: it is q.waiting[0], since a queue with no search
-	// running is empty and a woken leader is the first that waited.
+	// running is empty, a woken leader is the first that waited, and only
+	// a call itself leaves the queue before it is taken.
 	q.busy = true
 	n := min(len(q.waiting), c.max)
 	batch := slices.Clone(q.waiting[:n])
 	q.waiting = slices.Delete(q.waiting, 0, n)
 	c.mu.Unlock()
 
-	c.run(batch, opt)
+	c.runBatch(q, key, batch, opt)
+	return call.hits, call.err
+}
 
-	c.mu.Lock()
+// handOn, with c.mu held and q's batch ended (or its next leader gone),
+// wakes the first waiting call to run the next batch, or, with none
+// waiting, retires the queue.
+func (c *Coalescer) handOn(q *coalesceQueue, key string) {
 	if len(q.waiting) > 0 {
 		next := q.waiting[0]
 		next.lead = true
@@ -98,12 +160,33 @@ func (c *Coalescer) Search(probe []float32, opt SearchOptions) ([]Hit, error) {
 		q.busy = false
 		delete(c.queues, key)
 	}
-	c.mu.Unlock()
-	return call.hits, call.err
 }
 
-// run searches a batch and wakes every call of it but the leader (the
-// first), which is running it.
+// runBatch runs a batch of q, then wakes every call of it but the leader
+// (the first), which is running it, and hands q on. If the search panics,
+// every call gets a *PanicError; the queue is handed on whatever happens.
+func (c *Coalescer) runBatch(q *coalesceQueue, key string, batch []*coalesceCall, opt SearchOptions) {
+	defer func() {
+		if r := recover(); r != nil {
+			perr := &PanicError{Value: r, Stack: debug.Stack()}
+			if gp, ok := r.(*goroutinePanic); ok {
+				perr.Value, perr.Stack = gp.value, gp.stack
+			}
+			for _, b := range batch {
+				b.hits, b.err = nil, perr
+			}
+		}
+		for _, b := range batch[1:] {
+			close(b.wake)
+		}
+		c.mu.Lock()
+		c.handOn(q, key)
+		c.mu.Unlock()
+	}()
+	c.run(batch, opt)
+}
+
+// run searches a batch, setting each call's hits and err.
 func (c *Coalescer) run(batch []*coalesceCall, opt SearchOptions) {
 	if c.Observe != nil {
 		c.Observe(len(batch))
@@ -124,9 +207,6 @@ func (c *Coalescer) run(batch []*coalesceCall, opt SearchOptions) {
 			b.hits, b.err = c.ix.Search(b.probe, opt)
 		} else {
 			b.hits = hits[i]
-		}
-		if i > 0 {
-			close(b.wake)
 		}
 	}
 }

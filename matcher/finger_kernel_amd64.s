@@ -19,7 +19,21 @@ VPANDQ       Z9, Z22, Z1; \
 VPOPCNTQ     Z1, Z1; \
 VPCMPUQ      $5, Z27, Z1, K1, K1
 
-// COUNTS: na = Σ|a∧mb| (Z2), nb = Σ|b∧ma| (Z3), both = Σ|a∧b| (Z4).
+// COUNT adds slice w's counts, the probe's slice in a, the record's at
+// off(R8) = 8*w(R8), to na (Z2), nb (Z3) and both (Z4).
+#define COUNT(a, off) \
+VPANDQ      Z9, a, Z5; \
+VPOPCNTQ    Z5, Z5; \
+VPADDQ      Z5, Z2, Z2; \
+VPANDQ.BCST off(R8), Z22, Z6; \
+VPOPCNTQ    Z6, Z6; \
+VPADDQ      Z6, Z3, Z3; \
+VPANDQ.BCST off(R8), a, Z7; \
+VPOPCNTQ    Z7, Z7; \
+VPADDQ      Z7, Z4, Z4
+
+// COUNTS: na = Σ|a∧mb| (Z2), nb = Σ|b∧ma| (Z3), both = Σ|a∧b| (Z4), over
+// the six slices: slice 0 starts the sums, COUNT adds the others'.
 #define COUNTS \
 VPANDQ      Z9, Z16, Z2; \
 VPOPCNTQ    Z2, Z2; \
@@ -27,51 +41,35 @@ VPANDQ.BCST 0(R8), Z22, Z3; \
 VPOPCNTQ    Z3, Z3; \
 VPANDQ.BCST 0(R8), Z16, Z4; \
 VPOPCNTQ    Z4, Z4; \
-VPANDQ      Z9, Z17, Z5; \
-VPOPCNTQ    Z5, Z5; \
-VPADDQ      Z5, Z2, Z2; \
-VPANDQ.BCST 8(R8), Z22, Z6; \
-VPOPCNTQ    Z6, Z6; \
-VPADDQ      Z6, Z3, Z3; \
-VPANDQ.BCST 8(R8), Z17, Z7; \
-VPOPCNTQ    Z7, Z7; \
-VPADDQ      Z7, Z4, Z4; \
-VPANDQ      Z9, Z18, Z5; \
-VPOPCNTQ    Z5, Z5; \
-VPADDQ      Z5, Z2, Z2; \
-VPANDQ.BCST 16(R8), Z22, Z6; \
-VPOPCNTQ    Z6, Z6; \
-VPADDQ      Z6, Z3, Z3; \
-VPANDQ.BCST 16(R8), Z18, Z7; \
-VPOPCNTQ    Z7, Z7; \
-VPADDQ      Z7, Z4, Z4; \
-VPANDQ      Z9, Z19, Z5; \
-VPOPCNTQ    Z5, Z5; \
-VPADDQ      Z5, Z2, Z2; \
-VPANDQ.BCST 24(R8), Z22, Z6; \
-VPOPCNTQ    Z6, Z6; \
-VPADDQ      Z6, Z3, Z3; \
-VPANDQ.BCST 24(R8), Z19, Z7; \
-VPOPCNTQ    Z7, Z7; \
-VPADDQ      Z7, Z4, Z4; \
-VPANDQ      Z9, Z20, Z5; \
-VPOPCNTQ    Z5, Z5; \
-VPADDQ      Z5, Z2, Z2; \
-VPANDQ.BCST 32(R8), Z22, Z6; \
-VPOPCNTQ    Z6, Z6; \
-VPADDQ      Z6, Z3, Z3; \
-VPANDQ.BCST 32(R8), Z20, Z7; \
-VPOPCNTQ    Z7, Z7; \
-VPADDQ      Z7, Z4, Z4; \
-VPANDQ      Z9, Z21, Z5; \
-VPOPCNTQ    Z5, Z5; \
-VPADDQ      Z5, Z2, Z2; \
-VPANDQ.BCST 40(R8), Z22, Z6; \
-VPOPCNTQ    Z6, Z6; \
-VPADDQ      Z6, Z3, Z3; \
-VPANDQ.BCST 40(R8), Z21, Z7; \
-VPOPCNTQ    Z7, Z7; \
-VPADDQ      Z7, Z4, Z4
+COUNT(Z17, 8); \
+COUNT(Z18, 16); \
+COUNT(Z19, 24); \
+COUNT(Z20, 32); \
+COUNT(Z21, 40)
+
+// CONSTS loads the constants both kernels keep in registers: Z24 1023,
+// Z25 1024, Z26 gate, Z27 minCommon (from the arguments), Y28 1.0.
+#define CONSTS \
+MOVQ         $1023, AX; \
+VPBROADCASTQ AX, Z24; \
+MOVQ         $1024, AX; \
+VPBROADCASTQ AX, Z25; \
+VPBROADCASTQ gate+40(FP), Z26; \
+VPBROADCASTQ minCommon+32(FP), Z27; \
+MOVL         $0x3f800000, AX; \
+VPBROADCASTD AX, Y28
+
+// PROBE loads the block of 8 probe cylinders at DI: slices 0..5 into
+// Z16..Z21, the mask into Z22, the angles into Z23.
+#define PROBE \
+VMOVDQU64 0(DI), Z16; \
+VMOVDQU64 64(DI), Z17; \
+VMOVDQU64 128(DI), Z18; \
+VMOVDQU64 192(DI), Z19; \
+VMOVDQU64 256(DI), Z20; \
+VMOVDQU64 320(DI), Z21; \
+VMOVDQU64 384(DI), Z22; \
+VMOVDQU64 448(DI), Z23
 
 // LAMBDA: λ into Y5, K1 narrowed to the lanes with na+nb > 0.
 #define LAMBDA \
@@ -107,27 +105,13 @@ TEXT ·coarseMaxAVX512(SB), NOSPLIT, $0-56
 	MOVQ nblk+24(FP), DX
 	MOVQ best+48(FP), BX
 
-	MOVQ         $1023, AX
-	VPBROADCASTQ AX, Z24
-	MOVQ         $1024, AX
-	VPBROADCASTQ AX, Z25
-	VPBROADCASTQ gate+40(FP), Z26
-	VPBROADCASTQ minCommon+32(FP), Z27
-	MOVL         $0x3f800000, AX
-	VPBROADCASTD AX, Y28
+	CONSTS
 
 block:
-	VMOVDQU64 0(DI), Z16
-	VMOVDQU64 64(DI), Z17
-	VMOVDQU64 128(DI), Z18
-	VMOVDQU64 192(DI), Z19
-	VMOVDQU64 256(DI), Z20
-	VMOVDQU64 320(DI), Z21
-	VMOVDQU64 384(DI), Z22
-	VMOVDQU64 448(DI), Z23
-	VXORPS    Y15, Y15, Y15
-	MOVQ      SI, R8
-	MOVQ      CX, R9
+	PROBE
+	VXORPS Y15, Y15, Y15
+	MOVQ   SI, R8
+	MOVQ   CX, R9
 
 cand:
 	GATE
@@ -165,27 +149,13 @@ TEXT ·coarseAllAVX512(SB), NOSPLIT, $0-56
 	MOVQ nblk+24(FP), DX
 	MOVQ out+48(FP), BX
 
-	MOVQ         $1023, AX
-	VPBROADCASTQ AX, Z24
-	MOVQ         $1024, AX
-	VPBROADCASTQ AX, Z25
-	VPBROADCASTQ gate+40(FP), Z26
-	VPBROADCASTQ minCommon+32(FP), Z27
-	MOVL         $0x3f800000, AX
-	VPBROADCASTD AX, Y28
-	VXORPS       Y14, Y14, Y14
+	CONSTS
+	VXORPS Y14, Y14, Y14
 
 allblock:
-	VMOVDQU64 0(DI), Z16
-	VMOVDQU64 64(DI), Z17
-	VMOVDQU64 128(DI), Z18
-	VMOVDQU64 192(DI), Z19
-	VMOVDQU64 256(DI), Z20
-	VMOVDQU64 320(DI), Z21
-	VMOVDQU64 384(DI), Z22
-	VMOVDQU64 448(DI), Z23
-	MOVQ      SI, R8
-	MOVQ      CX, R9
+	PROBE
+	MOVQ SI, R8
+	MOVQ CX, R9
 
 allcand:
 	GATE

@@ -4,9 +4,69 @@ import (
 	"math"
 	"math/bits"
 	"math/rand/v2"
+	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
+
+	"golang.org/x/sys/cpu"
 )
+
+// wantFingerKernels are the finger assembly kernels this build should
+// offer on this CPU (stated here apart from finger_kernel_amd64.go's test
+// of the CPU), or why none. There is one, avx512, which needs AVX512F,
+// AVX512VPOPCNTDQ, AVX512DQ and AVX512VL. There is no AVX2 finger kernel:
+// on a CPU without those (one with AVX2 only, say) the pure-Go kernel is
+// the best there is, and an assembly build legitimately uses it.
+func wantFingerKernels() (names []string, why string) {
+	if !asmBuild {
+		return nil, pureGoBuild()
+	}
+	miss := lacking(feature{"AVX512F", cpu.X86.HasAVX512F}, feature{"AVX512VPOPCNTDQ", cpu.X86.HasAVX512VPOPCNTDQ},
+		feature{"AVX512DQ", cpu.X86.HasAVX512DQ}, feature{"AVX512VL", cpu.X86.HasAVX512VL})
+	if len(miss) > 0 {
+		return nil, "the avx512 finger kernel needs " + strings.Join(miss, "+") + ", which this CPU lacks"
+	}
+	return []string{"avx512"}, ""
+}
+
+// checkFingerKernels checks that the finger kernels offered and the one in
+// use are what this build should give on this CPU (wantFingerKernels), and
+// fails the test on an assembly build when the CPU has no SIMD at all
+// (requireSIMD). It returns the assembly kernels, and why there are none.
+func checkFingerKernels(tb testing.TB) ([]fingerKernelSet, string) {
+	tb.Helper()
+	requireSIMD(tb)
+	want, why := wantFingerKernels()
+	sets := fingerAsmKernels()
+	var got []string
+	for _, k := range sets {
+		got = append(got, k.name)
+	}
+	if !slices.Equal(got, want) {
+		tb.Fatalf("finger assembly kernels offered: %q, want %q (%s)", got, want, why)
+	}
+	inUse := "go"
+	if len(want) > 0 {
+		inUse = want[0]
+	}
+	if fingerKernel.name != inUse {
+		tb.Fatalf("finger kernel in use: %s, want %s, the fastest this build runs on this CPU", fingerKernel.name, inUse)
+	}
+	return sets, why
+}
+
+// TestFingerKernelSelection: the finger kernel in use is the fastest this
+// build runs on this CPU, and the assembly kernel is offered (and so
+// checked by TestFingerKernelsAgree) wherever the CPU runs it.
+func TestFingerKernelSelection(t *testing.T) {
+	_, why := checkFingerKernels(t)
+	if why != "" {
+		why = "; no assembly kernel: " + why
+	}
+	t.Logf("%s/%s, asm build %v: finger kernel in use %s%s", runtime.GOOS, runtime.GOARCH, asmBuild, fingerKernel.name, why)
+}
 
 // randomSlab is nc gallery records and nblk probe blocks of random
 // cylinders: masks of about 3/4 of the bits, slices of a given density
@@ -50,9 +110,9 @@ func randomSlab(r *rand.Rand, nc, nblk int, density float64) (cand, probe []uint
 // reference kernel's maxima bit for bit, over random records, counts
 // (tails included) and gates.
 func TestFingerKernelsAgree(t *testing.T) {
-	ks := fingerAsmKernels()
+	ks, why := checkFingerKernels(t)
 	if len(ks) == 0 {
-		t.Skip("no assembly kernel on this CPU or build")
+		t.Skipf("no finger assembly kernel to check: %s (TestFingerKernelSelection checks that the pure-Go one is in use)", why)
 	}
 	r := rand.New(rand.NewPCG(11, 12))
 	for trial := range 300 {
@@ -95,6 +155,10 @@ func TestFingerKernelsAgree(t *testing.T) {
 // TestFingerScoreKernels: the full comparison gives the same scores, to
 // the bit, with the reference kernels and with each assembly set.
 func TestFingerScoreKernels(t *testing.T) {
+	ks, why := checkFingerKernels(t)
+	if len(ks) == 0 {
+		t.Skipf("no finger assembly kernel to check: %s (TestFingerKernelSelection checks that the pure-Go one is in use)", why)
+	}
 	views := subsetViews(t, "fvc2002_db1_b")
 	ts := make([]*FingerTemplate, len(views))
 	for i, v := range views {
@@ -114,7 +178,7 @@ func TestFingerScoreKernels(t *testing.T) {
 	}
 	fingerKernel = fingerKernelSet{name: "go", coarseMax: coarseMaxGo, coarseAll: coarseAllGo}
 	want := scores()
-	for _, k := range fingerAsmKernels() {
+	for _, k := range ks {
 		fingerKernel = k
 		for i, s := range scores() {
 			if s != want[i] {
@@ -216,7 +280,10 @@ func directCoarse(p, c *FingerTemplate) float32 {
 func FuzzFingerKernels(f *testing.F) {
 	f.Add(uint64(1), uint8(10), uint8(2), uint16(170), uint8(20))
 	f.Add(uint64(7), uint8(0), uint8(1), uint16(512), uint8(0))
-	ks := fingerAsmKernels()
+	ks, why := checkFingerKernels(f)
+	if len(ks) == 0 {
+		f.Skipf("no finger assembly kernel to check: %s", why)
+	}
 	f.Fuzz(func(t *testing.T, seed uint64, nc, nblk uint8, gate uint16, minCommon uint8) {
 		r := rand.New(rand.NewPCG(seed, 1))
 		nb := 1 + int(nblk)%maxProbeBlocks

@@ -11,7 +11,10 @@ package matcher
 //
 // Every kernel computes the same exact integer sums; the pure-Go ones are
 // the reference and the fallback (build tag noasm, or a CPU with neither
-// AVX2 nor AVX-512 VNNI). The choice is made once, at start.
+// AVX2 nor AVX-512 VNNI). The choice is made once, at start. An amd64
+// build without noasm expects an assembly kernel: on a CPU that runs none
+// the kernel tests fail, naming what it lacks, unless the environment has
+// BORDERMATCH_ALLOW_NO_SIMD=1 (kernel_test.go).
 
 const (
 	blockRows  = 16

@@ -8,6 +8,11 @@ import (
 	"golang.org/x/sys/cpu"
 )
 
+// asmBuild: this build has the assembly kernels (amd64 without the noasm
+// tag), so it expects to run one of them: the kernel tests fail on a CPU
+// that can run none (see requireSIMD in kernel_test.go).
+const asmBuild = true
+
 //go:noescape
 func dotBlocks1VNNI(codes *byte, nblocks, chunks int, probe *int8, scales *float32, prm *probeParams, out *int32, masks *uint16)
 

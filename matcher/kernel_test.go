@@ -1,11 +1,133 @@
 package matcher
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
+	"runtime"
 	"slices"
+	"strings"
 	"testing"
+
+	"golang.org/x/sys/cpu"
 )
+
+// allowNoSIMD names the environment variable that lets the kernel tests
+// pass on an amd64 CPU with neither AVX2 nor AVX-512, which can run none
+// of the assembly kernels: BORDERMATCH_ALLOW_NO_SIMD=1. Without it such a
+// CPU fails them, naming what it lacks: an amd64 build without the noasm
+// tag expects an assembly kernel, and on that CPU the agreement tests
+// would compare the pure-Go kernels only with themselves and pass without
+// having checked anything. (To test the pure-Go kernels on purpose, build
+// with -tags noasm. GODEBUG=cpu.avx2=off,cpu.avx512f=off, which
+// golang.org/x/sys/cpu obeys, shows the failure on any CPU.)
+const allowNoSIMD = "BORDERMATCH_ALLOW_NO_SIMD"
+
+// feature is a CPU feature a kernel needs, and whether this CPU has it.
+type feature struct {
+	name string
+	has  bool
+}
+
+// lacking are the names of the features the CPU does not have.
+func lacking(fs ...feature) []string {
+	var miss []string
+	for _, f := range fs {
+		if !f.has {
+			miss = append(miss, f.name)
+		}
+	}
+	return miss
+}
+
+// wantKernels are the int8 kernel sets this build should offer on this
+// CPU, fastest first, as kernel.go documents them (stated here apart from
+// kernel_amd64.go's test of the CPU), and why each of the others is not
+// offered.
+func wantKernels() (names, why []string) {
+	if !asmBuild {
+		return nil, []string{pureGoBuild()}
+	}
+	if miss := lacking(feature{"AVX512F", cpu.X86.HasAVX512F}, feature{"AVX512VNNI", cpu.X86.HasAVX512VNNI}); len(miss) == 0 {
+		names = append(names, "avx512vnni")
+	} else {
+		why = append(why, "avx512vnni needs "+strings.Join(miss, "+"))
+	}
+	if miss := lacking(feature{"AVX2", cpu.X86.HasAVX2}); len(miss) == 0 {
+		names = append(names, "avx2")
+	} else {
+		why = append(why, "avx2 needs "+strings.Join(miss, "+"))
+	}
+	return names, why
+}
+
+// pureGoBuild says why a build has no assembly kernels.
+func pureGoBuild() string {
+	if runtime.GOARCH == "amd64" {
+		return "a pure-Go build (the noasm tag)"
+	}
+	return "a pure-Go build (no assembly kernels for " + runtime.GOARCH + ")"
+}
+
+// noSIMD fails the test, saying why: the build expects an assembly kernel
+// that this CPU cannot run. With BORDERMATCH_ALLOW_NO_SIMD=1 it only logs.
+func noSIMD(tb testing.TB, why string) {
+	tb.Helper()
+	msg := fmt.Sprintf("an amd64 build without the noasm tag expects an assembly kernel, but %s, so only the pure-Go kernels would be checked", why)
+	if os.Getenv(allowNoSIMD) == "1" {
+		tb.Logf("%s (allowed: %s=1)", msg, allowNoSIMD)
+		return
+	}
+	tb.Fatalf("%s: set %s=1 to accept that, or test with -tags noasm", msg, allowNoSIMD)
+}
+
+// requireSIMD fails the test (see noSIMD) on an assembly build when the
+// CPU has neither AVX2 nor AVX-512 (AVX512F).
+func requireSIMD(tb testing.TB) {
+	tb.Helper()
+	if asmBuild && !cpu.X86.HasAVX2 && !cpu.X86.HasAVX512F {
+		noSIMD(tb, "this CPU has neither AVX2 nor AVX-512 (AVX512F)")
+	}
+}
+
+// checkKernels checks that the int8 kernel sets offered and the one in use
+// are what this build should give on this CPU (wantKernels), and fails
+// the test (noSIMD) on an assembly build that offers none. It returns the
+// assembly sets, for the test to compare with the pure-Go ones.
+func checkKernels(tb testing.TB) []kernelSet {
+	tb.Helper()
+	want, why := wantKernels()
+	sets := asmKernels()
+	var got []string
+	for _, ks := range sets {
+		got = append(got, ks.name)
+	}
+	if !slices.Equal(got, want) {
+		tb.Fatalf("assembly kernel sets offered: %q, want %q (%s)", got, want, strings.Join(why, "; "))
+	}
+	inUse := "go"
+	if len(want) > 0 {
+		inUse = want[0]
+	}
+	if kernels.name != inUse {
+		tb.Fatalf("kernel set in use: %s, want %s, the fastest this build runs on this CPU", kernels.name, inUse)
+	}
+	if asmBuild && len(want) == 0 {
+		noSIMD(tb, "no int8 assembly kernel runs on this CPU: "+strings.Join(why, "; "))
+	}
+	return sets
+}
+
+// TestKernelSelection: the int8 kernel set in use is the fastest this
+// build runs on this CPU, and every assembly set the CPU runs is offered
+// (and so checked by TestKernelsMatchGo).
+func TestKernelSelection(t *testing.T) {
+	checkKernels(t)
+	want, why := wantKernels()
+	t.Logf("%s/%s, asm build %v: kernel set in use %s; assembly sets checked: %q; not offered: %s",
+		runtime.GOOS, runtime.GOARCH, asmBuild, kernels.name, want, strings.Join(why, "; "))
+}
 
 // kernelCase is one kernel input: codes of nb blocks of chunks chunks,
 // eight probes, the row scales and the probes' bound parameters.
@@ -61,10 +183,10 @@ func newKernelCase(r *rand.Rand, chunks int, codes []byte, probes []int8) kernel
 	return kc
 }
 
-// check runs every assembly kernel set on kc and compares its sums and
-// masks with the pure-Go kernels', which a naive row-by-row sum and the
-// bound test check in turn.
-func (kc kernelCase) check(t *testing.T) {
+// check runs each of the assembly kernel sets on kc and compares its sums
+// and masks with the pure-Go kernels', which a naive row-by-row sum and
+// the bound test check in turn.
+func (kc kernelCase) check(t *testing.T, sets []kernelSet) {
 	t.Helper()
 	nb := len(kc.codes) / (kc.chunks * chunkBytes)
 	want1 := make([]int32, nb*blockRows)
@@ -101,7 +223,7 @@ func (kc kernelCase) check(t *testing.T) {
 			}
 		}
 	}
-	for _, ks := range asmKernels() {
+	for _, ks := range sets {
 		// One element more than the blocks: the kernels must not write past them.
 		got8 := make([]int32, len(want8)+1)
 		got8[len(want8)] = 12345
@@ -136,9 +258,15 @@ func (kc kernelCase) check(t *testing.T) {
 // TestKernelsMatchGo: every assembly kernel this CPU runs gives the pure-Go
 // sums, over random dimensions (multiples of 16, the padding the index
 // uses), block counts including none and a trailing partial block the
-// kernels must ignore, and values including the extremes.
+// kernels must ignore, and values including the extremes. On an assembly
+// build it fails if the CPU runs none (checkKernels).
 func TestKernelsMatchGo(t *testing.T) {
-	t.Logf("kernels in use: %s; assembly sets on this CPU: %d", kernels.name, len(asmKernels()))
+	sets := checkKernels(t)
+	var names []string
+	for _, ks := range sets {
+		names = append(names, ks.name)
+	}
+	t.Logf("kernel set in use: %s; assembly sets checked against go: %q", kernels.name, names)
 	r := rand.New(rand.NewPCG(1, 2))
 	for i := range 200 {
 		chunks := 4 * (1 + r.IntN(16))
@@ -161,7 +289,7 @@ func TestKernelsMatchGo(t *testing.T) {
 				probes[j] = int8(r.Uint32())
 			}
 		}
-		newKernelCase(r, chunks, codes, probes).check(t)
+		newKernelCase(r, chunks, codes, probes).check(t, sets)
 	}
 }
 
@@ -170,6 +298,7 @@ func FuzzKernels(f *testing.F) {
 	f.Add(uint8(0), uint8(1), uint64(0), []byte{1, 2, 3, 255, 128, 0})
 	f.Add(uint8(3), uint8(2), uint64(7), []byte{255})
 	f.Add(uint8(1), uint8(3), uint64(1<<40), []byte{7, 200})
+	sets := checkKernels(f)
 	f.Fuzz(func(t *testing.T, c, nb uint8, seed uint64, data []byte) {
 		if len(data) == 0 {
 			return
@@ -187,6 +316,6 @@ func FuzzKernels(f *testing.F) {
 			probes[j] = int8(data[k%len(data)] ^ byte(k>>8))
 			k++
 		}
-		newKernelCase(rand.New(rand.NewPCG(seed, 1)), chunks, codes, probes).check(t)
+		newKernelCase(rand.New(rand.NewPCG(seed, 1)), chunks, codes, probes).check(t, sets)
 	})
 }

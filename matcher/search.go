@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/bits"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -56,9 +57,10 @@ type worker struct {
 // which subjects to re-score (quant.go).
 func (ix *Index) Search(probe []float32, opt SearchOptions) ([]Hit, error) {
 	sc := ix.scratch.Get().(*scratch)
-	defer ix.scratch.Put(sc)
 	var out [1][]Hit
-	if err := ix.searchSourced(sc, [][]float32{probe}, opt, out[:]); err != nil {
+	err := ix.searchSourced(sc, [][]float32{probe}, opt, out[:])
+	ix.scratch.Put(sc) // not after a panic: the scratch is dropped
+	if err != nil {
 		return nil, err
 	}
 	return out[0], nil
@@ -71,9 +73,10 @@ func (ix *Index) Search(probe []float32, opt SearchOptions) ([]Hit, error) {
 // one. It fails, naming the probe, on the first probe Search would refuse.
 func (ix *Index) SearchBatch(probes [][]float32, opt SearchOptions) ([][]Hit, error) {
 	sc := ix.scratch.Get().(*scratch)
-	defer ix.scratch.Put(sc)
 	out := make([][]Hit, len(probes))
-	if err := ix.searchSourced(sc, probes, opt, out); err != nil {
+	err := ix.searchSourced(sc, probes, opt, out)
+	ix.scratch.Put(sc) // not after a panic: the scratch is dropped
+	if err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -133,12 +136,7 @@ func (ix *Index) search(sc *scratch, probes [][]float32, opt SearchOptions, out 
 	// time only, not by its whole share's. A tile is whole bitmap words
 	// (64 rows), so a worker reads only its own words.
 	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := 1; w < workers; w++ {
-		wg.Go(func() { ix.scanTiles(sc, &work[w], &next, n, filter) })
-	}
-	ix.scanTiles(sc, &work[0], &next, n, filter)
-	wg.Wait()
+	parallel(workers, func(w int) { ix.scanTiles(sc, &work[w], &next, n, filter) })
 
 	// Re-scoring reads f32 rows scattered over the slab, mostly cache and
 	// TLB misses, or waits on the VectorSource (the store): on all the
@@ -153,11 +151,7 @@ func (ix *Index) search(sc *scratch, probes [][]float32, opt SearchOptions, out 
 			}
 		}
 	}
-	for w := 1; w < len(errs); w++ {
-		wg.Go(func() { rescoreShare(w) })
-	}
-	rescoreShare(0)
-	wg.Wait()
+	parallel(len(errs), rescoreShare)
 	for w := range work {
 		sc.missing += work[w].missing
 	}
@@ -167,6 +161,70 @@ func (ix *Index) search(sc *scratch, probes [][]float32, opt SearchOptions, out 
 		}
 	}
 	return nil
+}
+
+// parallel runs f(1)..f(n-1) on goroutines of their own and f(0) on the
+// caller's, and returns when all have. A panic on one of the goroutines —
+// a VectorSource's, say — is carried to the caller's goroutine (as a
+// *goroutinePanic, after the others have ended), where a caller can
+// recover it, instead of killing the process; and a panic in f(0) leaves
+// only once the goroutines have ended, so none is still at work in a
+// scratch while the panic unwinds.
+func parallel(n int, f func(w int)) {
+	if n <= 1 {
+		f(0) // no goroutine: nothing to share
+		return
+	}
+	g := new(goroutines) // one allocation for what the goroutines share
+	for w := 1; w < n; w++ {
+		g.wg.Go(func() {
+			defer g.recover()
+			f(w)
+		})
+	}
+	func() {
+		defer g.wg.Wait()
+		f(0)
+	}()
+	if g.pan != nil {
+		panic(g.pan)
+	}
+}
+
+// goroutines is what parallel's goroutines share: the group, and the first
+// panic among them.
+type goroutines struct {
+	wg  sync.WaitGroup
+	mu  sync.Mutex
+	pan *goroutinePanic
+}
+
+// recover, deferred on a goroutine, keeps its panic if it is the first.
+func (g *goroutines) recover() {
+	if r := recover(); r != nil {
+		g.mu.Lock()
+		if g.pan == nil {
+			g.pan = &goroutinePanic{value: r, stack: debug.Stack()}
+		}
+		g.mu.Unlock()
+	}
+}
+
+// goroutinePanic is a panic of one of a search's goroutines, raised again
+// on the caller's: the value and the stack where it was raised.
+type goroutinePanic struct {
+	value any
+	stack []byte
+}
+
+func (p *goroutinePanic) Error() string {
+	return fmt.Sprintf("%v\n\ngoroutine stack:\n%s", p.value, p.stack)
+}
+
+// Unwrap gives the panic's value, when it is an error.
+func (p *goroutinePanic) Unwrap() error {
+	err, _ := p.value.(error)
+	return err
 }
 
 func (w *worker) reset(np, k int, floor float32, subjects *Index) {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // mapSource is a VectorSource over a map, as a store would hold the
@@ -259,5 +260,110 @@ func BenchmarkIndexMemory(b *testing.B) {
 			}
 			b.ReportMetric(per, "B/template")
 		})
+	}
+}
+
+// gatedSource is a mapSource that can hold its callers at a gate and
+// panic: the real path a search's re-scoring takes through an index's
+// VectorSource (the store, in the server).
+type gatedSource struct {
+	*mapSource
+	mu      sync.Mutex
+	gate    chan struct{} // when not nil, Vectors waits for it to close
+	entered chan struct{} // a token for every call that waits at the gate
+	boom    bool          // Vectors panics (after the gate)
+	target  string        // when set, Vectors panics only for ids with it
+}
+
+func (s *gatedSource) Vectors(ids []string, fn func(int, []float32)) error {
+	s.mu.Lock()
+	gate, boom, target := s.gate, s.boom, s.target
+	s.mu.Unlock()
+	if gate != nil {
+		s.entered <- struct{}{}
+		<-gate
+	}
+	if target != "" && slices.Contains(ids, target) {
+		panic("vector source: boom on " + target)
+	}
+	if boom {
+		panic("vector source: boom")
+	}
+	return s.mapSource.Vectors(ids, fn)
+}
+
+// set changes the source's behaviour for the calls that start from now on.
+func (s *gatedSource) set(gate chan struct{}, boom bool) {
+	s.mu.Lock()
+	s.gate, s.boom = gate, boom
+	s.mu.Unlock()
+}
+
+// sourcedGallery is an index of n random 64-d subjects reading its vectors
+// from a gatedSource, big enough that a search runs on two workers (with
+// GOMAXPROCS 2, which it sets for the test), so that a batch's re-scoring
+// runs on a goroutine of the index's as well as on the caller's.
+func sourcedGallery(t *testing.T) (*Index, *gatedSource) {
+	t.Helper()
+	prev := runtime.GOMAXPROCS(2)
+	t.Cleanup(func() { runtime.GOMAXPROCS(prev) })
+	r := rand.New(rand.NewPCG(41, 42))
+	src := &gatedSource{mapSource: &mapSource{vecs: map[string][][]float32{}}, entered: make(chan struct{}, 64)}
+	ix := NewIndexWithSource(64, src)
+	n := parallelRows + parallelRows/4
+	for i := range n {
+		e := Entry{SubjectID: fmt.Sprintf("s%d", i), Vector: randUnit(r, 64)}
+		if err := ix.Add(e); err != nil {
+			t.Fatal(err)
+		}
+		src.vecs[e.SubjectID] = [][]float32{e.Vector}
+	}
+	if w := min(runtime.GOMAXPROCS(0), n/(parallelRows/4)); w < 2 {
+		t.Fatalf("searches run on %d worker", w)
+	}
+	return ix, src
+}
+
+// TestSearchPanicReachesCaller: a VectorSource's panic on one of a
+// search's own goroutines reaches the caller's goroutine, where it can be
+// recovered, instead of killing the process, and the index works on.
+func TestSearchPanicReachesCaller(t *testing.T) {
+	ix, src := sourcedGallery(t)
+	r := rand.New(rand.NewPCG(43, 44))
+	// Probe 1 is subject s7's own vector: s7 is re-scored for it and (as
+	// checked) not for probe 0. With two workers, probe 1 is re-scored on
+	// the index's second goroutine, not on the caller's.
+	probes := [][]float32{randUnit(r, 64), src.vecs["s7"][0]}
+	opt := SearchOptions{K: 1}
+	src.target = "s7"
+	if _, err := ix.Search(probes[0], opt); err != nil {
+		t.Fatalf("probe 0 alone: %v", err)
+	}
+	pv := func() (v any) {
+		defer func() { v = recover() }()
+		ix.SearchBatch(probes, opt)
+		return nil
+	}()
+	gp, ok := pv.(*goroutinePanic)
+	if !ok || gp.value != "vector source: boom on s7" || len(gp.stack) == 0 {
+		t.Fatalf("recovered %#v, want the source's panic carried from the index's goroutine", pv)
+	}
+	src.target = ""
+	// The read lock was released: a writer gets in.
+	late := randUnit(r, 64)
+	src.vecs["late"] = [][]float32{late}
+	done := make(chan error, 1)
+	go func() { done <- ix.Add(Entry{SubjectID: "late", Vector: late}) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Add blocked after a panicking search: the read lock was kept")
+	}
+	hits, err := ix.SearchBatch(probes, opt)
+	if err != nil || len(hits) != 2 || len(hits[1]) != 1 || hits[1][0].SubjectID != "s7" {
+		t.Fatalf("after the panic: %v %v", hits, err)
 	}
 }
