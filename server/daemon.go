@@ -77,8 +77,6 @@ type Options struct {
 	// Gates are the e-gates whose cameras the Gates service reads; their
 	// sources are opened in the background once the server listens.
 	Gates []GateConfig
-	// OpenScanner opens a gate's fingerprint scanner (GatesOptions).
-	OpenScanner func(ctx context.Context, uri string) (Scanner, error)
 
 	// EncryptionKeyFile is the gallery's master key file (hex); empty takes
 	// BORDERMATCH_ENCRYPTION_KEY or DATA/master.key (see GalleryOptions).
@@ -252,7 +250,7 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	}
 	gs, hs := NewGRPCServer(svc, GRPCOptions{MaxMessageBytes: opt.MaxMessageBytes, Logger: log,
 		TLS: tlsCfg, Access: acc, Audit: auditLog})
-	gates, err := NewGates(svc, GatesOptions{Gates: opt.Gates, ModelsDir: opt.ModelsDir, OpenScanner: opt.OpenScanner, Logger: log})
+	gates, err := NewGates(svc, GatesOptions{Gates: opt.Gates, ModelsDir: opt.ModelsDir, Logger: log})
 	if err != nil {
 		lis.Close()
 		return err

@@ -16,7 +16,7 @@
 //	--finger-calibration FILE  BORDERMATCH_FINGER_CALIBRATION (built in)
 //	--finger-quality-floor Q   BORDERMATCH_FINGER_QUALITY_FLOOR (finger.DefaultQualityFloor)
 //	--finger-dpi DPI           BORDERMATCH_FINGER_DPI         (500)
-//	--gates FILE               BORDERMATCH_GATES              (none; YAML: gates: [{id, source, scanner, …}])
+//	--gates FILE               BORDERMATCH_GATES              (none; YAML: gates: [{id, source, …}])
 //	--gate ID=SOURCE           (repeatable; over the file's gate of the same id)
 //	--encryption-key-file FILE BORDERMATCH_ENCRYPTION_KEY_FILE (BORDERMATCH_ENCRYPTION_KEY, else DATA/master.key, generated at first start)
 //	--purge-interval D         BORDERMATCH_PURGE_INTERVAL     (10m; 0: never)
@@ -54,7 +54,6 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"github.com/bordermatch/bordermatch/capture/fprint"
 	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/server"
 	"github.com/bordermatch/bordermatch/store"
@@ -105,7 +104,7 @@ func run(args []string) error {
 			"lowest fingerprint image `quality` (0-100) accepted at enrolment; negative: any")
 		fingerDPI = fs.String("finger-dpi", env("BORDERMATCH_FINGER_DPI", strconv.Itoa(finger.DefaultDPI)),
 			"resolution assumed for fingerprint images that declare none, in `dpi`")
-		gatesFile = fs.String("gates", env("BORDERMATCH_GATES", ""), "gates configuration `file` (YAML): camera source and scanner of each gate")
+		gatesFile = fs.String("gates", env("BORDERMATCH_GATES", ""), "gates configuration `file` (YAML): the camera source of each gate")
 		gateFlags gateList
 		keyFile   = fs.String("encryption-key-file", env(server.EncryptionKeyFileEnv, ""),
 			"gallery master key `file` (hex, 16/24/32 bytes); default: $"+server.EncryptionKeyEnv+", else DATA/master.key (generated at first start)")
@@ -200,17 +199,10 @@ func run(args []string) error {
 		RateBurst:            *acc.burst,
 		MaxConcurrent:        *acc.concurrent,
 		Gates:                gates,
-		OpenScanner: func(_ context.Context, uri string) (server.Scanner, error) {
-			sc, err := fprint.OpenScanner(uri, dpi)
-			if err != nil {
-				return nil, err
-			}
-			return gateScanner{sc}, nil
-		},
-		EncryptionKeyFile: *keyFile,
-		PurgeInterval:     purgeEvery,
-		MetricsListen:     *metricsListen,
-		Pprof:             *withPprof,
+		EncryptionKeyFile:    *keyFile,
+		PurgeInterval:        purgeEvery,
+		MetricsListen:        *metricsListen,
+		Pprof:                *withPprof,
 	})
 }
 
@@ -300,9 +292,3 @@ func logger(level, format string, w *os.File) (zerolog.Logger, error) {
 	}
 	return zerolog.New(out).Level(lvl).With().Timestamp().Logger(), nil
 }
-
-// gateScanner reports an open fingerprint scanner to the gate status; a
-// scanner that failed to open never gets here (the gate reports the error).
-type gateScanner struct{ fprint.Scanner }
-
-func (gateScanner) State() string { return "ready" }
