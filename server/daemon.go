@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -181,16 +182,28 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	// it keeps the chain's head, so there must not be two.
 	auditLog := audit.OpenHeld(st.DB(), st.HoldWrites)
 
-	var metrics *metricsServer
+	// This server's metrics. The gallery gauges read the Service once it
+	// has loaded (zeros until then).
+	var loaded atomic.Pointer[Service]
+	metrics := NewMetrics(func() (faces, fingers, subjects int) {
+		s := loaded.Load()
+		if s == nil {
+			return 0, 0, 0
+		}
+		// TODO(lead): the engine's Stats() (FaceTemplates, FingerTemplates,
+		// Subjects) instead of the Service's fields.
+		return s.index.Len(), s.fingers.Len(), s.Subjects()
+	})
+	var metricsSrv *metricsServer
 	if opt.MetricsListen != "" {
 		// Before the models and the index load, so /readyz can say it is
 		// loading.
-		metrics, err = startMetrics(metricsConfig{Addr: opt.MetricsListen, TLS: tlsCfg, Pprof: opt.Pprof,
+		metricsSrv, err = startMetrics(metricsConfig{Addr: opt.MetricsListen, Metrics: metrics, TLS: tlsCfg, Pprof: opt.Pprof,
 			Access: *acc, Audit: auditLog, Logger: log})
 		if err != nil {
 			return err
 		}
-		defer metrics.close()
+		defer metricsSrv.close()
 	}
 	// The models and then the index load while /readyz says so.
 	faces, err := face.NewExtractor(face.Config{
@@ -244,13 +257,17 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	if err != nil {
 		return err
 	}
+	// TODO(lead): New sets the Coalescer's hook to a no-op
+	// (observeSearchBatch); the engine's configuration should take
+	// metrics.ObserveSearchBatch instead of Serve reaching into the Service.
+	svc.searches.Observe = metrics.ObserveSearchBatch
 	lis, err := net.Listen("tcp", opt.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", opt.Listen, err)
 	}
 	gs, hs := NewGRPCServer(svc, GRPCOptions{MaxMessageBytes: opt.MaxMessageBytes, Logger: log,
-		TLS: tlsCfg, Access: acc, Audit: auditLog})
-	gates, err := NewGates(svc, GatesOptions{Gates: opt.Gates, ModelsDir: opt.ModelsDir, Logger: log})
+		TLS: tlsCfg, Access: acc, Audit: auditLog, Metrics: metrics})
+	gates, err := NewGates(svc, GatesOptions{Gates: opt.Gates, ModelsDir: opt.ModelsDir, CaptureState: metrics.SetCaptureState, Logger: log})
 	if err != nil {
 		lis.Close()
 		return err
@@ -261,7 +278,7 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	gates.Start()
 	pb.RegisterAdminServer(gs, NewAdmin(svc))
 	hs.SetServingStatus(pb.Admin_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
-	gallery.Store(svc)
+	loaded.Store(svc)
 	if opt.PurgeInterval > 0 {
 		stopPurge, purging := make(chan struct{}), make(chan struct{})
 		go func() { purgeLoop(st, opt.PurgeInterval, log, stopPurge); close(purging) }()
@@ -273,7 +290,7 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	log.Info().Str("listen", lis.Addr().String()).Bool("tls", tlsCfg != nil).Str("data", opt.DataDir).
 		Str("models", opt.ModelsDir).Float32("threshold", opt.Threshold).Float64("max_fmr", svc.maxFMR).
 		Int("templates", svc.IndexSize()).Int("gates", len(opt.Gates)).Msg("matchd serving")
-	metrics.setReady(true)
+	metricsSrv.setReady(true)
 	if opt.Ready != nil {
 		opt.Ready(lis.Addr())
 	}
@@ -285,7 +302,7 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	}
 	log.Info().Msg("shutting down: finishing in-flight calls")
 	hs.Shutdown() // every service NOT_SERVING
-	metrics.setReady(false)
+	metricsSrv.setReady(false)
 	stopped := make(chan struct{})
 	go func() { gs.GracefulStop(); close(stopped) }()
 	select {
