@@ -101,7 +101,7 @@ func run(args []string) error {
 		faceCal   = fs.String("face-calibration", env("BORDERMATCH_FACE_CALIBRATION", ""), "face calibration `file` (bmbench calibrate); empty: built in")
 		fingerCal = fs.String("finger-calibration", env("BORDERMATCH_FINGER_CALIBRATION", ""), "finger calibration `file`; empty: built in")
 		floor     = fs.String("finger-quality-floor", env("BORDERMATCH_FINGER_QUALITY_FLOOR", strconv.Itoa(finger.DefaultQualityFloor)),
-			"lowest fingerprint image `quality` (0-100) accepted at enrolment; negative: any")
+			"lowest fingerprint image `quality` (0-100) accepted at enrolment; 0: none")
 		fingerDPI = fs.String("finger-dpi", env("BORDERMATCH_FINGER_DPI", strconv.Itoa(finger.DefaultDPI)),
 			"resolution assumed for fingerprint images that declare none, in `dpi`")
 		gatesFile = fs.String("gates", env("BORDERMATCH_GATES", ""), "gates configuration `file` (YAML): the camera source of each gate")
@@ -139,11 +139,8 @@ func run(args []string) error {
 		}
 	}
 	q, err := strconv.Atoi(*floor)
-	if err != nil || q > 100 {
-		return fmt.Errorf("--finger-quality-floor %q: want an integer up to 100", *floor)
-	}
-	if q == 0 {
-		q = -1 // 0 means "no floor" to an operator; the extractor reads 0 as the default
+	if err != nil || q < 0 || q > 100 {
+		return fmt.Errorf("--finger-quality-floor %q: want 0 (no floor) to 100", *floor)
 	}
 	dpi, err := strconv.Atoi(*fingerDPI)
 	if err != nil || !fpimage.PlausibleDPI(dpi) {
