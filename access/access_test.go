@@ -1,14 +1,27 @@
 package access
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"maps"
+	"net"
 	"strings"
 	"testing"
 
+	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	_ "google.golang.org/grpc/health/grpc_health_v1" // descriptors of the table's health entries
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	_ "google.golang.org/grpc/reflection/grpc_reflection_v1"      // and of its reflection entries
+	_ "google.golang.org/grpc/reflection/grpc_reflection_v1alpha" //
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
 
-	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
+	_ "github.com/bordermatch/bordermatch/proto/bordermatch/v1" // registers the bordermatch.v1 descriptors
 )
 
 func TestParseTokens(t *testing.T) {
@@ -46,29 +59,125 @@ func TestParseTokens(t *testing.T) {
 	}
 }
 
-// TestTable: every RPC of the services matchd serves (and of those being
-// added) is in the role table, admin may call all of them, and anything
-// else is denied.
-func TestTable(t *testing.T) {
-	for _, sd := range []struct {
-		name    string
-		methods []string
-	}{
-		{pb.Matcher_ServiceDesc.ServiceName, names(pb.Matcher_ServiceDesc.Methods)},
-		{pb.Audit_ServiceDesc.ServiceName, names(pb.Audit_ServiceDesc.Methods)},
-		{"bordermatch.v1.Gates", []string{"CaptureAndIdentify", "GateStatus", "IdentifyFrames"}},
-		{"bordermatch.v1.Admin", []string{"Backup", "Restore"}},
-	} {
-		for _, m := range sd.methods {
-			full := "/" + sd.name + "/" + m
-			if _, ok := Methods[full]; !ok {
-				t.Errorf("%s is not in the role table", full)
-			}
-			if !Allowed(Methods, full, Admin) {
-				t.Errorf("admin may not call %s", full)
+// descriptorMethods returns the full method name of every RPC, unary or
+// streaming, of every service in the generated descriptors of package
+// bordermatch.v1: a new RPC, or a new service, is found without anyone
+// listing it here.
+func descriptorMethods(t *testing.T) map[string]protoreflect.MethodDescriptor {
+	t.Helper()
+	out := map[string]protoreflect.MethodDescriptor{}
+	protoregistry.GlobalFiles.RangeFilesByPackage("bordermatch.v1", func(fd protoreflect.FileDescriptor) bool {
+		for i := range fd.Services().Len() {
+			sd := fd.Services().Get(i)
+			for j := range sd.Methods().Len() {
+				md := sd.Methods().Get(j)
+				out["/"+string(sd.FullName())+"/"+string(md.Name())] = md
 			}
 		}
+		return true
+	})
+	// The four services matchd serves must be among them (the pb import
+	// registered their files).
+	for _, svc := range []string{"Matcher", "Gates", "Admin", "Audit"} {
+		if _, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName("bordermatch.v1." + svc)); err != nil {
+			t.Fatalf("service bordermatch.v1.%s is not in the registry: %v", svc, err)
+		}
 	}
+	return out
+}
+
+// TestTableCoversDescriptors: every method of every bordermatch.v1 service
+// in the generated descriptors, unary and streaming, has an entry in the
+// role table, and admin may call it; every gRPC entry of the table names a
+// method that exists (in bordermatch.v1 or the health and reflection
+// services matchd registers).
+func TestTableCoversDescriptors(t *testing.T) {
+	methods := descriptorMethods(t)
+	var streaming int
+	for full, md := range methods {
+		if md.IsStreamingClient() || md.IsStreamingServer() {
+			streaming++
+		}
+		if _, ok := Methods[full]; !ok {
+			t.Errorf("%s is not in the role table", full)
+		}
+		if !Allowed(Methods, full, Admin) {
+			t.Errorf("admin may not call %s", full)
+		}
+	}
+	if len(methods) < 14 || streaming < 3 {
+		t.Errorf("found %d methods, %d streaming, in the descriptors: want the 14 of Matcher, Gates, Admin and Audit, 3 of them streaming", len(methods), streaming)
+	}
+	for full := range Methods {
+		if full == Pprof {
+			continue // an HTTP path of the metrics listener, not a gRPC method
+		}
+		svc, name, ok := strings.Cut(strings.TrimPrefix(full, "/"), "/")
+		if !ok || !strings.HasPrefix(full, "/") {
+			t.Errorf("role table entry %q is not a gRPC full method name", full)
+			continue
+		}
+		d, err := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(svc))
+		sd, isSvc := d.(protoreflect.ServiceDescriptor)
+		if err != nil || !isSvc {
+			t.Errorf("role table entry %s: no service %s in the descriptors (%v)", full, svc, err)
+			continue
+		}
+		if sd.Methods().ByName(protoreflect.Name(name)) == nil {
+			t.Errorf("role table entry %s: service %s has no method %s", full, svc, name)
+		}
+	}
+}
+
+// TestNotInTableDenied: a method missing from the role table is denied to
+// every role, and by the Guard to an admin, unary or streaming; so taking
+// any descriptor method out of the table shuts it.
+func TestNotInTableDenied(t *testing.T) {
+	ctx := peer.NewContext(context.Background(), &peer.Peer{Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1}})
+	for full, md := range descriptorMethods(t) {
+		table := maps.Clone(Methods)
+		delete(table, full)
+		for _, role := range []string{Gate, Officer, Admin, ""} {
+			if Allowed(table, full, role) {
+				t.Errorf("%s out of the table: role %q allowed", full, role)
+			}
+		}
+		// Insecure: the caller is an admin, so only the table refuses.
+		g := New(Config{Insecure: true, Methods: table, Logger: zerolog.Nop()})
+		var err error
+		called := false
+		if md.IsStreamingClient() || md.IsStreamingServer() {
+			err = g.Stream()(nil, fakeStream{ctx}, &grpc.StreamServerInfo{FullMethod: full}, func(any, grpc.ServerStream) error { called = true; return nil })
+		} else {
+			_, err = g.Unary()(ctx, nil, &grpc.UnaryServerInfo{FullMethod: full}, func(context.Context, any) (any, error) { called = true; return nil, nil })
+		}
+		if called || status.Code(err) != codes.PermissionDenied || !strings.Contains(status.Convert(err).Message(), "not in the role table") {
+			t.Errorf("%s out of the table: called %v, %v", full, called, err)
+		}
+		// With the table as it is, the same admin gets through.
+		g = New(Config{Insecure: true, Logger: zerolog.Nop()})
+		if md.IsStreamingClient() || md.IsStreamingServer() {
+			err = g.Stream()(nil, fakeStream{ctx}, &grpc.StreamServerInfo{FullMethod: full}, func(any, grpc.ServerStream) error { return nil })
+		} else {
+			_, err = g.Unary()(ctx, nil, &grpc.UnaryServerInfo{FullMethod: full}, func(context.Context, any) (any, error) { return nil, nil })
+		}
+		if err != nil {
+			t.Errorf("%s in the table, insecure admin: %v", full, err)
+		}
+	}
+}
+
+type fakeStream struct{ ctx context.Context }
+
+func (s fakeStream) Context() context.Context   { return s.ctx }
+func (fakeStream) SetHeader(metadata.MD) error  { return nil }
+func (fakeStream) SendHeader(metadata.MD) error { return nil }
+func (fakeStream) SetTrailer(metadata.MD)       {}
+func (fakeStream) SendMsg(any) error            { return nil }
+func (fakeStream) RecvMsg(any) error            { return nil }
+
+// TestTable: what each role may call, and anything else is denied.
+func TestTable(t *testing.T) {
 	for _, tc := range []struct {
 		method, role string
 		want         bool
@@ -80,6 +189,9 @@ func TestTable(t *testing.T) {
 		{"/bordermatch.v1.Matcher/DeleteSubject", Officer, false},
 		{"/bordermatch.v1.Matcher/GetSubject", Gate, false},
 		{"/bordermatch.v1.Gates/CaptureAndIdentify", Officer, false},
+		{"/bordermatch.v1.Gates/IdentifyFrames", Gate, true},
+		{"/bordermatch.v1.Admin/Backup", Officer, false},
+		{"/bordermatch.v1.Admin/Restore", Gate, false},
 		{"/bordermatch.v1.Audit/List", Officer, false},
 		{"/bordermatch.v1.Matcher/Identify", "", false},
 		{"/grpc.health.v1.Health/Check", "", true},
@@ -90,14 +202,6 @@ func TestTable(t *testing.T) {
 			t.Errorf("Allowed(%s, %q) = %v", tc.method, tc.role, got)
 		}
 	}
-}
-
-func names(ms []grpc.MethodDesc) []string {
-	out := make([]string, len(ms))
-	for i, m := range ms {
-		out[i] = m.MethodName
-	}
-	return out
 }
 
 func FuzzParseTokens(f *testing.F) {

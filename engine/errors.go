@@ -82,6 +82,8 @@ func kindOf(what string, err error) error {
 		kind = ErrInvalid
 	case errors.Is(err, store.ErrClosed):
 		kind = ErrUnavailable
+	case errors.As(err, new(*matcher.PanicError)):
+		kind = ErrInternal // a bug, not the disk
 	default:
 		// An unclassified error of the store or the disk under it: the
 		// gallery could not be read or written.

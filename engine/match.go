@@ -340,7 +340,7 @@ func (s *Engine) identify(ctx context.Context, p probe, q Query) (IdentifyResult
 	var order []string // candidates in the order found, for determinism
 	if p.face != nil {
 		res.Searched += int64(s.index.Len())
-		hits, err := s.searches.Search(p.face.t.Vector, matcher.SearchOptions{K: pool, Watchlists: lists})
+		hits, err := s.searches.Search(ctx, p.face.t.Vector, matcher.SearchOptions{K: pool, Watchlists: lists})
 		if err != nil {
 			return IdentifyResult{}, kindOf("face search", err)
 		}

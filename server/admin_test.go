@@ -35,6 +35,7 @@ type adminServer struct {
 	matcher pb.MatcherClient
 	admin   pb.AdminClient
 	svc     *Service
+	metrics *Metrics
 }
 
 // startAdminServer serves the Matcher and Admin services of a real Service
@@ -45,11 +46,17 @@ func startAdminServer(t *testing.T) *adminServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := newService(engine.Config{Store: st, Faces: sharedExtractor(t), Threshold: matcher.DefaultFaceThreshold, Logger: zerolog.Nop()})
+	var svc *Service // set before any scrape
+	m := NewMetrics(func() (int, int, int) {
+		st := svc.eng.Stats()
+		return st.FaceTemplates, st.FingerTemplates, st.Subjects
+	})
+	svc, err = newService(engine.Config{Store: st, Faces: sharedExtractor(t), Threshold: matcher.DefaultFaceThreshold, Logger: zerolog.Nop(),
+		ObserveSearchBatch: m.ObserveSearchBatch})
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs, _ := NewGRPCServer(svc, GRPCOptions{Logger: zerolog.Nop()})
+	gs, _ := NewGRPCServer(svc, GRPCOptions{Logger: zerolog.Nop(), Metrics: m})
 	pb.RegisterAdminServer(gs, NewAdmin(svc))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -61,7 +68,7 @@ func startAdminServer(t *testing.T) *adminServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close(); gs.GracefulStop(); st.Close() })
-	return &adminServer{matcher: pb.NewMatcherClient(conn), admin: pb.NewAdminClient(conn), svc: svc}
+	return &adminServer{matcher: pb.NewMatcherClient(conn), admin: pb.NewAdminClient(conn), svc: svc, metrics: m}
 }
 
 func randomFace(seed uint64) templates.Template {
@@ -223,7 +230,7 @@ func TestAdminBackupRestore(t *testing.T) {
 	}
 
 	// The RPCs were observed.
-	if c := testutil.CollectAndCount(rpcDuration, "bordermatch_rpc_duration_seconds"); c == 0 {
+	if c := testutil.CollectAndCount(dst.metrics.rpcDuration, "bordermatch_rpc_duration_seconds"); c == 0 {
 		t.Error("no RPC latencies recorded")
 	}
 }
@@ -237,15 +244,13 @@ func TestMetricsEndpoints(t *testing.T) {
 	if err := enrolRandom(t, srv.matcher, "m1", 1, 2); err != nil {
 		t.Fatal(err)
 	}
-	gallery.Store(srv.svc)
-	defer gallery.Store(nil)
 	sec := startSecure(t, access.Config{})
 	srvTLS, err := pki.ServerConfig(filepath.Join(sec.tls, pki.ServerFile), filepath.Join(sec.tls, pki.ServerKeyFile),
 		filepath.Join(sec.tls, pki.CAFile), true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := startMetrics(metricsConfig{Addr: "127.0.0.1:0", TLS: srvTLS, Pprof: true, Audit: sec.audit, Logger: zerolog.Nop()})
+	m, err := startMetrics(metricsConfig{Addr: "127.0.0.1:0", Metrics: srv.metrics, TLS: srvTLS, Pprof: true, Audit: sec.audit, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,8 +287,8 @@ func TestMetricsEndpoints(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
-	SetCaptureState("gate-3-camera", "ok")
-	SetCaptureState("gate-3-camera", "offline")
+	srv.metrics.SetCaptureState("gate-3-camera", "ok")
+	srv.metrics.SetCaptureState("gate-3-camera", "offline")
 	code, body := get(anon, "/metrics")
 	for _, want := range []string{
 		"bordermatch_gallery_face_templates 2",

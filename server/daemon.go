@@ -5,8 +5,10 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -22,19 +24,23 @@ import (
 	"github.com/bordermatch/bordermatch/templates"
 	"github.com/bordermatch/bordermatch/templates/face"
 	"github.com/bordermatch/bordermatch/templates/finger"
+	"github.com/bordermatch/bordermatch/templates/fpimage"
 )
 
-// Options are the settings of a matchd process.
+// Options are the settings of a matchd process. Start from DefaultOptions:
+// every field is used as it is (no zero stands for a default), and Validate
+// says which one is unusable.
 type Options struct {
 	Listen    string // host:port
 	DataDir   string // Badger directory
 	ModelsDir string // dlib model files
 	Detector  face.Detector
+	// Threshold is the face decision threshold on the cosine score (−1…1).
 	Threshold float32
-	// TargetFMR is the decision threshold as a false match rate: the
-	// fused-scale threshold (0: DefaultMaxFMR) and, when FaceThresholdFromFMR
-	// is set, also the face cosine threshold, looked up in the face
-	// calibration (Threshold is then ignored).
+	// TargetFMR is the decision threshold as a false match rate, in (0, 1):
+	// the fused-scale threshold and, when FaceThresholdFromFMR is set, also
+	// the face cosine threshold, looked up in the face calibration
+	// (Threshold is then ignored).
 	TargetFMR            float64
 	FaceThresholdFromFMR bool
 	// FaceCalibration and FingerCalibration are calibration files written by
@@ -42,15 +48,18 @@ type Options struct {
 	// ones.
 	FaceCalibration, FingerCalibration string
 	// FingerQualityFloor is the lowest fingerprint image quality (0-100)
-	// accepted at enrolment; 0 takes finger.DefaultQualityFloor, negative
-	// accepts any.
+	// accepted at enrolment, as given: 0 is no floor (every image is
+	// enrolled).
 	FingerQualityFloor int
 	// FingerDPI is the resolution assumed for fingerprint images that
-	// declare none and come without one (0: 500).
-	FingerDPI       int
+	// declare none and come without one (fpimage.MinDPI..MaxDPI).
+	FingerDPI int
+	// MaxMessageBytes bounds a request or response; MaxImagePixels an
+	// image, checked from its header before decoding.
 	MaxMessageBytes int
 	MaxImagePixels  int
-	// ShutdownGrace is how long a graceful stop waits for in-flight calls.
+	// ShutdownGrace is how long a graceful stop waits for in-flight calls;
+	// 0 stops them at once.
 	ShutdownGrace time.Duration
 	Logger        zerolog.Logger
 	// Ready, if set, is called with the bound address once the server accepts
@@ -69,8 +78,9 @@ type Options struct {
 	// TokensFile, if set, is a bearer token file (access.ParseTokens);
 	// client certificates are then optional at the handshake.
 	TokensFile string
-	// Per-caller limits (access.Config): calls per second, burst, calls in
-	// flight; 0: none.
+	// Per-caller limits (access.Config): calls per second (0: no limit),
+	// the burst above it (at least 1 when there is a rate limit), calls in
+	// flight (0: no limit).
 	RateLimit     float64
 	RateBurst     int
 	MaxConcurrent int
@@ -78,8 +88,6 @@ type Options struct {
 	// Gates are the e-gates whose cameras the Gates service reads; their
 	// sources are opened in the background once the server listens.
 	Gates []GateConfig
-	// OpenScanner opens a gate's fingerprint scanner (GatesOptions).
-	OpenScanner func(ctx context.Context, uri string) (Scanner, error)
 
 	// EncryptionKeyFile is the gallery's master key file (hex); empty takes
 	// BORDERMATCH_ENCRYPTION_KEY or DATA/master.key (see GalleryOptions).
@@ -98,6 +106,85 @@ type Options struct {
 	// gallery to the archive <DataDir>/audit/archive.jsonl (audit.Options);
 	// 0 keeps them all in the gallery.
 	AuditRetention time.Duration
+}
+
+// DefaultOptions are matchd's defaults, those of its flags.
+func DefaultOptions() Options {
+	return Options{
+		Listen:             "127.0.0.1:50051",
+		DataDir:            "./data",
+		ModelsDir:          "./models",
+		Detector:           face.DetectorHOG,
+		Threshold:          matcher.DefaultFaceThreshold,
+		TargetFMR:          engine.DefaultMaxFMR,
+		FingerQualityFloor: finger.DefaultQualityFloor,
+		FingerDPI:          finger.DefaultDPI,
+		MaxMessageBytes:    DefaultMaxMessageBytes,
+		MaxImagePixels:     face.DefaultMaxPixels,
+		ShutdownGrace:      10 * time.Second,
+		RateLimit:          50,
+		RateBurst:          100,
+		MaxConcurrent:      16,
+		PurgeInterval:      10 * time.Minute,
+	}
+}
+
+// OptionError is an unusable Options field, as Validate reports it. Main
+// reports it under the flag or environment variable that set the field.
+type OptionError struct {
+	Field string // the Options field, e.g. "FingerDPI"
+	Value any    // its value
+	Want  string // what would do, e.g. "250..2000"
+}
+
+func (e *OptionError) Error() string {
+	return fmt.Sprintf("server.Options.%s %v: want %s", e.Field, e.Value, e.Want)
+}
+
+// Validate reports the first unusable field of opt as an *OptionError.
+// Files are not read here: Serve reports a missing one.
+func (opt Options) Validate() error {
+	bad := func(field string, v any, want string) error { return &OptionError{Field: field, Value: v, Want: want} }
+	between := func(lo, hi float64) func(float64) bool {
+		return func(v float64) bool { return v >= lo && v <= hi }
+	}
+	switch {
+	case opt.Listen == "":
+		return bad("Listen", `""`, "a host:port address")
+	case opt.DataDir == "":
+		return bad("DataDir", `""`, "a directory")
+	case opt.ModelsDir == "":
+		return bad("ModelsDir", `""`, "a directory")
+	case opt.Detector != face.DetectorHOG && opt.Detector != face.DetectorCNN:
+		return bad("Detector", opt.Detector, "hog or cnn")
+	case !opt.FaceThresholdFromFMR && !between(-1, 1)(float64(opt.Threshold)):
+		return bad("Threshold", opt.Threshold, "a cosine score from -1 to 1")
+	case !(opt.TargetFMR > 0 && opt.TargetFMR < 1):
+		return bad("TargetFMR", opt.TargetFMR, "a rate between 0 and 1, e.g. 0.001")
+	case opt.FingerQualityFloor < 0 || opt.FingerQualityFloor > 100:
+		return bad("FingerQualityFloor", opt.FingerQualityFloor, "0 (no floor) to 100")
+	case !fpimage.PlausibleDPI(opt.FingerDPI):
+		return bad("FingerDPI", opt.FingerDPI, fmt.Sprintf("%d..%d", fpimage.MinDPI, fpimage.MaxDPI))
+	case opt.MaxMessageBytes <= 0:
+		return bad("MaxMessageBytes", opt.MaxMessageBytes, "a positive number of bytes")
+	case opt.MaxImagePixels <= 0:
+		return bad("MaxImagePixels", opt.MaxImagePixels, "a positive number of pixels")
+	case opt.ShutdownGrace < 0:
+		return bad("ShutdownGrace", opt.ShutdownGrace, "a duration such as 10s, or 0")
+	case !(opt.RateLimit >= 0) || math.IsInf(opt.RateLimit, 0):
+		return bad("RateLimit", opt.RateLimit, "calls per second, or 0 for no limit")
+	case opt.RateBurst < 0 || (opt.RateLimit > 0 && opt.RateBurst < 1):
+		return bad("RateBurst", opt.RateBurst, "at least 1 call with a rate limit")
+	case opt.MaxConcurrent < 0:
+		return bad("MaxConcurrent", opt.MaxConcurrent, "a number of calls, or 0 for no limit")
+	case opt.PurgeInterval < 0:
+		return bad("PurgeInterval", opt.PurgeInterval, "a duration such as 10m, or 0 for never")
+	case opt.AuditRetention < 0:
+		return bad("AuditRetention", opt.AuditRetention, "a duration such as 2160h, or 0 to keep all")
+	case opt.Pprof && opt.MetricsListen == "":
+		return bad("Pprof", opt.Pprof, "a MetricsListen address to serve it on")
+	}
+	return nil
 }
 
 // TLSDir is where matchd keeps its local CA and certificates, inside the
@@ -159,10 +246,10 @@ func btoi(b bool) int {
 // health turns NOT_SERVING, in-flight calls finish (up to ShutdownGrace), and
 // the store is closed so every acknowledged write is on disk.
 func Serve(ctx context.Context, opt Options) (err error) {
-	log := opt.Logger
-	if opt.ShutdownGrace <= 0 {
-		opt.ShutdownGrace = 10 * time.Second
+	if err := opt.Validate(); err != nil {
+		return err
 	}
+	log := opt.Logger
 	tlsCfg, acc, err := accessConfig(opt, log)
 	if err != nil {
 		return err
@@ -196,16 +283,27 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	defer auditLog.Close() // its retention passes stop before the store closes
 	// --- end audit trail wiring ---
 
-	var metrics *metricsServer
+	// This server's metrics. The gallery gauges read the Service once it
+	// has loaded (zeros until then).
+	var loaded atomic.Pointer[engine.Engine]
+	metrics := NewMetrics(func() (faces, fingers, subjects int) {
+		e := loaded.Load()
+		if e == nil {
+			return 0, 0, 0
+		}
+		st := e.Stats()
+		return st.FaceTemplates, st.FingerTemplates, st.Subjects
+	})
+	var metricsSrv *metricsServer
 	if opt.MetricsListen != "" {
 		// Before the models and the index load, so /readyz can say it is
 		// loading.
-		metrics, err = startMetrics(metricsConfig{Addr: opt.MetricsListen, TLS: tlsCfg, Pprof: opt.Pprof,
+		metricsSrv, err = startMetrics(metricsConfig{Addr: opt.MetricsListen, Metrics: metrics, TLS: tlsCfg, Pprof: opt.Pprof,
 			Access: *acc, Audit: auditLog, Logger: log})
 		if err != nil {
 			return err
 		}
-		defer metrics.close()
+		defer metricsSrv.close()
 	}
 	// The models and then the index load while /readyz says so.
 	faces, err := face.NewExtractor(face.Config{
@@ -220,7 +318,8 @@ func Serve(ctx context.Context, opt Options) (err error) {
 
 	cfg := engine.Config{
 		Store: st, Faces: faces, Threshold: opt.Threshold, MaxFMR: opt.TargetFMR, Logger: log,
-		Finger: finger.Config{QualityFloor: opt.FingerQualityFloor, DPI: opt.FingerDPI},
+		Finger:             finger.Config{QualityFloor: opt.FingerQualityFloor, DPI: opt.FingerDPI},
+		ObserveSearchBatch: metrics.ObserveSearchBatch,
 	}
 	for _, c := range []struct {
 		path string
@@ -265,8 +364,8 @@ func Serve(ctx context.Context, opt Options) (err error) {
 		return fmt.Errorf("listen on %s: %w", opt.Listen, err)
 	}
 	gs, hs := NewGRPCServer(svc, GRPCOptions{MaxMessageBytes: opt.MaxMessageBytes, Logger: log,
-		TLS: tlsCfg, Access: acc, Audit: auditLog})
-	gates, err := NewGates(svc, GatesOptions{Gates: opt.Gates, ModelsDir: opt.ModelsDir, OpenScanner: opt.OpenScanner, Logger: log})
+		TLS: tlsCfg, Access: acc, Audit: auditLog, Metrics: metrics})
+	gates, err := NewGates(svc, GatesOptions{Gates: opt.Gates, ModelsDir: opt.ModelsDir, CaptureState: metrics.SetCaptureState, Logger: log})
 	if err != nil {
 		lis.Close()
 		return err
@@ -277,7 +376,7 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	gates.Start()
 	pb.RegisterAdminServer(gs, NewAdmin(svc))
 	hs.SetServingStatus(pb.Admin_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
-	gallery.Store(svc)
+	loaded.Store(eng)
 	if opt.PurgeInterval > 0 {
 		stopPurge, purging := make(chan struct{}), make(chan struct{})
 		go func() { purgeLoop(st, opt.PurgeInterval, log, stopPurge); close(purging) }()
@@ -289,7 +388,7 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	log.Info().Str("listen", lis.Addr().String()).Bool("tls", tlsCfg != nil).Str("data", opt.DataDir).
 		Str("models", opt.ModelsDir).Float32("threshold", opt.Threshold).Float64("max_fmr", eng.MaxFMR()).
 		Int("templates", eng.IndexSize()).Int("gates", len(opt.Gates)).Msg("matchd serving")
-	metrics.setReady(true)
+	metricsSrv.setReady(true)
 	if opt.Ready != nil {
 		opt.Ready(lis.Addr())
 	}
@@ -301,7 +400,7 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	}
 	log.Info().Msg("shutting down: finishing in-flight calls")
 	hs.Shutdown() // every service NOT_SERVING
-	metrics.setReady(false)
+	metricsSrv.setReady(false)
 	stopped := make(chan struct{})
 	go func() { gs.GracefulStop(); close(stopped) }()
 	select {

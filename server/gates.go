@@ -185,6 +185,9 @@ type GatesOptions struct {
 	// OpenScanner opens a gate's scanner; nil reports configured scanners
 	// as not wired.
 	OpenScanner func(ctx context.Context, uri string) (Scanner, error)
+	// CaptureState, if set, is told every state a gate's camera enters,
+	// by gate id (Metrics.SetCaptureState).
+	CaptureState func(source, state string)
 	// ModelsDir holds the landmark model of the best-shot selector
 	// (face.ModelFiles).
 	ModelsDir string
@@ -252,6 +255,9 @@ func NewGates(svc *Service, opt GatesOptions) (*Gates, error) {
 		maxStreamDuration: cmp.Or(opt.MaxStreamDuration, DefaultMaxStreamDuration),
 	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
+	if opt.CaptureState == nil {
+		opt.CaptureState = func(string, string) {}
+	}
 	for _, c := range opt.Gates {
 		if c.Lookback == 0 {
 			c.Lookback = DefaultLookback
@@ -267,6 +273,7 @@ func NewGates(svc *Service, opt GatesOptions) (*Gates, error) {
 			state:    pb.SourceState_SOURCE_STATE_CONNECTING,
 			since:    time.Now(),
 			newFrame: make(chan struct{}),
+			setState: opt.CaptureState,
 		}
 		g.gates[c.ID] = gt
 		g.ids = append(g.ids, c.ID)
@@ -361,6 +368,7 @@ type gate struct {
 
 	scanner      Scanner
 	scannerState string
+	setState     func(source, state string) // GatesOptions.CaptureState
 	// observe, when set before Start, sees every frame's seq and read
 	// time (the latency benchmark).
 	observe func(seq uint64, at time.Time)
@@ -402,9 +410,9 @@ func (gt *gate) run(ctx context.Context) {
 	for {
 		// The metric is labelled with the gate id, never the source URI,
 		// which may carry a password.
-		SetCaptureState(gt.cfg.ID, capture.StateConnecting.String())
+		gt.setState(gt.cfg.ID, capture.StateConnecting.String())
 		s, err := capture.Open(ctx, gt.cfg.Source, capture.Options{FPS: gt.cfg.FPS, Loop: loop,
-			OnState: func(st capture.Status) { SetCaptureState(gt.cfg.ID, st.State.String()) }})
+			OnState: func(st capture.Status) { gt.setState(gt.cfg.ID, st.State.String()) }})
 		if ctx.Err() != nil {
 			if s != nil {
 				s.Close()
@@ -424,7 +432,7 @@ func (gt *gate) run(ctx context.Context) {
 		gt.lastErr = gt.scrub(err.Error())
 		if errors.Is(err, capture.ErrBadURI) {
 			gt.permanent = true
-			SetCaptureState(gt.cfg.ID, capture.StateFailed.String())
+			gt.setState(gt.cfg.ID, capture.StateFailed.String())
 			gt.state = pb.SourceState_SOURCE_STATE_FAILED
 			gt.since = time.Now()
 			gt.mu.Unlock()

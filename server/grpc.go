@@ -48,6 +48,8 @@ type GRPCOptions struct {
 	// Audit, if set, records the audited calls and every refused call, and
 	// is served as the bordermatch.v1.Audit service.
 	Audit *audit.Log
+	// Metrics, if set, records every call's latency.
+	Metrics *Metrics
 }
 
 // NewGRPCServer returns a gRPC server with the Matcher service, the standard
@@ -62,6 +64,7 @@ func NewGRPCServer(svc *Service, opt GRPCOptions) (*grpc.Server, *health.Server)
 	if opt.MaxMessageBytes <= 0 {
 		opt.MaxMessageBytes = DefaultMaxMessageBytes
 	}
+	observeUnary, observeStream := opt.Metrics.Interceptors()
 	unary := []grpc.UnaryServerInterceptor{observeUnary, logUnary(opt.Logger)}
 	stream := []grpc.StreamServerInterceptor{observeStream, logStream(opt.Logger)}
 	var rec *audit.Recorder

@@ -29,96 +29,140 @@ import (
 	"github.com/bordermatch/bordermatch/audit"
 )
 
-// Prometheus metrics, served with /livez, /readyz and (with --pprof) pprof
-// on matchd's metrics listener (--metrics-listen), apart from the gRPC port,
-// with TLS unless --insecure.
-// One registry per process: a matchd process serves one gallery.
-var (
-	Registry = prometheus.NewRegistry()
+// Metrics are one server's Prometheus metrics, in a registry of its own, so
+// that two servers in one process (tests, benchmarks) do not share gauges.
+// Serve makes one and serves it on the metrics listener (--metrics-listen),
+// apart from the gRPC port, with /livez, /readyz and (with --pprof) pprof.
+// A nil *Metrics records nothing.
+type Metrics struct {
+	reg *prometheus.Registry
 
-	rpcDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
-		Name: "bordermatch_rpc_duration_seconds",
-		Help: "Latency of gRPC calls by method and status code.",
-		// 0.5 ms (a cached 1:1) to 30 s (an enrolment of many photos, a
-		// restore's wait).
-		Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 14),
-	}, []string{"rpc", "code"})
+	rpcDuration  *prometheus.HistogramVec
+	captureState *prometheus.GaugeVec
+	searchBatch  prometheus.Histogram
 
-	// captureState is set by the capture package through SetCaptureState.
-	captureState = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "bordermatch_capture_source_state",
-		Help: "Capture sources (gate cameras, scanners): 1 for the state each source is in, 0 for states it was in before.",
-	}, []string{"source", "state"})
+	captureMu     sync.Mutex
+	captureStates map[string]string // source → current state
+}
 
-	searchBatch = prometheus.NewHistogram(prometheus.HistogramOpts{
-		Name:    "bordermatch_face_search_batch_probes",
-		Help:    "Face probes per scan of the face index: concurrent identifications of the same options share a scan.",
-		Buckets: []float64{1, 2, 4, 8, 16, 24, 32},
-	})
+// GallerySizes reports the size of a gallery for the gallery gauges: face
+// and finger templates in the search indexes, and subjects with at least
+// one searchable template. It is called at every scrape; it may be called
+// before the gallery has loaded and must then report zeros.
+type GallerySizes func() (faces, fingers, subjects int)
 
-	// gallery is the service whose gallery sizes are reported.
-	gallery atomic.Pointer[Service]
-)
-
-func init() {
-	size := func(name, help string, f func(*Service) int) prometheus.Collector {
-		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
-			if s := gallery.Load(); s != nil {
-				return float64(f(s))
-			}
-			return 0
-		})
+// NewMetrics returns the metrics of one server, whose gallery sizes sizes
+// reports (nil: none are reported).
+func NewMetrics(sizes GallerySizes) *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		rpcDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "bordermatch_rpc_duration_seconds",
+			Help: "Latency of gRPC calls by method and status code.",
+			// 0.5 ms (a cached 1:1) to 30 s (an enrolment of many photos, a
+			// restore's wait).
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2.5, 14),
+		}, []string{"rpc", "code"}),
+		captureState: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bordermatch_capture_source_state",
+			Help: "Capture sources (gate cameras, scanners): 1 for the state each source is in, 0 for states it was in before.",
+		}, []string{"source", "state"}),
+		searchBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "bordermatch_face_search_batch_probes",
+			Help:    "Face probes per scan of the face index: concurrent identifications of the same options share a scan.",
+			Buckets: []float64{1, 2, 4, 8, 16, 24, 32},
+		}),
+		captureStates: map[string]string{},
 	}
-	Registry.MustRegister(
+	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		rpcDuration, captureState, searchBatch,
-		size("bordermatch_gallery_face_templates", "Face templates in the search index.", func(s *Service) int { return s.eng.Stats().FaceTemplates }),
-		size("bordermatch_gallery_finger_templates", "Finger templates in the search index.", func(s *Service) int { return s.eng.Stats().FingerTemplates }),
-		size("bordermatch_gallery_subjects", "Subjects with at least one searchable template.", func(s *Service) int { return s.eng.Stats().Subjects }),
+		m.rpcDuration, m.captureState, m.searchBatch,
 	)
-}
-
-var (
-	captureMu     sync.Mutex
-	captureStates = map[string]string{} // source → current state
-)
-
-// SetCaptureState records that a capture source (a camera or scanner name)
-// is now in state ("ok", "degraded", "offline", … as the capture package
-// defines them): bordermatch_capture_source_state{source,state} becomes 1 and
-// the source's previous state 0. Safe for concurrent use; its signature fits
-// a plain callback, so the capture package need not import this one.
-func SetCaptureState(source, state string) {
-	captureMu.Lock()
-	defer captureMu.Unlock()
-	if prev, ok := captureStates[source]; ok && prev != state {
-		captureState.WithLabelValues(source, prev).Set(0)
+	if sizes != nil {
+		m.reg.MustRegister(gallerySizes{sizes})
 	}
-	captureStates[source] = state
-	captureState.WithLabelValues(source, state).Set(1)
+	return m
 }
 
-func observeSearchBatch(probes int) { searchBatch.Observe(float64(probes)) }
+// Registry is the registry the metrics are in, to gather them or to add
+// more.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-// observeUnary and observeStream record every call's latency in
-// bordermatch_rpc_duration_seconds.
-var observeUnary, observeStream = observeRPCs()
+// Handler serves the metrics in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler { return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}) }
 
-func observeRPCs() (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
+// SetCaptureState records that a capture source (a gate id) is now in state
+// ("ok", "degraded", "offline", … as the capture package defines them):
+// bordermatch_capture_source_state{source,state} becomes 1 and the source's
+// previous state 0. Safe for concurrent use; it is the gates' callback
+// (GatesOptions.CaptureState).
+func (m *Metrics) SetCaptureState(source, state string) {
+	if m == nil {
+		return
+	}
+	m.captureMu.Lock()
+	defer m.captureMu.Unlock()
+	if prev, ok := m.captureStates[source]; ok && prev != state {
+		m.captureState.WithLabelValues(source, prev).Set(0)
+	}
+	m.captureStates[source] = state
+	m.captureState.WithLabelValues(source, state).Set(1)
+}
+
+// ObserveSearchBatch records the number of face probes one scan of the face
+// index served (matcher.Coalescer.Observe).
+func (m *Metrics) ObserveSearchBatch(probes int) {
+	if m != nil {
+		m.searchBatch.Observe(float64(probes))
+	}
+}
+
+// Interceptors return the gRPC interceptors that record every call's
+// latency in bordermatch_rpc_duration_seconds (nil Metrics: pass-through).
+func (m *Metrics) Interceptors() (grpc.UnaryServerInterceptor, grpc.StreamServerInterceptor) {
 	unary := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		start := time.Now()
 		resp, err := handler(ctx, req)
-		rpcDuration.WithLabelValues(info.FullMethod, status.Code(err).String()).Observe(time.Since(start).Seconds())
+		m.observeRPC(info.FullMethod, start, err)
 		return resp, err
 	}
 	stream := func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 		start := time.Now()
 		err := handler(srv, ss)
-		rpcDuration.WithLabelValues(info.FullMethod, status.Code(err).String()).Observe(time.Since(start).Seconds())
+		m.observeRPC(info.FullMethod, start, err)
 		return err
 	}
 	return unary, stream
+}
+
+func (m *Metrics) observeRPC(method string, start time.Time, err error) {
+	if m != nil {
+		m.rpcDuration.WithLabelValues(method, status.Code(err).String()).Observe(time.Since(start).Seconds())
+	}
+}
+
+// gallerySizes is the collector of the gallery gauges: one call of the
+// callback a scrape.
+type gallerySizes struct{ sizes GallerySizes }
+
+var gallerySizeDescs = [3]*prometheus.Desc{
+	prometheus.NewDesc("bordermatch_gallery_face_templates", "Face templates in the search index.", nil, nil),
+	prometheus.NewDesc("bordermatch_gallery_finger_templates", "Finger templates in the search index.", nil, nil),
+	prometheus.NewDesc("bordermatch_gallery_subjects", "Subjects with at least one searchable template.", nil, nil),
+}
+
+func (gallerySizes) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range gallerySizeDescs {
+		ch <- d
+	}
+}
+
+func (g gallerySizes) Collect(ch chan<- prometheus.Metric) {
+	faces, fingers, subjects := g.sizes()
+	for i, v := range [3]int{faces, fingers, subjects} {
+		ch <- prometheus.MustNewConstMetric(gallerySizeDescs[i], prometheus.GaugeValue, float64(v))
+	}
 }
 
 // metricsServer is the HTTP side: /metrics, /livez, /readyz and, when
@@ -132,6 +176,8 @@ type metricsServer struct {
 // metricsConfig configures the metrics listener.
 type metricsConfig struct {
 	Addr string
+	// Metrics are served on /metrics; nil: NewMetrics(nil), with no gallery.
+	Metrics *Metrics
 	// TLS is the gRPC listener's configuration; the metrics listener serves
 	// the same certificate, with client certificates optional so that
 	// Prometheus and probes without one can read /metrics, /livez and
@@ -153,7 +199,10 @@ const PprofMethod = access.Pprof
 func startMetrics(cfg metricsConfig) (*metricsServer, error) {
 	m := &metricsServer{}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(Registry, promhttp.HandlerOpts{}))
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	mux.Handle("/metrics", cfg.Metrics.Handler())
 	mux.HandleFunc("/livez", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if !m.ready.Load() {

@@ -358,5 +358,25 @@ func TestMetricsListener(t *testing.T) {
 		t.Errorf("pprof audit records: %q", got)
 	}
 	mustCLI(t, d.addr, "audit", "verify")
+
+	// The server's own metrics: its gallery, its calls and its face scans.
+	mustCLI(t, d.addr, "add", "--id", "jimin", "--photo", photo("idols/jimin/4.jpg"))
+	mustCLI(t, d.addr, "search", "--photo", photo("idols/jimin/4.jpg"))
+	resp, err := anon.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		"bordermatch_gallery_face_templates 1\n",
+		"bordermatch_gallery_subjects 1\n",
+		`bordermatch_rpc_duration_seconds_count{code="OK",rpc="/bordermatch.v1.Matcher/Enroll"} 1` + "\n",
+		"bordermatch_face_search_batch_probes_count 1\n",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 	d.stop(t)
 }

@@ -278,6 +278,24 @@ func TestBadFlags(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "make models") {
 		t.Fatalf("missing models: %v %s", err, out)
 	}
+	// A bad value from the environment names the variable; the command
+	// line wins over it. Both are usage errors (exit 2).
+	cmd = exec.Command(filepath.Join(binDir, "matchd"))
+	cmd.Env = append(os.Environ(), "BORDERMATCH_FINGER_DPI=20")
+	out, err = cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), `BORDERMATCH_FINGER_DPI="20"`) {
+		t.Errorf("BORDERMATCH_FINGER_DPI=20: %v %s", err, out)
+	}
+	cmd = exec.Command(filepath.Join(binDir, "matchd"), "--finger-dpi", "30")
+	cmd.Env = append(os.Environ(), "BORDERMATCH_FINGER_DPI=20")
+	out, err = cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !strings.Contains(string(out), `--finger-dpi "30"`) {
+		t.Errorf("--finger-dpi 30 over BORDERMATCH_FINGER_DPI=20: %v %s", err, out)
+	}
+	out, err = exec.Command(filepath.Join(binDir, "matchd"), "--help").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "[$BORDERMATCH_FINGER_DPI] (default 500)") {
+		t.Errorf("matchd --help: %v %s", err, out)
+	}
 }
 
 // TestTargetFMR starts matchd with a calibration table and a target FMR and
