@@ -63,7 +63,7 @@ type FeedConfig struct {
 	// OnState, when set, is called with the feed's status whenever its
 	// state changes: an open attempt starts or fails, the source connects,
 	// reconnects, fails or ends, the reader stops. It is called from the
-	// feed's goroutines and must not block or call the Feed.
+	// feed's goroutines, without the feed's lock held, and must not block.
 	OnState func(FeedStatus)
 	// OnFrame, when set, sees every frame's seq and read time as it
 	// arrives, from the reader goroutine (latency measurements).
