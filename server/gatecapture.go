@@ -213,7 +213,6 @@ func noFaceDetail(frames int, d time.Duration, reject string) string {
 // identifyShot extracts the shot's face and identifies it. A nil response
 // with a detail means the extractor found no face where the selector did.
 func (g *Gates) identifyShot(ctx context.Context, shot pickedShot, q identifyQuery) (*pb.IdentifyResponse, string, error) {
-	// The lead re-points these two calls at the engine.
 	face, err := g.svc.faces.Extract(shot.jpeg, templates.ExtractOptions{TakeLargest: true})
 	if errors.Is(err, templates.ErrNoFace) {
 		return nil, fmt.Sprintf("the best shot (frame %d) gave no face to the extractor: %v", shot.seq, err), nil
