@@ -142,6 +142,9 @@ type Query struct {
 	MaxFMR    *float64
 }
 
+// MaxQueryWatchlists bounds the watchlists one identification names.
+const MaxQueryWatchlists = 64
+
 // Validate checks a query before any extraction is paid for, and fills in
 // the default TopK. Identify calls it; services call it first to refuse a
 // bad request before reading its samples.
@@ -152,9 +155,14 @@ func (q *Query) Validate() error {
 	case q.TopK < 0 || q.TopK > MaxTopK:
 		return invalid("top_k %d outside 1..%d", q.TopK, MaxTopK)
 	}
+	if len(q.Watchlists) > MaxQueryWatchlists {
+		return invalid("watchlists: %d named, at most %d", len(q.Watchlists), MaxQueryWatchlists)
+	}
 	for _, l := range q.Watchlists {
-		if l == "" {
-			return invalid("watchlists: an empty watchlist name")
+		// A name the store refuses could match no subject: say so
+		// rather than answer "no hit".
+		if err := store.ValidWatchlist(l); err != nil {
+			return kindOf("watchlists", err)
 		}
 	}
 	if q.Threshold != nil && q.MaxFMR != nil {

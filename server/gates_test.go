@@ -193,7 +193,7 @@ func TestGates(t *testing.T) {
 		// Nothing listens on port 1: the stream is retried, Unavailable.
 		{ID: "3", Source: "rtsp://user:secret@127.0.0.1:1/stream"},
 		// A scheme capture does not read: FailedPrecondition, not retried.
-		{ID: "4", Source: "ftp://cam4/stream", Scanner: "fprint:0"},
+		{ID: "4", Source: "ftp://cam4/stream"},
 		// The traveller walking up to the gate, in a video file.
 		{ID: "5", Source: gateVideo},
 	}, nil)
@@ -288,6 +288,11 @@ func TestGates(t *testing.T) {
 		wantStatus(t, err, codes.InvalidArgument, "top_k")
 		_, err = srv.gates.CaptureAndIdentify(ctx, &pb.CaptureAndIdentifyRequest{})
 		wantStatus(t, err, codes.InvalidArgument, "gate")
+		thr, fmr := float32(0.5), 1e-4
+		_, err = srv.gates.CaptureAndIdentify(ctx, &pb.CaptureAndIdentifyRequest{Gate: "1", Threshold: &thr, MaxFmr: &fmr})
+		wantStatus(t, err, codes.InvalidArgument, "threshold", "max_fmr", "not both")
+		_, err = srv.gates.CaptureAndIdentify(ctx, &pb.CaptureAndIdentifyRequest{Gate: "1", Watchlists: []string{"ok", "no good"}})
+		wantStatus(t, err, codes.InvalidArgument, "watchlists", `"no good"`)
 	})
 	t.Run("status", func(t *testing.T) {
 		r, err := srv.gates.GateStatus(ctx, &pb.GateStatusRequest{})
@@ -310,7 +315,7 @@ func TestGates(t *testing.T) {
 			t.Errorf("gate 3: %v", g3)
 		}
 		if g4.State != pb.SourceState_SOURCE_STATE_FAILED || !strings.Contains(g4.LastError, "unsupported scheme") ||
-			g4.Scanner != "fprint:0" || !strings.Contains(g4.ScannerState, "not wired") {
+			g4.Scanner != "" || g4.ScannerState != "" {
 			t.Errorf("gate 4: %v", g4)
 		}
 		for _, g := range r.Gates {
@@ -455,6 +460,11 @@ func TestIdentifyFrames(t *testing.T) {
 	t.Run("bad settings", func(t *testing.T) {
 		_, _, err := sendFrames(t, srv.gates, &pb.IdentifyFramesRequest{TopK: -1}, blank)
 		wantStatus(t, err, codes.InvalidArgument, "top_k")
+		fmr := 2.0
+		_, _, err = sendFrames(t, srv.gates, &pb.IdentifyFramesRequest{MaxFmr: &fmr}, blank)
+		wantStatus(t, err, codes.InvalidArgument, "max_fmr")
+		_, _, err = sendFrames(t, srv.gates, &pb.IdentifyFramesRequest{Watchlists: []string{""}}, blank)
+		wantStatus(t, err, codes.InvalidArgument, "watchlists")
 	})
 }
 
@@ -496,7 +506,6 @@ func TestGatesConfig(t *testing.T) {
 gates:
   - id: 3
     source: rtsp://cam3/stream
-    scanner: fprint:0
     lookback: 1500ms
     max_captures: 4
   - id: desk-a
@@ -507,22 +516,28 @@ gates:
 		t.Fatal(err)
 	}
 	if len(gs) != 2 || gs[0].ID != "3" || gs[0].Lookback != 1500*time.Millisecond || gs[0].MaxCaptures != 4 ||
-		gs[0].Scanner != "fprint:0" || gs[1].Loop == nil || *gs[1].Loop {
+		gs[1].Loop == nil || *gs[1].Loop {
 		t.Fatalf("%+v", gs)
 	}
 	if _, err := ReadGatesFile(write("json.json", `{"gates":[{"id":"1","source":"v4l2:0"}]}`)); err != nil {
 		t.Errorf("JSON: %v", err)
 	}
-	for name, text := range map[string]string{
-		"typo.yaml":   "gates:\n  - id: 1\n    sorce: rtsp://x\n",
-		"twice.yaml":  "gates:\n  - {id: 1, source: a}\n  - {id: 1, source: b}\n",
-		"nosrc.yaml":  "gates:\n  - {id: 1}\n",
-		"badid.yaml":  "gates:\n  - {id: 'gate 1', source: a}\n",
-		"range.yaml":  "gates:\n  - {id: 1, source: a, lookback: 1h}\n",
-		"broken.yaml": "gates: [",
+	// Each error names the gate and the bad field.
+	for name, c := range map[string]struct{ text, want string }{
+		"typo.yaml":     {"gates:\n  - id: 1\n    sorce: rtsp://x\n", "field sorce not found"},
+		"twice.yaml":    {"gates:\n  - {id: 1, source: a}\n  - {id: 1, source: b}\n", "gate 1 is configured twice"},
+		"nosrc.yaml":    {"gates:\n  - {id: 1}\n", "gate 1: source"},
+		"badid.yaml":    {"gates:\n  - {id: 'gate 1', source: a}\n", `gate id "gate 1"`},
+		"range.yaml":    {"gates:\n  - {id: 1, source: a, lookback: 1h}\n", "gate 1: lookback 1h0m0s outside"},
+		"neglook.yaml":  {"gates:\n  - {id: 1, source: a, lookback: -1s}\n", "gate 1: lookback -1s outside"},
+		"negfps.yaml":   {"gates:\n  - {id: 1, source: a, fps: -1}\n", "gate 1: fps -1 outside"},
+		"captures.yaml": {"gates:\n  - {id: 1, source: a, max_captures: -1}\n", "gate 1: max_captures -1 outside"},
+		"scanner.yaml":  {"gates:\n  - {id: 3, source: a, scanner: 'fprint:0'}\n", "gate 3: scanner: fingerprint scanners at gates are not supported yet"},
+		"broken.yaml":   {"gates: [", "gates file"},
 	} {
-		if _, err := ReadGatesFile(write(name, text)); err == nil {
-			t.Errorf("%s: no error", name)
+		_, err := ReadGatesFile(write(name, c.text))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an error naming %q", name, err, c.want)
 		} else {
 			t.Logf("%s: %v", name, err)
 		}
@@ -570,9 +585,7 @@ func BenchmarkGateFaceToAnswer(b *testing.B) {
 		// Start on the first faceless frames of a cycle.
 		var seq uint64
 		for {
-			gt.mu.Lock()
-			seq = gt.latest.Seq
-			gt.mu.Unlock()
+			seq = gt.feed.Status().Latest
 			if seq > 0 && (seq-1)%cycle < 2 {
 				break
 			}

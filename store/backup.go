@@ -395,7 +395,7 @@ func checkEntry(key, val []byte, sub *Subject, tpl *templates.Template) error {
 	case bytes.HasPrefix(key, []byte(watchlistPrefix)):
 		k := key[len(watchlistPrefix):]
 		i := bytes.IndexByte(k, '/')
-		if i <= 0 || validWatchlist(string(k[:i])) != nil || validID(string(k[i+1:])) != nil {
+		if i <= 0 || ValidWatchlist(string(k[:i])) != nil || validID(string(k[i+1:])) != nil {
 			return fmt.Errorf("malformed watchlist key %q", key)
 		}
 		if len(val) != 0 {

@@ -52,7 +52,7 @@ func (s *Store) List(opt ListOptions) ([]Subject, string, error) {
 		size = MaxPageSize
 	}
 	if opt.Watchlist != "" {
-		if err := validWatchlist(opt.Watchlist); err != nil {
+		if err := ValidWatchlist(opt.Watchlist); err != nil {
 			return nil, "", err
 		}
 	}
@@ -166,7 +166,7 @@ func decodePageToken(tok string) (list, lastID string, err error) {
 		return bad("truncated")
 	}
 	list, lastID = string(b[2:2+n]), string(b[2+n:])
-	if list != "" && validWatchlist(list) != nil {
+	if list != "" && ValidWatchlist(list) != nil {
 		return bad("bad watchlist name")
 	}
 	if validID(lastID) != nil {

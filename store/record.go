@@ -64,7 +64,9 @@ func validID(id string) error {
 	return nil
 }
 
-func validWatchlist(name string) error {
+// ValidWatchlist checks a watchlist name as enrolments and searches need it:
+// 1..MaxWatchlistName bytes of [A-Za-z0-9._-]. Its error wraps ErrInvalid.
+func ValidWatchlist(name string) error {
 	if len(name) == 0 || len(name) > MaxWatchlistName {
 		return invalid("watchlist name must be 1..%d bytes, got %d", MaxWatchlistName, len(name))
 	}
@@ -105,7 +107,7 @@ func prepare(sub Subject) (Subject, [][]byte, error) {
 		}
 	}
 	for _, w := range sub.Watchlists {
-		if err := validWatchlist(w); err != nil {
+		if err := ValidWatchlist(w); err != nil {
 			return Subject{}, nil, err
 		}
 	}

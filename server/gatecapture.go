@@ -1,0 +1,245 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/bordermatch/bordermatch/capture"
+	"github.com/bordermatch/bordermatch/engine"
+	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
+	"github.com/bordermatch/bordermatch/templates"
+)
+
+// CaptureAndIdentify's wait for a face.
+const (
+	DefaultMaxWait = 3 * time.Second
+	MaxMaxWait     = 30 * time.Second
+)
+
+// CaptureAndIdentify implements pb.GatesServer.
+func (g *Gates) CaptureAndIdentify(ctx context.Context, req *pb.CaptureAndIdentifyRequest) (*pb.CaptureAndIdentifyResponse, error) {
+	start := time.Now()
+	gt, err := g.gate(req.GetGate())
+	if err != nil {
+		return nil, err
+	}
+	q, err := queryOf(req.GetTopK(), req.Threshold, req.MaxFmr, req.GetWatchlists())
+	if err != nil {
+		return nil, err
+	}
+	wait := DefaultMaxWait
+	if d := req.GetMaxWait(); d != nil {
+		if err := d.CheckValid(); err != nil || d.AsDuration() < 0 || d.AsDuration() > MaxMaxWait {
+			return nil, status.Errorf(codes.InvalidArgument, "max_wait %v outside 0..%v", d.AsDuration(), MaxMaxWait)
+		}
+		if d.AsDuration() > 0 {
+			wait = d.AsDuration()
+		}
+	}
+	lookback := gt.cfg.Lookback
+	if d := req.GetLookback(); d != nil {
+		if err := d.CheckValid(); err != nil || d.AsDuration() < 0 || d.AsDuration() > lookback {
+			return nil, status.Errorf(codes.InvalidArgument, "lookback %v outside 0..%v (gate %s keeps %v)", d.AsDuration(), lookback, gt.cfg.ID, lookback)
+		}
+		if d.AsDuration() > 0 {
+			lookback = d.AsDuration()
+		}
+	}
+	if req.GetFreshFramesOnly() {
+		lookback = 0
+	}
+	select {
+	case gt.slots <- struct{}{}:
+		defer func() { <-gt.slots }()
+	default:
+		gt.refused.Add(1)
+		return nil, status.Errorf(codes.ResourceExhausted, "gate %s: %d captures are already running (max_captures)", gt.cfg.ID, cap(gt.slots))
+	}
+	if err := gt.captureErr(); err != nil {
+		gt.failed.Add(1)
+		return nil, err
+	}
+	// Leave part of the caller's deadline to the extraction and search.
+	end := start.Add(wait)
+	if dl, ok := ctx.Deadline(); ok {
+		if e := dl.Add(-time.Until(dl) / 5); e.Before(end) {
+			end = e
+		}
+	}
+	wctx, cancel := context.WithDeadline(ctx, end)
+	defer cancel()
+
+	w, err := g.selector.newWindow()
+	if err != nil {
+		return nil, err
+	}
+	defer w.close()
+	var lastReject string
+	offer := func(f capture.Frame) error {
+		t0 := time.Now()
+		face, reject, err := g.assess(wctx, w, f)
+		gt.log.Debug().Uint64("seq", f.Seq).Bool("face", face).Str("reject", reject).Dur("took", time.Since(t0)).Msg("frame assessed")
+		f.Close()
+		if err != nil {
+			return err
+		}
+		if !face && reject != "" {
+			lastReject = reject
+		}
+		return nil
+	}
+
+	// The frames read before the call, newest first: the traveller is most
+	// likely still in front of the camera.
+	history, callSeq := gt.feed.Lookback(start.Add(-lookback))
+	if lookback == 0 {
+		history = nil
+	}
+	var werr error
+	for _, seq := range history {
+		if w.targetReached() && !req.GetFullWindow() {
+			break
+		}
+		f, ok := gt.feed.Clone(seq)
+		if !ok {
+			continue // left the lookback meanwhile
+		}
+		if werr = offer(f); werr != nil {
+			break
+		}
+	}
+	// Then the frames that arrive, the newest each time the selector is
+	// ready for one, until the source stops.
+	seen := callSeq
+	for werr == nil && (!w.targetReached() || req.GetFullWindow()) {
+		f, err := gt.feed.Newer(wctx, seen)
+		if errors.Is(err, capture.ErrStopped) || errors.Is(err, capture.ErrClosed) {
+			break
+		}
+		if err != nil {
+			werr = err
+			break
+		}
+		seen = f.Seq
+		werr = offer(f)
+	}
+	if werr != nil && ctx.Err() != nil {
+		gt.failed.Add(1)
+		return nil, ctx.Err()
+	}
+	if werr != nil && !errors.Is(werr, context.DeadlineExceeded) {
+		gt.failed.Add(1)
+		return nil, status.Errorf(codes.Internal, "gate %s: assessing frames: %v", gt.cfg.ID, werr)
+	}
+	shot, ok, err := w.best()
+	if err != nil {
+		gt.failed.Add(1)
+		return nil, status.Errorf(codes.Internal, "gate %s: %v", gt.cfg.ID, err)
+	}
+	resp := &pb.CaptureAndIdentifyResponse{Gate: gt.cfg.ID}
+	frames := w.frames()
+	if !ok {
+		if frames == 0 {
+			gt.failed.Add(1)
+			if err := gt.captureErr(); err != nil {
+				return nil, err
+			}
+			st := gt.status()
+			return nil, status.Errorf(codes.Unavailable, "gate %s: source %s gave no frame in %v (%s%s)", gt.cfg.ID, gt.feed.Name(),
+				time.Since(start).Round(time.Millisecond), strings.TrimPrefix(st.State.String(), "SOURCE_STATE_"), prefixed(": ", st.LastError))
+		}
+		gt.noFace.Add(1)
+		resp.Outcome = pb.CaptureOutcome_CAPTURE_OUTCOME_NO_FACE
+		resp.Shot = &pb.Shot{FramesAssessed: int32(frames)}
+		resp.Detail = noFaceDetail(frames, time.Since(start), lastReject)
+	} else {
+		res, detail, err := g.identifyShot(ctx, shot, q)
+		if err != nil {
+			gt.failed.Add(1)
+			return nil, err
+		}
+		resp.Shot = shotProto(shot, req.GetReturnImage())
+		resp.Shot.BeforeCall = shot.seq <= callSeq
+		if res == nil {
+			gt.noFace.Add(1)
+			resp.Outcome = pb.CaptureOutcome_CAPTURE_OUTCOME_NO_FACE
+			resp.Detail = detail
+		} else {
+			gt.identified.Add(1)
+			resp.Outcome = pb.CaptureOutcome_CAPTURE_OUTCOME_IDENTIFIED
+			resp.Result = res
+			resp.Detail = fmt.Sprintf("face of quality %.2f from frame %d, %d candidates", shot.quality.GetScore(), shot.seq, len(res.Candidates))
+		}
+	}
+	resp.Elapsed = durationpb.New(time.Since(start))
+	gt.log.Info().Str("outcome", resp.Outcome.String()).Int("frames", frames).
+		Dur("elapsed", time.Since(start)).Str("detail", resp.Detail).Msg("gate capture")
+	return resp, nil
+}
+
+// assess offers a frame to a window, holding one of the assessment slots.
+func (g *Gates) assess(ctx context.Context, w *shotWindow, f capture.Frame) (bool, string, error) {
+	select {
+	case g.slots <- struct{}{}:
+	case <-ctx.Done():
+		return false, "", ctx.Err()
+	}
+	defer func() { <-g.slots }()
+	return w.offer(f)
+}
+
+func prefixed(p, s string) string {
+	if s == "" {
+		return ""
+	}
+	return p + s
+}
+
+func noFaceDetail(frames int, d time.Duration, reject string) string {
+	s := fmt.Sprintf("no usable face in %d frames (%v)", frames, d.Round(time.Millisecond))
+	if reject != "" {
+		s += "; last face seen: " + reject
+	}
+	return s
+}
+
+// identifyShot extracts the shot's face and identifies it. A nil response
+// with a detail means the extractor found no face where the selector did.
+func (g *Gates) identifyShot(ctx context.Context, shot pickedShot, q engine.Query) (*pb.IdentifyResponse, string, error) {
+	res, err := g.svc.eng.Identify(ctx, engine.IdentifyRequest{
+		Probe: engine.Probe{Sample: &engine.Sample{FaceImage: shot.jpeg}, TakeLargestFace: true},
+		Query: q,
+	})
+	if errors.Is(err, templates.ErrNoFace) {
+		return nil, fmt.Sprintf("the best shot (frame %d) gave no face to the extractor: %v", shot.seq, err), nil
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("best shot: %w", err)
+	}
+	return identifyProto(res), "", nil
+}
+
+func shotProto(s pickedShot, image bool) *pb.Shot {
+	p := &pb.Shot{
+		FrameSeq:       s.seq,
+		FrameTime:      timestamppb.New(s.time),
+		Quality:        s.quality,
+		FramesAssessed: int32(s.frames),
+		FaceFrames:     int32(s.faceFrames),
+	}
+	if !s.firstFace.IsZero() {
+		p.FirstFaceTime = timestamppb.New(s.firstFace)
+	}
+	if image {
+		p.Image = s.jpeg
+	}
+	return p
+}
