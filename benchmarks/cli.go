@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bordermatch/bordermatch/benchmarks/errrate"
 	"github.com/bordermatch/bordermatch/templates/face"
 	"github.com/bordermatch/bordermatch/templates/finger"
 )
@@ -224,7 +225,7 @@ func (c *cli) summary(r Report) {
 	fmt.Fprintf(c.stdout, ", FTE %s\n", pct(r.FTE))
 }
 
-func short(op OperatingPoint) string {
+func short(op errrate.OperatingPoint) string {
 	if !op.Measurable {
 		return "not measurable"
 	}
