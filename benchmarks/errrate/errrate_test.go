@@ -526,3 +526,27 @@ func BenchmarkDET(b *testing.B) {
 		DET(gen, imp)
 	}
 }
+
+// The cases the accuracy tests' own EER helpers (now gone) were checked
+// on, with the interpolated EER and its threshold.
+func TestEERKnownValues(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		gen, imp []float64
+		eer, thr float64
+	}{
+		{"separated", []float64{0.9, 0.8, 0.7}, []float64{0.1, 0.2, 0.3}, 0, 0.7},
+		{"reversed", []float64{0.1, 0.2}, []float64{0.8, 0.9}, 1, 0.8},
+		// At 0.6: FMR 1/2 (0.6 matches), FNMR 1/2 (0.5 does not).
+		{"half", []float64{0.5, 0.9}, []float64{0.1, 0.6}, 0.5, 0.6},
+		// FVC's ghost: a failed extraction scores 0 against everything.
+		// At 0.4: FMR 1/4 (0.5), FNMR 1/4 (0); at 0.5: FMR 1/4, FNMR 2/4 —
+		// so the rates meet at 0.4.
+		{"ghost", []float64{0, 0.4, 0.7, 0.8}, []float64{0, 0.1, 0.2, 0.5}, 0.25, 0.4},
+	} {
+		eer, thr, ok := EER(c.gen, c.imp)
+		if !ok || !same(eer, c.eer) || !same(thr, c.thr) {
+			t.Errorf("%s: EER %v at %v (ok %v), want %v at %v", c.name, eer, thr, ok, c.eer, c.thr)
+		}
+	}
+}
