@@ -52,10 +52,16 @@ type SearchSpeedResult struct {
 	BatchProbesPerSec float64       `json:"batch_probes_per_sec"` // probes in batches of Batch
 	// BytesPerSec is the index bytes a single-probe search reads (ScanBytes)
 	// divided by its median time; ReadBandwidth is the machine's streaming
-	// read on the same threads, measured here; BandwidthFrac their ratio.
-	BytesPerSec   float64 `json:"bytes_per_sec"`
-	ReadBandwidth float64 `json:"read_bandwidth"`
-	BandwidthFrac float64 `json:"bandwidth_frac"`
+	// read from memory on all cores with the widest loads (ReadBandwidth);
+	// BandwidthFrac their ratio. When the scanned bytes fit in the
+	// last-level cache (FitsInCache), the scan reads from the cache, not
+	// from memory, and BandwidthFrac may exceed 1.
+	BytesPerSec   float64   `json:"bytes_per_sec"`
+	ReadBandwidth float64   `json:"read_bandwidth"`
+	BandwidthFrac float64   `json:"bandwidth_frac"`
+	ReadProbe     ReadProbe `json:"read_probe"`
+	ScanBytes     int64     `json:"scan_bytes"`
+	FitsInCache   bool      `json:"fits_in_cache"`
 	// Top10Agree is the fraction of probes whose top-K subject ids, in
 	// order, equal those of an exact brute-force search (float64 sums),
 	// counting as equal two subjects whose exact scores are within
@@ -116,8 +122,8 @@ func SearchSpeed(ctx context.Context, opt SearchSpeedOptions, progress io.Writer
 		progress = io.Discard
 	}
 	threads := runtime.GOMAXPROCS(0)
-	bw := ReadBandwidth(threads, 256<<20)
-	fmt.Fprintf(progress, "scale: read bandwidth %.1f GB/s on %d threads\n", bw/1e9, threads)
+	bw := ReadBandwidth()
+	fmt.Fprintf(progress, "scale: %s\n", bw)
 
 	var out []SearchSpeedResult
 	for _, n := range opt.Sizes {
@@ -133,8 +139,8 @@ func SearchSpeed(ctx context.Context, opt SearchSpeedOptions, progress io.Writer
 	return out, nil
 }
 
-func searchSpeed(ctx context.Context, opt SearchSpeedOptions, n, threads int, bw float64, progress io.Writer) (SearchSpeedResult, error) {
-	res := SearchSpeedResult{N: n, Dim: opt.Dim, Threads: threads, ReadBandwidth: bw}
+func searchSpeed(ctx context.Context, opt SearchSpeedOptions, n, threads int, bw ReadProbe, progress io.Writer) (SearchSpeedResult, error) {
+	res := SearchSpeedResult{N: n, Dim: opt.Dim, Threads: threads, ReadBandwidth: bw.BytesPerSec, ReadProbe: bw}
 	d, k := opt.Dim, opt.TopK
 	gallery, probes := speedVectors(opt.Seed, n, opt.Probes, d)
 	ids := make([]string, n)
@@ -182,8 +188,15 @@ func searchSpeed(ctx context.Context, opt SearchSpeedOptions, n, threads int, bw
 	res.ProbeP95 = lat[len(lat)*95/100]
 	res.ProbeP99 = lat[len(lat)*99/100]
 	res.ProbesPerSec = float64(opt.Probes) / total.Seconds()
-	res.BytesPerSec = float64(ix.ScanBytes()) / res.ProbeP50.Seconds()
-	res.BandwidthFrac = res.BytesPerSec / bw
+	res.ScanBytes = int64(ix.ScanBytes())
+	res.BytesPerSec = float64(res.ScanBytes) / res.ProbeP50.Seconds()
+	res.BandwidthFrac = res.BytesPerSec / bw.BytesPerSec
+	res.FitsInCache = bw.LLCBytes > 0 && res.ScanBytes <= bw.LLCBytes
+	where := "does not fit in"
+	if res.FitsInCache {
+		where = "fits in"
+	}
+	fmt.Fprintf(progress, "scale: n=%d the scan's %.0f MB %s the %s last-level cache\n", n, float64(res.ScanBytes)/1e6, where, bw.llc())
 
 	// Batches.
 	batch := make([][]float32, 0, opt.Batch)
@@ -414,55 +427,6 @@ func sameIDs(hits []matcher.Hit, rows []int, scores []float64, gallery, probe []
 		}
 	}
 	return true
-}
-
-// readSink keeps the bandwidth loop's sums alive.
-var readSink uint64
-
-// ReadBandwidth measures the machine's streaming read bandwidth in bytes
-// per second: threads goroutines each sum their share of a buffer of size
-// bytes (much larger than the caches) with the widest loads the CPU has,
-// best of three passes.
-func ReadBandwidth(threads, size int) float64 {
-	buf := make([]uint64, size/8)
-	for i := range buf {
-		buf[i] = uint64(i)
-	}
-	best := 0.0
-	for range 3 {
-		var wg sync.WaitGroup
-		chunk := len(buf) / threads
-		sums := make([]uint64, threads)
-		t0 := time.Now()
-		for w := range threads {
-			wg.Go(func() { sums[w] = streamXor(buf[w*chunk : (w+1)*chunk]) })
-		}
-		wg.Wait()
-		el := time.Since(t0).Seconds()
-		for _, s := range sums {
-			readSink += s
-		}
-		best = max(best, float64(chunk*threads*8)/el)
-	}
-	return best
-}
-
-// streamXorGo XORs b's words together, reading it once: the reference
-// for streamXor's kernels.
-func streamXorGo(b []uint64) uint64 {
-	var s0, s1, s2, s3 uint64
-	i := 0
-	for ; i+8 <= len(b); i += 8 {
-		c := b[i : i+8 : i+8]
-		s0 ^= c[0] ^ c[4]
-		s1 ^= c[1] ^ c[5]
-		s2 ^= c[2] ^ c[6]
-		s3 ^= c[3] ^ c[7]
-	}
-	for ; i < len(b); i++ {
-		s0 ^= b[i]
-	}
-	return s0 ^ s1 ^ s2 ^ s3
 }
 
 type faissResult struct {
