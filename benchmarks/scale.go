@@ -27,6 +27,12 @@ import (
 //go:embed faiss_bench.py
 var faissScript []byte
 
+// faissMaxN is the largest gallery FAISS is run on: above it the float32
+// gallery is written to a file and held again by Python and by FAISS's
+// index (three copies of n×dim×4 bytes: 15 GB at 10M × 128), beside this
+// process's own float32 gallery and index.
+const faissMaxN = 2_000_000
+
 // SearchSpeedOptions configures SearchSpeed. Zero fields take the defaults
 // noted.
 type SearchSpeedOptions struct {
@@ -76,8 +82,9 @@ type SearchSpeedResult struct {
 	FAISSSQ8Batch       time.Duration `json:"faiss_sq8_batch"`
 	FAISSTop10Agree     float64       `json:"faiss_top10_agree"` // exact ids, no tie tolerance
 	FAISSVersion        string        `json:"faiss_version,omitempty"`
-	ProbeSpeedupVsFAISS float64       `json:"probe_speedup_vs_faiss"` // FAISS flat single / ours single
-	BatchSpeedupVsFAISS float64       `json:"batch_speedup_vs_faiss"` // FAISS flat batch / ours batch, per probe
+	FAISSSkipped        string        `json:"faiss_skipped,omitempty"` // why FAISS did not run at this size
+	ProbeSpeedupVsFAISS float64       `json:"probe_speedup_vs_faiss"`  // FAISS flat single / ours single
+	BatchSpeedupVsFAISS float64       `json:"batch_speedup_vs_faiss"`  // FAISS flat batch / ours batch, per probe
 	// LoadTime is the time to add the N vectors to an empty index.
 	LoadTime time.Duration `json:"load_time"`
 	// BytesPerTemplate is the Go heap the index holds, per vector, measured
@@ -227,7 +234,11 @@ func searchSpeed(ctx context.Context, opt SearchSpeedOptions, n, threads int, bw
 	}
 	res.Top10Agree = float64(agree) / float64(len(got))
 
-	if opt.FAISS {
+	if opt.FAISS && n > faissMaxN {
+		res.FAISSSkipped = fmt.Sprintf("n=%d is above %d: FAISS would need the float32 gallery (%.1f GB) in a file, in Python and in its index, beside this process's own",
+			n, faissMaxN, float64(n)*float64(d)*4/1e9)
+		fmt.Fprintf(progress, "scale: n=%d FAISS skipped: %s\n", n, res.FAISSSkipped)
+	} else if opt.FAISS {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
