@@ -27,6 +27,29 @@ import (
 //go:embed faiss_bench.py
 var faissScript []byte
 
+// sourceMinN is the smallest gallery whose index re-scores through a
+// VectorSource over the generator's rows instead of holding its own f32
+// copy: 10M × 128 would otherwise need 5 GB twice over.
+const sourceMinN = 5_000_000
+
+// galleryRows is a matcher.VectorSource over speedVectors' gallery: subject
+// "g<row>" has the one vector at that row.
+type galleryRows struct {
+	v []float32
+	d int
+}
+
+func (g galleryRows) Vectors(ids []string, fn func(i int, v []float32)) error {
+	for i, id := range ids {
+		row, err := strconv.Atoi(strings.TrimPrefix(id, "g"))
+		if err != nil || row < 0 || (row+1)*g.d > len(g.v) {
+			continue
+		}
+		fn(i, g.v[row*g.d:(row+1)*g.d])
+	}
+	return nil
+}
+
 // faissMaxN is the largest gallery FAISS is run on: above it the float32
 // gallery is written to a file and held again by Python and by FAISS's
 // index (three copies of n×dim×4 bytes: 15 GB at 10M × 128), beside this
@@ -85,6 +108,10 @@ type SearchSpeedResult struct {
 	FAISSSkipped        string        `json:"faiss_skipped,omitempty"` // why FAISS did not run at this size
 	ProbeSpeedupVsFAISS float64       `json:"probe_speedup_vs_faiss"`  // FAISS flat single / ours single
 	BatchSpeedupVsFAISS float64       `json:"batch_speedup_vs_faiss"`  // FAISS flat batch / ours batch, per probe
+	// VectorSource is true when the index re-scored from the generator's
+	// f32 rows through a matcher.VectorSource, as matchd does from its
+	// store, rather than from an f32 copy of its own (n >= 5,000,000).
+	VectorSource bool `json:"vector_source"`
 	// LoadTime is the time to add the N vectors to an empty index.
 	LoadTime time.Duration `json:"load_time"`
 	// BytesPerTemplate is the Go heap the index holds, per vector, measured
@@ -160,6 +187,12 @@ func searchSpeed(ctx context.Context, opt SearchSpeedOptions, n, threads int, bw
 	runtime.ReadMemStats(&before)
 	start := time.Now()
 	ix := matcher.NewIndex(d)
+	if n >= sourceMinN {
+		// As matchd does from Badger: the index keeps the int8 codes, and
+		// re-scores from the generator's rows instead of its own f32 copy.
+		ix = matcher.NewIndexWithSource(d, galleryRows{gallery, d})
+		res.VectorSource = true
+	}
 	ix.Reserve(n, n)
 	for i := range n {
 		if err := ix.Add(matcher.Entry{SubjectID: ids[i], Vector: gallery[i*d : (i+1)*d]}); err != nil {
@@ -170,7 +203,11 @@ func searchSpeed(ctx context.Context, opt SearchSpeedOptions, n, threads int, bw
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	res.BytesPerTemplate = float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n)
-	fmt.Fprintf(progress, "scale: n=%d built in %v, %.0f heap bytes per template\n", n, res.LoadTime.Round(time.Millisecond), res.BytesPerTemplate)
+	src := ""
+	if res.VectorSource {
+		src = " (f32 rows re-scored from a VectorSource, not held by the index)"
+	}
+	fmt.Fprintf(progress, "scale: n=%d built in %v, %.0f heap bytes per template%s\n", n, res.LoadTime.Round(time.Millisecond), res.BytesPerTemplate, src)
 
 	// Single probes, one after another, after one warm-up search.
 	opts := matcher.SearchOptions{K: k}
