@@ -36,16 +36,17 @@ func (p ReadProbe) llc() string {
 // ReadBandwidth measures how fast all cores together read memory: GOMAXPROCS
 // goroutines each stream their own slice of a buffer of 4× the last-level
 // cache (at least 256 MiB; 1 GiB when the cache size is unknown) with the
-// widest loads the CPU has, best of ten passes (a pass is a few milliseconds,
-// easily disturbed on a shared machine). This is the ceiling for a
-// scan of a gallery too big for the cache.
+// widest loads the CPU has: the best of at least ten passes and a second
+// of them (a pass is a few milliseconds, easily disturbed on a shared
+// machine). This is the ceiling for a scan of a gallery too big for the
+// cache.
 func ReadBandwidth() ReadProbe {
 	llc := lastLevelCache("/sys/devices/system/cpu/cpu0/cache")
 	size := int64(1 << 30)
 	if llc > 0 {
 		size = max(4*llc, 256<<20)
 	}
-	p := readBandwidth(runtime.GOMAXPROCS(0), size, 10)
+	p := readBandwidth(runtime.GOMAXPROCS(0), size, 10, time.Second)
 	p.LLCBytes = llc
 	return p
 }
@@ -53,7 +54,8 @@ func ReadBandwidth() ReadProbe {
 // readSink keeps the bandwidth loop's sums alive.
 var readSink uint64
 
-func readBandwidth(threads int, size int64, passes int) ReadProbe {
+// readBandwidth runs passes passes, and more until minTime has passed.
+func readBandwidth(threads int, size int64, passes int, minTime time.Duration) ReadProbe {
 	words := int(size / 8 / int64(threads))
 	bufs := make([][]uint64, threads)
 	var wg sync.WaitGroup
@@ -69,7 +71,7 @@ func readBandwidth(threads int, size int64, passes int) ReadProbe {
 	wg.Wait()
 	best := 0.0
 	sums := make([]uint64, threads)
-	for range passes {
+	for pass, begin := 0, time.Now(); pass < passes || time.Since(begin) < minTime; pass++ {
 		start := make(chan struct{})
 		var ready sync.WaitGroup
 		ready.Add(threads)

@@ -35,7 +35,7 @@ func TestStreamXorMatchesGo(t *testing.T) {
 // The probe reads every core's slice and reports a rate a machine can have.
 func TestReadBandwidthPlausible(t *testing.T) {
 	threads := runtime.GOMAXPROCS(0)
-	p := readBandwidth(threads, 64<<20, 2)
+	p := readBandwidth(threads, 64<<20, 2, 0)
 	t.Logf("%v", p)
 	if !(p.BytesPerSec > 1e8 && p.BytesPerSec < 1e13) || p.Threads != threads || p.BufferBytes < 63<<20 || p.Loads == "" {
 		t.Errorf("implausible probe: %+v", p)
