@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bordermatch/bordermatch/benchmarks/errrate"
 	"github.com/bordermatch/bordermatch/templates/face"
 	"github.com/bordermatch/bordermatch/templates/finger"
 )
@@ -224,7 +225,7 @@ func (c *cli) summary(r Report) {
 	fmt.Fprintf(c.stdout, ", FTE %s\n", pct(r.FTE))
 }
 
-func short(op OperatingPoint) string {
+func short(op errrate.OperatingPoint) string {
 	if !op.Measurable {
 		return "not measurable"
 	}
@@ -383,7 +384,11 @@ func (c *cli) speedCmd() *cobra.Command {
   - 1:1 comparisons per second on all cores;
   - 1:N search at each --gallery size over a seeded synthetic gallery:
     single-probe latency p50/p95/p99 and throughput, batched throughput,
-    and, with --faiss, FAISS (Debian's python3-faiss) on the same vectors.
+    and, with --faiss, FAISS (Debian's python3-faiss) on the same vectors
+    (up to 2,000,000 vectors; larger sizes run without it). The machine's
+    read bandwidth from memory (all cores, widest loads) is measured first,
+    and each size's report says whether its scan fits in the last-level
+    cache.
 Without --data only the 1:N part runs.`,
 		Args: usage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -436,7 +441,7 @@ Without --data only the 1:N part runs.`,
 	f.IntSliceVar(&c.gallery, "gallery", []int{10_000, 100_000}, "1:N gallery sizes (comma-separated; none: --gallery '')")
 	f.IntVar(&c.probes, "probes", 0, "1:N probes per gallery size (default: the measurement's own)")
 	f.IntVar(&c.batch, "batch", 0, "probes per batch for batched throughput (default: the measurement's own)")
-	f.BoolVar(&c.faiss, "faiss", false, "also run FAISS (python3-faiss) on the same vectors, side by side")
+	f.BoolVar(&c.faiss, "faiss", false, "also run FAISS (python3-faiss) on the same vectors, side by side (gallery sizes up to 2,000,000)")
 	f.StringVar(&c.python, "python", "", "Python interpreter with faiss, for --faiss (default /usr/bin/python3, Debian's)")
 	return cmd
 }

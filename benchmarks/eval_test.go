@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/bordermatch/bordermatch/benchmarks/errrate"
 )
 
 // grey is a real, if crude, modality for testing the evaluations' counting:
@@ -111,7 +113,7 @@ func TestVerificationProtocols(t *testing.T) {
 		}
 		// Every genuine pair is within 11 grey levels, every impostor pair
 		// at least 38 apart, so the sets separate: EER 0.
-		if eer, _, ok := EER(res.Genuine, res.Impostor); !ok || eer != 0 {
+		if eer, _, ok := errrate.EER(res.Genuine, res.Impostor); !ok || eer != 0 {
 			t.Errorf("%s: EER %v ok=%v, want 0", tc.proto, eer, ok)
 		}
 	}
@@ -148,7 +150,7 @@ func TestVerificationFailuresScoreAsNonMatches(t *testing.T) {
 		t.Errorf("-Inf scores: %d genuine %d impostor, want 2 and 6", inf(res.Genuine), inf(res.Impostor))
 	}
 	// Two of nine genuine comparisons can never match.
-	if got := FNMR(res.Genuine, -1e9); math.Abs(got-2.0/9) > 1e-12 {
+	if got := errrate.FNMR(res.Genuine, -1e9); math.Abs(got-2.0/9) > 1e-12 {
 		t.Errorf("FNMR at the lowest threshold %v, want 2/9", got)
 	}
 }

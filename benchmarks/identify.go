@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
+
+	"github.com/bordermatch/bordermatch/benchmarks/errrate"
 )
 
 // IdentifyOptions configure EvaluateIdentification.
@@ -37,7 +39,7 @@ type IdentifyResult struct {
 	// Mated has one outcome per probe whose identity is enrolled, searched
 	// against the whole gallery; NonMated one per probe, searched against
 	// the gallery without its identity (see EvaluateIdentification).
-	Mated, NonMated []SearchOutcome
+	Mated, NonMated []errrate.SearchOutcome
 	// Genuine and Impostor are the probe-against-gallery comparison scores
 	// (mate and non-mates), for score distributions and a 1:1 DET.
 	Genuine, Impostor []float64
@@ -113,7 +115,7 @@ func EvaluateIdentification(ctx context.Context, mod Modality, samples []Sample,
 	// Score every probe against the gallery, on all cores; each worker
 	// keeps its own outcomes, in probe order within its share.
 	type out struct {
-		mated, nonMated   SearchOutcome
+		mated, nonMated   errrate.SearchOutcome
 		genuine, impostor []float64
 		miss              string
 	}
@@ -124,8 +126,8 @@ func EvaluateIdentification(ctx context.Context, mod Modality, samples []Sample,
 		o := &outs[pi]
 		defer sbar.add(1)
 		if !x.ok(i) {
-			o.mated = SearchOutcome{Mated: true, MateScore: math.Inf(-1), TopNonMateScore: math.Inf(-1)}
-			o.nonMated = SearchOutcome{MateScore: math.Inf(-1), TopNonMateScore: math.Inf(-1)}
+			o.mated = errrate.SearchOutcome{Mated: true, MateScore: math.Inf(-1), TopNonMateScore: math.Inf(-1)}
+			o.nonMated = errrate.SearchOutcome{MateScore: math.Inf(-1), TopNonMateScore: math.Inf(-1)}
 			return nil, nil
 		}
 		mate, top, topID := math.Inf(-1), math.Inf(-1), ""
@@ -151,8 +153,8 @@ func EvaluateIdentification(ctx context.Context, mod Modality, samples []Sample,
 		if rank > opt.MaxRank {
 			rank = 0 // not on the candidate list
 		}
-		o.mated = SearchOutcome{Mated: true, MateRank: rank, MateScore: mate, TopNonMateScore: top}
-		o.nonMated = SearchOutcome{MateScore: math.Inf(-1), TopNonMateScore: top}
+		o.mated = errrate.SearchOutcome{Mated: true, MateRank: rank, MateScore: mate, TopNonMateScore: top}
+		o.nonMated = errrate.SearchOutcome{MateScore: math.Inf(-1), TopNonMateScore: top}
 		if rank != 1 {
 			o.miss = fmt.Sprintf("%s → %s (%.4f; mate %.4f)", all[i].Path, topID, top, mate)
 		}
@@ -180,7 +182,7 @@ func EvaluateIdentification(ctx context.Context, mod Modality, samples []Sample,
 
 // Searches is every search outcome, mated and non-mated, as the
 // identification metrics take them.
-func (r IdentifyResult) Searches() []SearchOutcome {
+func (r IdentifyResult) Searches() []errrate.SearchOutcome {
 	return append(slices.Clip(r.Mated), r.NonMated...)
 }
 
@@ -190,5 +192,5 @@ func (r IdentifyResult) Rank1() float64 {
 	if len(r.Mated) == 0 {
 		return 0
 	}
-	return CMC(r.Mated, 1)[0]
+	return errrate.CMC(r.Mated, 1)[0]
 }

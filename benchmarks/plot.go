@@ -15,6 +15,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/bordermatch/bordermatch/benchmarks/errrate"
 )
 
 // Plot size: 800×600 pixels at vgimg's 96 dpi.
@@ -31,7 +33,7 @@ const (
 // DETCurve is one system's DET curve for PlotDET.
 type DETCurve struct {
 	Label  string
-	Points []DETPoint
+	Points []errrate.DETPoint
 	EER    float64 // NaN: no EER marked
 }
 

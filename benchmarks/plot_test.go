@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/bordermatch/bordermatch/benchmarks/errrate"
 )
 
 var plotDir = flag.String("plots", "", "also write the test plots to this directory, to look at them")
@@ -46,40 +48,40 @@ func TestPlots(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
 	gen, imp := synthetic(r, 2000, 200000)
 	gen[0], imp[0] = math.Inf(-1), math.NaN() // failures are counted, not drawn
-	eer, thr, _ := EER(gen, imp)
+	eer, thr, _ := errrate.EER(gen, imp)
 	// A better system: the same genuine scores against impostors further away.
 	imp2 := make([]float64, len(imp))
 	for i, v := range imp {
 		imp2[i] = v - 0.05
 	}
-	eer2, _, _ := EER(gen, imp2)
+	eer2, _, _ := errrate.EER(gen, imp2)
 	// A perfect one: EER 0, FNMR and FMR reach 0 (drawn at the edges).
-	sep := DET([]float64{0.9, 0.95, 0.97}, []float64{0.1, 0.2, 0.3, 0.4})
+	sep := errrate.DET([]float64{0.9, 0.95, 0.97}, []float64{0.1, 0.2, 0.3, 0.4})
 
-	var s []SearchOutcome
+	var s []errrate.SearchOutcome
 	for i := range 300 {
 		rank := 1
 		if r.IntN(10) == 0 {
 			rank = r.IntN(25) // 0: not returned
 		}
-		s = append(s, SearchOutcome{Mated: true, MateRank: rank, MateScore: 0.95, TopNonMateScore: 0.8})
+		s = append(s, errrate.SearchOutcome{Mated: true, MateRank: rank, MateScore: 0.95, TopNonMateScore: 0.8})
 		_ = i
 	}
-	cmc := CMC(s, 20)
+	cmc := errrate.CMC(s, 20)
 
 	for _, c := range []struct {
 		name string
 		plot func(path string) error
 	}{
 		{"det.png", func(p string) error {
-			return PlotDET(p, "DET: synthetic scores", DETCurve{"dlib-like", DET(gen, imp), eer})
+			return PlotDET(p, "DET: synthetic scores", DETCurve{"dlib-like", errrate.DET(gen, imp), eer})
 		}},
 		{"det-compare.png", func(p string) error {
 			return PlotDET(p, "DET: three systems",
-				DETCurve{"dlib-like", DET(gen, imp), eer},
-				DETCurve{"impostors -0.05", DET(gen, imp2), eer2},
+				DETCurve{"dlib-like", errrate.DET(gen, imp), eer},
+				DETCurve{"impostors -0.05", errrate.DET(gen, imp2), eer2},
 				DETCurve{"separated", sep, 0},
-				DETCurve{"no EER", DET(gen, imp2), math.NaN()})
+				DETCurve{"no EER", errrate.DET(gen, imp2), math.NaN()})
 		}},
 		{"scores.png", func(p string) error {
 			return PlotScores(p, "Scores: synthetic", gen, imp, thr)
@@ -88,7 +90,7 @@ func TestPlots(t *testing.T) {
 			return PlotScores(p, "Scores, one of each", []float64{0.9}, []float64{0.5}, math.NaN())
 		}},
 		{"cmc.png", func(p string) error {
-			return PlotCMC(p, "CMC: synthetic", CMCCurve{"run A", cmc}, CMCCurve{"run B", CMC(s[:100], 20)})
+			return PlotCMC(p, "CMC: synthetic", CMCCurve{"run A", cmc}, CMCCurve{"run B", errrate.CMC(s[:100], 20)})
 		}},
 		{"cmc-short.png", func(p string) error {
 			return PlotCMC(p, "CMC: perfect, 3 ranks", CMCCurve{"perfect", []float64{1, 1, 1}})
@@ -116,7 +118,7 @@ func TestPlotErrors(t *testing.T) {
 		{"no scores", PlotScores(p, "t", []float64{math.Inf(-1)}, nil, 0.5), "no finite scores"},
 		{"no CMC curves", PlotCMC(p, "t"), "no curves"},
 		{"empty CMC curve", PlotCMC(p, "t", CMCCurve{Label: "e"}), `"e" has no ranks`},
-		{"NaN CMC", PlotCMC(p, "t", CMCCurve{Label: "n", Rates: CMC(nil, 3)}), "rank 1 is NaN"},
+		{"NaN CMC", PlotCMC(p, "t", CMCCurve{Label: "n", Rates: errrate.CMC(nil, 3)}), "rank 1 is NaN"},
 		{"unwritable", PlotCMC(filepath.Join(dir, "missing", "x.png"), "t", CMCCurve{"a", []float64{1}}), "missing"},
 	} {
 		if c.err == nil || !strings.Contains(c.err.Error(), c.want) {
@@ -145,8 +147,8 @@ func TestLogTicks(t *testing.T) {
 // A million impostor scores, as a real evaluation produces.
 func BenchmarkPlotDET(b *testing.B) {
 	gen, imp := synthetic(rand.New(rand.NewPCG(1, 2)), 10000, 1000000)
-	p := DET(gen, imp)
-	eer, _, _ := EER(gen, imp)
+	p := errrate.DET(gen, imp)
+	eer, _, _ := errrate.EER(gen, imp)
 	path := filepath.Join(b.TempDir(), "det.png")
 	for b.Loop() {
 		if err := PlotDET(path, "bench", DETCurve{"a", p, eer}); err != nil {

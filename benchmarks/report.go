@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bordermatch/bordermatch/benchmarks/errrate"
 )
 
 // The operating points every report states: FNMR at these FMRs (1:1) and
@@ -106,26 +108,26 @@ type Report struct {
 	EERThreshold *float64 `json:"eer_threshold"`
 	// FNMRAtFMR is keyed by the FMR ("0.001"); null where the impostor
 	// count is below 3/FMR (see OperatingPoints for the detail).
-	FNMRAtFMR       map[string]*float64 `json:"fnmr_at_fmr"`
-	OperatingPoints []OperatingPoint    `json:"operating_points"`
+	FNMRAtFMR       map[string]*float64      `json:"fnmr_at_fmr"`
+	OperatingPoints []errrate.OperatingPoint `json:"operating_points"`
 	// AtDefaultThreshold is the rates at the engine's default threshold.
 	AtDefaultThreshold Rates    `json:"at_default_threshold"`
 	Genuine            Scores   `json:"genuine_scores"`
 	Impostor           Scores   `json:"impostor_scores"`
 	DPrime             *float64 `json:"d_prime"`
 	// DET is the curve, thinned to a few hundred points.
-	DET []DETPoint `json:"det"`
+	DET []errrate.DETPoint `json:"det"`
 
 	// Identification only.
-	Rank1            *float64            `json:"rank1,omitempty"`
-	CMC              []float64           `json:"cmc,omitempty"`
-	FNIRAtFPIR       map[string]*float64 `json:"fnir_at_fpir,omitempty"`
-	FNIRPoints       []OperatingPoint    `json:"fnir_points,omitempty"`
-	FNIRRank         int                 `json:"fnir_rank,omitempty"`
-	FTA              *float64            `json:"fta,omitempty"`
-	GallerySize      int                 `json:"gallery_size,omitempty"`
-	MatedSearches    int                 `json:"mated_searches,omitempty"`
-	NonMatedSearches int                 `json:"non_mated_searches,omitempty"`
+	Rank1            *float64                 `json:"rank1,omitempty"`
+	CMC              []float64                `json:"cmc,omitempty"`
+	FNIRAtFPIR       map[string]*float64      `json:"fnir_at_fpir,omitempty"`
+	FNIRPoints       []errrate.OperatingPoint `json:"fnir_points,omitempty"`
+	FNIRRank         int                      `json:"fnir_rank,omitempty"`
+	FTA              *float64                 `json:"fta,omitempty"`
+	GallerySize      int                      `json:"gallery_size,omitempty"`
+	MatedSearches    int                      `json:"mated_searches,omitempty"`
+	NonMatedSearches int                      `json:"non_mated_searches,omitempty"`
 
 	FailedToEnrol   []Failure `json:"failed_to_enrol"`
 	FailedToAcquire []Failure `json:"failed_to_acquire,omitempty"`
@@ -167,11 +169,11 @@ func newReport(command string, mod Modality, ds DataSet, proto string, genuine, 
 		genuine:       genuine,
 		impostor:      impostor,
 	}
-	if eer, thr, ok := EER(genuine, impostor); ok {
+	if eer, thr, ok := errrate.EER(genuine, impostor); ok {
 		r.EER, r.EERThreshold = num(eer), num(thr)
 	}
 	for _, fmr := range ReportFMRs {
-		op := FNMRAtFMR(genuine, impostor, fmr)
+		op := errrate.FNMRAtFMR(genuine, impostor, fmr)
 		r.OperatingPoints = append(r.OperatingPoints, op)
 		if op.Measurable {
 			r.FNMRAtFMR[fmtKey(fmr)] = num(op.Rate)
@@ -180,11 +182,11 @@ func newReport(command string, mod Modality, ds DataSet, proto string, genuine, 
 		}
 	}
 	t := mod.DefaultThreshold()
-	r.AtDefaultThreshold = Rates{Threshold: t, FMR: FMR(impostor, t), FNMR: FNMR(genuine, t)}
+	r.AtDefaultThreshold = Rates{Threshold: t, FMR: errrate.FMR(impostor, t), FNMR: errrate.FNMR(genuine, t)}
 	if g, i := r.Genuine, r.Impostor; g.Count > g.Failed && i.Count > i.Failed {
 		r.DPrime = num(math.Abs(g.Mean-i.Mean) / math.Sqrt((g.StdDev*g.StdDev+i.StdDev*i.StdDev)/2))
 	}
-	for _, p := range ThinDET(DET(genuine, impostor), detPoints) {
+	for _, p := range ThinDET(errrate.DET(genuine, impostor), detPoints) {
 		if !math.IsInf(p.Threshold, 0) && !math.IsNaN(p.Threshold) {
 			r.DET = append(r.DET, p)
 		}
@@ -223,13 +225,13 @@ func IdentifyReport(mod Modality, ds DataSet, opt IdentifyOptions, res IdentifyR
 	if rank <= 0 {
 		rank = 1
 	}
-	r.CMC = CMC(res.Mated, maxRank)
+	r.CMC = errrate.CMC(res.Mated, maxRank)
 	r.Rank1 = num(r.CMC[0])
 	r.FNIRRank = rank
 	r.FNIRAtFPIR = map[string]*float64{}
 	searches := res.Searches()
 	for _, fpir := range ReportFPIRs {
-		op := FNIRAtFPIR(searches, fpir, rank)
+		op := errrate.FNIRAtFPIR(searches, fpir, rank)
 		r.FNIRPoints = append(r.FNIRPoints, op)
 		if op.Measurable {
 			r.FNIRAtFPIR[fmtKey(fpir)] = num(op.Rate)
@@ -445,7 +447,7 @@ func (r Report) Markdown() []byte {
 
 // opText says an operating point's rate and threshold, or why it cannot be
 // measured.
-func opText(op OperatingPoint, count int, what, rate string) string {
+func opText(op errrate.OperatingPoint, count int, what, rate string) string {
 	if !op.Measurable {
 		return fmt.Sprintf("not measurable: %d %s measure %s down to %s", count, what, rate, pct(3/float64(max(1, count))))
 	}

@@ -27,6 +27,35 @@ import (
 //go:embed faiss_bench.py
 var faissScript []byte
 
+// sourceMinN is the smallest gallery whose index re-scores through a
+// VectorSource over the generator's rows instead of holding its own f32
+// copy: 10M × 128 would otherwise need 5 GB twice over.
+const sourceMinN = 5_000_000
+
+// galleryRows is a matcher.VectorSource over speedVectors' gallery: subject
+// "g<row>" has the one vector at that row.
+type galleryRows struct {
+	v []float32
+	d int
+}
+
+func (g galleryRows) Vectors(ids []string, fn func(i int, v []float32)) error {
+	for i, id := range ids {
+		row, err := strconv.Atoi(strings.TrimPrefix(id, "g"))
+		if err != nil || row < 0 || (row+1)*g.d > len(g.v) {
+			continue
+		}
+		fn(i, g.v[row*g.d:(row+1)*g.d])
+	}
+	return nil
+}
+
+// faissMaxN is the largest gallery FAISS is run on: above it the float32
+// gallery is written to a file and held again by Python and by FAISS's
+// index (three copies of n×dim×4 bytes: 15 GB at 10M × 128), beside this
+// process's own float32 gallery and index.
+const faissMaxN = 2_000_000
+
 // SearchSpeedOptions configures SearchSpeed. Zero fields take the defaults
 // noted.
 type SearchSpeedOptions struct {
@@ -52,10 +81,16 @@ type SearchSpeedResult struct {
 	BatchProbesPerSec float64       `json:"batch_probes_per_sec"` // probes in batches of Batch
 	// BytesPerSec is the index bytes a single-probe search reads (ScanBytes)
 	// divided by its median time; ReadBandwidth is the machine's streaming
-	// read on the same threads, measured here; BandwidthFrac their ratio.
-	BytesPerSec   float64 `json:"bytes_per_sec"`
-	ReadBandwidth float64 `json:"read_bandwidth"`
-	BandwidthFrac float64 `json:"bandwidth_frac"`
+	// read from memory on all cores with the widest loads (ReadBandwidth);
+	// BandwidthFrac their ratio. When the scanned bytes fit in the
+	// last-level cache (FitsInCache), the scan reads from the cache, not
+	// from memory, and BandwidthFrac may exceed 1.
+	BytesPerSec   float64   `json:"bytes_per_sec"`
+	ReadBandwidth float64   `json:"read_bandwidth"`
+	BandwidthFrac float64   `json:"bandwidth_frac"`
+	ReadProbe     ReadProbe `json:"read_probe"`
+	ScanBytes     int64     `json:"scan_bytes"`
+	FitsInCache   bool      `json:"fits_in_cache"`
 	// Top10Agree is the fraction of probes whose top-K subject ids, in
 	// order, equal those of an exact brute-force search (float64 sums),
 	// counting as equal two subjects whose exact scores are within
@@ -70,8 +105,13 @@ type SearchSpeedResult struct {
 	FAISSSQ8Batch       time.Duration `json:"faiss_sq8_batch"`
 	FAISSTop10Agree     float64       `json:"faiss_top10_agree"` // exact ids, no tie tolerance
 	FAISSVersion        string        `json:"faiss_version,omitempty"`
-	ProbeSpeedupVsFAISS float64       `json:"probe_speedup_vs_faiss"` // FAISS flat single / ours single
-	BatchSpeedupVsFAISS float64       `json:"batch_speedup_vs_faiss"` // FAISS flat batch / ours batch, per probe
+	FAISSSkipped        string        `json:"faiss_skipped,omitempty"` // why FAISS did not run at this size
+	ProbeSpeedupVsFAISS float64       `json:"probe_speedup_vs_faiss"`  // FAISS flat single / ours single
+	BatchSpeedupVsFAISS float64       `json:"batch_speedup_vs_faiss"`  // FAISS flat batch / ours batch, per probe
+	// VectorSource is true when the index re-scored from the generator's
+	// f32 rows through a matcher.VectorSource, as matchd does from its
+	// store, rather than from an f32 copy of its own (n >= 5,000,000).
+	VectorSource bool `json:"vector_source"`
 	// LoadTime is the time to add the N vectors to an empty index.
 	LoadTime time.Duration `json:"load_time"`
 	// BytesPerTemplate is the Go heap the index holds, per vector, measured
@@ -116,8 +156,8 @@ func SearchSpeed(ctx context.Context, opt SearchSpeedOptions, progress io.Writer
 		progress = io.Discard
 	}
 	threads := runtime.GOMAXPROCS(0)
-	bw := ReadBandwidth(threads, 256<<20)
-	fmt.Fprintf(progress, "scale: read bandwidth %.1f GB/s on %d threads\n", bw/1e9, threads)
+	bw := ReadBandwidth()
+	fmt.Fprintf(progress, "scale: %s\n", bw)
 
 	var out []SearchSpeedResult
 	for _, n := range opt.Sizes {
@@ -133,8 +173,8 @@ func SearchSpeed(ctx context.Context, opt SearchSpeedOptions, progress io.Writer
 	return out, nil
 }
 
-func searchSpeed(ctx context.Context, opt SearchSpeedOptions, n, threads int, bw float64, progress io.Writer) (SearchSpeedResult, error) {
-	res := SearchSpeedResult{N: n, Dim: opt.Dim, Threads: threads, ReadBandwidth: bw}
+func searchSpeed(ctx context.Context, opt SearchSpeedOptions, n, threads int, bw ReadProbe, progress io.Writer) (SearchSpeedResult, error) {
+	res := SearchSpeedResult{N: n, Dim: opt.Dim, Threads: threads, ReadBandwidth: bw.BytesPerSec, ReadProbe: bw}
 	d, k := opt.Dim, opt.TopK
 	gallery, probes := speedVectors(opt.Seed, n, opt.Probes, d)
 	ids := make([]string, n)
@@ -147,6 +187,12 @@ func searchSpeed(ctx context.Context, opt SearchSpeedOptions, n, threads int, bw
 	runtime.ReadMemStats(&before)
 	start := time.Now()
 	ix := matcher.NewIndex(d)
+	if n >= sourceMinN {
+		// As matchd does from Badger: the index keeps the int8 codes, and
+		// re-scores from the generator's rows instead of its own f32 copy.
+		ix = matcher.NewIndexWithSource(d, galleryRows{gallery, d})
+		res.VectorSource = true
+	}
 	ix.Reserve(n, n)
 	for i := range n {
 		if err := ix.Add(matcher.Entry{SubjectID: ids[i], Vector: gallery[i*d : (i+1)*d]}); err != nil {
@@ -157,7 +203,11 @@ func searchSpeed(ctx context.Context, opt SearchSpeedOptions, n, threads int, bw
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	res.BytesPerTemplate = float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n)
-	fmt.Fprintf(progress, "scale: n=%d built in %v, %.0f heap bytes per template\n", n, res.LoadTime.Round(time.Millisecond), res.BytesPerTemplate)
+	src := ""
+	if res.VectorSource {
+		src = " (f32 rows re-scored from a VectorSource, not held by the index)"
+	}
+	fmt.Fprintf(progress, "scale: n=%d built in %v, %.0f heap bytes per template%s\n", n, res.LoadTime.Round(time.Millisecond), res.BytesPerTemplate, src)
 
 	// Single probes, one after another, after one warm-up search.
 	opts := matcher.SearchOptions{K: k}
@@ -182,8 +232,15 @@ func searchSpeed(ctx context.Context, opt SearchSpeedOptions, n, threads int, bw
 	res.ProbeP95 = lat[len(lat)*95/100]
 	res.ProbeP99 = lat[len(lat)*99/100]
 	res.ProbesPerSec = float64(opt.Probes) / total.Seconds()
-	res.BytesPerSec = float64(ix.ScanBytes()) / res.ProbeP50.Seconds()
-	res.BandwidthFrac = res.BytesPerSec / bw
+	res.ScanBytes = int64(ix.ScanBytes())
+	res.BytesPerSec = float64(res.ScanBytes) / res.ProbeP50.Seconds()
+	res.BandwidthFrac = res.BytesPerSec / bw.BytesPerSec
+	res.FitsInCache = bw.LLCBytes > 0 && res.ScanBytes <= bw.LLCBytes
+	where := "does not fit in"
+	if res.FitsInCache {
+		where = "fits in"
+	}
+	fmt.Fprintf(progress, "scale: n=%d the scan's %.0f MB %s the %s last-level cache\n", n, float64(res.ScanBytes)/1e6, where, bw.llc())
 
 	// Batches.
 	batch := make([][]float32, 0, opt.Batch)
@@ -214,7 +271,11 @@ func searchSpeed(ctx context.Context, opt SearchSpeedOptions, n, threads int, bw
 	}
 	res.Top10Agree = float64(agree) / float64(len(got))
 
-	if opt.FAISS {
+	if opt.FAISS && n > faissMaxN {
+		res.FAISSSkipped = fmt.Sprintf("n=%d is above %d: FAISS would need the float32 gallery (%.1f GB) in a file, in Python and in its index, beside this process's own",
+			n, faissMaxN, float64(n)*float64(d)*4/1e9)
+		fmt.Fprintf(progress, "scale: n=%d FAISS skipped: %s\n", n, res.FAISSSkipped)
+	} else if opt.FAISS {
 		if err := ctx.Err(); err != nil {
 			return res, err
 		}
@@ -414,55 +475,6 @@ func sameIDs(hits []matcher.Hit, rows []int, scores []float64, gallery, probe []
 		}
 	}
 	return true
-}
-
-// readSink keeps the bandwidth loop's sums alive.
-var readSink uint64
-
-// ReadBandwidth measures the machine's streaming read bandwidth in bytes
-// per second: threads goroutines each sum their share of a buffer of size
-// bytes (much larger than the caches) with the widest loads the CPU has,
-// best of three passes.
-func ReadBandwidth(threads, size int) float64 {
-	buf := make([]uint64, size/8)
-	for i := range buf {
-		buf[i] = uint64(i)
-	}
-	best := 0.0
-	for range 3 {
-		var wg sync.WaitGroup
-		chunk := len(buf) / threads
-		sums := make([]uint64, threads)
-		t0 := time.Now()
-		for w := range threads {
-			wg.Go(func() { sums[w] = streamXor(buf[w*chunk : (w+1)*chunk]) })
-		}
-		wg.Wait()
-		el := time.Since(t0).Seconds()
-		for _, s := range sums {
-			readSink += s
-		}
-		best = max(best, float64(chunk*threads*8)/el)
-	}
-	return best
-}
-
-// streamXorGo XORs b's words together, reading it once: the reference
-// for streamXor's kernels.
-func streamXorGo(b []uint64) uint64 {
-	var s0, s1, s2, s3 uint64
-	i := 0
-	for ; i+8 <= len(b); i += 8 {
-		c := b[i : i+8 : i+8]
-		s0 ^= c[0] ^ c[4]
-		s1 ^= c[1] ^ c[5]
-		s2 ^= c[2] ^ c[6]
-		s3 ^= c[3] ^ c[7]
-	}
-	for ; i < len(b); i++ {
-		s0 ^= b[i]
-	}
-	return s0 ^ s1 ^ s2 ^ s3
 }
 
 type faissResult struct {

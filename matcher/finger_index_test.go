@@ -173,15 +173,19 @@ func TestFingerIndexConcurrent(t *testing.T) {
 // probes) hidden among 10,000 distractors (rigid transforms of the
 // committed DB1/DB3 fingers 101-104, which are therefore left out of the
 // probes), it counts how often a probe's mate misses the shortlist and how
-// often the search ranks the mate first. Needs -data.
+// often the search ranks the mate first. Needs BORDERMATCH_FINGERPRINT_DATA.
 func TestFingerSearchCascade(t *testing.T) {
-	if *fvcData == "" {
-		t.Skip("no -data or BORDERMATCH_FINGERPRINT_DATA")
-	}
+	// Per set: the most mates the shortlist may lose, the fewest searches
+	// that must rank the mate first.
+	cascadeBar := [4][2]int{{1, 11}, {1, 19}, {6, 9}, {1, 19}}
+	dir := fvcTemplates(t)
 	distractors, _ := fingerGallery(t, 10_000)
 	for db := 1; db <= 4; db++ {
+		if raceEnabled && db != 3 {
+			continue // -race is slow: DB3_B alone, where the mates are lost
+		}
 		name := fmt.Sprintf("fvc2002_db%d_b", db)
-		s := loadFVCSet(t, filepath.Join(*fvcData, "templates/iso19794-2-2005_secugen_openafis", name), name)
+		s := loadFVCSet(t, filepath.Join(dir, name), name)
 		x := NewFingerIndex()
 		for i, d := range distractors {
 			if err := x.Add("d"+strconv.Itoa(i), 0, d); err != nil {
@@ -222,9 +226,15 @@ func TestFingerSearchCascade(t *testing.T) {
 		}
 		t.Logf("%s: one impression per finger among %d templates: shortlist lost the mate of %d of %d probes; search ranked it first for %d of %d",
 			name, x.Len(), missed, probes, first, searched)
-		// DB3_B (the worst sensor) loses about one mate in eight; see the report.
-		if missed > probes/6 {
-			t.Errorf("%s: the shortlist lost %d of %d mates", name, missed, probes)
+		// The bars are the measured counts give or take one probe: the
+		// shortlist loses no mate but 5 of 42 of DB3_B (the worst sensor),
+		// and the search ranks every searched mate first but 2 of 12 of DB3_B.
+		lost, ranked := cascadeBar[db-1][0], cascadeBar[db-1][1]
+		if missed > lost {
+			t.Errorf("%s: the shortlist lost %d of %d mates, bar %d", name, missed, probes, lost)
+		}
+		if first < ranked {
+			t.Errorf("%s: the search ranked the mate first for %d of %d probes, bar %d", name, first, searched, ranked)
 		}
 	}
 }

@@ -3,9 +3,9 @@ package matcher
 import (
 	"math"
 	"slices"
-	"sort"
 	"testing"
 
+	"github.com/bordermatch/bordermatch/benchmarks/errrate"
 	idolsjson "github.com/bordermatch/bordermatch/internal/idols"
 )
 
@@ -151,39 +151,29 @@ func TestIdolsGallery(t *testing.T) {
 		t.Errorf("rank-1 %.3f, below 0.62", rate)
 	}
 
-	slices.Sort(genuine)
-	slices.Sort(impostor)
-	// rates: the share of impostor scores at or above thr (false matches),
-	// and of genuine scores below it (false non-matches).
-	rates := func(thr float32) (fmr, fnmr float64) {
-		fm := len(impostor) - sort.Search(len(impostor), func(i int) bool { return impostor[i] >= thr })
-		fnm := sort.Search(len(genuine), func(i int) bool { return genuine[i] >= thr })
-		return float64(fm) / float64(len(impostor)), float64(fnm) / float64(len(genuine))
+	gen, imp := make([]float64, len(genuine)), make([]float64, len(impostor))
+	for i, s := range genuine {
+		gen[i] = float64(s)
 	}
-	// atFMR: the lowest threshold at which at most a share target of the
-	// impostor scores pass.
-	atFMR := func(target float64) float32 {
-		m := int(target * float64(len(impostor))) // impostors allowed through
-		return math.Nextafter32(impostor[len(impostor)-1-m], 2)
+	for i, s := range impostor {
+		imp[i] = float64(s)
 	}
+	slices.Sort(gen)
 	t.Logf("%d genuine pairs, %d impostor pairs; median genuine %.4f, impostor %.4f",
-		len(genuine), len(impostor), genuine[len(genuine)/2], impostor[len(impostor)/2])
-	type point struct{ thr, fmr, fnmr float64 }
-	at := map[float64]point{}
+		len(gen), len(imp), gen[len(gen)/2], median(imp))
+	at := map[float64]errrate.OperatingPoint{}
 	for _, target := range []float64{0.01, 0.001, 0.0001} {
-		thr := atFMR(target)
-		fmr, fnmr := rates(thr)
-		if fmr > target {
-			t.Errorf("threshold %.4f for FMR %g gives FMR %g", thr, target, fmr)
+		op := errrate.FNMRAtFMR(gen, imp, target)
+		if op.FMR > target {
+			t.Errorf("threshold %.4f for FMR %g gives FMR %g", op.Threshold, target, op.FMR)
 		}
-		at[target] = point{float64(thr), fmr, fnmr}
-		t.Logf("FMR <= %g: threshold %.4f (FMR %.5f), FNMR %.4f", target, thr, fmr, fnmr)
+		at[target] = op
+		t.Logf("FMR <= %g: threshold %.4f (FMR %.5f), FNMR %.4f", target, op.Threshold, op.FMR, op.Rate)
 	}
-	for _, thr := range []float32{0.90, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97} {
-		fmr, fnmr := rates(thr)
-		t.Logf("threshold %.2f: FMR %.5f FNMR %.4f", thr, fmr, fnmr)
+	for _, thr := range []float64{0.90, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97} {
+		t.Logf("threshold %.2f: FMR %.5f FNMR %.4f", thr, errrate.FMR(imp, thr), errrate.FNMR(gen, thr))
 	}
-	fmr, fnmr := rates(DefaultFaceThreshold)
+	fmr, fnmr := errrate.FMR(imp, float64(DefaultFaceThreshold)), errrate.FNMR(gen, float64(DefaultFaceThreshold))
 	t.Logf("DefaultFaceThreshold %.2f: FMR %.5f FNMR %.4f", DefaultFaceThreshold, fmr, fnmr)
 
 	// The figures DefaultFaceThreshold's comment (and the README) state:
@@ -191,10 +181,17 @@ func TestIdolsGallery(t *testing.T) {
 	if math.Abs(fmr-0.72) > 0.01 || math.Abs(fnmr-0.046) > 0.005 {
 		t.Errorf("DefaultFaceThreshold %.2f gives FMR %.4f FNMR %.4f on idols.json; its comment says 0.72 and 0.046", DefaultFaceThreshold, fmr, fnmr)
 	}
-	if p := at[0.001]; math.Abs(p.thr-0.974) > 0.001 || math.Abs(p.fnmr-0.86) > 0.01 {
-		t.Errorf("FMR 0.1%% at %.4f with FNMR %.4f; DefaultFaceThreshold's comment says 0.974 and 86%%", p.thr, p.fnmr)
+	if p := at[0.001]; math.Abs(p.Threshold-0.974) > 0.001 || math.Abs(p.Rate-0.86) > 0.01 {
+		t.Errorf("FMR 0.1%% at %.4f with FNMR %.4f; DefaultFaceThreshold's comment says 0.974 and 86%%", p.Threshold, p.Rate)
 	}
-	if p := at[0.0001]; math.Abs(p.thr-0.979) > 0.001 || math.Abs(p.fnmr-0.95) > 0.01 {
-		t.Errorf("FMR 0.01%% at %.4f with FNMR %.4f; DefaultFaceThreshold's comment says 0.979 and 95%%", p.thr, p.fnmr)
+	if p := at[0.0001]; math.Abs(p.Threshold-0.979) > 0.001 || math.Abs(p.Rate-0.95) > 0.01 {
+		t.Errorf("FMR 0.01%% at %.4f with FNMR %.4f; DefaultFaceThreshold's comment says 0.979 and 95%%", p.Threshold, p.Rate)
 	}
+}
+
+// median returns the middle of a copy of x, sorted.
+func median(x []float64) float64 {
+	c := slices.Clone(x)
+	slices.Sort(c)
+	return c[len(c)/2]
 }

@@ -182,5 +182,11 @@ func TestGalleryBaseline(t *testing.T) {
 			right++
 		}
 	}
-	t.Logf("idols.json leave-one-out nearest neighbour (dlib's original model on its own descriptors): %d/%d (%.0f%%)", right, n, 100*float64(right)/float64(n))
+	t.Logf("idols.json leave-one-out nearest neighbour (dlib's original model on its own descriptors): %d/%d (%.1f%%)", right, n, 100*float64(right)/float64(n))
+	// Measured 830 of 1,286 (64.5%, as matcher.TestIdolsGallery finds by
+	// dlib's distance): the descriptors and the distance are fixed, so
+	// fewer means the file or its reading changed.
+	if n != 1286 || right < 826 {
+		t.Errorf("leave-one-out nearest neighbour %d of %d, want at least 826 of 1,286", right, n)
+	}
 }

@@ -1,7 +1,6 @@
 package finger
 
 import (
-	"flag"
 	"fmt"
 	"image"
 	"image/color"
@@ -18,17 +17,30 @@ import (
 	"github.com/bordermatch/bordermatch/templates/minutiae"
 )
 
-// The evaluations against the shared FVC data run only when -data (or
-// BORDERMATCH_FINGER_DATA) points at the fingerprints directory, e.g.
+// fingerprintEnv names the folder of the full fingerprint data, laid out
+// like ../shared/testdata/fingerprints (its SOURCES.md): the FVC B sets
+// and templates/iso19794-2-2005_secugen_openafis. `make test` sets it
+// when that folder exists beside the clone; by hand:
 //
-//	go test ./templates/finger -run Eval -v -data /work/shared/testdata/fingerprints
-var dataDir = flag.String("data", os.Getenv("BORDERMATCH_FINGER_DATA"), "fingerprint test data (FVC sets, ISO templates)")
+//	BORDERMATCH_FINGERPRINT_DATA=../shared/testdata/fingerprints go test ./templates/finger -run Eval -v
+const fingerprintEnv = "BORDERMATCH_FINGERPRINT_DATA"
 
+// needData returns the full data folder. Unset, the evaluations on it are
+// skipped (the tests on the committed testdata/ run regardless); set to a
+// folder without all of the FVC B images, they fail.
 func needData(t testing.TB) string {
-	if *dataDir == "" {
-		t.Skip("no -data / BORDERMATCH_FINGER_DATA")
+	t.Helper()
+	dir := os.Getenv(fingerprintEnv)
+	if dir == "" {
+		t.Skipf("%s is not set: skipping the evaluation on the full FVC B sets (set it to a folder laid out like ../shared/testdata/fingerprints; make test does when that folder exists)", fingerprintEnv)
 	}
-	return *dataDir
+	for _, set := range fvcSets {
+		if files, _ := filepath.Glob(filepath.Join(dir, set.name, "*.tif")); len(files) != 80 {
+			t.Fatalf("%s=%s: %d of the 80 images of %s; point it at a folder laid out like ../shared/testdata/fingerprints (see its SOURCES.md)",
+				fingerprintEnv, dir, len(files), filepath.Join(dir, set.name))
+		}
+	}
+	return dir
 }
 
 // fvcSets lists the FVC B sets and their nominal resolutions (SOURCES.md).
@@ -131,7 +143,7 @@ func TestEvalSecuGen(t *testing.T) {
 }
 
 // TestDebugDraw writes minutiae drawn over images to $FINGER_DEBUG_DIR
-// (ours in red/blue, SecuGen's in green when -data is set).
+// (ours in red/blue, SecuGen's in green when BORDERMATCH_FINGERPRINT_DATA is set).
 func TestDebugDraw(t *testing.T) {
 	out := os.Getenv("FINGER_DEBUG_DIR")
 	if out == "" {
@@ -154,10 +166,10 @@ func TestDebugDraw(t *testing.T) {
 			t.Log(f, err)
 		}
 		var ref []minutiae.Minutia
-		if *dataDir != "" {
+		if dir := os.Getenv(fingerprintEnv); dir != "" {
 			set := filepath.Base(filepath.Dir(f))
 			if strings.HasPrefix(set, "fvc2002") {
-				ref = secugenFrame(readSecuGen(t, *dataDir, set, f), g.Bounds().Dx(), g.Bounds().Dy())
+				ref = secugenFrame(readSecuGen(t, dir, set, f), g.Bounds().Dx(), g.Bounds().Dy())
 			}
 		}
 		shown := image.NewGray(g.Rect)

@@ -1,0 +1,35 @@
+package benchmarks
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+
+	"github.com/bordermatch/bordermatch/matcher"
+)
+
+// An index re-scoring through galleryRows (as SearchSpeed's does from
+// sourceMinN vectors up) returns what one holding its own f32 rows does.
+func TestGalleryRowsSource(t *testing.T) {
+	const n, p, d = 3000, 16, 128
+	gallery, probes := speedVectors(7, n, p, d)
+	own, src := matcher.NewIndex(d), matcher.NewIndexWithSource(d, galleryRows{gallery, d})
+	for i := range n {
+		e := matcher.Entry{SubjectID: fmt.Sprintf("g%08d", i), Vector: gallery[i*d : (i+1)*d]}
+		if err := own.Add(e); err != nil {
+			t.Fatal(err)
+		}
+		if err := src.Add(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range p {
+		a, err1 := own.Search(probes[i*d:(i+1)*d], matcher.SearchOptions{K: 10})
+		b, err2 := src.Search(probes[i*d:(i+1)*d], matcher.SearchOptions{K: 10})
+		if err1 != nil || err2 != nil || len(a) != 10 || !slices.EqualFunc(a, b, func(x, y matcher.Hit) bool {
+			return x.SubjectID == y.SubjectID && x.Score == y.Score
+		}) {
+			t.Fatalf("probe %d: own rows %v (%v), source %v (%v)", i, a, err1, b, err2)
+		}
+	}
+}
