@@ -64,7 +64,7 @@ vet:
 # The packages with concurrency of their own run under the race detector; the
 # rest (the dlib and OpenCV wrappers, the end-to-end tests of the binaries)
 # without it, to stay within CI's time.
-RACE_PKGS := ./matcher/... ./store/... ./server/...
+RACE_PKGS := ./matcher/... ./store/... ./engine/... ./server/...
 
 # The full fingerprint data (FVC2000/2002 B images, SecuGen ISO templates),
 # where CI has it beside the clone: the accuracy tests on it run and assert
@@ -74,7 +74,7 @@ FINGERPRINTS ?= $(wildcard $(CURDIR)/../shared/testdata/fingerprints)
 test: deps vet ## install what is missing, then run every test
 	@[ -n "$(FINGERPRINTS)" ] || echo "make test: no ../shared/testdata/fingerprints beside the clone: the accuracy tests on the full FVC data are skipped (FINGERPRINTS=DIR to give it)"
 	BORDERMATCH_FINGERPRINT_DATA=$(FINGERPRINTS) BORDERMATCH_MODELS=$(CURDIR)/$(MODELS) $(GO) test -count=1 -timeout 20m \
-		$$($(GO) list ./... | grep -v -e /matcher -e /store -e /server -e '/capture$$')
+		$$($(GO) list ./... | grep -v -e /matcher -e /store -e /engine -e /server -e '/capture$$')
 	BORDERMATCH_FINGERPRINT_DATA=$(FINGERPRINTS) BORDERMATCH_MODELS=$(CURDIR)/$(MODELS) $(GO) test -count=1 -race -timeout 20m $(RACE_PKGS)
 	BORDERMATCH_MODELS=$(CURDIR)/$(MODELS) $(GO) test -count=1 -tags matprofile -timeout 10m ./capture/
 	$(GO) vet -tags noasm ./...
