@@ -11,11 +11,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bordermatch/bordermatch/capture/fpimage"
 	"github.com/bordermatch/bordermatch/engine"
 	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/templates"
 	"github.com/bordermatch/bordermatch/templates/finger"
-	"github.com/bordermatch/bordermatch/templates/fpimage"
 	"github.com/bordermatch/bordermatch/templates/minutiae"
 )
 

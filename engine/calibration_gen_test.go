@@ -15,11 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bordermatch/bordermatch/capture/fpimage"
 	"github.com/bordermatch/bordermatch/internal/idols"
 	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/templates"
 	"github.com/bordermatch/bordermatch/templates/finger"
-	"github.com/bordermatch/bordermatch/templates/fpimage"
 )
 
 // The default calibrations (engine/calibration/*.json) are measured by

@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/bordermatch/bordermatch/capture/fpimage"
 	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/store"
 	"github.com/bordermatch/bordermatch/templates"
 	"github.com/bordermatch/bordermatch/templates/finger"
-	"github.com/bordermatch/bordermatch/templates/fpimage"
 	"github.com/bordermatch/bordermatch/templates/minutiae"
 )
 

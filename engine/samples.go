@@ -7,10 +7,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/bordermatch/bordermatch/capture/fpimage"
 	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/templates"
 	"github.com/bordermatch/bordermatch/templates/finger"
-	"github.com/bordermatch/bordermatch/templates/fpimage"
 	"github.com/bordermatch/bordermatch/templates/minutiae"
 )
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/bordermatch/bordermatch/access"
 	"github.com/bordermatch/bordermatch/audit"
+	"github.com/bordermatch/bordermatch/capture/fpimage"
 	"github.com/bordermatch/bordermatch/engine"
 	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/pki"
@@ -24,7 +25,6 @@ import (
 	"github.com/bordermatch/bordermatch/templates"
 	"github.com/bordermatch/bordermatch/templates/face"
 	"github.com/bordermatch/bordermatch/templates/finger"
-	"github.com/bordermatch/bordermatch/templates/fpimage"
 )
 
 // Options are the settings of a matchd process. Start from DefaultOptions:

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/bordermatch/bordermatch/templates/fpimage"
+	"github.com/bordermatch/bordermatch/capture/fpimage"
 )
 
 // ImageExtensions are the file names a Folder replays (case-insensitive):

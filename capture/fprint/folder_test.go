@@ -16,8 +16,8 @@ import (
 
 	"golang.org/x/image/bmp"
 
+	"github.com/bordermatch/bordermatch/capture/fpimage"
 	"github.com/bordermatch/bordermatch/templates/finger"
-	"github.com/bordermatch/bordermatch/templates/fpimage"
 )
 
 // scanFolder writes one FVC impression in each format the extractor reads,
@@ -33,7 +33,7 @@ func scanFolder(t *testing.T) (dir string, src *image.Gray) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wsq, err := os.ReadFile("../../templates/wsq/testdata/nist-img.wsq")
+	wsq, err := os.ReadFile("../wsq/testdata/nist-img.wsq")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/bordermatch/bordermatch/templates/fpimage"
+	"github.com/bordermatch/bordermatch/capture/fpimage"
 )
 
 // DeviceInfo describes a scanner libfprint found.

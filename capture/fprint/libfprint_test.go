@@ -21,9 +21,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bordermatch/bordermatch/capture/fpimage"
 	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/templates/finger"
-	"github.com/bordermatch/bordermatch/templates/fpimage"
 	"github.com/bordermatch/bordermatch/templates/minutiae"
 )
 

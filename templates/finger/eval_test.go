@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bordermatch/bordermatch/templates/fpimage"
+	"github.com/bordermatch/bordermatch/capture/fpimage"
 	"github.com/bordermatch/bordermatch/templates/minutiae"
 )
 

@@ -14,7 +14,7 @@ import (
 	"image"
 	"sync"
 
-	"github.com/bordermatch/bordermatch/templates/fpimage"
+	"github.com/bordermatch/bordermatch/capture/fpimage"
 	"github.com/bordermatch/bordermatch/templates/minutiae"
 )
 

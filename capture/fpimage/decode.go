@@ -18,7 +18,7 @@ import (
 	_ "golang.org/x/image/bmp"  // registers BMP
 	_ "golang.org/x/image/tiff" // registers TIFF
 
-	"github.com/bordermatch/bordermatch/templates/wsq"
+	"github.com/bordermatch/bordermatch/capture/wsq"
 )
 
 // The resolutions of fingerprint scanners: outside them a declared value is

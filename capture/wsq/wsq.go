@@ -16,7 +16,7 @@
 // Importing the package registers the format with the standard image
 // package, so image.Decode reads WSQ like PNG:
 //
-//	import _ "github.com/bordermatch/bordermatch/templates/wsq"
+//	import _ "github.com/bordermatch/bordermatch/capture/wsq"
 package wsq
 
 import (

@@ -17,7 +17,7 @@ import (
 )
 
 // fvcTIFF is a committed FVC2002 image (templates/finger/testdata/SOURCES.md).
-const fvcTIFF = "../finger/testdata/fvc2002_db1_b/101_1.tif"
+const fvcTIFF = "../../templates/finger/testdata/fvc2002_db1_b/101_1.tif"
 
 func abs(x int) int {
 	if x < 0 {
