@@ -100,12 +100,12 @@ if [ ! -s "$dir/$RESNET" ]; then
 	node "$here/dequant.js" "$work/package/model/face_recognition_model-weights_manifest.json" "$work/weights" ||
 		die "de-quantising the TF.js weights failed"
 	echo "models: compiling tfjs2dlib against dlib (a minute or two)"
-	g++ -std=c++17 -O2 -I "$here/../templates" -o "$work/tfjs2dlib" "$here/tfjs2dlib.cc" -ldlib -lblas -lcblas -llapack -ljpeg -lpng ||
+	g++ -std=c++17 -O2 -I "$here/../templates/face" -o "$work/tfjs2dlib" "$here/tfjs2dlib.cc" -ldlib -lblas -lcblas -llapack -ljpeg -lpng ||
 		die "compiling tfjs2dlib failed (are libdlib-dev, libopenblas-dev, liblapack-dev, libatlas-base-dev installed? make deps)"
 	"$work/tfjs2dlib" "$work/weights" "$work/$RESNET" || die "converting the weights failed"
 	got=$(sha256sum "$work/$RESNET" | cut -d' ' -f1)
 	[ "$got" = "$SHA_RESNET" ] ||
-		echo "models: note: $RESNET has SHA-256 $got, not the $SHA_RESNET that Debian 12's dlib 19.24 gives; run go test ./templates/ to check it" >&2
+		echo "models: note: $RESNET has SHA-256 $got, not the $SHA_RESNET that Debian 12's dlib 19.24 gives; run go test ./templates/face to check it" >&2
 	mv "$work/$RESNET" "$dir/$RESNET.tmp"
 	mv "$dir/$RESNET.tmp" "$dir/$RESNET"
 	echo "models: wrote $dir/$RESNET"

@@ -25,7 +25,7 @@
 
 using namespace dlib;
 
-// The network, defined once for this program and the templates package.
+// The network, defined once for this program and the templates/face package.
 using bordermatch::anet_type;
 using bordermatch::bn_net_type;
 
