@@ -52,7 +52,7 @@ type GatesOptions struct {
 }
 
 // Gates is the bordermatch.v1.Gates service: it reads the gates' cameras
-// and identifies the best face they show with the Service's identify path.
+// and identifies the best face they show with the engine (engine.Identify).
 type Gates struct {
 	pb.UnimplementedGatesServer
 
