@@ -358,23 +358,22 @@ func (x *FingerIndex) parallel(n int, f func(lo, hi int, s *fingerScratch)) {
 		x.m.pool.Put(s)
 		return
 	}
+	// The package's parallel carries a worker's panic (a corrupt template,
+	// a bug) back to the caller's goroutine, where the server recovers it,
+	// instead of ending the process.
 	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			s := x.m.scratch()
-			defer x.m.pool.Put(s)
-			for {
-				hi := int(next.Add(fingerChunk))
-				lo := hi - fingerChunk
-				if lo >= n {
-					return
-				}
-				f(lo, min(hi, n), s)
+	parallel(workers, func(int) {
+		s := x.m.scratch()
+		for {
+			hi := int(next.Add(fingerChunk))
+			lo := hi - fingerChunk
+			if lo >= n {
+				break
 			}
-		})
-	}
-	wg.Wait()
+			f(lo, min(hi, n), s)
+		}
+		x.m.pool.Put(s) // not after a panic: its contents are unknown
+	})
 }
 
 // VerifyFingers is the fused score of a subject against the probe fingers,

@@ -3,9 +3,12 @@ package matcher
 import (
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/bordermatch/bordermatch/templates/minutiae"
 )
@@ -236,5 +239,32 @@ func TestFingerSearchCascade(t *testing.T) {
 		if first < ranked {
 			t.Errorf("%s: the search ranked the mate first for %d of %d probes, bar %d", name, first, searched, ranked)
 		}
+	}
+}
+
+// TestFingerParallelPanicReachesCaller: a comparison that panics on one of
+// the finger index's worker goroutines reaches the caller as a panic it
+// can recover (the server's recovery turns it into Internal), instead of
+// ending the process.
+func TestFingerParallelPanicReachesCaller(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	}
+	x := NewFingerIndex()
+	var calls atomic.Int64
+	got := func() (v any) {
+		defer func() { v = recover() }()
+		x.parallel(64*fingerChunk, func(lo, hi int, s *fingerScratch) {
+			calls.Add(1)
+			time.Sleep(time.Millisecond) // let every worker take a chunk
+			panic("boom")
+		})
+		return nil
+	}()
+	if got == nil {
+		t.Fatal("the panic did not reach the caller")
+	}
+	if calls.Load() < 2 {
+		t.Fatalf("%d chunks ran: the test needs two workers", calls.Load())
 	}
 }
