@@ -25,13 +25,9 @@ import (
 // The default calibrations (engine/calibration/*.json) are measured by
 // TestWriteDefaultCalibrations:
 //
-//	go test ./server -run TestWriteDefaultCalibrations -calibrate \
-//	    -finger-data /work/shared/testdata/fingerprints
-var (
-	calibrate  = flag.Bool("calibrate", false, "measure and write the default calibrations in engine/calibration/")
-	fingerData = flag.String("finger-data", os.Getenv("BORDERMATCH_FINGERPRINT_DATA"),
-		"fingerprint test data directory with the FVC B sets (/work/shared/testdata/fingerprints)")
-)
+//	BORDERMATCH_FINGERPRINT_DATA=../shared/testdata/fingerprints \
+//	    go test ./engine -run TestWriteDefaultCalibrations -calibrate
+var calibrate = flag.Bool("calibrate", false, "measure and write the default calibrations in engine/calibration/")
 
 // fvcSets are the FVC B sets with their nominal resolutions (the TIFF tags
 // say 1 dpi); see the data's SOURCES.md.
@@ -51,10 +47,11 @@ func TestWriteDefaultCalibrations(t *testing.T) {
 	if err := face.WriteFile(filepath.Join("calibration", "face.json")); err != nil {
 		t.Fatal(err)
 	}
-	if *fingerData == "" {
-		t.Fatal("-finger-data is required")
+	fingerData := os.Getenv("BORDERMATCH_FINGERPRINT_DATA")
+	if fingerData == "" {
+		t.Fatal("BORDERMATCH_FINGERPRINT_DATA (the shared fingerprints folder) is required")
 	}
-	fc := fingerCalibration(t, *fingerData)
+	fc := fingerCalibration(t, fingerData)
 	if err := fc.WriteFile(filepath.Join("calibration", "finger.json")); err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
-	"flag"
 	"math"
 	"os"
 	"path/filepath"
@@ -14,8 +13,11 @@ import (
 	"testing"
 )
 
-var dataDir = flag.String("data", os.Getenv("BORDERMATCH_FINGERPRINT_DATA"),
-	"the shared fingerprints folder (…/testdata/fingerprints) for tests over all 320 FVC2002 ISO templates")
+// fingerprintData is the shared fingerprints folder (…/testdata/fingerprints)
+// for the tests over all 320 FVC2002 ISO templates: the one variable every
+// package's accuracy tests read, which make test sets when the folder is
+// beside the clone.
+func fingerprintData() string { return os.Getenv("BORDERMATCH_FINGERPRINT_DATA") }
 
 func readFile(t testing.TB, path string) []byte {
 	t.Helper()
@@ -85,12 +87,13 @@ func TestParseFVC2002ISOSubset(t *testing.T) {
 }
 
 // TestParseFVC2002ISOAll walks the 320 templates of the shared test data
-// (-data or BORDERMATCH_FINGERPRINT_DATA pointing at testdata/fingerprints).
+// (BORDERMATCH_FINGERPRINT_DATA pointing at testdata/fingerprints).
 func TestParseFVC2002ISOAll(t *testing.T) {
-	if *dataDir == "" {
-		t.Skip("set -data or BORDERMATCH_FINGERPRINT_DATA to the shared fingerprints folder to check all 320 FVC2002 ISO templates")
+	dataDir := fingerprintData()
+	if dataDir == "" {
+		t.Skip("set BORDERMATCH_FINGERPRINT_DATA to the shared fingerprints folder to check all 320 FVC2002 ISO templates")
 	}
-	files := glob(t, filepath.Join(*dataDir, "templates/iso19794-2-2005_secugen_openafis/fvc2002_db*_b/*.iso"))
+	files := glob(t, filepath.Join(dataDir, "templates/iso19794-2-2005_secugen_openafis/fvc2002_db*_b/*.iso"))
 	if len(files) != 320 {
 		t.Errorf("%d templates, want 320", len(files))
 	}
@@ -102,7 +105,7 @@ func TestParseFVC2002ISOAll(t *testing.T) {
 		total += len(r.Views[0].Minutiae)
 	}
 	t.Logf("%d templates, %d minutiae, mean %.1f", len(files), total, float64(total)/float64(len(files)))
-	for _, f := range glob(t, filepath.Join(*dataDir, "templates/iso19794-2-2005_secugen_openafis/invalid/*.iso")) {
+	for _, f := range glob(t, filepath.Join(dataDir, "templates/iso19794-2-2005_secugen_openafis/invalid/*.iso")) {
 		if _, err := Parse(readFile(t, f)); !errors.Is(err, ErrTruncated) {
 			t.Errorf("%s: %v, want ErrTruncated", f, err)
 		}
