@@ -111,6 +111,22 @@ func TestVerificationProtocols(t *testing.T) {
 		if len(res.Genuine) != tc.genuine || len(res.Impostor) != tc.impostors {
 			t.Errorf("%s: %d genuine %d impostor, want %d %d", tc.proto, len(res.Genuine), len(res.Impostor), tc.genuine, tc.impostors)
 		}
+		// Each score comes with the two samples it compared.
+		if len(res.GenuinePairs) != len(res.Genuine) || len(res.ImpostorPairs) != len(res.Impostor) {
+			t.Fatalf("%s: %d/%d genuine and %d/%d impostor pairs", tc.proto, len(res.GenuinePairs), len(res.Genuine), len(res.ImpostorPairs), len(res.Impostor))
+		}
+		for k, p := range res.GenuinePairs {
+			a, b := samples[p.A], samples[p.B]
+			if a.Identity != b.Identity || p.A == p.B || res.Genuine[k] != (grey{}).Compare(mean(t, a), mean(t, b)) {
+				t.Errorf("%s: genuine %d: pair %v of %s and %s, score %v", tc.proto, k, p, a.Identity, b.Identity, res.Genuine[k])
+			}
+		}
+		for k, p := range res.ImpostorPairs {
+			a, b := samples[p.A], samples[p.B]
+			if a.Identity == b.Identity || res.Impostor[k] != (grey{}).Compare(mean(t, a), mean(t, b)) {
+				t.Errorf("%s: impostor %d: pair %v of %s and %s, score %v", tc.proto, k, p, a.Identity, b.Identity, res.Impostor[k])
+			}
+		}
 		// Every genuine pair is within 11 grey levels, every impostor pair
 		// at least 38 apart, so the sets separate: EER 0.
 		if eer, _, ok := errrate.EER(res.Genuine, res.Impostor); !ok || eer != 0 {
@@ -123,6 +139,16 @@ func TestVerificationProtocols(t *testing.T) {
 	if want := []float64{-100, -50, -50}; !slices.Equal(res.Impostor, want) {
 		t.Errorf("fvc impostor scores %v, want %v", res.Impostor, want)
 	}
+}
+
+// mean is grey's template of s.
+func mean(t *testing.T, s Sample) Template {
+	t.Helper()
+	v, err := grey{}.Extract(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 func TestVerificationFailuresScoreAsNonMatches(t *testing.T) {

@@ -44,6 +44,27 @@ type VerifyResult struct {
 	FailedToEnrol []Failure
 	// Genuine and Impostor are the comparison scores, in no set order.
 	Genuine, Impostor []float64
+	// GenuinePairs[k] and ImpostorPairs[k] are the samples (indexes into
+	// the samples evaluated) that Genuine[k] and Impostor[k] compare.
+	GenuinePairs, ImpostorPairs []SamplePair
+}
+
+// SamplePair names the two samples of a comparison by their index.
+type SamplePair struct{ A, B int32 }
+
+// scored is one comparison's score and samples.
+type scored struct {
+	score float64
+	pair  SamplePair
+}
+
+// split returns the scores and the pairs of s, in the same order.
+func split(s []scored) ([]float64, []SamplePair) {
+	scores, ps := make([]float64, len(s)), make([]SamplePair, len(s))
+	for k, v := range s {
+		scores[k], ps[k] = v.score, v.pair
+	}
+	return scores, ps
 }
 
 // FTE is the failure-to-enrol rate: failed samples over all samples.
@@ -68,19 +89,21 @@ func EvaluateVerification(ctx context.Context, mod Modality, samples []Sample, p
 		return res, err
 	}
 	res.FailedToEnrol = failures(x, samples)
-	score := func(i, j int) float64 {
+	score := func(i, j int) scored {
+		p := SamplePair{A: int32(i), B: int32(j)}
 		if !x.ok(i) || !x.ok(j) {
-			return math.Inf(-1)
+			return scored{math.Inf(-1), p}
 		}
-		return mod.Compare(x.templates[i], x.templates[j])
+		return scored{mod.Compare(x.templates[i], x.templates[j]), p}
 	}
 
+	var genuine, impostor []scored
 	switch proto {
 	case ProtocolAll:
 		n := len(samples)
 		total := int64(n) * int64(n-1) / 2
 		bar := newProgress(opt.Progress, total, "comparing")
-		res.Genuine, res.Impostor, err = pairs(ctx, n, opt.Workers, bar, func(i int, g, im []float64) ([]float64, []float64) {
+		genuine, impostor, err = pairs(ctx, n, opt.Workers, bar, func(i int, g, im []scored) ([]scored, []scored) {
 			for j := i + 1; j < n; j++ {
 				if samples[i].Identity == samples[j].Identity {
 					g = append(g, score(i, j))
@@ -99,7 +122,7 @@ func EvaluateVerification(ctx context.Context, mod Modality, samples []Sample, p
 			}
 		}
 		n := len(samples)
-		res.Genuine, res.Impostor, err = pairs(ctx, n, opt.Workers, nil, func(i int, g, im []float64) ([]float64, []float64) {
+		genuine, impostor, err = pairs(ctx, n, opt.Workers, nil, func(i int, g, im []scored) ([]scored, []scored) {
 			for j := i + 1; j < n && samples[j].Identity == samples[i].Identity; j++ {
 				g = append(g, score(i, j))
 			}
@@ -107,12 +130,14 @@ func EvaluateVerification(ctx context.Context, mod Modality, samples []Sample, p
 		})
 		for a, i := range firsts {
 			for _, j := range firsts[a+1:] {
-				res.Impostor = append(res.Impostor, score(i, j))
+				impostor = append(impostor, score(i, j))
 			}
 		}
 	default:
 		return res, fmt.Errorf("protocol %q: want all or fvc", proto)
 	}
+	res.Genuine, res.GenuinePairs = split(genuine)
+	res.Impostor, res.ImpostorPairs = split(impostor)
 	return res, err
 }
 
@@ -120,7 +145,7 @@ func EvaluateVerification(ctx context.Context, mod Modality, samples []Sample, p
 // to its own genuine and impostor slices, and joins them. Rows are handed
 // out one at a time because their lengths differ (row i of "every pair"
 // has n-1-i pairs).
-func pairs(ctx context.Context, n, workers int, bar *progress, row func(i int, g, im []float64) ([]float64, []float64)) (genuine, impostor []float64, err error) {
+func pairs[T any](ctx context.Context, n, workers int, bar *progress, row func(i int, g, im []T) ([]T, []T)) (genuine, impostor []T, err error) {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
@@ -131,7 +156,7 @@ func pairs(ctx context.Context, n, workers int, bar *progress, row func(i int, g
 	)
 	for range workers {
 		wg.Go(func() {
-			var g, im []float64
+			var g, im []T
 			for ctx.Err() == nil {
 				i := int(next.Add(1) - 1)
 				if i >= n {
