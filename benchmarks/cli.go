@@ -223,6 +223,10 @@ func (c *cli) summary(r Report) {
 		fmt.Fprintf(c.stdout, ", FNMR@FMR=%s %s", fmtKey(op.Target), short(op))
 	}
 	fmt.Fprintf(c.stdout, ", FTE %s\n", pct(r.FTE))
+	if r.Demographics != nil {
+		fmt.Fprintln(c.stdout)
+		r.Demographics.markdown(func(format string, a ...any) { fmt.Fprintf(c.stdout, format, a...) }, false)
+	}
 }
 
 func short(op errrate.OperatingPoint) string {
@@ -264,6 +268,10 @@ func (c *cli) verify(ctx context.Context) (Report, VerifyResult, error) {
 	if err != nil {
 		return Report{}, VerifyResult{}, err
 	}
+	demo, hasDemo, err := LoadDemographics(c.data) // before extracting: a bad file fails at once
+	if err != nil {
+		return Report{}, VerifyResult{}, err
+	}
 	mod, err := c.modalityFor()
 	if err != nil {
 		return Report{}, VerifyResult{}, err
@@ -275,6 +283,9 @@ func (c *cli) verify(ctx context.Context) (Report, VerifyResult, error) {
 	r := VerifyReport(mod, ds, proto, res)
 	if c.label != "" {
 		r.Label = c.label
+	}
+	if hasDemo {
+		r.AddDemographics(demo, samples, res)
 	}
 	return r, res, nil
 }

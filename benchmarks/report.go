@@ -133,6 +133,10 @@ type Report struct {
 	FailedToAcquire []Failure `json:"failed_to_acquire,omitempty"`
 	Misses          []string  `json:"misses,omitempty"`
 
+	// Demographics is FNMR and FMR per demographic group, when the data
+	// set has a demographics.tsv (verification only).
+	Demographics *DemographicsReport `json:"demographics,omitempty"`
+
 	// genuine and impostor are the raw scores, for the plots.
 	genuine, impostor []float64
 }
@@ -321,6 +325,11 @@ func (r Report) Write(dir string) error {
 			return fmt.Errorf("cmc.png: %w", err)
 		}
 	}
+	if r.Demographics != nil {
+		if err := r.Demographics.plot(dir, title); err != nil {
+			return err
+		}
+	}
 	return os.WriteFile(filepath.Join(dir, "report.md"), r.Markdown(), 0o644)
 }
 
@@ -420,6 +429,9 @@ func (r Report) Markdown() []byte {
 	p("![DET curve](det.png)\n\n![Score distributions](scores.png)\n\n")
 	p("Rates are measured on this data set only. With N impostor comparisons an FMR below 3/N cannot be told from zero (the rule of three, 95%% confidence), so such operating points are reported as not measurable. Failed samples score as non-matches in every comparison.\n\n")
 
+	if r.Demographics != nil {
+		r.Demographics.markdown(p, true)
+	}
 	if len(r.FailedToEnrol) > 0 {
 		p("## Failures to enrol (%d)\n\n", len(r.FailedToEnrol))
 		for _, f := range r.FailedToEnrol {
