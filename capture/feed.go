@@ -55,10 +55,11 @@ type FeedConfig struct {
 	// Lookback is how long frames are kept; 0 keeps only the newest.
 	Lookback time.Duration
 	// KeepFPS is how many frames a second are kept for the lookback
-	// (default 5).
+	// (0: DefaultKeepFPS).
 	KeepFPS int
 	// RetryMin and RetryMax bound the wait between attempts to open the
-	// source, which doubles from min to max (defaults 1s, 30s).
+	// source, which doubles from min to max (0: DefaultRetryMin,
+	// DefaultRetryMax).
 	RetryMin, RetryMax time.Duration
 	// OnState, when set, is called with the feed's status whenever its
 	// state changes: an open attempt starts or fails, the source connects,
@@ -106,16 +107,28 @@ type FeedStatus struct {
 // error wrapping it says why) and no newer frame can come.
 var ErrStopped = errors.New("capture: feed stopped")
 
+// Defaults of FeedConfig.
+const (
+	// DefaultKeepFPS: a traveller does not change pose faster than five
+	// frames a second, and each kept frame of a 1080p camera holds 6 MB.
+	DefaultKeepFPS = 5
+	// DefaultRetryMin and DefaultRetryMax bound the wait between attempts
+	// to open a source that could not be opened (a camera not yet up, a
+	// stream not reachable).
+	DefaultRetryMin = time.Second
+	DefaultRetryMax = 30 * time.Second
+)
+
 // NewFeed sets up a feed; Start opens its source.
 func NewFeed(cfg FeedConfig) *Feed {
 	if cfg.KeepFPS <= 0 {
-		cfg.KeepFPS = 5
+		cfg.KeepFPS = DefaultKeepFPS
 	}
 	if cfg.RetryMin <= 0 {
-		cfg.RetryMin = time.Second
+		cfg.RetryMin = DefaultRetryMin
 	}
 	if cfg.RetryMax < cfg.RetryMin {
-		cfg.RetryMax = max(30*time.Second, cfg.RetryMin)
+		cfg.RetryMax = max(DefaultRetryMax, cfg.RetryMin)
 	}
 	return &Feed{
 		cfg:      cfg,

@@ -132,7 +132,6 @@ type Engine struct {
 	faces     FaceExtractor
 	threshold float32
 	log       zerolog.Logger
-	algorithm templates.Algorithm
 
 	// enrolFingers refuses images under the quality floor; probeFingers
 	// extracts whatever it can.
@@ -211,7 +210,6 @@ func New(cfg Config) (*Engine, error) {
 		faces:        cfg.Faces,
 		threshold:    cfg.Threshold,
 		log:          cfg.Logger,
-		algorithm:    templates.FaceAlgorithm,
 		enrolFingers: enrol,
 		probeFingers: finger.NewExtractor(probeCfg),
 		fingerDPI:    enrol.Config().DPI,
@@ -287,7 +285,7 @@ func (s *Engine) load() error {
 			if err := t.UnmarshalBinary(raw); err != nil {
 				return fmt.Errorf("engine: subject %q: template %d: %w", sub.ID, i, err)
 			}
-			if s.compatible(t) != nil {
+			if t.Comparable() != nil {
 				s.stale++
 				continue
 			}
@@ -355,7 +353,7 @@ func (s *Engine) load() error {
 func (s *Engine) indexSubject(sub store.Subject, fingers []fingerRef) error {
 	faces := 0
 	for _, t := range sub.Templates {
-		if t.Modality != templates.ModalityFace || s.compatible(t) != nil {
+		if t.Modality != templates.ModalityFace || t.Comparable() != nil {
 			continue
 		}
 		if err := s.index.Add(matcher.Entry{SubjectID: sub.ID, Vector: t.Vector, Watchlists: sub.Watchlists}); err != nil {
@@ -384,7 +382,7 @@ type faceSource struct{ s *Engine }
 
 func (f faceSource) Vectors(ids []string, fn func(int, []float32)) error {
 	return f.s.store.Templates(ids, func(i int, t templates.Template) {
-		if t.Modality == templates.ModalityFace && f.s.compatible(t) == nil {
+		if t.Modality == templates.ModalityFace && t.Comparable() == nil {
 			fn(i, t.Vector)
 		}
 	})
@@ -436,10 +434,6 @@ func (s *Engine) lock(id string) func() {
 	m.Lock()
 	return m.Unlock
 }
-
-// compatible reports whether the engine compares t (templates.Comparable):
-// the one compatibility rule, for samples, stored templates and loading.
-func (s *Engine) compatible(t templates.Template) error { return t.Comparable() }
 
 // Delete removes a subject from the gallery and the indexes, and returns
 // it as it was.
@@ -500,10 +494,6 @@ type Stats struct {
 func (s *Engine) Stats() Stats {
 	return Stats{FaceTemplates: s.index.Len(), FingerTemplates: s.fingers.Len(), Subjects: s.Subjects()}
 }
-
-// Store is the engine's store, for the administrative operations that
-// work on the gallery as a whole (backup, restore, purge).
-func (s *Engine) Store() *store.Store { return s.store }
 
 // Backup writes one consistent snapshot of the gallery to w (store.Backup).
 func (s *Engine) Backup(ctx context.Context, w io.Writer) (store.BackupStats, error) {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/store"
+	"github.com/bordermatch/bordermatch/templates"
 	"github.com/bordermatch/bordermatch/templates/minutiae"
 )
 
@@ -165,10 +166,7 @@ func (q *Query) Validate() error {
 			return kindOf("watchlists", err)
 		}
 	}
-	if q.Threshold != nil && q.MaxFMR != nil {
-		return invalid("give threshold (a face cosine) or max_fmr, not both")
-	}
-	return validThreshold(q.Threshold, q.MaxFMR)
+	return validRule(q.Threshold, q.MaxFMR)
 }
 
 // Decision is the rule a request was decided by: on the face cosine
@@ -181,24 +179,17 @@ type Decision struct {
 	FusedThreshold float64
 }
 
+// decision is the rule of a request whose threshold and max FMR passed
+// validRule, for its probe.
 func (s *Engine) decision(p probe, threshold *float32, maxFMR *float64) (Decision, error) {
 	d := Decision{Threshold: s.threshold, MaxFMR: s.maxFMR}
-	if threshold != nil && maxFMR != nil {
-		return d, invalid("give threshold (a face cosine) or max_fmr, not both")
-	}
 	if threshold != nil {
 		if len(p.fingers) > 0 {
 			return d, invalid("threshold is a face cosine; a probe with fingers is decided on max_fmr")
 		}
-		if !(*threshold >= -1 && *threshold <= 1) {
-			return d, invalid("threshold %v outside [-1, 1]", *threshold)
-		}
 		d.Threshold = *threshold
 	}
 	if maxFMR != nil {
-		if !(*maxFMR > 0 && *maxFMR < 1) {
-			return d, invalid("max_fmr %v outside (0, 1)", *maxFMR)
-		}
 		d.MaxFMR = *maxFMR
 	}
 	d.Fused = len(p.fingers) > 0 || maxFMR != nil
@@ -468,8 +459,13 @@ func (s *Engine) identify(ctx context.Context, p probe, q Query) (IdentifyResult
 	return res, nil
 }
 
-// validThreshold checks the ranges before any extraction is paid for.
-func validThreshold(thr *float32, maxFMR *float64) error {
+// validRule checks a request's decision rule before any extraction is
+// paid for: a threshold (a face cosine) or a max FMR, not both, each in
+// range.
+func validRule(thr *float32, maxFMR *float64) error {
+	if thr != nil && maxFMR != nil {
+		return invalid("give threshold (a face cosine) or max_fmr, not both")
+	}
 	if thr != nil && !(*thr >= -1 && *thr <= 1) {
 		return invalid("threshold %v outside [-1, 1]", *thr)
 	}
@@ -519,7 +515,7 @@ type VerifyResult struct {
 // Verify compares a probe with a reference and decides.
 func (s *Engine) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, error) {
 	var res VerifyResult
-	if err := validThreshold(req.Threshold, req.MaxFMR); err != nil {
+	if err := validRule(req.Threshold, req.MaxFMR); err != nil {
 		return res, err
 	}
 	if req.SubjectID != "" && req.Reference != nil {
@@ -568,7 +564,7 @@ func (s *Engine) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, e
 			fs[i], fn[i] = s.bestFinger(f, info.fingers)
 		}
 		if p.face != nil && !sc.HasFace && len(p.fingers) == 0 {
-			return res, fmt.Errorf("%w: subject %q has no face template of algorithm %s: re-enrol it", ErrIncompatible, id, s.algorithm)
+			return res, fmt.Errorf("%w: subject %q has no face template of algorithm %s: re-enrol it", ErrIncompatible, id, templates.FaceAlgorithm)
 		}
 	} else {
 		var refs []fingerRef

@@ -108,7 +108,7 @@ func (s *Engine) template(sm Sample, takeLargest, enrol bool, what string) (samp
 		if err := t.UnmarshalBinary(sm.Template); err != nil {
 			return sample{}, kindOf(what, fmt.Errorf("%w: %w", ErrInvalid, err))
 		}
-		if err := s.compatible(t); err != nil {
+		if err := t.Comparable(); err != nil {
 			return sample{}, kindOf(what, err)
 		}
 		if t.Modality == templates.ModalityFinger {
@@ -124,7 +124,7 @@ func (s *Engine) template(sm Sample, takeLargest, enrol bool, what string) (samp
 
 // faceSample checks a face the extractor made.
 func (s *Engine) faceSample(f templates.Face, what string) (sample, error) {
-	if err := s.compatible(f.Template); err != nil {
+	if err := f.Template.Comparable(); err != nil {
 		return sample{}, kindOf(what, fmt.Errorf("%w: the face extractor's template: %w", ErrInternal, err))
 	}
 	return sample{t: f.Template, faceQ: faceQuality(f)}, nil
@@ -158,7 +158,7 @@ func (s *Engine) finger(fs FingerSample, enrol bool, what string) (sample, error
 		if t.Modality != templates.ModalityFinger {
 			return sample{}, invalid("%s: a %s template is not a finger", what, t.Modality)
 		}
-		if err := s.compatible(t); err != nil {
+		if err := t.Comparable(); err != nil {
 			return sample{}, kindOf(what, err)
 		}
 		return s.fingerView(*t.Finger, pos, "template", enrol, what)

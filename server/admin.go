@@ -3,6 +3,7 @@ package server
 import (
 	"io"
 
+	"github.com/bordermatch/bordermatch/engine"
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
 )
 
@@ -11,15 +12,15 @@ import (
 const backupChunkBytes = 1 << 20
 
 // Admin is the bordermatch.v1.Admin service: online backup and restore of
-// the gallery behind a Service. Register it with pb.RegisterAdminServer; it
-// is for the admin role only.
+// an engine's gallery. Register it with pb.RegisterAdminServer; it is for
+// the admin role only.
 type Admin struct {
 	pb.UnimplementedAdminServer
-	svc *Service
+	eng *engine.Engine
 }
 
-// NewAdmin returns the Admin service of svc.
-func NewAdmin(svc *Service) *Admin { return &Admin{svc: svc} }
+// NewAdmin returns the Admin service of eng.
+func NewAdmin(eng *engine.Engine) *Admin { return &Admin{eng: eng} }
 
 // chunkWriter sends what is written as BackupChunk messages.
 type chunkWriter struct {
@@ -54,7 +55,7 @@ func (w *chunkWriter) flush() error {
 // Backup implements pb.AdminServer: one consistent snapshot, streamed.
 func (a *Admin) Backup(_ *pb.BackupRequest, stream pb.Admin_BackupServer) error {
 	w := &chunkWriter{stream: stream, buf: make([]byte, 0, backupChunkBytes)}
-	if _, err := a.svc.eng.Backup(stream.Context(), w); err != nil {
+	if _, err := a.eng.Backup(stream.Context(), w); err != nil {
 		return err
 	}
 	return w.flush()
@@ -82,7 +83,7 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 // Restore implements pb.AdminServer: all or nothing, into an empty
 // gallery only (engine.Restore).
 func (a *Admin) Restore(stream pb.Admin_RestoreServer) error {
-	st, err := a.svc.eng.Restore(stream.Context(), &chunkReader{stream: stream})
+	st, err := a.eng.Restore(stream.Context(), &chunkReader{stream: stream})
 	if err != nil {
 		return err
 	}

@@ -35,6 +35,7 @@ type adminServer struct {
 	matcher pb.MatcherClient
 	admin   pb.AdminClient
 	svc     *Service
+	store   *store.Store
 	metrics *Metrics
 }
 
@@ -57,7 +58,7 @@ func startAdminServer(t *testing.T) *adminServer {
 		t.Fatal(err)
 	}
 	gs, _ := NewGRPCServer(svc, GRPCOptions{Logger: zerolog.Nop(), Metrics: m})
-	pb.RegisterAdminServer(gs, NewAdmin(svc))
+	pb.RegisterAdminServer(gs, NewAdmin(svc.Engine()))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +69,7 @@ func startAdminServer(t *testing.T) *adminServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close(); gs.GracefulStop(); st.Close() })
-	return &adminServer{matcher: pb.NewMatcherClient(conn), admin: pb.NewAdminClient(conn), svc: svc, metrics: m}
+	return &adminServer{matcher: pb.NewMatcherClient(conn), admin: pb.NewAdminClient(conn), svc: svc, store: st, metrics: m}
 }
 
 func randomFace(seed uint64) templates.Template {
@@ -178,7 +179,7 @@ func TestAdminBackupRestore(t *testing.T) {
 		if c := identifyTop(t, dst.matcher, randomFace(700)); len(c) != 0 {
 			t.Fatalf("a refused restore is searchable: %v", c)
 		}
-		if n, _ := dst.svc.eng.Store().Count(); n != 0 {
+		if n, _ := dst.store.Count(); n != 0 {
 			t.Fatalf("a refused restore stored %d subjects", n)
 		}
 	}
@@ -190,7 +191,7 @@ func TestAdminBackupRestore(t *testing.T) {
 		t.Errorf("restored %d subjects, want at least 60", resp.GetSubjects())
 	}
 	// Every restored subject is whole and searchable at once.
-	n, _ := dst.svc.eng.Store().Count()
+	n, _ := dst.store.Count()
 	if int64(n) != resp.GetSubjects() || dst.svc.eng.IndexSize() != int(resp.GetTemplates()) {
 		t.Errorf("store has %d subjects, index %d templates; restore said %d and %d", n, dst.svc.eng.IndexSize(), resp.GetSubjects(), resp.GetTemplates())
 	}

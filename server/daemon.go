@@ -365,7 +365,7 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	}
 	gs, hs := NewGRPCServer(svc, GRPCOptions{MaxMessageBytes: opt.MaxMessageBytes, Logger: log,
 		TLS: tlsCfg, Access: acc, Audit: auditLog, Metrics: metrics})
-	gates, err := NewGates(svc, GatesOptions{Gates: opt.Gates, ModelsDir: opt.ModelsDir, CaptureState: metrics.SetCaptureState, Logger: log})
+	gates, err := NewGates(eng, GatesOptions{Gates: opt.Gates, ModelsDir: opt.ModelsDir, CaptureState: metrics.SetCaptureState, Logger: log})
 	if err != nil {
 		lis.Close()
 		return err
@@ -374,7 +374,7 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	pb.RegisterGatesServer(gs, gates)
 	hs.SetServingStatus(pb.Gates_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	gates.Start()
-	pb.RegisterAdminServer(gs, NewAdmin(svc))
+	pb.RegisterAdminServer(gs, NewAdmin(eng))
 	hs.SetServingStatus(pb.Admin_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	loaded.Store(eng)
 	if opt.PurgeInterval > 0 {

@@ -214,7 +214,7 @@ func noFaceDetail(frames int, d time.Duration, reject string) string {
 // identifyShot extracts the shot's face and identifies it. A nil response
 // with a detail means the extractor found no face where the selector did.
 func (g *Gates) identifyShot(ctx context.Context, shot pickedShot, q engine.Query) (*pb.IdentifyResponse, string, error) {
-	res, err := g.svc.eng.Identify(ctx, engine.IdentifyRequest{
+	res, err := g.eng.Identify(ctx, engine.IdentifyRequest{
 		Probe: engine.Probe{Sample: &engine.Sample{FaceImage: shot.jpeg}, TakeLargestFace: true},
 		Query: q,
 	})

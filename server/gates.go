@@ -16,17 +16,9 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bordermatch/bordermatch/capture"
+	"github.com/bordermatch/bordermatch/engine"
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
 )
-
-// lookbackFPS is how many frames a second are kept for the lookback: a
-// traveller does not change pose faster than that, and each kept frame of
-// a 1080p camera holds 6 MB.
-const lookbackFPS = 5
-
-// reopenMax bounds the wait between attempts to open a source that could
-// not be opened (a camera not yet up, a stream not reachable).
-const reopenMax = 30 * time.Second
 
 // GatesOptions configure the gate sessions.
 type GatesOptions struct {
@@ -56,7 +48,7 @@ type GatesOptions struct {
 type Gates struct {
 	pb.UnimplementedGatesServer
 
-	svc      *Service
+	eng      *engine.Engine
 	log      zerolog.Logger
 	gates    map[string]*gate
 	ids      []string
@@ -69,8 +61,8 @@ type Gates struct {
 	wg sync.WaitGroup
 }
 
-// NewGates sets up the gates of opt over svc; Start opens their sources.
-func NewGates(svc *Service, opt GatesOptions) (*Gates, error) {
+// NewGates sets up the gates of opt over eng; Start opens their sources.
+func NewGates(eng *engine.Engine, opt GatesOptions) (*Gates, error) {
 	if err := CheckGates(opt.Gates); err != nil {
 		return nil, err
 	}
@@ -79,7 +71,7 @@ func NewGates(svc *Service, opt GatesOptions) (*Gates, error) {
 		n = max(1, runtime.GOMAXPROCS(0)/2)
 	}
 	g := &Gates{
-		svc:      svc,
+		eng:      eng,
 		log:      opt.Logger,
 		gates:    map[string]*gate{},
 		selector: &shotSelector{cfg: capture.SelectorConfig{ModelsDir: opt.ModelsDir}, n: n},
@@ -155,8 +147,6 @@ func newGate(c GateConfig, log zerolog.Logger, setState func(source, state strin
 		Source:   c.Source,
 		Options:  capture.Options{FPS: c.FPS, Loop: *c.Loop},
 		Lookback: c.Lookback,
-		KeepFPS:  lookbackFPS,
-		RetryMax: reopenMax,
 		OnState:  gt.stateChanged,
 		OnFrame: func(seq uint64, at time.Time) {
 			if gt.observe != nil {

@@ -61,7 +61,7 @@ func startGates(t testing.TB, gates []GateConfig, configure func(*Gates)) *gateS
 		t.Fatal(err)
 	}
 	gs, _ := NewGRPCServer(svc, GRPCOptions{Logger: zerolog.Nop()})
-	g, err := NewGates(svc, GatesOptions{Gates: gates, ModelsDir: modelsDir(), Logger: testLogger(t)})
+	g, err := NewGates(svc.Engine(), GatesOptions{Gates: gates, ModelsDir: modelsDir(), Logger: testLogger(t)})
 	if err != nil {
 		st.Close()
 		t.Fatal(err)

@@ -335,13 +335,7 @@ type gateList []GateConfig
 
 func (l *gateList) Type() string { return "gate" }
 
-func (l *gateList) String() string {
-	var s []string
-	for _, g := range *l {
-		s = append(s, g.ID+"="+g.Source)
-	}
-	return strings.Join(s, ",")
-}
+func (l *gateList) String() string { return strings.Join(l.GetSlice(), ",") }
 
 func (l *gateList) Set(v string) error {
 	g, err := ParseGateFlag(v)

@@ -61,14 +61,11 @@ func (s *Service) Enroll(ctx context.Context, req *pb.EnrollRequest) (*pb.Enroll
 
 // Identify implements pb.MatcherServer.
 func (s *Service) Identify(ctx context.Context, req *pb.IdentifyRequest) (*pb.IdentifyResponse, error) {
-	q, err := queryOf(req.GetTopK(), req.Threshold, req.MaxFmr, req.GetWatchlists())
-	if err != nil {
-		return nil, err
-	}
 	p, err := probeOf(req.GetProbe(), req.GetFingers(), req.GetTakeLargestFace())
 	if err != nil {
 		return nil, err
 	}
+	q := engine.Query{TopK: int(req.GetTopK()), Watchlists: req.GetWatchlists(), Threshold: req.Threshold, MaxFMR: req.MaxFmr}
 	res, err := s.eng.Identify(ctx, engine.IdentifyRequest{Probe: p, Query: q})
 	if err != nil {
 		return nil, err
@@ -76,8 +73,9 @@ func (s *Service) Identify(ctx context.Context, req *pb.IdentifyRequest) (*pb.Id
 	return identifyProto(res), nil
 }
 
-// queryOf is the one validation of an identification's options, shared by
-// Identify and the gate RPCs: it runs before any sample is read.
+// queryOf validates an identification's options for the gate RPCs, which
+// must refuse a bad request before they spend seconds capturing frames
+// (engine.Identify validates the same query again, at no cost).
 func queryOf(topK int32, threshold *float32, maxFMR *float64, watchlists []string) (engine.Query, error) {
 	q := engine.Query{TopK: int(topK), Watchlists: watchlists, Threshold: threshold, MaxFMR: maxFMR}
 	return q, q.Validate()
@@ -136,9 +134,6 @@ func fillScores(sc *engine.Scores, face **float32, faceFMR **float64, fingers *[
 
 // Verify implements pb.MatcherServer.
 func (s *Service) Verify(ctx context.Context, req *pb.VerifyRequest) (*pb.VerifyResponse, error) {
-	if err := (&engine.Query{TopK: 1, Threshold: req.Threshold, MaxFMR: req.MaxFmr}).Validate(); err != nil {
-		return nil, err
-	}
 	p, err := probeOf(req.GetProbe(), req.GetFingers(), req.GetTakeLargestFace())
 	if err != nil {
 		return nil, err
