@@ -21,8 +21,7 @@ import (
 //     the TFLite tensor's.
 //   - ADD, SUB, MUL, RELU, ABS map one to one; a constant operand is
 //     transposed to NCHW. RESHAPE goes through NHWC order unless the spatial
-//     size is 1×1, where both orders agree. Fused RELU and RELU6 become Relu
-//     and Clip.
+//     size is 1×1, where both orders agree. A fused RELU becomes Relu.
 //   - relu(x) + c·(x − |x|), how TensorFlow writes PReLU, becomes
 //     PRelu(x, slope = 2c): for x > 0 it is x + c·0 = x, for x < 0 it is
 //     0 + c·2x = 2c·x. The four intermediate tensors must have no other reader.
@@ -383,16 +382,14 @@ func (c *converter) finish(oi int, opType string, inputs []string, out int32, nc
 	switch act {
 	case actNone:
 		c.node(oi, opType, inputs, target, attrs...)
-	case actRelu, actRelu6:
+	case actRelu:
 		pre := c.fresh(target+"_pre", int(out))
 		c.node(oi, opType, inputs, pre, attrs...)
-		if act == actRelu {
-			c.node(oi, "Relu", []string{pre}, target)
-		} else {
-			lo := c.initializer(floatTensor("relu6_min", nil, []float32{0}))
-			hi := c.initializer(floatTensor("relu6_max", nil, []float32{6}))
-			c.node(oi, "Clip", []string{pre, lo, hi}, target)
-		}
+		c.node(oi, "Relu", []string{pre}, target)
+	case actRelu6:
+		// Opset 11's Clip takes its bounds as inputs, which OpenCV 4.6's
+		// importer rejects; MobileFaceNet has no ReLU6.
+		return fmt.Errorf("fused RELU6 is not supported")
 	default:
 		return fmt.Errorf("fused activation %d is not supported", act)
 	}
