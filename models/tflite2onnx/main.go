@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"time"
 )
 
@@ -96,8 +97,13 @@ func Dump(w io.Writer, m *Model) {
 			}
 			fmt.Fprintf(w, " opts=%d\n", op.OptionsType)
 		}
-		for name, n := range counts {
-			fmt.Fprintf(w, "  %s ×%d\n", name, n)
+		names := make([]string, 0, len(counts))
+		for name := range counts {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			fmt.Fprintf(w, "  %s ×%d\n", name, counts[name])
 		}
 	}
 }
