@@ -51,12 +51,34 @@ type FaceQuality struct {
 	// FaceFraction is the face box area (clipped to the image) over the
 	// image area.
 	FaceFraction float64
+	// Detector is how the face was found: "hog", "hog-x2" (the image
+	// upsampled), "hog-padded" (the image's edges extended, for a tight
+	// crop) or "cnn"; the later ones are fallbacks tried only when the
+	// earlier found nothing, so they mark harder photos.
+	Detector string
+	// DetectorConfidence is the detector's score for the face: the HOG
+	// detector's SVM margin or the CNN's MMOD score, 0 at the detector's
+	// threshold; frontal, well-lit faces score 1 and more.
+	DetectorConfidence float64
+	// Yaw, Pitch and Roll estimate the head's pose in degrees from the five
+	// alignment points (eye centres, nose tip, mouth corners): 0 is
+	// frontal, yaw positive when the nose points to the image's right,
+	// pitch positive when the head is bowed, roll positive when the right
+	// eye (in the image) is lower. ICAO portraits keep each within about
+	// 5 to 8 degrees.
+	Yaw, Pitch, Roll float64
 }
 
 // ExtractOptions adjust one face extraction.
 type ExtractOptions struct {
 	// TakeLargest picks the largest face when the image holds several (a
-	// gate camera frame); otherwise several faces are an error (enrolment
-	// must not guess who is meant).
+	// gate camera frame). Otherwise the face of interest is taken only when
+	// it clearly dominates the others (face.Dominant), and several
+	// comparable faces are an error: enrolment must not guess who is
+	// meant.
 	TakeLargest bool
+	// Quick skips the slower fallback detectors tried when the first finds
+	// no face: for video frames, where the next frame is another chance
+	// and a frame with nobody in it is common.
+	Quick bool
 }

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"image"
-	"image/draw"
-	"image/jpeg"
 	"image/png"
 	"path/filepath"
 	"testing"
@@ -69,46 +67,6 @@ func TestConvertedModelReference(t *testing.T) {
 			t.Errorf("%s: cosine %.4f with face-api's descriptor, want >= 0.99", tc.chip, c)
 		}
 	}
-}
-
-// TestPNGReencoding measures what the PNG to JPEG re-encoding (go-face reads
-// only JPEG) does to a descriptor: the same chip described from its PNG
-// pixels and after a JPEG round trip.
-func TestPNGReencoding(t *testing.T) {
-	dlib := chipDescriber(t, false)
-	for _, chip := range []string{"reference/face1.png", "reference/face2.png", "bbt/penny/1.png"} {
-		img := readPNG(t, filepath.Join(faces, chip))
-		ref, err := dlib.Describe(img)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, q := range []int{90, 95, pngJPEGQuality} {
-			d, err := decodeImage(encodedJPEG(t, img, q), 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			v, err := dlib.Describe(d.img)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c := cosine(ref, v)
-			t.Logf("%s: JPEG quality %3d: cosine %.6f (Euclidean %.4f) with the PNG's descriptor", chip, q, c, euclid(ref, v))
-			if q == pngJPEGQuality && c < 0.999 {
-				t.Errorf("%s: re-encoding at quality %d moves the descriptor to cosine %.5f", chip, q, c)
-			}
-		}
-	}
-}
-
-// encodedJPEG encodes as encodeJPEG does, at the given quality.
-func encodedJPEG(t testing.TB, img image.Image, quality int) []byte {
-	rgba := image.NewRGBA(img.Bounds())
-	draw.Draw(rgba, rgba.Bounds(), img, img.Bounds().Min, draw.Src)
-	var b bytes.Buffer
-	if err := jpeg.Encode(&b, rgba, &jpeg.Options{Quality: quality}); err != nil {
-		t.Fatal(err)
-	}
-	return b.Bytes()
 }
 
 func TestChipDescriberErrors(t *testing.T) {

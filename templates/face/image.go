@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"image"
-	"image/draw"
 	"image/jpeg"
 	"image/png"
 
@@ -39,16 +38,9 @@ func format(b []byte) string {
 	return ""
 }
 
-// pngJPEGQuality is the JPEG quality at which PNGs (and JPEGs dlib's loader
-// cannot read) are re-encoded for dlib. At 100 the descriptor of a 150x150
-// chip moves by a cosine distance of about 1e-4 (TestPNGReencoding).
-const pngJPEGQuality = 100
-
 // decoded is a checked, fully decoded sample image.
 type decoded struct {
-	img       image.Image
-	jpeg      []byte // the image as a 3-channel JPEG, which is what go-face reads
-	reencoded bool   // jpeg was made here, not sent by the caller
+	img image.Image
 }
 
 // decodeImage checks and decodes a JPEG or PNG. The pixel limit is checked
@@ -94,7 +86,8 @@ func decodeImage(b []byte, maxPixels int) (decoded, error) {
 		return decoded{}, fmt.Errorf("%w: %dx%d pixels, the limit is %d", templates.ErrImageTooLarge, cfg.Width, cfg.Height, maxPixels)
 	}
 	if f == "png" && (cfg.Width > 65535 || cfg.Height > 65535) {
-		// dlib gets a JPEG, which cannot be wider or taller than that.
+		// Beyond what any camera or scanner delivers, and beyond what
+		// OpenCV's Mat dimensions are checked against here.
 		return decoded{}, fmt.Errorf("%w: %dx%d pixels, the limit is 65535 on a side", templates.ErrImageTooLarge, cfg.Width, cfg.Height)
 	}
 	var img image.Image
@@ -108,33 +101,5 @@ func decodeImage(b []byte, maxPixels int) (decoded, error) {
 		// decoder fill the missing part with grey.
 		return decoded{}, fmt.Errorf("%w: %s: %v", templates.ErrImageUnreadable, f, err)
 	}
-	d := decoded{img: img, jpeg: b}
-	// go-face reads only 3-channel JPEGs: re-encode PNGs and grey or CMYK
-	// JPEGs.
-	if _, ycc := img.(*image.YCbCr); f == "png" || !ycc {
-		if d.jpeg, err = encodeJPEG(img); err != nil {
-			return decoded{}, err
-		}
-		d.reencoded = true
-	}
-	return d, nil
-}
-
-// encodeJPEG encodes img as a 3-channel JPEG at pngJPEGQuality. Alpha is
-// composited onto black, as dlib's own PNG loader does.
-func encodeJPEG(img image.Image) ([]byte, error) {
-	src := img
-	switch img.(type) {
-	case *image.YCbCr, *image.RGBA:
-	default:
-		// Go's encoder writes *image.Gray as a 1-channel JPEG.
-		rgba := image.NewRGBA(img.Bounds())
-		draw.Draw(rgba, rgba.Bounds(), img, img.Bounds().Min, draw.Src)
-		src = rgba
-	}
-	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, src, &jpeg.Options{Quality: pngJPEGQuality}); err != nil {
-		return nil, fmt.Errorf("templates: re-encoding as JPEG: %w", err)
-	}
-	return buf.Bytes(), nil
+	return decoded{img: img}, nil
 }
