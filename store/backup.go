@@ -9,7 +9,7 @@ package store
 // any and never depends on Badger's internal versions:
 //
 //	magic     "BMBACKUP"                                      8 bytes
-//	version   1                                               1 byte
+//	version   2 (1: before kept samples; still read)           1 byte
 //	schema    SchemaVersion                                   uvarint
 //	created   unix nanoseconds                                varint
 //	entries, in key order, each:
@@ -17,7 +17,8 @@ package store
 //	trailer:
 //	  'Z' | uvarint entries | uvarint subjects | SHA-256 of every byte before the 'Z', 32 bytes
 //
-// Only the gallery's namespaces (s/, t/, w/) are in it. The file holds the
+// Only the gallery's namespaces (s/, t/, w/, and in version 2 x/, the kept
+// samples) are in it; jobs' state (meta/job/) is not. The file holds the
 // gallery in the clear, whatever the store's encryption (a backup must
 // restore under another master key): keep backup files encrypted and access
 // controlled.
@@ -48,12 +49,14 @@ import (
 
 const (
 	backupMagic   = "BMBACKUP"
-	backupVersion = 1
+	backupVersion = 2
 	// maxBackupKey and maxBackupValue bound what a restore allocates for one
 	// entry: keys are a prefix, an id and a few bytes; values a record or a
-	// template, far below 1 MiB.
-	maxBackupKey   = 512
-	maxBackupValue = 1 << 20
+	// template, far below 1 MiB, or a kept sample (MaxSampleBytes and its
+	// header).
+	maxBackupKey    = 512
+	maxBackupValue  = 1 << 20
+	maxBackupSample = MaxSampleBytes + 64
 )
 
 var (
@@ -65,12 +68,12 @@ var (
 )
 
 // galleryPrefixes are the namespaces a backup holds, in key order.
-var galleryPrefixes = []string{subjectPrefix, templatePrefix, watchlistPrefix}
+var galleryPrefixes = []string{subjectPrefix, templatePrefix, watchlistPrefix, samplePrefix}
 
 // BackupStats counts what a backup or restore held.
 type BackupStats struct {
-	Entries, Subjects, Templates int64
-	Bytes                        int64
+	Entries, Subjects, Templates, Samples int64
+	Bytes                                 int64
 }
 
 // countingWriter hashes and counts what passes through.
@@ -126,6 +129,8 @@ func (s *Store) Backup(w io.Writer) (BackupStats, error) {
 					st.Subjects++
 				case templatePrefix:
 					st.Templates++
+				case samplePrefix:
+					st.Samples++
 				}
 			}
 			it.Close()
@@ -250,8 +255,9 @@ func (s *Store) restore(r io.Reader, wrote *bool) (BackupStats, error) {
 	if string(magic[:len(backupMagic)]) != backupMagic {
 		return st, bad("not a Bordermatch backup (no %q header)", backupMagic)
 	}
-	if magic[len(backupMagic)] != backupVersion {
-		return st, bad("backup format version %d; this build reads %d", magic[len(backupMagic)], backupVersion)
+	version := magic[len(backupMagic)]
+	if version < 1 || version > backupVersion {
+		return st, bad("backup format version %d; this build reads 1 to %d", version, backupVersion)
 	}
 	schema, err := binary.ReadUvarint(hr)
 	if err != nil {
@@ -307,7 +313,11 @@ func (s *Store) restore(r io.Reader, wrote *bool) (BackupStats, error) {
 		if key, err = readBytes(maxBackupKey, key, "key"); err != nil {
 			return st, err
 		}
-		if val, err = readBytes(maxBackupValue, val, "value"); err != nil {
+		maxValue := maxBackupValue
+		if version >= 2 && bytes.HasPrefix(key, []byte(samplePrefix)) {
+			maxValue = maxBackupSample
+		}
+		if val, err = readBytes(maxValue, val, "value"); err != nil {
 			return st, err
 		}
 		var crc [4]byte
@@ -321,6 +331,9 @@ func (s *Store) restore(r io.Reader, wrote *bool) (BackupStats, error) {
 			return st, bad("entry %d: key %q out of order", st.Entries+1, key)
 		}
 		prev = append(prev[:0], key...)
+		if version < 2 && bytes.HasPrefix(key, []byte(samplePrefix)) {
+			return st, bad("entry %d: a kept sample in a version %d backup", st.Entries+1, version)
+		}
 		if err := checkEntry(key, val, &sub, &tpl); err != nil {
 			return st, bad("entry %d: %v", st.Entries+1, err)
 		}
@@ -329,6 +342,8 @@ func (s *Store) restore(r io.Reader, wrote *bool) (BackupStats, error) {
 			st.Subjects++
 		case bytes.HasPrefix(key, []byte(templatePrefix)):
 			st.Templates++
+		case bytes.HasPrefix(key, []byte(samplePrefix)):
+			st.Samples++
 		}
 		st.Entries++
 		*wrote = true
@@ -391,6 +406,14 @@ func checkEntry(key, val []byte, sub *Subject, tpl *templates.Template) error {
 		}
 		if err := tpl.UnmarshalBinary(val); err != nil {
 			return fmt.Errorf("subject %q template %d: %w", id, seq, err)
+		}
+	case bytes.HasPrefix(key, []byte(samplePrefix)):
+		id, seq, ok := splitSampleKey(key)
+		if !ok || validID(string(id)) != nil || seq >= MaxSamples {
+			return fmt.Errorf("malformed sample key %q", key)
+		}
+		if _, err := decodeSample(val); err != nil {
+			return fmt.Errorf("subject %q sample %d: %w", id, seq, err)
 		}
 	case bytes.HasPrefix(key, []byte(watchlistPrefix)):
 		k := key[len(watchlistPrefix):]

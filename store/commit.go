@@ -59,6 +59,7 @@ type pendingCreate struct {
 	key     []byte
 	rec     []byte
 	enc     [][]byte
+	samples [][]byte // encoded kept samples
 	entries int64
 	bytes   int64
 	done    chan error // buffered: the committer never waits for a caller
@@ -75,6 +76,18 @@ func newPendingCreate(sub *Subject, rec []byte, enc [][]byte) *pendingCreate {
 		p.bytes += int64(len(watchlistKey(w, sub.ID))) + entryOverhead
 	}
 	return p
+}
+
+// addSamples adds the encoded samples to write with the subject. A value
+// at or above Badger's value threshold (1 MiB) goes to the value log and
+// counts as a pointer in a transaction's size; it is counted here as 1 MiB,
+// which only makes groups smaller.
+func (p *pendingCreate) addSamples(samples [][]byte) {
+	p.samples = samples
+	p.entries += int64(len(samples))
+	for i, b := range samples {
+		p.bytes += int64(len(sampleKey(p.sub.ID, i))+min(len(b), 1<<20)) + entryOverhead
+	}
 }
 
 // committer gathers concurrent creates into groups.
@@ -236,6 +249,11 @@ func setSubject(txn *badger.Txn, p *pendingCreate) error {
 	}
 	for i, b := range p.enc {
 		if err := txn.Set(templateKey(p.sub.ID, i), b); err != nil {
+			return err
+		}
+	}
+	for i, b := range p.samples {
+		if err := txn.Set(sampleKey(p.sub.ID, i), b); err != nil {
 			return err
 		}
 	}
