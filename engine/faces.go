@@ -186,7 +186,11 @@ func (s *Engine) carry(from, to *faceAlgo, thr float32) (float32, bool) {
 	if from.cal == nil || to.cal == nil {
 		return 0, false
 	}
-	t, err := to.cal.ThresholdForFMR(from.cal.FMRAt(float64(thr)))
+	f := from.cal.FMRAt(float64(thr))
+	if f >= 1 {
+		return -1, true // at or below every impostor score measured: all pass
+	}
+	t, err := to.cal.ThresholdForFMR(f)
 	if err != nil {
 		return 0, false
 	}

@@ -103,22 +103,32 @@ func (s *Engine) template(sm Sample, takeLargest, enrol bool, what string) (samp
 	switch {
 	case sm.FaceImage != nil:
 		x, err := s.extractWith(s.def, sm.FaceImage, takeLargest, what)
-		if err != nil || enrol {
+		if enrol {
 			return x, err
 		}
 		// A probe: also under every other loaded algorithm the gallery
 		// holds templates of. One that finds no face leaves its
-		// algorithm out of the search rather than failing the probe.
+		// algorithm out of the search rather than failing the probe;
+		// when the default one finds none, the first other that does
+		// leads (its quality is reported).
+		defErr := err
+		found := err == nil
 		for _, fa := range s.algos.all() {
 			if fa == s.def || fa.ex == nil || fa.index.Len() == 0 {
 				continue
 			}
 			y, err := s.extractWith(fa, sm.FaceImage, takeLargest, what)
-			if err != nil {
+			switch {
+			case err != nil:
 				s.log.Debug().Err(err).Str("algorithm", fa.alg.String()).Msg("probe photo not extracted under a second algorithm")
-				continue
+			case !found:
+				x, found = y, true
+			default:
+				x.others = append(x.others, faceProbe{fa, y.t})
 			}
-			x.others = append(x.others, faceProbe{fa, y.t})
+		}
+		if !found {
+			return sample{}, defErr
 		}
 		return x, nil
 	case sm.Face != nil:
