@@ -64,6 +64,7 @@ func startAdminServerWith(t *testing.T, configure func(*engine.Config)) *adminSe
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.SetAlgorithmSizes(func() map[string]int { return algorithmSizesOf(svc.eng) })
 	gs, _ := NewGRPCServer(svc, GRPCOptions{Logger: zerolog.Nop(), Metrics: m})
 	pb.RegisterAdminServer(gs, NewAdmin(svc.Engine()))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")

@@ -198,6 +198,21 @@ func (opt Options) Validate() error {
 	return nil
 }
 
+// algorithmSizesOf is the per-algorithm face gauge of an engine (nil: not
+// loaded yet): every loaded algorithm, and every other with templates.
+func algorithmSizesOf(e *engine.Engine) map[string]int {
+	if e == nil {
+		return nil
+	}
+	out := map[string]int{}
+	for _, a := range e.FaceAlgorithms() {
+		if a.Loaded || a.Templates > 0 {
+			out[a.Algorithm.String()] = a.Templates
+		}
+	}
+	return out
+}
+
 // EngineFaces is a face extractor as the engine takes it. templates/face
 // gains its own Dim with its second network; until then the dlib
 // extractor's is templates.FaceDim.
@@ -319,6 +334,7 @@ func Serve(ctx context.Context, opt Options) (err error) {
 		st := e.Stats()
 		return st.FaceTemplates, st.FingerTemplates, st.Subjects
 	})
+	metrics.SetAlgorithmSizes(func() map[string]int { return algorithmSizesOf(loaded.Load()) })
 	var metricsSrv *metricsServer
 	if opt.MetricsListen != "" {
 		// Before the models and the index load, so /readyz can say it is

@@ -80,6 +80,10 @@ func TestRetemplateRPC(t *testing.T) {
 		st.GetStartedAt() == nil || st.GetFinishedAt() == nil {
 		t.Fatalf("job: %v", st)
 	}
+	// The per-algorithm gauge: every template under the new algorithm.
+	if n := algorithmGauge(t, as.metrics, aliasAlg.String()); n != 3 {
+		t.Errorf("face templates of %s by the gauge: %v", aliasAlg, n)
+	}
 	probe, err := os.ReadFile(faces + "/bbt/amy/2.png")
 	if err != nil {
 		t.Fatal(err)
@@ -101,4 +105,27 @@ func TestRetemplateRPC(t *testing.T) {
 	if err != nil && !bytes.Contains([]byte(err.Error()), []byte(aliasAlg.String())) {
 		t.Errorf("the refusal does not name the gallery's algorithms: %v", err)
 	}
+}
+
+// algorithmGauge scrapes the per-algorithm face gauge of one algorithm.
+func algorithmGauge(t *testing.T, m *Metrics, alg string) float64 {
+	t.Helper()
+	mfs, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "bordermatch_gallery_face_templates_by_algorithm" {
+			continue
+		}
+		for _, mt := range mf.GetMetric() {
+			for _, l := range mt.GetLabel() {
+				if l.GetName() == "algorithm" && l.GetValue() == alg {
+					return mt.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	t.Fatalf("no face template gauge of %s", alg)
+	return 0
 }
