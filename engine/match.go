@@ -106,6 +106,12 @@ func (s *Engine) Enroll(ctx context.Context, req EnrollRequest) (EnrollResult, e
 			}
 		}
 	}
+	if n := keptBytes(sub.Samples); n > store.MaxKeptBytes {
+		// Over what one transaction keeps: enrol without them.
+		s.log.Warn().Str("subject", sub.ID).Int("bytes", n).Int("max", store.MaxKeptBytes).
+			Msg("enrolment's samples too large to keep: re-templating will list it for re-enrolment")
+		sub.Samples = nil
+	}
 	// Finger templates given as Sample.Template count too.
 	if faces > MaxSamples || len(fingers) > MaxFingerSamples {
 		return res, invalid("enrol: %d faces and %d fingers, at most %d and %d", faces, len(fingers), MaxSamples, MaxFingerSamples)
@@ -134,6 +140,16 @@ func (s *Engine) Enroll(ctx context.Context, req EnrollRequest) (EnrollResult, e
 	}
 	res.Subject = created
 	return res, nil
+}
+
+// keptBytes is about what samples take in the store (their encoding adds a
+// few bytes each).
+func keptBytes(sms []store.Sample) int {
+	n := 0
+	for _, sm := range sms {
+		n += len(sm.Data) + len(sm.Format) + 16
+	}
+	return n
 }
 
 // keptSample is the source sample to keep of an enrolment's sample: a

@@ -51,12 +51,10 @@ const (
 	backupMagic   = "BMBACKUP"
 	backupVersion = 2
 	// maxBackupKey and maxBackupValue bound what a restore allocates for one
-	// entry: keys are a prefix, an id and a few bytes; values a record or a
-	// template, far below 1 MiB, or a kept sample (MaxSampleBytes and its
-	// header).
-	maxBackupKey    = 512
-	maxBackupValue  = 1 << 20
-	maxBackupSample = MaxSampleBytes + 64
+	// entry: keys are a prefix, an id and a few bytes; values a record, a
+	// template or a chunk of a kept sample, at most 1 MiB.
+	maxBackupKey   = 512
+	maxBackupValue = 1 << 20
 )
 
 var (
@@ -130,7 +128,9 @@ func (s *Store) Backup(w io.Writer) (BackupStats, error) {
 				case templatePrefix:
 					st.Templates++
 				case samplePrefix:
-					st.Samples++
+					if _, _, part, _ := splitSampleKey(item.Key()); part == 0 {
+						st.Samples++
+					}
 				}
 			}
 			it.Close()
@@ -275,6 +275,8 @@ func (s *Store) restore(r io.Reader, wrote *bool) (BackupStats, error) {
 	var prev, key, val []byte
 	var tpl templates.Template
 	var sub Subject
+	samples := sampleAssembler{drop: true}
+	var sampleID []byte
 	for {
 		start := hr.off
 		entryHash := crc32.New(castagnoli)
@@ -313,11 +315,7 @@ func (s *Store) restore(r io.Reader, wrote *bool) (BackupStats, error) {
 		if key, err = readBytes(maxBackupKey, key, "key"); err != nil {
 			return st, err
 		}
-		maxValue := maxBackupValue
-		if version >= 2 && bytes.HasPrefix(key, []byte(samplePrefix)) {
-			maxValue = maxBackupSample
-		}
-		if val, err = readBytes(maxValue, val, "value"); err != nil {
+		if val, err = readBytes(maxBackupValue, val, "value"); err != nil {
 			return st, err
 		}
 		var crc [4]byte
@@ -337,13 +335,27 @@ func (s *Store) restore(r io.Reader, wrote *bool) (BackupStats, error) {
 		if err := checkEntry(key, val, &sub, &tpl); err != nil {
 			return st, bad("entry %d: %v", st.Entries+1, err)
 		}
+		// A sample's chunks come in key order: each sample is decoded
+		// (its checksum checked) once whole.
+		if id, seq, part, ok := splitSampleKey(key); ok {
+			if !bytes.Equal(id, sampleID) {
+				if err := samples.flush(); err != nil {
+					return st, bad("entry %d: subject %q: %v", st.Entries+1, sampleID, err)
+				}
+				sampleID = append(sampleID[:0], id...)
+			}
+			if err := samples.add(seq, part, val); err != nil {
+				return st, bad("entry %d: subject %q: %v", st.Entries+1, id, err)
+			}
+			if part == 0 {
+				st.Samples++
+			}
+		}
 		switch {
 		case bytes.HasPrefix(key, []byte(subjectPrefix)):
 			st.Subjects++
 		case bytes.HasPrefix(key, []byte(templatePrefix)):
 			st.Templates++
-		case bytes.HasPrefix(key, []byte(samplePrefix)):
-			st.Samples++
 		}
 		st.Entries++
 		*wrote = true
@@ -351,6 +363,9 @@ func (s *Store) restore(r io.Reader, wrote *bool) (BackupStats, error) {
 		if err := wb.Set(bytes.Clone(key), bytes.Clone(val)); err != nil {
 			return st, fmt.Errorf("store: restore: %w", err)
 		}
+	}
+	if err := samples.flush(); err != nil {
+		return st, bad("subject %q: %v", sampleID, err)
 	}
 	sum := hr.h.Sum(nil)
 	entries, err := binary.ReadUvarint(hr)
@@ -408,12 +423,9 @@ func checkEntry(key, val []byte, sub *Subject, tpl *templates.Template) error {
 			return fmt.Errorf("subject %q template %d: %w", id, seq, err)
 		}
 	case bytes.HasPrefix(key, []byte(samplePrefix)):
-		id, seq, ok := splitSampleKey(key)
-		if !ok || validID(string(id)) != nil || seq >= MaxSamples {
-			return fmt.Errorf("malformed sample key %q", key)
-		}
-		if _, err := decodeSample(val); err != nil {
-			return fmt.Errorf("subject %q sample %d: %w", id, seq, err)
+		id, seq, part, ok := splitSampleKey(key)
+		if !ok || validID(string(id)) != nil || seq >= MaxSamples || part*sampleChunk >= MaxKeptBytes || len(val) > sampleChunk {
+			return fmt.Errorf("malformed sample key %q (or a chunk of %d bytes)", key, len(val))
 		}
 	case bytes.HasPrefix(key, []byte(watchlistPrefix)):
 		k := key[len(watchlistPrefix):]

@@ -78,15 +78,15 @@ func newPendingCreate(sub *Subject, rec []byte, enc [][]byte) *pendingCreate {
 	return p
 }
 
-// addSamples adds the encoded samples to write with the subject. A value
-// at or above Badger's value threshold (1 MiB) goes to the value log and
-// counts as a pointer in a transaction's size; it is counted here as 1 MiB,
-// which only makes groups smaller.
+// addSamples adds the encoded samples to write with the subject, as
+// chunks (samples.go).
 func (p *pendingCreate) addSamples(samples [][]byte) {
 	p.samples = samples
-	p.entries += int64(len(samples))
 	for i, b := range samples {
-		p.bytes += int64(len(sampleKey(p.sub.ID, i))+min(len(b), 1<<20)) + entryOverhead
+		for part, c := range sampleChunks(b) {
+			p.entries++
+			p.bytes += int64(len(sampleKey(p.sub.ID, i, part))+len(c)) + entryOverhead
+		}
 	}
 }
 
@@ -253,8 +253,10 @@ func setSubject(txn *badger.Txn, p *pendingCreate) error {
 		}
 	}
 	for i, b := range p.samples {
-		if err := txn.Set(sampleKey(p.sub.ID, i), b); err != nil {
-			return err
+		for part, c := range sampleChunks(b) {
+			if err := txn.Set(sampleKey(p.sub.ID, i, part), c); err != nil {
+				return err
+			}
 		}
 	}
 	for _, w := range p.sub.Watchlists {

@@ -10,7 +10,8 @@ package store
 //     live in the LSM tree next to their keys, and in the memtable's
 //     write-ahead log (*.mem) until the memtable is flushed into a level-0
 //     table (*.sst). The value log (*.vlog) holds only values above the
-//     threshold: kept samples (photos, fingerprint images) of 1 MiB or more;
+//     threshold, i.e. none of ours (kept samples are stored in chunks below
+//     it for that reason, see samples.go);
 //     RunValueLogGC below reclaims a deleted subject's.
 //   - A compaction that merges the tombstone with the older version drops
 //     the older version (and, at the bottom level, the tombstone), writes new

@@ -7,7 +7,16 @@ package store
 // gallery can be re-templated with a new algorithm without asking every
 // traveller back:
 //
-//	x/<id> 0x00 <seq:2 BE>   → one sample (encodeSample), seq 0..MaxSamples-1
+//	x/<id> 0x00 <seq:2 BE> <part:2 BE>  → part of one sample (encodeSample),
+//	                                       seq 0..MaxSamples-1
+//
+// A sample is stored in chunks of at most sampleChunk bytes, so that every
+// value stays below Badger's value threshold (1 MiB) and lives in the LSM
+// tree: Purge's flattening then removes a deleted subject's photos from the
+// files as it does its templates, which values in the value log would
+// survive. The samples of one subject are bounded (MaxKeptBytes), so that
+// they fit the subject's transaction with room to spare; an enrolment with
+// more is stored without its samples (the engine says so).
 //
 // They are written in the subject's creating transaction, deleted in its
 // deleting one (and so purged with it), encrypted at rest like every other
@@ -69,11 +78,24 @@ type Sample struct {
 const (
 	// MaxSamples is 16 face photos and 10 fingers.
 	MaxSamples = 26
-	// MaxSampleBytes bounds one sample: the largest gRPC message matchd
-	// takes is far smaller.
-	MaxSampleBytes  = 64 << 20
+	// MaxKeptBytes bounds the encoded samples of one subject: they are
+	// written in its creating transaction, which Badger bounds at 15% of
+	// a memtable (9.6 MB).
+	MaxKeptBytes    = 6 << 20
 	maxSampleFormat = 16
+	// sampleChunk is the largest value a sample is stored in.
+	sampleChunk = 512 << 10
 )
+
+// sampleChunks splits an encoded sample into its stored values.
+func sampleChunks(b []byte) [][]byte {
+	var out [][]byte
+	for len(b) > sampleChunk {
+		out = append(out, b[:sampleChunk])
+		b = b[sampleChunk:]
+	}
+	return append(out, b)
+}
 
 const (
 	samplePrefix  = "x/"
@@ -88,17 +110,61 @@ func sampleKeyPrefix(id string) []byte {
 	return append(k, templateSep)
 }
 
-func sampleKey(id string, seq int) []byte {
-	return append(sampleKeyPrefix(id), byte(seq>>8), byte(seq))
+func sampleKey(id string, seq, part int) []byte {
+	return append(sampleKeyPrefix(id), byte(seq>>8), byte(seq), byte(part>>8), byte(part))
 }
 
-// splitSampleKey returns the id and sequence number of a sample key.
-func splitSampleKey(k []byte) (id []byte, seq int, ok bool) {
+// splitSampleKey returns the id, sequence number and part of a sample key.
+func splitSampleKey(k []byte) (id []byte, seq, part int, ok bool) {
 	n := len(k)
-	if n < len(samplePrefix)+1+3 || !bytes.HasPrefix(k, []byte(samplePrefix)) || k[n-3] != templateSep {
-		return nil, 0, false
+	if n < len(samplePrefix)+1+5 || !bytes.HasPrefix(k, []byte(samplePrefix)) || k[n-5] != templateSep {
+		return nil, 0, 0, false
 	}
-	return k[len(samplePrefix) : n-3], int(k[n-2])<<8 | int(k[n-1]), true
+	return k[len(samplePrefix) : n-5], int(k[n-4])<<8 | int(k[n-3]), int(k[n-2])<<8 | int(k[n-1]), true
+}
+
+// sampleAssembler puts a sample's chunks back together as they come in key
+// order, and decodes each sample once it is whole.
+type sampleAssembler struct {
+	buf       []byte
+	seq, next int // the sample being assembled and its next part; next 0: none
+	samples   []Sample
+	// drop checks every sample and keeps none (a restore).
+	drop bool
+}
+
+// add takes the next chunk, in key order, of one subject's samples.
+func (a *sampleAssembler) add(seq, part int, v []byte) error {
+	if a.next > 0 && seq != a.seq {
+		if err := a.flush(); err != nil {
+			return err
+		}
+	}
+	if part != a.next {
+		return fmt.Errorf("%w: sample %d: part %d where %d was due", errSample, seq, part, a.next)
+	}
+	if len(a.buf)+len(v) > MaxKeptBytes {
+		return fmt.Errorf("%w: sample %d is over %d bytes", errSample, seq, MaxKeptBytes)
+	}
+	a.buf = append(a.buf, v...)
+	a.seq, a.next = seq, part+1
+	return nil
+}
+
+// flush decodes the sample being assembled.
+func (a *sampleAssembler) flush() error {
+	if a.next == 0 {
+		return nil
+	}
+	sm, err := decodeSample(a.buf)
+	if err != nil {
+		return fmt.Errorf("sample %d: %w", a.seq, err)
+	}
+	if !a.drop {
+		a.samples = append(a.samples, sm)
+	}
+	a.buf, a.next = a.buf[:0], 0
+	return nil
 }
 
 // Sample encoding, version 1 (varints as in record.go):
@@ -114,8 +180,8 @@ func encodeSample(sm Sample) ([]byte, error) {
 	switch {
 	case sm.Kind < SampleFacePhoto || sm.Kind > SampleFingerRecord:
 		return nil, invalid("sample: unknown kind %d", sm.Kind)
-	case len(sm.Data) == 0 || len(sm.Data) > MaxSampleBytes:
-		return nil, invalid("sample: %d bytes, want 1..%d", len(sm.Data), MaxSampleBytes)
+	case len(sm.Data) == 0 || len(sm.Data) > MaxKeptBytes:
+		return nil, invalid("sample: %d bytes, want 1..%d", len(sm.Data), MaxKeptBytes)
 	case len(sm.Format) > maxSampleFormat:
 		return nil, invalid("sample: format %.16q longer than %d bytes", sm.Format, maxSampleFormat)
 	case sm.DPI < 0 || sm.DPI > 1<<20:
@@ -152,7 +218,7 @@ func decodeSample(b []byte) (Sample, error) {
 	r := recordReader{b: body[3:]}
 	sm.DPI = int(r.uvarint(1 << 20))
 	sm.Format = string(r.bytes(maxSampleFormat))
-	sm.Data = bytes.Clone(r.bytes(MaxSampleBytes))
+	sm.Data = bytes.Clone(r.bytes(MaxKeptBytes))
 	if r.err == nil && len(r.b) != 0 {
 		r.err = fmt.Errorf("%w: %d trailing bytes", errSample, len(r.b))
 	}
@@ -181,25 +247,37 @@ func (s *Store) Samples(id string) ([]Sample, error) {
 		}
 		it := txn.NewIterator(iterOpts(sampleKeyPrefix(id)))
 		defer it.Close()
+		var a sampleAssembler
 		for it.Rewind(); it.Valid(); it.Next() {
-			var sm Sample
-			if err := it.Item().Value(func(v []byte) (err error) {
-				sm, err = decodeSample(v)
-				return err
-			}); err != nil {
-				_, seq, _ := splitSampleKey(it.Item().Key())
-				return fmt.Errorf("store: subject %q: sample %d: %w", id, seq, err)
+			_, seq, part, ok := splitSampleKey(it.Item().Key())
+			if !ok {
+				return fmt.Errorf("store: subject %q: malformed sample key %q", id, it.Item().Key())
 			}
-			out = append(out, sm)
+			if err := it.Item().Value(func(v []byte) error { return a.add(seq, part, v) }); err != nil {
+				return fmt.Errorf("store: subject %q: %w", id, err)
+			}
 		}
+		if err := a.flush(); err != nil {
+			return fmt.Errorf("store: subject %q: %w", id, err)
+		}
+		out = a.samples
 		return nil
 	})
 	return out, err
 }
 
-// sampleCount counts id's kept samples without reading them.
+// sampleCount counts id's kept samples (their first parts) without
+// reading them.
 func sampleCount(txn *badger.Txn, id string) (int, error) {
-	return countPrefix(txn, sampleKeyPrefix(id))
+	it := txn.NewIterator(iterOpts(sampleKeyPrefix(id)))
+	defer it.Close()
+	n := 0
+	for it.Rewind(); it.Valid(); it.Next() {
+		if _, _, part, ok := splitSampleKey(it.Item().Key()); ok && part == 0 {
+			n++
+		}
+	}
+	return n, nil
 }
 
 // encodeSamples validates and encodes a subject's samples for Create.
@@ -208,12 +286,17 @@ func encodeSamples(sms []Sample) ([][]byte, error) {
 		return nil, invalid("samples: %d, at most %d", len(sms), MaxSamples)
 	}
 	var enc [][]byte
+	total := 0
 	for i, sm := range sms {
 		b, err := encodeSample(sm)
 		if err != nil {
 			return nil, fmt.Errorf("samples[%d]: %w", i, err)
 		}
 		enc = append(enc, b)
+		total += len(b)
+	}
+	if total > MaxKeptBytes {
+		return nil, invalid("samples: %d bytes, at most %d for one subject", total, MaxKeptBytes)
 	}
 	return enc, nil
 }

@@ -193,8 +193,10 @@ func (s *Store) Import(subs []Subject) error {
 			}
 		}
 		for i, b := range p.samples {
-			if err := wb.Set(sampleKey(p.sub.ID, i), b); err != nil {
-				return fmt.Errorf("store: importing %q: %w", p.sub.ID, err)
+			for part, c := range sampleChunks(b) {
+				if err := wb.Set(sampleKey(p.sub.ID, i, part), c); err != nil {
+					return fmt.Errorf("store: importing %q: %w", p.sub.ID, err)
+				}
 			}
 		}
 		for _, w := range p.sub.Watchlists {
