@@ -136,7 +136,9 @@ func TestSamplesRefused(t *testing.T) {
 // restores.
 func TestRestoreVersion1(t *testing.T) {
 	src := open(t)
-	fillBackup(t, src, 20)
+	for i := range 20 {
+		mustCreate(t, src, Subject{ID: fmt.Sprintf("v1-%d", i), Watchlists: []string{"w"}, Templates: []templates.Template{tpl(i)}})
+	}
 	var buf bytes.Buffer
 	st, err := src.Backup(&buf)
 	if err != nil {
