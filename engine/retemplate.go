@@ -171,7 +171,6 @@ func (s *Engine) Retemplate(ctx context.Context, algorithm string) (RetemplateSt
 		}
 		s.log.Info().Str("algorithm", j.st.Algorithm).Int("subjects", total).Msg("re-templating started")
 	}
-	j.st.Error = ""
 	s.startLocked(fa)
 	return s.statusLocked(), nil
 }
@@ -259,6 +258,7 @@ func (s *Engine) resumeJob() error {
 // startLocked runs the job in the background. The caller holds job.mu.
 func (s *Engine) startLocked(fa *faceAlgo) {
 	j := &s.job
+	j.st.Error = ""
 	ctx, cancel := context.WithCancel(context.Background())
 	j.running, j.cancel, j.done = true, cancel, make(chan struct{})
 	j.runStart, j.runDone = time.Now(), 0
