@@ -242,18 +242,20 @@ func (s *Engine) decision(p probe, threshold *float32, maxFMR *float64) (Decisio
 		if threshold != nil {
 			d.Threshold = *threshold
 		}
+		// Every algorithm's: a 1:1 comparison may extract a photo under
+		// the other side's algorithm.
 		d.AlgorithmThresholds = map[templates.Algorithm]float32{}
-		for _, fp := range p.face.faces() {
-			t := fp.fa.threshold
+		for _, fa := range s.algos.all() {
+			t := fa.threshold
 			if threshold != nil {
 				var ok bool
-				if t, ok = s.carry(primary, fp.fa, *threshold); !ok {
+				if t, ok = s.carry(primary, fa, *threshold); !ok {
 					// Stricter than its table measures: nothing of it
 					// passes on its own.
 					t = math.Nextafter32(1, 2)
 				}
 			}
-			d.AlgorithmThresholds[fp.fa.alg] = t
+			d.AlgorithmThresholds[fa.alg] = t
 		}
 	} else if threshold != nil {
 		d.Threshold = *threshold

@@ -437,6 +437,21 @@ func TestRetemplateWhileSearching(t *testing.T) {
 	if n := e.Subjects(); n != len(ids) {
 		t.Errorf("%d searchable subjects, want %d", n, len(ids))
 	}
+	// 1:1, a template of the new algorithm against a photo: the photo is
+	// extracted with the template's algorithm.
+	amy, err := st.Get("amy-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, err := amy.Templates[0].MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := e.Verify(ctx, engine.VerifyRequest{Probe: engine.Probe{Sample: &engine.Sample{Template: tb}},
+		Reference: &engine.Sample{FaceImage: readPhoto(t, "bbt/amy/1.png")}})
+	if err != nil || !v.Match || v.FaceAlgorithm != aliasAlg || v.Face < 0.99 {
+		t.Errorf("verify a %s template against a photo: %+v, %v", aliasAlg, v, err)
+	}
 	// Penny is still found, by dlib.
 	res, err := e.Identify(ctx, engine.IdentifyRequest{Probe: engine.Probe{Sample: &engine.Sample{FaceImage: pennyPhoto}}})
 	if err != nil || len(res.Candidates) == 0 || res.Candidates[0].SubjectID != "penny-1" || res.Candidates[0].FaceAlgorithm != templates.FaceAlgorithm {
