@@ -8,7 +8,7 @@
 //
 //	gate     Matcher Identify and Verify; Gates CaptureAndIdentify, GateStatus, IdentifyFrames
 //	officer  Matcher Identify (watchlist search), Verify, GetSubject, ListSubjects, ListWatchlists
-//	admin    everything in the table: also Enroll, DeleteSubject, Admin Backup and Restore, Audit List and Verify
+//	admin    everything in the table: also Enroll, DeleteSubject, Admin Backup, Restore, Retemplate and RetemplateStatus, Audit List and Verify
 //
 // On matchd's metrics listener, /debug/pprof/ goes through a Guard too, under
 // the table's Pprof entry: the admin role only.
@@ -67,8 +67,10 @@ var Methods = map[string][]string{
 	"/bordermatch.v1.Gates/GateStatus":         {Gate, Admin},
 	"/bordermatch.v1.Gates/IdentifyFrames":     {Gate, Admin},
 
-	"/bordermatch.v1.Admin/Backup":  {Admin},
-	"/bordermatch.v1.Admin/Restore": {Admin},
+	"/bordermatch.v1.Admin/Backup":           {Admin},
+	"/bordermatch.v1.Admin/Restore":          {Admin},
+	"/bordermatch.v1.Admin/Retemplate":       {Admin},
+	"/bordermatch.v1.Admin/RetemplateStatus": {Admin},
 
 	"/bordermatch.v1.Audit/List":   {Admin},
 	"/bordermatch.v1.Audit/Verify": {Admin},

@@ -29,6 +29,8 @@ var Methods = map[string]bool{
 	"/bordermatch.v1.Gates/IdentifyFrames":     true,
 	"/bordermatch.v1.Admin/Backup":             true,
 	"/bordermatch.v1.Admin/Restore":            true,
+	"/bordermatch.v1.Admin/Retemplate":         true,
+	"/bordermatch.v1.Admin/RetemplateStatus":   true,
 }
 
 // GateHeader is the metadata key a gate controller may name itself with;

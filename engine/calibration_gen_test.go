@@ -44,7 +44,7 @@ func TestWriteDefaultCalibrations(t *testing.T) {
 		t.Skip("-calibrate not set")
 	}
 	face := faceCalibration(t)
-	if err := face.WriteFile(filepath.Join("calibration", "face.json")); err != nil {
+	if err := face.WriteFile(filepath.Join("calibration", "face-dlib-resnet29-v1.json")); err != nil {
 		t.Fatal(err)
 	}
 	fingerData := os.Getenv("BORDERMATCH_FINGERPRINT_DATA")

@@ -22,8 +22,8 @@ import (
 	"io"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -35,10 +35,14 @@ import (
 	"github.com/bordermatch/bordermatch/templates/minutiae"
 )
 
-// FaceExtractor makes face templates from photos. face.Extractor is
-// the production implementation.
+// FaceExtractor makes face templates of one algorithm from photos.
+// face.Extractor is the production implementation.
 type FaceExtractor interface {
 	Extract(img []byte, opt templates.ExtractOptions) (templates.Face, error)
+	// Algorithm is the algorithm of every template it makes, Dim their
+	// length.
+	Algorithm() templates.Algorithm
+	Dim() int
 }
 
 // Limits of a single request, checked before any work is done.
@@ -53,18 +57,37 @@ const (
 // value of every other field takes its default (DefaultConfig).
 type Config struct {
 	Store *store.Store
-	Faces FaceExtractor
+	// Faces extracts with the default face algorithm: every new enrolment
+	// and every probe photo. MoreFaces are other loaded algorithms (the one
+	// a gallery is moving from, say): probe photos are extracted with them
+	// too while the gallery holds their templates, and Retemplate can
+	// move the gallery to any of them (faces.go).
+	Faces     FaceExtractor
+	MoreFaces []FaceExtractor
 	// Threshold is the default decision threshold on the cosine score of a
-	// face-only probe.
+	// face-only probe of the default algorithm; 0 takes
+	// Thresholds[default], else DefaultThresholds[default].
 	Threshold float32
+	// Thresholds are face-only thresholds by algorithm
+	// (templates.Algorithm.String()); an algorithm without one decides at
+	// the FMR of the default algorithm's threshold (faces.go).
+	Thresholds map[string]float32
+	// NoSamples: do not keep enrolments' source samples (photos,
+	// fingerprint images, minutiae records). Retemplate then has nothing to
+	// work from: subjects must be re-enrolled for a new algorithm.
+	NoSamples bool
 	// Finger configures the fingerprint extractor; its QualityFloor (as
 	// given: 0 accepts every image; DefaultConfig has
 	// finger.DefaultQualityFloor) applies to enrolment images only: a probe
 	// is searched whatever its quality, and its quality reported.
 	Finger finger.Config
-	// FaceCalibration and FingerCalibration map scores to false-match
-	// rates for fusion; nil takes the built-in ones (DefaultCalibrations).
-	FaceCalibration, FingerCalibration *matcher.Calibration
+	// FaceCalibrations, by algorithm (templates.Algorithm.String()), and
+	// FingerCalibration map scores to false-match rates for fusion and for
+	// merging face algorithms; they override the built-in ones
+	// (DefaultFaceCalibrations, DefaultCalibrations). Every loaded face
+	// algorithm needs one.
+	FaceCalibrations  map[string]*matcher.Calibration
+	FingerCalibration *matcher.Calibration
 	// MaxFMR is the default decision threshold on the fused scale; 0 means
 	// DefaultMaxFMR.
 	MaxFMR float64
@@ -77,10 +100,9 @@ type Config struct {
 // DefaultConfig returns the defaults of every field but Store and Faces.
 func DefaultConfig() Config {
 	return Config{
-		Threshold: matcher.DefaultFaceThreshold,
-		MaxFMR:    DefaultMaxFMR,
-		Finger:    finger.DefaultConfig(),
-		Logger:    zerolog.Nop(),
+		MaxFMR: DefaultMaxFMR,
+		Finger: finger.DefaultConfig(),
+		Logger: zerolog.Nop(),
 	}
 }
 
@@ -99,25 +121,56 @@ func (c Config) Validate() error {
 	if err := c.Finger.Validate(); err != nil {
 		return fmt.Errorf("engine: Config.Finger: %w", err)
 	}
-	for _, c := range []struct {
-		cal  *matcher.Calibration
-		want string
-	}{{c.FaceCalibration, "face"}, {c.FingerCalibration, "finger"}} {
-		if c.cal == nil {
-			continue
+	seen := map[templates.Algorithm]bool{}
+	for i, ex := range append([]FaceExtractor{c.Faces}, c.MoreFaces...) {
+		what := "Config.Faces"
+		if i > 0 {
+			what = fmt.Sprintf("Config.MoreFaces[%d]", i-1)
 		}
-		if err := c.cal.Validate(); err != nil {
-			return fmt.Errorf("engine: Config.%sCalibration: %w", strings.ToUpper(c.want[:1])+c.want[1:], err)
+		if ex == nil {
+			return fmt.Errorf("engine: %s is nil", what)
 		}
-		if c.cal.Modality != c.want {
-			return fmt.Errorf("engine: Config.%sCalibration is of modality %q", strings.ToUpper(c.want[:1])+c.want[1:], c.cal.Modality)
+		switch a := ex.Algorithm(); {
+		case a.ID == "":
+			return fmt.Errorf("engine: %s has no algorithm id", what)
+		case seen[a]:
+			return fmt.Errorf("engine: %s: algorithm %s is loaded twice", what, a)
+		case ex.Dim() < 1 || ex.Dim() > templates.MaxDim:
+			return fmt.Errorf("engine: %s: dimension %d outside 1..%d", what, ex.Dim(), templates.MaxDim)
+		default:
+			seen[a] = true
+		}
+	}
+	for a, t := range c.Thresholds {
+		if !(t >= -1 && t <= 1) {
+			return fmt.Errorf("engine: Config.Thresholds[%q] %v outside [-1, 1]", a, t)
+		}
+	}
+	for a, cal := range c.FaceCalibrations {
+		if cal == nil {
+			return fmt.Errorf("engine: Config.FaceCalibrations[%q] is nil", a)
+		}
+		if err := cal.Validate(); err != nil {
+			return fmt.Errorf("engine: Config.FaceCalibrations[%q]: %w", a, err)
+		}
+		if cal.Modality != "face" || cal.Algorithm != a {
+			return fmt.Errorf("engine: Config.FaceCalibrations[%q] is a table of %s %s", a, cal.Modality, cal.Algorithm)
+		}
+	}
+	if cal := c.FingerCalibration; cal != nil {
+		if err := cal.Validate(); err != nil {
+			return fmt.Errorf("engine: Config.FingerCalibration: %w", err)
+		}
+		if cal.Modality != "finger" {
+			return fmt.Errorf("engine: Config.FingerCalibration is of modality %q", cal.Modality)
 		}
 	}
 	return nil
 }
 
 // NoFaces is a FaceExtractor for engines that are given templates only:
-// every photo is refused.
+// every photo is refused, and face templates of any algorithm are taken
+// (faces.go). Its Algorithm and Dim, dlib's, only name the default index.
 type NoFaces struct{}
 
 // Extract implements FaceExtractor.
@@ -125,29 +178,44 @@ func (NoFaces) Extract([]byte, templates.ExtractOptions) (templates.Face, error)
 	return templates.Face{}, invalid("this engine reads no photos; give templates")
 }
 
+// Algorithm implements FaceExtractor.
+func (NoFaces) Algorithm() templates.Algorithm { return templates.FaceAlgorithm }
+
+// Dim implements FaceExtractor.
+func (NoFaces) Dim() int { return templates.FaceDim }
+
 // Engine is the matching engine over one gallery. Its methods are safe for
 // concurrent use.
 type Engine struct {
-	store     *store.Store
-	faces     FaceExtractor
-	threshold float32
-	log       zerolog.Logger
+	store *store.Store
+	log   zerolog.Logger
+
+	// The face algorithms and their indexes (faces.go); def is the
+	// default one. templatesOnly: the engine reads no photos (NoFaces).
+	algos         faceAlgos
+	def           *faceAlgo
+	templatesOnly bool
+	faceCals      map[string]matcher.Calibration
+	thresholds    map[string]float32
+	observeBatch  func(int)
+	// faced counts the subjects in at least one face index.
+	faced       atomic.Int64
+	keepSamples bool
+	// job is the re-templating job (retemplate.go).
+	job jobRunner
 
 	// enrolFingers refuses images under the quality floor; probeFingers
 	// extracts whatever it can.
 	enrolFingers, probeFingers *finger.Extractor
 	fingerDPI                  int
 	fm                         matcher.FingerMatcher
-	faceCal, fingerCal         matcher.Calibration
+	fingerCal                  matcher.Calibration
 	maxFMR                     float64
 
-	// index keeps the faces' int8 codes; the exact vectors it re-scores
-	// with come from the store (faceSource).
-	index *matcher.Index
-	// searches batches concurrent face searches of the same options into
-	// one scan of index (matcher.Coalescer).
-	searches *matcher.Coalescer
-	fingers  *matcher.FingerIndex
+	// Each face algorithm's index keeps int8 codes; the exact vectors it
+	// re-scores with come from the store (faceSource), and a Coalescer
+	// batches concurrent searches of the same options into one scan.
+	fingers *matcher.FingerIndex
 	// fingered holds what scoring needs to know, beside the indexes, of
 	// every subject with fingers: its watchlists (the finger index has
 	// none), how many faces it has, and its fingers. A subject with faces
@@ -162,8 +230,8 @@ type Engine struct {
 	locks [256]sync.Mutex
 	seed  maphash.Seed
 
-	// stale counts stored templates of another algorithm version, which are
-	// kept on disk but not searched until the subject is re-enrolled.
+	// stale counts stored face templates of an algorithm's index whose
+	// dimension differs from the index's: kept on disk, not searched.
 	stale int
 }
 
@@ -182,22 +250,23 @@ type fingerRef struct {
 // New opens the engine over an open store and loads the indexes from it.
 // The zero fields of cfg take their defaults (DefaultConfig).
 func New(cfg Config) (*Engine, error) {
-	def := DefaultConfig()
-	if cfg.Threshold == 0 {
-		cfg.Threshold = def.Threshold
-	}
+	defaults := DefaultConfig()
 	if cfg.MaxFMR == 0 {
-		cfg.MaxFMR = def.MaxFMR
+		cfg.MaxFMR = defaults.MaxFMR
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	faceCal, fingerCal, err := DefaultCalibrations()
+	_, fingerCal, err := DefaultCalibrations()
 	if err != nil {
 		return nil, err
 	}
-	if cfg.FaceCalibration != nil {
-		faceCal = *cfg.FaceCalibration
+	faceCals, err := DefaultFaceCalibrations()
+	if err != nil {
+		return nil, err
+	}
+	for a, c := range cfg.FaceCalibrations {
+		faceCals[a] = *c
 	}
 	if cfg.FingerCalibration != nil {
 		fingerCal = *cfg.FingerCalibration
@@ -205,32 +274,59 @@ func New(cfg Config) (*Engine, error) {
 	probeCfg := cfg.Finger
 	probeCfg.QualityFloor = 0
 	enrol := finger.NewExtractor(cfg.Finger)
+	_, templatesOnly := cfg.Faces.(NoFaces)
 	s := &Engine{
-		store:        cfg.Store,
-		faces:        cfg.Faces,
-		threshold:    cfg.Threshold,
-		log:          cfg.Logger,
-		enrolFingers: enrol,
-		probeFingers: finger.NewExtractor(probeCfg),
-		fingerDPI:    enrol.Config().DPI,
-		faceCal:      faceCal,
-		fingerCal:    fingerCal,
-		maxFMR:       cfg.MaxFMR,
-		fingers:      matcher.NewFingerIndex(),
-		fingered:     map[string]*subjectInfo{},
-		seed:         maphash.MakeSeed(),
+		store:         cfg.Store,
+		log:           cfg.Logger,
+		templatesOnly: templatesOnly,
+		faceCals:      faceCals,
+		thresholds:    cfg.Thresholds,
+		observeBatch:  cfg.ObserveSearchBatch,
+		keepSamples:   !cfg.NoSamples,
+		enrolFingers:  enrol,
+		probeFingers:  finger.NewExtractor(probeCfg),
+		fingerDPI:     enrol.Config().DPI,
+		fingerCal:     fingerCal,
+		maxFMR:        cfg.MaxFMR,
+		fingers:       matcher.NewFingerIndex(),
+		fingered:      map[string]*subjectInfo{},
+		seed:          maphash.MakeSeed(),
 	}
-	s.index = matcher.NewIndexWithSource(faceDim, faceSource{s})
-	s.searches = matcher.NewCoalescer(s.index, 0)
-	s.searches.Observe = cfg.ObserveSearchBatch
+	for i, ex := range append([]FaceExtractor{cfg.Faces}, cfg.MoreFaces...) {
+		var loaded FaceExtractor
+		if !templatesOnly || i > 0 {
+			loaded = ex
+		}
+		fa := s.newFaceAlgo(ex.Algorithm(), ex.Dim(), loaded)
+		if fa.cal == nil && loaded != nil {
+			return nil, fmt.Errorf("engine: face algorithm %s has no calibration table: give one (Config.FaceCalibrations, matchd --face-calibration) or add engine/calibration/face-%s-v%d.json",
+				fa.alg, fa.alg.ID, fa.alg.Version)
+		}
+		if i == 0 {
+			s.def = fa
+			switch t, ok := cfg.Thresholds[fa.alg.String()]; {
+			case cfg.Threshold != 0:
+				fa.threshold = cfg.Threshold
+			case ok:
+				fa.threshold = t
+			default:
+				if fa.threshold, ok = DefaultThresholds[fa.alg.String()]; !ok {
+					return nil, fmt.Errorf("engine: no face threshold for the default algorithm %s: set Config.Threshold (matchd --threshold or --target-fmr)", fa.alg)
+				}
+			}
+		} else {
+			fa.threshold = s.derivedThreshold(fa)
+		}
+		s.addAlgo(fa)
+	}
 	if err := s.load(); err != nil {
+		return nil, err
+	}
+	if err := s.resumeJob(); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
-
-// faceDim is the length of a face descriptor of templates.FaceAlgorithm.
-const faceDim = templates.FaceDim
 
 // loadBatch is how many face templates load gives the index at a time.
 const loadBatch = 4096
@@ -248,7 +344,14 @@ func (s *Engine) load() error {
 	}
 	// One face a subject is the common case; more grow the index as
 	// needed. Reserving the exact room spares the index append's slack.
-	s.index.Reserve(n, n)
+	// Only the default algorithm's index is reserved and batch-loaded; a
+	// gallery moving between algorithms loads the others subject by
+	// subject.
+	def := s.def
+	if def.index.Len() == 0 {
+		def.index.Reserve(n, n)
+	}
+	faceDim := def.dim
 	subjects := 0
 	// Two stages on two goroutines, so that reading Badger overlaps
 	// quantising into the index: this one walks the store and decodes
@@ -268,7 +371,8 @@ func (s *Engine) load() error {
 		var err error
 		for b := range full {
 			if err == nil {
-				err = s.index.AddBatch(b.entries)
+				err = def.index.AddBatch(b.entries)
+				s.faced.Add(int64(len(b.entries)))
 			}
 			b.entries, b.lists = b.entries[:0], b.lists[:0]
 			free <- b
@@ -289,12 +393,20 @@ func (s *Engine) load() error {
 				s.stale++
 				continue
 			}
+			if t.Modality == templates.ModalityFace {
+				// Every algorithm present gets an index; the first
+				// template of an unknown one fixes its dimension.
+				if _, err := s.algoFor(t, true); err != nil {
+					s.stale++
+					continue
+				}
+			}
 			decoded = append(decoded, t)
 		}
 		switch {
 		case len(decoded) == 0:
 			return nil
-		case len(decoded) == 1 && decoded[0].Modality == templates.ModalityFace:
+		case len(decoded) == 1 && decoded[0].Modality == templates.ModalityFace && decoded[0].Algorithm == def.alg:
 			// The common case, one face: into the batch, the vector
 			// copied into a reused buffer (the index copies it again).
 			if len(cur.entries) == loadBatch {
@@ -340,9 +452,17 @@ func (s *Engine) load() error {
 	ev := s.log.Info()
 	if s.stale > 0 {
 		ev = s.log.Warn().Int("stale_templates", s.stale).
-			Str("hint", "templates of another algorithm version are not searched; re-enrol those subjects")
+			Str("hint", "face templates whose dimension is not their algorithm's are not searched; re-enrol those subjects")
 	}
-	ev.Int("subjects", subjects).Int("templates", s.index.Len()).Int("fingers", s.fingers.Len()).
+	faces := 0
+	for _, fa := range s.algos.all() {
+		faces += fa.index.Len()
+		if fa.index.Len() > 0 || fa.ex != nil {
+			s.log.Info().Str("algorithm", fa.alg.String()).Int("dim", fa.dim).Bool("loaded", fa.ex != nil).Bool("default", fa == s.def).
+				Int("templates", fa.index.Len()).Int("subjects", fa.index.Subjects()).Float32("threshold", fa.threshold).Msg("face algorithm")
+		}
+	}
+	ev.Int("subjects", subjects).Int("templates", faces).Int("fingers", s.fingers.Len()).
 		Dur("took", time.Since(start)).Msg("index loaded")
 	return nil
 }
@@ -352,14 +472,22 @@ func (s *Engine) load() error {
 // is loading, alone).
 func (s *Engine) indexSubject(sub store.Subject, fingers []fingerRef) error {
 	faces := 0
+	before := s.inFaceIndex(sub.ID)
 	for _, t := range sub.Templates {
 		if t.Modality != templates.ModalityFace || t.Comparable() != nil {
 			continue
 		}
-		if err := s.index.Add(matcher.Entry{SubjectID: sub.ID, Vector: t.Vector, Watchlists: sub.Watchlists}); err != nil {
+		fa := s.algos.get(t.Algorithm)
+		if fa == nil || fa.dim != len(t.Vector) {
+			continue // refused before it was stored, or stale
+		}
+		if err := fa.index.Add(matcher.Entry{SubjectID: sub.ID, Vector: t.Vector, Watchlists: sub.Watchlists}); err != nil {
 			return err
 		}
 		faces++
+	}
+	if !before && faces > 0 {
+		s.faced.Add(1)
 	}
 	for _, f := range fingers {
 		if err := s.fingers.Add(sub.ID, f.pos, f.t); err != nil {
@@ -375,23 +503,20 @@ func (s *Engine) indexSubject(sub store.Subject, fingers []fingerRef) error {
 	return nil
 }
 
-// faceSource reads the exact face vectors the index re-scores with from the
-// store, the source of truth: templates of another algorithm, and fingers,
-// are not in the index and are skipped here too.
-type faceSource struct{ s *Engine }
-
-func (f faceSource) Vectors(ids []string, fn func(int, []float32)) error {
-	return f.s.store.Templates(ids, func(i int, t templates.Template) {
-		if t.Modality == templates.ModalityFace && t.Comparable() == nil {
-			fn(i, t.Vector)
+// inFaceIndex reports whether a subject is in any face index.
+func (s *Engine) inFaceIndex(id string) bool {
+	for _, fa := range s.algos.all() {
+		if _, _, ok := fa.index.Subject(id); ok {
+			return true
 		}
-	})
+	}
+	return false
 }
 
 // Subjects counts the subjects with a searchable template: those of the
-// face index, and those with fingers only.
+// face indexes, and those with fingers only.
 func (s *Engine) Subjects() int {
-	n := s.index.Subjects()
+	n := int(s.faced.Load())
 	s.subjectsMu.RLock()
 	defer s.subjectsMu.RUnlock()
 	for _, info := range s.fingered {
@@ -407,7 +532,13 @@ func (s *Engine) unindex(id string) {
 	s.subjectsMu.Lock()
 	delete(s.fingered, id)
 	s.subjectsMu.Unlock()
-	s.index.Remove(id)
+	removed := false
+	for _, fa := range s.algos.all() {
+		removed = fa.index.Remove(id) > 0 || removed
+	}
+	if removed {
+		s.faced.Add(-1)
+	}
 	s.fingers.Remove(id)
 }
 
@@ -419,15 +550,31 @@ func (s *Engine) subject(id string) *subjectInfo {
 	if info != nil {
 		return info
 	}
-	lists, faces, ok := s.index.Subject(id)
-	if !ok {
-		return nil
+	var found *subjectInfo
+	for _, fa := range s.algos.all() {
+		lists, faces, ok := fa.index.Subject(id)
+		if !ok {
+			continue
+		}
+		if found == nil {
+			found = &subjectInfo{watchlists: lists}
+		}
+		found.faces += faces
 	}
-	return &subjectInfo{watchlists: lists, faces: faces}
+	return found
+}
+
+// faceTemplates counts the searchable face templates of every algorithm.
+func (s *Engine) faceTemplates() int {
+	n := 0
+	for _, fa := range s.algos.all() {
+		n += fa.index.Len()
+	}
+	return n
 }
 
 // IndexSize reports the number of searchable templates (faces and fingers).
-func (s *Engine) IndexSize() int { return s.index.Len() + s.fingers.Len() }
+func (s *Engine) IndexSize() int { return s.faceTemplates() + s.fingers.Len() }
 
 func (s *Engine) lock(id string) func() {
 	m := &s.locks[maphash.String(s.seed, id)%uint64(len(s.locks))]
@@ -485,14 +632,16 @@ func (s *Engine) Watchlists(ctx context.Context) ([]store.WatchlistInfo, error) 
 	return lists, nil
 }
 
-// Stats are the gallery's sizes, for metrics.
+// Stats are the gallery's sizes, for metrics: FaceTemplates is the total
+// of every algorithm's, FaceAlgorithms each one's.
 type Stats struct {
 	FaceTemplates, FingerTemplates, Subjects int
+	FaceAlgorithms                           []AlgorithmStats
 }
 
 // Stats reports the searchable templates and subjects.
 func (s *Engine) Stats() Stats {
-	return Stats{FaceTemplates: s.index.Len(), FingerTemplates: s.fingers.Len(), Subjects: s.Subjects()}
+	return Stats{FaceTemplates: s.faceTemplates(), FingerTemplates: s.fingers.Len(), Subjects: s.Subjects(), FaceAlgorithms: s.FaceAlgorithms()}
 }
 
 // Backup writes one consistent snapshot of the gallery to w (store.Backup).
@@ -553,9 +702,18 @@ func (s *Engine) Restore(ctx context.Context, r io.Reader) (store.BackupStats, e
 // MaxFMR is the engine's default decision threshold on the fused scale.
 func (s *Engine) MaxFMR() float64 { return s.maxFMR }
 
-// FaceIndex is the live face index, for tests and diagnostics that check
-// it against the store; callers must not change it.
-func (s *Engine) FaceIndex() *matcher.Index { return s.index }
+// FaceIndex is the live face index of the default algorithm, for tests and
+// diagnostics that check it against the store; callers must not change it.
+func (s *Engine) FaceIndex() *matcher.Index { return s.def.index }
+
+// FaceIndexOf is the live face index of an algorithm, nil if the engine has
+// none.
+func (s *Engine) FaceIndexOf(a templates.Algorithm) *matcher.Index {
+	if fa := s.algos.get(a); fa != nil {
+		return fa.index
+	}
+	return nil
+}
 
 // Indexed reports whether a subject is in the indexes (searchable).
 func (s *Engine) Indexed(id string) bool { return s.subject(id) != nil }

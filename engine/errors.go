@@ -35,10 +35,14 @@ var (
 	ErrResourceExhausted = errors.New("resource exhausted")
 	// ErrInternal: a bug or broken invariant.
 	ErrInternal = errors.New("internal error")
+	// ErrBusy: another operation is under way that this one cannot run
+	// beside (a re-templating job of another algorithm); retry once it is
+	// done.
+	ErrBusy = errors.New("busy")
 )
 
 // Kinds lists the kinds, for the mapping's exhaustiveness test.
-var Kinds = []error{ErrInvalid, ErrNotFound, ErrExists, ErrIncompatible, ErrUnavailable, ErrResourceExhausted, ErrInternal}
+var Kinds = []error{ErrInvalid, ErrNotFound, ErrExists, ErrIncompatible, ErrUnavailable, ErrResourceExhausted, ErrInternal, ErrBusy}
 
 // invalid returns an ErrInvalid error.
 func invalid(format string, a ...any) error {

@@ -1,9 +1,12 @@
 package engine
 
 import (
-	_ "embed"
+	"embed"
 	"fmt"
+	"io/fs"
 	"math"
+	"path"
+	"strings"
 
 	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/templates"
@@ -54,22 +57,66 @@ const DefaultMaxFMR = 1e-3
 // The default calibrations, measured by TestWriteDefaultCalibrations (see
 // calibration_gen_test.go for the data and the protocol):
 //
-//   - face: every impostor pair of idols.json (820,641 comparisons of dlib's
-//     original network), a population the network separates poorly, so
-//     the face FMRs are conservative for most travellers;
+//   - face, one table per algorithm, in calibration/face-<id>-v<version>.json
+//     (the algorithm's templates.Algorithm, "/v" written "-v"):
+//     dlib-resnet29/v1 on every impostor pair of idols.json (820,641
+//     comparisons of dlib's original network), a population the network
+//     separates poorly, so its FMRs are conservative for most travellers;
 //   - finger: templates/finger and matcher.FingerMatcher on the FVC2000 and
 //     FVC2002 B sets, 23,040 impostor comparisons within each set.
 var (
-	//go:embed calibration/face.json
-	defaultFaceCalibration []byte
+	//go:embed calibration
+	calibrationFiles embed.FS
 	//go:embed calibration/finger.json
 	defaultFingerCalibration []byte
 )
 
-// DefaultCalibrations returns the built-in face and finger calibrations.
+// DefaultThresholds are the built-in face decision thresholds on the
+// cosine score, by algorithm (templates.Algorithm.String()). An algorithm
+// without one decides at the FMR of the default algorithm's threshold (see
+// Config.Thresholds).
+var DefaultThresholds = map[string]float32{
+	templates.FaceAlgorithm.String(): matcher.DefaultFaceThreshold,
+}
+
+// DefaultFaceCalibrations returns the built-in face calibrations, keyed by
+// algorithm (templates.Algorithm.String()): every
+// calibration/face-<id>-v<version>.json file, whose table must say it was
+// measured for that algorithm.
+func DefaultFaceCalibrations() (map[string]matcher.Calibration, error) {
+	out := map[string]matcher.Calibration{}
+	files, err := fs.Glob(calibrationFiles, "calibration/face-*.json")
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		b, err := calibrationFiles.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		cal, err := matcher.ParseCalibration(b)
+		if err != nil {
+			return nil, fmt.Errorf("engine: built-in calibration %s: %w", f, err)
+		}
+		if want := "face-" + strings.Replace(cal.Algorithm, "/v", "-v", 1) + ".json"; path.Base(f) != want || cal.Modality != "face" {
+			return nil, fmt.Errorf("engine: built-in calibration %s is of %s %s: name it %s", f, cal.Modality, cal.Algorithm, want)
+		}
+		out[cal.Algorithm] = cal
+	}
+	return out, nil
+}
+
+// DefaultCalibrations returns the built-in calibrations of dlib's face
+// algorithm (templates.FaceAlgorithm) and of fingers; DefaultFaceCalibrations
+// has every face algorithm's.
 func DefaultCalibrations() (face, finger matcher.Calibration, err error) {
-	if face, err = matcher.ParseCalibration(defaultFaceCalibration); err != nil {
-		return face, finger, fmt.Errorf("engine: default face calibration: %w", err)
+	faces, err := DefaultFaceCalibrations()
+	if err != nil {
+		return face, finger, err
+	}
+	face, ok := faces[templates.FaceAlgorithm.String()]
+	if !ok {
+		return face, finger, fmt.Errorf("engine: no built-in face calibration of %s", templates.FaceAlgorithm)
 	}
 	if finger, err = matcher.ParseCalibration(defaultFingerCalibration); err != nil {
 		return face, finger, fmt.Errorf("engine: default finger calibration: %w", err)

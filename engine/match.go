@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/store"
@@ -99,6 +100,17 @@ func (s *Engine) Enroll(ctx context.Context, req EnrollRequest) (EnrollResult, e
 			res.Templates = append(res.Templates, b)
 		}
 		sub.Templates = append(sub.Templates, x.t)
+		if s.keepSamples {
+			if kept, ok := keptSample(sm); ok {
+				sub.Samples = append(sub.Samples, kept)
+			}
+		}
+	}
+	if n := keptBytes(sub.Samples); n > store.MaxKeptBytes {
+		// Over what one transaction keeps: enrol without them.
+		s.log.Warn().Str("subject", sub.ID).Int("bytes", n).Int("max", store.MaxKeptBytes).
+			Msg("enrolment's samples too large to keep: re-templating will list it for re-enrolment")
+		sub.Samples = nil
 	}
 	// Finger templates given as Sample.Template count too.
 	if faces > MaxSamples || len(fingers) > MaxFingerSamples {
@@ -128,6 +140,32 @@ func (s *Engine) Enroll(ctx context.Context, req EnrollRequest) (EnrollResult, e
 	}
 	res.Subject = created
 	return res, nil
+}
+
+// keptBytes is about what samples take in the store (their encoding adds a
+// few bytes each).
+func keptBytes(sms []store.Sample) int {
+	n := 0
+	for _, sm := range sms {
+		n += len(sm.Data) + len(sm.Format) + 16
+	}
+	return n
+}
+
+// keptSample is the source sample to keep of an enrolment's sample: a
+// photo, a fingerprint image or a minutiae record as received; not a
+// template or a face found already, which no new algorithm can re-read.
+func keptSample(sm Sample) (store.Sample, bool) {
+	switch {
+	case sm.FaceImage != nil:
+		return store.Sample{Kind: store.SampleFacePhoto, Data: sm.FaceImage}, true
+	case sm.Finger != nil && sm.Finger.Image != nil:
+		f := sm.Finger
+		return store.Sample{Kind: store.SampleFingerImage, Data: f.Image, Format: f.Format, DPI: f.DPI, Position: uint8(f.Position)}, true
+	case sm.Finger != nil && sm.Finger.Record != nil:
+		return store.Sample{Kind: store.SampleFingerRecord, Data: sm.Finger.Record, Position: uint8(sm.Finger.Position)}, true
+	}
+	return store.Sample{}, false
 }
 
 // Query is what an identification asks besides its probe: how many
@@ -173,20 +211,53 @@ func (q *Query) Validate() error {
 // (Threshold; a face-only probe without MaxFMR) or on the fused FMR
 // (Fused: MaxFMR, and FusedThreshold = -log10 MaxFMR on the score scale).
 type Decision struct {
-	Fused          bool
-	Threshold      float32 // cosine
-	MaxFMR         float64
-	FusedThreshold float64
+	Fused bool
+	// Threshold is the cosine threshold of the probe's primary face
+	// algorithm (the default one for a photo); AlgorithmThresholds has
+	// that of every algorithm the probe was compared under (faces.go).
+	Threshold           float32
+	AlgorithmThresholds map[templates.Algorithm]float32
+	MaxFMR              float64
+	FusedThreshold      float64
+}
+
+// thresholdOf is the face-only threshold of an algorithm.
+func (d Decision) thresholdOf(a templates.Algorithm) float32 {
+	if t, ok := d.AlgorithmThresholds[a]; ok {
+		return t
+	}
+	return d.Threshold
 }
 
 // decision is the rule of a request whose threshold and max FMR passed
 // validRule, for its probe.
 func (s *Engine) decision(p probe, threshold *float32, maxFMR *float64) (Decision, error) {
-	d := Decision{Threshold: s.threshold, MaxFMR: s.maxFMR}
-	if threshold != nil {
-		if len(p.fingers) > 0 {
-			return d, invalid("threshold is a face cosine; a probe with fingers is decided on max_fmr")
+	d := Decision{Threshold: s.def.threshold, MaxFMR: s.maxFMR}
+	if threshold != nil && len(p.fingers) > 0 {
+		return d, invalid("threshold is a face cosine; a probe with fingers is decided on max_fmr")
+	}
+	if p.face != nil {
+		primary := p.face.fa
+		d.Threshold = primary.threshold
+		if threshold != nil {
+			d.Threshold = *threshold
 		}
+		// Every algorithm's: a 1:1 comparison may extract a photo under
+		// the other side's algorithm.
+		d.AlgorithmThresholds = map[templates.Algorithm]float32{}
+		for _, fa := range s.algos.all() {
+			t := fa.threshold
+			if threshold != nil {
+				var ok bool
+				if t, ok = s.carry(primary, fa, *threshold); !ok {
+					// Stricter than its table measures: nothing of it
+					// passes on its own.
+					t = math.Nextafter32(1, 2)
+				}
+			}
+			d.AlgorithmThresholds[fa.alg] = t
+		}
+	} else if threshold != nil {
 		d.Threshold = *threshold
 	}
 	if maxFMR != nil {
@@ -212,24 +283,34 @@ type FingerScore struct {
 // Scores is one comparison of a probe with a subject or a reference, per
 // modality and fused.
 type Scores struct {
-	Face       float32
-	FaceFMR    float64
-	HasFace    bool
-	Fingers    []FingerScore
-	FingerMean float32
-	HasFinger  bool
-	FusedFMR   float64
+	Face    float32
+	FaceFMR float64
+	HasFace bool
+	// FaceAlgorithm made the face comparison that gave Face: the probe's
+	// best evidence among the algorithms it was compared under.
+	FaceAlgorithm templates.Algorithm
+	Fingers       []FingerScore
+	FingerMean    float32
+	HasFinger     bool
+	FusedFMR      float64
 	// FusedScore is -log10 FusedFMR.
 	FusedScore float64
 }
 
-// fuse computes the FMRs and the fused FMR of a comparison. faceN is the
-// number of face templates the face score is the best of; fingerN[i] the
-// number of templates probe finger i was compared with (0: none).
-func (s *Engine) fuse(sc *Scores, faceN int, fingerScore []float32, fingerN []int, positions []minutiae.Position) {
+// setFace puts a face comparison into sc.
+func (sc *Scores) setFace(e faceEvidence) {
+	if e.fa == nil {
+		return
+	}
+	sc.Face, sc.FaceFMR, sc.HasFace, sc.FaceAlgorithm = e.score, e.fmr, true, e.fa.alg
+}
+
+// fuse computes the finger FMRs and the fused FMR of a comparison whose
+// face, if any, is set (setFace). fingerN[i] is the number of templates
+// probe finger i was compared with (0: none).
+func (s *Engine) fuse(sc *Scores, fingerScore []float32, fingerN []int, positions []minutiae.Position) {
 	var fmrs []float64
 	if sc.HasFace {
-		sc.FaceFMR = bestOfFMR(s.faceCal.FMRAt(float64(sc.Face)), faceN)
 		fmrs = append(fmrs, sc.FaceFMR)
 	}
 	var sum float32
@@ -255,7 +336,7 @@ func (s *Engine) fuse(sc *Scores, faceN int, fingerScore []float32, fingerN []in
 // the decision's scale.
 func (d Decision) pass(sc *Scores) (bool, float32) {
 	if !d.Fused {
-		return sc.Face >= d.Threshold, sc.Face
+		return sc.Face >= d.thresholdOf(sc.FaceAlgorithm), sc.Face
 	}
 	return sc.FusedFMR <= d.MaxFMR, float32(sc.FusedScore)
 }
@@ -335,17 +416,35 @@ func (s *Engine) identify(ctx context.Context, p probe, q Query) (IdentifyResult
 		pool = MaxTopK
 	}
 	lists := q.Watchlists
-	faceHits := map[string]float32{}
+	// Each probe face is searched in its algorithm's index; a subject
+	// keeps its best evidence (faces.go).
+	faceHits := map[string]faceEvidence{}
+	rank := map[*faceAlgo]int{}
 	var order []string // candidates in the order found, for determinism
+	var faces []faceProbe
 	if p.face != nil {
-		res.Searched += int64(s.index.Len())
-		hits, err := s.searches.Search(ctx, p.face.t.Vector, matcher.SearchOptions{K: pool, Watchlists: lists})
+		faces = p.face.faces()
+	}
+	for i, fp := range faces {
+		rank[fp.fa] = i
+		res.Searched += int64(fp.fa.index.Len())
+		hits, err := fp.fa.searches.Search(ctx, fp.t.Vector, matcher.SearchOptions{K: pool, Watchlists: lists})
 		if err != nil {
 			return IdentifyResult{}, kindOf("face search", err)
 		}
 		for _, h := range hits {
-			faceHits[h.SubjectID] = h.Score
-			order = append(order, h.SubjectID)
+			_, n, ok := fp.fa.index.Subject(h.SubjectID)
+			if !ok {
+				continue // removed while we searched
+			}
+			e := faceEvidence{fa: fp.fa, score: h.Score, fmr: fp.fa.fmr(h.Score, n), n: n}
+			old, seen := faceHits[h.SubjectID]
+			if !seen {
+				order = append(order, h.SubjectID)
+			}
+			if e.better(old, i, rank[old.fa]) {
+				faceHits[h.SubjectID] = e
+			}
 		}
 	}
 	// One search per probe finger: the per-finger scores are what the
@@ -401,16 +500,17 @@ func (s *Engine) identify(ctx context.Context, p probe, q Query) (IdentifyResult
 			continue // deleted while we searched
 		}
 		var sc Scores
-		if p.face != nil && info.faces > 0 {
-			v, ok := faceHits[id]
-			if !ok {
+		if len(faces) > 0 && info.faces > 0 {
+			e, ok := faceHits[id]
+			if !ok || len(faces) > 1 {
+				// Not a hit of every algorithm's search: compare it
+				// under each (the best evidence may be another's).
 				var err error
-				v, ok, err = s.index.Verify(p.face.t.Vector, id)
-				if err != nil {
-					return IdentifyResult{}, kindOf("face comparison", err)
+				if e, err = s.compareFace(faces, id); err != nil {
+					return IdentifyResult{}, err
 				}
 			}
-			sc.Face, sc.HasFace = v, ok
+			sc.setFace(e)
 		}
 		fs := make([]float32, len(p.fingers))
 		fn := make([]int, len(p.fingers))
@@ -418,7 +518,7 @@ func (s *Engine) identify(ctx context.Context, p probe, q Query) (IdentifyResult
 			fs[i] = fingerHits[i][id] // absent: not shortlisted, or no finger to compare
 			fn[i] = compatibleFingers(info.fingers, positions[i])
 		}
-		s.fuse(&sc, info.faces, fs, fn, positions)
+		s.fuse(&sc, fs, fn, positions)
 		if !sc.HasFace && !sc.HasFinger {
 			continue
 		}
@@ -428,7 +528,15 @@ func (s *Engine) identify(ctx context.Context, p probe, q Query) (IdentifyResult
 		}
 		cands = append(cands, cand{id, sc, score})
 	}
+	merged := len(faces) > 1 && !d.Fused
 	slices.SortFunc(cands, func(a, b cand) int {
+		if merged {
+			// Cosines of different algorithms do not compare: rank
+			// face evidence by its FMR first.
+			if c := cmp.Compare(a.sc.FaceFMR, b.sc.FaceFMR); c != 0 {
+				return c
+			}
+		}
 		if c := cmp.Compare(b.score, a.score); c != 0 {
 			return c
 		}
@@ -540,7 +648,6 @@ func (s *Engine) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, e
 	}
 	fs := make([]float32, len(p.fingers))
 	fn := make([]int, len(p.fingers))
-	faceN := 1
 	if id := req.SubjectID; id != "" {
 		if len(req.ReferenceFingers) > 0 {
 			return res, invalid("reference: give reference fingers or a subject_id, not both")
@@ -553,18 +660,28 @@ func (s *Engine) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, e
 			return res, fmt.Errorf("%w: subject %q has no template this server can compare: re-enrol it", ErrIncompatible, id)
 		}
 		if p.face != nil && info.faces > 0 {
-			v, ok, err := s.index.Verify(p.face.t.Vector, id)
+			e, err := s.compareFace(p.face.faces(), id)
 			if err != nil {
-				return res, kindOf("face comparison", err)
+				return res, err
 			}
-			sc.Face, sc.HasFace = v, ok
-			faceN = info.faces
+			sc.setFace(e)
 		}
 		for i, f := range p.fingers {
 			fs[i], fn[i] = s.bestFinger(f, info.fingers)
 		}
 		if p.face != nil && !sc.HasFace && len(p.fingers) == 0 {
-			return res, fmt.Errorf("%w: subject %q has no face template of algorithm %s: re-enrol it", ErrIncompatible, id, templates.FaceAlgorithm)
+			var have []string
+			for _, fa := range s.algos.all() {
+				if _, _, ok := fa.index.Subject(id); ok {
+					have = append(have, fa.alg.String())
+				}
+			}
+			var probed []string
+			for _, fp := range p.face.faces() {
+				probed = append(probed, fp.fa.alg.String())
+			}
+			return res, fmt.Errorf("%w: subject %q has no face template of %s (it has %s): re-enrol it or re-template the gallery",
+				ErrIncompatible, id, strings.Join(probed, ", "), strings.Join(append(have, "none")[:max(1, len(have))], ", "))
 		}
 	} else {
 		var refs []fingerRef
@@ -580,7 +697,11 @@ func (s *Engine) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, e
 			} else {
 				res.ReferenceQuality = x.faceQ
 				if p.face != nil {
-					sc.Face, sc.HasFace = matcher.Cosine(p.face.t.Vector, x.t.Vector), true
+					e, err := s.compareFaces(*p.face, x, req.Probe.TakeLargestFace)
+					if err != nil {
+						return res, err
+					}
+					sc.setFace(e)
 				}
 			}
 		}
@@ -603,7 +724,7 @@ func (s *Engine) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, e
 			fs[i], fn[i] = s.bestFinger(f, refs)
 		}
 	}
-	s.fuse(&sc, faceN, fs, fn, positions)
+	s.fuse(&sc, fs, fn, positions)
 	if !sc.HasFace && !sc.HasFinger {
 		return res, invalid("probe and reference have no modality or finger position in common")
 	}
@@ -616,6 +737,59 @@ func (s *Engine) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, e
 	res.Scores = sc
 	res.Match, res.Score = d.pass(&sc)
 	return res, nil
+}
+
+// compareFaces compares a probe face with a reference face under the
+// algorithms they share, the best evidence winning (faces.go). A photo on
+// one side is extracted with the other side's algorithm when that is
+// loaded; with nothing in common, it is ErrIncompatible.
+func (s *Engine) compareFaces(probe, ref sample, takeLargest bool) (faceEvidence, error) {
+	side := func(x sample, other sample, what string) ([]faceProbe, error) {
+		fs := x.faces()
+		if x.img == nil {
+			return fs, nil
+		}
+		for _, o := range other.faces() {
+			if !slices.ContainsFunc(fs, func(f faceProbe) bool { return f.fa == o.fa }) && o.fa.ex != nil {
+				y, err := s.extractWith(o.fa, x.img, takeLargest, what)
+				if err != nil {
+					return nil, err
+				}
+				fs = append(fs, faceProbe{o.fa, y.t})
+			}
+		}
+		return fs, nil
+	}
+	ps, err := side(probe, ref, "probe")
+	if err != nil {
+		return faceEvidence{}, err
+	}
+	rs, err := side(ref, probe, "reference")
+	if err != nil {
+		return faceEvidence{}, err
+	}
+	var best faceEvidence
+	bestRank := 0
+	for i, p := range ps {
+		for _, r := range rs {
+			if p.fa != r.fa {
+				continue
+			}
+			if err := p.t.Compatible(r.t); err != nil {
+				return best, kindOf("reference", err)
+			}
+			v := matcher.Cosine(p.t.Vector, r.t.Vector)
+			e := faceEvidence{fa: p.fa, score: v, fmr: p.fa.fmr(v, 1), n: 1}
+			if e.better(best, i, bestRank) {
+				best, bestRank = e, i
+			}
+		}
+	}
+	if best.fa == nil {
+		return best, fmt.Errorf("%w: the probe is a face of %s, the reference of %s; templates of different algorithms are never compared",
+			ErrIncompatible, probe.t.Algorithm, ref.t.Algorithm)
+	}
+	return best, nil
 }
 
 // bestFinger scores a probe finger against the compatible fingers of the

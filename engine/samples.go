@@ -64,6 +64,12 @@ type FingerQuality struct {
 type sample struct {
 	t     templates.Template
 	faceQ *FaceQuality
+	// Faces only: t's algorithm; the photo it came from (nil for a face
+	// or template given); for a probe photo, its templates under the
+	// other loaded algorithms the gallery holds (faces.go).
+	fa     *faceAlgo
+	img    []byte
+	others []faceProbe
 	// Fingers only.
 	ft      *matcher.FingerTemplate
 	fingerQ *FingerQuality
@@ -96,13 +102,41 @@ func (s *Engine) template(sm Sample, takeLargest, enrol bool, what string) (samp
 	}
 	switch {
 	case sm.FaceImage != nil:
-		face, err := s.faces.Extract(sm.FaceImage, templates.ExtractOptions{TakeLargest: takeLargest})
+		x, err := s.extractWith(s.def, sm.FaceImage, takeLargest, what)
+		if enrol {
+			return x, err
+		}
+		// A probe: also under every other loaded algorithm the gallery
+		// holds templates of. One that finds no face leaves its
+		// algorithm out of the search rather than failing the probe;
+		// when the default one finds none, the first other that does
+		// leads (its quality is reported).
+		defErr := err
+		found := err == nil
+		for _, fa := range s.algos.all() {
+			if fa == s.def || fa.ex == nil || fa.index.Len() == 0 {
+				continue
+			}
+			y, err := s.extractWith(fa, sm.FaceImage, takeLargest, what)
+			switch {
+			case err != nil:
+				s.log.Debug().Err(err).Str("algorithm", fa.alg.String()).Msg("probe photo not extracted under a second algorithm")
+			case !found:
+				x, found = y, true
+			default:
+				x.others = append(x.others, faceProbe{fa, y.t})
+			}
+		}
+		if !found {
+			return sample{}, defErr
+		}
+		return x, nil
+	case sm.Face != nil:
+		fa, err := s.algoFor(sm.Face.Template, false)
 		if err != nil {
 			return sample{}, kindOf(what, err)
 		}
-		return s.faceSample(face, what)
-	case sm.Face != nil:
-		return s.faceSample(*sm.Face, what)
+		return s.faceSample(*sm.Face, fa, what)
 	case sm.Template != nil:
 		var t templates.Template
 		if err := t.UnmarshalBinary(sm.Template); err != nil {
@@ -114,7 +148,14 @@ func (s *Engine) template(sm Sample, takeLargest, enrol bool, what string) (samp
 		if t.Modality == templates.ModalityFinger {
 			return s.fingerView(*t.Finger, minutiae.PositionUnknown, "template", enrol, what)
 		}
-		return sample{t: t}, nil
+		fa, err := s.algoFor(t, enrol && s.templatesOnly)
+		if err != nil {
+			return sample{}, kindOf(what, err)
+		}
+		if enrol && !s.templatesOnly && fa.ex == nil {
+			return sample{}, fmt.Errorf("%s: %w: a face template of %s, which this server does not load (it enrols %s)", what, ErrIncompatible, t.Algorithm, s.def.alg)
+		}
+		return sample{t: t, fa: fa}, nil
 	case sm.Finger != nil:
 		return s.finger(*sm.Finger, enrol, what)
 	default:
@@ -122,12 +163,38 @@ func (s *Engine) template(sm Sample, takeLargest, enrol bool, what string) (samp
 	}
 }
 
-// faceSample checks a face the extractor made.
-func (s *Engine) faceSample(f templates.Face, what string) (sample, error) {
+// extractWith extracts a photo with one algorithm's extractor.
+func (s *Engine) extractWith(fa *faceAlgo, img []byte, takeLargest bool, what string) (sample, error) {
+	if fa.ex == nil {
+		if fa == s.def {
+			_, err := NoFaces{}.Extract(img, templates.ExtractOptions{})
+			return sample{}, kindOf(what, err)
+		}
+		return sample{}, fmt.Errorf("%s: %w: no extractor of %s is loaded", what, ErrIncompatible, fa.alg)
+	}
+	face, err := fa.ex.Extract(img, templates.ExtractOptions{TakeLargest: takeLargest})
+	if err != nil {
+		return sample{}, kindOf(what, err)
+	}
+	x, err := s.faceSample(face, fa, what)
+	x.img = img
+	return x, err
+}
+
+// faceSample checks a face an extractor made (or a caller found).
+func (s *Engine) faceSample(f templates.Face, fa *faceAlgo, what string) (sample, error) {
 	if err := f.Template.Comparable(); err != nil {
 		return sample{}, kindOf(what, fmt.Errorf("%w: the face extractor's template: %w", ErrInternal, err))
 	}
-	return sample{t: f.Template, faceQ: faceQuality(f)}, nil
+	if f.Template.Algorithm != fa.alg || len(f.Template.Vector) != fa.dim {
+		return sample{}, fmt.Errorf("%s: %w: the extractor of %s made a %d-d template of %s", what, ErrInternal, fa.alg, len(f.Template.Vector), f.Template.Algorithm)
+	}
+	return sample{t: f.Template, faceQ: faceQuality(f), fa: fa}, nil
+}
+
+// faces is a face sample's templates, its own first.
+func (x *sample) faces() []faceProbe {
+	return append([]faceProbe{{x.fa, x.t}}, x.others...)
 }
 
 // finger turns a fingerprint sample into a finger template.

@@ -1,7 +1,10 @@
 package server
 
 import (
+	"context"
 	"io"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bordermatch/bordermatch/engine"
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
@@ -91,3 +94,41 @@ func (a *Admin) Restore(stream pb.Admin_RestoreServer) error {
 }
 
 var _ io.Reader = (*chunkReader)(nil)
+
+// Retemplate implements pb.AdminServer: starts re-templating the gallery
+// with a loaded face algorithm (engine.Retemplate).
+func (a *Admin) Retemplate(ctx context.Context, req *pb.RetemplateRequest) (*pb.RetemplateStatusResponse, error) {
+	st, err := a.eng.Retemplate(ctx, req.GetAlgorithm())
+	if err != nil {
+		return nil, err
+	}
+	return retemplateProto(st), nil
+}
+
+// RetemplateStatus implements pb.AdminServer.
+func (a *Admin) RetemplateStatus(ctx context.Context, _ *pb.RetemplateStatusRequest) (*pb.RetemplateStatusResponse, error) {
+	st, err := a.eng.RetemplateStatus(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return retemplateProto(st), nil
+}
+
+func retemplateProto(st engine.RetemplateStatus) *pb.RetemplateStatusResponse {
+	p := &pb.RetemplateStatusResponse{
+		State: st.State, Algorithm: st.Algorithm, Phase: st.Phase,
+		Total: int64(st.Total), Done: int64(st.Done), Templated: int64(st.Templated), Failed: int64(st.Failed),
+		NeedReenrol: int64(st.NeedReenrol), Cleaned: int64(st.Cleaned),
+		NeedsReenrolment: st.NeedsReenrolment, Rate: st.Rate, Error: st.Error,
+	}
+	for _, f := range st.Failures {
+		p.Failures = append(p.Failures, &pb.RetemplateFailure{SubjectId: f.SubjectID, Reason: f.Reason})
+	}
+	if !st.Started.IsZero() {
+		p.StartedAt = timestamppb.New(st.Started)
+	}
+	if !st.Finished.IsZero() {
+		p.FinishedAt = timestamppb.New(st.Finished)
+	}
+	return p
+}

@@ -41,7 +41,10 @@ type adminServer struct {
 
 // startAdminServer serves the Matcher and Admin services of a real Service
 // over loopback gRPC, on a real (encrypted) Badger directory.
-func startAdminServer(t *testing.T) *adminServer {
+func startAdminServer(t *testing.T) *adminServer { return startAdminServerWith(t, nil) }
+
+// startAdminServerWith is startAdminServer with a configuration hook.
+func startAdminServerWith(t *testing.T, configure func(*engine.Config)) *adminServer {
 	t.Helper()
 	st, err := store.Open(store.Options{Dir: t.TempDir(), Logger: zerolog.Nop(), EncryptionKey: bytes.Repeat([]byte{7}, 32)})
 	if err != nil {
@@ -52,11 +55,16 @@ func startAdminServer(t *testing.T) *adminServer {
 		st := svc.eng.Stats()
 		return st.FaceTemplates, st.FingerTemplates, st.Subjects
 	})
-	svc, err = newService(engine.Config{Store: st, Faces: sharedExtractor(t), Threshold: matcher.DefaultFaceThreshold, Logger: zerolog.Nop(),
-		ObserveSearchBatch: m.ObserveSearchBatch})
+	cfg := engine.Config{Store: st, Faces: sharedExtractor(t), Threshold: matcher.DefaultFaceThreshold, Logger: zerolog.Nop(),
+		ObserveSearchBatch: m.ObserveSearchBatch}
+	if configure != nil {
+		configure(&cfg)
+	}
+	svc, err = newService(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	m.SetAlgorithmSizes(func() map[string]int { return algorithmSizesOf(svc.eng) })
 	gs, _ := NewGRPCServer(svc, GRPCOptions{Logger: zerolog.Nop(), Metrics: m})
 	pb.RegisterAdminServer(gs, NewAdmin(svc.Engine()))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -68,7 +76,7 @@ func startAdminServer(t *testing.T) *adminServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close(); gs.GracefulStop(); st.Close() })
+	t.Cleanup(func() { conn.Close(); gs.GracefulStop(); svc.eng.Close(); st.Close() })
 	return &adminServer{matcher: pb.NewMatcherClient(conn), admin: pb.NewAdminClient(conn), svc: svc, store: st, metrics: m}
 }
 

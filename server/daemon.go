@@ -102,6 +102,16 @@ type Options struct {
 	MetricsListen string
 	Pprof         bool
 
+	// KeepSamples keeps every enrolment's source samples (photos,
+	// fingerprint images, minutiae records) in the gallery, for
+	// re-templating with a new face algorithm (engine.Retemplate); off,
+	// a new algorithm needs every subject re-enrolled.
+	KeepSamples bool
+	// MoreFaces are face extractors of other algorithms than the default
+	// one (engine.Config.MoreFaces); matchd wires them from its model
+	// flags. Serve closes none of them.
+	MoreFaces []engine.FaceExtractor
+
 	// AuditRetention: audit records older than this are moved from the
 	// gallery to the archive <DataDir>/audit/archive.jsonl (audit.Options);
 	// 0 keeps them all in the gallery.
@@ -126,6 +136,7 @@ func DefaultOptions() Options {
 		RateBurst:          100,
 		MaxConcurrent:      16,
 		PurgeInterval:      10 * time.Minute,
+		KeepSamples:        true,
 	}
 }
 
@@ -185,6 +196,35 @@ func (opt Options) Validate() error {
 		return bad("Pprof", opt.Pprof, "a MetricsListen address to serve it on")
 	}
 	return nil
+}
+
+// algorithmSizesOf is the per-algorithm face gauge of an engine (nil: not
+// loaded yet): every loaded algorithm, and every other with templates.
+func algorithmSizesOf(e *engine.Engine) map[string]int {
+	if e == nil {
+		return nil
+	}
+	out := map[string]int{}
+	for _, a := range e.FaceAlgorithms() {
+		if a.Loaded || a.Templates > 0 {
+			out[a.Algorithm.String()] = a.Templates
+		}
+	}
+	return out
+}
+
+// EngineFaces is a face extractor as the engine takes it. templates/face
+// gains its own Dim with its second network; until then the dlib
+// extractor's is templates.FaceDim.
+func EngineFaces(e *face.Extractor) engine.FaceExtractor { return dimmedFaces{e} }
+
+type dimmedFaces struct{ *face.Extractor }
+
+func (d dimmedFaces) Dim() int {
+	if x, ok := any(d.Extractor).(interface{ Dim() int }); ok {
+		return x.Dim()
+	}
+	return templates.FaceDim
 }
 
 // TLSDir is where matchd keeps its local CA and certificates, inside the
@@ -294,6 +334,7 @@ func Serve(ctx context.Context, opt Options) (err error) {
 		st := e.Stats()
 		return st.FaceTemplates, st.FingerTemplates, st.Subjects
 	})
+	metrics.SetAlgorithmSizes(func() map[string]int { return algorithmSizesOf(loaded.Load()) })
 	var metricsSrv *metricsServer
 	if opt.MetricsListen != "" {
 		// Before the models and the index load, so /readyz can say it is
@@ -317,31 +358,38 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	defer faces.Close()
 
 	cfg := engine.Config{
-		Store: st, Faces: faces, Threshold: opt.Threshold, MaxFMR: opt.TargetFMR, Logger: log,
+		Store: st, Faces: EngineFaces(faces), MoreFaces: opt.MoreFaces, NoSamples: !opt.KeepSamples,
+		Threshold: opt.Threshold, MaxFMR: opt.TargetFMR, Logger: log,
 		Finger:             finger.Config{QualityFloor: opt.FingerQualityFloor, DPI: opt.FingerDPI},
 		ObserveSearchBatch: metrics.ObserveSearchBatch,
 	}
-	for _, c := range []struct {
-		path string
-		want templates.Algorithm
-		dst  **matcher.Calibration
-	}{{opt.FaceCalibration, templates.FaceAlgorithm, &cfg.FaceCalibration}, {opt.FingerCalibration, templates.FingerAlgorithm, &cfg.FingerCalibration}} {
-		if c.path == "" {
-			continue
-		}
-		cal, err := engine.ReadCalibration(c.path, c.want)
+	// --face-calibration is the default face algorithm's table.
+	defAlg := cfg.Faces.Algorithm()
+	if opt.FaceCalibration != "" {
+		cal, err := engine.ReadCalibration(opt.FaceCalibration, defAlg)
 		if err != nil {
 			return err
 		}
-		*c.dst = &cal
+		cfg.FaceCalibrations = map[string]*matcher.Calibration{defAlg.String(): &cal}
+	}
+	if opt.FingerCalibration != "" {
+		cal, err := engine.ReadCalibration(opt.FingerCalibration, templates.FingerAlgorithm)
+		if err != nil {
+			return err
+		}
+		cfg.FingerCalibration = &cal
 	}
 	if opt.FaceThresholdFromFMR {
-		cal := cfg.FaceCalibration
+		cal := cfg.FaceCalibrations[defAlg.String()]
 		source := opt.FaceCalibration
 		if cal == nil {
-			face, _, err := engine.DefaultCalibrations()
+			faces, err := engine.DefaultFaceCalibrations()
 			if err != nil {
 				return err
+			}
+			face, ok := faces[defAlg.String()]
+			if !ok {
+				return fmt.Errorf("no built-in face calibration of %s: give --face-calibration", defAlg)
 			}
 			cal, source = &face, "built in"
 		}
@@ -358,6 +406,7 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	if err != nil {
 		return err
 	}
+	defer eng.Close() // a re-templating job stops (and resumes at the next start) before the store closes
 	svc := NewService(eng)
 	lis, err := net.Listen("tcp", opt.Listen)
 	if err != nil {

@@ -231,6 +231,7 @@ flag or environment value).`,
 	f.DurationVar(&opt.PurgeInterval, "purge-interval", opt.PurgeInterval, "how often deleted subjects' bytes are purged from disk when there were deletions; 0: never")
 	f.StringVar(&opt.MetricsListen, "metrics-listen", "", "`host:port` for /metrics, /livez, /readyz (and pprof), with TLS unless --insecure")
 	f.BoolVar(&opt.Pprof, "pprof", false, "serve /debug/pprof/ on the metrics listener, to callers with the admin role (audited)")
+	f.BoolVar(&opt.KeepSamples, "keep-samples", opt.KeepSamples, "keep enrolments' photos and fingerprint images in the gallery, for re-templating with a new face algorithm (false: a new algorithm needs re-enrolment)")
 	f.DurationVar(&opt.AuditRetention, "audit-retention", 0, "audit records older than this `duration` (e.g. 2160h) move to DATA/audit/archive.jsonl; 0: keep all in the gallery")
 	f.BoolVar(&opt.Insecure, "insecure", false, "serve plaintext gRPC with no client authentication (every caller is admin unless --tokens); development only")
 	f.StringVar(&opt.TLSCert, "tls-cert", "", "server certificate `file` (PEM)")
@@ -264,6 +265,7 @@ var optionFlags = map[string]string{
 	"RateLimit": "rate-limit", "RateBurst": "rate-burst", "MaxConcurrent": "max-concurrent",
 	"Gates": "gates", "EncryptionKeyFile": "encryption-key-file", "PurgeInterval": "purge-interval",
 	"MetricsListen": "metrics-listen", "Pprof": "pprof", "AuditRetention": "audit-retention",
+	"KeepSamples": "keep-samples",
 }
 
 // optionError reports an *OptionError under the flag or variable that set

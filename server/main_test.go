@@ -131,7 +131,7 @@ func TestMatchdFlagOverEnv(t *testing.T) {
 // that Validate's errors name one.
 func TestMatchdOptionFlags(t *testing.T) {
 	root := (&cli{lookupEnv: func(string) (string, bool) { return "", false }}).root()
-	notFlags := map[string]bool{"Logger": true, "Ready": true, "FaceThresholdFromFMR": true}
+	notFlags := map[string]bool{"Logger": true, "Ready": true, "FaceThresholdFromFMR": true, "MoreFaces": true}
 	typ := reflect.TypeFor[Options]()
 	for i := range typ.NumField() {
 		name := typ.Field(i).Name

@@ -101,6 +101,9 @@ func identifyProto(res engine.IdentifyResult) *pb.IdentifyResponse {
 			Watchlists: c.Watchlists,
 		}
 		fillScores(&c.Scores, &pc.FaceScore, &pc.FaceFmr, &pc.FingerScores, &pc.FingerScore, &pc.FusedFmr, &pc.FusedScore)
+		if c.HasFace {
+			pc.FaceAlgorithm = c.FaceAlgorithm.String()
+		}
 		resp.Candidates = append(resp.Candidates, pc)
 	}
 	return resp
@@ -179,6 +182,9 @@ func (s *Service) Verify(ctx context.Context, req *pb.VerifyRequest) (*pb.Verify
 		ReferenceFingerQuality: fingerQualityProto(res.ReferenceFingerQuality),
 	}
 	fillScores(&res.Scores, &resp.FaceScore, &resp.FaceFmr, &resp.FingerScores, &resp.FingerScore, &resp.FusedFmr, &resp.FusedScore)
+	if res.HasFace {
+		resp.FaceAlgorithm = res.FaceAlgorithm.String()
+	}
 	return resp, nil
 }
 
@@ -292,12 +298,13 @@ func nonNil(b []byte) []byte {
 
 func subjectProto(sub store.Subject) *pb.Subject {
 	p := &pb.Subject{
-		Id:         sub.ID,
-		Name:       sub.Name,
-		Metadata:   sub.Metadata,
-		Watchlists: sub.Watchlists,
-		CreatedAt:  timestamppb.New(sub.Created),
-		UpdatedAt:  timestamppb.New(sub.Updated),
+		Id:          sub.ID,
+		Name:        sub.Name,
+		Metadata:    sub.Metadata,
+		Watchlists:  sub.Watchlists,
+		CreatedAt:   timestamppb.New(sub.Created),
+		UpdatedAt:   timestamppb.New(sub.Updated),
+		SampleCount: int32(sub.SampleCount),
 	}
 	for _, t := range sub.Templates {
 		ti := &pb.TemplateInfo{

@@ -40,6 +40,7 @@ type Metrics struct {
 	rpcDuration  *prometheus.HistogramVec
 	captureState *prometheus.GaugeVec
 	searchBatch  prometheus.Histogram
+	algoSizes    atomic.Pointer[AlgorithmSizes]
 
 	captureMu     sync.Mutex
 	captureStates map[string]string // source → current state
@@ -82,7 +83,34 @@ func NewMetrics(sizes GallerySizes) *Metrics {
 	if sizes != nil {
 		m.reg.MustRegister(gallerySizes{sizes})
 	}
+	m.reg.MustRegister(algorithmSizes{m})
 	return m
+}
+
+// AlgorithmSizes reports the face templates in the search index by face
+// algorithm ("dlib-resnet29/v1"), for the per-algorithm gauge; nil or an
+// empty map before the gallery has loaded.
+type AlgorithmSizes func() map[string]int
+
+// SetAlgorithmSizes sets the callback of the per-algorithm face gauge
+// (bordermatch_gallery_face_templates_by_algorithm).
+func (m *Metrics) SetAlgorithmSizes(f AlgorithmSizes) { m.algoSizes.Store(&f) }
+
+var algorithmSizeDesc = prometheus.NewDesc("bordermatch_gallery_face_templates_by_algorithm",
+	"Face templates in the search index of each face algorithm (a gallery being re-templated holds two).", []string{"algorithm"}, nil)
+
+type algorithmSizes struct{ m *Metrics }
+
+func (algorithmSizes) Describe(ch chan<- *prometheus.Desc) { ch <- algorithmSizeDesc }
+
+func (a algorithmSizes) Collect(ch chan<- prometheus.Metric) {
+	f := a.m.algoSizes.Load()
+	if f == nil || *f == nil {
+		return
+	}
+	for alg, n := range (*f)() {
+		ch <- prometheus.MustNewConstMetric(algorithmSizeDesc, prometheus.GaugeValue, float64(n), alg)
+	}
 }
 
 // Registry is the registry the metrics are in, to gather them or to add

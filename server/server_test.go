@@ -55,7 +55,7 @@ func modelsDir() string {
 
 // sharedExtractor loads the models once for the whole test binary: loading
 // takes seconds and the extractor is safe for concurrent use.
-func sharedExtractor(t testing.TB) *face.Extractor {
+func sharedExtractor(t testing.TB) engine.FaceExtractor {
 	t.Helper()
 	extractorOnce.Do(func() {
 		extractor, extractorErr = face.NewExtractor(face.Config{ModelsDir: modelsDir(), Workers: 2})
@@ -63,7 +63,7 @@ func sharedExtractor(t testing.TB) *face.Extractor {
 	if extractorErr != nil {
 		t.Fatalf("loading face models (run `make models`): %v", extractorErr)
 	}
-	return extractor
+	return EngineFaces(extractor)
 }
 
 type testServer struct {

@@ -32,7 +32,7 @@ func codeOf(err error) codes.Code {
 		return codes.NotFound
 	case errors.Is(err, engine.ErrExists):
 		return codes.AlreadyExists
-	case errors.Is(err, engine.ErrIncompatible):
+	case errors.Is(err, engine.ErrIncompatible), errors.Is(err, engine.ErrBusy):
 		return codes.FailedPrecondition
 	case errors.Is(err, engine.ErrUnavailable):
 		return codes.Unavailable

@@ -32,6 +32,8 @@ func marked(id string, seed uint64) (Subject, [][]byte) {
 		Metadata:   map[string]string{"passport": "X9Q7W3-" + id},
 		Watchlists: []string{"interpol"},
 		Templates:  []templates.Template{{Modality: templates.ModalityFace, Algorithm: templates.FaceAlgorithm, Vector: v}},
+		// A kept photo, its bytes as distinctive as a real one's.
+		Samples: []Sample{{Kind: SampleFacePhoto, Data: bytes.Repeat([]byte("JPEG-PHOTO-BYTES-OF-"+id+"-"), 64)}},
 	}
 	enc, err := sub.Templates[0].MarshalBinary()
 	if err != nil {
@@ -40,7 +42,7 @@ func marked(id string, seed uint64) (Subject, [][]byte) {
 	// Needles: the name, the metadata value, and 48-byte windows of the
 	// template encoding (a window rather than all of it, so a block
 	// boundary in a table does not hide it).
-	needles := [][]byte{[]byte(sub.Name), []byte(sub.Metadata["passport"])}
+	needles := [][]byte{[]byte(sub.Name), []byte(sub.Metadata["passport"]), []byte("JPEG-PHOTO-BYTES-OF-" + id + "-")}
 	for off := 16; off+48 <= len(enc); off += 160 {
 		needles = append(needles, enc[off:off+48])
 	}

@@ -9,7 +9,7 @@ package store
 // any and never depends on Badger's internal versions:
 //
 //	magic     "BMBACKUP"                                      8 bytes
-//	version   1                                               1 byte
+//	version   2 (1: before kept samples; still read)           1 byte
 //	schema    SchemaVersion                                   uvarint
 //	created   unix nanoseconds                                varint
 //	entries, in key order, each:
@@ -17,7 +17,8 @@ package store
 //	trailer:
 //	  'Z' | uvarint entries | uvarint subjects | SHA-256 of every byte before the 'Z', 32 bytes
 //
-// Only the gallery's namespaces (s/, t/, w/) are in it. The file holds the
+// Only the gallery's namespaces (s/, t/, w/, and in version 2 x/, the kept
+// samples) are in it; jobs' state (meta/job/) is not. The file holds the
 // gallery in the clear, whatever the store's encryption (a backup must
 // restore under another master key): keep backup files encrypted and access
 // controlled.
@@ -48,10 +49,10 @@ import (
 
 const (
 	backupMagic   = "BMBACKUP"
-	backupVersion = 1
+	backupVersion = 2
 	// maxBackupKey and maxBackupValue bound what a restore allocates for one
-	// entry: keys are a prefix, an id and a few bytes; values a record or a
-	// template, far below 1 MiB.
+	// entry: keys are a prefix, an id and a few bytes; values a record, a
+	// template or a chunk of a kept sample, at most 1 MiB.
 	maxBackupKey   = 512
 	maxBackupValue = 1 << 20
 )
@@ -65,12 +66,12 @@ var (
 )
 
 // galleryPrefixes are the namespaces a backup holds, in key order.
-var galleryPrefixes = []string{subjectPrefix, templatePrefix, watchlistPrefix}
+var galleryPrefixes = []string{subjectPrefix, templatePrefix, watchlistPrefix, samplePrefix}
 
 // BackupStats counts what a backup or restore held.
 type BackupStats struct {
-	Entries, Subjects, Templates int64
-	Bytes                        int64
+	Entries, Subjects, Templates, Samples int64
+	Bytes                                 int64
 }
 
 // countingWriter hashes and counts what passes through.
@@ -126,6 +127,10 @@ func (s *Store) Backup(w io.Writer) (BackupStats, error) {
 					st.Subjects++
 				case templatePrefix:
 					st.Templates++
+				case samplePrefix:
+					if _, _, part, _ := splitSampleKey(item.Key()); part == 0 {
+						st.Samples++
+					}
 				}
 			}
 			it.Close()
@@ -250,8 +255,9 @@ func (s *Store) restore(r io.Reader, wrote *bool) (BackupStats, error) {
 	if string(magic[:len(backupMagic)]) != backupMagic {
 		return st, bad("not a Bordermatch backup (no %q header)", backupMagic)
 	}
-	if magic[len(backupMagic)] != backupVersion {
-		return st, bad("backup format version %d; this build reads %d", magic[len(backupMagic)], backupVersion)
+	version := magic[len(backupMagic)]
+	if version < 1 || version > backupVersion {
+		return st, bad("backup format version %d; this build reads 1 to %d", version, backupVersion)
 	}
 	schema, err := binary.ReadUvarint(hr)
 	if err != nil {
@@ -269,6 +275,8 @@ func (s *Store) restore(r io.Reader, wrote *bool) (BackupStats, error) {
 	var prev, key, val []byte
 	var tpl templates.Template
 	var sub Subject
+	samples := sampleAssembler{drop: true}
+	var sampleID []byte
 	for {
 		start := hr.off
 		entryHash := crc32.New(castagnoli)
@@ -321,8 +329,27 @@ func (s *Store) restore(r io.Reader, wrote *bool) (BackupStats, error) {
 			return st, bad("entry %d: key %q out of order", st.Entries+1, key)
 		}
 		prev = append(prev[:0], key...)
+		if version < 2 && bytes.HasPrefix(key, []byte(samplePrefix)) {
+			return st, bad("entry %d: a kept sample in a version %d backup", st.Entries+1, version)
+		}
 		if err := checkEntry(key, val, &sub, &tpl); err != nil {
 			return st, bad("entry %d: %v", st.Entries+1, err)
+		}
+		// A sample's chunks come in key order: each sample is decoded
+		// (its checksum checked) once whole.
+		if id, seq, part, ok := splitSampleKey(key); ok {
+			if !bytes.Equal(id, sampleID) {
+				if err := samples.flush(); err != nil {
+					return st, bad("entry %d: subject %q: %v", st.Entries+1, sampleID, err)
+				}
+				sampleID = append(sampleID[:0], id...)
+			}
+			if err := samples.add(seq, part, val); err != nil {
+				return st, bad("entry %d: subject %q: %v", st.Entries+1, id, err)
+			}
+			if part == 0 {
+				st.Samples++
+			}
 		}
 		switch {
 		case bytes.HasPrefix(key, []byte(subjectPrefix)):
@@ -336,6 +363,9 @@ func (s *Store) restore(r io.Reader, wrote *bool) (BackupStats, error) {
 		if err := wb.Set(bytes.Clone(key), bytes.Clone(val)); err != nil {
 			return st, fmt.Errorf("store: restore: %w", err)
 		}
+	}
+	if err := samples.flush(); err != nil {
+		return st, bad("subject %q: %v", sampleID, err)
 	}
 	sum := hr.h.Sum(nil)
 	entries, err := binary.ReadUvarint(hr)
@@ -391,6 +421,11 @@ func checkEntry(key, val []byte, sub *Subject, tpl *templates.Template) error {
 		}
 		if err := tpl.UnmarshalBinary(val); err != nil {
 			return fmt.Errorf("subject %q template %d: %w", id, seq, err)
+		}
+	case bytes.HasPrefix(key, []byte(samplePrefix)):
+		id, seq, part, ok := splitSampleKey(key)
+		if !ok || validID(string(id)) != nil || seq >= MaxSamples || part*sampleChunk >= MaxKeptBytes || len(val) > sampleChunk {
+			return fmt.Errorf("malformed sample key %q (or a chunk of %d bytes)", key, len(val))
 		}
 	case bytes.HasPrefix(key, []byte(watchlistPrefix)):
 		k := key[len(watchlistPrefix):]

@@ -59,6 +59,7 @@ type pendingCreate struct {
 	key     []byte
 	rec     []byte
 	enc     [][]byte
+	samples [][]byte // encoded kept samples
 	entries int64
 	bytes   int64
 	done    chan error // buffered: the committer never waits for a caller
@@ -75,6 +76,18 @@ func newPendingCreate(sub *Subject, rec []byte, enc [][]byte) *pendingCreate {
 		p.bytes += int64(len(watchlistKey(w, sub.ID))) + entryOverhead
 	}
 	return p
+}
+
+// addSamples adds the encoded samples to write with the subject, as
+// chunks (samples.go).
+func (p *pendingCreate) addSamples(samples [][]byte) {
+	p.samples = samples
+	for i, b := range samples {
+		for part, c := range sampleChunks(b) {
+			p.entries++
+			p.bytes += int64(len(sampleKey(p.sub.ID, i, part))+len(c)) + entryOverhead
+		}
+	}
 }
 
 // committer gathers concurrent creates into groups.
@@ -237,6 +250,13 @@ func setSubject(txn *badger.Txn, p *pendingCreate) error {
 	for i, b := range p.enc {
 		if err := txn.Set(templateKey(p.sub.ID, i), b); err != nil {
 			return err
+		}
+	}
+	for i, b := range p.samples {
+		for part, c := range sampleChunks(b) {
+			if err := txn.Set(sampleKey(p.sub.ID, i, part), c); err != nil {
+				return err
+			}
 		}
 	}
 	for _, w := range p.sub.Watchlists {

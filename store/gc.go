@@ -6,12 +6,13 @@ package store
 // read returns it again. The bytes themselves stay in the data directory
 // until Badger rewrites the files that hold them:
 //
-//   - Our values (records, templates) are far below Badger's ValueThreshold,
-//     so they live in the LSM tree next to their keys, and in the memtable's
+//   - Records and templates are far below Badger's ValueThreshold, so they
+//     live in the LSM tree next to their keys, and in the memtable's
 //     write-ahead log (*.mem) until the memtable is flushed into a level-0
 //     table (*.sst). The value log (*.vlog) holds only values above the
-//     threshold, i.e. none of ours; RunValueLogGC reclaims it should that
-//     change.
+//     threshold, i.e. none of ours (kept samples are stored in chunks below
+//     it for that reason, see samples.go);
+//     RunValueLogGC below reclaims a deleted subject's.
 //   - A compaction that merges the tombstone with the older version drops
 //     the older version (and, at the bottom level, the tombstone), writes new
 //     tables and unlinks the old ones. Left to itself Badger compacts when a

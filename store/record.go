@@ -22,6 +22,11 @@ type Subject struct {
 	Created    time.Time
 	Updated    time.Time
 	Templates  []templates.Template
+	// Samples are the source samples to keep with the subject (samples.go):
+	// Create writes them; Get, List and Each never return them.
+	Samples []Sample
+	// SampleCount is the number of kept samples; Get fills it.
+	SampleCount int
 }
 
 // Limits enforced by Create.
@@ -33,9 +38,10 @@ const (
 	MaxMetadataValue = 1024
 	MaxWatchlistName = 64
 	MaxWatchlists    = 64 // distinct watchlists per subject
-	// MaxTemplates is 16 face samples and one template per finger; the
-	// server enforces the split.
-	MaxTemplates = 26
+	// MaxTemplates is 16 face samples under each of two face algorithms
+	// (a gallery being re-templated holds both) and one template per
+	// finger; the engine enforces the split.
+	MaxTemplates = 42
 )
 
 func invalid(format string, a ...any) error {

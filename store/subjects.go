@@ -55,13 +55,20 @@ func (s *Store) Create(sub Subject) (Subject, error) {
 
 // newCreate validates and encodes sub for the committer.
 func newCreate(sub Subject) (*pendingCreate, error) {
+	samples, err := encodeSamples(sub.Samples)
+	if err != nil {
+		return nil, err
+	}
 	sub, enc, err := prepare(sub)
 	if err != nil {
 		return nil, err
 	}
 	now := time.Unix(0, time.Now().UnixNano()).UTC() // what decoding will give back
 	sub.Created, sub.Updated = now, now
-	return newPendingCreate(&sub, encodeRecord(&sub, len(enc)), enc), nil
+	sub.SampleCount = len(samples)
+	p := newPendingCreate(&sub, encodeRecord(&sub, len(enc)), enc)
+	p.addSamples(samples)
+	return p, nil
 }
 
 // Get returns the subject with its templates, or ErrNotFound.
@@ -72,7 +79,10 @@ func (s *Store) Get(id string) (Subject, error) {
 	var sub Subject
 	err := s.db.View(func(txn *badger.Txn) error {
 		var err error
-		sub, err = getSubject(txn, id, true)
+		if sub, err = getSubject(txn, id, true); err != nil {
+			return err
+		}
+		sub.SampleCount, err = sampleCount(txn, id)
 		return err
 	})
 	return sub, err
@@ -93,14 +103,16 @@ func (s *Store) Delete(id string) (Subject, error) {
 		if err := txn.Delete(subjectKey(id)); err != nil {
 			return err
 		}
-		// Delete every template key present, not just the count the record
-		// names, so that nothing is left behind.
-		it := txn.NewIterator(iterOpts(templateKeyPrefix(id)))
+		// Delete every template and sample key present, not just the count
+		// the record names, so that nothing is left behind.
 		var keys [][]byte
-		for it.Rewind(); it.Valid(); it.Next() {
-			keys = append(keys, it.Item().KeyCopy(nil))
+		for _, p := range [][]byte{templateKeyPrefix(id), sampleKeyPrefix(id)} {
+			it := txn.NewIterator(iterOpts(p))
+			for it.Rewind(); it.Valid(); it.Next() {
+				keys = append(keys, it.Item().KeyCopy(nil))
+			}
+			it.Close()
 		}
-		it.Close()
 		for _, k := range keys {
 			if err := txn.Delete(k); err != nil {
 				return err

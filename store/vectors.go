@@ -144,13 +144,18 @@ func (s *Store) Templates(ids []string, fn func(i int, t templates.Template)) er
 // stored. Meant for a gallery nobody else writes to meanwhile.
 func (s *Store) Import(subs []Subject) error {
 	type prepared struct {
-		sub Subject
-		enc [][]byte
+		sub     Subject
+		enc     [][]byte
+		samples [][]byte
 	}
 	ps := make([]prepared, len(subs))
 	seen := make(map[string]bool, len(subs))
 	now := time.Unix(0, time.Now().UnixNano()).UTC()
 	for i, sub := range subs {
+		samples, err := encodeSamples(sub.Samples)
+		if err != nil {
+			return fmt.Errorf("subject %d: %w", i, err)
+		}
 		p, enc, err := prepare(sub)
 		if err != nil {
 			return fmt.Errorf("subject %d: %w", i, err)
@@ -160,7 +165,7 @@ func (s *Store) Import(subs []Subject) error {
 		}
 		seen[p.ID] = true
 		p.Created, p.Updated = now, now
-		ps[i] = prepared{p, enc}
+		ps[i] = prepared{p, enc, samples}
 	}
 	err := s.db.View(func(txn *badger.Txn) error {
 		for _, p := range ps {
@@ -185,6 +190,13 @@ func (s *Store) Import(subs []Subject) error {
 		for i, b := range p.enc {
 			if err := wb.Set(templateKey(p.sub.ID, i), b); err != nil {
 				return fmt.Errorf("store: importing %q: %w", p.sub.ID, err)
+			}
+		}
+		for i, b := range p.samples {
+			for part, c := range sampleChunks(b) {
+				if err := wb.Set(sampleKey(p.sub.ID, i, part), c); err != nil {
+					return fmt.Errorf("store: importing %q: %w", p.sub.ID, err)
+				}
 			}
 		}
 		for _, w := range p.sub.Watchlists {

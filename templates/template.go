@@ -48,8 +48,11 @@ type Algorithm struct {
 
 func (a Algorithm) String() string { return fmt.Sprintf("%s/v%d", a.ID, a.Version) }
 
-// FaceAlgorithm is the algorithm of the face extractor (templates/face):
-// dlib's ResNet-29 metric network, 128-d descriptors from 150x150 aligned chips.
+// FaceAlgorithm is the algorithm of the dlib face extractor (templates/face,
+// Model "dlib"): dlib's ResNet-29 metric network, 128-d (FaceDim)
+// descriptors from 150x150 aligned chips. Other face algorithms exist
+// beside it (a gallery may hold several, see engine); nothing outside the
+// dlib extractor and its tests should assume this one.
 var FaceAlgorithm = Algorithm{ID: "dlib-resnet29", Version: 1}
 
 // FingerAlgorithm is the algorithm of finger templates: the minutiae of one
@@ -97,19 +100,30 @@ func (t Template) Position() minutiae.Position {
 	return t.Finger.Position
 }
 
-// Comparable reports whether t is a template of this version of
-// Bordermatch's algorithms, which the matcher can compare: a face of
-// FaceAlgorithm with a FaceDim vector, or a finger of FingerAlgorithm with
-// minutiae. Stored templates of other versions are kept but not searched.
-// The returned error wraps ErrIncompatible and names the mismatch.
+// Comparable reports whether t is a template the matcher can compare at
+// all: a face of any named algorithm with a finite, non-zero vector of
+// 1..MaxDim dimensions, or a finger of FingerAlgorithm with minutiae. Which
+// face algorithms a server searches, and that a probe and a reference share
+// algorithm and dimension (Compatible), is the caller's to check. The
+// returned error wraps ErrIncompatible and names the mismatch.
 func (t Template) Comparable() error {
 	switch t.Modality {
 	case ModalityFace:
-		if t.Algorithm != FaceAlgorithm {
-			return fmt.Errorf("%w: template made by %s, this server uses %s", ErrIncompatible, t.Algorithm, FaceAlgorithm)
+		if t.Algorithm.ID == "" {
+			return fmt.Errorf("%w: face template without an algorithm id", ErrIncompatible)
 		}
-		if len(t.Vector) != FaceDim {
-			return fmt.Errorf("%w: %d-d vector, want %d", ErrIncompatible, len(t.Vector), FaceDim)
+		if len(t.Vector) == 0 || len(t.Vector) > MaxDim {
+			return fmt.Errorf("%w: %d-d vector, want 1..%d", ErrIncompatible, len(t.Vector), MaxDim)
+		}
+		zero := true
+		for _, v := range t.Vector {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return fmt.Errorf("%w: face vector of %s is not finite", ErrIncompatible, t.Algorithm)
+			}
+			zero = zero && v == 0
+		}
+		if zero {
+			return fmt.Errorf("%w: face vector of %s is all zeros", ErrIncompatible, t.Algorithm)
 		}
 	case ModalityFinger:
 		if t.Algorithm != FingerAlgorithm {

@@ -251,10 +251,16 @@ func FuzzTemplateUnmarshal(f *testing.F) {
 
 func TestComparable(t *testing.T) {
 	face := Template{Modality: ModalityFace, Algorithm: FaceAlgorithm, Vector: make([]float32, FaceDim)}
+	face.Vector[3] = 0.5
 	old := face
 	old.Algorithm.Version++
 	short := face
 	short.Vector = short.Vector[:64]
+	zero := Template{Modality: ModalityFace, Algorithm: FaceAlgorithm, Vector: make([]float32, 8)}
+	nan := Template{Modality: ModalityFace, Algorithm: FaceAlgorithm, Vector: []float32{1, float32(math.NaN())}}
+	noAlgo := Template{Modality: ModalityFace, Vector: []float32{1}}
+	huge := Template{Modality: ModalityFace, Algorithm: FaceAlgorithm, Vector: make([]float32, MaxDim+1)}
+	huge.Vector[0] = 1
 	fingerNoMinutiae := Template{Modality: ModalityFinger, Algorithm: FingerAlgorithm}
 	for _, tc := range []struct {
 		name string
@@ -262,8 +268,14 @@ func TestComparable(t *testing.T) {
 		ok   bool
 	}{
 		{"face", face, true},
-		{"face of another version", old, false},
-		{"face of another dimension", short, false},
+		// Any named face algorithm of any dimension is comparable; that a
+		// probe and a reference share them is Compatible's to check.
+		{"face of another version", old, true},
+		{"face of another dimension", short, true},
+		{"face of no algorithm", noAlgo, false},
+		{"zero vector", zero, false},
+		{"NaN in the vector", nan, false},
+		{"vector over MaxDim", huge, false},
 		{"finger without minutiae", fingerNoMinutiae, false},
 		{"unknown modality", Template{}, false},
 	} {

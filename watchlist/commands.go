@@ -17,17 +17,20 @@ import (
 // score the candidate was decided on: the face cosine for a photo alone,
 // else fused_score.
 type candidateJSON struct {
-	Rank        int32             `json:"rank"`
-	SubjectID   string            `json:"subject_id"`
-	Name        string            `json:"name"`
-	Score       float32           `json:"score"`
-	Watchlists  []string          `json:"watchlists"`
-	FaceScore   *float32          `json:"face_score,omitempty"`
-	FaceFMR     *float64          `json:"face_fmr,omitempty"`
-	FingerScore *float32          `json:"finger_score,omitempty"`
-	Fingers     []fingerScoreJSON `json:"fingers,omitempty"`
-	FusedScore  float64           `json:"fused_score"`
-	FusedFMR    float64           `json:"fused_fmr"`
+	Rank       int32    `json:"rank"`
+	SubjectID  string   `json:"subject_id"`
+	Name       string   `json:"name"`
+	Score      float32  `json:"score"`
+	Watchlists []string `json:"watchlists"`
+	FaceScore  *float32 `json:"face_score,omitempty"`
+	FaceFMR    *float64 `json:"face_fmr,omitempty"`
+	// FaceAlgorithm made face_score (a gallery moving between face
+	// algorithms compares under each).
+	FaceAlgorithm string            `json:"face_algorithm,omitempty"`
+	FingerScore   *float32          `json:"finger_score,omitempty"`
+	Fingers       []fingerScoreJSON `json:"fingers,omitempty"`
+	FusedScore    float64           `json:"fused_score"`
+	FusedFMR      float64           `json:"fused_fmr"`
 }
 
 type fingerScoreJSON struct {
@@ -51,7 +54,7 @@ type searchJSON struct {
 func toCandidateJSON(c *pb.Candidate) candidateJSON {
 	j := candidateJSON{
 		Rank: c.GetRank(), SubjectID: c.GetSubjectId(), Name: c.GetName(), Score: c.GetScore(),
-		Watchlists: nonNil(c.GetWatchlists()), FaceScore: c.FaceScore, FaceFMR: c.FaceFmr,
+		Watchlists: nonNil(c.GetWatchlists()), FaceScore: c.FaceScore, FaceFMR: c.FaceFmr, FaceAlgorithm: c.GetFaceAlgorithm(),
 		FingerScore: c.FingerScore, FusedScore: c.GetFusedScore(), FusedFMR: c.GetFusedFmr(),
 	}
 	for _, f := range c.GetFingerScores() {
@@ -67,12 +70,14 @@ type subjectJSON struct {
 	Watchlists []string          `json:"watchlists"`
 	Metadata   map[string]string `json:"metadata,omitempty"`
 	Templates  int               `json:"templates,omitempty"`
-	Created    string            `json:"created,omitempty"`
-	Updated    string            `json:"updated,omitempty"`
+	// Samples kept for re-templating (show only).
+	Samples int    `json:"samples,omitempty"`
+	Created string `json:"created,omitempty"`
+	Updated string `json:"updated,omitempty"`
 }
 
 func toSubjectJSON(s *pb.Subject) subjectJSON {
-	j := subjectJSON{ID: s.GetId(), Name: s.GetName(), Watchlists: nonNil(s.GetWatchlists()), Metadata: s.GetMetadata(), Templates: len(s.GetTemplates())}
+	j := subjectJSON{ID: s.GetId(), Name: s.GetName(), Watchlists: nonNil(s.GetWatchlists()), Metadata: s.GetMetadata(), Templates: len(s.GetTemplates()), Samples: int(s.GetSampleCount())}
 	if s.GetCreatedAt() != nil {
 		j.Created = s.GetCreatedAt().AsTime().UTC().Format("2006-01-02T15:04:05Z")
 	}
@@ -400,6 +405,7 @@ func (a *app) showCmd() *cobra.Command {
 			t.row("Name", j.Name)
 			t.row("Watchlists", listNames(j.Watchlists))
 			t.row("Templates", templatesSummary(resp.GetSubject().GetTemplates()))
+			t.row("Samples kept", fmt.Sprint(j.Samples))
 			t.row("Created", j.Created)
 			t.row("Updated", j.Updated)
 			for _, k := range sortedKeys(j.Metadata) {

@@ -819,14 +819,17 @@ func (x *TemplateInfo) GetMinutiae() int32 {
 }
 
 type Subject struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Metadata      map[string]string      `protobuf:"bytes,3,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Watchlists    []string               `protobuf:"bytes,4,rep,name=watchlists,proto3" json:"watchlists,omitempty"`
-	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	Templates     []*TemplateInfo        `protobuf:"bytes,7,rep,name=templates,proto3" json:"templates,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name       string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Metadata   map[string]string      `protobuf:"bytes,3,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Watchlists []string               `protobuf:"bytes,4,rep,name=watchlists,proto3" json:"watchlists,omitempty"`
+	CreatedAt  *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	UpdatedAt  *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	Templates  []*TemplateInfo        `protobuf:"bytes,7,rep,name=templates,proto3" json:"templates,omitempty"`
+	// Source samples kept with the subject (photos, fingerprint images,
+	// minutiae records) for re-templating; their bytes are never returned.
+	SampleCount   int32 `protobuf:"varint,8,opt,name=sample_count,json=sampleCount,proto3" json:"sample_count,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -908,6 +911,13 @@ func (x *Subject) GetTemplates() []*TemplateInfo {
 		return x.Templates
 	}
 	return nil
+}
+
+func (x *Subject) GetSampleCount() int32 {
+	if x != nil {
+		return x.SampleCount
+	}
+	return 0
 }
 
 type EnrollRequest struct {
@@ -1193,7 +1203,11 @@ type Candidate struct {
 	// The calibrated false-match rate of the evidence of all modalities.
 	FusedFmr float64 `protobuf:"fixed64,10,opt,name=fused_fmr,json=fusedFmr,proto3" json:"fused_fmr,omitempty"`
 	// Calibrated false-match rate of the face score.
-	FaceFmr       *float64 `protobuf:"fixed64,11,opt,name=face_fmr,json=faceFmr,proto3,oneof" json:"face_fmr,omitempty"`
+	FaceFmr *float64 `protobuf:"fixed64,11,opt,name=face_fmr,json=faceFmr,proto3,oneof" json:"face_fmr,omitempty"`
+	// The face algorithm of face_score (e.g. "dlib-resnet29/v1"): a gallery
+	// moving between algorithms compares a probe photo under each, and the
+	// best evidence (lowest face_fmr) is reported.
+	FaceAlgorithm string `protobuf:"bytes,12,opt,name=face_algorithm,json=faceAlgorithm,proto3" json:"face_algorithm,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1303,6 +1317,13 @@ func (x *Candidate) GetFaceFmr() float64 {
 		return *x.FaceFmr
 	}
 	return 0
+}
+
+func (x *Candidate) GetFaceAlgorithm() string {
+	if x != nil {
+		return x.FaceAlgorithm
+	}
+	return ""
 }
 
 type IdentifyResponse struct {
@@ -1568,8 +1589,10 @@ type VerifyResponse struct {
 	Fused                  bool             `protobuf:"varint,14,opt,name=fused,proto3" json:"fused,omitempty"`
 	ProbeFingerQuality     []*FingerQuality `protobuf:"bytes,15,rep,name=probe_finger_quality,json=probeFingerQuality,proto3" json:"probe_finger_quality,omitempty"`
 	ReferenceFingerQuality []*FingerQuality `protobuf:"bytes,16,rep,name=reference_finger_quality,json=referenceFingerQuality,proto3" json:"reference_finger_quality,omitempty"`
-	unknownFields          protoimpl.UnknownFields
-	sizeCache              protoimpl.SizeCache
+	// As Candidate.face_algorithm.
+	FaceAlgorithm string `protobuf:"bytes,17,opt,name=face_algorithm,json=faceAlgorithm,proto3" json:"face_algorithm,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VerifyResponse) Reset() {
@@ -1712,6 +1735,13 @@ func (x *VerifyResponse) GetReferenceFingerQuality() []*FingerQuality {
 		return x.ReferenceFingerQuality
 	}
 	return nil
+}
+
+func (x *VerifyResponse) GetFaceAlgorithm() string {
+	if x != nil {
+		return x.FaceAlgorithm
+	}
+	return ""
 }
 
 type DeleteSubjectRequest struct {
@@ -2186,7 +2216,7 @@ const file_bordermatch_v1_bordermatch_proto_rawDesc = "" +
 	"\x11algorithm_version\x18\x03 \x01(\rR\x10algorithmVersion\x12G\n" +
 	"\x0ffinger_position\x18\x04 \x01(\x0e2\x1e.bordermatch.v1.FingerPositionR\x0efingerPosition\x12%\n" +
 	"\x0efinger_quality\x18\x05 \x01(\x05R\rfingerQuality\x12\x1a\n" +
-	"\bminutiae\x18\x06 \x01(\x05R\bminutiae\"\xff\x02\n" +
+	"\bminutiae\x18\x06 \x01(\x05R\bminutiae\"\xa2\x03\n" +
 	"\aSubject\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12A\n" +
@@ -2198,7 +2228,8 @@ const file_bordermatch_v1_bordermatch_proto_rawDesc = "" +
 	"created_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x129\n" +
 	"\n" +
 	"updated_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12:\n" +
-	"\ttemplates\x18\a \x03(\v2\x1c.bordermatch.v1.TemplateInfoR\ttemplates\x1a;\n" +
+	"\ttemplates\x18\a \x03(\v2\x1c.bordermatch.v1.TemplateInfoR\ttemplates\x12!\n" +
+	"\fsample_count\x18\b \x01(\x05R\vsampleCount\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc5\x02\n" +
@@ -2233,7 +2264,7 @@ const file_bordermatch_v1_bordermatch_proto_rawDesc = "" +
 	"\n" +
 	"_thresholdB\n" +
 	"\n" +
-	"\b_max_fmr\"\xa1\x03\n" +
+	"\b_max_fmr\"\xc8\x03\n" +
 	"\tCandidate\x12\x12\n" +
 	"\x04rank\x18\x01 \x01(\x05R\x04rank\x12\x1d\n" +
 	"\n" +
@@ -2251,7 +2282,8 @@ const file_bordermatch_v1_bordermatch_proto_rawDesc = "" +
 	"fusedScore\x12\x1b\n" +
 	"\tfused_fmr\x18\n" +
 	" \x01(\x01R\bfusedFmr\x12\x1e\n" +
-	"\bface_fmr\x18\v \x01(\x01H\x02R\afaceFmr\x88\x01\x01B\r\n" +
+	"\bface_fmr\x18\v \x01(\x01H\x02R\afaceFmr\x88\x01\x01\x12%\n" +
+	"\x0eface_algorithm\x18\f \x01(\tR\rfaceAlgorithmB\r\n" +
 	"\v_face_scoreB\x0f\n" +
 	"\r_finger_scoreB\v\n" +
 	"\t_face_fmr\"\xe7\x02\n" +
@@ -2280,7 +2312,7 @@ const file_bordermatch_v1_bordermatch_proto_rawDesc = "" +
 	"\n" +
 	"_thresholdB\n" +
 	"\n" +
-	"\b_max_fmr\"\x81\x06\n" +
+	"\b_max_fmr\"\xa8\x06\n" +
 	"\x0eVerifyResponse\x12\x14\n" +
 	"\x05score\x18\x01 \x01(\x02R\x05score\x12\x14\n" +
 	"\x05match\x18\x02 \x01(\bR\x05match\x12\x1c\n" +
@@ -2300,7 +2332,8 @@ const file_bordermatch_v1_bordermatch_proto_rawDesc = "" +
 	"\x0ffused_threshold\x18\r \x01(\x01R\x0efusedThreshold\x12\x14\n" +
 	"\x05fused\x18\x0e \x01(\bR\x05fused\x12O\n" +
 	"\x14probe_finger_quality\x18\x0f \x03(\v2\x1d.bordermatch.v1.FingerQualityR\x12probeFingerQuality\x12W\n" +
-	"\x18reference_finger_quality\x18\x10 \x03(\v2\x1d.bordermatch.v1.FingerQualityR\x16referenceFingerQualityB\r\n" +
+	"\x18reference_finger_quality\x18\x10 \x03(\v2\x1d.bordermatch.v1.FingerQualityR\x16referenceFingerQuality\x12%\n" +
+	"\x0eface_algorithm\x18\x11 \x01(\tR\rfaceAlgorithmB\r\n" +
 	"\v_face_scoreB\x0f\n" +
 	"\r_finger_scoreB\v\n" +
 	"\t_face_fmr\"5\n" +
