@@ -87,8 +87,8 @@ var (
 // prints both.
 var DefaultThresholds = map[string]float32{
 	templates.FaceAlgorithm.String(): matcher.DefaultFaceThreshold,
-	"mobilefacenet-192/v1":           0.4643,
-	"faceplugin-512/v1":              0.3393,
+	"mobilefacenet-192/v1":           0.4642,
+	"faceplugin-512/v1":              0.3392,
 }
 
 // DefaultFaceCalibrations returns the built-in face calibrations, keyed by
