@@ -327,11 +327,16 @@ func faceQualityProto(q *engine.FaceQuality) *pb.FaceQuality {
 		return nil
 	}
 	return &pb.FaceQuality{
-		Box:            rectProto(q.Box),
-		InterEyePixels: q.InterEyePixels,
-		Sharpness:      q.Sharpness,
-		FaceFraction:   q.FaceFraction,
-		FacesFound:     int32(q.FacesFound),
+		Box:                rectProto(q.Box),
+		InterEyePixels:     q.InterEyePixels,
+		Sharpness:          q.Sharpness,
+		FaceFraction:       q.FaceFraction,
+		FacesFound:         int32(q.FacesFound),
+		Detector:           q.Detector,
+		DetectorConfidence: q.DetectorConfidence,
+		Yaw:                q.Yaw,
+		Pitch:              q.Pitch,
+		Roll:               q.Roll,
 	}
 }
 

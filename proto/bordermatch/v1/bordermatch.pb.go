@@ -662,7 +662,21 @@ type FaceQuality struct {
 	// Face box area as a fraction of the image area.
 	FaceFraction float64 `protobuf:"fixed64,4,opt,name=face_fraction,json=faceFraction,proto3" json:"face_fraction,omitempty"`
 	// Faces found in the image.
-	FacesFound    int32 `protobuf:"varint,5,opt,name=faces_found,json=facesFound,proto3" json:"faces_found,omitempty"`
+	FacesFound int32 `protobuf:"varint,5,opt,name=faces_found,json=facesFound,proto3" json:"faces_found,omitempty"`
+	// How the face was found: "hog"; or a fallback tried only when that
+	// found nothing, marking a harder photo: "hog-padded" (a tight crop),
+	// "hog-x2" (a small face), "cnn" (dlib's CNN detector).
+	Detector string `protobuf:"bytes,6,opt,name=detector,proto3" json:"detector,omitempty"`
+	// The detector's score: 0 at its threshold, 1 and more for clear,
+	// frontal faces.
+	DetectorConfidence float64 `protobuf:"fixed64,7,opt,name=detector_confidence,json=detectorConfidence,proto3" json:"detector_confidence,omitempty"`
+	// Head pose in degrees, estimated from the five alignment points (0:
+	// frontal). Yaw is positive when the nose points to the image's right,
+	// pitch when the head is bowed, roll when the right eye (in the image)
+	// is lower.
+	Yaw           float64 `protobuf:"fixed64,8,opt,name=yaw,proto3" json:"yaw,omitempty"`
+	Pitch         float64 `protobuf:"fixed64,9,opt,name=pitch,proto3" json:"pitch,omitempty"`
+	Roll          float64 `protobuf:"fixed64,10,opt,name=roll,proto3" json:"roll,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -728,6 +742,41 @@ func (x *FaceQuality) GetFaceFraction() float64 {
 func (x *FaceQuality) GetFacesFound() int32 {
 	if x != nil {
 		return x.FacesFound
+	}
+	return 0
+}
+
+func (x *FaceQuality) GetDetector() string {
+	if x != nil {
+		return x.Detector
+	}
+	return ""
+}
+
+func (x *FaceQuality) GetDetectorConfidence() float64 {
+	if x != nil {
+		return x.DetectorConfidence
+	}
+	return 0
+}
+
+func (x *FaceQuality) GetYaw() float64 {
+	if x != nil {
+		return x.Yaw
+	}
+	return 0
+}
+
+func (x *FaceQuality) GetPitch() float64 {
+	if x != nil {
+		return x.Pitch
+	}
+	return 0
+}
+
+func (x *FaceQuality) GetRoll() float64 {
+	if x != nil {
+		return x.Roll
 	}
 	return 0
 }
@@ -2202,14 +2251,20 @@ const file_bordermatch_v1_bordermatch_proto_rawDesc = "" +
 	"\x01x\x18\x01 \x01(\x05R\x01x\x12\f\n" +
 	"\x01y\x18\x02 \x01(\x05R\x01y\x12\x14\n" +
 	"\x05width\x18\x03 \x01(\x05R\x05width\x12\x16\n" +
-	"\x06height\x18\x04 \x01(\x05R\x06height\"\xc3\x01\n" +
+	"\x06height\x18\x04 \x01(\x05R\x06height\"\xcc\x02\n" +
 	"\vFaceQuality\x12&\n" +
 	"\x03box\x18\x01 \x01(\v2\x14.bordermatch.v1.RectR\x03box\x12(\n" +
 	"\x10inter_eye_pixels\x18\x02 \x01(\x01R\x0einterEyePixels\x12\x1c\n" +
 	"\tsharpness\x18\x03 \x01(\x01R\tsharpness\x12#\n" +
 	"\rface_fraction\x18\x04 \x01(\x01R\ffaceFraction\x12\x1f\n" +
 	"\vfaces_found\x18\x05 \x01(\x05R\n" +
-	"facesFound\"\x9b\x02\n" +
+	"facesFound\x12\x1a\n" +
+	"\bdetector\x18\x06 \x01(\tR\bdetector\x12/\n" +
+	"\x13detector_confidence\x18\a \x01(\x01R\x12detectorConfidence\x12\x10\n" +
+	"\x03yaw\x18\b \x01(\x01R\x03yaw\x12\x14\n" +
+	"\x05pitch\x18\t \x01(\x01R\x05pitch\x12\x12\n" +
+	"\x04roll\x18\n" +
+	" \x01(\x01R\x04roll\"\x9b\x02\n" +
 	"\fTemplateInfo\x124\n" +
 	"\bmodality\x18\x01 \x01(\x0e2\x18.bordermatch.v1.ModalityR\bmodality\x12\x1c\n" +
 	"\talgorithm\x18\x02 \x01(\tR\talgorithm\x12+\n" +
