@@ -63,7 +63,7 @@ func sharedExtractor(t testing.TB) engine.FaceExtractor {
 	if extractorErr != nil {
 		t.Fatalf("loading face models (run `make models`): %v", extractorErr)
 	}
-	return EngineFaces(extractor)
+	return extractor
 }
 
 type testServer struct {
