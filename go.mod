@@ -3,7 +3,6 @@ module github.com/bordermatch/bordermatch
 go 1.26.0
 
 require (
-	github.com/Kagami/go-face v0.0.0-20210630145111-0c14797b4d0e
 	github.com/dgraph-io/badger/v4 v4.9.6
 	github.com/google/flatbuffers v25.2.10+incompatible
 	github.com/prometheus/client_golang v1.23.2

@@ -62,6 +62,9 @@ const DefaultMaxFMR = 1e-3
 //     dlib-resnet29/v1 on every impostor pair of idols.json (820,641
 //     comparisons of dlib's original network), a population the network
 //     separates poorly, so its FMRs are conservative for most travellers;
+//     the ONNX models (mobilefacenet-192/v1, faceplugin-512/v1) on every
+//     impostor pair of the shared labeled photos (lfw-dev, idols, bbt:
+//     143,871 comparisons, pooled);
 //   - finger: templates/finger and matcher.FingerMatcher on the FVC2000 and
 //     FVC2002 B sets, 23,040 impostor comparisons within each set.
 var (
@@ -75,8 +78,17 @@ var (
 // cosine score, by algorithm (templates.Algorithm.String()). An algorithm
 // without one decides at the FMR of the default algorithm's threshold (see
 // Config.Thresholds).
+//
+// The ONNX models' thresholds are the scores at FMR 0.1% of their built-in
+// calibrations (every impostor pair of the 539 shared labeled photos,
+// 143,871 comparisons), where the genuine pairs of the same photos were
+// rejected 2.14% (mobilefacenet-192) and 1.96% (faceplugin-512) of the
+// time: `go test ./engine -run TestWriteDefaultCalibrations -calibrate`
+// prints both.
 var DefaultThresholds = map[string]float32{
 	templates.FaceAlgorithm.String(): matcher.DefaultFaceThreshold,
+	"mobilefacenet-192/v1":           0.4642,
+	"faceplugin-512/v1":              0.3392,
 }
 
 // DefaultFaceCalibrations returns the built-in face calibrations, keyed by

