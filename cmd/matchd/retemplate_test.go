@@ -162,7 +162,8 @@ func TestRetemplateKilled(t *testing.T) {
 	}
 	for id, p := range ids {
 		s, err := c.GetSubject(ctx, &pb.GetSubjectRequest{SubjectId: id})
-		if err != nil || len(s.GetSubject().GetTemplates()) != 1 || s.GetSubject().GetTemplates()[0].GetAlgorithm() != "mobilefacenet-192/v1" {
+		if err != nil || len(s.GetSubject().GetTemplates()) != 1 || s.GetSubject().GetTemplates()[0].GetAlgorithm() != "mobilefacenet-192" ||
+			s.GetSubject().GetTemplates()[0].GetAlgorithmVersion() != 1 {
 			t.Fatalf("%s after the job: %v, %v", id, s, err)
 		}
 		if !strings.HasSuffix(id, "-0") {
