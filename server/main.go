@@ -225,7 +225,7 @@ flag or environment value).`,
 		"more face `models` to load beside --face-model, comma-separated: a gallery moving between models is searched with both, and watchlist retemplate can move it to any loaded one")
 	f.Var(&level, "log-level", "log `level`: debug, info, warn, error")
 	f.Var(&format, "log-format", "log `format`: auto (console on a terminal, JSON otherwise), json, console")
-	f.Float32Var(&opt.Threshold, "threshold", opt.Threshold, "face decision threshold on the cosine `score` of the --face-model; 0: that model's built-in threshold")
+	f.Float32Var(&opt.Threshold, "threshold", opt.Threshold, "face decision threshold on the cosine `score` of the --face-model")
 	f.Var(&detector, "detector", "face `detector`: auto (HOG, then retries on the padded and upsampled photo and dlib's CNN when it finds no face), hog (HOG and its retries, no CNN), cnn (CNN only: slowest)")
 	f.Float64Var(&opt.TargetFMR, "target-fmr", opt.TargetFMR,
 		"decision threshold as a false match `rate`: for fused decisions (probes with fingers) and, given, for faces too, through the face calibration (not with --threshold)")
