@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bordermatch/bordermatch/engine"
 	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/templates"
 	"github.com/bordermatch/bordermatch/templates/face"
@@ -15,7 +16,7 @@ import (
 // from their first photo. The gate clip shows leonard's second photo.
 func enrolCast(t testing.TB, ex *face.Extractor) *matcher.Index {
 	t.Helper()
-	ix := matcher.NewIndex(128)
+	ix := matcher.NewIndex(ex.Dim())
 	for _, who := range []string{"amy", "bernadette", "howard", "leonard", "penny", "raj", "sheldon", "stuart"} {
 		b, err := os.ReadFile("../testdata/faces/bbt/" + who + "/1.png")
 		if err != nil {
@@ -87,8 +88,13 @@ func TestRTSPBestShotIdentifyAndReconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("identify: %+v", hits)
-	if len(hits) == 0 || hits[0].SubjectID != "leonard" || hits[0].Score < matcher.DefaultFaceThreshold {
-		t.Errorf("the best shot is not identified as leonard at the default threshold %.2f: %+v", matcher.DefaultFaceThreshold, hits)
+	// The default model's built-in threshold.
+	thr, ok := engine.DefaultThresholds[ex.Algorithm().String()]
+	if !ok {
+		t.Fatalf("no built-in threshold of %s", ex.Algorithm())
+	}
+	if len(hits) == 0 || hits[0].SubjectID != "leonard" || hits[0].Score < thr {
+		t.Errorf("the best shot is not identified as leonard at %s's default threshold %.4f: %+v", ex.Algorithm(), thr, hits)
 	}
 
 	// The publisher goes away: the source notices, and reconnects once it

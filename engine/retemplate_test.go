@@ -1,15 +1,9 @@
 package engine_test
 
 // Kept samples, several face algorithms in one gallery, and re-templating,
-// on a real Badger gallery with the real dlib extractor.
-//
-// Until the second face network (templates/face Config.Model
-// "mobilefacenet-192") is on main, the second algorithm here is the dlib
-// extractor itself under another algorithm id (aliasFaces): a real
-// extractor that differs from the first in algorithm, which is all the
-// engine sees. Its templates are numerically dlib's, so the test can check
-// that the mate is found throughout the move but says nothing about the
-// accuracy of a second network.
+// on a real Badger gallery with the real extractors: a gallery enrolled
+// with dlib's network (face.DlibModel) moves to the default model,
+// mobilefacenet-192.
 
 import (
 	"bytes"
@@ -19,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -27,16 +22,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/bordermatch/bordermatch/engine"
-	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/store"
 	"github.com/bordermatch/bordermatch/templates"
 	"github.com/bordermatch/bordermatch/templates/face"
-)
-
-var (
-	dlibOnce sync.Once
-	dlibEx   *face.Extractor
-	dlibErr  error
 )
 
 func modelsDir() string {
@@ -46,53 +34,35 @@ func modelsDir() string {
 	return "../models"
 }
 
-// dlibFaces is the real dlib extractor as the engine takes it.
-type dlibFaces struct{ *face.Extractor }
+// extractors are loaded once per test binary, by model.
+var (
+	extractorsMu sync.Mutex
+	extractors   = map[string]*face.Extractor{}
+)
 
-func (dlibFaces) Dim() int { return templates.FaceDim }
-
-func dlib(t testing.TB) dlibFaces {
+func extractor(t testing.TB, cfg face.Config) *face.Extractor {
 	t.Helper()
-	dlibOnce.Do(func() { dlibEx, dlibErr = face.NewExtractor(face.Config{ModelsDir: modelsDir(), Workers: 2}) })
-	if dlibErr != nil {
-		t.Fatalf("loading face models (run `make models`, or set BORDERMATCH_MODELS): %v", dlibErr)
+	cfg.ModelsDir, cfg.Workers = modelsDir(), 2
+	key := fmt.Sprintf("%s/%d", cfg.Model, cfg.MaxPixels)
+	extractorsMu.Lock()
+	defer extractorsMu.Unlock()
+	if ex := extractors[key]; ex != nil {
+		return ex
 	}
-	return dlibFaces{dlibEx}
-}
-
-// aliasAlg is the second algorithm of these tests.
-var aliasAlg = templates.Algorithm{ID: "dlib-alias", Version: 1}
-
-// aliasFaces is the dlib extractor under aliasAlg, standing in for a second
-// network (see the file comment). It finds no face in the photos of refuse,
-// as a network that fails on some photos would.
-type aliasFaces struct {
-	dlibFaces
-	refuse [][]byte
-}
-
-func (a aliasFaces) Algorithm() templates.Algorithm { return aliasAlg }
-
-func (a aliasFaces) Extract(img []byte, opt templates.ExtractOptions) (templates.Face, error) {
-	for _, r := range a.refuse {
-		if bytes.Equal(r, img) {
-			return templates.Face{}, fmt.Errorf("%w: (the alias network's refusal)", templates.ErrNoFace)
-		}
-	}
-	f, err := a.dlibFaces.Extract(img, opt)
-	f.Template.Algorithm = aliasAlg
-	return f, err
-}
-
-// aliasCalibration is dlib's table under aliasAlg's name.
-func aliasCalibration(t testing.TB) map[string]*matcher.Calibration {
-	cal, _, err := engine.DefaultCalibrations()
+	ex, err := face.NewExtractor(cfg)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("loading face model %q (run `make models`, or set BORDERMATCH_MODELS): %v", cfg.Model, err)
 	}
-	cal.Algorithm = aliasAlg.String()
-	return map[string]*matcher.Calibration{aliasAlg.String(): &cal}
+	extractors[key] = ex
+	return ex
 }
+
+// dlib is the extractor of dlib's network, the algorithm the galleries of
+// these tests are enrolled with.
+func dlib(t testing.TB) *face.Extractor { return extractor(t, face.Config{Model: face.DlibModel}) }
+
+// mfn is the extractor of the default model, the one they move to.
+func mfn(t testing.TB) *face.Extractor { return extractor(t, face.Config{Model: face.DefaultModel}) }
 
 func openStore(t testing.TB, dir string) *store.Store {
 	t.Helper()
@@ -128,6 +98,12 @@ func galleryPhotos() []string {
 		}
 	}
 	return out
+}
+
+// samePerson reports whether two subjects of galleryPhotos are photos of
+// the same person.
+func samePerson(a, b string) bool {
+	return a[:strings.LastIndexByte(a, '-')] == b[:strings.LastIndexByte(b, '-')]
 }
 
 func subjectID(photo string) string {
@@ -284,8 +260,7 @@ func TestNoSamples(t *testing.T) {
 	ctx := context.Background()
 	st := openStore(t, t.TempDir())
 	defer st.Close()
-	e, err := engine.New(engine.Config{Store: st, Faces: dlib(t), MoreFaces: []engine.FaceExtractor{aliasFaces{dlibFaces: dlib(t)}},
-		FaceCalibrations: aliasCalibration(t), NoSamples: true, Logger: zerolog.Nop()})
+	e, err := engine.New(engine.Config{Store: st, Faces: dlib(t), MoreFaces: []engine.FaceExtractor{mfn(t)}, NoSamples: true, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -299,7 +274,7 @@ func TestNoSamples(t *testing.T) {
 	if n := countKeys(t, st, "x/"); n != 0 {
 		t.Fatalf("%d samples kept with NoSamples", n)
 	}
-	if _, err := e.Retemplate(ctx, aliasAlg.ID); err != nil {
+	if _, err := e.Retemplate(ctx, mfn(t).Algorithm().ID); err != nil {
 		t.Fatal(err)
 	}
 	js := waitJob(t, e, time.Minute)
@@ -314,12 +289,17 @@ func TestNoSamples(t *testing.T) {
 	}
 }
 
-// TestRetemplateWhileSearching: a gallery enrolled with dlib moves to a
-// second algorithm while Identify runs in a loop: no call fails, and the
-// mate is at rank 1 throughout; at the end every subject with kept photos
-// has templates of the new algorithm only, the subject whose photo the new
-// one cannot read keeps its dlib template and is listed as failed, and the
-// one enrolled from a template needs re-enrolment.
+// TestRetemplateWhileSearching: a gallery enrolled with dlib moves to
+// mobilefacenet-192 while Identify runs in a loop: no call fails, a subject
+// of the probe's person is at rank 1 and the probe photo's own subject in
+// the top 3 throughout (mid-move, another photo of the person scored by one
+// algorithm may rank above the same photo scored by the other: both are at
+// the floor of their calibration tables, whose FMRs differ); at the end every subject with kept photos
+// has templates of the new algorithm only, and the one enrolled from a
+// template needs re-enrolment. The server was restarted with a lower
+// image size limit than the gallery was enrolled under: the subject whose
+// kept photo is over it fails to re-template, keeps its dlib template and
+// is listed as failed.
 func TestRetemplateWhileSearching(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -329,16 +309,22 @@ func TestRetemplateWhileSearching(t *testing.T) {
 		t.Fatal(err)
 	}
 	ids := enrolGallery(t, e)
+	// 300x250 pixels, over the new extractor's limit below.
+	bigPhoto := readPhoto(t, "reference/angry.jpg")
+	if _, err := e.Enroll(ctx, engine.EnrollRequest{SubjectID: "big", Samples: []engine.Sample{{FaceImage: bigPhoto}}}); err != nil {
+		t.Fatal(err)
+	}
+	ids = append(ids, "big")
 	e.Close()
 	st.Close()
 
-	// The new algorithm becomes the default; dlib stays loaded for the
-	// move. The new network cannot read penny's photo.
-	pennyPhoto := readPhoto(t, "bbt/penny/1.png")
+	// mobilefacenet-192 becomes the default, at its built-in threshold;
+	// dlib stays loaded for the move.
+	newFaces := extractor(t, face.Config{Model: face.DefaultModel, MaxPixels: 300 * 200})
+	newAlg := newFaces.Algorithm()
 	st = openStore(t, dir)
 	defer st.Close()
-	e, err = engine.New(engine.Config{Store: st, Faces: aliasFaces{dlibFaces: dlib(t), refuse: [][]byte{pennyPhoto}},
-		MoreFaces: []engine.FaceExtractor{dlib(t)}, FaceCalibrations: aliasCalibration(t), Threshold: matcher.DefaultFaceThreshold, Logger: zerolog.Nop()})
+	e, err = engine.New(engine.Config{Store: st, Faces: newFaces, MoreFaces: []engine.FaceExtractor{dlib(t)}, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -375,7 +361,8 @@ func TestRetemplateWhileSearching(t *testing.T) {
 			case err != nil:
 				fails++
 				failMsgs = append(failMsgs, err.Error())
-			case len(res.Candidates) == 0 || res.Candidates[0].SubjectID != subjectID(p):
+			case len(res.Candidates) == 0 || !samePerson(res.Candidates[0].SubjectID, subjectID(p)) ||
+				!slices.ContainsFunc(res.Candidates, func(c engine.Candidate) bool { return c.SubjectID == subjectID(p) }):
 				fails++
 				failMsgs = append(failMsgs, fmt.Sprintf("%s: top %v", p, res.Candidates))
 			default:
@@ -384,7 +371,7 @@ func TestRetemplateWhileSearching(t *testing.T) {
 		}
 	}()
 
-	js, err := e.Retemplate(ctx, aliasAlg.String())
+	js, err := e.Retemplate(ctx, newAlg.String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -393,7 +380,7 @@ func TestRetemplateWhileSearching(t *testing.T) {
 	}
 	// One job at a time: the same algorithm is the running job, another
 	// is refused.
-	if again, err := e.Retemplate(ctx, aliasAlg.ID); err != nil || again.Algorithm != aliasAlg.String() {
+	if again, err := e.Retemplate(ctx, newAlg.ID); err != nil || again.Algorithm != newAlg.String() {
 		t.Errorf("starting it again: %+v, %v", again, err)
 	}
 	if _, err := e.Retemplate(ctx, templates.FaceAlgorithm.String()); !errors.Is(err, engine.ErrBusy) {
@@ -409,29 +396,30 @@ func TestRetemplateWhileSearching(t *testing.T) {
 	}
 	t.Logf("%d searches during the move, mates by algorithm: %v; job %+v", searches, algs, js)
 
-	want := len(ids) - 2 // penny failed, template-only needs re-enrolment
+	want := len(ids) - 2 // big failed, template-only needs re-enrolment
 	if js.State != engine.JobDone || js.Done != len(ids) || js.Templated != want || js.Failed != 1 || js.NeedReenrol != 1 ||
-		js.Cleaned != want || len(js.Failures) != 1 || js.Failures[0].SubjectID != "penny-1" ||
+		js.Cleaned != want || len(js.Failures) != 1 || js.Failures[0].SubjectID != "big" ||
+		!strings.Contains(js.Failures[0].Reason, "pixels") ||
 		!slices.Equal(js.NeedsReenrolment, []string{"template-only"}) {
 		t.Fatalf("job: %+v", js)
 	}
 	for _, id := range ids {
 		got := faceAlgos(t, st, id)
 		switch id {
-		case "penny-1", "template-only":
+		case "big", "template-only":
 			if got[templates.FaceAlgorithm] != 1 || len(got) != 1 {
 				t.Errorf("%s: %v, want its dlib template only", id, got)
 			}
 		default:
-			if got[aliasAlg] != 1 || len(got) != 1 {
-				t.Errorf("%s: %v, want one template of %s only", id, got, aliasAlg)
+			if got[newAlg] != 1 || len(got) != 1 {
+				t.Errorf("%s: %v, want one template of %s only", id, got, newAlg)
 			}
 		}
 	}
 	if n := e.FaceIndexOf(templates.FaceAlgorithm).Len(); n != 2 {
 		t.Errorf("dlib index holds %d templates after the move, want 2", n)
 	}
-	if n := e.FaceIndexOf(aliasAlg).Len(); n != want {
+	if n := e.FaceIndexOf(newAlg).Len(); n != want {
 		t.Errorf("new index holds %d, want %d", n, want)
 	}
 	if n := e.Subjects(); n != len(ids) {
@@ -449,13 +437,22 @@ func TestRetemplateWhileSearching(t *testing.T) {
 	}
 	v, err := e.Verify(ctx, engine.VerifyRequest{Probe: engine.Probe{Sample: &engine.Sample{Template: tb}},
 		Reference: &engine.Sample{FaceImage: readPhoto(t, "bbt/amy/1.png")}})
-	if err != nil || !v.Match || v.FaceAlgorithm != aliasAlg || v.Face < 0.99 {
-		t.Errorf("verify a %s template against a photo: %+v, %v", aliasAlg, v, err)
+	if err != nil || !v.Match || v.FaceAlgorithm != newAlg || v.Face < 0.99 {
+		t.Errorf("verify a %s template against a photo: %+v, %v", newAlg, v, err)
 	}
-	// Penny is still found, by dlib.
-	res, err := e.Identify(ctx, engine.IdentifyRequest{Probe: engine.Probe{Sample: &engine.Sample{FaceImage: pennyPhoto}}})
-	if err != nil || len(res.Candidates) == 0 || res.Candidates[0].SubjectID != "penny-1" || res.Candidates[0].FaceAlgorithm != templates.FaceAlgorithm {
-		t.Errorf("penny after the move: %+v, %v", res.Candidates, err)
+	// The subject that failed is still found, by its dlib template: a
+	// dlib template of its photo (extracted under the old limit) finds it.
+	bigFace, err := dlib(t).Extract(bigPhoto, templates.ExtractOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bt, err := bigFace.Template.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.Identify(ctx, engine.IdentifyRequest{Probe: engine.Probe{Sample: &engine.Sample{Template: bt}}})
+	if err != nil || len(res.Candidates) == 0 || res.Candidates[0].SubjectID != "big" || res.Candidates[0].FaceAlgorithm != templates.FaceAlgorithm {
+		t.Errorf("the failed subject after the move: %+v, %v", res.Candidates, err)
 	}
 }
 
@@ -475,8 +472,7 @@ func TestRetemplateResumes(t *testing.T) {
 	st.Close()
 
 	cfg := func(st *store.Store) engine.Config {
-		return engine.Config{Store: st, Faces: aliasFaces{dlibFaces: dlib(t)}, MoreFaces: []engine.FaceExtractor{dlib(t)},
-			FaceCalibrations: aliasCalibration(t), Threshold: matcher.DefaultFaceThreshold, Logger: zerolog.Nop()}
+		return engine.Config{Store: st, Faces: mfn(t), MoreFaces: []engine.FaceExtractor{dlib(t)}, Logger: zerolog.Nop()}
 	}
 	st = openStore(t, dir)
 	e, err = engine.New(cfg(st))
@@ -484,7 +480,7 @@ func TestRetemplateResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	engine.SetRetemplateStopAfter(e, 5)
-	if _, err := e.Retemplate(ctx, aliasAlg.String()); err != nil {
+	if _, err := e.Retemplate(ctx, mfn(t).Algorithm().String()); err != nil {
 		t.Fatal(err)
 	}
 	js := waitJob(t, e, time.Minute)
@@ -507,7 +503,7 @@ func TestRetemplateResumes(t *testing.T) {
 		t.Fatalf("resumed job: %+v", js)
 	}
 	for _, id := range ids[:len(ids)-1] {
-		if got := faceAlgos(t, st, id); got[aliasAlg] != 1 || len(got) != 1 {
+		if got := faceAlgos(t, st, id); got[mfn(t).Algorithm()] != 1 || len(got) != 1 {
 			t.Errorf("%s: %v", id, got)
 		}
 	}

@@ -2,6 +2,8 @@
 # make run: start matchd on the embedded default store (./data), enrol the
 # sample watchlist from testdata/ if the store is empty, show one real
 # identification, then keep the server in the foreground until Ctrl-C.
+# matchd reads BORDERMATCH_FACE_MODEL, BORDERMATCH_THRESHOLD and its other
+# variables from the environment (README: matchd's flags).
 # matchd serves TLS with a local CA it makes in the data directory's tls/
 # on first start; watchlist finds the CA and the admin certificate there.
 set -euo pipefail
@@ -41,7 +43,13 @@ echo "== Watchlists"
 bin/watchlist lists
 echo
 echo "== watchlist search --photo $PROBE"
-bin/watchlist search --photo "$PROBE" --top 5
+result=$(bin/watchlist search --photo "$PROBE" --top 5)
+echo "$result"
+if grep -q '^No candidate' <<<"$result"; then
+	echo
+	echo "No candidate: if $BORDERMATCH_DATA was enrolled with another face model (matchd's log above names it),"
+	echo "move it to this one from the kept photos:  bin/watchlist retemplate --algorithm ${BORDERMATCH_FACE_MODEL:-mobilefacenet-192}"
+fi
 echo
 echo "matchd is serving on $LISTEN (data in ${BORDERMATCH_DATA:-./data}). Try:"
 echo "  bin/watchlist search --photo $PROBE"

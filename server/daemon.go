@@ -8,6 +8,8 @@ import (
 	"math"
 	"net"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -33,9 +35,19 @@ import (
 type Options struct {
 	Listen    string // host:port
 	DataDir   string // Badger directory
-	ModelsDir string // dlib model files
-	Detector  face.Detector
-	// Threshold is the face decision threshold on the cosine score (−1…1).
+	ModelsDir string // face models (face.Models) and dlib's detection files
+	// FaceModel is the default face algorithm's model (face.Config.Model: a
+	// model in ModelsDir, face.DlibModel, or a descriptor's .json path):
+	// every enrolment and every probe photo is extracted with it.
+	// MoreFaceModels are more models to load (engine.Config.MoreFaces): a
+	// gallery moving between algorithms is searched with both, and
+	// re-templating can target any loaded one.
+	FaceModel      string
+	MoreFaceModels []string
+	Detector       face.Detector
+	// Threshold is the face decision threshold on the cosine score (−1…1)
+	// of the default algorithm; 0 takes its built-in one
+	// (engine.DefaultThresholds).
 	Threshold float32
 	// TargetFMR is the decision threshold as a false match rate, in (0, 1):
 	// the fused-scale threshold and, when FaceThresholdFromFMR is set, also
@@ -124,8 +136,9 @@ func DefaultOptions() Options {
 		Listen:             "127.0.0.1:50051",
 		DataDir:            "./data",
 		ModelsDir:          "./models",
-		Detector:           face.DetectorHOG,
-		Threshold:          matcher.DefaultFaceThreshold,
+		FaceModel:          face.DefaultModel,
+		Detector:           face.DetectorAuto,
+		Threshold:          0, // the default model's built-in threshold
 		TargetFMR:          engine.DefaultMaxFMR,
 		FingerQualityFloor: finger.DefaultQualityFloor,
 		FingerDPI:          finger.DefaultDPI,
@@ -166,8 +179,16 @@ func (opt Options) Validate() error {
 		return bad("DataDir", `""`, "a directory")
 	case opt.ModelsDir == "":
 		return bad("ModelsDir", `""`, "a directory")
-	case opt.Detector != face.DetectorHOG && opt.Detector != face.DetectorCNN:
-		return bad("Detector", opt.Detector, "hog or cnn")
+	case opt.FaceModel == "":
+		return bad("FaceModel", `""`, "a face model name, e.g. "+face.DefaultModel)
+	case slices.Contains(opt.MoreFaceModels, ""):
+		return bad("MoreFaceModels", opt.MoreFaceModels, "face model names")
+	case slices.Contains(opt.MoreFaceModels, opt.FaceModel):
+		return bad("MoreFaceModels", opt.MoreFaceModels, "models other than the default one, "+opt.FaceModel)
+	case len(slices.Compact(slices.Sorted(slices.Values(opt.MoreFaceModels)))) != len(opt.MoreFaceModels):
+		return bad("MoreFaceModels", opt.MoreFaceModels, "each model once")
+	case opt.Detector < face.DetectorAuto || opt.Detector > face.DetectorCNN:
+		return bad("Detector", opt.Detector, "auto, hog or cnn")
 	case !opt.FaceThresholdFromFMR && !between(-1, 1)(float64(opt.Threshold)):
 		return bad("Threshold", opt.Threshold, "a cosine score from -1 to 1")
 	case !(opt.TargetFMR > 0 && opt.TargetFMR < 1):
@@ -213,18 +234,85 @@ func algorithmSizesOf(e *engine.Engine) map[string]int {
 	return out
 }
 
-// EngineFaces is a face extractor as the engine takes it. templates/face
-// gains its own Dim with its second network; until then the dlib
-// extractor's is templates.FaceDim.
-func EngineFaces(e *face.Extractor) engine.FaceExtractor { return dimmedFaces{e} }
-
-type dimmedFaces struct{ *face.Extractor }
-
-func (d dimmedFaces) Dim() int {
-	if x, ok := any(d.Extractor).(interface{ Dim() int }); ok {
-		return x.Dim()
+// loadFaceModels loads the extractor of the default face model and those
+// of opt.MoreFaceModels. A model that is neither in the models directory
+// nor a descriptor's path is refused with the list of those that are.
+func loadFaceModels(opt Options, log zerolog.Logger) (def *face.Extractor, more []*face.Extractor, err error) {
+	have := face.Models(opt.ModelsDir)
+	load := func(name, flag string) (*face.Extractor, error) {
+		if !strings.HasSuffix(name, ".json") && !slices.Contains(have, name) {
+			there := "none: run `make models`"
+			if len(have) > 0 {
+				there = strings.Join(have, ", ")
+			}
+			return nil, fmt.Errorf("%s %q: no such face model in --models %s (models there: %s; or give the path of a model descriptor, NAME.json)",
+				flag, name, opt.ModelsDir, there)
+		}
+		start := time.Now()
+		ex, err := face.NewExtractor(face.Config{ModelsDir: opt.ModelsDir, Model: name, Detector: opt.Detector, MaxPixels: opt.MaxImagePixels})
+		if err != nil {
+			return nil, fmt.Errorf("%s %q: %w", flag, name, err)
+		}
+		log.Info().Str("model", name).Str("algorithm", ex.Algorithm().String()).Int("dim", ex.Dim()).
+			Str("detector", opt.Detector.String()).Dur("took", time.Since(start)).Msg("face model loaded")
+		return ex, nil
 	}
-	return templates.FaceDim
+	if def, err = load(opt.FaceModel, "--face-model"); err != nil {
+		return nil, nil, err
+	}
+	for _, name := range opt.MoreFaceModels {
+		ex, err := load(name, "--more-face-models")
+		if err == nil && ex.Algorithm() == def.Algorithm() {
+			ex.Close()
+			err = fmt.Errorf("--more-face-models %q: the same algorithm (%s) as --face-model %q", name, def.Algorithm(), opt.FaceModel)
+		}
+		if err != nil {
+			for _, ex := range append(more, def) {
+				ex.Close()
+			}
+			return nil, nil, err
+		}
+		more = append(more, ex)
+	}
+	return def, more, nil
+}
+
+// modelName is the name of the model that makes a face algorithm's
+// templates, as --face-model and --more-face-models take it: the
+// descriptor's name, which is the algorithm's id, or "dlib".
+func modelName(a templates.Algorithm) string {
+	if a == templates.FaceAlgorithm {
+		return face.DlibModel
+	}
+	return a.ID
+}
+
+// warnUnloadedAlgorithms logs every face algorithm the gallery holds
+// templates of with no extractor loaded: a probe photo is not extracted
+// with it, so its subjects are not found by photo until they are
+// re-templated or the model is loaded.
+func warnUnloadedAlgorithms(eng *engine.Engine, log zerolog.Logger) {
+	def := eng.DefaultAlgorithm()
+	for _, a := range eng.FaceAlgorithms() {
+		if a.Loaded || a.Templates == 0 {
+			continue
+		}
+		log.Warn().Str("algorithm", a.Algorithm.String()).Int("templates", a.Templates).Int("subjects", a.Subjects).
+			Str("hint", fmt.Sprintf("start matchd with --more-face-models %s to search them by photo meanwhile, and move them to %s with `watchlist retemplate --algorithm %s`",
+				modelName(a.Algorithm), def, def.ID)).
+			Msgf("the gallery holds face templates of %s, whose model is not loaded: those subjects are not found by a photo until re-templated", a.Algorithm)
+	}
+}
+
+// defaultThreshold is the face-only decision threshold of the engine's
+// default algorithm.
+func defaultThreshold(eng *engine.Engine) float32 {
+	for _, a := range eng.FaceAlgorithms() {
+		if a.Default {
+			return a.Threshold
+		}
+	}
+	return 0
 }
 
 // TLSDir is where matchd keeps its local CA and certificates, inside the
@@ -347,21 +435,24 @@ func Serve(ctx context.Context, opt Options) (err error) {
 		defer metricsSrv.close()
 	}
 	// The models and then the index load while /readyz says so.
-	faces, err := face.NewExtractor(face.Config{
-		ModelsDir: opt.ModelsDir,
-		Detector:  opt.Detector,
-		MaxPixels: opt.MaxImagePixels,
-	})
+	faces, more, err := loadFaceModels(opt, log)
 	if err != nil {
 		return err
 	}
-	defer faces.Close()
+	defer func() {
+		for _, ex := range append([]*face.Extractor{faces}, more...) {
+			ex.Close()
+		}
+	}()
 
 	cfg := engine.Config{
-		Store: st, Faces: EngineFaces(faces), MoreFaces: opt.MoreFaces, NoSamples: !opt.KeepSamples,
+		Store: st, Faces: faces, MoreFaces: opt.MoreFaces, NoSamples: !opt.KeepSamples,
 		Threshold: opt.Threshold, MaxFMR: opt.TargetFMR, Logger: log,
 		Finger:             finger.Config{QualityFloor: opt.FingerQualityFloor, DPI: opt.FingerDPI},
 		ObserveSearchBatch: metrics.ObserveSearchBatch,
+	}
+	for _, ex := range more {
+		cfg.MoreFaces = append(cfg.MoreFaces, ex)
 	}
 	// --face-calibration is the default face algorithm's table.
 	defAlg := cfg.Faces.Algorithm()
@@ -407,6 +498,7 @@ func Serve(ctx context.Context, opt Options) (err error) {
 		return err
 	}
 	defer eng.Close() // a re-templating job stops (and resumes at the next start) before the store closes
+	warnUnloadedAlgorithms(eng, log)
 	svc := NewService(eng)
 	lis, err := net.Listen("tcp", opt.Listen)
 	if err != nil {
@@ -435,7 +527,8 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	errc := make(chan error, 1)
 	go func() { errc <- gs.Serve(lis) }()
 	log.Info().Str("listen", lis.Addr().String()).Bool("tls", tlsCfg != nil).Str("data", opt.DataDir).
-		Str("models", opt.ModelsDir).Float32("threshold", opt.Threshold).Float64("max_fmr", eng.MaxFMR()).
+		Str("models", opt.ModelsDir).Str("face_model", eng.DefaultAlgorithm().String()).
+		Float32("threshold", defaultThreshold(eng)).Float64("max_fmr", eng.MaxFMR()).
 		Int("templates", eng.IndexSize()).Int("gates", len(opt.Gates)).Msg("matchd serving")
 	metricsSrv.setReady(true)
 	if opt.Ready != nil {

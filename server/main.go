@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
@@ -122,7 +123,13 @@ func (c *cli) applyEnv(cmd *cobra.Command, _ []string) error {
 		}
 		var e error
 		if sv, ok := f.Value.(pflag.SliceValue); ok {
-			e = sv.Replace(strings.Fields(v))
+			// Space-separated; a list of names also comma-separated, as
+			// on the command line.
+			sep := unicode.IsSpace
+			if f.Value.Type() == "stringSlice" {
+				sep = func(r rune) bool { return r == ',' || unicode.IsSpace(r) }
+			}
+			e = sv.Replace(strings.FieldsFunc(v, sep))
 		} else {
 			e = f.Value.Set(v)
 		}
@@ -211,11 +218,15 @@ flag or environment value).`,
 	f.SortFlags = false
 	f.StringVar(&opt.Listen, "listen", opt.Listen, "gRPC listen address `host:port`")
 	f.StringVar(&opt.DataDir, "data", opt.DataDir, "data `dir`ectory: the gallery, the local CA (created if missing)")
-	f.StringVar(&opt.ModelsDir, "models", opt.ModelsDir, "`dir`ectory with the dlib model files")
+	f.StringVar(&opt.ModelsDir, "models", opt.ModelsDir, "`dir`ectory with the face models (make models)")
+	f.StringVar(&opt.FaceModel, "face-model", opt.FaceModel,
+		"face `model` of every enrolment and probe photo: a model in --models (e.g. "+face.DefaultModel+", faceplugin-512, "+face.DlibModel+") or a descriptor's path (.json)")
+	f.StringSliceVar(&opt.MoreFaceModels, "more-face-models", nil,
+		"more face `models` to load beside --face-model, comma-separated: a gallery moving between models is searched with both, and watchlist retemplate can move it to any loaded one")
 	f.Var(&level, "log-level", "log `level`: debug, info, warn, error")
 	f.Var(&format, "log-format", "log `format`: auto (console on a terminal, JSON otherwise), json, console")
-	f.Float32Var(&opt.Threshold, "threshold", opt.Threshold, "face decision threshold on the cosine `score`")
-	f.Var(&detector, "detector", "face `detector`: hog (fast) or cnn (more robust, slower)")
+	f.Float32Var(&opt.Threshold, "threshold", opt.Threshold, "face decision threshold on the cosine `score` of the --face-model")
+	f.Var(&detector, "detector", "face `detector`: auto (HOG, then retries on the padded and upsampled photo and dlib's CNN when it finds no face), hog (HOG and its retries, no CNN), cnn (CNN only: slowest)")
 	f.Float64Var(&opt.TargetFMR, "target-fmr", opt.TargetFMR,
 		"decision threshold as a false match `rate`: for fused decisions (probes with fingers) and, given, for faces too, through the face calibration (not with --threshold)")
 	f.StringVar(&opt.FaceCalibration, "face-calibration", "", "face calibration `file` (bmbench calibrate)")
@@ -242,6 +253,7 @@ flag or environment value).`,
 	f.IntVar(&opt.RateBurst, "rate-burst", opt.RateBurst, "calls a caller may make at once above --rate-limit")
 	f.IntVar(&opt.MaxConcurrent, "max-concurrent", opt.MaxConcurrent, "calls each caller may have in flight (0: no limit)")
 	documentEnv(f, map[string]string{
+		"threshold":           "0: the model's built-in threshold",
 		"face-calibration":    "built in",
 		"finger-calibration":  "built in",
 		"encryption-key-file": "$" + engine.EncryptionKeyEnv + ", else DATA/master.key, generated at first start",
@@ -257,6 +269,7 @@ flag or environment value).`,
 // optionFlags names the flag that sets each Options field.
 var optionFlags = map[string]string{
 	"Listen": "listen", "DataDir": "data", "ModelsDir": "models", "Detector": "detector",
+	"FaceModel": "face-model", "MoreFaceModels": "more-face-models",
 	"Threshold": "threshold", "TargetFMR": "target-fmr",
 	"FaceCalibration": "face-calibration", "FingerCalibration": "finger-calibration",
 	"FingerQualityFloor": "finger-quality-floor", "FingerDPI": "finger-dpi",
@@ -320,14 +333,11 @@ type detectorValue struct{ d *face.Detector }
 func (v detectorValue) String() string { return v.d.String() }
 func (v detectorValue) Type() string   { return "string" }
 func (v detectorValue) Set(s string) error {
-	switch s {
-	case "hog":
-		*v.d = face.DetectorHOG
-	case "cnn":
-		*v.d = face.DetectorCNN
-	default:
-		return errors.New("want hog or cnn")
+	d, err := face.ParseDetector(s)
+	if err != nil {
+		return errors.New("want auto, hog or cnn")
 	}
+	*v.d = d
 	return nil
 }
 

@@ -52,6 +52,7 @@ func TestMatchdHelpListsEnv(t *testing.T) {
 		"listen": "BORDERMATCH_LISTEN", "data": "BORDERMATCH_DATA", "models": "BORDERMATCH_MODELS",
 		"log-level": "BORDERMATCH_LOG_LEVEL", "log-format": "BORDERMATCH_LOG_FORMAT", "threshold": "BORDERMATCH_THRESHOLD",
 		"detector": "BORDERMATCH_DETECTOR", "target-fmr": "BORDERMATCH_TARGET_FMR",
+		"face-model": "BORDERMATCH_FACE_MODEL", "more-face-models": "BORDERMATCH_MORE_FACE_MODELS",
 		"face-calibration": "BORDERMATCH_FACE_CALIBRATION", "finger-calibration": "BORDERMATCH_FINGER_CALIBRATION",
 		"finger-quality-floor": "BORDERMATCH_FINGER_QUALITY_FLOOR", "finger-dpi": "BORDERMATCH_FINGER_DPI",
 		"gates": "BORDERMATCH_GATES", "encryption-key-file": engine.EncryptionKeyFileEnv, "purge-interval": "BORDERMATCH_PURGE_INTERVAL",
@@ -74,7 +75,10 @@ func TestMatchdBadValues(t *testing.T) {
 		want string
 	}{
 		{nil, []string{"--detector", "magic"}, `"--detector"`},
-		{map[string]string{"BORDERMATCH_DETECTOR": "magic"}, nil, `BORDERMATCH_DETECTOR="magic": want hog or cnn`},
+		{map[string]string{"BORDERMATCH_DETECTOR": "magic"}, nil, `BORDERMATCH_DETECTOR="magic": want auto, hog or cnn`},
+		{nil, []string{"--more-face-models", "dlib,mobilefacenet-192"}, `--more-face-models "[dlib,mobilefacenet-192]": want models other than the default one, mobilefacenet-192`},
+		{map[string]string{"BORDERMATCH_MORE_FACE_MODELS": "dlib, dlib"}, nil, `BORDERMATCH_MORE_FACE_MODELS="dlib, dlib": want each model once`},
+		{map[string]string{"BORDERMATCH_FACE_MODEL": "dlib", "BORDERMATCH_MORE_FACE_MODELS": "dlib"}, nil, `want models other than the default one, dlib`},
 		{map[string]string{"BORDERMATCH_FINGER_DPI": "20"}, nil, `BORDERMATCH_FINGER_DPI="20": want 250..2000`},
 		{map[string]string{"BORDERMATCH_FINGER_DPI": "20"}, []string{"--finger-dpi", "30"}, `--finger-dpi "30": want 250..2000`},
 		{map[string]string{"BORDERMATCH_FINGER_DPI": "many"}, nil, `BORDERMATCH_FINGER_DPI="many"`},
@@ -160,6 +164,8 @@ func TestOptionsValidate(t *testing.T) {
 		"DataDir":            func(o *Options) { o.DataDir = "" },
 		"ModelsDir":          func(o *Options) { o.ModelsDir = "" },
 		"Detector":           func(o *Options) { o.Detector = 7 },
+		"FaceModel":          func(o *Options) { o.FaceModel = "" },
+		"MoreFaceModels":     func(o *Options) { o.MoreFaceModels = []string{"dlib", ""} },
 		"Threshold":          func(o *Options) { o.Threshold = float32(math.NaN()) },
 		"TargetFMR":          func(o *Options) { o.TargetFMR = 0 },
 		"FingerQualityFloor": func(o *Options) { o.FingerQualityFloor = -1 },

@@ -10,40 +10,20 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/bordermatch/bordermatch/engine"
-	"github.com/bordermatch/bordermatch/matcher"
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
 	"github.com/bordermatch/bordermatch/templates"
+	"github.com/bordermatch/bordermatch/templates/face"
 )
 
-// aliasAlg names the second face algorithm of these tests: until the
-// second network (templates/face Config.Model) is on main, the dlib
-// extractor under another algorithm id stands in for it (aliasFaces). The
-// engine sees only the algorithm, so this checks the service, not a
-// network's accuracy.
-var aliasAlg = templates.Algorithm{ID: "dlib-alias", Version: 1}
-
-type aliasFaces struct{ engine.FaceExtractor }
-
-func (aliasFaces) Algorithm() templates.Algorithm { return aliasAlg }
-
-func (a aliasFaces) Extract(img []byte, opt templates.ExtractOptions) (templates.Face, error) {
-	f, err := a.FaceExtractor.Extract(img, opt)
-	f.Template.Algorithm = aliasAlg
-	return f, err
-}
-
 // TestRetemplateRPC: Admin Retemplate and RetemplateStatus over gRPC move
-// a gallery enrolled from photos to a second loaded algorithm; GetSubject
-// counts the kept samples; Identify names the algorithm of its face score.
+// a gallery enrolled from photos with dlib to mobilefacenet-192, loaded
+// beside it; GetSubject counts the kept samples; Identify names the
+// algorithm of its face score.
 func TestRetemplateRPC(t *testing.T) {
-	cal, _, err := engine.DefaultCalibrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cal.Algorithm = aliasAlg.String()
+	newFaces := sharedModel(t, face.DefaultModel)
+	newAlg := newFaces.Algorithm()
 	as := startAdminServerWith(t, func(cfg *engine.Config) {
-		cfg.MoreFaces = []engine.FaceExtractor{aliasFaces{sharedExtractor(t)}}
-		cfg.FaceCalibrations = map[string]*matcher.Calibration{aliasAlg.String(): &cal}
+		cfg.MoreFaces = []engine.FaceExtractor{newFaces}
 	})
 	ctx := context.Background()
 	st, err := as.admin.RetemplateStatus(ctx, &pb.RetemplateStatusRequest{})
@@ -62,11 +42,11 @@ func TestRetemplateRPC(t *testing.T) {
 	_, err = as.admin.Retemplate(ctx, &pb.RetemplateRequest{Algorithm: "no-such-net"})
 	wantCode(t, err, codes.InvalidArgument)
 
-	st, err = as.admin.Retemplate(ctx, &pb.RetemplateRequest{Algorithm: aliasAlg.ID})
+	st, err = as.admin.Retemplate(ctx, &pb.RetemplateRequest{Algorithm: newAlg.ID})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.GetAlgorithm() != aliasAlg.String() || st.GetTotal() != 3 {
+	if st.GetAlgorithm() != newAlg.String() || st.GetTotal() != 3 {
 		t.Errorf("started: %v", st)
 	}
 	deadline := time.Now().Add(2 * time.Minute)
@@ -81,8 +61,8 @@ func TestRetemplateRPC(t *testing.T) {
 		t.Fatalf("job: %v", st)
 	}
 	// The per-algorithm gauge: every template under the new algorithm.
-	if n := algorithmGauge(t, as.metrics, aliasAlg.String()); n != 3 {
-		t.Errorf("face templates of %s by the gauge: %v", aliasAlg, n)
+	if n := algorithmGauge(t, as.metrics, newAlg.String()); n != 3 {
+		t.Errorf("face templates of %s by the gauge: %v", newAlg, n)
 	}
 	probe, err := os.ReadFile(faces + "/bbt/amy/2.png")
 	if err != nil {
@@ -90,19 +70,19 @@ func TestRetemplateRPC(t *testing.T) {
 	}
 	res, err := as.matcher.Identify(ctx, &pb.IdentifyRequest{Probe: &pb.Sample{Kind: &pb.Sample_FaceImage{FaceImage: probe}}})
 	if err != nil || len(res.GetCandidates()) == 0 || res.GetCandidates()[0].GetSubjectId() != "amy" ||
-		res.GetCandidates()[0].GetFaceAlgorithm() != aliasAlg.String() {
+		res.GetCandidates()[0].GetFaceAlgorithm() != newAlg.String() {
 		t.Fatalf("identify after the move: %v, %v", res, err)
 	}
 	// A template probe of the algorithm the gallery no longer holds.
 	sub, err := as.store.Get("raj")
-	if err != nil || len(sub.Templates) != 1 || sub.Templates[0].Algorithm != aliasAlg {
+	if err != nil || len(sub.Templates) != 1 || sub.Templates[0].Algorithm != newAlg {
 		t.Fatalf("raj's templates: %+v, %v", sub.Templates, err)
 	}
 	old := sub.Templates[0]
 	old.Algorithm = templates.Algorithm{ID: "gone", Version: 1}
 	_, err = as.matcher.Identify(ctx, &pb.IdentifyRequest{Probe: templateSample(t, old)})
 	wantCode(t, err, codes.FailedPrecondition)
-	if err != nil && !bytes.Contains([]byte(err.Error()), []byte(aliasAlg.String())) {
+	if err != nil && !bytes.Contains([]byte(err.Error()), []byte(newAlg.String())) {
 		t.Errorf("the refusal does not name the gallery's algorithms: %v", err)
 	}
 }

@@ -41,9 +41,8 @@ const (
 )
 
 var (
-	extractorOnce sync.Once
-	extractor     *face.Extractor
-	extractorErr  error
+	extractorsMu sync.Mutex
+	extractors   = map[string]*face.Extractor{}
 )
 
 func modelsDir() string {
@@ -53,17 +52,26 @@ func modelsDir() string {
 	return "../models"
 }
 
-// sharedExtractor loads the models once for the whole test binary: loading
+// sharedExtractor is the face extractor of most tests: dlib's network
+// (face.DlibModel), whose scores and threshold (matcher.DefaultFaceThreshold)
+// their expectations were measured with.
+func sharedExtractor(t testing.TB) engine.FaceExtractor { return sharedModel(t, face.DlibModel) }
+
+// sharedModel loads a face model once for the whole test binary: loading
 // takes seconds and the extractor is safe for concurrent use.
-func sharedExtractor(t testing.TB) engine.FaceExtractor {
+func sharedModel(t testing.TB, model string) *face.Extractor {
 	t.Helper()
-	extractorOnce.Do(func() {
-		extractor, extractorErr = face.NewExtractor(face.Config{ModelsDir: modelsDir(), Workers: 2})
-	})
-	if extractorErr != nil {
-		t.Fatalf("loading face models (run `make models`): %v", extractorErr)
+	extractorsMu.Lock()
+	defer extractorsMu.Unlock()
+	if ex := extractors[model]; ex != nil {
+		return ex
 	}
-	return EngineFaces(extractor)
+	ex, err := face.NewExtractor(face.Config{ModelsDir: modelsDir(), Model: model, Workers: 2})
+	if err != nil {
+		t.Fatalf("loading face model %q (run `make models`): %v", model, err)
+	}
+	extractors[model] = ex
+	return ex
 }
 
 type testServer struct {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -22,17 +23,32 @@ import (
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
 	"github.com/bordermatch/bordermatch/server"
 	"github.com/bordermatch/bordermatch/templates"
+	"github.com/bordermatch/bordermatch/templates/face"
 )
+
+// crashModel is the default face model's descriptor: the crash test's
+// templates are of matchd's default algorithm.
+var crashModel = sync.OnceValue(func() face.Model {
+	m, err := face.LoadModel(os.Getenv("BORDERMATCH_MODELS"), face.DefaultModel)
+	if err != nil {
+		m, err = face.LoadModel(filepath.Join(root, "models"), face.DefaultModel)
+	}
+	if err != nil {
+		panic(err)
+	}
+	return m
+})
 
 // crashFace is subject seed's i-th face template: random, so a search with
 // it finds that subject and no other.
 func crashFace(seed uint64, i int) []byte {
 	r := rand.New(rand.NewPCG(seed, uint64(i)))
-	v := make([]float32, 128)
+	m := crashModel()
+	v := make([]float32, m.Dim)
 	for j := range v {
 		v[j] = float32(r.NormFloat64())
 	}
-	b, err := templates.Template{Modality: templates.ModalityFace, Algorithm: templates.FaceAlgorithm, Vector: v}.MarshalBinary()
+	b, err := templates.Template{Modality: templates.ModalityFace, Algorithm: m.Algorithm(), Vector: v}.MarshalBinary()
 	if err != nil {
 		panic(err)
 	}

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/bordermatch/bordermatch/matcher"
-	"github.com/bordermatch/bordermatch/templates"
 )
 
 const root = "../.."
@@ -204,7 +203,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	out = mustCLI(t, d.addr, "show", "jimin")
-	for _, w := range []string{"Park Jimin", "wanted", "case", "42", "dlib-resnet29"} {
+	for _, w := range []string{"Park Jimin", "wanted", "case", "42", "mobilefacenet-192"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("show lacks %q:\n%s", w, out)
 		}
@@ -278,6 +277,13 @@ func TestBadFlags(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "make models") {
 		t.Fatalf("missing models: %v %s", err, out)
 	}
+	// An unknown model: the error lists the models there are.
+	out, err = exec.Command(filepath.Join(binDir, "matchd"), "--models", modelsDir(t), "--data", t.TempDir(), "--listen", freeAddr(t),
+		"--face-model", "nosuch-net").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), `--face-model "nosuch-net": no such face model`) || !strings.Contains(string(out), "mobilefacenet-192") ||
+		!strings.Contains(string(out), "dlib") {
+		t.Errorf("unknown --face-model: %v %s", err, out)
+	}
 	// A bad value from the environment names the variable; the command
 	// line wins over it. Both are usage errors (exit 2).
 	cmd = exec.Command(filepath.Join(binDir, "matchd"))
@@ -309,7 +315,7 @@ func TestTargetFMR(t *testing.T) {
 		impostor[i] = 0.5 + 0.5*float64(i)/float64(len(impostor))
 	}
 	cal := matcher.NewCalibration(impostor)
-	cal.Modality, cal.Algorithm, cal.DataSet = "face", templates.FaceAlgorithm.String(), "synthetic"
+	cal.Modality, cal.Algorithm, cal.DataSet = "face", "mobilefacenet-192/v1", "synthetic" // the default model's
 	path := filepath.Join(t.TempDir(), "calibration.json")
 	if err := cal.WriteFile(path); err != nil {
 		t.Fatal(err)
@@ -403,7 +409,7 @@ func TestFingersEndToEnd(t *testing.T) {
 		t.Errorf("import printed %q", out)
 	}
 	out = mustCLI(t, d.addr, "show", "imported")
-	if !strings.Contains(out, "finger left-thumb") || !strings.Contains(out, "face dlib-resnet29") {
+	if !strings.Contains(out, "finger left-thumb") || !strings.Contains(out, "face mobilefacenet-192") {
 		t.Errorf("show imported:\n%s", out)
 	}
 
