@@ -9,6 +9,7 @@ import "C"
 import (
 	"fmt"
 	"image"
+	"sync"
 	"unsafe"
 )
 
@@ -21,8 +22,48 @@ type detection struct {
 	points     [68]image.Point
 }
 
-// shapes is dlib's 68-point shape predictor; one is shared by every worker.
-type shapes struct{ p *C.ffshapes }
+// shapes is dlib's 68-point shape predictor (100 MB in memory); one is
+// shared by every worker of every extractor that loads the same file.
+type shapes struct {
+	p    *C.ffshapes
+	path string
+	refs int
+}
+
+var (
+	shapesMu   sync.Mutex
+	shapesByID = map[string]*shapes{}
+)
+
+// acquireShapes loads the predictor at path, or shares the one loaded
+// already; releaseShapes frees it after its last user.
+func acquireShapes(path string) (*shapes, error) {
+	shapesMu.Lock()
+	defer shapesMu.Unlock()
+	if s, ok := shapesByID[path]; ok {
+		s.refs++
+		return s, nil
+	}
+	s, err := loadShapes(path)
+	if err != nil {
+		return nil, err
+	}
+	s.path, s.refs = path, 1
+	shapesByID[path] = s
+	return s, nil
+}
+
+func releaseShapes(s *shapes) {
+	if s == nil {
+		return
+	}
+	shapesMu.Lock()
+	defer shapesMu.Unlock()
+	if s.refs--; s.refs == 0 {
+		delete(shapesByID, s.path)
+		s.close()
+	}
+}
 
 func loadShapes(path string) (*shapes, error) {
 	cpath := C.CString(path)
@@ -33,7 +74,7 @@ func loadShapes(path string) (*shapes, error) {
 		defer C.free(unsafe.Pointer(cerr))
 		return nil, fmt.Errorf("loading %s (run `make models`): %s", path, C.GoString(cerr))
 	}
-	return &shapes{p}, nil
+	return &shapes{p: p}, nil
 }
 
 func (s *shapes) close() {

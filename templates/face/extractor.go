@@ -95,7 +95,8 @@ type Config struct {
 	MaxPixels int
 	// Workers is the number of extractions that run in parallel, each with
 	// its own detectors and network (a few MB to 25 MB each; the 100 MB
-	// shape predictor is shared); 0 means GOMAXPROCS.
+	// shape predictor is shared, also between extractors of different
+	// models); 0 means GOMAXPROCS.
 	Workers int
 }
 
@@ -197,7 +198,7 @@ func NewExtractor(cfg Config) (*Extractor, error) {
 			cfg.ModelsDir, missing, need)
 	}
 	var err error
-	if e.shapes, err = loadShapes(filepath.Join(cfg.ModelsDir, shapesFile)); err != nil {
+	if e.shapes, err = acquireShapes(filepath.Join(cfg.ModelsDir, shapesFile)); err != nil {
 		return nil, fmt.Errorf("templates: %w", err)
 	}
 	e.pool = make(chan *worker, cfg.Workers)
@@ -239,7 +240,7 @@ func (e *Extractor) Close() error {
 		for i := 0; i < e.n; i++ {
 			(<-e.pool).close()
 		}
-		e.shapes.close()
+		releaseShapes(e.shapes)
 	})
 	return nil
 }

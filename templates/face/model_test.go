@@ -212,3 +212,30 @@ func TestGroupPhoto(t *testing.T) {
 		t.Fatalf("gate frame: %d faces, %v", f.Faces, err)
 	}
 }
+
+// TestSharedShapes: extractors of two models share one shape predictor,
+// which outlives the first extractor closed.
+func TestSharedShapes(t *testing.T) {
+	a, err := NewExtractor(Config{ModelsDir: modelsDir(), Model: DlibModel, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := NewExtractor(Config{ModelsDir: modelsDir(), Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.shapes != b.shapes {
+		t.Fatal("two extractors loaded the shape predictor twice")
+	}
+	a.Close()
+	if _, err := b.Extract(read(t, faces+"/bbt/amy/1.png"), templates.ExtractOptions{}); err != nil {
+		t.Fatalf("after the other extractor closed: %v", err)
+	}
+	b.Close()
+	shapesMu.Lock()
+	n := len(shapesByID)
+	shapesMu.Unlock()
+	if n != 0 && onnxEx == nil && extractor == nil {
+		t.Fatalf("%d shape predictors left loaded", n)
+	}
+}
