@@ -19,7 +19,7 @@ import (
 // The operating points every report states: FNMR at these FMRs (1:1) and
 // FNIR at these FPIRs (1:N, as NIST FRTE tabulates them).
 var (
-	ReportFMRs  = []float64{0.01, 0.001, 0.0001}
+	ReportFMRs  = []float64{0.01, 0.001, 0.0005, 0.0001}
 	ReportFPIRs = []float64{0.1, 0.01, 0.003}
 )
 
@@ -98,6 +98,14 @@ type Report struct {
 	Protocol string `json:"protocol"`
 	// Label names the run in comparisons; the data set's folder by default.
 	Label string `json:"label"`
+	// Model and Detector are the face model and detector (faces only).
+	Model    string `json:"model,omitempty"`
+	Detector string `json:"detector,omitempty"`
+	// ExtractP50MS and ExtractP95MS are the time per sample's extraction,
+	// measured while Workers extractions ran at once.
+	ExtractP50MS float64 `json:"extract_p50_ms,omitempty"`
+	ExtractP95MS float64 `json:"extract_p95_ms,omitempty"`
+	Workers      int     `json:"extract_workers,omitempty"`
 
 	GenuineCount  int     `json:"genuine_count"`
 	ImpostorCount int     `json:"impostor_count"`
@@ -129,13 +137,18 @@ type Report struct {
 	MatedSearches    int                      `json:"mated_searches,omitempty"`
 	NonMatedSearches int                      `json:"non_mated_searches,omitempty"`
 
-	FailedToEnrol   []Failure `json:"failed_to_enrol"`
-	FailedToAcquire []Failure `json:"failed_to_acquire,omitempty"`
-	Misses          []string  `json:"misses,omitempty"`
+	FailedToEnrol []Failure `json:"failed_to_enrol"`
+	// FTEReasons counts the failures to enrol by kind.
+	FTEReasons      map[string]int `json:"fte_reasons,omitempty"`
+	FailedToAcquire []Failure      `json:"failed_to_acquire,omitempty"`
+	Misses          []string       `json:"misses,omitempty"`
 
 	// Demographics is FNMR and FMR per demographic group, when the data
 	// set has a demographics.tsv (verification only).
 	Demographics *DemographicsReport `json:"demographics,omitempty"`
+	// QualityBands is FNMR per band of face quality (verification of
+	// faces only).
+	QualityBands *QualityReport `json:"quality_bands,omitempty"`
 
 	// genuine and impostor are the raw scores, for the plots.
 	genuine, impostor []float64
@@ -205,6 +218,9 @@ func VerifyReport(mod Modality, ds DataSet, proto Protocol, res VerifyResult) Re
 	if res.FailedToEnrol != nil {
 		r.FailedToEnrol = res.FailedToEnrol
 	}
+	r.FTEReasons = fteReasons(res.FailedToEnrol)
+	r.ExtractP50MS, r.ExtractP95MS = percentiles(res.ExtractTimes)
+	r.QualityBands = QualityBands(r, res)
 	return r
 }
 
@@ -216,6 +232,8 @@ func IdentifyReport(mod Modality, ds DataSet, opt IdentifyOptions, res IdentifyR
 		r.FailedToEnrol = res.FailedToEnrol
 	}
 	r.FailedToAcquire = res.FailedToAcquire
+	r.FTEReasons = fteReasons(res.FailedToEnrol)
+	r.ExtractP50MS, r.ExtractP95MS = percentiles(res.ExtractTimes)
 	enrolSamples := res.Enrolled + len(res.FailedToEnrol)
 	if enrolSamples > 0 {
 		r.FTE = float64(len(res.FailedToEnrol)) / float64(enrolSamples)
@@ -383,6 +401,12 @@ func (r Report) Markdown() []byte {
 	}
 	p("| data set SHA-256 | `%s` |\n", r.DataSet.SHA256)
 	p("| algorithm | %s |\n", r.Algorithm)
+	if r.Model != "" {
+		p("| face model / detector | %s / %s |\n", r.Model, r.Detector)
+	}
+	if r.ExtractP50MS > 0 {
+		p("| extraction per sample | p50 %.0f ms, p95 %.0f ms (%d at once) |\n", r.ExtractP50MS, r.ExtractP95MS, r.Workers)
+	}
 	p("| protocol | %s |\n", r.Protocol)
 	p("| date | %s |\n| bmbench | %s |\n\n", r.Date.Format(time.RFC3339), r.Version)
 
@@ -410,7 +434,7 @@ func (r Report) Markdown() []byte {
 	}
 	p("| metric | value |\n|---|---|\n")
 	p("| genuine comparisons | %d |\n| impostor comparisons | %d |\n", r.GenuineCount, r.ImpostorCount)
-	p("| FTE | %s (%d samples) |\n", pct(r.FTE), len(r.FailedToEnrol))
+	p("| FTE | %s (%s samples) |\n", pct(r.FTE), reasonsText(r.FTEReasons))
 	if r.EER != nil {
 		p("| EER | %s at threshold %.4f |\n", pct(*r.EER), deref(r.EERThreshold))
 	} else {
@@ -429,6 +453,9 @@ func (r Report) Markdown() []byte {
 	p("![DET curve](det.png)\n\n![Score distributions](scores.png)\n\n")
 	p("Rates are measured on this data set only. With N impostor comparisons an FMR below 3/N cannot be told from zero (the rule of three, 95%% confidence), so such operating points are reported as not measurable. Failed samples score as non-matches in every comparison.\n\n")
 
+	if r.QualityBands != nil {
+		r.QualityBands.markdown(p)
+	}
 	if r.Demographics != nil {
 		r.Demographics.markdown(p, true)
 	}

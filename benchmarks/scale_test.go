@@ -8,8 +8,7 @@ import (
 	"github.com/bordermatch/bordermatch/matcher"
 )
 
-// An index re-scoring through galleryRows (as SearchSpeed's does from
-// sourceMinN vectors up) returns what one holding its own f32 rows does.
+// An index re-scoring through galleryRows (as SearchSpeed's does) returns what one holding its own f32 rows does.
 func TestGalleryRowsSource(t *testing.T) {
 	const n, p, d = 3000, 16, 128
 	gallery, probes := speedVectors(7, n, p, d)
