@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/bordermatch/bordermatch/matcher"
+	"github.com/bordermatch/bordermatch/templates/face"
 )
 
 func modelsDir() string {
@@ -84,7 +85,12 @@ func TestCommandLine(t *testing.T) {
 	}
 	checkPNG(t, filepath.Join(dir, "i", "cmc.png"))
 
-	out = bmbench(t, ExitOK, append([]string{"calibrate", "--out", filepath.Join(dir, "c")}, common...)...)
+	if alg, _ := v["algorithm"].(string); !strings.HasPrefix(alg, face.DefaultModel+"/") || v["model"] != face.DefaultModel {
+		t.Errorf("verify ran algorithm %v, model %v: want the default model %s", v["algorithm"], v["model"], face.DefaultModel)
+	}
+
+	// dlib's network, by name: its calibration and thresholds.
+	out = bmbench(t, ExitOK, append([]string{"calibrate", "--face-model", face.DlibModel, "--out", filepath.Join(dir, "c")}, common...)...)
 	cal, err := matcher.ReadCalibration(filepath.Join(dir, "c", "calibration.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -110,6 +116,8 @@ func TestCommandLine(t *testing.T) {
 		{"verify", "--protocol", "some", "--data", data},
 		{"verify", "--layout", "folders", "--data", data},
 		{"verify", "--modality", "iris", "--data", data},
+		{"verify", "--detector", "haar", "--data", data, "--models", modelsDir()},
+		{"calibrate", "--face-model", "dlib,mobilefacenet-192", "--data", data, "--models", modelsDir()},
 		{"verify"},
 		{"compare"},
 	} {

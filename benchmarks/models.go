@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -66,6 +67,9 @@ func WriteModelComparison(dir string, reports []Report) ([]byte, error) {
 	return md, os.WriteFile(filepath.Join(dir, "report.md"), md, 0o644)
 }
 
+// rateLabel is a target rate as a short percentage: "0.05%".
+func rateLabel(v float64) string { return strconv.FormatFloat(100*v, 'f', -1, 64) + "%" }
+
 func modelName(r Report) string {
 	if r.Model != "" {
 		return r.Model
@@ -103,7 +107,7 @@ func modelsMarkdown(reports []Report) []byte {
 		})
 		row("rank-1", func(r Report) string { return optPct(r.Rank1) })
 		for i, fpir := range ReportFPIRs {
-			row(fmt.Sprintf("FNIR at FPIR %s", pct(fpir)), func(r Report) string {
+			row(fmt.Sprintf("FNIR at FPIR %s", rateLabel(fpir)), func(r Report) string {
 				if i >= len(r.FNIRPoints) {
 					return "n/a"
 				}
@@ -115,7 +119,7 @@ func modelsMarkdown(reports []Report) []byte {
 	row("genuine / impostor comparisons", func(r Report) string { return fmt.Sprintf("%d / %d", r.GenuineCount, r.ImpostorCount) })
 	row("EER", func(r Report) string { return optPct(r.EER) })
 	for i, fmr := range ReportFMRs {
-		row(fmt.Sprintf("FNMR at FMR %s", pct(fmr)), func(r Report) string {
+		row(fmt.Sprintf("FNMR at FMR %s", rateLabel(fmr)), func(r Report) string {
 			if i >= len(r.OperatingPoints) {
 				return "n/a"
 			}
@@ -137,7 +141,7 @@ func modelsMarkdown(reports []Report) []byte {
 		}
 		p("### %s: accuracy by quality band\n\n", modelName(r))
 		q := r.QualityBands
-		p("FNMR at threshold %.4f (global FMR %s; FNMR %s overall).\n\n", q.Threshold, pct(q.FMRTarget), pct(q.FNMR))
+		p("FNMR at threshold %.4f (global FMR %s; FNMR %s overall).\n\n", q.Threshold, rateLabel(q.FMRTarget), pct(q.FNMR))
 		p("| quality | band | genuine pairs | FNMR |\n|---|---|---:|---:|\n")
 		for _, bd := range q.Bands {
 			p("| %s | %s | %d | %s |\n", bd.Dimension, bd.Band, bd.GenuineCount, optPct(bd.FNMR))

@@ -135,9 +135,9 @@ func QualityBands(r Report, res VerifyResult) *QualityReport {
 func (q *QualityReport) markdown(p func(string, ...any)) {
 	p("## Accuracy by quality band\n\n")
 	p("FNMR at the global threshold %.4f (FMR %s over all impostor pairs; there FNMR %s overall). %s\n\n",
-		q.Threshold, fmtKey(q.FMRTarget), pct(q.FNMR), q.Rule)
+		q.Threshold, rateLabel(q.FMRTarget), pct(q.FNMR), q.Rule)
 	if q.FMRTarget != QualityFMR {
-		p("FMR %s is not measurable on this data; the lowest measurable, %s, is used.\n\n", fmtKey(QualityFMR), fmtKey(q.FMRTarget))
+		p("FMR %s is not measurable on this data; the lowest measurable, %s, is used.\n\n", rateLabel(QualityFMR), rateLabel(q.FMRTarget))
 	}
 	p("| quality | band | genuine pairs | FNMR |\n|---|---|---:|---:|\n")
 	for _, b := range q.Bands {
