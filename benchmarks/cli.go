@@ -501,7 +501,13 @@ Without --data only the 1:N part runs.`,
 			if len(c.data) == 0 && c.modality == "finger" {
 				return usageErr{errors.New("--modality finger: speed builds its galleries from real templates: give --data")}
 			}
-			search := SearchSpeedOptions{Sizes: c.gallery, Dim: c.dim, Probes: c.probes, Batch: c.batch, TopK: 10, FAISS: c.faiss, Python: c.python}
+			var sizes []int
+			for _, n := range c.gallery {
+				if n > 0 {
+					sizes = append(sizes, n)
+				}
+			}
+			search := SearchSpeedOptions{Sizes: sizes, Dim: c.dim, Probes: c.probes, Batch: c.batch, TopK: 10, FAISS: c.faiss, Python: c.python}
 			if search.Dim <= 0 {
 				search.Dim = c.defaultDim()
 			}
@@ -580,7 +586,7 @@ Without --data only the 1:N part runs.`,
 	c.dataFlags(cmd, "bmbench-speed")
 	f := cmd.Flags()
 	f.IntVar(&c.samples, "samples", 50, "how many samples of --data to extract")
-	f.IntSliceVar(&c.gallery, "gallery", []int{10_000, 100_000}, "1:N gallery sizes (comma-separated; none: --gallery '')")
+	f.IntSliceVar(&c.gallery, "gallery", []int{10_000, 100_000}, "1:N gallery sizes (comma-separated; none: --gallery 0)")
 	f.IntVar(&c.probes, "probes", 0, "1:N probes per gallery size (default: the measurement's own)")
 	f.IntVar(&c.batch, "batch", 0, "probes per batch for batched throughput (default: the measurement's own)")
 	f.BoolVar(&c.faiss, "faiss", false, "also run FAISS (python3-faiss) on the same vectors, side by side (gallery sizes up to 2,000,000)")

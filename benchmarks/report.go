@@ -20,7 +20,7 @@ import (
 // FNIR at these FPIRs (1:N, as NIST FRTE tabulates them).
 var (
 	ReportFMRs  = []float64{0.01, 0.001, 0.0005, 0.0001}
-	ReportFPIRs = []float64{0.1, 0.01, 0.003}
+	ReportFPIRs = []float64{0.1, 0.01, 0.003, 0.001}
 )
 
 // detPoints is how many points of a DET curve a report keeps: enough to
