@@ -188,6 +188,10 @@ func searchSpeed(ctx context.Context, opt SearchSpeedOptions, n, threads int, bw
 	// own. The heap is measured around the build alone; the ids are made
 	// inside it (the index copies them into its arena, and the strings
 	// are garbage by the second GC, so only the index's copy counts).
+	// Two GCs each side: the first leaves sync.Pools' contents in their
+	// victim caches, which the second frees; otherwise garbage from
+	// before the build would be freed during it and offset its growth.
+	runtime.GC()
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
@@ -201,6 +205,7 @@ func searchSpeed(ctx context.Context, opt SearchSpeedOptions, n, threads int, bw
 		}
 	}
 	res.LoadTime = time.Since(start)
+	runtime.GC()
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	runtime.KeepAlive(ix)
