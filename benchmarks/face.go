@@ -2,9 +2,11 @@ package benchmarks
 
 import (
 	"errors"
+	"math"
 	"os"
 	"strings"
 
+	"github.com/bordermatch/bordermatch/engine"
 	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/templates"
 )
@@ -49,7 +51,15 @@ func (f Face) Algorithm() string {
 	return templates.FaceAlgorithm.String()
 }
 
-func (f Face) DefaultThreshold() float64 { return float64(matcher.DefaultFaceThreshold) }
+// DefaultThreshold is the engine's built-in threshold for the algorithm
+// (engine.DefaultThresholds), NaN when it has none: dlib's 0.93 means
+// nothing on another model's scores.
+func (f Face) DefaultThreshold() float64 {
+	if t, ok := engine.DefaultThresholds[f.Algorithm()]; ok {
+		return float64(t)
+	}
+	return math.NaN()
+}
 
 // Compare is the cosine similarity of two embeddings.
 func (f Face) Compare(a, b Template) float64 {

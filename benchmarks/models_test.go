@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/bordermatch/bordermatch/benchmarks/errrate"
+	"github.com/bordermatch/bordermatch/engine"
 	"github.com/bordermatch/bordermatch/templates"
 	"github.com/bordermatch/bordermatch/templates/face"
 )
@@ -112,6 +113,10 @@ func TestModelComparisonCommandLine(t *testing.T) {
 		}
 		if n+r.QualityBands.NoTemplate != 80 {
 			t.Errorf("%s: detector bands hold %d of 80 genuine pairs", m, n)
+		}
+		// The default threshold is the engine's for the algorithm, or none.
+		if thr, ok := engine.DefaultThresholds[r.Algorithm]; ok != (r.AtDefaultThreshold != nil) || ok && r.AtDefaultThreshold.Threshold != float64(thr) {
+			t.Errorf("%s: at the default threshold %+v; the engine's: %v %v", m, r.AtDefaultThreshold, thr, ok)
 		}
 		checkPNG(t, filepath.Join(dir, m, "det.png"))
 	}

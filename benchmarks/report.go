@@ -118,8 +118,9 @@ type Report struct {
 	// count is below 3/FMR (see OperatingPoints for the detail).
 	FNMRAtFMR       map[string]*float64      `json:"fnmr_at_fmr"`
 	OperatingPoints []errrate.OperatingPoint `json:"operating_points"`
-	// AtDefaultThreshold is the rates at the engine's default threshold.
-	AtDefaultThreshold Rates    `json:"at_default_threshold"`
+	// AtDefaultThreshold is the rates at the engine's built-in threshold
+	// for the algorithm; null when the engine has none for it.
+	AtDefaultThreshold *Rates   `json:"at_default_threshold,omitempty"`
 	Genuine            Scores   `json:"genuine_scores"`
 	Impostor           Scores   `json:"impostor_scores"`
 	DPrime             *float64 `json:"d_prime"`
@@ -198,8 +199,9 @@ func newReport(command string, mod Modality, ds DataSet, proto string, genuine, 
 			r.FNMRAtFMR[fmtKey(fmr)] = nil
 		}
 	}
-	t := mod.DefaultThreshold()
-	r.AtDefaultThreshold = Rates{Threshold: t, FMR: errrate.FMR(impostor, t), FNMR: errrate.FNMR(genuine, t)}
+	if t := mod.DefaultThreshold(); !math.IsNaN(t) {
+		r.AtDefaultThreshold = &Rates{Threshold: t, FMR: errrate.FMR(impostor, t), FNMR: errrate.FNMR(genuine, t)}
+	}
 	if g, i := r.Genuine, r.Impostor; g.Count > g.Failed && i.Count > i.Failed {
 		r.DPrime = num(math.Abs(g.Mean-i.Mean) / math.Sqrt((g.StdDev*g.StdDev+i.StdDev*i.StdDev)/2))
 	}
@@ -335,7 +337,7 @@ func (r Report) Write(dir string) error {
 	if err := PlotDET(filepath.Join(dir, "det.png"), "DET: "+title, DETCurve{Label: r.Label, Points: r.DET, EER: deref(r.EER)}); err != nil {
 		return fmt.Errorf("det.png: %w", err)
 	}
-	if err := PlotScores(filepath.Join(dir, "scores.png"), "Scores: "+title, finite(r.genuine), finite(r.impostor), r.AtDefaultThreshold.Threshold); err != nil {
+	if err := PlotScores(filepath.Join(dir, "scores.png"), "Scores: "+title, finite(r.genuine), finite(r.impostor), r.defaultThreshold()); err != nil {
 		return fmt.Errorf("scores.png: %w", err)
 	}
 	if r.CMC != nil {
@@ -349,6 +351,14 @@ func (r Report) Write(dir string) error {
 		}
 	}
 	return os.WriteFile(filepath.Join(dir, "report.md"), r.Markdown(), 0o644)
+}
+
+// defaultThreshold is the engine's built-in threshold, NaN without one.
+func (r Report) defaultThreshold() float64 {
+	if r.AtDefaultThreshold == nil {
+		return math.NaN()
+	}
+	return r.AtDefaultThreshold.Threshold
 }
 
 func deref(p *float64) float64 {
@@ -443,8 +453,11 @@ func (r Report) Markdown() []byte {
 	for _, op := range r.OperatingPoints {
 		p("| FNMR at FMR = %s | %s |\n", fmtKey(op.Target), opText(op, r.ImpostorCount, "impostor comparisons", "FMR"))
 	}
-	a := r.AtDefaultThreshold
-	p("| at the default threshold %.4f | FMR %s, FNMR %s |\n", a.Threshold, pct(a.FMR), pct(a.FNMR))
+	if a := r.AtDefaultThreshold; a != nil {
+		p("| at the default threshold %.4f | FMR %s, FNMR %s |\n", a.Threshold, pct(a.FMR), pct(a.FNMR))
+	} else {
+		p("| at the default threshold | none: the engine has no built-in threshold for %s |\n", r.Algorithm)
+	}
 	if r.DPrime != nil {
 		p("| d′ (separation) | %.2f |\n", *r.DPrime)
 	}
