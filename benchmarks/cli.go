@@ -9,8 +9,12 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -33,29 +37,31 @@ type usageErr struct{ error }
 type cli struct {
 	stdout, stderr io.Writer
 
-	modality  string
-	data      []string
-	layout    string
-	dpi       int
-	out       string
-	models    string
-	detector  string
-	padCrops  bool
-	workers   int
-	label     string
-	quiet     bool
-	protocol  string
-	distract  []string
-	maxRank   int
-	fnirRank  int
-	samples   int
-	floor     int
-	gallery   []int
-	probes    int
-	batch     int
-	faiss     bool
-	python    string
-	closeMods []func()
+	modality   string
+	data       []string
+	layout     string
+	dpi        int
+	out        string
+	models     string
+	detector   string
+	padCrops   bool
+	faceModels []string
+	dim        int
+	workers    int
+	label      string
+	quiet      bool
+	protocol   string
+	distract   []string
+	maxRank    int
+	fnirRank   int
+	samples    int
+	floor      int
+	gallery    []int
+	probes     int
+	batch      int
+	faiss      bool
+	python     string
+	closeMods  []func()
 }
 
 // Main runs bmbench with args (without the program name) and returns the
@@ -119,7 +125,7 @@ Exit codes: 0 done, 1 failed, 2 bad usage, 130 interrupted.`,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr{err} })
-	root.AddCommand(c.verifyCmd(), c.identifyCmd(), c.calibrateCmd(), c.speedCmd(), c.compareCmd(), c.loadCmd())
+	root.AddCommand(c.verifyCmd(), c.identifyCmd(), c.calibrateCmd(), c.speedCmd(), c.scaleCmd(), c.compareCmd(), c.loadCmd())
 	return root
 }
 
@@ -133,8 +139,11 @@ func (c *cli) dataFlags(cmd *cobra.Command, out string) {
 	f.IntVar(&c.floor, "quality-floor", finger.DefaultQualityFloor, "fingerprints: lowest image quality (0-100) accepted, as matchd enrols; lower is a failure to enrol (0: accept all, as FVC does)")
 	f.StringVar(&c.out, "out", out, "output `dir`ectory for the report and plots")
 	f.StringVar(&c.models, "models", envOr("BORDERMATCH_MODELS", "./models"), "`dir`ectory with the face model files (env BORDERMATCH_MODELS)")
-	f.StringVar(&c.detector, "detector", "hog", "face detector: hog or cnn")
-	f.BoolVar(&c.padCrops, "pad-crops", true, "retry a photo with no face found inside a grey border (tightly cropped face chips need it)")
+	f.StringVar(&c.detector, "detector", face.DetectorAuto.String(), "face detector: auto (HOG, then padded, upsampled and CNN retries), hog (no CNN) or cnn")
+	f.StringSliceVar(&c.faceModels, "face-model", []string{envOr("BORDERMATCH_FACE_MODEL", face.DefaultModel)},
+		"face `model`(s) in --models, comma-separated: each runs on the same data, reported side by side (env BORDERMATCH_FACE_MODEL)")
+	f.BoolVar(&c.padCrops, "pad-crops", true, "ignored")
+	f.MarkDeprecated("pad-crops", "the face extractor retries tight crops on a padded image itself")
 	f.IntVar(&c.workers, "workers", 0, "parallel workers (default: all cores)")
 	f.StringVar(&c.label, "label", "", "name of this run in reports and comparisons (default: the data folder names)")
 	f.BoolVar(&c.quiet, "quiet", false, "no progress bars")
@@ -147,28 +156,115 @@ func envOr(name, def string) string {
 	return def
 }
 
-// modalityFor opens the modality the flags name.
-func (c *cli) modalityFor() (Modality, error) {
+// modelList is the face models to run, one run each; one empty name for
+// modalities without models.
+func (c *cli) modelList() ([]string, error) {
+	if c.modality != "face" {
+		return []string{""}, nil
+	}
+	var out []string
+	for _, m := range c.faceModels {
+		if m = strings.TrimSpace(m); m != "" && !slices.Contains(out, m) {
+			out = append(out, m)
+		}
+	}
+	if len(out) == 0 {
+		return nil, usageErr{errors.New("--face-model: name at least one model")}
+	}
+	return out, nil
+}
+
+// modalityFor opens the modality the flags name, with the face model
+// model; done frees it.
+func (c *cli) modalityFor(model string) (mod Modality, done func(), err error) {
 	switch c.modality {
 	case "face":
-		det := face.DetectorHOG
-		switch c.detector {
-		case "hog":
-		case "cnn":
-			det = face.DetectorCNN
-		default:
-			return nil, usageErr{fmt.Errorf("--detector %q: want hog or cnn", c.detector)}
-		}
-		ex, err := face.NewExtractor(face.Config{ModelsDir: c.models, Detector: det, Workers: c.workers})
+		det, err := face.ParseDetector(c.detector)
 		if err != nil {
-			return nil, err
+			return nil, nil, usageErr{fmt.Errorf("--detector: %w", err)}
 		}
-		c.closeMods = append(c.closeMods, func() { ex.Close() })
-		return Face{Extractor: ex, PadCrops: c.padCrops}, nil
+		ex, err := face.NewExtractor(face.Config{ModelsDir: c.models, Model: model, Detector: det, Workers: c.workers})
+		if err != nil {
+			return nil, nil, err
+		}
+		var once sync.Once
+		done := func() { once.Do(func() { ex.Close() }) }
+		c.closeMods = append(c.closeMods, done)
+		return Face{Extractor: ex}, done, nil
 	case "finger":
-		return newFingerModality(c.dpi, c.floor)
+		mod, err := newFingerModality(c.dpi, c.floor)
+		return mod, func() {}, err
 	}
-	return nil, usageErr{fmt.Errorf("--modality %q: want face or finger", c.modality)}
+	return nil, nil, usageErr{fmt.Errorf("--modality %q: want face or finger", c.modality)}
+}
+
+// defaultDim is the default face model's embedding length: its
+// descriptor's, when --models has it, else 192.
+func (c *cli) defaultDim() int {
+	if m, err := face.LoadModel(c.models, face.DefaultModel); err == nil {
+		return m.Dim
+	}
+	return 192
+}
+
+// labelRun names a run of one model among several.
+func (c *cli) labelRun(r *Report, model string, several bool) {
+	if c.modality == "face" {
+		r.Model = model
+		r.Detector = c.detector
+	}
+	r.Workers = c.workers
+	if r.Workers <= 0 {
+		r.Workers = runtime.GOMAXPROCS(0)
+	}
+	switch {
+	case c.label != "" && several:
+		r.Label = c.label + ", " + model
+	case c.label != "":
+		r.Label = c.label
+	case several:
+		r.Label += ", " + model
+	}
+}
+
+// runModels runs one report per model: into --out alone, or with several
+// models into --out/<model>/ and a side-by-side report in --out.
+func (c *cli) runModels(ctx context.Context, run func(ctx context.Context, model string) (Report, error)) error {
+	models, err := c.modelList()
+	if err != nil {
+		return err
+	}
+	several := len(models) > 1
+	var reports []Report
+	for _, m := range models {
+		r, err := run(ctx, m)
+		if err != nil {
+			if several {
+				return fmt.Errorf("--face-model %s: %w", m, err)
+			}
+			return err
+		}
+		c.labelRun(&r, m, several)
+		dir := c.out
+		if several {
+			dir = filepath.Join(c.out, modelDir(m))
+		}
+		if err := r.Write(dir); err != nil {
+			return err
+		}
+		c.summary(r)
+		fmt.Fprintf(c.stdout, "wrote %s\n", filepath.Join(dir, "report.md"))
+		reports = append(reports, r)
+	}
+	if several {
+		md, err := WriteModelComparison(c.out, reports)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "\n%s", md)
+		fmt.Fprintf(c.stdout, "wrote %s\n", filepath.Join(c.out, "report.md"))
+	}
+	return nil
 }
 
 // samples scans the data set the flags name.
@@ -242,16 +338,10 @@ func (c *cli) verifyCmd() *cobra.Command {
 		Short: "1:1 evaluation: FMR, FNMR, EER, DET curve",
 		Args:  usage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, _, err := c.verify(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if err := r.Write(c.out); err != nil {
-				return err
-			}
-			c.summary(r)
-			fmt.Fprintf(c.stdout, "wrote %s\n", filepath.Join(c.out, "report.md"))
-			return nil
+			return c.runModels(cmd.Context(), func(ctx context.Context, model string) (Report, error) {
+				r, _, err := c.verify(ctx, model)
+				return r, err
+			})
 		},
 	}
 	c.dataFlags(cmd, "bmbench-verify")
@@ -259,7 +349,7 @@ func (c *cli) verifyCmd() *cobra.Command {
 	return cmd
 }
 
-func (c *cli) verify(ctx context.Context) (Report, VerifyResult, error) {
+func (c *cli) verify(ctx context.Context, model string) (Report, VerifyResult, error) {
 	proto, err := ParseProtocol(c.protocol)
 	if err != nil {
 		return Report{}, VerifyResult{}, usageErr{err}
@@ -272,10 +362,11 @@ func (c *cli) verify(ctx context.Context) (Report, VerifyResult, error) {
 	if err != nil {
 		return Report{}, VerifyResult{}, err
 	}
-	mod, err := c.modalityFor()
+	mod, done, err := c.modalityFor(model)
 	if err != nil {
 		return Report{}, VerifyResult{}, err
 	}
+	defer done()
 	res, err := EvaluateVerification(ctx, mod, samples, proto, c.run())
 	if err != nil {
 		return Report{}, res, err
@@ -296,41 +387,7 @@ func (c *cli) identifyCmd() *cobra.Command {
 		Short: "1:N evaluation: rank-1, CMC, FNIR at FPIR",
 		Args:  usage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			samples, ds, err := c.dataSet()
-			if err != nil {
-				return err
-			}
-			opt := IdentifyOptions{RunOptions: c.run(), MaxRank: c.maxRank, FNIRRank: c.fnirRank}
-			if len(c.distract) > 0 {
-				d, err := Scan(ds.Layout, c.distract...)
-				if err != nil {
-					return fmt.Errorf("--distractors: %w", err)
-				}
-				hash, err := HashSamples(d)
-				if err != nil {
-					return err
-				}
-				opt.Distractors = d
-				ds.Distractors = &DataSet{Dirs: c.distract, Layout: ds.Layout, Samples: len(d), Identities: Identities(d), SHA256: hash}
-			}
-			mod, err := c.modalityFor()
-			if err != nil {
-				return err
-			}
-			res, err := EvaluateIdentification(cmd.Context(), mod, samples, opt)
-			if err != nil {
-				return err
-			}
-			r := IdentifyReport(mod, ds, opt, res)
-			if c.label != "" {
-				r.Label = c.label
-			}
-			if err := r.Write(c.out); err != nil {
-				return err
-			}
-			c.summary(r)
-			fmt.Fprintf(c.stdout, "wrote %s\n", filepath.Join(c.out, "report.md"))
-			return nil
+			return c.runModels(cmd.Context(), c.identify)
 		},
 	}
 	c.dataFlags(cmd, "bmbench-identify")
@@ -339,6 +396,36 @@ func (c *cli) identifyCmd() *cobra.Command {
 	f.IntVar(&c.maxRank, "max-rank", 20, "longest candidate list (CMC)")
 	f.IntVar(&c.fnirRank, "fnir-rank", 1, "rank at which a mate must be returned, above the threshold, to count as found for FNIR")
 	return cmd
+}
+
+func (c *cli) identify(ctx context.Context, model string) (Report, error) {
+	samples, ds, err := c.dataSet()
+	if err != nil {
+		return Report{}, err
+	}
+	opt := IdentifyOptions{RunOptions: c.run(), MaxRank: c.maxRank, FNIRRank: c.fnirRank}
+	if len(c.distract) > 0 {
+		d, err := Scan(ds.Layout, c.distract...)
+		if err != nil {
+			return Report{}, fmt.Errorf("--distractors: %w", err)
+		}
+		hash, err := HashSamples(d)
+		if err != nil {
+			return Report{}, err
+		}
+		opt.Distractors = d
+		ds.Distractors = &DataSet{Dirs: c.distract, Layout: ds.Layout, Samples: len(d), Identities: Identities(d), SHA256: hash}
+	}
+	mod, done, err := c.modalityFor(model)
+	if err != nil {
+		return Report{}, err
+	}
+	defer done()
+	res, err := EvaluateIdentification(ctx, mod, samples, opt)
+	if err != nil {
+		return Report{}, err
+	}
+	return IdentifyReport(mod, ds, opt, res), nil
 }
 
 func (c *cli) calibrateCmd() *cobra.Command {
@@ -356,10 +443,18 @@ impostor comparisons (an FMR below 3/N of them cannot be measured, and
 matchd refuses such a target).`,
 		Args: usage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			r, res, err := c.verify(cmd.Context())
+			models, err := c.modelList()
 			if err != nil {
 				return err
 			}
+			if len(models) > 1 {
+				return usageErr{errors.New("calibrate: one --face-model at a time (a calibration is valid for one algorithm)")}
+			}
+			r, res, err := c.verify(cmd.Context(), models[0])
+			if err != nil {
+				return err
+			}
+			c.labelRun(&r, models[0], false)
 			r.Command = "calibrate"
 			if err := r.Write(c.out); err != nil {
 				return err
@@ -403,31 +498,66 @@ func (c *cli) speedCmd() *cobra.Command {
 Without --data only the 1:N part runs.`,
 		Args: usage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var (
-				samples []Sample
-				ds      *DataSet
-				mod     Modality
-			)
 			if len(c.data) == 0 && c.modality == "finger" {
 				return usageErr{errors.New("--modality finger: speed builds its galleries from real templates: give --data")}
 			}
-			if len(c.data) > 0 {
-				s, d, err := c.dataSet()
+			var sizes []int
+			for _, n := range c.gallery {
+				if n > 0 {
+					sizes = append(sizes, n)
+				}
+			}
+			search := SearchSpeedOptions{Sizes: sizes, Dim: c.dim, Probes: c.probes, Batch: c.batch, TopK: 10, FAISS: c.faiss, Python: c.python}
+			if search.Dim <= 0 {
+				search.Dim = c.defaultDim()
+			}
+			opt := SpeedOptions{RunOptions: c.run(), Samples: c.samples, Log: c.stdout, Search: search}
+			var r SpeedReport
+			if len(c.data) == 0 {
+				var err error
+				if r, err = Speed(cmd.Context(), nil, nil, opt); err != nil {
+					return err
+				}
+			} else {
+				samples, ds, err := c.dataSet()
 				if err != nil {
 					return err
 				}
-				samples, ds = s, &d
-				if mod, err = c.modalityFor(); err != nil {
+				models, err := c.modelList()
+				if err != nil {
 					return err
 				}
+				var runs []ModelSpeed
+				for i, m := range models {
+					mod, done, err := c.modalityFor(m)
+					if err != nil {
+						return err
+					}
+					o := opt
+					if c.modality == "face" {
+						o.Search.Sizes = nil // once, below, whatever the models
+						fmt.Fprintf(c.stdout, "face model %s (%s):\n", m, mod.Algorithm())
+					}
+					ri, err := Speed(cmd.Context(), mod, samples, o)
+					done()
+					if err != nil {
+						return err
+					}
+					if i == 0 {
+						r = ri
+					}
+					runs = append(runs, ri.modelSpeed(m))
+				}
+				if c.modality == "face" {
+					r.Models = runs
+					if len(search.Sizes) > 0 {
+						if r.Search, err = SearchSpeed(cmd.Context(), search, c.stdout); err != nil {
+							return err
+						}
+					}
+				}
+				r.DataSet = &ds
 			}
-			opt := SpeedOptions{RunOptions: c.run(), Samples: c.samples, Log: c.stdout,
-				Search: SearchSpeedOptions{Sizes: c.gallery, Probes: c.probes, Batch: c.batch, TopK: 10, FAISS: c.faiss, Python: c.python}}
-			r, err := Speed(cmd.Context(), mod, samples, opt)
-			if err != nil {
-				return err
-			}
-			r.DataSet = ds
 			if r.Modality == "" {
 				r.Modality = c.modality
 			}
@@ -442,6 +572,13 @@ Without --data only the 1:N part runs.`,
 			if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
 				return err
 			}
+			if len(r.Models) > 0 {
+				md := r.modelsMarkdown()
+				fmt.Fprintf(c.stdout, "\n%s", md)
+				if err := os.WriteFile(filepath.Join(c.out, "speed.md"), md, 0o644); err != nil {
+					return err
+				}
+			}
 			fmt.Fprintf(c.stdout, "wrote %s\n", path)
 			return nil
 		},
@@ -449,11 +586,86 @@ Without --data only the 1:N part runs.`,
 	c.dataFlags(cmd, "bmbench-speed")
 	f := cmd.Flags()
 	f.IntVar(&c.samples, "samples", 50, "how many samples of --data to extract")
-	f.IntSliceVar(&c.gallery, "gallery", []int{10_000, 100_000}, "1:N gallery sizes (comma-separated; none: --gallery '')")
+	f.IntSliceVar(&c.gallery, "gallery", []int{10_000, 100_000}, "1:N gallery sizes (comma-separated; none: --gallery 0)")
 	f.IntVar(&c.probes, "probes", 0, "1:N probes per gallery size (default: the measurement's own)")
 	f.IntVar(&c.batch, "batch", 0, "probes per batch for batched throughput (default: the measurement's own)")
 	f.BoolVar(&c.faiss, "faiss", false, "also run FAISS (python3-faiss) on the same vectors, side by side (gallery sizes up to 2,000,000)")
 	f.StringVar(&c.python, "python", "", "Python interpreter with faiss, for --faiss (default /usr/bin/python3, Debian's)")
+	f.IntVar(&c.dim, "dim", 0, "1:N synthetic vector dimension (default: the default face model's, "+face.DefaultModel+" in --models, else 192)")
+	return cmd
+}
+
+// The 1:N bars bmbench scale checks at ScaleBarN faces.
+const (
+	ScaleBarN            = 1_000_000
+	ScaleBarProbeP50     = 10 * time.Millisecond
+	ScaleBarBytesPerFace = 300
+)
+
+func (c *cli) scaleCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "scale [--gallery 100000,1000000] [--dim N] [--faiss]",
+		Short: "1:N face search over seeded synthetic galleries: latency, throughput, RAM per face",
+		Long: `scale builds, for each --gallery size, a seeded synthetic gallery of unit
+vectors of the default face model's dimension (--dim; 192 for
+mobilefacenet-192), indexes it as matchd does (int8 codes in RAM, f32 rows
+re-scored from a source, here the generator's rows as matchd's from its
+store) and measures single-probe latency p50/p95/p99, batched throughput,
+the index's heap per face, bytes scanned per second against the machine's
+read bandwidth, and top-10 agreement with an exact search; with --faiss,
+FAISS on the same vectors (up to 2,000,000). At 1,000,000 faces it checks
+the bars: probe p50 <= 10 ms and <= 300 bytes of RAM per face.
+It writes scale.json into --out.`,
+		Args: usage(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opt := SearchSpeedOptions{Sizes: c.gallery, Dim: c.dim, Probes: c.probes, Batch: c.batch, TopK: 10, FAISS: c.faiss, Python: c.python}
+			if opt.Dim <= 0 {
+				opt.Dim = c.defaultDim()
+			}
+			res, err := SearchSpeed(cmd.Context(), opt, c.stdout)
+			if err != nil {
+				return err
+			}
+			for _, r := range res {
+				if r.N != ScaleBarN {
+					continue
+				}
+				verdict := func(ok bool) string {
+					if ok {
+						return "met"
+					}
+					return "NOT met"
+				}
+				fmt.Fprintf(c.stdout, "bar: n=%d dim=%d probe p50 %v (bar %v): %s; %.0f bytes of RAM per face (bar %d): %s\n",
+					r.N, r.Dim, r.ProbeP50, ScaleBarProbeP50, verdict(r.ProbeP50 <= ScaleBarProbeP50),
+					r.BytesPerTemplate, ScaleBarBytesPerFace, verdict(r.BytesPerTemplate <= ScaleBarBytesPerFace))
+			}
+			if err := os.MkdirAll(c.out, 0o755); err != nil {
+				return err
+			}
+			rep := SpeedReport{Tool: "bmbench", Version: toolVersion(), Command: "scale", Date: time.Now().UTC().Truncate(time.Second),
+				Modality: "face", CPUs: runtime.GOMAXPROCS(0), Search: res}
+			b, err := json.MarshalIndent(rep, "", "  ")
+			if err != nil {
+				return err
+			}
+			path := filepath.Join(c.out, "scale.json")
+			if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stdout, "wrote %s\n", path)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&c.out, "out", "bmbench-scale", "output `dir`ectory for scale.json")
+	f.StringVar(&c.models, "models", envOr("BORDERMATCH_MODELS", "./models"), "`dir`ectory with the face models, for the default model's dimension (env BORDERMATCH_MODELS)")
+	f.IntSliceVar(&c.gallery, "gallery", []int{100_000, 1_000_000}, "gallery sizes (comma-separated)")
+	f.IntVar(&c.dim, "dim", 0, "vector dimension (default: the default face model's, "+face.DefaultModel+" in --models, else 192)")
+	f.IntVar(&c.probes, "probes", 0, "probes per gallery size (default 256)")
+	f.IntVar(&c.batch, "batch", 0, "probes per batch for batched throughput (default 256)")
+	f.BoolVar(&c.faiss, "faiss", false, "also run FAISS (python3-faiss) on the same vectors (gallery sizes up to 2,000,000)")
+	f.StringVar(&c.python, "python", "", "Python interpreter with faiss, for --faiss (default /usr/bin/python3)")
 	return cmd
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/bordermatch/bordermatch/matcher"
+	"github.com/bordermatch/bordermatch/templates/face"
 )
 
 func modelsDir() string {
@@ -76,7 +77,7 @@ func TestCommandLine(t *testing.T) {
 	if r1, ok := id["rank1"].(float64); !ok || r1 < 0.9 {
 		t.Errorf("rank1 %v: want at least 0.9 on the cast (measured 1.0)\n%s", id["rank1"], out)
 	}
-	if f, ok := id["fnir_at_fpir"].(map[string]any); !ok || len(f) != 3 {
+	if f, ok := id["fnir_at_fpir"].(map[string]any); !ok || len(f) != len(ReportFPIRs) {
 		t.Errorf("fnir_at_fpir %v", id["fnir_at_fpir"])
 	}
 	if cmc, ok := id["cmc"].([]any); !ok || len(cmc) != 20 || cmc[19] != 1.0 {
@@ -84,7 +85,12 @@ func TestCommandLine(t *testing.T) {
 	}
 	checkPNG(t, filepath.Join(dir, "i", "cmc.png"))
 
-	out = bmbench(t, ExitOK, append([]string{"calibrate", "--out", filepath.Join(dir, "c")}, common...)...)
+	if alg, _ := v["algorithm"].(string); !strings.HasPrefix(alg, face.DefaultModel+"/") || v["model"] != face.DefaultModel {
+		t.Errorf("verify ran algorithm %v, model %v: want the default model %s", v["algorithm"], v["model"], face.DefaultModel)
+	}
+
+	// dlib's network, by name: its calibration and thresholds.
+	out = bmbench(t, ExitOK, append([]string{"calibrate", "--face-model", face.DlibModel, "--out", filepath.Join(dir, "c")}, common...)...)
 	cal, err := matcher.ReadCalibration(filepath.Join(dir, "c", "calibration.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -110,6 +116,8 @@ func TestCommandLine(t *testing.T) {
 		{"verify", "--protocol", "some", "--data", data},
 		{"verify", "--layout", "folders", "--data", data},
 		{"verify", "--modality", "iris", "--data", data},
+		{"verify", "--detector", "haar", "--data", data, "--models", modelsDir()},
+		{"calibrate", "--face-model", "dlib,mobilefacenet-192", "--data", data, "--models", modelsDir()},
 		{"verify"},
 		{"compare"},
 	} {

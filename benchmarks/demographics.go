@@ -298,7 +298,7 @@ func demographicThresholds(r Report) []GlobalThreshold {
 				Threshold: op.Threshold, FMR: op.FMR, FNMR: op.Rate})
 		}
 	}
-	if a := r.AtDefaultThreshold; !math.IsNaN(a.Threshold) {
+	if a := r.AtDefaultThreshold; a != nil && !math.IsNaN(a.Threshold) {
 		ts = append(ts, GlobalThreshold{Name: "the engine's default threshold", Threshold: a.Threshold, FMR: a.FMR, FNMR: a.FNMR})
 	}
 	return ts

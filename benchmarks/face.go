@@ -1,15 +1,12 @@
 package benchmarks
 
 import (
-	"bytes"
 	"errors"
-	"image"
-	"image/color"
-	"image/draw"
-	_ "image/jpeg" // photos to pad
-	"image/png"
+	"math"
 	"os"
+	"strings"
 
+	"github.com/bordermatch/bordermatch/engine"
 	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/templates"
 )
@@ -19,42 +16,90 @@ type FaceExtractor interface {
 	Extract(img []byte, opt templates.ExtractOptions) (templates.Face, error)
 }
 
-// Face is the face modality: dlib's descriptors compared by cosine
+// algorithmer is what *face.Extractor also says: the algorithm of its
+// templates.
+type algorithmer interface {
+	Algorithm() templates.Algorithm
+}
+
+// Face is the face modality: a face model's embeddings compared by cosine
 // similarity, exactly as matchd scores them.
 type Face struct {
 	Extractor FaceExtractor
-	// PadCrops retries an image in which no face was found inside a grey
-	// border twice its size: tightly cropped face chips (150×150 crops of
-	// the face alone) leave a detector no context. Photos as a camera takes
-	// them never need it.
+	// PadCrops is deprecated and ignored: the extractor itself retries a
+	// photo with no face found on the image with its edges extended
+	// (templates.FaceQuality.Detector "hog-padded"), so tightly cropped
+	// face chips enrol without it.
 	PadCrops bool
 }
 
-func (f Face) Name() string              { return "face" }
-func (f Face) Algorithm() string         { return templates.FaceAlgorithm.String() }
-func (f Face) DefaultThreshold() float64 { return float64(matcher.DefaultFaceThreshold) }
-
-// Compare is the cosine similarity of two descriptors.
-func (f Face) Compare(a, b Template) float64 {
-	return float64(matcher.Cosine(a.([]float32), b.([]float32)))
+// FaceTemplate is a face sample's template and the quality of the photo
+// it came from, for the quality-band report.
+type FaceTemplate struct {
+	Vector  []float32
+	Quality templates.FaceQuality
 }
 
-// Extract reads the photo and makes its descriptor. No face, several
-// faces and unreadable or unsupported images are sample failures.
+func (f Face) Name() string { return "face" }
+
+// Algorithm is the extractor's algorithm (the model's name and version),
+// or dlib's when the extractor does not say.
+func (f Face) Algorithm() string {
+	if a, ok := f.Extractor.(algorithmer); ok {
+		return a.Algorithm().String()
+	}
+	return templates.FaceAlgorithm.String()
+}
+
+// DefaultThreshold is the engine's built-in threshold for the algorithm
+// (engine.DefaultThresholds), NaN when it has none: dlib's 0.93 means
+// nothing on another model's scores.
+func (f Face) DefaultThreshold() float64 {
+	if t, ok := engine.DefaultThresholds[f.Algorithm()]; ok {
+		return float64(t)
+	}
+	return math.NaN()
+}
+
+// Compare is the cosine similarity of two embeddings.
+func (f Face) Compare(a, b Template) float64 {
+	return float64(matcher.Cosine(faceVector(a), faceVector(b)))
+}
+
+func faceVector(t Template) []float32 {
+	switch v := t.(type) {
+	case FaceTemplate:
+		return v.Vector
+	case *FaceTemplate:
+		return v.Vector
+	case []float32:
+		return v
+	}
+	return nil
+}
+
+// faceQuality is the quality a face template carries, if it does.
+func faceQuality(t Template) (templates.FaceQuality, bool) {
+	switch v := t.(type) {
+	case FaceTemplate:
+		return v.Quality, true
+	case *FaceTemplate:
+		return v.Quality, true
+	}
+	return templates.FaceQuality{}, false
+}
+
+// Extract reads the photo and makes its template. No face, several faces
+// and unreadable or unsupported images are sample failures.
 func (f Face) Extract(s Sample) (Template, error) {
 	b, err := os.ReadFile(s.Path)
 	if err != nil {
 		return nil, err
 	}
 	face, err := f.Extractor.Extract(b, templates.ExtractOptions{})
-	if err != nil && f.PadCrops && errors.Is(err, templates.ErrNoFace) {
-		if padded, perr := pad(b); perr == nil {
-			face, err = f.Extractor.Extract(padded, templates.ExtractOptions{})
-		}
-	}
 	switch {
 	case err == nil:
-		return face.Template.Vector, nil
+		return FaceTemplate{Vector: face.Template.Vector, Quality: face.Quality}, nil
 	case isFaceSampleError(err):
 		return nil, &SampleError{Path: s.Path, Err: err}
 	}
@@ -67,19 +112,23 @@ func isFaceSampleError(err error) bool {
 		errors.Is(err, templates.ErrImageTooLarge)
 }
 
-// pad puts the image in the middle of a grey canvas twice its size.
-func pad(b []byte) ([]byte, error) {
-	img, _, err := image.Decode(bytes.NewReader(b))
-	if err != nil {
-		return nil, err
+// failureReason is the kind of a sample failure, for counting them.
+func failureReason(err error) string {
+	switch {
+	case errors.Is(err, templates.ErrNoFace):
+		return "no face found"
+	case errors.Is(err, templates.ErrMultipleFaces):
+		return "several faces"
+	case errors.Is(err, templates.ErrImageUnreadable):
+		return "unreadable image"
+	case errors.Is(err, templates.ErrUnsupportedFormat):
+		return "unsupported format"
+	case errors.Is(err, templates.ErrImageTooLarge):
+		return "image too large"
 	}
-	r := img.Bounds()
-	canvas := image.NewRGBA(image.Rect(0, 0, 2*r.Dx(), 2*r.Dy()))
-	draw.Draw(canvas, canvas.Bounds(), image.NewUniform(color.Gray{Y: 128}), image.Point{}, draw.Src)
-	draw.Draw(canvas, r.Sub(r.Min).Add(image.Pt(r.Dx()/2, r.Dy()/2)), img, r.Min, draw.Src)
-	var out bytes.Buffer
-	if err := png.Encode(&out, canvas); err != nil {
-		return nil, err
+	msg := err.Error()
+	if i := strings.IndexByte(msg, ':'); i > 0 {
+		msg = msg[:i]
 	}
-	return out.Bytes(), nil
+	return msg
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"time"
 
 	"github.com/bordermatch/bordermatch/benchmarks/errrate"
 )
@@ -45,6 +46,9 @@ type IdentifyResult struct {
 	Genuine, Impostor []float64
 	// Misses names the mated probes whose best candidate was someone else.
 	Misses []string
+	// ExtractTimes is every extraction's time (labeled samples and
+	// distractors), on RunOptions.Workers workers at once.
+	ExtractTimes []time.Duration
 }
 
 // EvaluateIdentification runs a closed-set and an open-set 1:N evaluation:
@@ -74,6 +78,7 @@ func EvaluateIdentification(ctx context.Context, mod Modality, samples []Sample,
 	if err != nil {
 		return res, err
 	}
+	res.ExtractTimes = x.times
 
 	// The gallery: the first sample of each identity that gave a template.
 	type entry struct {

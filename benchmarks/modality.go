@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"time"
 )
 
 // Template is a modality's comparable form of one sample: whatever its
@@ -50,12 +51,18 @@ func (e *SampleError) Unwrap() error { return e.Err }
 type Failure struct {
 	Path   string `json:"path"`
 	Reason string `json:"reason"`
+	// Kind is the reason's kind, for counting them: "no face found",
+	// "several faces", "unreadable image"…
+	Kind string `json:"kind,omitempty"`
 }
 
 // extraction holds the templates of a data set, or why a sample has none.
 type extraction struct {
 	templates []Template // nil where the sample failed
 	failures  map[int]Failure
+	// times[i] is how long sample i's extraction took (failed ones too),
+	// with the other workers extracting beside it.
+	times []time.Duration
 }
 
 func (x extraction) ok(i int) bool { return x.templates[i] != nil }
@@ -67,7 +74,7 @@ func extractAll(parent context.Context, mod Modality, samples []Sample, workers 
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	x := extraction{templates: make([]Template, len(samples)), failures: map[int]Failure{}}
+	x := extraction{templates: make([]Template, len(samples)), failures: map[int]Failure{}, times: make([]time.Duration, len(samples))}
 	errs := make([]error, len(samples))
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
@@ -76,7 +83,9 @@ func extractAll(parent context.Context, mod Modality, samples []Sample, workers 
 	for range workers {
 		wg.Go(func() {
 			for i := range next {
+				start := time.Now()
 				t, err := mod.Extract(samples[i])
+				x.times[i] = time.Since(start)
 				var se *SampleError
 				if err != nil && !errors.As(err, &se) {
 					cancel()
@@ -102,7 +111,7 @@ feed:
 		case err == nil:
 		case errors.As(err, &se):
 			x.templates[i] = nil
-			x.failures[i] = Failure{Path: samples[i].Path, Reason: se.Err.Error()}
+			x.failures[i] = Failure{Path: samples[i].Path, Reason: se.Err.Error(), Kind: failureReason(se.Err)}
 		default:
 			return x, fmt.Errorf("%s: %w", samples[i].Path, err)
 		}

@@ -19,8 +19,8 @@ import (
 // The operating points every report states: FNMR at these FMRs (1:1) and
 // FNIR at these FPIRs (1:N, as NIST FRTE tabulates them).
 var (
-	ReportFMRs  = []float64{0.01, 0.001, 0.0001}
-	ReportFPIRs = []float64{0.1, 0.01, 0.003}
+	ReportFMRs  = []float64{0.01, 0.001, 0.0005, 0.0001}
+	ReportFPIRs = []float64{0.1, 0.01, 0.003, 0.001}
 )
 
 // detPoints is how many points of a DET curve a report keeps: enough to
@@ -98,6 +98,14 @@ type Report struct {
 	Protocol string `json:"protocol"`
 	// Label names the run in comparisons; the data set's folder by default.
 	Label string `json:"label"`
+	// Model and Detector are the face model and detector (faces only).
+	Model    string `json:"model,omitempty"`
+	Detector string `json:"detector,omitempty"`
+	// ExtractP50MS and ExtractP95MS are the time per sample's extraction,
+	// measured while Workers extractions ran at once.
+	ExtractP50MS float64 `json:"extract_p50_ms,omitempty"`
+	ExtractP95MS float64 `json:"extract_p95_ms,omitempty"`
+	Workers      int     `json:"extract_workers,omitempty"`
 
 	GenuineCount  int     `json:"genuine_count"`
 	ImpostorCount int     `json:"impostor_count"`
@@ -110,8 +118,9 @@ type Report struct {
 	// count is below 3/FMR (see OperatingPoints for the detail).
 	FNMRAtFMR       map[string]*float64      `json:"fnmr_at_fmr"`
 	OperatingPoints []errrate.OperatingPoint `json:"operating_points"`
-	// AtDefaultThreshold is the rates at the engine's default threshold.
-	AtDefaultThreshold Rates    `json:"at_default_threshold"`
+	// AtDefaultThreshold is the rates at the engine's built-in threshold
+	// for the algorithm; null when the engine has none for it.
+	AtDefaultThreshold *Rates   `json:"at_default_threshold,omitempty"`
 	Genuine            Scores   `json:"genuine_scores"`
 	Impostor           Scores   `json:"impostor_scores"`
 	DPrime             *float64 `json:"d_prime"`
@@ -129,13 +138,18 @@ type Report struct {
 	MatedSearches    int                      `json:"mated_searches,omitempty"`
 	NonMatedSearches int                      `json:"non_mated_searches,omitempty"`
 
-	FailedToEnrol   []Failure `json:"failed_to_enrol"`
-	FailedToAcquire []Failure `json:"failed_to_acquire,omitempty"`
-	Misses          []string  `json:"misses,omitempty"`
+	FailedToEnrol []Failure `json:"failed_to_enrol"`
+	// FTEReasons counts the failures to enrol by kind.
+	FTEReasons      map[string]int `json:"fte_reasons,omitempty"`
+	FailedToAcquire []Failure      `json:"failed_to_acquire,omitempty"`
+	Misses          []string       `json:"misses,omitempty"`
 
 	// Demographics is FNMR and FMR per demographic group, when the data
 	// set has a demographics.tsv (verification only).
 	Demographics *DemographicsReport `json:"demographics,omitempty"`
+	// QualityBands is FNMR per band of face quality (verification of
+	// faces only).
+	QualityBands *QualityReport `json:"quality_bands,omitempty"`
 
 	// genuine and impostor are the raw scores, for the plots.
 	genuine, impostor []float64
@@ -185,8 +199,9 @@ func newReport(command string, mod Modality, ds DataSet, proto string, genuine, 
 			r.FNMRAtFMR[fmtKey(fmr)] = nil
 		}
 	}
-	t := mod.DefaultThreshold()
-	r.AtDefaultThreshold = Rates{Threshold: t, FMR: errrate.FMR(impostor, t), FNMR: errrate.FNMR(genuine, t)}
+	if t := mod.DefaultThreshold(); !math.IsNaN(t) {
+		r.AtDefaultThreshold = &Rates{Threshold: t, FMR: errrate.FMR(impostor, t), FNMR: errrate.FNMR(genuine, t)}
+	}
 	if g, i := r.Genuine, r.Impostor; g.Count > g.Failed && i.Count > i.Failed {
 		r.DPrime = num(math.Abs(g.Mean-i.Mean) / math.Sqrt((g.StdDev*g.StdDev+i.StdDev*i.StdDev)/2))
 	}
@@ -205,6 +220,9 @@ func VerifyReport(mod Modality, ds DataSet, proto Protocol, res VerifyResult) Re
 	if res.FailedToEnrol != nil {
 		r.FailedToEnrol = res.FailedToEnrol
 	}
+	r.FTEReasons = fteReasons(res.FailedToEnrol)
+	r.ExtractP50MS, r.ExtractP95MS = percentiles(res.ExtractTimes)
+	r.QualityBands = QualityBands(r, res)
 	return r
 }
 
@@ -216,6 +234,8 @@ func IdentifyReport(mod Modality, ds DataSet, opt IdentifyOptions, res IdentifyR
 		r.FailedToEnrol = res.FailedToEnrol
 	}
 	r.FailedToAcquire = res.FailedToAcquire
+	r.FTEReasons = fteReasons(res.FailedToEnrol)
+	r.ExtractP50MS, r.ExtractP95MS = percentiles(res.ExtractTimes)
 	enrolSamples := res.Enrolled + len(res.FailedToEnrol)
 	if enrolSamples > 0 {
 		r.FTE = float64(len(res.FailedToEnrol)) / float64(enrolSamples)
@@ -317,7 +337,7 @@ func (r Report) Write(dir string) error {
 	if err := PlotDET(filepath.Join(dir, "det.png"), "DET: "+title, DETCurve{Label: r.Label, Points: r.DET, EER: deref(r.EER)}); err != nil {
 		return fmt.Errorf("det.png: %w", err)
 	}
-	if err := PlotScores(filepath.Join(dir, "scores.png"), "Scores: "+title, finite(r.genuine), finite(r.impostor), r.AtDefaultThreshold.Threshold); err != nil {
+	if err := PlotScores(filepath.Join(dir, "scores.png"), "Scores: "+title, finite(r.genuine), finite(r.impostor), r.defaultThreshold()); err != nil {
 		return fmt.Errorf("scores.png: %w", err)
 	}
 	if r.CMC != nil {
@@ -331,6 +351,14 @@ func (r Report) Write(dir string) error {
 		}
 	}
 	return os.WriteFile(filepath.Join(dir, "report.md"), r.Markdown(), 0o644)
+}
+
+// defaultThreshold is the engine's built-in threshold, NaN without one.
+func (r Report) defaultThreshold() float64 {
+	if r.AtDefaultThreshold == nil {
+		return math.NaN()
+	}
+	return r.AtDefaultThreshold.Threshold
 }
 
 func deref(p *float64) float64 {
@@ -383,6 +411,12 @@ func (r Report) Markdown() []byte {
 	}
 	p("| data set SHA-256 | `%s` |\n", r.DataSet.SHA256)
 	p("| algorithm | %s |\n", r.Algorithm)
+	if r.Model != "" {
+		p("| face model / detector | %s / %s |\n", r.Model, r.Detector)
+	}
+	if r.ExtractP50MS > 0 {
+		p("| extraction per sample | p50 %.0f ms, p95 %.0f ms (%d at once) |\n", r.ExtractP50MS, r.ExtractP95MS, r.Workers)
+	}
 	p("| protocol | %s |\n", r.Protocol)
 	p("| date | %s |\n| bmbench | %s |\n\n", r.Date.Format(time.RFC3339), r.Version)
 
@@ -410,7 +444,7 @@ func (r Report) Markdown() []byte {
 	}
 	p("| metric | value |\n|---|---|\n")
 	p("| genuine comparisons | %d |\n| impostor comparisons | %d |\n", r.GenuineCount, r.ImpostorCount)
-	p("| FTE | %s (%d samples) |\n", pct(r.FTE), len(r.FailedToEnrol))
+	p("| FTE | %s (%s samples) |\n", pct(r.FTE), reasonsText(r.FTEReasons))
 	if r.EER != nil {
 		p("| EER | %s at threshold %.4f |\n", pct(*r.EER), deref(r.EERThreshold))
 	} else {
@@ -419,8 +453,11 @@ func (r Report) Markdown() []byte {
 	for _, op := range r.OperatingPoints {
 		p("| FNMR at FMR = %s | %s |\n", fmtKey(op.Target), opText(op, r.ImpostorCount, "impostor comparisons", "FMR"))
 	}
-	a := r.AtDefaultThreshold
-	p("| at the default threshold %.4f | FMR %s, FNMR %s |\n", a.Threshold, pct(a.FMR), pct(a.FNMR))
+	if a := r.AtDefaultThreshold; a != nil {
+		p("| at the default threshold %.4f | FMR %s, FNMR %s |\n", a.Threshold, pct(a.FMR), pct(a.FNMR))
+	} else {
+		p("| at the default threshold | none: the engine has no built-in threshold for %s |\n", r.Algorithm)
+	}
 	if r.DPrime != nil {
 		p("| d′ (separation) | %.2f |\n", *r.DPrime)
 	}
@@ -429,6 +466,9 @@ func (r Report) Markdown() []byte {
 	p("![DET curve](det.png)\n\n![Score distributions](scores.png)\n\n")
 	p("Rates are measured on this data set only. With N impostor comparisons an FMR below 3/N cannot be told from zero (the rule of three, 95%% confidence), so such operating points are reported as not measurable. Failed samples score as non-matches in every comparison.\n\n")
 
+	if r.QualityBands != nil {
+		r.QualityBands.markdown(p)
+	}
 	if r.Demographics != nil {
 		r.Demographics.markdown(p, true)
 	}

@@ -27,10 +27,9 @@ import (
 //go:embed faiss_bench.py
 var faissScript []byte
 
-// sourceMinN is the smallest gallery whose index re-scores through a
-// VectorSource over the generator's rows instead of holding its own f32
-// copy: 10M × 128 would otherwise need 5 GB twice over.
-const sourceMinN = 5_000_000
+// DefaultSearchDim is the synthetic vectors' dimension when none is
+// given: the default face model's (mobilefacenet-192).
+const DefaultSearchDim = 192
 
 // galleryRows is a matcher.VectorSource over speedVectors' gallery: subject
 // "g<row>" has the one vector at that row.
@@ -52,7 +51,7 @@ func (g galleryRows) Vectors(ids []string, fn func(i int, v []float32)) error {
 
 // faissMaxN is the largest gallery FAISS is run on: above it the float32
 // gallery is written to a file and held again by Python and by FAISS's
-// index (three copies of n×dim×4 bytes: 15 GB at 10M × 128), beside this
+// index (three copies of n×dim×4 bytes: 23 GB at 10M × 192), beside this
 // process's own float32 gallery and index.
 const faissMaxN = 2_000_000
 
@@ -60,7 +59,7 @@ const faissMaxN = 2_000_000
 // noted.
 type SearchSpeedOptions struct {
 	Sizes  []int  // gallery sizes; default 100,000 and 1,000,000
-	Dim    int    // vector dimension; default 128 (dlib's face descriptor)
+	Dim    int    // vector dimension; default DefaultSearchDim
 	Probes int    // probes searched one at a time and checked; default 256
 	Batch  int    // probes per batch in the batched runs; default 256
 	TopK   int    // hits per probe; default 10
@@ -108,15 +107,21 @@ type SearchSpeedResult struct {
 	FAISSSkipped        string        `json:"faiss_skipped,omitempty"` // why FAISS did not run at this size
 	ProbeSpeedupVsFAISS float64       `json:"probe_speedup_vs_faiss"`  // FAISS flat single / ours single
 	BatchSpeedupVsFAISS float64       `json:"batch_speedup_vs_faiss"`  // FAISS flat batch / ours batch, per probe
-	// VectorSource is true when the index re-scored from the generator's
-	// f32 rows through a matcher.VectorSource, as matchd does from its
-	// store, rather than from an f32 copy of its own (n >= 5,000,000).
+	// VectorSource is true: the index re-scores from the generator's f32
+	// rows through a matcher.VectorSource, as matchd's does from its store,
+	// and holds no f32 copy of its own; so BytesPerTemplate is the RAM a
+	// face costs matchd's index.
 	VectorSource bool `json:"vector_source"`
 	// LoadTime is the time to add the N vectors to an empty index.
 	LoadTime time.Duration `json:"load_time"`
-	// BytesPerTemplate is the Go heap the index holds, per vector, measured
-	// as the heap growth from building it (after a GC).
+	// BytesPerTemplate is the Go heap the index holds, per vector (codes,
+	// scales, row and subject records, the ids and their table): the heap
+	// growth from building it, subject ids included, after a GC. The
+	// generator's f32 rows (standing in for the store) are not counted.
 	BytesPerTemplate float64 `json:"bytes_per_template"`
+	// OwnRowsBytesPerTemplate is the arithmetic addition an index holding
+	// its own L2-normalised f32 rows (matcher.NewIndex) would make: dim×4.
+	OwnRowsBytesPerTemplate float64 `json:"own_rows_extra_bytes_per_template"`
 }
 
 func (o *SearchSpeedOptions) defaults() {
@@ -124,7 +129,7 @@ func (o *SearchSpeedOptions) defaults() {
 		o.Sizes = []int{100_000, 1_000_000}
 	}
 	if o.Dim <= 0 {
-		o.Dim = 128
+		o.Dim = DefaultSearchDim
 	}
 	if o.Probes <= 0 {
 		o.Probes = 256
@@ -177,37 +182,37 @@ func searchSpeed(ctx context.Context, opt SearchSpeedOptions, n, threads int, bw
 	res := SearchSpeedResult{N: n, Dim: opt.Dim, Threads: threads, ReadBandwidth: bw.BytesPerSec, ReadProbe: bw}
 	d, k := opt.Dim, opt.TopK
 	gallery, probes := speedVectors(opt.Seed, n, opt.Probes, d)
-	ids := make([]string, n)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("g%08d", i)
-	}
 
+	// As matchd does from Badger: the index keeps the int8 codes and
+	// re-scores from the generator's rows instead of an f32 copy of its
+	// own. The heap is measured around the build alone; the ids are made
+	// inside it (the index copies them into its arena, and the strings
+	// are garbage by the second GC, so only the index's copy counts).
+	// Two GCs each side: the first leaves sync.Pools' contents in their
+	// victim caches, which the second frees; otherwise garbage from
+	// before the build would be freed during it and offset its growth.
+	runtime.GC()
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	start := time.Now()
-	ix := matcher.NewIndex(d)
-	if n >= sourceMinN {
-		// As matchd does from Badger: the index keeps the int8 codes, and
-		// re-scores from the generator's rows instead of its own f32 copy.
-		ix = matcher.NewIndexWithSource(d, galleryRows{gallery, d})
-		res.VectorSource = true
-	}
+	ix := matcher.NewIndexWithSource(d, galleryRows{gallery, d})
+	res.VectorSource = true
 	ix.Reserve(n, n)
 	for i := range n {
-		if err := ix.Add(matcher.Entry{SubjectID: ids[i], Vector: gallery[i*d : (i+1)*d]}); err != nil {
+		if err := ix.Add(matcher.Entry{SubjectID: fmt.Sprintf("g%08d", i), Vector: gallery[i*d : (i+1)*d]}); err != nil {
 			return res, err
 		}
 	}
 	res.LoadTime = time.Since(start)
 	runtime.GC()
+	runtime.GC()
 	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(ix)
 	res.BytesPerTemplate = float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n)
-	src := ""
-	if res.VectorSource {
-		src = " (f32 rows re-scored from a VectorSource, not held by the index)"
-	}
-	fmt.Fprintf(progress, "scale: n=%d built in %v, %.0f heap bytes per template%s\n", n, res.LoadTime.Round(time.Millisecond), res.BytesPerTemplate, src)
+	res.OwnRowsBytesPerTemplate = float64(4 * d)
+	fmt.Fprintf(progress, "scale: n=%d dim=%d built in %v, %.0f heap bytes per face in the index (f32 rows re-scored from a VectorSource, as matchd's store gives them, not held by the index; holding them would add %d)\n",
+		n, d, res.LoadTime.Round(time.Millisecond), res.BytesPerTemplate, 4*d)
 
 	// Single probes, one after another, after one warm-up search.
 	opts := matcher.SearchOptions{K: k}
@@ -448,7 +453,7 @@ func bruteTopK(gallery, probes []float32, d, k int) ([][]int, [][]float64) {
 }
 
 // tieTolerance: scores closer than this are a tie to f32 arithmetic (a
-// 128-term f32 dot product of unit vectors is within about 1e-6 of the
+// 128- or 192-term f32 dot product of unit vectors is within about 1e-6 of the
 // exact value).
 const tieTolerance = 2e-6
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +48,9 @@ type SpeedReport struct {
 	// ComparePerSecond is 1:1 comparisons of extracted templates per
 	// second on all cores.
 	ComparePerSecond float64 `json:"compare_per_second"`
+	// Models is each face model's extraction figures, the first model's
+	// also being the fields above.
+	Models []ModelSpeed `json:"models,omitempty"`
 	// Search is 1:N face search at each gallery size, on synthetic vectors.
 	Search []SearchSpeedResult `json:"search,omitempty"`
 	// GallerySearch is 1:N search at each gallery size for modalities whose
@@ -179,4 +183,34 @@ func compareRate(ctx context.Context, mod Modality, tmpls []Template, workers in
 	stop.Store(true)
 	wg.Wait()
 	return float64(total.Load()) / time.Since(start).Seconds()
+}
+
+// ModelSpeed is one face model's extraction figures.
+type ModelSpeed struct {
+	Model            string  `json:"model"`
+	Algorithm        string  `json:"algorithm"`
+	Extracted        int     `json:"extracted"`
+	ExtractFailed    int     `json:"extract_failed"`
+	ExtractMedianMS  float64 `json:"extract_median_ms"`
+	ExtractP95MS     float64 `json:"extract_p95_ms"`
+	ExtractPerSecond float64 `json:"extract_per_second"`
+	ComparePerSecond float64 `json:"compare_per_second"`
+}
+
+func (r SpeedReport) modelSpeed(model string) ModelSpeed {
+	return ModelSpeed{Model: model, Algorithm: r.Algorithm, Extracted: r.Extracted, ExtractFailed: r.ExtractFailed,
+		ExtractMedianMS: r.ExtractMedianMS, ExtractP95MS: r.ExtractP95MS, ExtractPerSecond: r.ExtractPerSecond, ComparePerSecond: r.ComparePerSecond}
+}
+
+// modelsMarkdown is speed.md: the models' extraction figures side by side.
+func (r SpeedReport) modelsMarkdown() []byte {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# bmbench speed by face model\n\nExtraction one photo at a time (latency) and on %d workers (throughput).\n\n", r.CPUs)
+	fmt.Fprintf(&b, "| model | algorithm | photos | failed | p50 ms | p95 ms | photos/s | 1:1 comparisons/s |\n|---|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, m := range r.Models {
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %.1f | %.1f | %.1f | %.0f |\n", m.Model, m.Algorithm, m.Extracted, m.ExtractFailed,
+			m.ExtractMedianMS, m.ExtractP95MS, m.ExtractPerSecond, m.ComparePerSecond)
+	}
+	b.WriteString("\n")
+	return []byte(b.String())
 }

@@ -8,6 +8,9 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"github.com/bordermatch/bordermatch/templates"
 )
 
 // Protocol says which pairs of samples a verification run compares.
@@ -47,6 +50,13 @@ type VerifyResult struct {
 	// GenuinePairs[k] and ImpostorPairs[k] are the samples (indexes into
 	// the samples evaluated) that Genuine[k] and Impostor[k] compare.
 	GenuinePairs, ImpostorPairs []SamplePair
+	// Quality[i] is sample i's face quality; nil where the sample failed
+	// or its modality has none. Quality itself is nil when no sample has
+	// one.
+	Quality []*templates.FaceQuality
+	// ExtractTimes[i] is how long sample i's extraction took, on
+	// RunOptions.Workers workers at once.
+	ExtractTimes []time.Duration
 }
 
 // SamplePair names the two samples of a comparison by their index.
@@ -89,6 +99,8 @@ func EvaluateVerification(ctx context.Context, mod Modality, samples []Sample, p
 		return res, err
 	}
 	res.FailedToEnrol = failures(x, samples)
+	res.ExtractTimes = x.times
+	res.Quality = x.qualities()
 	score := func(i, j int) scored {
 		p := SamplePair{A: int32(i), B: int32(j)}
 		if !x.ok(i) || !x.ok(j) {
@@ -181,6 +193,21 @@ func failures(x extraction, samples []Sample) []Failure {
 		if f, ok := x.failures[i]; ok {
 			out = append(out, f)
 		}
+	}
+	return out
+}
+
+// qualities is each sample's face quality, nil when no template has one.
+func (x extraction) qualities() []*templates.FaceQuality {
+	out := make([]*templates.FaceQuality, len(x.templates))
+	has := false
+	for i, t := range x.templates {
+		if q, ok := faceQuality(t); ok {
+			out[i], has = &q, true
+		}
+	}
+	if !has {
+		return nil
 	}
 	return out
 }
