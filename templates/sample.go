@@ -77,8 +77,4 @@ type ExtractOptions struct {
 	// comparable faces are an error: enrolment must not guess who is
 	// meant.
 	TakeLargest bool
-	// Quick skips the slower fallback detectors tried when the first finds
-	// no face: for video frames, where the next frame is another chance
-	// and a frame with nobody in it is common.
-	Quick bool
 }

@@ -284,7 +284,7 @@ func (e *Extractor) Extract(img []byte, opt templates.ExtractOptions) (templates
 	}
 	defer func() { e.pool <- w }()
 
-	found, how, err := e.find(w, px, opt)
+	found, how, err := e.find(w, px)
 	if err != nil {
 		return templates.Face{}, err
 	}
@@ -365,35 +365,31 @@ func (e *Extractor) describe(w *worker, px rgbImage, f detection, five [5]point)
 // find runs the detectors in order of cost until one finds a face (see
 // Detector), on a reduced copy of a large image, and reports the faces in
 // the image's pixels and which detector found them.
-func (e *Extractor) find(w *worker, px rgbImage, opt templates.ExtractOptions) ([]detection, string, error) {
+func (e *Extractor) find(w *worker, px rgbImage) ([]detection, string, error) {
 	search, k := px, 1.0
 	if long := max(px.w, px.h); long > maxDetectSide {
 		k = float64(long) / maxDetectSide
 		search = px.resized(int(math.Round(float64(px.w)/k)), int(math.Round(float64(px.h)/k)))
 	}
 	type try struct {
-		name     string
-		cnn, up  bool
-		pad      bool
-		fallback bool
+		name    string
+		cnn, up bool
+		pad     bool
 	}
 	var tries []try
 	switch e.cfg.Detector {
 	case DetectorCNN:
 		tries = []try{{name: "cnn", cnn: true}}
 	default:
-		tries = []try{{name: "hog"}, {name: "hog-padded", pad: true, fallback: true}}
+		tries = []try{{name: "hog"}, {name: "hog-padded", pad: true}}
 		if max(search.w, search.h) <= maxDetectSide/2 {
-			tries = append(tries, try{name: "hog-x2", up: true, fallback: true})
+			tries = append(tries, try{name: "hog-x2", up: true})
 		}
 		if e.cfg.Detector == DetectorAuto {
-			tries = append(tries, try{name: "cnn", cnn: true, fallback: true})
+			tries = append(tries, try{name: "cnn", cnn: true})
 		}
 	}
 	for _, t := range tries {
-		if t.fallback && opt.Quick {
-			break
-		}
 		img, dx, dy := search, 0, 0
 		if t.pad {
 			img, dx, dy = search.padded()

@@ -207,7 +207,7 @@ func TestGroupPhoto(t *testing.T) {
 	if _, err := ex.Extract(img, templates.ExtractOptions{}); !errors.Is(err, templates.ErrMultipleFaces) {
 		t.Fatalf("group photo enrolled: %v", err)
 	}
-	f, err := ex.Extract(img, templates.ExtractOptions{TakeLargest: true, Quick: true})
+	f, err := ex.Extract(img, templates.ExtractOptions{TakeLargest: true})
 	if err != nil || f.Faces != 6 {
 		t.Fatalf("gate frame: %d faces, %v", f.Faces, err)
 	}
