@@ -11,12 +11,18 @@ import (
 	"time"
 
 	"gocv.io/x/gocv"
+
+	"github.com/bordermatch/bordermatch/capture/facedetect"
 )
 
 // LandmarkModelFile is the landmark model a Selector loads from its models
 // directory: the file templates/face's extractor opens under that name too
 // (face.ModelFiles), which `make models` builds.
 const LandmarkModelFile = "shape_predictor_5_face_landmarks.dat"
+
+// maxFaces bounds the faces reported per frame: a gate lane holds one
+// traveller, a few more faces are people queueing behind.
+const maxFaces = 8
 
 // SelectorConfig configures a Selector.
 type SelectorConfig struct {
@@ -54,8 +60,9 @@ type Candidate struct {
 // selectors of a process share one landmark model per file, so a second
 // one costs a HOG detector (a few MB), not another 100 MB model.
 type Selector struct {
-	cfg SelectorConfig
-	det *faceDetector
+	cfg    SelectorConfig
+	shapes *facedetect.Shapes
+	det    *facedetect.Detector
 }
 
 // NewSelector loads the landmark model, unless another open Selector has
@@ -77,11 +84,18 @@ func NewSelector(cfg SelectorConfig) (*Selector, error) {
 	if cfg.ModelsDir == "" {
 		cfg.ModelsDir = "."
 	}
-	det, err := newFaceDetector(filepath.Join(cfg.ModelsDir, LandmarkModelFile))
+	shapes, err := facedetect.OpenShapes(filepath.Join(cfg.ModelsDir, LandmarkModelFile))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("capture: %w", err)
 	}
-	return &Selector{cfg: cfg, det: det}, nil
+	// HOG only: every frame is assessed, and the next frame is another
+	// chance, so the CNN's cost buys nothing here.
+	det, err := facedetect.NewDetector(shapes, "")
+	if err != nil {
+		shapes.Close()
+		return nil, fmt.Errorf("capture: %w", err)
+	}
+	return &Selector{cfg: cfg, shapes: shapes, det: det}, nil
 }
 
 // Config returns the configuration in use, defaults filled in.
@@ -90,7 +104,8 @@ func (s *Selector) Config() SelectorConfig { return s.cfg }
 // Close frees the detector, and the landmark model when no other Selector
 // uses it.
 func (s *Selector) Close() error {
-	s.det.close()
+	s.det.Close()
+	s.shapes.Close()
 	return nil
 }
 
@@ -122,7 +137,8 @@ func (s *Selector) Assess(frame gocv.Mat) ([]Candidate, error) {
 		gocv.CvtColor(small, &grey, gocv.ColorBGRToGray)
 	}
 	pix := grey.ToBytes()
-	found, err := s.det.detect(pix, grey.Cols(), grey.Rows(), grey.Cols(), s.cfg.Upsample)
+	found, err := s.det.Detect(facedetect.Image{Pix: pix, W: grey.Cols(), H: grey.Rows(), Stride: grey.Cols(), Channels: 1},
+		facedetect.Options{Upsample: s.cfg.Upsample, Max: maxFaces})
 	if err != nil {
 		return nil, err
 	}
@@ -130,17 +146,17 @@ func (s *Selector) Assess(frame gocv.Mat) ([]Candidate, error) {
 	up := func(v float64) float64 { return v / scale }
 	for _, d := range found {
 		c := Candidate{
-			Box: image.Rect(int(up(float64(d.box.Min.X))), int(up(float64(d.box.Min.Y))),
-				int(up(float64(d.box.Max.X))), int(up(float64(d.box.Max.Y)))),
-			Landmarks: make([]image.Point, len(d.landmarks)),
+			Box: image.Rect(int(up(float64(d.Box.Min.X))), int(up(float64(d.Box.Min.Y))),
+				int(up(float64(d.Box.Max.X))), int(up(float64(d.Box.Max.Y)))),
+			Landmarks: make([]image.Point, len(d.Landmarks)),
 		}
-		lm := make([][2]float64, len(d.landmarks))
-		for i, p := range d.landmarks {
+		lm := make([][2]float64, len(d.Landmarks))
+		for i, p := range d.Landmarks {
 			lm[i] = [2]float64{up(p[0]), up(p[1])}
 			c.Landmarks[i] = image.Pt(int(math.Round(lm[i][0])), int(math.Round(lm[i][1])))
 		}
 		q := &c.Quality
-		q.Confidence = d.score
+		q.Confidence = d.Confidence
 		var le, re [2]float64
 		var ok bool
 		q.Yaw, q.Roll, le, re, ok = pose(lm)

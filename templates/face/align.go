@@ -23,16 +23,16 @@ var arcFace112 = [5]point{
 // fivePoints reduces dlib's 68 landmarks to the five the alignment uses:
 // the centres of the two eye contours (36-41, 42-47), the nose tip (30)
 // and the mouth corners (48, 54).
-func fivePoints(p [68]image.Point) [5]point {
-	mean := func(a []image.Point) point {
+func fivePoints(p [68][2]float64) [5]point {
+	mean := func(a [][2]float64) point {
 		var x, y float64
 		for _, q := range a {
-			x += float64(q.X)
-			y += float64(q.Y)
+			x += q[0]
+			y += q[1]
 		}
 		return point{x / float64(len(a)), y / float64(len(a))}
 	}
-	pt := func(q image.Point) point { return point{float64(q.X), float64(q.Y)} }
+	pt := func(q [2]float64) point { return point{q[0], q[1]} }
 	return [5]point{mean(p[36:42]), mean(p[42:48]), pt(p[30]), pt(p[48]), pt(p[54])}
 }
 

@@ -90,3 +90,32 @@ extern "C" int chipnet_describe(chipnet* n, const uint8_t* rgb, float* out, char
 }
 
 extern "C" void chipnet_free(chipnet* n) { delete n; }
+
+extern "C" int dlibchip_cut(const uint8_t* rgb, int w, int h, const double* points, uint8_t* out, char** err) {
+    try {
+        matrix<rgb_pixel> img(h, w);
+        for (long r = 0; r < h; r++)
+            for (long c = 0; c < w; c++) {
+                const uint8_t* p = rgb + (r * w + c) * 3;
+                img(r, c) = rgb_pixel(p[0], p[1], p[2]);
+            }
+        std::vector<point> parts(68);
+        for (int i = 0; i < 68; i++) parts[i] = point(long(points[2 * i] + 0.5), long(points[2 * i + 1] + 0.5));
+        full_object_detection shape(get_rect(img), parts);
+        matrix<rgb_pixel> chip;
+        extract_image_chip(img, get_face_chip_details(shape, 150, 0.25), chip);
+        for (long y = 0; y < 150; y++)
+            for (long x = 0; x < 150; x++) {
+                uint8_t* p = out + (y * 150 + x) * 3;
+                p[0] = chip(y, x).red;
+                p[1] = chip(y, x).green;
+                p[2] = chip(y, x).blue;
+            }
+        return 0;
+    } catch (std::exception& e) {
+        *err = dup(e.what());
+    } catch (...) {
+        *err = dup("unknown error");
+    }
+    return -1;
+}

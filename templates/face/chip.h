@@ -25,6 +25,12 @@ int chipnet_describe(chipnet* n, const uint8_t* rgb, float* out, char** err);
 
 void chipnet_free(chipnet* n);
 
+// dlibchip_cut cuts dlib's 150x150 face chip (get_face_chip_details with
+// padding 0.25, as the network expects) from an RGB image (w*h*3 bytes),
+// given the face's 68 landmarks (x0, y0, x1, y1, ...), into out
+// (150*150*3 bytes). It returns 0, or -1 and sets *err.
+int dlibchip_cut(const uint8_t* rgb, int w, int h, const double* points, uint8_t* out, char** err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -21,6 +21,7 @@ import (
 
 	"gocv.io/x/gocv"
 
+	"github.com/bordermatch/bordermatch/capture/facedetect"
 	"github.com/bordermatch/bordermatch/templates"
 )
 
@@ -125,13 +126,13 @@ const maxDetectSide = 1600
 
 // worker is one extraction's detectors and network.
 type worker struct {
-	det  *detector
+	det  *facedetect.Detector
 	net  *onnxNet       // an ONNX model
 	dlib *ChipDescriber // DlibModel
 }
 
 func (w *worker) close() {
-	w.det.close()
+	w.det.Close()
 	if w.net != nil {
 		w.net.close()
 	}
@@ -147,7 +148,7 @@ type Extractor struct {
 	model     Model // zero for DlibModel
 	alg       templates.Algorithm
 	dim       int
-	shapes    *shapes
+	shapes    *facedetect.Shapes
 	pool      chan *worker
 	done      chan struct{}
 	closeOnce sync.Once
@@ -198,8 +199,12 @@ func NewExtractor(cfg Config) (*Extractor, error) {
 			cfg.ModelsDir, missing, need)
 	}
 	var err error
-	if e.shapes, err = acquireShapes(filepath.Join(cfg.ModelsDir, shapesFile)); err != nil {
+	if e.shapes, err = facedetect.OpenShapes(filepath.Join(cfg.ModelsDir, shapesFile)); err != nil {
 		return nil, fmt.Errorf("templates: %w", err)
+	}
+	if n := e.shapes.Points(); n != 68 {
+		e.shapes.Close()
+		return nil, fmt.Errorf("templates: %s gives %d landmarks; the alignment needs dlib's 68-point model (run `make models`)", shapesFile, n)
 	}
 	e.pool = make(chan *worker, cfg.Workers)
 	for i := 0; i < cfg.Workers; i++ {
@@ -215,7 +220,7 @@ func NewExtractor(cfg Config) (*Extractor, error) {
 }
 
 func (e *Extractor) newWorker() (*worker, error) {
-	det, err := newDetector(filepath.Join(e.cfg.ModelsDir, cnnFile))
+	det, err := facedetect.NewDetector(e.shapes, filepath.Join(e.cfg.ModelsDir, cnnFile))
 	if err != nil {
 		return nil, fmt.Errorf("templates: %w", err)
 	}
@@ -226,7 +231,7 @@ func (e *Extractor) newWorker() (*worker, error) {
 		w.net, err = loadONNX(e.model)
 	}
 	if err != nil {
-		det.close()
+		det.Close()
 		return nil, err
 	}
 	return w, nil
@@ -240,7 +245,7 @@ func (e *Extractor) Close() error {
 		for i := 0; i < e.n; i++ {
 			(<-e.pool).close()
 		}
-		releaseShapes(e.shapes)
+		e.shapes.Close()
 	})
 	return nil
 }
@@ -304,7 +309,7 @@ func (e *Extractor) Extract(img []byte, opt templates.ExtractOptions) (templates
 	bounds := image.Rect(0, 0, px.w, px.h)
 	out := templates.Face{
 		Box:       f.box,
-		Landmarks: append([]image.Point(nil), f.points[:]...),
+		Landmarks: f.landmarks(),
 		Faces:     len(found),
 		Template: templates.Template{
 			Modality:  templates.ModalityFace,
@@ -328,7 +333,7 @@ func (e *Extractor) Extract(img []byte, opt templates.ExtractOptions) (templates
 // describe aligns the face and runs the network.
 func (e *Extractor) describe(w *worker, px rgbImage, f detection, five [5]point) ([]float32, error) {
 	if w.dlib != nil {
-		chip, err := dlibChip(px.pix, px.w, px.h, f.points)
+		chip, err := dlibChip(px, f.points)
 		if err != nil {
 			return nil, err
 		}
@@ -394,7 +399,7 @@ func (e *Extractor) find(w *worker, px rgbImage) ([]detection, string, error) {
 		if t.pad {
 			img, dx, dy = search.padded()
 		}
-		dets, err := w.det.detect(e.shapes, img.pix, img.w, img.h, t.cnn, t.up)
+		dets, err := detect(w.det, img, t.cnn, t.up)
 		if err != nil {
 			return nil, "", err
 		}
@@ -416,7 +421,7 @@ func (d detection) moved(dx, dy int, k float64) detection {
 	}
 	d.box = image.Rectangle{Min: at(d.box.Min), Max: at(d.box.Max)}
 	for i, p := range d.points {
-		d.points[i] = at(p)
+		d.points[i] = [2]float64{(p[0] + float64(dx)) * k, (p[1] + float64(dy)) * k}
 	}
 	return d
 }
