@@ -1,0 +1,165 @@
+package engine
+
+// Enrolment: a subject's samples made into templates and stored, with the
+// source samples kept for re-templating.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/bordermatch/bordermatch/store"
+)
+
+// EnrollRequest is a subject to create with its samples.
+type EnrollRequest struct {
+	SubjectID  string
+	Name       string
+	Metadata   map[string]string
+	Watchlists []string
+	Samples    []Sample
+	// ReturnTemplates asks for the encoded templates made, in sample order.
+	ReturnTemplates bool
+}
+
+// EnrollResult is the subject as stored, with what was measured of its
+// samples.
+type EnrollResult struct {
+	Subject       store.Subject
+	FaceQuality   []FaceQuality
+	FingerQuality []FingerQuality
+	Templates     [][]byte
+}
+
+// Enroll makes the templates of a subject's samples and stores the subject;
+// it returns once the subject is durable and searchable.
+func (s *Engine) Enroll(ctx context.Context, req EnrollRequest) (EnrollResult, error) {
+	var res EnrollResult
+	n := len(req.Samples)
+	if n == 0 {
+		return res, invalid("enrol: at least one sample is required")
+	}
+	nf, nfaces := 0, 0
+	for _, sm := range req.Samples {
+		switch {
+		case sm.Finger != nil:
+			nf++
+		case sm.FaceImage != nil || sm.Face != nil:
+			nfaces++
+		}
+	}
+	if n > MaxSamples+MaxFingerSamples || nf > MaxFingerSamples || nfaces > MaxSamples {
+		return res, invalid("enrol: %d samples (%d face images, %d fingers), at most %d faces and %d fingers",
+			n, nfaces, nf, MaxSamples, MaxFingerSamples)
+	}
+	if req.SubjectID == "" {
+		return res, invalid("enrol: subject_id is required")
+	}
+	// Cheap refusal before the expensive extraction; Create re-checks atomically.
+	if _, err := s.store.Get(req.SubjectID); err == nil {
+		return res, fmt.Errorf("%w: subject %q already exists", ErrExists, req.SubjectID)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return res, kindOf("enrol", err)
+	}
+	sub := store.Subject{
+		ID:         req.SubjectID,
+		Name:       req.Name,
+		Metadata:   req.Metadata,
+		Watchlists: req.Watchlists,
+	}
+	var fingers []fingerRef
+	faces := 0
+	for i, sm := range req.Samples {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		x, err := s.template(sm, false, true, fmt.Sprintf("sample %d", i+1))
+		if err != nil {
+			return res, err
+		}
+		if x.faceQ != nil {
+			res.FaceQuality = append(res.FaceQuality, *x.faceQ)
+		}
+		if x.fingerQ != nil {
+			res.FingerQuality = append(res.FingerQuality, *x.fingerQ)
+		}
+		if x.ft != nil {
+			fingers = append(fingers, fingerRef{x.t.Position(), x.ft})
+		} else {
+			faces++
+		}
+		if req.ReturnTemplates {
+			b, err := x.t.MarshalBinary()
+			if err != nil {
+				return res, fmt.Errorf("%w: encoding template: %w", ErrInternal, err)
+			}
+			res.Templates = append(res.Templates, b)
+		}
+		sub.Templates = append(sub.Templates, x.t)
+		if s.keepSamples {
+			if kept, ok := keptSample(sm); ok {
+				sub.Samples = append(sub.Samples, kept)
+			}
+		}
+	}
+	if n := keptBytes(sub.Samples); n > store.MaxKeptBytes {
+		// Over what one transaction keeps: enrol without them.
+		s.log.Warn().Str("subject", sub.ID).Int("bytes", n).Int("max", store.MaxKeptBytes).
+			Msg("enrolment's samples too large to keep: re-templating will list it for re-enrolment")
+		sub.Samples = nil
+	}
+	// Finger templates given as Sample.Template count too.
+	if faces > MaxSamples || len(fingers) > MaxFingerSamples {
+		return res, invalid("enrol: %d faces and %d fingers, at most %d and %d", faces, len(fingers), MaxSamples, MaxFingerSamples)
+	}
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+	// Create returns once the subject is durable; concurrent enrolments
+	// share one commit (store/commit.go). The index is updated only then,
+	// and under the id's lock held across both, so a delete racing this
+	// enrolment cannot leave a ghost in the index.
+	unlock := s.lock(sub.ID)
+	defer unlock()
+	created, err := s.store.Create(sub)
+	if err != nil {
+		return res, kindOf("", err)
+	}
+	// The fingers were prepared from the templates as the store holds them
+	// (sample.fingerView), so the index needs nothing from created but ids.
+	if err := s.indexSubject(created, fingers); err != nil {
+		// The store holds the subject; the index will have it after a
+		// restart. Say so rather than pretend the enrolment failed.
+		s.unindex(created.ID)
+		s.log.Error().Err(err).Str("subject", created.ID).Msg("indexing enrolled subject")
+		return res, fmt.Errorf("%w: subject stored but not indexed: %w", ErrInternal, err)
+	}
+	res.Subject = created
+	return res, nil
+}
+
+// keptBytes is about what samples take in the store (their encoding adds a
+// few bytes each).
+func keptBytes(sms []store.Sample) int {
+	n := 0
+	for _, sm := range sms {
+		n += len(sm.Data) + len(sm.Format) + 16
+	}
+	return n
+}
+
+// keptSample is the source sample to keep of an enrolment's sample: a
+// photo, a fingerprint image or a minutiae record as received; not a
+// template or a face found already, which no new algorithm can re-read.
+func keptSample(sm Sample) (store.Sample, bool) {
+	switch {
+	case sm.FaceImage != nil:
+		return store.Sample{Kind: store.SampleFacePhoto, Data: sm.FaceImage}, true
+	case sm.Finger != nil && sm.Finger.Image != nil:
+		f := sm.Finger
+		return store.Sample{Kind: store.SampleFingerImage, Data: f.Image, Format: f.Format, DPI: f.DPI, Position: uint8(f.Position)}, true
+	case sm.Finger != nil && sm.Finger.Record != nil:
+		return store.Sample{Kind: store.SampleFingerRecord, Data: sm.Finger.Record, Position: uint8(sm.Finger.Position)}, true
+	}
+	return store.Sample{}, false
+}
