@@ -142,14 +142,7 @@ func modelsMarkdown(reports []Report) []byte {
 		p("### %s: accuracy by quality band\n\n", modelName(r))
 		q := r.QualityBands
 		p("FNMR at threshold %.4f (global FMR %s; FNMR %s overall).\n\n", q.Threshold, rateLabel(q.FMRTarget), pct(q.FNMR))
-		p("| quality | band | genuine pairs | FNMR |\n|---|---|---:|---:|\n")
-		for _, bd := range q.Bands {
-			p("| %s | %s | %d | %s |\n", bd.Dimension, bd.Band, bd.GenuineCount, optPct(bd.FNMR))
-		}
-		if q.NoTemplate > 0 {
-			p("| (a sample failed to enrol) | none | %d | 100%% |\n", q.NoTemplate)
-		}
-		p("\n")
+		q.table(p)
 	}
 	return b.Bytes()
 }

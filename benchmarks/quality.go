@@ -139,6 +139,12 @@ func (q *QualityReport) markdown(p func(string, ...any)) {
 	if q.FMRTarget != QualityFMR {
 		p("FMR %s is not measurable on this data; the lowest measurable, %s, is used.\n\n", rateLabel(QualityFMR), rateLabel(q.FMRTarget))
 	}
+	q.table(p)
+}
+
+// table writes the bands as a markdown table (report.md, and the
+// side-by-side report of several models).
+func (q *QualityReport) table(p func(string, ...any)) {
 	p("| quality | band | genuine pairs | FNMR |\n|---|---|---:|---:|\n")
 	for _, b := range q.Bands {
 		p("| %s | %s | %d | %s |\n", b.Dimension, b.Band, b.GenuineCount, optPct(b.FNMR))
