@@ -16,9 +16,9 @@ import (
 )
 
 // LandmarkModelFile is the landmark model a Selector loads from its models
-// directory: the file templates/face's extractor opens under that name too
-// (face.ModelFiles), which `make models` builds.
-const LandmarkModelFile = "shape_predictor_5_face_landmarks.dat"
+// directory, the one templates/face's extractor opens too (facedetect
+// shares it), which `make models` builds.
+const LandmarkModelFile = facedetect.ShapesFile
 
 // maxFaces bounds the faces reported per frame: a gate lane holds one
 // traveller, a few more faces are people queueing behind.

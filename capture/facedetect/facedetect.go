@@ -20,6 +20,15 @@ import (
 	"unsafe"
 )
 
+// The model files in a models directory that `make models` fills.
+const (
+	// ShapesFile is dlib's 68-point shape predictor (Debian's
+	// libdlib-data), under the name go-face used to open.
+	ShapesFile = "shape_predictor_5_face_landmarks.dat"
+	// CNNFile is dlib's MMOD CNN face detector.
+	CNNFile = "mmod_human_face_detector.dat"
+)
+
 // Shapes is a shape predictor, shared by every Detector of the process
 // that opened the same file.
 type Shapes struct {

@@ -18,12 +18,6 @@ func modelsDir() string {
 	return filepath.Join("..", "..", "models")
 }
 
-// Files `make models` puts in the models directory.
-const (
-	shapesFile = "shape_predictor_5_face_landmarks.dat" // Debian's 68-point model
-	cnnFile    = "mmod_human_face_detector.dat"
-)
-
 func photo(t *testing.T, path string) (grey, rgb Image) {
 	t.Helper()
 	f, err := os.Open(path)
@@ -52,12 +46,12 @@ func photo(t *testing.T, path string) (grey, rgb Image) {
 // grey and in colour, upsampled or not, with the 68 landmarks inside its
 // box, and nothing in a blank image.
 func TestDetect(t *testing.T) {
-	s, err := OpenShapes(filepath.Join(modelsDir(), shapesFile))
+	s, err := OpenShapes(filepath.Join(modelsDir(), ShapesFile))
 	if err != nil {
 		t.Fatalf("%v (run `make models`, or set BORDERMATCH_MODELS)", err)
 	}
 	defer s.Close()
-	d, err := NewDetector(s, filepath.Join(modelsDir(), cnnFile))
+	d, err := NewDetector(s, filepath.Join(modelsDir(), CNNFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +108,7 @@ func TestDetect(t *testing.T) {
 // TestSharedShapes: a process loads a predictor file once, and frees it
 // with its last user.
 func TestSharedShapes(t *testing.T) {
-	path := filepath.Join(modelsDir(), shapesFile)
+	path := filepath.Join(modelsDir(), ShapesFile)
 	a, err := OpenShapes(path)
 	if err != nil {
 		t.Fatal(err)

@@ -66,22 +66,15 @@ func ParseDetector(s string) (Detector, error) {
 	return 0, fmt.Errorf("unknown face detector %q (auto, hog or cnn)", s)
 }
 
-// Files in the models directory. `make models` (models/build.sh) builds
-// them.
-const (
-	// shapesFile is dlib's 68-point shape predictor (Debian's, under the
-	// name go-face used to open).
-	shapesFile = "shape_predictor_5_face_landmarks.dat"
-	cnnFile    = "mmod_human_face_detector.dat"
-	// dlibNetFile is dlib's face recognition ResNet (DlibModel).
-	dlibNetFile = "dlib_face_recognition_resnet_model_v1.dat"
-)
+// dlibNetFile is dlib's face recognition ResNet (DlibModel), in the models
+// directory that `make models` (models/build.sh) fills.
+const dlibNetFile = "dlib_face_recognition_resnet_model_v1.dat"
 
 // DetectionFiles are the files every model needs to find and align faces.
-var DetectionFiles = []string{shapesFile, cnnFile}
+var DetectionFiles = []string{facedetect.ShapesFile, facedetect.CNNFile}
 
 // ModelFiles are the files the extractor needs with dlib's network.
-var ModelFiles = []string{dlibNetFile, shapesFile, cnnFile}
+var ModelFiles = []string{dlibNetFile, facedetect.ShapesFile, facedetect.CNNFile}
 
 // Config configures an Extractor.
 type Config struct {
@@ -199,12 +192,12 @@ func NewExtractor(cfg Config) (*Extractor, error) {
 			cfg.ModelsDir, missing, need)
 	}
 	var err error
-	if e.shapes, err = facedetect.OpenShapes(filepath.Join(cfg.ModelsDir, shapesFile)); err != nil {
+	if e.shapes, err = facedetect.OpenShapes(filepath.Join(cfg.ModelsDir, facedetect.ShapesFile)); err != nil {
 		return nil, fmt.Errorf("templates: %w", err)
 	}
 	if n := e.shapes.Points(); n != 68 {
 		e.shapes.Close()
-		return nil, fmt.Errorf("templates: %s gives %d landmarks; the alignment needs dlib's 68-point model (run `make models`)", shapesFile, n)
+		return nil, fmt.Errorf("templates: %s gives %d landmarks; the alignment needs dlib's 68-point model (run `make models`)", facedetect.ShapesFile, n)
 	}
 	e.pool = make(chan *worker, cfg.Workers)
 	for i := 0; i < cfg.Workers; i++ {
@@ -220,7 +213,7 @@ func NewExtractor(cfg Config) (*Extractor, error) {
 }
 
 func (e *Extractor) newWorker() (*worker, error) {
-	det, err := facedetect.NewDetector(e.shapes, filepath.Join(e.cfg.ModelsDir, cnnFile))
+	det, err := facedetect.NewDetector(e.shapes, filepath.Join(e.cfg.ModelsDir, facedetect.CNNFile))
 	if err != nil {
 		return nil, fmt.Errorf("templates: %w", err)
 	}
