@@ -94,3 +94,22 @@ func (c *ChipDescriber) Close() error {
 	}
 	return nil
 }
+
+// dlibChip cuts dlib's own 150x150 chip for its face recognition network.
+func dlibChip(px rgbImage, pts [68][2]float64) (*image.RGBA, error) {
+	var cp [136]C.double
+	for i, p := range pts {
+		cp[2*i], cp[2*i+1] = C.double(p[0]), C.double(p[1])
+	}
+	buf := make([]byte, ChipSize*ChipSize*3)
+	var cerr *C.char
+	if C.dlibchip_cut((*C.uint8_t)(unsafe.Pointer(&px.pix[0])), C.int(px.w), C.int(px.h), &cp[0], (*C.uint8_t)(unsafe.Pointer(&buf[0])), &cerr) != 0 {
+		defer C.free(unsafe.Pointer(cerr))
+		return nil, fmt.Errorf("templates: dlib: %s", C.GoString(cerr))
+	}
+	chip := image.NewRGBA(image.Rect(0, 0, ChipSize, ChipSize))
+	for i := 0; i < ChipSize*ChipSize; i++ {
+		chip.Pix[4*i], chip.Pix[4*i+1], chip.Pix[4*i+2], chip.Pix[4*i+3] = buf[3*i], buf[3*i+1], buf[3*i+2], 255
+	}
+	return chip, nil
+}
