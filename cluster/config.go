@@ -19,6 +19,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/rs/zerolog"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -63,6 +64,8 @@ type Config struct {
 	ReadyTimeout time.Duration `yaml:"ready_timeout"`
 	// TLS, when set, secures client connections and routes (mutual TLS).
 	TLS TLSFiles `yaml:"tls,omitempty"`
+	// Logger receives the embedded server's log and skipped messages.
+	Logger zerolog.Logger `yaml:"-"`
 }
 
 // Embedded configures an in-process JetStream server.
