@@ -48,20 +48,31 @@ func (s *Engine) ApplyEnroll(ctx context.Context, pos store.LogPosition, req Enr
 	}
 	sub, fingers, res, err := s.prepareEnroll(ctx, req, true)
 	if err != nil {
-		if errors.Is(err, ErrInvalid) || errors.Is(err, ErrResourceExhausted) {
-			if serr := s.store.SkipAt(pos); serr != nil {
-				return res, kindOf("apply enrol", serr)
-			}
-		}
-		return res, err
+		return res, s.refused(pos, err)
 	}
 	unlock := s.lock(sub.ID)
 	defer unlock()
 	created, err := s.store.CreateAt(pos, sub)
 	if err != nil {
-		return res, kindOf("apply enrol", err)
+		// The store's own validation (a watchlist name, the name's
+		// length) refuses before it records the position.
+		return res, s.refused(pos, kindOf("apply enrol", err))
 	}
 	return s.indexEnrolled(res, created, fingers)
+}
+
+// refused records pos for a message refused as malformed (ErrInvalid,
+// ErrResourceExhausted) and returns err, or what recording failed with
+// (ErrAlreadyApplied on redelivery). Other errors are returned as they
+// are, with nothing recorded.
+func (s *Engine) refused(pos store.LogPosition, err error) error {
+	if !errors.Is(err, ErrInvalid) && !errors.Is(err, ErrResourceExhausted) {
+		return err
+	}
+	if serr := s.store.SkipAt(pos); serr != nil {
+		return kindOf("apply enrol", serr)
+	}
+	return err
 }
 
 // ApplyDelete is Delete applying the log message at pos. A missing subject

@@ -139,10 +139,21 @@ func TestApplyLog(t *testing.T) {
 	if _, err := e.ApplyDelete(ctx, store.LogPosition{Shard: 0, Seq: 6}, "nobody"); !errors.Is(err, engine.ErrNotFound) {
 		t.Errorf("delete of a missing id: %v", err)
 	}
-	if got := appliedSeq(t, e, 0); got != 6 {
-		t.Fatalf("applied %d after refusals, want 6", got)
+	bad := logEnrol(t, "W", 6)
+	bad.Watchlists = []string{"no such list!"} // refused by the store's validation
+	if _, err := e.ApplyEnroll(ctx, store.LogPosition{Shard: 0, Seq: 7}, bad); !errors.Is(err, engine.ErrInvalid) {
+		t.Errorf("enrol onto an invalid watchlist name: %v", err)
 	}
-	if _, err := e.ApplyDelete(ctx, store.LogPosition{Shard: 0, Seq: 7}, "A"); err != nil {
+	if _, err := e.ApplyEnroll(ctx, store.LogPosition{Shard: 0, Seq: 7}, bad); !errors.Is(err, engine.ErrAlreadyApplied) {
+		t.Errorf("redelivered invalid enrol: %v", err)
+	}
+	if got := appliedSeq(t, e, 0); got != 7 {
+		t.Fatalf("applied %d after refusals, want 7", got)
+	}
+	if n := consistent(t, e, st); n != 2 {
+		t.Fatalf("%d subjects after refusals", n)
+	}
+	if _, err := e.ApplyDelete(ctx, store.LogPosition{Shard: 0, Seq: 8}, "A"); err != nil {
 		t.Fatal(err)
 	}
 	if n := consistent(t, e, st); n != 1 || rank1(t, e, 1) == "A" {
@@ -151,11 +162,11 @@ func TestApplyLog(t *testing.T) {
 	// A cancelled apply records nothing.
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
-	if _, err := e.ApplyEnroll(cctx, store.LogPosition{Shard: 0, Seq: 8}, logEnrol(t, "D", 4)); !errors.Is(err, context.Canceled) {
+	if _, err := e.ApplyEnroll(cctx, store.LogPosition{Shard: 0, Seq: 9}, logEnrol(t, "D", 4)); !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled apply: %v", err)
 	}
-	if got := appliedSeq(t, e, 0); got != 7 {
-		t.Fatalf("applied %d after a cancelled apply, want 7", got)
+	if got := appliedSeq(t, e, 0); got != 8 {
+		t.Fatalf("applied %d after a cancelled apply, want 8", got)
 	}
 
 	// Positions and gallery survive a restart.
@@ -166,13 +177,13 @@ func TestApplyLog(t *testing.T) {
 	e, st = replica(t, dir)
 	defer st.Close()
 	defer e.Close()
-	if got := appliedSeq(t, e, 0); got != 7 {
-		t.Fatalf("applied %d after restart, want 7", got)
+	if got := appliedSeq(t, e, 0); got != 8 {
+		t.Fatalf("applied %d after restart, want 8", got)
 	}
 	if n := consistent(t, e, st); n != 1 || rank1(t, e, 2) != "B" {
 		t.Fatalf("after restart: %d subjects", n)
 	}
-	if _, err := e.ApplyEnroll(ctx, store.LogPosition{Shard: 0, Seq: 7}, logEnrol(t, "E", 5)); !errors.Is(err, engine.ErrAlreadyApplied) {
+	if _, err := e.ApplyEnroll(ctx, store.LogPosition{Shard: 0, Seq: 8}, logEnrol(t, "E", 5)); !errors.Is(err, engine.ErrAlreadyApplied) {
 		t.Fatalf("redelivery after restart: %v", err)
 	}
 }
