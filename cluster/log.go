@@ -156,6 +156,21 @@ func (l *Log) LastSequence(ctx context.Context) (uint64, error) {
 // not decode, or whose subject id is not in the shard it was published on, is
 // logged and skipped.
 func (l *Log) Subscribe(ctx context.Context, shards []int, from uint64, apply func(seq uint64, shard int, msg Message) error) error {
+	return l.SubscribeEach(ctx, shards, from, func(seq uint64, shard int, m Message, bad error) error {
+		if bad != nil {
+			l.log.Error().Err(bad).Uint64("seq", seq).Int("shard", shard).Msg("cluster: malformed log message, skipped")
+			return nil
+		}
+		return apply(seq, shard, m)
+	})
+}
+
+// SubscribeEach is Subscribe that also hands apply the messages of the
+// shards that do not decode or are in the wrong shard, with bad (wrapping
+// ErrMalformed) set, so that an apply loop can record their positions as
+// applied. (Only a message without metadata or on a subject that names no
+// shard is still logged and skipped here: it has no position.)
+func (l *Log) SubscribeEach(ctx context.Context, shards []int, from uint64, apply func(seq uint64, shard int, msg Message, bad error) error) error {
 	if len(shards) == 0 {
 		return errors.New("cluster: subscribe: no shards")
 	}
@@ -200,17 +215,16 @@ func (l *Log) Subscribe(ctx context.Context, shards []int, from uint64, apply fu
 			l.log.Error().Uint64("seq", seq).Str("subject", msg.Subject()).Msg("cluster: log message on an unknown subject, skipped")
 			continue
 		}
-		m, err := Decode(msg.Data())
-		if err != nil {
-			l.log.Error().Err(err).Uint64("seq", seq).Int("shard", shard).Msg("cluster: malformed log message, skipped")
-			continue
+		m, bad := Decode(msg.Data())
+		if bad == nil {
+			if s := ShardOf(m.SubjectID, l.shards); s != shard {
+				bad = malformed("subject %q is in shard %d, published on %d", m.SubjectID, s, shard)
+			}
 		}
-		if s := ShardOf(m.SubjectID, l.shards); s != shard {
-			l.log.Error().Uint64("seq", seq).Int("shard", shard).Int("subject_shard", s).
-				Msg("cluster: log message in the wrong shard, skipped")
-			continue
+		if bad != nil {
+			m = Message{}
 		}
-		if err := apply(seq, shard, m); err != nil {
+		if err := apply(seq, shard, m, bad); err != nil {
 			return err
 		}
 	}
