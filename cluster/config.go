@@ -5,8 +5,9 @@
 // enrolment or a deletion (Encode, Decode), the fixed subject → shard mapping
 // (ShardOf), and the log itself (Log): durable appends acknowledged after a
 // quorum fsync and in-order delivery of a partition's shards to an apply
-// function. It imports neither the engine nor the server; matchd wires them
-// together.
+// function; and the scatter-gather identification across partitions
+// (search.go: Serve, Coordinator), which calls the engine. It does not import
+// the server; matchd wires them together.
 package cluster
 
 import (
