@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/bordermatch/bordermatch/store"
 )
@@ -20,6 +21,10 @@ type EnrollRequest struct {
 	Samples    []Sample
 	// ReturnTemplates asks for the encoded templates made, in sample order.
 	ReturnTemplates bool
+	// Created is for ApplyEnroll only: the coordinating node's time of the
+	// enrolment, carried in the log, so that every replica stores the same
+	// record (zero: the replica's clock). Enroll ignores it.
+	Created time.Time
 }
 
 // EnrollResult is the subject as stored, with what was measured of its
@@ -34,10 +39,38 @@ type EnrollResult struct {
 // Enroll makes the templates of a subject's samples and stores the subject;
 // it returns once the subject is durable and searchable.
 func (s *Engine) Enroll(ctx context.Context, req EnrollRequest) (EnrollResult, error) {
+	sub, fingers, res, err := s.prepareEnroll(ctx, req, false)
+	if err != nil {
+		return res, err
+	}
+	// Create returns once the subject is durable; concurrent enrolments
+	// share one commit (store/commit.go). The index is updated only then,
+	// and under the id's lock held across both, so a delete racing this
+	// enrolment cannot leave a ghost in the index.
+	unlock := s.lock(sub.ID)
+	defer unlock()
+	created, err := s.store.Create(sub)
+	if err != nil {
+		return res, kindOf("", err)
+	}
+	return s.indexEnrolled(res, created, fingers)
+}
+
+// prepareEnroll checks an enrolment and makes its templates: the subject
+// to store, its fingers for the index and the result so far. fromLog
+// (ApplyEnroll) takes templates only and leaves the check that the id is
+// free to the store.
+func (s *Engine) prepareEnroll(ctx context.Context, req EnrollRequest, fromLog bool) (store.Subject, []fingerRef, EnrollResult, error) {
 	var res EnrollResult
+	sub, fingers, err := s.prepareEnrollSubject(ctx, req, fromLog, &res)
+	return sub, fingers, res, err
+}
+
+func (s *Engine) prepareEnrollSubject(ctx context.Context, req EnrollRequest, fromLog bool, res *EnrollResult) (store.Subject, []fingerRef, error) {
+	var none store.Subject
 	n := len(req.Samples)
 	if n == 0 {
-		return res, invalid("enrol: at least one sample is required")
+		return none, nil, invalid("enrol: at least one sample is required")
 	}
 	nf, nfaces := 0, 0
 	for _, sm := range req.Samples {
@@ -49,17 +82,28 @@ func (s *Engine) Enroll(ctx context.Context, req EnrollRequest) (EnrollResult, e
 		}
 	}
 	if n > MaxSamples+MaxFingerSamples || nf > MaxFingerSamples || nfaces > MaxSamples {
-		return res, invalid("enrol: %d samples (%d face images, %d fingers), at most %d faces and %d fingers",
+		return none, nil, invalid("enrol: %d samples (%d face images, %d fingers), at most %d faces and %d fingers",
 			n, nfaces, nf, MaxSamples, MaxFingerSamples)
 	}
 	if req.SubjectID == "" {
-		return res, invalid("enrol: subject_id is required")
+		return none, nil, invalid("enrol: subject_id is required")
 	}
-	// Cheap refusal before the expensive extraction; Create re-checks atomically.
-	if _, err := s.store.Get(req.SubjectID); err == nil {
-		return res, fmt.Errorf("%w: subject %q already exists", ErrExists, req.SubjectID)
+	if fromLog {
+		// Extraction happens once, on the coordinating node: the log
+		// carries templates, so that every replica stores the same ones.
+		for i, sm := range req.Samples {
+			face := sm.Template != nil && sm.FaceImage == nil && sm.Face == nil && sm.Finger == nil
+			finger := sm.Template == nil && sm.FaceImage == nil && sm.Face == nil && sm.Finger != nil &&
+				sm.Finger.Template != nil && sm.Finger.Image == nil && sm.Finger.Record == nil
+			if !face && !finger {
+				return none, nil, invalid("apply enrol: sample %d is not a template (the log carries templates only)", i+1)
+			}
+		}
+	} else if _, err := s.store.Get(req.SubjectID); err == nil {
+		// Cheap refusal before the expensive extraction; Create re-checks atomically.
+		return none, nil, fmt.Errorf("%w: subject %q already exists", ErrExists, req.SubjectID)
 	} else if !errors.Is(err, store.ErrNotFound) {
-		return res, kindOf("enrol", err)
+		return none, nil, kindOf("enrol", err)
 	}
 	sub := store.Subject{
 		ID:         req.SubjectID,
@@ -67,15 +111,18 @@ func (s *Engine) Enroll(ctx context.Context, req EnrollRequest) (EnrollResult, e
 		Metadata:   req.Metadata,
 		Watchlists: req.Watchlists,
 	}
+	if fromLog {
+		sub.Created = req.Created
+	}
 	var fingers []fingerRef
 	faces := 0
 	for i, sm := range req.Samples {
 		if err := ctx.Err(); err != nil {
-			return res, err
+			return none, nil, err
 		}
 		x, err := s.template(sm, false, true, fmt.Sprintf("sample %d", i+1))
 		if err != nil {
-			return res, err
+			return none, nil, err
 		}
 		if x.faceQ != nil {
 			res.FaceQuality = append(res.FaceQuality, *x.faceQ)
@@ -91,7 +138,7 @@ func (s *Engine) Enroll(ctx context.Context, req EnrollRequest) (EnrollResult, e
 		if req.ReturnTemplates {
 			b, err := x.t.MarshalBinary()
 			if err != nil {
-				return res, fmt.Errorf("%w: encoding template: %w", ErrInternal, err)
+				return none, nil, fmt.Errorf("%w: encoding template: %w", ErrInternal, err)
 			}
 			res.Templates = append(res.Templates, b)
 		}
@@ -110,21 +157,17 @@ func (s *Engine) Enroll(ctx context.Context, req EnrollRequest) (EnrollResult, e
 	}
 	// Finger templates given as Sample.Template count too.
 	if faces > MaxSamples || len(fingers) > MaxFingerSamples {
-		return res, invalid("enrol: %d faces and %d fingers, at most %d and %d", faces, len(fingers), MaxSamples, MaxFingerSamples)
+		return none, nil, invalid("enrol: %d faces and %d fingers, at most %d and %d", faces, len(fingers), MaxSamples, MaxFingerSamples)
 	}
 	if err := ctx.Err(); err != nil {
-		return res, err
+		return none, nil, err
 	}
-	// Create returns once the subject is durable; concurrent enrolments
-	// share one commit (store/commit.go). The index is updated only then,
-	// and under the id's lock held across both, so a delete racing this
-	// enrolment cannot leave a ghost in the index.
-	unlock := s.lock(sub.ID)
-	defer unlock()
-	created, err := s.store.Create(sub)
-	if err != nil {
-		return res, kindOf("", err)
-	}
+	return sub, fingers, nil
+}
+
+// indexEnrolled puts a subject just stored into the indexes, under its id's
+// lock, and completes the result.
+func (s *Engine) indexEnrolled(res EnrollResult, created store.Subject, fingers []fingerRef) (EnrollResult, error) {
 	// The fingers were prepared from the templates as the store holds them
 	// (sample.fingerView), so the index needs nothing from created but ids.
 	if err := s.indexSubject(created, fingers); err != nil {

@@ -41,6 +41,14 @@ var (
 	ErrBusy = errors.New("busy")
 )
 
+// ErrAlreadyApplied marks a log message applied again (ApplyEnroll,
+// ApplyDelete, SkipApplied): the replica has applied its position already
+// and nothing was changed. It is not a kind of its own: such an error is of
+// kind ErrExists (the change is in already) and wraps this too, so an apply
+// loop tells it from a refusal with errors.Is(err, ErrAlreadyApplied)
+// before anything else, and acknowledges the message.
+var ErrAlreadyApplied = store.ErrAlreadyApplied
+
 // Kinds lists the kinds, for the mapping's exhaustiveness test.
 var Kinds = []error{ErrInvalid, ErrNotFound, ErrExists, ErrIncompatible, ErrUnavailable, ErrResourceExhausted, ErrInternal, ErrBusy}
 
@@ -80,7 +88,7 @@ func kindOf(what string, err error) error {
 		kind = ErrIncompatible
 	case errors.Is(err, store.ErrNotFound):
 		kind = ErrNotFound
-	case errors.Is(err, store.ErrExists):
+	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrAlreadyApplied):
 		kind = ErrExists
 	case errors.Is(err, store.ErrInvalid), errors.Is(err, store.ErrInvalidPageToken):
 		kind = ErrInvalid

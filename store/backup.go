@@ -9,7 +9,8 @@ package store
 // any and never depends on Badger's internal versions:
 //
 //	magic     "BMBACKUP"                                      8 bytes
-//	version   2 (1: before kept samples; still read)           1 byte
+//	version   3 if it holds log positions, else 2 (1: before
+//	          kept samples; all three read)                    1 byte
 //	schema    SchemaVersion                                   uvarint
 //	created   unix nanoseconds                                varint
 //	entries, in key order, each:
@@ -17,8 +18,13 @@ package store
 //	trailer:
 //	  'Z' | uvarint entries | uvarint subjects | SHA-256 of every byte before the 'Z', 32 bytes
 //
-// Only the gallery's namespaces (s/, t/, w/, and in version 2 x/, the kept
-// samples) are in it; jobs' state (meta/job/) is not. The file holds the
+// Only the gallery's namespaces (s/, t/, w/, from version 2 x/, the kept
+// samples, and in version 3 l/, a cluster replica's log positions, see
+// applied.go) are in it; jobs' state (meta/job/) is not. A backup is one
+// snapshot, so the log positions in it are exactly those its subjects
+// reflect: a replica restored from it resumes the log there. A gallery
+// that never applied a log (every standalone one) writes version 2, which
+// older builds restore. The file holds the
 // gallery in the clear, whatever the store's encryption (a backup must
 // restore under another master key): keep backup files encrypted and access
 // controlled.
@@ -49,7 +55,10 @@ import (
 
 const (
 	backupMagic   = "BMBACKUP"
-	backupVersion = 2
+	backupVersion = 3
+	// backupVersionNoLog is what a backup without log positions is
+	// written as.
+	backupVersionNoLog = 2
 	// maxBackupKey and maxBackupValue bound what a restore allocates for one
 	// entry: keys are a prefix, an id and a few bytes; values a record, a
 	// template or a chunk of a kept sample, at most 1 MiB.
@@ -66,7 +75,7 @@ var (
 )
 
 // galleryPrefixes are the namespaces a backup holds, in key order.
-var galleryPrefixes = []string{subjectPrefix, templatePrefix, watchlistPrefix, samplePrefix}
+var galleryPrefixes = []string{appliedPrefix, subjectPrefix, templatePrefix, watchlistPrefix, samplePrefix}
 
 // BackupStats counts what a backup or restore held.
 type BackupStats struct {
@@ -94,14 +103,20 @@ func (s *Store) Backup(w io.Writer) (BackupStats, error) {
 	var st BackupStats
 	bw := bufio.NewWriterSize(w, 256<<10)
 	cw := &countingWriter{w: bw, h: sha256.New()}
-	hdr := append([]byte(backupMagic), backupVersion)
-	hdr = binary.AppendUvarint(hdr, SchemaVersion)
-	hdr = binary.AppendVarint(hdr, time.Now().UnixNano())
-	if _, err := cw.Write(hdr); err != nil {
-		return st, err
-	}
 	var buf []byte
 	err := s.db.View(func(txn *badger.Txn) error {
+		version := byte(backupVersionNoLog)
+		if n, err := countPrefix(txn, []byte(appliedPrefix)); err != nil {
+			return err
+		} else if n > 0 {
+			version = backupVersion
+		}
+		hdr := append([]byte(backupMagic), version)
+		hdr = binary.AppendUvarint(hdr, SchemaVersion)
+		hdr = binary.AppendVarint(hdr, time.Now().UnixNano())
+		if _, err := cw.Write(hdr); err != nil {
+			return err
+		}
 		for _, p := range galleryPrefixes {
 			it := txn.NewIterator(iterOpts([]byte(p)))
 			for it.Rewind(); it.Valid(); it.Next() {
@@ -332,6 +347,9 @@ func (s *Store) restore(r io.Reader, wrote *bool) (BackupStats, error) {
 		if version < 2 && bytes.HasPrefix(key, []byte(samplePrefix)) {
 			return st, bad("entry %d: a kept sample in a version %d backup", st.Entries+1, version)
 		}
+		if version < 3 && bytes.HasPrefix(key, []byte(appliedPrefix)) {
+			return st, bad("entry %d: a log position in a version %d backup", st.Entries+1, version)
+		}
 		if err := checkEntry(key, val, &sub, &tpl); err != nil {
 			return st, bad("entry %d: %v", st.Entries+1, err)
 		}
@@ -426,6 +444,13 @@ func checkEntry(key, val []byte, sub *Subject, tpl *templates.Template) error {
 		id, seq, part, ok := splitSampleKey(key)
 		if !ok || validID(string(id)) != nil || seq >= MaxSamples || part*sampleChunk >= MaxKeptBytes || len(val) > sampleChunk {
 			return fmt.Errorf("malformed sample key %q (or a chunk of %d bytes)", key, len(val))
+		}
+	case bytes.HasPrefix(key, []byte(appliedPrefix)):
+		if _, ok := splitAppliedKey(key); !ok {
+			return fmt.Errorf("malformed log position key %q", key)
+		}
+		if seq, err := decodeSeq(val); err != nil || seq == 0 {
+			return fmt.Errorf("log position key %q: bad sequence %x", key, val)
 		}
 	case bytes.HasPrefix(key, []byte(watchlistPrefix)):
 		k := key[len(watchlistPrefix):]

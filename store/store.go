@@ -19,6 +19,10 @@
 //	                           (templates.Template.MarshalBinary), seq 0..15.
 //	w/<list>/<id>            → empty; watchlist membership, for List by
 //	                           watchlist and for Watchlists' counts.
+//	l/<shard:4 BE>           → the log sequence a cluster replica applied
+//	                           last of a logical shard, 8 bytes BE; written
+//	                           in the transaction of the change it applies
+//	                           (applied.go).
 //	a/r/<seq:8 BE>, a/head   → the audit trail's records and chain head,
 //	                           kept for package audit through AuditTrail
 //	                           (audit.go).

@@ -55,6 +55,11 @@ func (s *Store) Create(sub Subject) (Subject, error) {
 
 // newCreate validates and encodes sub for the committer.
 func newCreate(sub Subject) (*pendingCreate, error) {
+	return newCreateTime(sub, time.Now())
+}
+
+// newCreateTime is newCreate with the subject's Created and Updated at now.
+func newCreateTime(sub Subject, now time.Time) (*pendingCreate, error) {
 	samples, err := encodeSamples(sub.Samples)
 	if err != nil {
 		return nil, err
@@ -63,7 +68,7 @@ func newCreate(sub Subject) (*pendingCreate, error) {
 	if err != nil {
 		return nil, err
 	}
-	now := time.Unix(0, time.Now().UnixNano()).UTC() // what decoding will give back
+	now = time.Unix(0, now.UnixNano()).UTC() // what decoding will give back
 	sub.Created, sub.Updated = now, now
 	sub.SampleCount = len(samples)
 	p := newPendingCreate(&sub, encodeRecord(&sub, len(enc)), enc)
@@ -97,33 +102,8 @@ func (s *Store) Delete(id string) (Subject, error) {
 	var sub Subject
 	err := s.update(func(txn *badger.Txn) error {
 		var err error
-		if sub, err = getSubject(txn, id, true); err != nil {
-			return err
-		}
-		if err := txn.Delete(subjectKey(id)); err != nil {
-			return err
-		}
-		// Delete every template and sample key present, not just the count
-		// the record names, so that nothing is left behind.
-		var keys [][]byte
-		for _, p := range [][]byte{templateKeyPrefix(id), sampleKeyPrefix(id)} {
-			it := txn.NewIterator(iterOpts(p))
-			for it.Rewind(); it.Valid(); it.Next() {
-				keys = append(keys, it.Item().KeyCopy(nil))
-			}
-			it.Close()
-		}
-		for _, k := range keys {
-			if err := txn.Delete(k); err != nil {
-				return err
-			}
-		}
-		for _, w := range sub.Watchlists {
-			if err := txn.Delete(watchlistKey(w, id)); err != nil {
-				return err
-			}
-		}
-		return nil
+		sub, err = deleteSubject(txn, id)
+		return err
 	})
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
@@ -132,6 +112,39 @@ func (s *Store) Delete(id string) (Subject, error) {
 		return Subject{}, fmt.Errorf("store: deleting %q: %w", id, err)
 	}
 	s.deletes.Add(1) // for Purge (gc.go)
+	return sub, nil
+}
+
+// deleteSubject removes id's record, templates, samples and watchlist
+// entries in txn and returns the subject as it was, or ErrNotFound.
+func deleteSubject(txn *badger.Txn, id string) (Subject, error) {
+	sub, err := getSubject(txn, id, true)
+	if err != nil {
+		return Subject{}, err
+	}
+	if err := txn.Delete(subjectKey(id)); err != nil {
+		return Subject{}, err
+	}
+	// Delete every template and sample key present, not just the count
+	// the record names, so that nothing is left behind.
+	var keys [][]byte
+	for _, p := range [][]byte{templateKeyPrefix(id), sampleKeyPrefix(id)} {
+		it := txn.NewIterator(iterOpts(p))
+		for it.Rewind(); it.Valid(); it.Next() {
+			keys = append(keys, it.Item().KeyCopy(nil))
+		}
+		it.Close()
+	}
+	for _, k := range keys {
+		if err := txn.Delete(k); err != nil {
+			return Subject{}, err
+		}
+	}
+	for _, w := range sub.Watchlists {
+		if err := txn.Delete(watchlistKey(w, id)); err != nil {
+			return Subject{}, err
+		}
+	}
 	return sub, nil
 }
 
