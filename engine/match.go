@@ -271,7 +271,11 @@ func (s *Engine) identify(ctx context.Context, p probe, q Query) (IdentifyResult
 	if p.face != nil {
 		faces = p.face.faces()
 	}
-	for i, fp := range faces {
+	// The default algorithm (first) is searched last: a re-templating job
+	// adds a subject to the default's index before it removes it from
+	// another's (reindexFaces), so a subject missed in another's index
+	// mid-move is in the default's by the time that is searched.
+	for i, fp := range slices.Backward(faces) {
 		rank[fp.fa] = i
 		res.Searched += int64(fp.fa.index.Len())
 		hits, err := fp.fa.searches.Search(ctx, fp.t.Vector, matcher.SearchOptions{K: pool, Watchlists: lists})
@@ -375,11 +379,21 @@ func (s *Engine) identify(ctx context.Context, p probe, q Query) (IdentifyResult
 		cands = append(cands, cand{id, sc, score})
 	}
 	merged := len(faces) > 1 && !d.Fused
+	// FMRs under three impostor matches in a table's count are not
+	// measured apart (the rule of three's 95% bound), and each table's
+	// count differs: below the largest such bound of the algorithms
+	// searched, a cosine of one algorithm decides against another's.
+	var floor float64
+	for _, fp := range faces {
+		if c := fp.fa.cal; c != nil && c.ImpostorCount > 0 {
+			floor = max(floor, 3/float64(c.ImpostorCount))
+		}
+	}
 	slices.SortFunc(cands, func(a, b cand) int {
 		if merged {
 			// Cosines of different algorithms do not compare: rank
 			// face evidence by its FMR first.
-			if c := cmp.Compare(a.sc.FaceFMR, b.sc.FaceFMR); c != 0 {
+			if c := cmp.Compare(max(a.sc.FaceFMR, floor), max(b.sc.FaceFMR, floor)); c != 0 {
 				return c
 			}
 		}
