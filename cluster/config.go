@@ -6,7 +6,9 @@
 // (ShardOf), and the log itself (Log): durable appends acknowledged after a
 // quorum fsync and in-order delivery of a partition's shards to an apply
 // function; and the scatter-gather identification across partitions
-// (search.go: Serve, Coordinator), which calls the engine. It does not import
+// (search.go: Serve, Coordinator), which calls the engine; and a new
+// replica's bootstrap from a peer's backup (bootstrap.go: ServeBackups,
+// Bootstrap, NeedsBootstrap). It does not import
 // the server; matchd wires them together.
 package cluster
 
