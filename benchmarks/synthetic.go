@@ -6,7 +6,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/bordermatch/bordermatch/internal/synthetic"
+	synth "github.com/bordermatch/bordermatch/internal/synthetic"
 	"github.com/bordermatch/bordermatch/store"
 	"github.com/bordermatch/bordermatch/templates"
 )
@@ -14,10 +14,10 @@ import (
 // SyntheticVector fills v with the face vector of synthetic subject i:
 // seeded, so every run and every tool (bmbench load, make loadtest) makes
 // the same gallery (internal/synthetic).
-func SyntheticVector(i int, v []float32) { synthetic.Vector(i, v) }
+func SyntheticVector(i int, v []float32) { synth.Vector(i, v) }
 
 // SyntheticID is the id of synthetic subject i.
-func SyntheticID(i int) string { return synthetic.ID(i) }
+func SyntheticID(i int) string { return synth.ID(i) }
 
 // SyntheticWatchlist holds every tenth synthetic subject, for searches
 // filtered by watchlist.
