@@ -39,6 +39,9 @@ func TestClusterCommand(t *testing.T) {
 	if ov.OverheadP50 == 0 || ov.OverheadP50 > ov.MergedP95 || ov.OverheadP95 < ov.OverheadP50 {
 		t.Errorf("overhead: %+v", ov)
 	}
+	if ov.ConcurrentP50 <= 0 || ov.OverheadConcurrentP50 == 0 || ov.OverheadConcurrentP95 < ov.OverheadConcurrentP50 {
+		t.Errorf("overhead over the partitions searched together: %+v", ov)
+	}
 	if !ov.CoverageComplete || ov.Rank1Agree != 1 || ov.MatesFoundRank1 != 1 {
 		t.Errorf("search results: coverage %v, rank-1 agreement %v, mates found %v", ov.CoverageComplete, ov.Rank1Agree, ov.MatesFoundRank1)
 	}
