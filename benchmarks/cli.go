@@ -125,7 +125,7 @@ Exit codes: 0 done, 1 failed, 2 bad usage, 130 interrupted.`,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr{err} })
-	root.AddCommand(c.verifyCmd(), c.identifyCmd(), c.calibrateCmd(), c.speedCmd(), c.scaleCmd(), c.compareCmd(), c.loadCmd())
+	root.AddCommand(c.verifyCmd(), c.identifyCmd(), c.calibrateCmd(), c.speedCmd(), c.scaleCmd(), c.clusterCmd(), c.compareCmd(), c.loadCmd())
 	return root
 }
 

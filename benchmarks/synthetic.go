@@ -4,25 +4,20 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"time"
 
+	synth "github.com/bordermatch/bordermatch/internal/synthetic"
 	"github.com/bordermatch/bordermatch/store"
 	"github.com/bordermatch/bordermatch/templates"
 )
 
 // SyntheticVector fills v with the face vector of synthetic subject i:
 // seeded, so every run and every tool (bmbench load, make loadtest) makes
-// the same gallery.
-func SyntheticVector(i int, v []float32) {
-	r := rand.New(rand.NewPCG(uint64(i), 0x6c6f6164))
-	for j := range v {
-		v[j] = float32(r.NormFloat64())
-	}
-}
+// the same gallery (internal/synthetic).
+func SyntheticVector(i int, v []float32) { synth.Vector(i, v) }
 
 // SyntheticID is the id of synthetic subject i.
-func SyntheticID(i int) string { return fmt.Sprintf("g%08d", i) }
+func SyntheticID(i int) string { return synth.ID(i) }
 
 // SyntheticWatchlist holds every tenth synthetic subject, for searches
 // filtered by watchlist.

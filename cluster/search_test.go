@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bordermatch/bordermatch/benchmarks"
 	"github.com/bordermatch/bordermatch/engine"
+	"github.com/bordermatch/bordermatch/internal/synthetic"
 	"github.com/bordermatch/bordermatch/store"
 	"github.com/bordermatch/bordermatch/templates"
 	"github.com/nats-io/nats-server/v2/server"
@@ -41,8 +41,8 @@ func syntheticSubjects(n int) []store.Subject {
 	subs := make([]store.Subject, n)
 	for i := range subs {
 		v := make([]float32, templates.FaceDim)
-		benchmarks.SyntheticVector(i, v)
-		subs[i] = store.Subject{ID: benchmarks.SyntheticID(i), Name: "S" + strconv.Itoa(i), Templates: []templates.Template{{
+		synthetic.Vector(i, v)
+		subs[i] = store.Subject{ID: synthetic.ID(i), Name: "S" + strconv.Itoa(i), Templates: []templates.Template{{
 			Modality: templates.ModalityFace, Algorithm: templates.FaceAlgorithm, Vector: v}}}
 	}
 	return subs
@@ -141,7 +141,7 @@ func (c *searchCluster) stop(t testing.TB, p, r int) {
 // probeOf is subject i's vector plus noise, encoded.
 func probeOf(t testing.TB, i int) []byte {
 	v := make([]float32, templates.FaceDim)
-	benchmarks.SyntheticVector(i, v)
+	synthetic.Vector(i, v)
 	r := rand.New(rand.NewPCG(uint64(i), 99))
 	for j := range v {
 		v[j] += 0.3 * float32(r.NormFloat64())
@@ -171,7 +171,7 @@ func TestSearchMergesPartitions(t *testing.T) {
 		if res.Searched != int64(c.n) {
 			t.Fatalf("probe %d: searched %d, want %d", i, res.Searched, c.n)
 		}
-		if len(res.Candidates) == 0 || res.Candidates[0].SubjectID != benchmarks.SyntheticID(i) {
+		if len(res.Candidates) == 0 || res.Candidates[0].SubjectID != synthetic.ID(i) {
 			t.Fatalf("probe %d: rank 1 is %+v", i, res.Candidates[:min(1, len(res.Candidates))])
 		}
 		one, err := c.whole.Identify(ctx, engine.IdentifyRequest{Probe: engine.Probe{Sample: &engine.Sample{Template: probe}},
@@ -209,7 +209,7 @@ func TestSearchFailover(t *testing.T) {
 	c := startSearchCluster(t, 200)
 	ctx := context.Background()
 	probe := probeOf(t, 3)
-	want := benchmarks.SyntheticID(3)
+	want := synthetic.ID(3)
 	ask := func(partial bool) (Result, error) {
 		return c.coord.Identify(ctx, SearchRequest{Template: probe, Query: engine.Query{TopK: 5, Threshold: ptr(float32(-1))}, AllowPartial: partial})
 	}
@@ -337,7 +337,7 @@ func TestSearchBadRequests(t *testing.T) {
 	}
 	// The responders still answer.
 	res, err := c.coord.Identify(ctx, SearchRequest{Template: probeOf(t, 4), Query: engine.Query{Threshold: ptr(float32(-1))}})
-	if err != nil || res.Candidates[0].SubjectID != benchmarks.SyntheticID(4) {
+	if err != nil || res.Candidates[0].SubjectID != synthetic.ID(4) {
 		t.Fatalf("after junk: %+v, %v", res, err)
 	}
 }
