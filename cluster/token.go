@@ -91,3 +91,7 @@ func decimal(s string, max uint64) (uint64, error) {
 	}
 	return n, nil
 }
+
+// Owns reports whether shard is one of the replica's (ServeOptions.Owns,
+// CallOptions.Owns).
+func (r *Replica) Owns(shard int) bool { return r.owns(shard) }
