@@ -383,7 +383,7 @@ func (c *Coordinator) Identify(ctx context.Context, req SearchRequest) (Result, 
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	if dl, ok := ctx.Deadline(); ok {
-		sr.TimeoutMS = max(1, time.Until(dl).Milliseconds())
+		sr.TimeoutMS = replyBudget(dl).Milliseconds()
 	}
 	body, err := json.Marshal(sr)
 	if err != nil {
