@@ -139,6 +139,20 @@ func TestReconcile(t *testing.T) {
 		t.Fatalf("divergences %v, want count vs stream and vs the other replica", rep.Divergences)
 	}
 
+	// Put back with another name: the count and ids agree, the content not.
+	if _, err := reps[p][1].eng.Enroll(ctx, engine.EnrollRequest{SubjectID: victim, Name: "Someone else",
+		Samples: []engine.Sample{{Template: faceTpl(t, 33)}}}); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = Reconcile(ctx, lc.nc, lc.log, m, 2, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Divergences) != 2 || rep.Divergences[0].What != "content differs from the stream's" ||
+		rep.Divergences[1].What != "content differs from node-"+fmt.Sprint(p)+"a" || rep.Divergences[0].Nodes[0] != node {
+		t.Fatalf("content: %v", rep.Divergences)
+	}
+
 	// A node that does not answer is missing by name; the others are
 	// still compared.
 	if err := subs[1-p][0].Unsubscribe(); err != nil {
