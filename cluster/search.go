@@ -11,7 +11,7 @@ package cluster
 //
 //	request  {"v":1, "epoch":E, "template":<base64 templates.Template>,
 //	          "top_k":K, "watchlists":[…], "threshold":t?, "max_fmr":f?,
-//	          "token":{"shard":s,"seq":q}?}
+//	          "token":{"shard":s,"seq":q}?, "timeout_ms":ms?}
 //	reply    {"v":1, "partition":p, "epoch":E, "searched":n,
 //	          "candidates":[{"subject_id","name","watchlists","score",
 //	                         "face","face_fmr","has_face","face_algorithm",
@@ -32,7 +32,8 @@ package cluster
 // by the request's timeout, until their replica has applied the shard up to
 // the token's sequence (ServeOptions.Wait); a wait that does not end in time
 // is answered with kind "unavailable" naming the token, never with a stale
-// answer. Responders of other partitions ignore the token: the write cannot
+// answer. "timeout_ms" is the coordinator's remaining time less a margin
+// (replyBudget), so that such an answer arrives before it stops waiting. Responders of other partitions ignore the token: the write cannot
 // concern their shards.
 
 import (
