@@ -10,7 +10,8 @@ package cluster
 // Wire format (version SearchWireVersion, JSON, one message each way):
 //
 //	request  {"v":1, "epoch":E, "template":<base64 templates.Template>,
-//	          "top_k":K, "watchlists":[…], "threshold":t?, "max_fmr":f?}
+//	          "top_k":K, "watchlists":[…], "threshold":t?, "max_fmr":f?,
+//	          "token":{"shard":s,"seq":q}?, "timeout_ms":ms?}
 //	reply    {"v":1, "partition":p, "epoch":E, "searched":n,
 //	          "candidates":[{"subject_id","name","watchlists","score",
 //	                         "face","face_fmr","has_face","face_algorithm",
@@ -25,6 +26,15 @@ package cluster
 // coordinator does not hold. A request of another version, or one that does
 // not decode, is answered with an error and logged; it never stops the
 // responder.
+//
+// Read-your-writes: a request may carry a consistency token (token.go). The
+// responders of the partition owning the token's shard first wait, bounded
+// by the request's timeout, until their replica has applied the shard up to
+// the token's sequence (ServeOptions.Wait); a wait that does not end in time
+// is answered with kind "unavailable" naming the token, never with a stale
+// answer. "timeout_ms" is the coordinator's remaining time less a margin
+// (replyBudget), so that such an answer arrives before it stops waiting. Responders of other partitions ignore the token: the write cannot
+// concern their shards.
 
 import (
 	"cmp"
@@ -66,13 +76,22 @@ var ErrStaleEpoch = errors.New("partition map epoch mismatch")
 func QueueGroup(p int) string { return "part-" + strconv.Itoa(p) }
 
 type searchRequest struct {
-	V          int      `json:"v"`
-	Epoch      uint64   `json:"epoch"`
-	Template   []byte   `json:"template"`
-	TopK       int      `json:"top_k,omitempty"`
-	Watchlists []string `json:"watchlists,omitempty"`
-	Threshold  *float32 `json:"threshold,omitempty"`
-	MaxFMR     *float64 `json:"max_fmr,omitempty"`
+	V          int        `json:"v"`
+	Epoch      uint64     `json:"epoch"`
+	Template   []byte     `json:"template"`
+	TopK       int        `json:"top_k,omitempty"`
+	Watchlists []string   `json:"watchlists,omitempty"`
+	Threshold  *float32   `json:"threshold,omitempty"`
+	MaxFMR     *float64   `json:"max_fmr,omitempty"`
+	Token      *wireToken `json:"token,omitempty"`
+	// TimeoutMS is the coordinator's remaining wait, which bounds the
+	// replica's (a token's wait included); 0: the replica's own default.
+	TimeoutMS int64 `json:"timeout_ms,omitempty"`
+}
+
+type wireToken struct {
+	Shard int    `json:"shard"`
+	Seq   uint64 `json:"seq"`
 }
 
 type wireCandidate struct {
@@ -133,6 +152,17 @@ type Responder struct {
 	timeout   time.Duration
 	sem       chan struct{}
 	wg        sync.WaitGroup
+	opt       ServeOptions
+}
+
+// ServeOptions are a Responder's optional parts.
+type ServeOptions struct {
+	// Wait waits until this node has applied shard up to seq, or ctx ends
+	// (Replica.WaitApplied). Nil: tokens are not waited for.
+	Wait func(ctx context.Context, shard int, seq uint64) error
+	// Owns reports whether this node applies shard; a token of a shard it
+	// does not own is not waited for. Nil: owns none (tokens ignored).
+	Owns func(shard int) bool
 }
 
 // Serve subscribes eng to SearchSubject in the queue group of
@@ -140,6 +170,12 @@ type Responder struct {
 // Requests are searched concurrently (at most 4×GOMAXPROCS at once, so the
 // engine's coalescer can batch them); Close stops it.
 func Serve(nc *nats.Conn, cfg Config, eng Searcher, epoch uint64) (*Responder, error) {
+	return ServeWith(nc, cfg, eng, epoch, ServeOptions{})
+}
+
+// ServeWith is Serve with options: with Wait and Owns set, a request's
+// consistency token of an owned shard is waited for before searching.
+func ServeWith(nc *nats.Conn, cfg Config, eng Searcher, epoch uint64, opt ServeOptions) (*Responder, error) {
 	if cfg.Partition < 0 || cfg.Partitions < 1 || cfg.Partition >= cfg.Partitions {
 		return nil, fmt.Errorf("cluster: serve: partition %d of %d", cfg.Partition, cfg.Partitions)
 	}
@@ -149,6 +185,7 @@ func Serve(nc *nats.Conn, cfg Config, eng Searcher, epoch uint64) (*Responder, e
 		log:       cfg.Logger.With().Str("component", "search").Int("partition", cfg.Partition).Logger(),
 		timeout:   DefaultSearchTimeout,
 		sem:       make(chan struct{}, 4*runtime.GOMAXPROCS(0)),
+		opt:       opt,
 	}
 	r.epoch.Store(epoch)
 	sub, err := nc.QueueSubscribe(SearchSubject, QueueGroup(cfg.Partition), r.handle)
@@ -193,8 +230,23 @@ func (r *Responder) answer(m *nats.Msg) {
 		fail(engine.ErrInvalid.Error(), fmt.Errorf("search request version %d, this replica speaks %d", req.V, SearchWireVersion))
 	case req.Epoch != rep.Epoch:
 		fail(kindStaleEpoch, fmt.Errorf("%w: request epoch %d, partition %d is at %d", ErrStaleEpoch, req.Epoch, r.partition, rep.Epoch))
+	case req.Token != nil && (req.Token.Seq == 0 || req.Token.Shard < 0 || req.Token.Shard >= MaxShards):
+		fail(engine.ErrInvalid.Error(), fmt.Errorf("search request: token shard %d seq %d", req.Token.Shard, req.Token.Seq))
 	default:
-		ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+		timeout := r.timeout
+		if d := time.Duration(req.TimeoutMS) * time.Millisecond; d > 0 && d < timeout {
+			timeout = d
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		if t := req.Token; t != nil && r.opt.Wait != nil && r.opt.Owns != nil && r.opt.Owns(t.Shard) {
+			if err := r.opt.Wait(ctx, t.Shard, t.Seq); err != nil {
+				cancel()
+				tok := Token{Shard: t.Shard, Seq: t.Seq}
+				fail(engine.ErrUnavailable.Error(), fmt.Errorf("%w: partition %d has not applied token %s: %v",
+					engine.ErrUnavailable, r.partition, tok, err))
+				break
+			}
+		}
 		res, err := r.eng.Identify(ctx, engine.IdentifyRequest{
 			Probe: engine.Probe{Sample: &engine.Sample{Template: req.Template}},
 			Query: engine.Query{TopK: req.TopK, Watchlists: req.Watchlists, Threshold: req.Threshold, MaxFMR: req.MaxFMR},
@@ -276,6 +328,9 @@ type SearchRequest struct {
 	// AllowPartial returns the merged answer of the partitions that did
 	// answer (Result.Partial) instead of an unavailable error.
 	AllowPartial bool
+	// Token, when set, is the client's last write: the partition owning
+	// its shard answers only once it has applied it (read-your-writes).
+	Token Token
 }
 
 // Coverage is how many partitions answered of how many.
@@ -314,10 +369,13 @@ func (c *Coordinator) Identify(ctx context.Context, req SearchRequest) (Result, 
 	if err := t.UnmarshalBinary(req.Template); err != nil {
 		return Result{}, fmt.Errorf("%w: probe template: %v", engine.ErrInvalid, err)
 	}
-	body, err := json.Marshal(searchRequest{V: SearchWireVersion, Epoch: c.Epoch, Template: req.Template,
-		TopK: q.TopK, Watchlists: q.Watchlists, Threshold: q.Threshold, MaxFMR: q.MaxFMR})
-	if err != nil {
-		return Result{}, fmt.Errorf("%w: %v", engine.ErrInternal, err)
+	sr := searchRequest{V: SearchWireVersion, Epoch: c.Epoch, Template: req.Template,
+		TopK: q.TopK, Watchlists: q.Watchlists, Threshold: q.Threshold, MaxFMR: q.MaxFMR}
+	if !req.Token.IsZero() {
+		if req.Token.Shard < 0 || req.Token.Shard >= MaxShards {
+			return Result{}, fmt.Errorf("%w: token shard %d, want 0..%d", engine.ErrInvalid, req.Token.Shard, MaxShards-1)
+		}
+		sr.Token = &wireToken{Shard: req.Token.Shard, Seq: req.Token.Seq}
 	}
 	timeout := c.Timeout
 	if timeout <= 0 {
@@ -325,6 +383,13 @@ func (c *Coordinator) Identify(ctx context.Context, req SearchRequest) (Result, 
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	if dl, ok := ctx.Deadline(); ok {
+		sr.TimeoutMS = replyBudget(dl).Milliseconds()
+	}
+	body, err := json.Marshal(sr)
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: %v", engine.ErrInternal, err)
+	}
 
 	inbox := c.NC.NewRespInbox()
 	ch := make(chan *nats.Msg, 4*c.Partitions)
