@@ -55,9 +55,11 @@ func (rc *Recorder) Unary() grpc.UnaryServerInterceptor {
 		if !Methods[info.FullMethod] {
 			return handler(ctx, req)
 		}
+		ctx, note := withClusterNote(ctx)
 		resp, err := handler(ctx, req)
 		r := rc.base(ctx, info.FullMethod)
 		describe(&r, req, resp, err)
+		r.Coordinator, r.Partitions = note.get()
 		if aerr := rc.append(r); aerr != nil {
 			return nil, aerr
 		}
@@ -391,7 +393,10 @@ func recordProto(r *Record) *pb.AuditRecord {
 	p := &pb.AuditRecord{
 		Seq: r.Seq, Time: timestamppb.New(r.Time), Identity: r.Identity, Role: r.Role, Auth: r.Auth,
 		Gate: r.Gate, Rpc: r.RPC, RequestId: r.RequestID, Peer: r.Peer, Decision: r.Decision,
-		Code: r.Code, Detail: r.Detail, PrevHash: unhex(r.Prev), Hash: unhex(r.Hash),
+		Code: r.Code, Detail: r.Detail, PrevHash: unhex(r.Prev), Hash: unhex(r.Hash), Coordinator: r.Coordinator,
+	}
+	for _, part := range r.Partitions {
+		p.Partitions = append(p.Partitions, int32(part))
 	}
 	for _, h := range r.Hits {
 		p.Hits = append(p.Hits, &pb.AuditHit{SubjectId: h.SubjectID, Score: h.Score})

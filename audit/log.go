@@ -74,6 +74,11 @@ type Record struct {
 	Decision  string    `json:"decision"`
 	Code      string    `json:"code"`
 	Detail    string    `json:"detail,omitempty"`
+	// Coordinator and Partitions: in a cluster, the node that coordinated
+	// the call and the partitions it asked (NoteCluster). Last and
+	// omitted when empty, so a single node's records are as before.
+	Coordinator string `json:"coordinator,omitempty"`
+	Partitions  []int  `json:"partitions,omitempty"`
 
 	// Hash is the SHA-256 of the stored bytes; filled when read, not stored.
 	Hash string `json:"-"`

@@ -135,7 +135,11 @@ func ServeBackups(nc *nats.Conn, js jetstream.JetStream, cfg Config, src BackupS
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	obs, err := js.CreateOrUpdateObjectStore(ctx, BackupBucketConfig(cfg))
+	var obs jetstream.ObjectStore
+	err := retryJS(ctx, func(ctx context.Context) (err error) {
+		obs, err = js.CreateOrUpdateObjectStore(ctx, BackupBucketConfig(cfg))
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("cluster: serve backups: bucket %s: %w", BackupBucket, err)
 	}
@@ -305,7 +309,19 @@ func Bootstrap(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, parti
 		defer cancel()
 		_ = obs.Delete(dctx, rep.Object)
 	}()
-	obj, err := obs.Get(ctx, rep.Object)
+	// The peer's put is acknowledged by the bucket's quorum; the server
+	// this node reads through may see the object a moment later.
+	var obj jetstream.ObjectResult
+	for wait := 50 * time.Millisecond; ; wait *= 2 {
+		obj, err = obs.Get(ctx, rep.Object)
+		if !errors.Is(err, jetstream.ErrObjectNotFound) || wait > 3*time.Second {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+	}
 	if err != nil {
 		return st, fmt.Errorf("cluster: bootstrap: backup object %s of %s: %w", rep.Object, rep.Node, err)
 	}

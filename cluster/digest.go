@@ -36,6 +36,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strings"
@@ -301,6 +302,10 @@ type Report struct {
 	// Missing names the expected replicas (partition p replica r) that did
 	// not answer, and nodes that failed to digest.
 	Missing []string
+	// StreamLast is the stream's last sequence compared up to, and
+	// StreamSubjects the subjects the stream holds up to it.
+	StreamLast     uint64
+	StreamSubjects int
 }
 
 // Clean reports whether every expected node answered and nothing diverges.
@@ -356,7 +361,20 @@ func Reconcile(ctx context.Context, nc *nats.Conn, l *Log, m ShardMap, replicasP
 		case <-time.After(min(100*time.Millisecond, time.Until(deadline))):
 		}
 	}
-	return compareDigests(m, replicasPerPartition, nodes, stream, upTo), nil
+	rep := compareDigests(m, replicasPerPartition, nodes, stream, upTo)
+	for _, q := range upTo {
+		rep.StreamLast = max(rep.StreamLast, q)
+	}
+	for _, d := range stream {
+		rep.StreamSubjects += d.Count
+	}
+	return rep, nil
+}
+
+// GatherDigests asks every node for its digests and returns the answers
+// that arrive within wait, by partition, replica and node.
+func GatherDigests(ctx context.Context, nc *nats.Conn, wait time.Duration) ([]NodeDigest, error) {
+	return gatherDigests(ctx, nc, math.MaxInt, time.Now().Add(wait))
 }
 
 // caughtUp reports whether every node has applied each of its shards up to

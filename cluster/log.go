@@ -73,20 +73,51 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Log, error) {
 	if err := WaitReady(ctx, js); err != nil {
 		return nil, err
 	}
-	for {
-		_, err = js.CreateOrUpdateStream(ctx, StreamConfig(cfg))
-		if err == nil {
-			break
-		}
-		// Right after the meta leader answers, a stream's peers may not all
-		// be current yet; retry until the deadline.
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("cluster: stream %s: %w", StreamName, err)
-		case <-time.After(50 * time.Millisecond):
+	// The stream and the buckets every node uses are made here, once per
+	// node start, each create retried: right after the meta leader answers
+	// a stream's peers may not all be current, and a request the leader
+	// drops meanwhile is never answered.
+	assets := []struct {
+		what string
+		make func(context.Context) error
+	}{
+		{"stream " + StreamName, func(ctx context.Context) error {
+			_, err := js.CreateOrUpdateStream(ctx, StreamConfig(cfg))
+			return err
+		}},
+		{"bucket " + ShardMapBucket, func(ctx context.Context) error {
+			_, err := js.CreateOrUpdateKeyValue(ctx, ShardMapBucketConfig(cfg))
+			return err
+		}},
+		{"bucket " + BackupBucket, func(ctx context.Context) error {
+			_, err := js.CreateOrUpdateObjectStore(ctx, BackupBucketConfig(cfg))
+			return err
+		}},
+	}
+	for _, a := range assets {
+		if err := retryJS(ctx, a.make); err != nil {
+			return nil, fmt.Errorf("cluster: %s: %w", a.what, err)
 		}
 	}
 	return &Log{js: js, shards: cfg.Shards, log: cfg.Logger}, nil
+}
+
+// retryJS calls a JetStream API call until it succeeds or ctx ends, each
+// attempt bounded by a few seconds.
+func retryJS(ctx context.Context, call func(context.Context) error) error {
+	for {
+		actx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		err := call(actx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // WaitReady polls JetStream's account info until the meta leader answers or
@@ -229,3 +260,7 @@ func (l *Log) SubscribeEach(ctx context.Context, shards []int, from uint64, appl
 		}
 	}
 }
+
+// JetStream is the log's JetStream context, for the shard map's bucket
+// (shardmap.go) on the same connection.
+func (l *Log) JetStream() jetstream.JetStream { return l.js }

@@ -205,12 +205,20 @@ func (r *Replica) WaitApplied(ctx context.Context, shard int, seq uint64) error 
 		return fmt.Errorf("cluster: replica: shard %d is not this replica's", shard)
 	}
 	for {
+		// What the replica has applied in full, index included: the
+		// store records a position in the transaction of its change, a
+		// moment before the change reaches the index, so the store's
+		// position is only used before Run starts (when the index was
+		// loaded from the store).
 		r.mu.Lock()
 		ch := r.changed
+		got, running := r.applied[shard], r.applied != nil
 		r.mu.Unlock()
-		got, err := r.eng.Applied(shard)
-		if err != nil {
-			return fmt.Errorf("cluster: replica: %w", err)
+		if !running {
+			var err error
+			if got, err = r.eng.Applied(shard); err != nil {
+				return fmt.Errorf("cluster: replica: %w", err)
+			}
 		}
 		if got >= seq {
 			return nil

@@ -46,6 +46,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -516,6 +517,19 @@ func merge(res *Result, replies map[int]searchReply, k int) {
 	for i, w := range all {
 		res.Candidates[i] = engine.Candidate{Rank: i + 1, SubjectID: w.SubjectID, Name: w.Name, Watchlists: w.Watchlists,
 			Score: w.Score, Scores: engine.Scores{Face: w.Face, FaceFMR: w.FaceFMR, HasFace: w.HasFace,
-				FusedScore: w.FusedScore, FusedFMR: w.FusedFMR}}
+				FaceAlgorithm: algorithmOf(w.FaceAlgorithm), FusedScore: w.FusedScore, FusedFMR: w.FusedFMR}}
 	}
+}
+
+// algorithmOf reads an Algorithm's String form, "id/vN" (zero if it is not).
+func algorithmOf(s string) templates.Algorithm {
+	i := strings.LastIndex(s, "/v")
+	if i <= 0 {
+		return templates.Algorithm{}
+	}
+	v, err := strconv.ParseUint(s[i+2:], 10, 16)
+	if err != nil {
+		return templates.Algorithm{}
+	}
+	return templates.Algorithm{ID: s[:i], Version: uint16(v)}
 }

@@ -319,7 +319,11 @@ func StoreInitial(ctx context.Context, js jetstream.JetStream, cfg Config, m Sha
 	if m.Shards != cfg.Shards {
 		return fmt.Errorf("cluster: shard map of %d shards, config has %d", m.Shards, cfg.Shards)
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, ShardMapBucketConfig(cfg))
+	var kv jetstream.KeyValue
+	err = retryJS(ctx, func(ctx context.Context) (err error) {
+		kv, err = js.CreateOrUpdateKeyValue(ctx, ShardMapBucketConfig(cfg))
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("cluster: shard map bucket: %w", err)
 	}

@@ -46,7 +46,7 @@ func (s *Engine) ApplyEnroll(ctx context.Context, pos store.LogPosition, req Enr
 	if err := ctx.Err(); err != nil {
 		return EnrollResult{}, err
 	}
-	sub, fingers, res, err := s.prepareEnroll(ctx, req, true)
+	sub, fingers, res, err := s.prepareEnroll(ctx, req, enrolFromLog)
 	if err != nil {
 		return res, s.refused(pos, err)
 	}

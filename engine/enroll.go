@@ -39,7 +39,7 @@ type EnrollResult struct {
 // Enroll makes the templates of a subject's samples and stores the subject;
 // it returns once the subject is durable and searchable.
 func (s *Engine) Enroll(ctx context.Context, req EnrollRequest) (EnrollResult, error) {
-	sub, fingers, res, err := s.prepareEnroll(ctx, req, false)
+	sub, fingers, res, err := s.prepareEnroll(ctx, req, enrolLocal)
 	if err != nil {
 		return res, err
 	}
@@ -56,17 +56,28 @@ func (s *Engine) Enroll(ctx context.Context, req EnrollRequest) (EnrollResult, e
 	return s.indexEnrolled(res, created, fingers)
 }
 
+// enrolMode is where an enrolment being prepared comes from or goes to.
+type enrolMode int
+
+const (
+	enrolLocal   enrolMode = iota // Enroll: stored here
+	enrolFromLog                  // ApplyEnroll: templates from the log
+	enrolForLog                   // PrepareEnroll: templates for the log
+)
+
 // prepareEnroll checks an enrolment and makes its templates: the subject
-// to store, its fingers for the index and the result so far. fromLog
-// (ApplyEnroll) takes templates only and leaves the check that the id is
-// free to the store.
-func (s *Engine) prepareEnroll(ctx context.Context, req EnrollRequest, fromLog bool) (store.Subject, []fingerRef, EnrollResult, error) {
+// to store, its fingers for the index and the result so far. From the log
+// (ApplyEnroll) it takes templates only; neither from nor for the log does
+// it check that the id is free here (the store, or the partition owning
+// the id, does).
+func (s *Engine) prepareEnroll(ctx context.Context, req EnrollRequest, mode enrolMode) (store.Subject, []fingerRef, EnrollResult, error) {
 	var res EnrollResult
-	sub, fingers, err := s.prepareEnrollSubject(ctx, req, fromLog, &res)
+	sub, fingers, err := s.prepareEnrollSubject(ctx, req, mode, &res)
 	return sub, fingers, res, err
 }
 
-func (s *Engine) prepareEnrollSubject(ctx context.Context, req EnrollRequest, fromLog bool, res *EnrollResult) (store.Subject, []fingerRef, error) {
+func (s *Engine) prepareEnrollSubject(ctx context.Context, req EnrollRequest, mode enrolMode, res *EnrollResult) (store.Subject, []fingerRef, error) {
+	fromLog := mode == enrolFromLog
 	var none store.Subject
 	n := len(req.Samples)
 	if n == 0 {
@@ -99,6 +110,8 @@ func (s *Engine) prepareEnrollSubject(ctx context.Context, req EnrollRequest, fr
 				return none, nil, invalid("apply enrol: sample %d is not a template (the log carries templates only)", i+1)
 			}
 		}
+	} else if mode == enrolForLog {
+		// The partition owning the id checks it.
 	} else if _, err := s.store.Get(req.SubjectID); err == nil {
 		// Cheap refusal before the expensive extraction; Create re-checks atomically.
 		return none, nil, fmt.Errorf("%w: subject %q already exists", ErrExists, req.SubjectID)

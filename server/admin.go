@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/bordermatch/bordermatch/engine"
@@ -20,6 +22,9 @@ const backupChunkBytes = 1 << 20
 type Admin struct {
 	pb.UnimplementedAdminServer
 	eng *engine.Engine
+	// node is the cluster this server is a node of (cluster_admin.go);
+	// nil on a single node.
+	node *clusterNode
 }
 
 // NewAdmin returns the Admin service of eng.
@@ -86,6 +91,9 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 // Restore implements pb.AdminServer: all or nothing, into an empty
 // gallery only (engine.Restore).
 func (a *Admin) Restore(stream pb.Admin_RestoreServer) error {
+	if a.node != nil {
+		return status.Error(codes.FailedPrecondition, "restore: this matchd is a cluster node, whose gallery is what the enrolment log says; a new replica copies a peer's when it starts on an empty --data directory")
+	}
 	st, err := a.eng.Restore(stream.Context(), &chunkReader{stream: stream})
 	if err != nil {
 		return err
@@ -98,6 +106,9 @@ var _ io.Reader = (*chunkReader)(nil)
 // Retemplate implements pb.AdminServer: starts re-templating the gallery
 // with a loaded face algorithm (engine.Retemplate).
 func (a *Admin) Retemplate(ctx context.Context, req *pb.RetemplateRequest) (*pb.RetemplateStatusResponse, error) {
+	if a.node != nil {
+		return nil, status.Error(codes.FailedPrecondition, "retemplate: a cluster's templates come from its enrolment log, which carries no samples to re-template from; re-enrol through the cluster")
+	}
 	st, err := a.eng.Retemplate(ctx, req.GetAlgorithm())
 	if err != nil {
 		return nil, err

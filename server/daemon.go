@@ -19,6 +19,7 @@ import (
 	"github.com/bordermatch/bordermatch/access"
 	"github.com/bordermatch/bordermatch/audit"
 	"github.com/bordermatch/bordermatch/capture/fpimage"
+	"github.com/bordermatch/bordermatch/cluster"
 	"github.com/bordermatch/bordermatch/engine"
 	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/pki"
@@ -124,6 +125,11 @@ type Options struct {
 	// flags. Serve closes none of them.
 	MoreFaces []engine.FaceExtractor
 
+	// Cluster, when set, makes this matchd a node of a cluster (server/
+	// cluster.go): it holds the partition the configuration names, and
+	// answers the API over every partition. Nil: a single node.
+	Cluster *cluster.Config
+
 	// AuditRetention: audit records older than this are moved from the
 	// gallery to the archive <DataDir>/audit/archive.jsonl (audit.Options);
 	// 0 keeps them all in the gallery.
@@ -215,6 +221,14 @@ func (opt Options) Validate() error {
 		return bad("AuditRetention", opt.AuditRetention, "a duration such as 2160h, or 0 to keep all")
 	case opt.Pprof && opt.MetricsListen == "":
 		return bad("Pprof", opt.Pprof, "a MetricsListen address to serve it on")
+	case opt.Cluster != nil && len(opt.Gates) > 0:
+		// A gate's identification would search this node's partition only.
+		return bad("Gates", len(opt.Gates), "no gates on a cluster node: run the gates' matchd as a single node")
+	}
+	if opt.Cluster != nil {
+		if err := opt.Cluster.Validate(); err != nil {
+			return bad("Cluster", opt.Cluster.Node, err.Error())
+		}
 	}
 	return nil
 }
@@ -500,6 +514,17 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	defer eng.Close() // a re-templating job stops (and resumes at the next start) before the store closes
 	warnUnloadedAlgorithms(eng, log)
 	svc := NewService(eng)
+	admin := NewAdmin(eng)
+	if opt.Cluster != nil {
+		// Joins the cluster and applies the log before this node answers
+		// anything: a restarted node catches up first.
+		node, err := startCluster(ctx, *opt.Cluster, eng, metrics, log)
+		if err != nil {
+			return err
+		}
+		defer node.close() // after the gRPC server stopped
+		svc.node, admin.node = node, node
+	}
 	lis, err := net.Listen("tcp", opt.Listen)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", opt.Listen, err)
@@ -515,7 +540,7 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	pb.RegisterGatesServer(gs, gates)
 	hs.SetServingStatus(pb.Gates_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	gates.Start()
-	pb.RegisterAdminServer(gs, NewAdmin(eng))
+	pb.RegisterAdminServer(gs, admin)
 	hs.SetServingStatus(pb.Admin_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	loaded.Store(eng)
 	if opt.PurgeInterval > 0 {

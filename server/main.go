@@ -21,6 +21,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/bordermatch/bordermatch/cluster"
 	"github.com/bordermatch/bordermatch/engine"
 	"github.com/bordermatch/bordermatch/pki"
 	"github.com/bordermatch/bordermatch/store"
@@ -167,8 +168,9 @@ func (c *cli) root() *cobra.Command {
 		level     = choice{val: "info", valid: []string{"debug", "info", "warn", "error"}}
 		format    = choice{val: "auto", valid: []string{"auto", "json", "console"}}
 		detector  = detectorValue{&opt.Detector}
-		gatesFile string
-		gateFlags gateList
+		gatesFile   string
+		gateFlags   gateList
+		clusterFile string
 	)
 	root := &cobra.Command{
 		Use:   "matchd",
@@ -205,6 +207,13 @@ flag or environment value).`,
 				}
 			}
 			opt.Gates = MergeGates(gates, gateFlags)
+			if clusterFile != "" {
+				cfg, err := cluster.ReadConfig(clusterFile)
+				if err != nil {
+					return fmt.Errorf("%s: %w", c.name(cmd, "cluster"), err)
+				}
+				opt.Cluster = &cfg
+			}
 			if err := opt.Validate(); err != nil {
 				return c.optionError(cmd, err)
 			}
@@ -244,6 +253,7 @@ flag or environment value).`,
 	f.BoolVar(&opt.Pprof, "pprof", false, "serve /debug/pprof/ on the metrics listener, to callers with the admin role (audited)")
 	f.BoolVar(&opt.KeepSamples, "keep-samples", opt.KeepSamples, "keep enrolments' photos and fingerprint images in the gallery, for re-templating with a new face algorithm (false: a new algorithm needs re-enrolment)")
 	f.DurationVar(&opt.AuditRetention, "audit-retention", 0, "audit records older than this `duration` (e.g. 2160h) move to DATA/audit/archive.jsonl; 0: keep all in the gallery")
+	f.StringVar(&clusterFile, "cluster", "", "cluster configuration `file` (YAML): this node's partition and replica, the NATS servers or an embedded one, TLS; without it matchd is a single node")
 	f.BoolVar(&opt.Insecure, "insecure", false, "serve plaintext gRPC with no client authentication (every caller is admin unless --tokens); development only")
 	f.StringVar(&opt.TLSCert, "tls-cert", "", "server certificate `file` (PEM)")
 	f.StringVar(&opt.TLSKey, "tls-key", "", "server key `file` (PEM)")
@@ -278,7 +288,7 @@ var optionFlags = map[string]string{
 	"RateLimit": "rate-limit", "RateBurst": "rate-burst", "MaxConcurrent": "max-concurrent",
 	"Gates": "gates", "EncryptionKeyFile": "encryption-key-file", "PurgeInterval": "purge-interval",
 	"MetricsListen": "metrics-listen", "Pprof": "pprof", "AuditRetention": "audit-retention",
-	"KeepSamples": "keep-samples",
+	"KeepSamples": "keep-samples", "Cluster": "cluster",
 }
 
 // optionError reports an *OptionError under the flag or variable that set

@@ -23,6 +23,9 @@ import (
 type Service struct {
 	pb.UnimplementedMatcherServer
 	eng *engine.Engine
+	// node, in a cluster, coordinates the calls over every partition
+	// (cluster.go); nil on a single node.
+	node *clusterNode
 }
 
 // NewService returns the Matcher service of eng.
@@ -39,6 +42,9 @@ func (s *Service) Enroll(ctx context.Context, req *pb.EnrollRequest) (*pb.Enroll
 		if samples[i], err = sampleOf(sm); err != nil {
 			return nil, err
 		}
+	}
+	if s.node != nil {
+		return s.node.enroll(ctx, req, samples)
 	}
 	res, err := s.eng.Enroll(ctx, engine.EnrollRequest{
 		SubjectID:       req.GetSubjectId(),
@@ -64,6 +70,9 @@ func (s *Service) Identify(ctx context.Context, req *pb.IdentifyRequest) (*pb.Id
 	p, err := probeOf(req.GetProbe(), req.GetFingers(), req.GetTakeLargestFace())
 	if err != nil {
 		return nil, err
+	}
+	if s.node != nil {
+		return s.node.identify(ctx, req, p)
 	}
 	q := engine.Query{TopK: int(req.GetTopK()), Watchlists: req.GetWatchlists(), Threshold: req.Threshold, MaxFMR: req.MaxFmr}
 	res, err := s.eng.Identify(ctx, engine.IdentifyRequest{Probe: p, Query: q})
@@ -91,6 +100,7 @@ func identifyProto(res engine.IdentifyResult) *pb.IdentifyResponse {
 		Searched:       res.Searched,
 		ProbeQuality:   faceQualityProto(res.ProbeQuality),
 		FingerQuality:  fingerQualityProto(res.FingerQuality),
+		Coverage:       &pb.Coverage{Answered: 1, Total: 1},
 	}
 	for _, c := range res.Candidates {
 		pc := &pb.Candidate{
@@ -147,6 +157,11 @@ func (s *Service) Verify(ctx context.Context, req *pb.VerifyRequest) (*pb.Verify
 		if ref.SubjectId == "" {
 			return nil, status.Error(codes.InvalidArgument, "reference: subject_id is empty")
 		}
+		if s.node != nil {
+			// The partition holding the subject verifies (the probe is
+			// checked above, before it travels).
+			return s.node.verify(ctx, req)
+		}
 		vr.SubjectID = ref.SubjectId
 	case *pb.VerifyRequest_ReferenceSample:
 		if rs := ref.ReferenceSample; rs != nil && rs.GetKind() != nil {
@@ -190,6 +205,9 @@ func (s *Service) Verify(ctx context.Context, req *pb.VerifyRequest) (*pb.Verify
 
 // DeleteSubject implements pb.MatcherServer.
 func (s *Service) DeleteSubject(ctx context.Context, req *pb.DeleteSubjectRequest) (*pb.DeleteSubjectResponse, error) {
+	if s.node != nil {
+		return s.node.deleteSubject(ctx, req)
+	}
 	sub, err := s.eng.Delete(ctx, req.GetSubjectId())
 	if err != nil {
 		return nil, err
@@ -199,6 +217,9 @@ func (s *Service) DeleteSubject(ctx context.Context, req *pb.DeleteSubjectReques
 
 // GetSubject implements pb.MatcherServer.
 func (s *Service) GetSubject(ctx context.Context, req *pb.GetSubjectRequest) (*pb.GetSubjectResponse, error) {
+	if s.node != nil {
+		return s.node.getSubject(ctx, req)
+	}
 	sub, err := s.eng.Get(ctx, req.GetSubjectId())
 	if err != nil {
 		return nil, err
@@ -208,6 +229,9 @@ func (s *Service) GetSubject(ctx context.Context, req *pb.GetSubjectRequest) (*p
 
 // ListSubjects implements pb.MatcherServer.
 func (s *Service) ListSubjects(ctx context.Context, req *pb.ListSubjectsRequest) (*pb.ListSubjectsResponse, error) {
+	if s.node != nil {
+		return s.node.listSubjects(ctx, req)
+	}
 	subs, next, err := s.eng.List(ctx, store.ListOptions{
 		Watchlist: req.GetWatchlist(),
 		PageSize:  int(req.GetPageSize()),
@@ -225,6 +249,9 @@ func (s *Service) ListSubjects(ctx context.Context, req *pb.ListSubjectsRequest)
 
 // ListWatchlists implements pb.MatcherServer.
 func (s *Service) ListWatchlists(ctx context.Context, _ *pb.ListWatchlistsRequest) (*pb.ListWatchlistsResponse, error) {
+	if s.node != nil {
+		return s.node.listWatchlists(ctx)
+	}
 	lists, err := s.eng.Watchlists(ctx)
 	if err != nil {
 		return nil, err

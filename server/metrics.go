@@ -44,6 +44,8 @@ type Metrics struct {
 
 	captureMu     sync.Mutex
 	captureStates map[string]string // source → current state
+
+	cluster clusterMetrics
 }
 
 // GallerySizes reports the size of a gallery for the gallery gauges: face

@@ -202,3 +202,8 @@ func (s *Store) Watchlists() ([]WatchlistInfo, error) {
 	slices.SortFunc(out, func(a, b WatchlistInfo) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
 }
+
+// PageToken is the page token that continues a listing of list (empty: all
+// subjects) after the subject lastID: a partitioned gallery's coordinator
+// merges the pages of its partitions and continues them all from one id.
+func PageToken(list, lastID string) string { return encodePageToken(list, lastID) }

@@ -26,6 +26,721 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+type ClusterStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterStatusRequest) Reset() {
+	*x = ClusterStatusRequest{}
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterStatusRequest) ProtoMessage() {}
+
+func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
+func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
+	return file_bordermatch_v1_admin_proto_rawDescGZIP(), []int{0}
+}
+
+type ClusterNode struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Node      string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Partition int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Replica   int32                  `protobuf:"varint,3,opt,name=replica,proto3" json:"replica,omitempty"`
+	Subjects  int64                  `protobuf:"varint,4,opt,name=subjects,proto3" json:"subjects,omitempty"`
+	// Shards the node holds.
+	Shards int32 `protobuf:"varint,5,opt,name=shards,proto3" json:"shards,omitempty"`
+	// Sum over its shards of the last applied log sequence.
+	Applied       uint64 `protobuf:"varint,6,opt,name=applied,proto3" json:"applied,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterNode) Reset() {
+	*x = ClusterNode{}
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterNode) ProtoMessage() {}
+
+func (x *ClusterNode) ProtoReflect() protoreflect.Message {
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterNode.ProtoReflect.Descriptor instead.
+func (*ClusterNode) Descriptor() ([]byte, []int) {
+	return file_bordermatch_v1_admin_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ClusterNode) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *ClusterNode) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *ClusterNode) GetReplica() int32 {
+	if x != nil {
+		return x.Replica
+	}
+	return 0
+}
+
+func (x *ClusterNode) GetSubjects() int64 {
+	if x != nil {
+		return x.Subjects
+	}
+	return 0
+}
+
+func (x *ClusterNode) GetShards() int32 {
+	if x != nil {
+		return x.Shards
+	}
+	return 0
+}
+
+func (x *ClusterNode) GetApplied() uint64 {
+	if x != nil {
+		return x.Applied
+	}
+	return 0
+}
+
+type ClusterStatusResponse struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Node       string                 `protobuf:"bytes,1,opt,name=node,proto3" json:"node,omitempty"`
+	Partition  int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	Replica    int32                  `protobuf:"varint,3,opt,name=replica,proto3" json:"replica,omitempty"`
+	Epoch      uint64                 `protobuf:"varint,4,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Partitions int32                  `protobuf:"varint,5,opt,name=partitions,proto3" json:"partitions,omitempty"`
+	Shards     int32                  `protobuf:"varint,6,opt,name=shards,proto3" json:"shards,omitempty"`
+	// This node's shards.
+	OwnedShards []int32 `protobuf:"varint,7,rep,packed,name=owned_shards,json=ownedShards,proto3" json:"owned_shards,omitempty"`
+	// The stream's last sequence, and the messages of this node's shards
+	// not yet applied.
+	StreamLastSequence uint64 `protobuf:"varint,8,opt,name=stream_last_sequence,json=streamLastSequence,proto3" json:"stream_last_sequence,omitempty"`
+	ApplyLag           uint64 `protobuf:"varint,9,opt,name=apply_lag,json=applyLag,proto3" json:"apply_lag,omitempty"`
+	NatsConnected      bool   `protobuf:"varint,10,opt,name=nats_connected,json=natsConnected,proto3" json:"nats_connected,omitempty"`
+	// Every node that answered, by partition and replica.
+	Nodes          []*ClusterNode `protobuf:"bytes,11,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	StreamReplicas int32          `protobuf:"varint,12,opt,name=stream_replicas,json=streamReplicas,proto3" json:"stream_replicas,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ClusterStatusResponse) Reset() {
+	*x = ClusterStatusResponse{}
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterStatusResponse) ProtoMessage() {}
+
+func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterStatusResponse.ProtoReflect.Descriptor instead.
+func (*ClusterStatusResponse) Descriptor() ([]byte, []int) {
+	return file_bordermatch_v1_admin_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ClusterStatusResponse) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
+func (x *ClusterStatusResponse) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *ClusterStatusResponse) GetReplica() int32 {
+	if x != nil {
+		return x.Replica
+	}
+	return 0
+}
+
+func (x *ClusterStatusResponse) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *ClusterStatusResponse) GetPartitions() int32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return 0
+}
+
+func (x *ClusterStatusResponse) GetShards() int32 {
+	if x != nil {
+		return x.Shards
+	}
+	return 0
+}
+
+func (x *ClusterStatusResponse) GetOwnedShards() []int32 {
+	if x != nil {
+		return x.OwnedShards
+	}
+	return nil
+}
+
+func (x *ClusterStatusResponse) GetStreamLastSequence() uint64 {
+	if x != nil {
+		return x.StreamLastSequence
+	}
+	return 0
+}
+
+func (x *ClusterStatusResponse) GetApplyLag() uint64 {
+	if x != nil {
+		return x.ApplyLag
+	}
+	return 0
+}
+
+func (x *ClusterStatusResponse) GetNatsConnected() bool {
+	if x != nil {
+		return x.NatsConnected
+	}
+	return false
+}
+
+func (x *ClusterStatusResponse) GetNodes() []*ClusterNode {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *ClusterStatusResponse) GetStreamReplicas() int32 {
+	if x != nil {
+		return x.StreamReplicas
+	}
+	return 0
+}
+
+type ClusterVerifyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// How long to wait for the nodes to catch up with the log; 0: 30 s.
+	WaitSeconds int32 `protobuf:"varint,1,opt,name=wait_seconds,json=waitSeconds,proto3" json:"wait_seconds,omitempty"`
+	// Replicas expected per partition; 0: as many as answer.
+	Replicas      int32 `protobuf:"varint,2,opt,name=replicas,proto3" json:"replicas,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterVerifyRequest) Reset() {
+	*x = ClusterVerifyRequest{}
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterVerifyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterVerifyRequest) ProtoMessage() {}
+
+func (x *ClusterVerifyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterVerifyRequest.ProtoReflect.Descriptor instead.
+func (*ClusterVerifyRequest) Descriptor() ([]byte, []int) {
+	return file_bordermatch_v1_admin_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ClusterVerifyRequest) GetWaitSeconds() int32 {
+	if x != nil {
+		return x.WaitSeconds
+	}
+	return 0
+}
+
+func (x *ClusterVerifyRequest) GetReplicas() int32 {
+	if x != nil {
+		return x.Replicas
+	}
+	return 0
+}
+
+type ClusterDivergence struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Shard         int32                  `protobuf:"varint,1,opt,name=shard,proto3" json:"shard,omitempty"`
+	Nodes         []string               `protobuf:"bytes,2,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	What          string                 `protobuf:"bytes,3,opt,name=what,proto3" json:"what,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterDivergence) Reset() {
+	*x = ClusterDivergence{}
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterDivergence) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterDivergence) ProtoMessage() {}
+
+func (x *ClusterDivergence) ProtoReflect() protoreflect.Message {
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterDivergence.ProtoReflect.Descriptor instead.
+func (*ClusterDivergence) Descriptor() ([]byte, []int) {
+	return file_bordermatch_v1_admin_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *ClusterDivergence) GetShard() int32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
+}
+
+func (x *ClusterDivergence) GetNodes() []string {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *ClusterDivergence) GetWhat() string {
+	if x != nil {
+		return x.What
+	}
+	return ""
+}
+
+type ClusterVerifyResponse struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Clean       bool                   `protobuf:"varint,1,opt,name=clean,proto3" json:"clean,omitempty"`
+	Nodes       []*ClusterNode         `protobuf:"bytes,2,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	Divergences []*ClusterDivergence   `protobuf:"bytes,3,rep,name=divergences,proto3" json:"divergences,omitempty"`
+	// Expected nodes that did not answer.
+	Missing            []string `protobuf:"bytes,4,rep,name=missing,proto3" json:"missing,omitempty"`
+	ShardsCompared     int32    `protobuf:"varint,5,opt,name=shards_compared,json=shardsCompared,proto3" json:"shards_compared,omitempty"`
+	StreamLastSequence uint64   `protobuf:"varint,6,opt,name=stream_last_sequence,json=streamLastSequence,proto3" json:"stream_last_sequence,omitempty"`
+	StreamSubjects     int64    `protobuf:"varint,7,opt,name=stream_subjects,json=streamSubjects,proto3" json:"stream_subjects,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *ClusterVerifyResponse) Reset() {
+	*x = ClusterVerifyResponse{}
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterVerifyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterVerifyResponse) ProtoMessage() {}
+
+func (x *ClusterVerifyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterVerifyResponse.ProtoReflect.Descriptor instead.
+func (*ClusterVerifyResponse) Descriptor() ([]byte, []int) {
+	return file_bordermatch_v1_admin_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ClusterVerifyResponse) GetClean() bool {
+	if x != nil {
+		return x.Clean
+	}
+	return false
+}
+
+func (x *ClusterVerifyResponse) GetNodes() []*ClusterNode {
+	if x != nil {
+		return x.Nodes
+	}
+	return nil
+}
+
+func (x *ClusterVerifyResponse) GetDivergences() []*ClusterDivergence {
+	if x != nil {
+		return x.Divergences
+	}
+	return nil
+}
+
+func (x *ClusterVerifyResponse) GetMissing() []string {
+	if x != nil {
+		return x.Missing
+	}
+	return nil
+}
+
+func (x *ClusterVerifyResponse) GetShardsCompared() int32 {
+	if x != nil {
+		return x.ShardsCompared
+	}
+	return 0
+}
+
+func (x *ClusterVerifyResponse) GetStreamLastSequence() uint64 {
+	if x != nil {
+		return x.StreamLastSequence
+	}
+	return 0
+}
+
+func (x *ClusterVerifyResponse) GetStreamSubjects() int64 {
+	if x != nil {
+		return x.StreamSubjects
+	}
+	return 0
+}
+
+type ClusterPlanRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partitions    int32                  `protobuf:"varint,1,opt,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterPlanRequest) Reset() {
+	*x = ClusterPlanRequest{}
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterPlanRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterPlanRequest) ProtoMessage() {}
+
+func (x *ClusterPlanRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterPlanRequest.ProtoReflect.Descriptor instead.
+func (*ClusterPlanRequest) Descriptor() ([]byte, []int) {
+	return file_bordermatch_v1_admin_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ClusterPlanRequest) GetPartitions() int32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return 0
+}
+
+type ClusterMove struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Shard         int32                  `protobuf:"varint,1,opt,name=shard,proto3" json:"shard,omitempty"`
+	From          int32                  `protobuf:"varint,2,opt,name=from,proto3" json:"from,omitempty"`
+	To            int32                  `protobuf:"varint,3,opt,name=to,proto3" json:"to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterMove) Reset() {
+	*x = ClusterMove{}
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterMove) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterMove) ProtoMessage() {}
+
+func (x *ClusterMove) ProtoReflect() protoreflect.Message {
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterMove.ProtoReflect.Descriptor instead.
+func (*ClusterMove) Descriptor() ([]byte, []int) {
+	return file_bordermatch_v1_admin_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ClusterMove) GetShard() int32 {
+	if x != nil {
+		return x.Shard
+	}
+	return 0
+}
+
+func (x *ClusterMove) GetFrom() int32 {
+	if x != nil {
+		return x.From
+	}
+	return 0
+}
+
+func (x *ClusterMove) GetTo() int32 {
+	if x != nil {
+		return x.To
+	}
+	return 0
+}
+
+type ClusterPlanResponse struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	CurrentEpoch     uint64                 `protobuf:"varint,1,opt,name=current_epoch,json=currentEpoch,proto3" json:"current_epoch,omitempty"`
+	NextEpoch        uint64                 `protobuf:"varint,2,opt,name=next_epoch,json=nextEpoch,proto3" json:"next_epoch,omitempty"`
+	PartitionsBefore int32                  `protobuf:"varint,3,opt,name=partitions_before,json=partitionsBefore,proto3" json:"partitions_before,omitempty"`
+	PartitionsAfter  int32                  `protobuf:"varint,4,opt,name=partitions_after,json=partitionsAfter,proto3" json:"partitions_after,omitempty"`
+	Moves            []*ClusterMove         `protobuf:"bytes,5,rep,name=moves,proto3" json:"moves,omitempty"`
+	// Shards per partition after the plan.
+	Load          []int32 `protobuf:"varint,6,rep,packed,name=load,proto3" json:"load,omitempty"`
+	Applied       bool    `protobuf:"varint,7,opt,name=applied,proto3" json:"applied,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterPlanResponse) Reset() {
+	*x = ClusterPlanResponse{}
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterPlanResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterPlanResponse) ProtoMessage() {}
+
+func (x *ClusterPlanResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterPlanResponse.ProtoReflect.Descriptor instead.
+func (*ClusterPlanResponse) Descriptor() ([]byte, []int) {
+	return file_bordermatch_v1_admin_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ClusterPlanResponse) GetCurrentEpoch() uint64 {
+	if x != nil {
+		return x.CurrentEpoch
+	}
+	return 0
+}
+
+func (x *ClusterPlanResponse) GetNextEpoch() uint64 {
+	if x != nil {
+		return x.NextEpoch
+	}
+	return 0
+}
+
+func (x *ClusterPlanResponse) GetPartitionsBefore() int32 {
+	if x != nil {
+		return x.PartitionsBefore
+	}
+	return 0
+}
+
+func (x *ClusterPlanResponse) GetPartitionsAfter() int32 {
+	if x != nil {
+		return x.PartitionsAfter
+	}
+	return 0
+}
+
+func (x *ClusterPlanResponse) GetMoves() []*ClusterMove {
+	if x != nil {
+		return x.Moves
+	}
+	return nil
+}
+
+func (x *ClusterPlanResponse) GetLoad() []int32 {
+	if x != nil {
+		return x.Load
+	}
+	return nil
+}
+
+func (x *ClusterPlanResponse) GetApplied() bool {
+	if x != nil {
+		return x.Applied
+	}
+	return false
+}
+
+type ClusterApplyRequest struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Partitions int32                  `protobuf:"varint,1,opt,name=partitions,proto3" json:"partitions,omitempty"`
+	// The epoch the plan was made from (ClusterPlanResponse.current_epoch).
+	ExpectedEpoch uint64 `protobuf:"varint,2,opt,name=expected_epoch,json=expectedEpoch,proto3" json:"expected_epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClusterApplyRequest) Reset() {
+	*x = ClusterApplyRequest{}
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClusterApplyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClusterApplyRequest) ProtoMessage() {}
+
+func (x *ClusterApplyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClusterApplyRequest.ProtoReflect.Descriptor instead.
+func (*ClusterApplyRequest) Descriptor() ([]byte, []int) {
+	return file_bordermatch_v1_admin_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ClusterApplyRequest) GetPartitions() int32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return 0
+}
+
+func (x *ClusterApplyRequest) GetExpectedEpoch() uint64 {
+	if x != nil {
+		return x.ExpectedEpoch
+	}
+	return 0
+}
+
 type BackupRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -34,7 +749,7 @@ type BackupRequest struct {
 
 func (x *BackupRequest) Reset() {
 	*x = BackupRequest{}
-	mi := &file_bordermatch_v1_admin_proto_msgTypes[0]
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -46,7 +761,7 @@ func (x *BackupRequest) String() string {
 func (*BackupRequest) ProtoMessage() {}
 
 func (x *BackupRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_admin_proto_msgTypes[0]
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -59,7 +774,7 @@ func (x *BackupRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupRequest.ProtoReflect.Descriptor instead.
 func (*BackupRequest) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_admin_proto_rawDescGZIP(), []int{0}
+	return file_bordermatch_v1_admin_proto_rawDescGZIP(), []int{10}
 }
 
 type BackupChunk struct {
@@ -71,7 +786,7 @@ type BackupChunk struct {
 
 func (x *BackupChunk) Reset() {
 	*x = BackupChunk{}
-	mi := &file_bordermatch_v1_admin_proto_msgTypes[1]
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -83,7 +798,7 @@ func (x *BackupChunk) String() string {
 func (*BackupChunk) ProtoMessage() {}
 
 func (x *BackupChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_admin_proto_msgTypes[1]
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -96,7 +811,7 @@ func (x *BackupChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackupChunk.ProtoReflect.Descriptor instead.
 func (*BackupChunk) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_admin_proto_rawDescGZIP(), []int{1}
+	return file_bordermatch_v1_admin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *BackupChunk) GetData() []byte {
@@ -115,7 +830,7 @@ type RestoreChunk struct {
 
 func (x *RestoreChunk) Reset() {
 	*x = RestoreChunk{}
-	mi := &file_bordermatch_v1_admin_proto_msgTypes[2]
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -127,7 +842,7 @@ func (x *RestoreChunk) String() string {
 func (*RestoreChunk) ProtoMessage() {}
 
 func (x *RestoreChunk) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_admin_proto_msgTypes[2]
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -140,7 +855,7 @@ func (x *RestoreChunk) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreChunk.ProtoReflect.Descriptor instead.
 func (*RestoreChunk) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_admin_proto_rawDescGZIP(), []int{2}
+	return file_bordermatch_v1_admin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RestoreChunk) GetData() []byte {
@@ -163,7 +878,7 @@ type RestoreResponse struct {
 
 func (x *RestoreResponse) Reset() {
 	*x = RestoreResponse{}
-	mi := &file_bordermatch_v1_admin_proto_msgTypes[3]
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -175,7 +890,7 @@ func (x *RestoreResponse) String() string {
 func (*RestoreResponse) ProtoMessage() {}
 
 func (x *RestoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_admin_proto_msgTypes[3]
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -188,7 +903,7 @@ func (x *RestoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RestoreResponse.ProtoReflect.Descriptor instead.
 func (*RestoreResponse) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_admin_proto_rawDescGZIP(), []int{3}
+	return file_bordermatch_v1_admin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RestoreResponse) GetSubjects() int64 {
@@ -230,7 +945,7 @@ type RetemplateRequest struct {
 
 func (x *RetemplateRequest) Reset() {
 	*x = RetemplateRequest{}
-	mi := &file_bordermatch_v1_admin_proto_msgTypes[4]
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -242,7 +957,7 @@ func (x *RetemplateRequest) String() string {
 func (*RetemplateRequest) ProtoMessage() {}
 
 func (x *RetemplateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_admin_proto_msgTypes[4]
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -255,7 +970,7 @@ func (x *RetemplateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetemplateRequest.ProtoReflect.Descriptor instead.
 func (*RetemplateRequest) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_admin_proto_rawDescGZIP(), []int{4}
+	return file_bordermatch_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RetemplateRequest) GetAlgorithm() string {
@@ -273,7 +988,7 @@ type RetemplateStatusRequest struct {
 
 func (x *RetemplateStatusRequest) Reset() {
 	*x = RetemplateStatusRequest{}
-	mi := &file_bordermatch_v1_admin_proto_msgTypes[5]
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -285,7 +1000,7 @@ func (x *RetemplateStatusRequest) String() string {
 func (*RetemplateStatusRequest) ProtoMessage() {}
 
 func (x *RetemplateStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_admin_proto_msgTypes[5]
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -298,7 +1013,7 @@ func (x *RetemplateStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetemplateStatusRequest.ProtoReflect.Descriptor instead.
 func (*RetemplateStatusRequest) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_admin_proto_rawDescGZIP(), []int{5}
+	return file_bordermatch_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 type RetemplateFailure struct {
@@ -311,7 +1026,7 @@ type RetemplateFailure struct {
 
 func (x *RetemplateFailure) Reset() {
 	*x = RetemplateFailure{}
-	mi := &file_bordermatch_v1_admin_proto_msgTypes[6]
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -323,7 +1038,7 @@ func (x *RetemplateFailure) String() string {
 func (*RetemplateFailure) ProtoMessage() {}
 
 func (x *RetemplateFailure) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_admin_proto_msgTypes[6]
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -336,7 +1051,7 @@ func (x *RetemplateFailure) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetemplateFailure.ProtoReflect.Descriptor instead.
 func (*RetemplateFailure) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_admin_proto_rawDescGZIP(), []int{6}
+	return file_bordermatch_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RetemplateFailure) GetSubjectId() string {
@@ -386,7 +1101,7 @@ type RetemplateStatusResponse struct {
 
 func (x *RetemplateStatusResponse) Reset() {
 	*x = RetemplateStatusResponse{}
-	mi := &file_bordermatch_v1_admin_proto_msgTypes[7]
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -398,7 +1113,7 @@ func (x *RetemplateStatusResponse) String() string {
 func (*RetemplateStatusResponse) ProtoMessage() {}
 
 func (x *RetemplateStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_admin_proto_msgTypes[7]
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -411,7 +1126,7 @@ func (x *RetemplateStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RetemplateStatusResponse.ProtoReflect.Descriptor instead.
 func (*RetemplateStatusResponse) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_admin_proto_rawDescGZIP(), []int{7}
+	return file_bordermatch_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RetemplateStatusResponse) GetState() string {
@@ -523,7 +1238,68 @@ var File_bordermatch_v1_admin_proto protoreflect.FileDescriptor
 
 const file_bordermatch_v1_admin_proto_rawDesc = "" +
 	"\n" +
-	"\x1abordermatch/v1/admin.proto\x12\x0ebordermatch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x0f\n" +
+	"\x1abordermatch/v1/admin.proto\x12\x0ebordermatch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x16\n" +
+	"\x14ClusterStatusRequest\"\xa7\x01\n" +
+	"\vClusterNode\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x18\n" +
+	"\areplica\x18\x03 \x01(\x05R\areplica\x12\x1a\n" +
+	"\bsubjects\x18\x04 \x01(\x03R\bsubjects\x12\x16\n" +
+	"\x06shards\x18\x05 \x01(\x05R\x06shards\x12\x18\n" +
+	"\aapplied\x18\x06 \x01(\x04R\aapplied\"\xa6\x03\n" +
+	"\x15ClusterStatusResponse\x12\x12\n" +
+	"\x04node\x18\x01 \x01(\tR\x04node\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\x12\x18\n" +
+	"\areplica\x18\x03 \x01(\x05R\areplica\x12\x14\n" +
+	"\x05epoch\x18\x04 \x01(\x04R\x05epoch\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x05 \x01(\x05R\n" +
+	"partitions\x12\x16\n" +
+	"\x06shards\x18\x06 \x01(\x05R\x06shards\x12!\n" +
+	"\fowned_shards\x18\a \x03(\x05R\vownedShards\x120\n" +
+	"\x14stream_last_sequence\x18\b \x01(\x04R\x12streamLastSequence\x12\x1b\n" +
+	"\tapply_lag\x18\t \x01(\x04R\bapplyLag\x12%\n" +
+	"\x0enats_connected\x18\n" +
+	" \x01(\bR\rnatsConnected\x121\n" +
+	"\x05nodes\x18\v \x03(\v2\x1b.bordermatch.v1.ClusterNodeR\x05nodes\x12'\n" +
+	"\x0fstream_replicas\x18\f \x01(\x05R\x0estreamReplicas\"U\n" +
+	"\x14ClusterVerifyRequest\x12!\n" +
+	"\fwait_seconds\x18\x01 \x01(\x05R\vwaitSeconds\x12\x1a\n" +
+	"\breplicas\x18\x02 \x01(\x05R\breplicas\"S\n" +
+	"\x11ClusterDivergence\x12\x14\n" +
+	"\x05shard\x18\x01 \x01(\x05R\x05shard\x12\x14\n" +
+	"\x05nodes\x18\x02 \x03(\tR\x05nodes\x12\x12\n" +
+	"\x04what\x18\x03 \x01(\tR\x04what\"\xc3\x02\n" +
+	"\x15ClusterVerifyResponse\x12\x14\n" +
+	"\x05clean\x18\x01 \x01(\bR\x05clean\x121\n" +
+	"\x05nodes\x18\x02 \x03(\v2\x1b.bordermatch.v1.ClusterNodeR\x05nodes\x12C\n" +
+	"\vdivergences\x18\x03 \x03(\v2!.bordermatch.v1.ClusterDivergenceR\vdivergences\x12\x18\n" +
+	"\amissing\x18\x04 \x03(\tR\amissing\x12'\n" +
+	"\x0fshards_compared\x18\x05 \x01(\x05R\x0eshardsCompared\x120\n" +
+	"\x14stream_last_sequence\x18\x06 \x01(\x04R\x12streamLastSequence\x12'\n" +
+	"\x0fstream_subjects\x18\a \x01(\x03R\x0estreamSubjects\"4\n" +
+	"\x12ClusterPlanRequest\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x01 \x01(\x05R\n" +
+	"partitions\"G\n" +
+	"\vClusterMove\x12\x14\n" +
+	"\x05shard\x18\x01 \x01(\x05R\x05shard\x12\x12\n" +
+	"\x04from\x18\x02 \x01(\x05R\x04from\x12\x0e\n" +
+	"\x02to\x18\x03 \x01(\x05R\x02to\"\x92\x02\n" +
+	"\x13ClusterPlanResponse\x12#\n" +
+	"\rcurrent_epoch\x18\x01 \x01(\x04R\fcurrentEpoch\x12\x1d\n" +
+	"\n" +
+	"next_epoch\x18\x02 \x01(\x04R\tnextEpoch\x12+\n" +
+	"\x11partitions_before\x18\x03 \x01(\x05R\x10partitionsBefore\x12)\n" +
+	"\x10partitions_after\x18\x04 \x01(\x05R\x0fpartitionsAfter\x121\n" +
+	"\x05moves\x18\x05 \x03(\v2\x1b.bordermatch.v1.ClusterMoveR\x05moves\x12\x12\n" +
+	"\x04load\x18\x06 \x03(\x05R\x04load\x12\x18\n" +
+	"\aapplied\x18\a \x01(\bR\aapplied\"\\\n" +
+	"\x13ClusterApplyRequest\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x01 \x01(\x05R\n" +
+	"partitions\x12%\n" +
+	"\x0eexpected_epoch\x18\x02 \x01(\x04R\rexpectedEpoch\"\x0f\n" +
 	"\rBackupRequest\"!\n" +
 	"\vBackupChunk\x12\x12\n" +
 	"\x04data\x18\x01 \x01(\fR\x04data\"\"\n" +
@@ -559,13 +1335,17 @@ const file_bordermatch_v1_admin_proto_rawDesc = "" +
 	"\vfinished_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"finishedAt\x12\x12\n" +
 	"\x04rate\x18\x0e \x01(\x01R\x04rate\x12\x14\n" +
-	"\x05error\x18\x0f \x01(\tR\x05error2\xdd\x02\n" +
+	"\x05error\x18\x0f \x01(\tR\x05error2\xcb\x05\n" +
 	"\x05Admin\x12F\n" +
 	"\x06Backup\x12\x1d.bordermatch.v1.BackupRequest\x1a\x1b.bordermatch.v1.BackupChunk0\x01\x12J\n" +
 	"\aRestore\x12\x1c.bordermatch.v1.RestoreChunk\x1a\x1f.bordermatch.v1.RestoreResponse(\x01\x12Y\n" +
 	"\n" +
 	"Retemplate\x12!.bordermatch.v1.RetemplateRequest\x1a(.bordermatch.v1.RetemplateStatusResponse\x12e\n" +
-	"\x10RetemplateStatus\x12'.bordermatch.v1.RetemplateStatusRequest\x1a(.bordermatch.v1.RetemplateStatusResponseBGZEgithub.com/bordermatch/bordermatch/proto/bordermatch/v1;bordermatchv1b\x06proto3"
+	"\x10RetemplateStatus\x12'.bordermatch.v1.RetemplateStatusRequest\x1a(.bordermatch.v1.RetemplateStatusResponse\x12\\\n" +
+	"\rClusterStatus\x12$.bordermatch.v1.ClusterStatusRequest\x1a%.bordermatch.v1.ClusterStatusResponse\x12\\\n" +
+	"\rClusterVerify\x12$.bordermatch.v1.ClusterVerifyRequest\x1a%.bordermatch.v1.ClusterVerifyResponse\x12V\n" +
+	"\vClusterPlan\x12\".bordermatch.v1.ClusterPlanRequest\x1a#.bordermatch.v1.ClusterPlanResponse\x12X\n" +
+	"\fClusterApply\x12#.bordermatch.v1.ClusterApplyRequest\x1a#.bordermatch.v1.ClusterPlanResponseBGZEgithub.com/bordermatch/bordermatch/proto/bordermatch/v1;bordermatchv1b\x06proto3"
 
 var (
 	file_bordermatch_v1_admin_proto_rawDescOnce sync.Once
@@ -579,35 +1359,57 @@ func file_bordermatch_v1_admin_proto_rawDescGZIP() []byte {
 	return file_bordermatch_v1_admin_proto_rawDescData
 }
 
-var file_bordermatch_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_bordermatch_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_bordermatch_v1_admin_proto_goTypes = []any{
-	(*BackupRequest)(nil),            // 0: bordermatch.v1.BackupRequest
-	(*BackupChunk)(nil),              // 1: bordermatch.v1.BackupChunk
-	(*RestoreChunk)(nil),             // 2: bordermatch.v1.RestoreChunk
-	(*RestoreResponse)(nil),          // 3: bordermatch.v1.RestoreResponse
-	(*RetemplateRequest)(nil),        // 4: bordermatch.v1.RetemplateRequest
-	(*RetemplateStatusRequest)(nil),  // 5: bordermatch.v1.RetemplateStatusRequest
-	(*RetemplateFailure)(nil),        // 6: bordermatch.v1.RetemplateFailure
-	(*RetemplateStatusResponse)(nil), // 7: bordermatch.v1.RetemplateStatusResponse
-	(*timestamppb.Timestamp)(nil),    // 8: google.protobuf.Timestamp
+	(*ClusterStatusRequest)(nil),     // 0: bordermatch.v1.ClusterStatusRequest
+	(*ClusterNode)(nil),              // 1: bordermatch.v1.ClusterNode
+	(*ClusterStatusResponse)(nil),    // 2: bordermatch.v1.ClusterStatusResponse
+	(*ClusterVerifyRequest)(nil),     // 3: bordermatch.v1.ClusterVerifyRequest
+	(*ClusterDivergence)(nil),        // 4: bordermatch.v1.ClusterDivergence
+	(*ClusterVerifyResponse)(nil),    // 5: bordermatch.v1.ClusterVerifyResponse
+	(*ClusterPlanRequest)(nil),       // 6: bordermatch.v1.ClusterPlanRequest
+	(*ClusterMove)(nil),              // 7: bordermatch.v1.ClusterMove
+	(*ClusterPlanResponse)(nil),      // 8: bordermatch.v1.ClusterPlanResponse
+	(*ClusterApplyRequest)(nil),      // 9: bordermatch.v1.ClusterApplyRequest
+	(*BackupRequest)(nil),            // 10: bordermatch.v1.BackupRequest
+	(*BackupChunk)(nil),              // 11: bordermatch.v1.BackupChunk
+	(*RestoreChunk)(nil),             // 12: bordermatch.v1.RestoreChunk
+	(*RestoreResponse)(nil),          // 13: bordermatch.v1.RestoreResponse
+	(*RetemplateRequest)(nil),        // 14: bordermatch.v1.RetemplateRequest
+	(*RetemplateStatusRequest)(nil),  // 15: bordermatch.v1.RetemplateStatusRequest
+	(*RetemplateFailure)(nil),        // 16: bordermatch.v1.RetemplateFailure
+	(*RetemplateStatusResponse)(nil), // 17: bordermatch.v1.RetemplateStatusResponse
+	(*timestamppb.Timestamp)(nil),    // 18: google.protobuf.Timestamp
 }
 var file_bordermatch_v1_admin_proto_depIdxs = []int32{
-	6, // 0: bordermatch.v1.RetemplateStatusResponse.failures:type_name -> bordermatch.v1.RetemplateFailure
-	8, // 1: bordermatch.v1.RetemplateStatusResponse.started_at:type_name -> google.protobuf.Timestamp
-	8, // 2: bordermatch.v1.RetemplateStatusResponse.finished_at:type_name -> google.protobuf.Timestamp
-	0, // 3: bordermatch.v1.Admin.Backup:input_type -> bordermatch.v1.BackupRequest
-	2, // 4: bordermatch.v1.Admin.Restore:input_type -> bordermatch.v1.RestoreChunk
-	4, // 5: bordermatch.v1.Admin.Retemplate:input_type -> bordermatch.v1.RetemplateRequest
-	5, // 6: bordermatch.v1.Admin.RetemplateStatus:input_type -> bordermatch.v1.RetemplateStatusRequest
-	1, // 7: bordermatch.v1.Admin.Backup:output_type -> bordermatch.v1.BackupChunk
-	3, // 8: bordermatch.v1.Admin.Restore:output_type -> bordermatch.v1.RestoreResponse
-	7, // 9: bordermatch.v1.Admin.Retemplate:output_type -> bordermatch.v1.RetemplateStatusResponse
-	7, // 10: bordermatch.v1.Admin.RetemplateStatus:output_type -> bordermatch.v1.RetemplateStatusResponse
-	7, // [7:11] is the sub-list for method output_type
-	3, // [3:7] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	1,  // 0: bordermatch.v1.ClusterStatusResponse.nodes:type_name -> bordermatch.v1.ClusterNode
+	1,  // 1: bordermatch.v1.ClusterVerifyResponse.nodes:type_name -> bordermatch.v1.ClusterNode
+	4,  // 2: bordermatch.v1.ClusterVerifyResponse.divergences:type_name -> bordermatch.v1.ClusterDivergence
+	7,  // 3: bordermatch.v1.ClusterPlanResponse.moves:type_name -> bordermatch.v1.ClusterMove
+	16, // 4: bordermatch.v1.RetemplateStatusResponse.failures:type_name -> bordermatch.v1.RetemplateFailure
+	18, // 5: bordermatch.v1.RetemplateStatusResponse.started_at:type_name -> google.protobuf.Timestamp
+	18, // 6: bordermatch.v1.RetemplateStatusResponse.finished_at:type_name -> google.protobuf.Timestamp
+	10, // 7: bordermatch.v1.Admin.Backup:input_type -> bordermatch.v1.BackupRequest
+	12, // 8: bordermatch.v1.Admin.Restore:input_type -> bordermatch.v1.RestoreChunk
+	14, // 9: bordermatch.v1.Admin.Retemplate:input_type -> bordermatch.v1.RetemplateRequest
+	15, // 10: bordermatch.v1.Admin.RetemplateStatus:input_type -> bordermatch.v1.RetemplateStatusRequest
+	0,  // 11: bordermatch.v1.Admin.ClusterStatus:input_type -> bordermatch.v1.ClusterStatusRequest
+	3,  // 12: bordermatch.v1.Admin.ClusterVerify:input_type -> bordermatch.v1.ClusterVerifyRequest
+	6,  // 13: bordermatch.v1.Admin.ClusterPlan:input_type -> bordermatch.v1.ClusterPlanRequest
+	9,  // 14: bordermatch.v1.Admin.ClusterApply:input_type -> bordermatch.v1.ClusterApplyRequest
+	11, // 15: bordermatch.v1.Admin.Backup:output_type -> bordermatch.v1.BackupChunk
+	13, // 16: bordermatch.v1.Admin.Restore:output_type -> bordermatch.v1.RestoreResponse
+	17, // 17: bordermatch.v1.Admin.Retemplate:output_type -> bordermatch.v1.RetemplateStatusResponse
+	17, // 18: bordermatch.v1.Admin.RetemplateStatus:output_type -> bordermatch.v1.RetemplateStatusResponse
+	2,  // 19: bordermatch.v1.Admin.ClusterStatus:output_type -> bordermatch.v1.ClusterStatusResponse
+	5,  // 20: bordermatch.v1.Admin.ClusterVerify:output_type -> bordermatch.v1.ClusterVerifyResponse
+	8,  // 21: bordermatch.v1.Admin.ClusterPlan:output_type -> bordermatch.v1.ClusterPlanResponse
+	8,  // 22: bordermatch.v1.Admin.ClusterApply:output_type -> bordermatch.v1.ClusterPlanResponse
+	15, // [15:23] is the sub-list for method output_type
+	7,  // [7:15] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_bordermatch_v1_admin_proto_init() }
@@ -621,7 +1423,7 @@ func file_bordermatch_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bordermatch_v1_admin_proto_rawDesc), len(file_bordermatch_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -27,6 +27,10 @@ const (
 	Admin_Restore_FullMethodName          = "/bordermatch.v1.Admin/Restore"
 	Admin_Retemplate_FullMethodName       = "/bordermatch.v1.Admin/Retemplate"
 	Admin_RetemplateStatus_FullMethodName = "/bordermatch.v1.Admin/RetemplateStatus"
+	Admin_ClusterStatus_FullMethodName    = "/bordermatch.v1.Admin/ClusterStatus"
+	Admin_ClusterVerify_FullMethodName    = "/bordermatch.v1.Admin/ClusterVerify"
+	Admin_ClusterPlan_FullMethodName      = "/bordermatch.v1.Admin/ClusterPlan"
+	Admin_ClusterApply_FullMethodName     = "/bordermatch.v1.Admin/ClusterApply"
 )
 
 // AdminClient is the client API for Admin service.
@@ -55,6 +59,23 @@ type AdminClient interface {
 	// RetemplateStatus returns the progress of the re-templating job (state
 	// "none" when no job has run on this gallery).
 	RetemplateStatus(ctx context.Context, in *RetemplateStatusRequest, opts ...grpc.CallOption) (*RetemplateStatusResponse, error)
+	// Cluster administration (matchd --cluster; FAILED_PRECONDITION on a
+	// single node). ClusterStatus is this node's view: the shard map, its
+	// replica's progress, NATS, and every node that answered.
+	ClusterStatus(ctx context.Context, in *ClusterStatusRequest, opts ...grpc.CallOption) (*ClusterStatusResponse, error)
+	// ClusterVerify is the reconciler: it waits (bounded) until every node
+	// has applied the log, then compares the replicas of every shard with
+	// each other and with the stream (subject count and hashes per shard)
+	// and names every divergence.
+	ClusterVerify(ctx context.Context, in *ClusterVerifyRequest, opts ...grpc.CallOption) (*ClusterVerifyResponse, error)
+	// ClusterPlan computes the shard map for another number of partitions
+	// from the current one, and the shards that would move. Nothing changes.
+	ClusterPlan(ctx context.Context, in *ClusterPlanRequest, opts ...grpc.CallOption) (*ClusterPlanResponse, error)
+	// ClusterApply stores the planned map as the next epoch, if the current
+	// epoch is still expected_epoch (FAILED_PRECONDITION otherwise: plan
+	// again). Nodes whose shards change stop answering until restarted with
+	// them; no data moves by itself.
+	ClusterApply(ctx context.Context, in *ClusterApplyRequest, opts ...grpc.CallOption) (*ClusterPlanResponse, error)
 }
 
 type adminClient struct {
@@ -117,6 +138,46 @@ func (c *adminClient) RetemplateStatus(ctx context.Context, in *RetemplateStatus
 	return out, nil
 }
 
+func (c *adminClient) ClusterStatus(ctx context.Context, in *ClusterStatusRequest, opts ...grpc.CallOption) (*ClusterStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClusterStatusResponse)
+	err := c.cc.Invoke(ctx, Admin_ClusterStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) ClusterVerify(ctx context.Context, in *ClusterVerifyRequest, opts ...grpc.CallOption) (*ClusterVerifyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClusterVerifyResponse)
+	err := c.cc.Invoke(ctx, Admin_ClusterVerify_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) ClusterPlan(ctx context.Context, in *ClusterPlanRequest, opts ...grpc.CallOption) (*ClusterPlanResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClusterPlanResponse)
+	err := c.cc.Invoke(ctx, Admin_ClusterPlan_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) ClusterApply(ctx context.Context, in *ClusterApplyRequest, opts ...grpc.CallOption) (*ClusterPlanResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClusterPlanResponse)
+	err := c.cc.Invoke(ctx, Admin_ClusterApply_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -143,6 +204,23 @@ type AdminServer interface {
 	// RetemplateStatus returns the progress of the re-templating job (state
 	// "none" when no job has run on this gallery).
 	RetemplateStatus(context.Context, *RetemplateStatusRequest) (*RetemplateStatusResponse, error)
+	// Cluster administration (matchd --cluster; FAILED_PRECONDITION on a
+	// single node). ClusterStatus is this node's view: the shard map, its
+	// replica's progress, NATS, and every node that answered.
+	ClusterStatus(context.Context, *ClusterStatusRequest) (*ClusterStatusResponse, error)
+	// ClusterVerify is the reconciler: it waits (bounded) until every node
+	// has applied the log, then compares the replicas of every shard with
+	// each other and with the stream (subject count and hashes per shard)
+	// and names every divergence.
+	ClusterVerify(context.Context, *ClusterVerifyRequest) (*ClusterVerifyResponse, error)
+	// ClusterPlan computes the shard map for another number of partitions
+	// from the current one, and the shards that would move. Nothing changes.
+	ClusterPlan(context.Context, *ClusterPlanRequest) (*ClusterPlanResponse, error)
+	// ClusterApply stores the planned map as the next epoch, if the current
+	// epoch is still expected_epoch (FAILED_PRECONDITION otherwise: plan
+	// again). Nodes whose shards change stop answering until restarted with
+	// them; no data moves by itself.
+	ClusterApply(context.Context, *ClusterApplyRequest) (*ClusterPlanResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -164,6 +242,18 @@ func (UnimplementedAdminServer) Retemplate(context.Context, *RetemplateRequest) 
 }
 func (UnimplementedAdminServer) RetemplateStatus(context.Context, *RetemplateStatusRequest) (*RetemplateStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RetemplateStatus not implemented")
+}
+func (UnimplementedAdminServer) ClusterStatus(context.Context, *ClusterStatusRequest) (*ClusterStatusResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ClusterStatus not implemented")
+}
+func (UnimplementedAdminServer) ClusterVerify(context.Context, *ClusterVerifyRequest) (*ClusterVerifyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ClusterVerify not implemented")
+}
+func (UnimplementedAdminServer) ClusterPlan(context.Context, *ClusterPlanRequest) (*ClusterPlanResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ClusterPlan not implemented")
+}
+func (UnimplementedAdminServer) ClusterApply(context.Context, *ClusterApplyRequest) (*ClusterPlanResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ClusterApply not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -240,6 +330,78 @@ func _Admin_RetemplateStatus_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_ClusterStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ClusterStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ClusterStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ClusterStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ClusterStatus(ctx, req.(*ClusterStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_ClusterVerify_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ClusterVerifyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ClusterVerify(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ClusterVerify_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ClusterVerify(ctx, req.(*ClusterVerifyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_ClusterPlan_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ClusterPlanRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ClusterPlan(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ClusterPlan_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ClusterPlan(ctx, req.(*ClusterPlanRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_ClusterApply_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ClusterApplyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ClusterApply(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ClusterApply_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ClusterApply(ctx, req.(*ClusterApplyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -254,6 +416,22 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RetemplateStatus",
 			Handler:    _Admin_RetemplateStatus_Handler,
+		},
+		{
+			MethodName: "ClusterStatus",
+			Handler:    _Admin_ClusterStatus_Handler,
+		},
+		{
+			MethodName: "ClusterVerify",
+			Handler:    _Admin_ClusterVerify_Handler,
+		},
+		{
+			MethodName: "ClusterPlan",
+			Handler:    _Admin_ClusterPlan_Handler,
+		},
+		{
+			MethodName: "ClusterApply",
+			Handler:    _Admin_ClusterApply_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -109,7 +109,11 @@ type AuditRecord struct {
 	// SHA-256 of the previous record's stored bytes (zero for the first).
 	PrevHash []byte `protobuf:"bytes,14,opt,name=prev_hash,json=prevHash,proto3" json:"prev_hash,omitempty"`
 	// SHA-256 of this record's stored bytes.
-	Hash          []byte `protobuf:"bytes,15,opt,name=hash,proto3" json:"hash,omitempty"`
+	Hash []byte `protobuf:"bytes,15,opt,name=hash,proto3" json:"hash,omitempty"`
+	// In a cluster: the node that coordinated the call (this one), and the
+	// partitions it asked.
+	Coordinator   string  `protobuf:"bytes,16,opt,name=coordinator,proto3" json:"coordinator,omitempty"`
+	Partitions    []int32 `protobuf:"varint,17,rep,packed,name=partitions,proto3" json:"partitions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -245,6 +249,20 @@ func (x *AuditRecord) GetPrevHash() []byte {
 func (x *AuditRecord) GetHash() []byte {
 	if x != nil {
 		return x.Hash
+	}
+	return nil
+}
+
+func (x *AuditRecord) GetCoordinator() string {
+	if x != nil {
+		return x.Coordinator
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetPartitions() []int32 {
+	if x != nil {
+		return x.Partitions
 	}
 	return nil
 }
@@ -586,7 +604,7 @@ const file_bordermatch_v1_audit_proto_rawDesc = "" +
 	"\n" +
 	"subject_id\x18\x01 \x01(\tR\tsubjectId\x12\x19\n" +
 	"\x05score\x18\x02 \x01(\x01H\x00R\x05score\x88\x01\x01B\b\n" +
-	"\x06_score\"\x93\x03\n" +
+	"\x06_score\"\xd5\x03\n" +
 	"\vAuditRecord\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1a\n" +
@@ -604,7 +622,11 @@ const file_bordermatch_v1_audit_proto_rawDesc = "" +
 	"\x04code\x18\f \x01(\tR\x04code\x12\x16\n" +
 	"\x06detail\x18\r \x01(\tR\x06detail\x12\x1b\n" +
 	"\tprev_hash\x18\x0e \x01(\fR\bprevHash\x12\x12\n" +
-	"\x04hash\x18\x0f \x01(\fR\x04hash\"\x9f\x01\n" +
+	"\x04hash\x18\x0f \x01(\fR\x04hash\x12 \n" +
+	"\vcoordinator\x18\x10 \x01(\tR\vcoordinator\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\x11 \x03(\x05R\n" +
+	"partitions\"\x9f\x01\n" +
 	"\x10ListAuditRequest\x120\n" +
 	"\x05since\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x1d\n" +
 	"\n" +

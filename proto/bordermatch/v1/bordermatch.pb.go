@@ -982,8 +982,13 @@ type EnrollRequest struct {
 	Samples []*Sample `protobuf:"bytes,5,rep,name=samples,proto3" json:"samples,omitempty"`
 	// Return the template made from each sample in EnrollResponse.templates.
 	ReturnTemplates bool `protobuf:"varint,6,opt,name=return_templates,json=returnTemplates,proto3" json:"return_templates,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// In a cluster: the client's id of this request, 1-128 characters; a
+	// retry with the same id within two minutes is stored once (the log
+	// deduplicates by it). Empty: the server makes one (no deduplication of
+	// the client's retries).
+	RequestId     string `protobuf:"bytes,7,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EnrollRequest) Reset() {
@@ -1058,6 +1063,13 @@ func (x *EnrollRequest) GetReturnTemplates() bool {
 	return false
 }
 
+func (x *EnrollRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
 type EnrollResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Subject *Subject               `protobuf:"bytes,1,opt,name=subject,proto3" json:"subject,omitempty"`
@@ -1067,8 +1079,13 @@ type EnrollResponse struct {
 	Templates [][]byte `protobuf:"bytes,3,rep,name=templates,proto3" json:"templates,omitempty"`
 	// One per finger sample, in request order.
 	FingerQuality []*FingerQuality `protobuf:"bytes,4,rep,name=finger_quality,json=fingerQuality,proto3" json:"finger_quality,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// In a cluster: the enrolment's position in the replicated log. Passed in
+	// a later request's consistency_token, that request sees this write
+	// (read-your-writes). Empty on a single node, where every answer already
+	// does.
+	ConsistencyToken string `protobuf:"bytes,5,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *EnrollResponse) Reset() {
@@ -1129,6 +1146,13 @@ func (x *EnrollResponse) GetFingerQuality() []*FingerQuality {
 	return nil
 }
 
+func (x *EnrollResponse) GetConsistencyToken() string {
+	if x != nil {
+		return x.ConsistencyToken
+	}
+	return ""
+}
+
 type IdentifyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A face (or a finger). Optional when fingers are given.
@@ -1147,7 +1171,13 @@ type IdentifyRequest struct {
 	// The decision threshold as a false-match rate on the fused scale,
 	// overriding the server's (matchd --max-fmr). Set, it decides a face-only
 	// probe too. In (0, 1). Not together with threshold.
-	MaxFmr        *float64 `protobuf:"fixed64,7,opt,name=max_fmr,json=maxFmr,proto3,oneof" json:"max_fmr,omitempty"`
+	MaxFmr *float64 `protobuf:"fixed64,7,opt,name=max_fmr,json=maxFmr,proto3,oneof" json:"max_fmr,omitempty"`
+	// In a cluster: a token from an EnrollResponse or DeleteSubjectResponse;
+	// the search waits until the partition holding that write has applied it.
+	ConsistencyToken string `protobuf:"bytes,8,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
+	// In a cluster: when some partition does not answer, return the merged
+	// answer of the others marked partial instead of failing UNAVAILABLE.
+	AllowPartial  bool `protobuf:"varint,9,opt,name=allow_partial,json=allowPartial,proto3" json:"allow_partial,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1229,6 +1259,20 @@ func (x *IdentifyRequest) GetMaxFmr() float64 {
 		return *x.MaxFmr
 	}
 	return 0
+}
+
+func (x *IdentifyRequest) GetConsistencyToken() string {
+	if x != nil {
+		return x.ConsistencyToken
+	}
+	return ""
+}
+
+func (x *IdentifyRequest) GetAllowPartial() bool {
+	if x != nil {
+		return x.AllowPartial
+	}
+	return false
 }
 
 type Candidate struct {
@@ -1391,7 +1435,10 @@ type IdentifyResponse struct {
 	// One per probe finger, in request order (the probe's own first).
 	FingerQuality []*FingerQuality `protobuf:"bytes,7,rep,name=finger_quality,json=fingerQuality,proto3" json:"finger_quality,omitempty"`
 	// Whether the decision was on the fused scale.
-	Fused         bool `protobuf:"varint,8,opt,name=fused,proto3" json:"fused,omitempty"`
+	Fused bool `protobuf:"varint,8,opt,name=fused,proto3" json:"fused,omitempty"`
+	// Partitions that answered of those holding the gallery (1 of 1 on a
+	// single node).
+	Coverage      *Coverage `protobuf:"bytes,9,opt,name=coverage,proto3" json:"coverage,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1482,6 +1529,94 @@ func (x *IdentifyResponse) GetFused() bool {
 	return false
 }
 
+func (x *IdentifyResponse) GetCoverage() *Coverage {
+	if x != nil {
+		return x.Coverage
+	}
+	return nil
+}
+
+// Coverage is how much of a partitioned gallery an answer covers.
+type Coverage struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Answered int32                  `protobuf:"varint,1,opt,name=answered,proto3" json:"answered,omitempty"`
+	Total    int32                  `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	// Some partition did not answer and the request allowed a partial
+	// answer: candidates of the missing partitions may be absent.
+	Partial bool `protobuf:"varint,3,opt,name=partial,proto3" json:"partial,omitempty"`
+	// The partitions that did not answer.
+	Missing []int32 `protobuf:"varint,4,rep,packed,name=missing,proto3" json:"missing,omitempty"`
+	// The node that coordinated the search (cluster only).
+	Coordinator   string `protobuf:"bytes,5,opt,name=coordinator,proto3" json:"coordinator,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Coverage) Reset() {
+	*x = Coverage{}
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Coverage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Coverage) ProtoMessage() {}
+
+func (x *Coverage) ProtoReflect() protoreflect.Message {
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Coverage.ProtoReflect.Descriptor instead.
+func (*Coverage) Descriptor() ([]byte, []int) {
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *Coverage) GetAnswered() int32 {
+	if x != nil {
+		return x.Answered
+	}
+	return 0
+}
+
+func (x *Coverage) GetTotal() int32 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+func (x *Coverage) GetPartial() bool {
+	if x != nil {
+		return x.Partial
+	}
+	return false
+}
+
+func (x *Coverage) GetMissing() []int32 {
+	if x != nil {
+		return x.Missing
+	}
+	return nil
+}
+
+func (x *Coverage) GetCoordinator() string {
+	if x != nil {
+		return x.Coordinator
+	}
+	return ""
+}
+
 type VerifyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A face (or a finger). Optional when fingers are given.
@@ -1499,14 +1634,16 @@ type VerifyRequest struct {
 	// of reference_sample; not with subject_id.
 	ReferenceFingers []*FingerSample `protobuf:"bytes,7,rep,name=reference_fingers,json=referenceFingers,proto3" json:"reference_fingers,omitempty"`
 	// As IdentifyRequest.max_fmr.
-	MaxFmr        *float64 `protobuf:"fixed64,8,opt,name=max_fmr,json=maxFmr,proto3,oneof" json:"max_fmr,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MaxFmr *float64 `protobuf:"fixed64,8,opt,name=max_fmr,json=maxFmr,proto3,oneof" json:"max_fmr,omitempty"`
+	// As IdentifyRequest.consistency_token (subject_id references only).
+	ConsistencyToken string `protobuf:"bytes,9,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[13]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1518,7 +1655,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[13]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1531,7 +1668,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{13}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *VerifyRequest) GetProbe() *Sample {
@@ -1601,6 +1738,13 @@ func (x *VerifyRequest) GetMaxFmr() float64 {
 	return 0
 }
 
+func (x *VerifyRequest) GetConsistencyToken() string {
+	if x != nil {
+		return x.ConsistencyToken
+	}
+	return ""
+}
+
 type isVerifyRequest_Reference interface {
 	isVerifyRequest_Reference()
 }
@@ -1646,7 +1790,7 @@ type VerifyResponse struct {
 
 func (x *VerifyResponse) Reset() {
 	*x = VerifyResponse{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[14]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1658,7 +1802,7 @@ func (x *VerifyResponse) String() string {
 func (*VerifyResponse) ProtoMessage() {}
 
 func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[14]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1671,7 +1815,7 @@ func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyResponse.ProtoReflect.Descriptor instead.
 func (*VerifyResponse) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{14}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *VerifyResponse) GetScore() float32 {
@@ -1794,15 +1938,20 @@ func (x *VerifyResponse) GetFaceAlgorithm() string {
 }
 
 type DeleteSubjectRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SubjectId     string                 `protobuf:"bytes,1,opt,name=subject_id,json=subjectId,proto3" json:"subject_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SubjectId string                 `protobuf:"bytes,1,opt,name=subject_id,json=subjectId,proto3" json:"subject_id,omitempty"`
+	// As EnrollRequest.request_id.
+	RequestId string `protobuf:"bytes,2,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// As IdentifyRequest.consistency_token: the subject is looked up once
+	// that write is applied.
+	ConsistencyToken string `protobuf:"bytes,3,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *DeleteSubjectRequest) Reset() {
 	*x = DeleteSubjectRequest{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[15]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1814,7 +1963,7 @@ func (x *DeleteSubjectRequest) String() string {
 func (*DeleteSubjectRequest) ProtoMessage() {}
 
 func (x *DeleteSubjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[15]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1827,7 +1976,7 @@ func (x *DeleteSubjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubjectRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSubjectRequest) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{15}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *DeleteSubjectRequest) GetSubjectId() string {
@@ -1837,16 +1986,32 @@ func (x *DeleteSubjectRequest) GetSubjectId() string {
 	return ""
 }
 
+func (x *DeleteSubjectRequest) GetRequestId() string {
+	if x != nil {
+		return x.RequestId
+	}
+	return ""
+}
+
+func (x *DeleteSubjectRequest) GetConsistencyToken() string {
+	if x != nil {
+		return x.ConsistencyToken
+	}
+	return ""
+}
+
 type DeleteSubjectResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Subject       *Subject               `protobuf:"bytes,1,opt,name=subject,proto3" json:"subject,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Subject *Subject               `protobuf:"bytes,1,opt,name=subject,proto3" json:"subject,omitempty"`
+	// As EnrollResponse.consistency_token.
+	ConsistencyToken string `protobuf:"bytes,2,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *DeleteSubjectResponse) Reset() {
 	*x = DeleteSubjectResponse{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[16]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1858,7 +2023,7 @@ func (x *DeleteSubjectResponse) String() string {
 func (*DeleteSubjectResponse) ProtoMessage() {}
 
 func (x *DeleteSubjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[16]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1871,7 +2036,7 @@ func (x *DeleteSubjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubjectResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSubjectResponse) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{16}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeleteSubjectResponse) GetSubject() *Subject {
@@ -1881,16 +2046,25 @@ func (x *DeleteSubjectResponse) GetSubject() *Subject {
 	return nil
 }
 
+func (x *DeleteSubjectResponse) GetConsistencyToken() string {
+	if x != nil {
+		return x.ConsistencyToken
+	}
+	return ""
+}
+
 type GetSubjectRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SubjectId     string                 `protobuf:"bytes,1,opt,name=subject_id,json=subjectId,proto3" json:"subject_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SubjectId string                 `protobuf:"bytes,1,opt,name=subject_id,json=subjectId,proto3" json:"subject_id,omitempty"`
+	// As IdentifyRequest.consistency_token.
+	ConsistencyToken string `protobuf:"bytes,2,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *GetSubjectRequest) Reset() {
 	*x = GetSubjectRequest{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[17]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1902,7 +2076,7 @@ func (x *GetSubjectRequest) String() string {
 func (*GetSubjectRequest) ProtoMessage() {}
 
 func (x *GetSubjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[17]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1915,12 +2089,19 @@ func (x *GetSubjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubjectRequest.ProtoReflect.Descriptor instead.
 func (*GetSubjectRequest) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{17}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetSubjectRequest) GetSubjectId() string {
 	if x != nil {
 		return x.SubjectId
+	}
+	return ""
+}
+
+func (x *GetSubjectRequest) GetConsistencyToken() string {
+	if x != nil {
+		return x.ConsistencyToken
 	}
 	return ""
 }
@@ -1934,7 +2115,7 @@ type GetSubjectResponse struct {
 
 func (x *GetSubjectResponse) Reset() {
 	*x = GetSubjectResponse{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[18]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1946,7 +2127,7 @@ func (x *GetSubjectResponse) String() string {
 func (*GetSubjectResponse) ProtoMessage() {}
 
 func (x *GetSubjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[18]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1959,7 +2140,7 @@ func (x *GetSubjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubjectResponse.ProtoReflect.Descriptor instead.
 func (*GetSubjectResponse) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{18}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetSubjectResponse) GetSubject() *Subject {
@@ -1981,7 +2162,7 @@ type ListSubjectsRequest struct {
 
 func (x *ListSubjectsRequest) Reset() {
 	*x = ListSubjectsRequest{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[19]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1993,7 +2174,7 @@ func (x *ListSubjectsRequest) String() string {
 func (*ListSubjectsRequest) ProtoMessage() {}
 
 func (x *ListSubjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[19]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2006,7 +2187,7 @@ func (x *ListSubjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubjectsRequest.ProtoReflect.Descriptor instead.
 func (*ListSubjectsRequest) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{19}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListSubjectsRequest) GetWatchlist() string {
@@ -2040,7 +2221,7 @@ type ListSubjectsResponse struct {
 
 func (x *ListSubjectsResponse) Reset() {
 	*x = ListSubjectsResponse{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[20]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2052,7 +2233,7 @@ func (x *ListSubjectsResponse) String() string {
 func (*ListSubjectsResponse) ProtoMessage() {}
 
 func (x *ListSubjectsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[20]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2065,7 +2246,7 @@ func (x *ListSubjectsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubjectsResponse.ProtoReflect.Descriptor instead.
 func (*ListSubjectsResponse) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{20}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListSubjectsResponse) GetSubjects() []*Subject {
@@ -2090,7 +2271,7 @@ type ListWatchlistsRequest struct {
 
 func (x *ListWatchlistsRequest) Reset() {
 	*x = ListWatchlistsRequest{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[21]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2102,7 +2283,7 @@ func (x *ListWatchlistsRequest) String() string {
 func (*ListWatchlistsRequest) ProtoMessage() {}
 
 func (x *ListWatchlistsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[21]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2115,7 +2296,7 @@ func (x *ListWatchlistsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWatchlistsRequest.ProtoReflect.Descriptor instead.
 func (*ListWatchlistsRequest) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{21}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{22}
 }
 
 type Watchlist struct {
@@ -2128,7 +2309,7 @@ type Watchlist struct {
 
 func (x *Watchlist) Reset() {
 	*x = Watchlist{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[22]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2140,7 +2321,7 @@ func (x *Watchlist) String() string {
 func (*Watchlist) ProtoMessage() {}
 
 func (x *Watchlist) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[22]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2153,7 +2334,7 @@ func (x *Watchlist) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Watchlist.ProtoReflect.Descriptor instead.
 func (*Watchlist) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{22}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Watchlist) GetName() string {
@@ -2179,7 +2360,7 @@ type ListWatchlistsResponse struct {
 
 func (x *ListWatchlistsResponse) Reset() {
 	*x = ListWatchlistsResponse{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[23]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2191,7 +2372,7 @@ func (x *ListWatchlistsResponse) String() string {
 func (*ListWatchlistsResponse) ProtoMessage() {}
 
 func (x *ListWatchlistsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[23]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2204,7 +2385,7 @@ func (x *ListWatchlistsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWatchlistsResponse.ProtoReflect.Descriptor instead.
 func (*ListWatchlistsResponse) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{23}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListWatchlistsResponse) GetWatchlists() []*Watchlist {
@@ -2287,7 +2468,7 @@ const file_bordermatch_v1_bordermatch_proto_rawDesc = "" +
 	"\fsample_count\x18\b \x01(\x05R\vsampleCount\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xc5\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe4\x02\n" +
 	"\rEnrollRequest\x12\x1d\n" +
 	"\n" +
 	"subject_id\x18\x01 \x01(\tR\tsubjectId\x12\x12\n" +
@@ -2297,15 +2478,18 @@ const file_bordermatch_v1_bordermatch_proto_rawDesc = "" +
 	"watchlists\x18\x04 \x03(\tR\n" +
 	"watchlists\x120\n" +
 	"\asamples\x18\x05 \x03(\v2\x16.bordermatch.v1.SampleR\asamples\x12)\n" +
-	"\x10return_templates\x18\x06 \x01(\bR\x0freturnTemplates\x1a;\n" +
+	"\x10return_templates\x18\x06 \x01(\bR\x0freturnTemplates\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\a \x01(\tR\trequestId\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xde\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8b\x02\n" +
 	"\x0eEnrollResponse\x121\n" +
 	"\asubject\x18\x01 \x01(\v2\x17.bordermatch.v1.SubjectR\asubject\x125\n" +
 	"\aquality\x18\x02 \x03(\v2\x1b.bordermatch.v1.FaceQualityR\aquality\x12\x1c\n" +
 	"\ttemplates\x18\x03 \x03(\fR\ttemplates\x12D\n" +
-	"\x0efinger_quality\x18\x04 \x03(\v2\x1d.bordermatch.v1.FingerQualityR\rfingerQuality\"\xb3\x02\n" +
+	"\x0efinger_quality\x18\x04 \x03(\v2\x1d.bordermatch.v1.FingerQualityR\rfingerQuality\x12+\n" +
+	"\x11consistency_token\x18\x05 \x01(\tR\x10consistencyToken\"\x85\x03\n" +
 	"\x0fIdentifyRequest\x12,\n" +
 	"\x05probe\x18\x01 \x01(\v2\x16.bordermatch.v1.SampleR\x05probe\x12\x1e\n" +
 	"\n" +
@@ -2315,7 +2499,9 @@ const file_bordermatch_v1_bordermatch_proto_rawDesc = "" +
 	"\tthreshold\x18\x04 \x01(\x02H\x00R\tthreshold\x88\x01\x01\x12*\n" +
 	"\x11take_largest_face\x18\x05 \x01(\bR\x0ftakeLargestFace\x126\n" +
 	"\afingers\x18\x06 \x03(\v2\x1c.bordermatch.v1.FingerSampleR\afingers\x12\x1c\n" +
-	"\amax_fmr\x18\a \x01(\x01H\x01R\x06maxFmr\x88\x01\x01B\f\n" +
+	"\amax_fmr\x18\a \x01(\x01H\x01R\x06maxFmr\x88\x01\x01\x12+\n" +
+	"\x11consistency_token\x18\b \x01(\tR\x10consistencyToken\x12#\n" +
+	"\rallow_partial\x18\t \x01(\bR\fallowPartialB\f\n" +
 	"\n" +
 	"_thresholdB\n" +
 	"\n" +
@@ -2341,7 +2527,7 @@ const file_bordermatch_v1_bordermatch_proto_rawDesc = "" +
 	"\x0eface_algorithm\x18\f \x01(\tR\rfaceAlgorithmB\r\n" +
 	"\v_face_scoreB\x0f\n" +
 	"\r_finger_scoreB\v\n" +
-	"\t_face_fmr\"\xe7\x02\n" +
+	"\t_face_fmr\"\x9d\x03\n" +
 	"\x10IdentifyResponse\x129\n" +
 	"\n" +
 	"candidates\x18\x01 \x03(\v2\x19.bordermatch.v1.CandidateR\n" +
@@ -2352,7 +2538,14 @@ const file_bordermatch_v1_bordermatch_proto_rawDesc = "" +
 	"\amax_fmr\x18\x05 \x01(\x01R\x06maxFmr\x12'\n" +
 	"\x0ffused_threshold\x18\x06 \x01(\x01R\x0efusedThreshold\x12D\n" +
 	"\x0efinger_quality\x18\a \x03(\v2\x1d.bordermatch.v1.FingerQualityR\rfingerQuality\x12\x14\n" +
-	"\x05fused\x18\b \x01(\bR\x05fused\"\xba\x03\n" +
+	"\x05fused\x18\b \x01(\bR\x05fused\x124\n" +
+	"\bcoverage\x18\t \x01(\v2\x18.bordermatch.v1.CoverageR\bcoverage\"\x92\x01\n" +
+	"\bCoverage\x12\x1a\n" +
+	"\banswered\x18\x01 \x01(\x05R\banswered\x12\x14\n" +
+	"\x05total\x18\x02 \x01(\x05R\x05total\x12\x18\n" +
+	"\apartial\x18\x03 \x01(\bR\apartial\x12\x18\n" +
+	"\amissing\x18\x04 \x03(\x05R\amissing\x12 \n" +
+	"\vcoordinator\x18\x05 \x01(\tR\vcoordinator\"\xe7\x03\n" +
 	"\rVerifyRequest\x12,\n" +
 	"\x05probe\x18\x01 \x01(\v2\x16.bordermatch.v1.SampleR\x05probe\x12C\n" +
 	"\x10reference_sample\x18\x02 \x01(\v2\x16.bordermatch.v1.SampleH\x00R\x0freferenceSample\x12\x1f\n" +
@@ -2362,7 +2555,8 @@ const file_bordermatch_v1_bordermatch_proto_rawDesc = "" +
 	"\x11take_largest_face\x18\x05 \x01(\bR\x0ftakeLargestFace\x126\n" +
 	"\afingers\x18\x06 \x03(\v2\x1c.bordermatch.v1.FingerSampleR\afingers\x12I\n" +
 	"\x11reference_fingers\x18\a \x03(\v2\x1c.bordermatch.v1.FingerSampleR\x10referenceFingers\x12\x1c\n" +
-	"\amax_fmr\x18\b \x01(\x01H\x02R\x06maxFmr\x88\x01\x01B\v\n" +
+	"\amax_fmr\x18\b \x01(\x01H\x02R\x06maxFmr\x88\x01\x01\x12+\n" +
+	"\x11consistency_token\x18\t \x01(\tR\x10consistencyTokenB\v\n" +
 	"\treferenceB\f\n" +
 	"\n" +
 	"_thresholdB\n" +
@@ -2391,15 +2585,20 @@ const file_bordermatch_v1_bordermatch_proto_rawDesc = "" +
 	"\x0eface_algorithm\x18\x11 \x01(\tR\rfaceAlgorithmB\r\n" +
 	"\v_face_scoreB\x0f\n" +
 	"\r_finger_scoreB\v\n" +
-	"\t_face_fmr\"5\n" +
+	"\t_face_fmr\"\x81\x01\n" +
 	"\x14DeleteSubjectRequest\x12\x1d\n" +
 	"\n" +
-	"subject_id\x18\x01 \x01(\tR\tsubjectId\"J\n" +
+	"subject_id\x18\x01 \x01(\tR\tsubjectId\x12\x1d\n" +
+	"\n" +
+	"request_id\x18\x02 \x01(\tR\trequestId\x12+\n" +
+	"\x11consistency_token\x18\x03 \x01(\tR\x10consistencyToken\"w\n" +
 	"\x15DeleteSubjectResponse\x121\n" +
-	"\asubject\x18\x01 \x01(\v2\x17.bordermatch.v1.SubjectR\asubject\"2\n" +
+	"\asubject\x18\x01 \x01(\v2\x17.bordermatch.v1.SubjectR\asubject\x12+\n" +
+	"\x11consistency_token\x18\x02 \x01(\tR\x10consistencyToken\"_\n" +
 	"\x11GetSubjectRequest\x12\x1d\n" +
 	"\n" +
-	"subject_id\x18\x01 \x01(\tR\tsubjectId\"G\n" +
+	"subject_id\x18\x01 \x01(\tR\tsubjectId\x12+\n" +
+	"\x11consistency_token\x18\x02 \x01(\tR\x10consistencyToken\"G\n" +
 	"\x12GetSubjectResponse\x121\n" +
 	"\asubject\x18\x01 \x01(\v2\x17.bordermatch.v1.SubjectR\asubject\"o\n" +
 	"\x13ListSubjectsRequest\x12\x1c\n" +
@@ -2461,7 +2660,7 @@ func file_bordermatch_v1_bordermatch_proto_rawDescGZIP() []byte {
 }
 
 var file_bordermatch_v1_bordermatch_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_bordermatch_v1_bordermatch_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_bordermatch_v1_bordermatch_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_bordermatch_v1_bordermatch_proto_goTypes = []any{
 	(Modality)(0),                  // 0: bordermatch.v1.Modality
 	(FingerPosition)(0),            // 1: bordermatch.v1.FingerPosition
@@ -2478,20 +2677,21 @@ var file_bordermatch_v1_bordermatch_proto_goTypes = []any{
 	(*IdentifyRequest)(nil),        // 12: bordermatch.v1.IdentifyRequest
 	(*Candidate)(nil),              // 13: bordermatch.v1.Candidate
 	(*IdentifyResponse)(nil),       // 14: bordermatch.v1.IdentifyResponse
-	(*VerifyRequest)(nil),          // 15: bordermatch.v1.VerifyRequest
-	(*VerifyResponse)(nil),         // 16: bordermatch.v1.VerifyResponse
-	(*DeleteSubjectRequest)(nil),   // 17: bordermatch.v1.DeleteSubjectRequest
-	(*DeleteSubjectResponse)(nil),  // 18: bordermatch.v1.DeleteSubjectResponse
-	(*GetSubjectRequest)(nil),      // 19: bordermatch.v1.GetSubjectRequest
-	(*GetSubjectResponse)(nil),     // 20: bordermatch.v1.GetSubjectResponse
-	(*ListSubjectsRequest)(nil),    // 21: bordermatch.v1.ListSubjectsRequest
-	(*ListSubjectsResponse)(nil),   // 22: bordermatch.v1.ListSubjectsResponse
-	(*ListWatchlistsRequest)(nil),  // 23: bordermatch.v1.ListWatchlistsRequest
-	(*Watchlist)(nil),              // 24: bordermatch.v1.Watchlist
-	(*ListWatchlistsResponse)(nil), // 25: bordermatch.v1.ListWatchlistsResponse
-	nil,                            // 26: bordermatch.v1.Subject.MetadataEntry
-	nil,                            // 27: bordermatch.v1.EnrollRequest.MetadataEntry
-	(*timestamppb.Timestamp)(nil),  // 28: google.protobuf.Timestamp
+	(*Coverage)(nil),               // 15: bordermatch.v1.Coverage
+	(*VerifyRequest)(nil),          // 16: bordermatch.v1.VerifyRequest
+	(*VerifyResponse)(nil),         // 17: bordermatch.v1.VerifyResponse
+	(*DeleteSubjectRequest)(nil),   // 18: bordermatch.v1.DeleteSubjectRequest
+	(*DeleteSubjectResponse)(nil),  // 19: bordermatch.v1.DeleteSubjectResponse
+	(*GetSubjectRequest)(nil),      // 20: bordermatch.v1.GetSubjectRequest
+	(*GetSubjectResponse)(nil),     // 21: bordermatch.v1.GetSubjectResponse
+	(*ListSubjectsRequest)(nil),    // 22: bordermatch.v1.ListSubjectsRequest
+	(*ListSubjectsResponse)(nil),   // 23: bordermatch.v1.ListSubjectsResponse
+	(*ListWatchlistsRequest)(nil),  // 24: bordermatch.v1.ListWatchlistsRequest
+	(*Watchlist)(nil),              // 25: bordermatch.v1.Watchlist
+	(*ListWatchlistsResponse)(nil), // 26: bordermatch.v1.ListWatchlistsResponse
+	nil,                            // 27: bordermatch.v1.Subject.MetadataEntry
+	nil,                            // 28: bordermatch.v1.EnrollRequest.MetadataEntry
+	(*timestamppb.Timestamp)(nil),  // 29: google.protobuf.Timestamp
 }
 var file_bordermatch_v1_bordermatch_proto_depIdxs = []int32{
 	3,  // 0: bordermatch.v1.Sample.finger:type_name -> bordermatch.v1.FingerSample
@@ -2501,11 +2701,11 @@ var file_bordermatch_v1_bordermatch_proto_depIdxs = []int32{
 	6,  // 4: bordermatch.v1.FaceQuality.box:type_name -> bordermatch.v1.Rect
 	0,  // 5: bordermatch.v1.TemplateInfo.modality:type_name -> bordermatch.v1.Modality
 	1,  // 6: bordermatch.v1.TemplateInfo.finger_position:type_name -> bordermatch.v1.FingerPosition
-	26, // 7: bordermatch.v1.Subject.metadata:type_name -> bordermatch.v1.Subject.MetadataEntry
-	28, // 8: bordermatch.v1.Subject.created_at:type_name -> google.protobuf.Timestamp
-	28, // 9: bordermatch.v1.Subject.updated_at:type_name -> google.protobuf.Timestamp
+	27, // 7: bordermatch.v1.Subject.metadata:type_name -> bordermatch.v1.Subject.MetadataEntry
+	29, // 8: bordermatch.v1.Subject.created_at:type_name -> google.protobuf.Timestamp
+	29, // 9: bordermatch.v1.Subject.updated_at:type_name -> google.protobuf.Timestamp
 	8,  // 10: bordermatch.v1.Subject.templates:type_name -> bordermatch.v1.TemplateInfo
-	27, // 11: bordermatch.v1.EnrollRequest.metadata:type_name -> bordermatch.v1.EnrollRequest.MetadataEntry
+	28, // 11: bordermatch.v1.EnrollRequest.metadata:type_name -> bordermatch.v1.EnrollRequest.MetadataEntry
 	2,  // 12: bordermatch.v1.EnrollRequest.samples:type_name -> bordermatch.v1.Sample
 	9,  // 13: bordermatch.v1.EnrollResponse.subject:type_name -> bordermatch.v1.Subject
 	7,  // 14: bordermatch.v1.EnrollResponse.quality:type_name -> bordermatch.v1.FaceQuality
@@ -2516,38 +2716,39 @@ var file_bordermatch_v1_bordermatch_proto_depIdxs = []int32{
 	13, // 19: bordermatch.v1.IdentifyResponse.candidates:type_name -> bordermatch.v1.Candidate
 	7,  // 20: bordermatch.v1.IdentifyResponse.probe_quality:type_name -> bordermatch.v1.FaceQuality
 	4,  // 21: bordermatch.v1.IdentifyResponse.finger_quality:type_name -> bordermatch.v1.FingerQuality
-	2,  // 22: bordermatch.v1.VerifyRequest.probe:type_name -> bordermatch.v1.Sample
-	2,  // 23: bordermatch.v1.VerifyRequest.reference_sample:type_name -> bordermatch.v1.Sample
-	3,  // 24: bordermatch.v1.VerifyRequest.fingers:type_name -> bordermatch.v1.FingerSample
-	3,  // 25: bordermatch.v1.VerifyRequest.reference_fingers:type_name -> bordermatch.v1.FingerSample
-	7,  // 26: bordermatch.v1.VerifyResponse.probe_quality:type_name -> bordermatch.v1.FaceQuality
-	7,  // 27: bordermatch.v1.VerifyResponse.reference_quality:type_name -> bordermatch.v1.FaceQuality
-	5,  // 28: bordermatch.v1.VerifyResponse.finger_scores:type_name -> bordermatch.v1.FingerScore
-	4,  // 29: bordermatch.v1.VerifyResponse.probe_finger_quality:type_name -> bordermatch.v1.FingerQuality
-	4,  // 30: bordermatch.v1.VerifyResponse.reference_finger_quality:type_name -> bordermatch.v1.FingerQuality
-	9,  // 31: bordermatch.v1.DeleteSubjectResponse.subject:type_name -> bordermatch.v1.Subject
-	9,  // 32: bordermatch.v1.GetSubjectResponse.subject:type_name -> bordermatch.v1.Subject
-	9,  // 33: bordermatch.v1.ListSubjectsResponse.subjects:type_name -> bordermatch.v1.Subject
-	24, // 34: bordermatch.v1.ListWatchlistsResponse.watchlists:type_name -> bordermatch.v1.Watchlist
-	10, // 35: bordermatch.v1.Matcher.Enroll:input_type -> bordermatch.v1.EnrollRequest
-	12, // 36: bordermatch.v1.Matcher.Identify:input_type -> bordermatch.v1.IdentifyRequest
-	15, // 37: bordermatch.v1.Matcher.Verify:input_type -> bordermatch.v1.VerifyRequest
-	17, // 38: bordermatch.v1.Matcher.DeleteSubject:input_type -> bordermatch.v1.DeleteSubjectRequest
-	19, // 39: bordermatch.v1.Matcher.GetSubject:input_type -> bordermatch.v1.GetSubjectRequest
-	21, // 40: bordermatch.v1.Matcher.ListSubjects:input_type -> bordermatch.v1.ListSubjectsRequest
-	23, // 41: bordermatch.v1.Matcher.ListWatchlists:input_type -> bordermatch.v1.ListWatchlistsRequest
-	11, // 42: bordermatch.v1.Matcher.Enroll:output_type -> bordermatch.v1.EnrollResponse
-	14, // 43: bordermatch.v1.Matcher.Identify:output_type -> bordermatch.v1.IdentifyResponse
-	16, // 44: bordermatch.v1.Matcher.Verify:output_type -> bordermatch.v1.VerifyResponse
-	18, // 45: bordermatch.v1.Matcher.DeleteSubject:output_type -> bordermatch.v1.DeleteSubjectResponse
-	20, // 46: bordermatch.v1.Matcher.GetSubject:output_type -> bordermatch.v1.GetSubjectResponse
-	22, // 47: bordermatch.v1.Matcher.ListSubjects:output_type -> bordermatch.v1.ListSubjectsResponse
-	25, // 48: bordermatch.v1.Matcher.ListWatchlists:output_type -> bordermatch.v1.ListWatchlistsResponse
-	42, // [42:49] is the sub-list for method output_type
-	35, // [35:42] is the sub-list for method input_type
-	35, // [35:35] is the sub-list for extension type_name
-	35, // [35:35] is the sub-list for extension extendee
-	0,  // [0:35] is the sub-list for field type_name
+	15, // 22: bordermatch.v1.IdentifyResponse.coverage:type_name -> bordermatch.v1.Coverage
+	2,  // 23: bordermatch.v1.VerifyRequest.probe:type_name -> bordermatch.v1.Sample
+	2,  // 24: bordermatch.v1.VerifyRequest.reference_sample:type_name -> bordermatch.v1.Sample
+	3,  // 25: bordermatch.v1.VerifyRequest.fingers:type_name -> bordermatch.v1.FingerSample
+	3,  // 26: bordermatch.v1.VerifyRequest.reference_fingers:type_name -> bordermatch.v1.FingerSample
+	7,  // 27: bordermatch.v1.VerifyResponse.probe_quality:type_name -> bordermatch.v1.FaceQuality
+	7,  // 28: bordermatch.v1.VerifyResponse.reference_quality:type_name -> bordermatch.v1.FaceQuality
+	5,  // 29: bordermatch.v1.VerifyResponse.finger_scores:type_name -> bordermatch.v1.FingerScore
+	4,  // 30: bordermatch.v1.VerifyResponse.probe_finger_quality:type_name -> bordermatch.v1.FingerQuality
+	4,  // 31: bordermatch.v1.VerifyResponse.reference_finger_quality:type_name -> bordermatch.v1.FingerQuality
+	9,  // 32: bordermatch.v1.DeleteSubjectResponse.subject:type_name -> bordermatch.v1.Subject
+	9,  // 33: bordermatch.v1.GetSubjectResponse.subject:type_name -> bordermatch.v1.Subject
+	9,  // 34: bordermatch.v1.ListSubjectsResponse.subjects:type_name -> bordermatch.v1.Subject
+	25, // 35: bordermatch.v1.ListWatchlistsResponse.watchlists:type_name -> bordermatch.v1.Watchlist
+	10, // 36: bordermatch.v1.Matcher.Enroll:input_type -> bordermatch.v1.EnrollRequest
+	12, // 37: bordermatch.v1.Matcher.Identify:input_type -> bordermatch.v1.IdentifyRequest
+	16, // 38: bordermatch.v1.Matcher.Verify:input_type -> bordermatch.v1.VerifyRequest
+	18, // 39: bordermatch.v1.Matcher.DeleteSubject:input_type -> bordermatch.v1.DeleteSubjectRequest
+	20, // 40: bordermatch.v1.Matcher.GetSubject:input_type -> bordermatch.v1.GetSubjectRequest
+	22, // 41: bordermatch.v1.Matcher.ListSubjects:input_type -> bordermatch.v1.ListSubjectsRequest
+	24, // 42: bordermatch.v1.Matcher.ListWatchlists:input_type -> bordermatch.v1.ListWatchlistsRequest
+	11, // 43: bordermatch.v1.Matcher.Enroll:output_type -> bordermatch.v1.EnrollResponse
+	14, // 44: bordermatch.v1.Matcher.Identify:output_type -> bordermatch.v1.IdentifyResponse
+	17, // 45: bordermatch.v1.Matcher.Verify:output_type -> bordermatch.v1.VerifyResponse
+	19, // 46: bordermatch.v1.Matcher.DeleteSubject:output_type -> bordermatch.v1.DeleteSubjectResponse
+	21, // 47: bordermatch.v1.Matcher.GetSubject:output_type -> bordermatch.v1.GetSubjectResponse
+	23, // 48: bordermatch.v1.Matcher.ListSubjects:output_type -> bordermatch.v1.ListSubjectsResponse
+	26, // 49: bordermatch.v1.Matcher.ListWatchlists:output_type -> bordermatch.v1.ListWatchlistsResponse
+	43, // [43:50] is the sub-list for method output_type
+	36, // [36:43] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_bordermatch_v1_bordermatch_proto_init() }
@@ -2567,18 +2768,18 @@ func file_bordermatch_v1_bordermatch_proto_init() {
 	}
 	file_bordermatch_v1_bordermatch_proto_msgTypes[10].OneofWrappers = []any{}
 	file_bordermatch_v1_bordermatch_proto_msgTypes[11].OneofWrappers = []any{}
-	file_bordermatch_v1_bordermatch_proto_msgTypes[13].OneofWrappers = []any{
+	file_bordermatch_v1_bordermatch_proto_msgTypes[14].OneofWrappers = []any{
 		(*VerifyRequest_ReferenceSample)(nil),
 		(*VerifyRequest_SubjectId)(nil),
 	}
-	file_bordermatch_v1_bordermatch_proto_msgTypes[14].OneofWrappers = []any{}
+	file_bordermatch_v1_bordermatch_proto_msgTypes[15].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bordermatch_v1_bordermatch_proto_rawDesc), len(file_bordermatch_v1_bordermatch_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   26,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
