@@ -18,9 +18,9 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/bordermatch/bordermatch/internal/synthetic"
 	"github.com/bordermatch/bordermatch/cluster"
 	"github.com/bordermatch/bordermatch/engine"
+	"github.com/bordermatch/bordermatch/internal/synthetic"
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
 	"github.com/bordermatch/bordermatch/store"
 	"github.com/bordermatch/bordermatch/templates"

@@ -165,9 +165,9 @@ func documentEnv(fs *pflag.FlagSet, zeroDefaults map[string]string) {
 func (c *cli) root() *cobra.Command {
 	opt := DefaultOptions()
 	var (
-		level     = choice{val: "info", valid: []string{"debug", "info", "warn", "error"}}
-		format    = choice{val: "auto", valid: []string{"auto", "json", "console"}}
-		detector  = detectorValue{&opt.Detector}
+		level       = choice{val: "info", valid: []string{"debug", "info", "warn", "error"}}
+		format      = choice{val: "auto", valid: []string{"auto", "json", "console"}}
+		detector    = detectorValue{&opt.Detector}
 		gatesFile   string
 		gateFlags   gateList
 		clusterFile string
