@@ -39,6 +39,11 @@ func TestClusterCommand(t *testing.T) {
 	if ov.OverheadP50 == 0 || ov.OverheadP50 > ov.MergedP95 || ov.OverheadP95 < ov.OverheadP50 {
 		t.Errorf("overhead: %+v", ov)
 	}
+	// The partitions report their own search time: the in-call overhead
+	// is positive and below the merged latency.
+	if ov.OverheadInCallP50 <= 0 || ov.OverheadInCallP50 >= ov.MergedP50 || ov.OverheadInCallP95 < ov.OverheadInCallP50 {
+		t.Errorf("overhead over the partitions' own searches: %+v", ov)
+	}
 	if ov.ConcurrentP50 <= 0 || ov.OverheadConcurrentP50 == 0 || ov.OverheadConcurrentP95 < ov.OverheadConcurrentP50 {
 		t.Errorf("overhead over the partitions searched together: %+v", ov)
 	}

@@ -136,6 +136,8 @@ type searchReply struct {
 	Decision   wireDecision    `json:"decision"`
 	Error      string          `json:"error,omitempty"`
 	Kind       string          `json:"kind,omitempty"`
+	// SearchMicros is the partition's own search, in its process.
+	SearchMicros int64 `json:"search_us,omitempty"`
 }
 
 // Searcher is what a Responder searches: *engine.Engine.
@@ -248,10 +250,12 @@ func (r *Responder) answer(m *nats.Msg) {
 				break
 			}
 		}
+		t0 := time.Now()
 		res, err := r.eng.Identify(ctx, engine.IdentifyRequest{
 			Probe: engine.Probe{Sample: &engine.Sample{Template: req.Template}},
 			Query: engine.Query{TopK: req.TopK, Watchlists: req.Watchlists, Threshold: req.Threshold, MaxFMR: req.MaxFMR},
 		})
+		rep.SearchMicros = time.Since(t0).Microseconds()
 		cancel()
 		if err != nil {
 			fail(kindText(err), err)
@@ -351,6 +355,10 @@ type Result struct {
 	// names them, in order.
 	Partial bool
 	Missing []int
+	// Slowest is the longest search a partition reported taking in its
+	// own process: the merged latency minus it is the coordinator's cost
+	// (NATS both ways, decoding, merging).
+	Slowest time.Duration
 }
 
 // Identify asks every partition and merges their answers. A partition that
@@ -479,6 +487,7 @@ func merge(res *Result, replies map[int]searchReply, k int) {
 	first := true
 	for _, rep := range replies {
 		res.Searched += rep.Searched
+		res.Slowest = max(res.Slowest, time.Duration(rep.SearchMicros)*time.Microsecond)
 		if first {
 			d, first = rep.Decision, false
 			d.Thresholds = maps.Clone(d.Thresholds)
