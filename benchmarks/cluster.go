@@ -141,11 +141,11 @@ type ClusterOverhead struct {
 	// The bar applies to it.
 	OverheadInCallP50 float64 `json:"overhead_in_call_p50_ms"`
 	OverheadInCallP95 float64 `json:"overhead_in_call_p95_ms"`
-	BarP50                float64 `json:"bar_p50_ms"`
-	BarMet                bool    `json:"bar_met"`
-	Rank1Agree            float64 `json:"rank1_agree"` // merged rank 1 = the single engine's
-	MatesFoundRank1       float64 `json:"mates_found_rank1"`
-	CoverageComplete      bool    `json:"coverage_complete"`
+	BarP50            float64 `json:"bar_p50_ms"`
+	BarMet            bool    `json:"bar_met"`
+	Rank1Agree        float64 `json:"rank1_agree"` // merged rank 1 = the single engine's
+	MatesFoundRank1   float64 `json:"mates_found_rank1"`
+	CoverageComplete  bool    `json:"coverage_complete"`
 }
 
 // ClusterRun is one throughput run.
