@@ -83,6 +83,9 @@ func StartEmbedded(cfg Config) (*server.Server, error) {
 			if err != nil {
 				return nil, fmt.Errorf("cluster: tls: %w", err)
 			}
+			// A route is dialled too: the dialling side verifies its
+			// peer against the same CA (GenTLSConfig sets only ClientCAs).
+			rc.RootCAs = rc.ClientCAs
 			opts.Cluster.TLSConfig, opts.Cluster.TLSTimeout = rc, 2
 		}
 	}

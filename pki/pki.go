@@ -226,8 +226,12 @@ type Request struct {
 	// Role, for a client certificate: put in a URI SAN bordermatch:role=ROLE.
 	Role string
 	// Hosts, for a server certificate: DNS names and IP addresses.
-	Hosts    []string
-	Server   bool
+	Hosts  []string
+	Server bool
+	// Node, for a cluster node's certificate (NATS with mutual TLS): a
+	// server certificate for Hosts that authenticates as a client too,
+	// since every NATS server also dials its peers' routes.
+	Node     bool
 	Validity time.Duration
 }
 
@@ -256,8 +260,11 @@ func (ca *CA) Issue(r Request) (certOut, keyOut []byte, err error) {
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
-	if r.Server {
+	if r.Server || r.Node {
 		tpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		if r.Node {
+			tpl.ExtKeyUsage = append(tpl.ExtKeyUsage, x509.ExtKeyUsageClientAuth)
+		}
 		for _, h := range r.Hosts {
 			if ip := net.ParseIP(h); ip != nil {
 				tpl.IPAddresses = append(tpl.IPAddresses, ip)

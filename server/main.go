@@ -416,26 +416,30 @@ func (c *cli) certsCmd() *cobra.Command {
 	var (
 		data, role, name, out string
 		days                  int
+		hosts                 []string
 	)
 	cmd := &cobra.Command{
-		Use:   "certs --role gate|officer|admin --name NAME [--out DIR] [--data DIR] [--days N]",
-		Short: "Issue a client certificate for a role from the local CA",
+		Use:   "certs --role gate|officer|admin|node --name NAME [--host H,...] [--out DIR] [--data DIR] [--days N]",
+		Short: "Issue a client certificate for a role, or a cluster node's certificate, from the local CA",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch {
-			case !pki.ValidRole(role):
-				return usageErr{fmt.Errorf("certs: %s: want gate, officer or admin", c.name(cmd, "role"))}
+			case role == "node" && len(hosts) == 0:
+				return usageErr{fmt.Errorf("certs: a node certificate needs %s, the names or addresses its NATS server is reached at", c.name(cmd, "host"))}
+			case role != "node" && !pki.ValidRole(role):
+				return usageErr{fmt.Errorf("certs: %s: want gate, officer, admin or node", c.name(cmd, "role"))}
 			case name == "" || filepath.Base(name) != name || len(name) > 64:
 				return usageErr{fmt.Errorf("certs: %s: want a plain name such as gate-07", c.name(cmd, "name"))}
 			case days < 1:
 				return usageErr{fmt.Errorf("certs: %s: want at least 1", c.name(cmd, "days"))}
 			}
-			return issueCert(c.stdout, data, role, name, out, days)
+			return issueCert(c.stdout, data, role, name, out, days, hosts)
 		},
 	}
 	f := cmd.Flags()
 	f.SortFlags = false
-	f.StringVar(&role, "role", "", "role of the certificate: gate, officer or admin")
+	f.StringVar(&role, "role", "", "role of the certificate: gate, officer or admin; node for a cluster node's NATS certificate (server and client, for --host)")
+	f.StringSliceVar(&hosts, "host", nil, "with --role node: the DNS names and IP addresses the node's NATS server is reached at")
 	f.StringVar(&name, "name", "", "the client's name (the certificate's common name; audit records show it)")
 	f.StringVar(&out, "out", ".", "`dir`ectory to write NAME.pem and NAME-key.pem into")
 	f.StringVar(&data, "data", DefaultOptions().DataDir, "data `dir`ectory whose tls/ holds the local CA")
@@ -444,13 +448,17 @@ func (c *cli) certsCmd() *cobra.Command {
 	return cmd
 }
 
-func issueCert(stdout io.Writer, data, role, name, out string, days int) error {
+func issueCert(stdout io.Writer, data, role, name, out string, days int, hosts []string) error {
 	dir := TLSDir(data)
 	ca, err := pki.LoadCA(filepath.Join(dir, pki.CAFile), filepath.Join(dir, pki.CAKeyFile))
 	if err != nil {
 		return fmt.Errorf("certs: %w (matchd creates the local CA in %s on its first start)", err, dir)
 	}
-	cert, key, err := ca.Issue(pki.Request{CommonName: name, Role: role, Validity: time.Duration(days) * 24 * time.Hour})
+	req := pki.Request{CommonName: name, Role: role, Validity: time.Duration(days) * 24 * time.Hour}
+	if role == "node" {
+		req.Role, req.Node, req.Hosts = "", true, hosts
+	}
+	cert, key, err := ca.Issue(req)
 	if err != nil {
 		return fmt.Errorf("certs: %w", err)
 	}
