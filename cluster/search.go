@@ -504,12 +504,22 @@ func merge(res *Result, replies map[int]searchReply, k int) {
 			}
 		}
 	}
+	// A subject is in one partition; were it in two (a replica answering
+	// from a shard moved away), it is listed once, with its best score.
+	best := map[string]int{}
 	var all []wireCandidate
 	for _, rep := range replies {
 		for _, w := range rep.Candidates {
 			if !d.pass(w) {
 				continue
 			}
+			if i, ok := best[w.SubjectID]; ok {
+				if w.Score > all[i].Score {
+					all[i] = w
+				}
+				continue
+			}
+			best[w.SubjectID] = len(all)
 			all = append(all, w)
 		}
 	}

@@ -109,3 +109,48 @@ func (s *Engine) AppliedAll() (map[int]uint64, error) {
 	m, err := s.store.AppliedAll()
 	return m, kindOf("", err)
 }
+
+// DropShards removes from this replica every subject whose shard (by
+// shardOf) is not in keep, and forgets the positions of the shards not
+// kept: after a planned change of the shard map, a node holds only its
+// partition's shards. It returns the subjects removed.
+func (s *Engine) DropShards(ctx context.Context, shardOf func(id string) int, keep map[int]bool) (int, error) {
+	applied, err := s.store.AppliedAll()
+	if err != nil {
+		return 0, kindOf("drop shards", err)
+	}
+	var forget []int
+	for sh := range applied {
+		if !keep[sh] {
+			forget = append(forget, sh)
+		}
+	}
+	removed, after := 0, ""
+	for {
+		ids, err := s.store.IDs(after, 1000)
+		if err != nil {
+			return removed, kindOf("drop shards", err)
+		}
+		if len(ids) == 0 {
+			break
+		}
+		after = ids[len(ids)-1]
+		for _, id := range ids {
+			if keep[shardOf(id)] {
+				continue
+			}
+			if _, err := s.Delete(ctx, id); err != nil && !errors.Is(err, ErrNotFound) {
+				return removed, err
+			}
+			removed++
+		}
+	}
+	// Positions last: a crash before this leaves them, and the walk above
+	// runs again at the next start.
+	if len(forget) > 0 {
+		if err := s.store.ForgetApplied(forget); err != nil {
+			return removed, kindOf("drop shards", err)
+		}
+	}
+	return removed, nil
+}

@@ -118,6 +118,9 @@ func startCluster(ctx context.Context, cfg cluster.Config, eng *engine.Engine, m
 	n.setMap(smap)
 	m.registerCluster(n)
 	n.coord = &cluster.Coordinator{NC: n.nc, Partitions: smap.Partitions, Epoch: smap.Epoch}
+	if err := n.dropForeignShards(ctx); err != nil {
+		return nil, err
+	}
 	if err := n.bootstrap(ctx); err != nil {
 		return nil, err
 	}
@@ -161,6 +164,36 @@ func startCluster(ctx context.Context, cfg cluster.Config, eng *engine.Engine, m
 		}
 	}()
 	return n, nil
+}
+
+// dropForeignShards removes what this node holds of shards its partition
+// no longer owns (the shard map changed while it was down or before its
+// restart), so that it never answers from them; their positions are
+// forgotten, so a shard coming back is replayed from the start.
+func (n *clusterNode) dropForeignShards(ctx context.Context) error {
+	applied, err := n.eng.AppliedAll()
+	if err != nil {
+		return err
+	}
+	n.mu.RLock()
+	owned := maps.Clone(n.owned)
+	n.mu.RUnlock()
+	foreign := 0
+	for sh := range applied {
+		if !owned[sh] {
+			foreign++
+		}
+	}
+	if foreign == 0 {
+		return nil
+	}
+	shards := n.cfg.Shards
+	removed, err := n.eng.DropShards(ctx, func(id string) int { return cluster.ShardOf(id, shards) }, owned)
+	if err != nil {
+		return fmt.Errorf("cluster: dropping the shards partition %d no longer owns: %w", n.cfg.Partition, err)
+	}
+	n.logger.Warn().Int("shards", foreign).Int("subjects", removed).Msg("cluster: dropped the shards this partition no longer owns")
+	return nil
 }
 
 // bootstrap copies a live peer's gallery of this partition (its backup,
@@ -267,11 +300,14 @@ func (n *clusterNode) onShardMap(m cluster.ShardMap) {
 		n.coordSet(m)
 		return
 	}
-	// The responder and call server keep the old epoch: requests of the
-	// new one are refused (stale epoch), never answered from the wrong
-	// shards. The coordinator moves on, so this node still coordinates.
+	// This node leaves its partition's queue groups: it must not answer
+	// from shards it no longer holds in full, and a replica that refuses
+	// (stale epoch) would still be picked by the queue group. The
+	// coordinator moves on, so this node still coordinates calls.
 	n.coordSet(m)
-	n.logger.Error().Ints("shards", after).Msg("cluster: this node's shards changed: restart it to take them (it answers no searches meanwhile)")
+	n.resp.Close()
+	n.calls.Close()
+	n.logger.Error().Ints("shards", after).Msg("cluster: this node's shards changed: restart it to take them (it answers other nodes' searches no more)")
 }
 
 func (n *clusterNode) coordSet(m cluster.ShardMap) {

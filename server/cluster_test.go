@@ -448,3 +448,96 @@ func TestClusterReadYourWrites(t *testing.T) {
 		t.Fatalf("a malformed token: %v", err)
 	}
 }
+
+// TestClusterRepartition: a cluster of one partition (3 replicas, each
+// running a JetStream server) grows to two by a planned shard map: the plan
+// moves only the new partition's shards, an apply from a stale epoch is
+// refused, nodes whose shards changed stop answering other nodes until
+// restarted, restarted nodes drop the shards they no longer own, a new
+// node bootstraps from a peer's backup, and afterwards every subject is
+// found rank 1 from every node, listed once, and the reconciler is clean.
+func TestClusterRepartition(t *testing.T) {
+	ctx := context.Background()
+	cfgs := clusterConfigs(t)
+	for i := range cfgs {
+		cfgs[i].Partitions, cfgs[i].Partition, cfgs[i].Replica = 1, 0, i
+	}
+	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir(), t.TempDir()}
+	nodes := make([]*testNode, 4)
+	var wg sync.WaitGroup
+	for i := range 3 {
+		wg.Go(func() { nodes[i] = startTestNode(t, cfgs[i], dirs[i]) })
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	const n = 300
+	for i := range n {
+		if _, err := enrolSynth(ctx, nodes[i%3].client, t, i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	plan, err := nodes[0].admin.ClusterPlan(ctx, &pb.ClusterPlanRequest{Partitions: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plan.CurrentEpoch != 1 || plan.NextEpoch != 2 || len(plan.Moves) != 128 || !slices.Equal(plan.Load, []int32{128, 128}) {
+		t.Fatalf("plan: epoch %d → %d, %d moves, load %v", plan.CurrentEpoch, plan.NextEpoch, len(plan.Moves), plan.Load)
+	}
+	for _, m := range plan.Moves {
+		if m.From != 0 || m.To != 1 {
+			t.Fatalf("move %v: only shards to the new partition should move", m)
+		}
+	}
+	applied, err := nodes[1].admin.ClusterApply(ctx, &pb.ClusterApplyRequest{Partitions: 2, ExpectedEpoch: 1})
+	if err != nil || !applied.Applied {
+		t.Fatalf("apply: %v %v", applied, err)
+	}
+	if _, err := nodes[2].admin.ClusterApply(ctx, &pb.ClusterApplyRequest{Partitions: 2, ExpectedEpoch: 1}); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("apply of a plan from a stale epoch: %v", err)
+	}
+
+	// Restart the three as 2 partitions: node 0 and 1 partition 0, node 2
+	// partition 1; one at a time, so JetStream keeps its quorum.
+	for i, part := range []int{0, 0, 1} {
+		nodes[i].stop()
+		cfgs[i].Partitions, cfgs[i].Partition, cfgs[i].Replica = 2, part, map[int]int{0: 0, 1: 1, 2: 0}[i]
+		nodes[i] = startTestNode(t, cfgs[i], dirs[i])
+	}
+	// A new node for partition 1 copies node 2's gallery, then the log.
+	cfgs[3].Partitions, cfgs[3].Partition, cfgs[3].Replica = 2, 1, 1
+	nodes[3] = startTestNode(t, cfgs[3], dirs[3])
+
+	thr := float32(-1)
+	for i := range n {
+		for node := range 4 {
+			res, err := nodes[node].client.Identify(ctx, &pb.IdentifyRequest{TopK: 1, Threshold: &thr,
+				Probe: &pb.Sample{Kind: &pb.Sample_Template{Template: synthTemplate(t, i)}}})
+			if err != nil {
+				t.Fatalf("identify %d through node %d: %v", i, node, err)
+			}
+			if len(res.Candidates) == 0 || res.Candidates[0].SubjectId != synthID(i) || res.Coverage.GetTotal() != 2 {
+				t.Fatalf("identify %d through node %d: %v, coverage %v", i, node, res.Candidates, res.Coverage)
+			}
+		}
+	}
+	page, err := nodes[3].client.ListSubjects(ctx, &pb.ListSubjectsRequest{PageSize: 1000})
+	if err != nil || len(page.Subjects) != n {
+		t.Fatalf("list after the move: %d subjects, %v", len(page.GetSubjects()), err)
+	}
+	rep, err := nodes[0].admin.ClusterVerify(ctx, &pb.ClusterVerifyRequest{WaitSeconds: 30, Replicas: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Clean || rep.StreamSubjects != n {
+		t.Fatalf("reconciler after the move: clean %v, %d subjects in the log, divergences %v, missing %v", rep.Clean, rep.StreamSubjects, rep.Divergences, rep.Missing)
+	}
+	var held int64
+	for _, nd := range rep.Nodes {
+		held += nd.Subjects
+	}
+	if held != 2*n {
+		t.Fatalf("the nodes hold %d subjects, want %d: a node kept shards it no longer owns", held, 2*n)
+	}
+}

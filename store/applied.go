@@ -277,3 +277,22 @@ func (s *Store) DeleteAt(pos LogPosition, id string) (Subject, error) {
 	s.deletes.Add(1) // for Purge (gc.go)
 	return sub, nil
 }
+
+// ForgetApplied removes the recorded positions of shards: a replica that
+// no longer holds them (the shard map moved them away) must replay them
+// from the start should they ever come back.
+func (s *Store) ForgetApplied(shards []int) error {
+	for _, sh := range shards {
+		if err := validShard(sh); err != nil {
+			return err
+		}
+	}
+	return s.db.Update(func(txn *badger.Txn) error {
+		for _, sh := range shards {
+			if err := txn.Delete(appliedKey(sh)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
