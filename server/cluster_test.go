@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -539,5 +541,66 @@ func TestClusterRepartition(t *testing.T) {
 	}
 	if held != 2*n {
 		t.Fatalf("the nodes hold %d subjects, want %d: a node kept shards it no longer owns", held, 2*n)
+	}
+}
+
+// TestClusterBadMessages: malformed and oversized messages on the
+// cluster's subjects — the log's, the searches', the partition calls' —
+// are refused or skipped and logged, and the nodes go on applying the log
+// and answering.
+func TestClusterBadMessages(t *testing.T) {
+	nodes := startTestCluster(t)
+	ctx := context.Background()
+	nc, err := nats.Connect(nodes[0].node.ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Garbage in the log, behind the API's back, on a shard each
+	// partition owns.
+	for sh := range 4 {
+		if _, err := js.Publish(ctx, cluster.ShardSubject(sh), []byte("not an envelope")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Oversized: the stream refuses it.
+	if _, err := js.Publish(ctx, cluster.ShardSubject(0), make([]byte, cluster.MaxMessageSize+1)); err == nil {
+		t.Fatal("the stream took a message over its size limit")
+	}
+	// Garbage requests to the partitions.
+	for _, subj := range []string{cluster.SearchSubject, cluster.CallSubject(0), cluster.CallSubject(1)} {
+		msg, err := nc.Request(subj, []byte("{not json"), 5*time.Second)
+		if err != nil {
+			t.Fatalf("%s: no answer to a malformed request: %v", subj, err)
+		}
+		if len(msg.Data) == 0 && msg.Header.Get(cluster.HeaderCode) == "" {
+			t.Fatalf("%s: an empty answer to a malformed request", subj)
+		}
+	}
+	// The nodes go on: enrol and find through every node.
+	thr := float32(-1)
+	for i := range 20 {
+		er, err := enrolSynth(ctx, nodes[i%4].client, t, 200_000+i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for node := range 4 {
+			res, err := nodes[node].client.Identify(ctx, &pb.IdentifyRequest{TopK: 1, Threshold: &thr, ConsistencyToken: er.ConsistencyToken,
+				Probe: &pb.Sample{Kind: &pb.Sample_Template{Template: synthTemplate(t, 200_000+i)}}})
+			if err != nil || len(res.Candidates) == 0 || res.Candidates[0].SubjectId != synthID(200_000+i) {
+				t.Fatalf("after bad messages, identify through node %d: %v %v", node, res.GetCandidates(), err)
+			}
+		}
+	}
+	var malformed uint64
+	for _, n := range nodes {
+		malformed += n.node.rep.Stats().Malformed
+	}
+	if malformed != 8 { // 4 messages, each on the 2 replicas of its shard's partition
+		t.Fatalf("%d malformed log messages recorded by the replicas, want 8", malformed)
 	}
 }
