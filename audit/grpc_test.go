@@ -1,9 +1,12 @@
 package audit
 
 import (
+	"context"
 	"errors"
+	"slices"
 	"testing"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -42,5 +45,46 @@ func TestGenericDescribe(t *testing.T) {
 	describe(&r, &pb.VerifyRequest{}, nil, errors.New("boom"))
 	if r.Decision != "error" || r.Code != "Unknown" {
 		t.Fatalf("failed verify: %+v", r)
+	}
+}
+
+// TestClusterNote: a cluster node's handler names the coordinating node
+// and the partitions it asked; the call's record carries them, and a call
+// that noted nothing has neither.
+func TestClusterNote(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	l := openLog(t, st, Options{})
+	rc := &Recorder{Log: l}
+	info := &grpc.UnaryServerInfo{FullMethod: "/bordermatch.v1.Matcher/Identify"}
+	if !Methods[info.FullMethod] {
+		t.Fatalf("%s is not audited", info.FullMethod)
+	}
+	_, err := rc.Unary()(context.Background(), &pb.IdentifyRequest{}, info, func(ctx context.Context, _ any) (any, error) {
+		NoteCluster(ctx, "node-a", 1)
+		NoteCluster(ctx, "node-a", 0, 1)
+		return &pb.IdentifyResponse{}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rc.Unary()(context.Background(), &pb.IdentifyRequest{}, info, func(ctx context.Context, _ any) (any, error) {
+		return &pb.IdentifyResponse{}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	recs, _, err := l.List(Filter{}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 || recs[0].Coordinator != "node-a" || !slices.Equal(recs[0].Partitions, []int{0, 1}) ||
+		recs[1].Coordinator != "" || recs[1].Partitions != nil {
+		t.Fatalf("records: %+v", recs)
+	}
+	if p := recordProto(&recs[0]); p.Coordinator != "node-a" || !slices.Equal(p.Partitions, []int32{0, 1}) {
+		t.Fatalf("as protobuf: %v", p)
+	}
+	if _, err := l.Verify(); err != nil {
+		t.Fatalf("the chain with cluster records: %v", err)
 	}
 }

@@ -40,6 +40,7 @@ type testNode struct {
 	conn   *grpc.ClientConn
 	client pb.MatcherClient
 	admin  pb.AdminClient
+	m      *Metrics
 	once   sync.Once
 }
 
@@ -67,7 +68,8 @@ func startTestNode(t testing.TB, cfg cluster.Config, dir string) *testNode {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	node, err := startCluster(ctx, cfg, eng, NewMetrics(nil), zerolog.Nop())
+	m := NewMetrics(nil)
+	node, err := startCluster(ctx, cfg, eng, m, zerolog.Nop())
 	if err != nil {
 		eng.Close()
 		st.Close()
@@ -88,7 +90,7 @@ func startTestNode(t testing.TB, cfg cluster.Config, dir string) *testNode {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &testNode{cfg: cfg, dir: dir, node: node, eng: eng, st: st, gs: gs, conn: conn,
+	n := &testNode{cfg: cfg, dir: dir, node: node, eng: eng, st: st, gs: gs, conn: conn, m: m,
 		client: pb.NewMatcherClient(conn), admin: pb.NewAdminClient(conn)}
 	t.Cleanup(n.stop)
 	return n
@@ -434,6 +436,38 @@ func TestClusterReadYourWrites(t *testing.T) {
 	if misses > 0 {
 		t.Fatalf("%d of %d identifications with the enrolment's token missed it", misses, pairs)
 	}
+	// Every node's metrics: connected, caught up, and the coverage of the
+	// searches it coordinated.
+	for i, nd := range nodes {
+		fams, err := nd.m.Registry().Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]float64{}
+		for _, f := range fams {
+			for _, mt := range f.GetMetric() {
+				switch {
+				case mt.GetGauge() != nil:
+					got[f.GetName()] += mt.GetGauge().GetValue()
+				case mt.GetCounter() != nil:
+					got[f.GetName()] += mt.GetCounter().GetValue()
+				case mt.GetHistogram() != nil:
+					got[f.GetName()] += float64(mt.GetHistogram().GetSampleCount())
+				}
+			}
+		}
+		if got["bordermatch_cluster_nats_connected"] != 1 || got["bordermatch_cluster_shard_map_epoch"] != 1 ||
+			got["bordermatch_cluster_applied_messages_total"] == 0 {
+			t.Errorf("node %d metrics: %v", i, got)
+		}
+		if _, ok := got["bordermatch_cluster_apply_lag_messages"]; !ok {
+			t.Errorf("node %d: no apply lag metric", i)
+		}
+		if got["bordermatch_cluster_search_coverage_ratio"] == 0 {
+			t.Logf("node %d coordinated no search", i)
+		}
+	}
+
 	// A deletion's token: a later GetSubject through another node sees it.
 	dr, err := nodes[0].client.DeleteSubject(ctx, &pb.DeleteSubjectRequest{SubjectId: synthID(100_000)})
 	if err != nil {
