@@ -101,25 +101,9 @@ func (r *testReplica) count(t *testing.T) int {
 }
 
 func TestReplicaAppliesLog(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Node, cfg.StreamReplicas, cfg.Logger = "solo", 1, testLogger(t)
-	cfg.Embedded = &Embedded{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}
-	s, err := StartEmbedded(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Shutdown)
-	nc, err := Connect(cfg, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	cfg, nc, _, l := startSolo(t, "solo")
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	l, err := Open(ctx, nc, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 
 	a := startReplica(t, l, t.TempDir(), 0)
 	b := startReplica(t, l, t.TempDir(), 0)
@@ -288,25 +272,9 @@ func TestReplicaAppliesLog(t *testing.T) {
 }
 
 func TestReplicaStopsOnNewerRequest(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Node, cfg.StreamReplicas, cfg.Logger = "solo", 1, testLogger(t)
-	cfg.Embedded = &Embedded{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}
-	s, err := StartEmbedded(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Shutdown()
-	nc, err := Connect(cfg, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	cfg, _, _, l := startSolo(t, "solo")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	l, err := Open(ctx, nc, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	env, _ := Encode(Message{Kind: KindEnrol, SubjectID: "N", Request: []byte(`{"v":99,"id":"N"}`)})
 	if _, err := l.Append(ctx, ShardOf("N", cfg.Shards), "n", env); err != nil {
 		t.Fatal(err)

@@ -23,25 +23,8 @@ type logCluster struct {
 // startLogCluster starts an embedded server and opens the log on it.
 func startLogCluster(t *testing.T, partitions int) *logCluster {
 	t.Helper()
-	cfg := DefaultConfig()
-	cfg.Node, cfg.StreamReplicas, cfg.Partitions, cfg.Logger = "solo", 1, partitions, testLogger(t)
-	cfg.Embedded = &Embedded{Listen: "127.0.0.1:0", StoreDir: t.TempDir()}
-	s, err := StartEmbedded(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Shutdown)
-	nc, err := Connect(cfg, s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	l, err := Open(ctx, nc, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, nc, _, l := startSolo(t, "solo")
+	cfg.Partitions = partitions
 	return &logCluster{cfg: cfg, nc: nc, log: l}
 }
 
