@@ -521,6 +521,10 @@ type loadStats struct {
 	// node that was down at the time (a client's own bad luck, not the
 	// cluster's).
 	identDownNode atomic.Int64
+	// identSlow counts identifications that took over a second, and
+	// identTokenWait the unavailable ones whose partition had not applied
+	// the token in time.
+	identSlow, identTokenWait atomic.Int64
 }
 
 // load runs enrolling and identifying clients until stop is closed; the
@@ -606,8 +610,15 @@ func (l *load) start(enrolers, identifiers int) {
 				}
 				node := l.node()
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				t0 := time.Now()
 				res, err := identifyRank1(ctx, l.c.clients[node], a.i, a.tok)
 				cancel()
+				if time.Since(t0) > time.Second {
+					l.stats.identSlow.Add(1)
+				}
+				if strings.Contains(status.Convert(err).Message(), "has not applied token") {
+					l.stats.identTokenWait.Add(1)
+				}
 				cv := res.GetCoverage()
 				switch {
 				case err != nil && isUnavailable(err):
@@ -729,8 +740,9 @@ func TestClusterKill(t *testing.T) {
 			c.waitNode(k - 3)
 			l.down[k-3].Store(false)
 		}
-		t.Logf("round %2d: killed %s, back after %v; %d acknowledged, identify ok %d unavailable %d",
-			round, p.name, time.Since(t0).Round(time.Millisecond), l.stats.enrolled.Load(), l.stats.identOK.Load(), l.stats.identUnavailable.Load())
+		t.Logf("round %2d: killed %s, back after %v; %d acknowledged, identify ok %d unavailable %d (waiting for a token %d), over 1 s %d",
+			round, p.name, time.Since(t0).Round(time.Millisecond), l.stats.enrolled.Load(), l.stats.identOK.Load(), l.stats.identUnavailable.Load(),
+			l.stats.identTokenWait.Load(), l.stats.identSlow.Load())
 		if t.Failed() {
 			break
 		}
@@ -791,10 +803,10 @@ func TestClusterKill(t *testing.T) {
 			code, v.Clean, v.StreamSubjects, msgs, held, len(all), out)
 	}
 	t.Logf("acknowledged %d enrolments (%d needed a retry, %d of them acknowledged by ALREADY_EXISTS), %d enrolment failures; "+
-		"identify ok %d, unavailable %d (%d of them sent to the killed node), wrong %d; rounds: %d NATS server kills, %d matchd kills, 1 whole-partition kill (partition %d); "+
+		"identify ok %d, unavailable %d (%d of them sent to the killed node, %d waiting for a token), wrong %d, over 1 s %d; rounds: %d NATS server kills, %d matchd kills, 1 whole-partition kill (partition %d); "+
 		"stream %d messages, %d subjects; load phase %v, total %v",
 		len(all), l.stats.retried.Load(), l.stats.landedOnRetry.Load(), l.stats.enrolErrors.Load(),
-		l.stats.identOK.Load(), l.stats.identUnavailable.Load(), l.stats.identDownNode.Load(), l.stats.identWrong.Load(), natsKills, nodeKills, part,
+		l.stats.identOK.Load(), l.stats.identUnavailable.Load(), l.stats.identDownNode.Load(), l.stats.identTokenWait.Load(), l.stats.identWrong.Load(), l.stats.identSlow.Load(), natsKills, nodeKills, part,
 		msgs, v.StreamSubjects, loadTook.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 }
 
