@@ -71,6 +71,10 @@ var Methods = map[string][]string{
 	"/bordermatch.v1.Admin/Restore":          {Admin},
 	"/bordermatch.v1.Admin/Retemplate":       {Admin},
 	"/bordermatch.v1.Admin/RetemplateStatus": {Admin},
+	"/bordermatch.v1.Admin/ClusterStatus":    {Admin},
+	"/bordermatch.v1.Admin/ClusterVerify":    {Admin},
+	"/bordermatch.v1.Admin/ClusterPlan":      {Admin},
+	"/bordermatch.v1.Admin/ClusterApply":     {Admin},
 
 	"/bordermatch.v1.Audit/List":   {Admin},
 	"/bordermatch.v1.Audit/Verify": {Admin},

@@ -480,6 +480,11 @@ func requestIDOf(id string) (string, error) {
 	return id, nil
 }
 
+// appendTimeout bounds an append to the log: a stream without a quorum
+// (its leader cut off, or stepping down) may never answer a publish, and the
+// client is told UNAVAILABLE rather than left waiting for its own deadline.
+const appendTimeout = 10 * time.Second
+
 // logError is an append's error as the client sees it: a log without a
 // quorum is UNAVAILABLE, saying nothing was acknowledged.
 func logError(what string, err error) error {
@@ -520,7 +525,9 @@ func (n *clusterNode) enroll(ctx context.Context, req *pb.EnrollRequest, samples
 	if err != nil {
 		return nil, err
 	}
-	shard, seq, err := cluster.EnrollThroughLog(ctx, n.log, logReq, rid)
+	actx, cancel := context.WithTimeout(ctx, appendTimeout)
+	shard, seq, err := cluster.EnrollThroughLog(actx, n.log, logReq, rid)
+	cancel()
 	if err != nil {
 		return nil, logError("enrol", err)
 	}
@@ -550,7 +557,9 @@ func (n *clusterNode) deleteSubject(ctx context.Context, req *pb.DeleteSubjectRe
 	if err := n.call(ctx, n.partitionOf(id), callGetSubject, &pb.GetSubjectRequest{SubjectId: id}, &got, tok); err != nil {
 		return nil, err
 	}
-	shard, seq, err := cluster.DeleteThroughLog(ctx, n.log, id, rid)
+	actx, cancel := context.WithTimeout(ctx, appendTimeout)
+	shard, seq, err := cluster.DeleteThroughLog(actx, n.log, id, rid)
+	cancel()
 	if err != nil {
 		return nil, logError("delete", err)
 	}
