@@ -31,6 +31,10 @@ var Methods = map[string]bool{
 	"/bordermatch.v1.Admin/Restore":            true,
 	"/bordermatch.v1.Admin/Retemplate":         true,
 	"/bordermatch.v1.Admin/RetemplateStatus":   true,
+	// A cluster's shard map change, and the reconciler's comparison of
+	// every replica.
+	"/bordermatch.v1.Admin/ClusterApply":  true,
+	"/bordermatch.v1.Admin/ClusterVerify": true,
 }
 
 // GateHeader is the metadata key a gate controller may name itself with;

@@ -117,16 +117,30 @@ func (r *Replica) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cluster: replica: %w", err)
 	}
+	// A shard the stream holds no message of does not hold the start
+	// back: otherwise one empty shard would replay the partition's whole
+	// log at every start. (Its first message will come after the stream's
+	// current last sequence, so after from.)
+	lasts, lerr := r.log.lastOfShards(ctx, r.shards)
 	r.mu.Lock()
 	r.applied = make(map[int]uint64, len(r.shards))
-	from := uint64(0)
+	from, set := uint64(0), false
 	for i, s := range r.shards {
 		r.applied[s] = all[s]
-		if i == 0 || all[s] < from {
-			from = all[s]
+		if lerr == nil && lasts[i] == 0 {
+			continue
+		}
+		if !set || all[s] < from {
+			from, set = all[s], true
 		}
 	}
 	r.mu.Unlock()
+	if !set && lerr == nil {
+		// No shard has a message yet: start after what the stream holds.
+		if last, err := r.log.LastSequence(ctx); err == nil {
+			from = last
+		}
+	}
 	from++
 	if r.from != 0 {
 		from = r.from
