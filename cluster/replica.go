@@ -119,28 +119,29 @@ func (r *Replica) Run(ctx context.Context) error {
 	}
 	// A shard the stream holds no message of does not hold the start
 	// back: otherwise one empty shard would replay the partition's whole
-	// log at every start. (Its first message will come after the stream's
-	// current last sequence, so after from.)
-	lasts, lerr := r.log.lastOfShards(ctx, r.shards)
+	// log at every start. The stream's last sequence is read first: a
+	// shard still empty after it will only ever get messages after it.
+	last, lerr := r.log.LastSequence(ctx)
+	var lasts []uint64
+	if lerr == nil {
+		lasts, lerr = r.log.lastOfShards(ctx, r.shards)
+	}
 	r.mu.Lock()
 	r.applied = make(map[int]uint64, len(r.shards))
-	from, set := uint64(0), false
+	from := uint64(0)
+	if lerr == nil {
+		from = last
+	}
 	for i, s := range r.shards {
 		r.applied[s] = all[s]
 		if lerr == nil && lasts[i] == 0 {
 			continue
 		}
-		if !set || all[s] < from {
-			from, set = all[s], true
+		if lerr != nil && i == 0 || all[s] < from {
+			from = all[s]
 		}
 	}
 	r.mu.Unlock()
-	if !set && lerr == nil {
-		// No shard has a message yet: start after what the stream holds.
-		if last, err := r.log.LastSequence(ctx); err == nil {
-			from = last
-		}
-	}
 	from++
 	if r.from != 0 {
 		from = r.from

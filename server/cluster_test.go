@@ -413,6 +413,7 @@ func TestClusterReadYourWrites(t *testing.T) {
 		pairs = 200
 	}
 	misses := 0
+	var firstToken string
 	for i := range pairs {
 		a, b := rng.IntN(4), rng.IntN(4)
 		er, err := enrolSynth(ctx, nodes[a].client, t, 100_000+i)
@@ -421,6 +422,9 @@ func TestClusterReadYourWrites(t *testing.T) {
 		}
 		if er.ConsistencyToken == "" {
 			t.Fatal("no consistency token in a cluster's enrolment answer")
+		}
+		if i == 0 {
+			firstToken = er.ConsistencyToken
 		}
 		res, err := nodes[b].client.Identify(ctx, &pb.IdentifyRequest{TopK: 1, Threshold: &thr, ConsistencyToken: er.ConsistencyToken,
 			Probe: &pb.Sample{Kind: &pb.Sample_Template{Template: synthTemplate(t, 100_000+i)}}})
@@ -469,7 +473,9 @@ func TestClusterReadYourWrites(t *testing.T) {
 	}
 
 	// A deletion's token: a later GetSubject through another node sees it.
-	dr, err := nodes[0].client.DeleteSubject(ctx, &pb.DeleteSubjectRequest{SubjectId: synthID(100_000)})
+	// (The deletion passes the enrolment's token: the partition checks the
+	// subject exists once it has applied the enrolment.)
+	dr, err := nodes[0].client.DeleteSubject(ctx, &pb.DeleteSubjectRequest{SubjectId: synthID(100_000), ConsistencyToken: firstToken})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -554,6 +560,13 @@ func TestClusterRepartition(t *testing.T) {
 				t.Fatalf("identify %d through node %d: %v", i, node, err)
 			}
 			if len(res.Candidates) == 0 || res.Candidates[0].SubjectId != synthID(i) || res.Coverage.GetTotal() != 2 {
+				sh := cluster.ShardOf(synthID(i), cluster.DefaultShards)
+				for k, nd := range nodes {
+					_, gerr := nd.eng.Get(ctx, synthID(i))
+					ap, _ := nd.eng.Applied(sh)
+					t.Logf("node %d (partition %d): holds it: %v, shard %d applied %d, owns %v, subjects %d, replica %+v",
+						k, nd.cfg.Partition, gerr == nil, sh, ap, nd.node.owns(sh), nd.eng.Subjects(), nd.node.rep.Stats())
+				}
 				t.Fatalf("identify %d through node %d: %v, coverage %v", i, node, res.Candidates, res.Coverage)
 			}
 		}
