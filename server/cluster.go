@@ -81,7 +81,6 @@ type clusterNode struct {
 	stopped  chan struct{} // closed when the replica stopped for good
 	stopErr  error
 	metrics  *Metrics
-	readyErr error
 }
 
 // startCluster joins the cluster: it starts the embedded JetStream server
