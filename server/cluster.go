@@ -76,11 +76,11 @@ type clusterNode struct {
 	calls   *cluster.CallServer
 	digests *nats.Subscription
 
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	stopped  chan struct{} // closed when the replica stopped for good
-	stopErr  error
-	metrics  *Metrics
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	stopped chan struct{} // closed when the replica stopped for good
+	stopErr error
+	metrics *Metrics
 }
 
 // startCluster joins the cluster: it starts the embedded JetStream server
