@@ -58,7 +58,10 @@ import (
 )
 
 const (
-	// SearchSubject is the subject of face identifications.
+	// SearchSubject is the prefix of face identifications: partition p's
+	// replicas answer SearchSubject.<p> (PartitionSearchSubject), so that
+	// a partition without a live replica is known at once (NATS answers
+	// "no responders") instead of after the search timeout.
 	SearchSubject = "bm.search.face"
 	// SearchWireVersion is the version of the search request and reply.
 	SearchWireVersion = 1
@@ -72,6 +75,10 @@ const (
 // ErrStaleEpoch: a replica's partition-map epoch is not the request's. The
 // coordinator's error wraps it together with engine.ErrUnavailable.
 var ErrStaleEpoch = errors.New("partition map epoch mismatch")
+
+// PartitionSearchSubject is the subject partition p's replicas answer
+// identifications on.
+func PartitionSearchSubject(p int) string { return SearchSubject + "." + strconv.Itoa(p) }
 
 // QueueGroup is the queue group of partition p's replicas.
 func QueueGroup(p int) string { return "part-" + strconv.Itoa(p) }
@@ -191,7 +198,7 @@ func ServeWith(nc *nats.Conn, cfg Config, eng Searcher, epoch uint64, opt ServeO
 		opt:       opt,
 	}
 	r.epoch.Store(epoch)
-	sub, err := nc.QueueSubscribe(SearchSubject, QueueGroup(cfg.Partition), r.handle)
+	sub, err := nc.QueueSubscribe(PartitionSearchSubject(cfg.Partition), QueueGroup(cfg.Partition), r.handle)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: serve: %w", err)
 	}
@@ -400,27 +407,37 @@ func (c *Coordinator) Identify(ctx context.Context, req SearchRequest) (Result, 
 		return Result{}, fmt.Errorf("%w: %v", engine.ErrInternal, err)
 	}
 
+	// One request per partition, each with its own reply subject, so that
+	// NATS's "no responders" names the partition it is about.
 	inbox := c.NC.NewRespInbox()
 	ch := make(chan *nats.Msg, 4*c.Partitions)
-	sub, err := c.NC.ChanSubscribe(inbox, ch)
+	sub, err := c.NC.ChanSubscribe(inbox+".*", ch)
 	if err != nil {
 		return Result{}, fmt.Errorf("%w: %v", engine.ErrUnavailable, err)
 	}
 	defer sub.Unsubscribe()
-	if err := c.NC.PublishMsg(&nats.Msg{Subject: SearchSubject, Reply: inbox, Data: body}); err != nil {
-		return Result{}, fmt.Errorf("%w: %v", engine.ErrUnavailable, err)
+	for p := range c.Partitions {
+		m := &nats.Msg{Subject: PartitionSearchSubject(p), Reply: inbox + "." + strconv.Itoa(p), Data: body}
+		if err := c.NC.PublishMsg(m); err != nil {
+			return Result{}, fmt.Errorf("%w: %v", engine.ErrUnavailable, err)
+		}
 	}
 
 	replies := make(map[int]searchReply, c.Partitions)
 	failed := map[int]searchReply{}
-	noResponders := false
+	noResponders := map[int]bool{}
 gather:
-	for len(replies)+len(failed) < c.Partitions {
+	for len(replies)+len(failed)+len(noResponders) < c.Partitions {
 		select {
 		case m := <-ch:
-			if m.Header.Get("Status") == "503" { // nobody subscribes at all
-				noResponders = true
-				break gather
+			if m.Header.Get("Status") == "503" { // no live replica of the partition
+				p, err := strconv.Atoi(m.Subject[strings.LastIndexByte(m.Subject, '.')+1:])
+				if err == nil && p >= 0 && p < c.Partitions {
+					if _, ok := replies[p]; !ok {
+						noResponders[p] = true
+					}
+				}
+				continue
 			}
 			var rep searchReply
 			if err := json.Unmarshal(m.Data, &rep); err != nil || rep.V != SearchWireVersion ||
@@ -459,15 +476,15 @@ gather:
 }
 
 // missingError explains why partitions are missing.
-func missingError(missing []int, failed map[int]searchReply, noResponders bool, ctxErr error) error {
+func missingError(missing []int, failed map[int]searchReply, noResponders map[int]bool, ctxErr error) error {
 	stale := false
 	why := ""
 	for _, p := range missing {
 		if rep, ok := failed[p]; ok {
 			why += fmt.Sprintf("; partition %d: %s", p, rep.Error)
 			stale = stale || rep.Kind == kindStaleEpoch
-		} else if noResponders {
-			why += fmt.Sprintf("; partition %d: no responders", p)
+		} else if noResponders[p] {
+			why += fmt.Sprintf("; partition %d: no live replica", p)
 		} else {
 			why += fmt.Sprintf("; partition %d: no answer (%v)", p, ctxErr)
 		}

@@ -320,8 +320,10 @@ func TestSearchBadRequests(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := c.coord.NC.PublishRequest(SearchSubject, inbox, body); err != nil {
-			t.Fatal(err)
+		for p := range 2 {
+			if err := c.coord.NC.PublishRequest(PartitionSearchSubject(p), inbox, body); err != nil {
+				t.Fatal(err)
+			}
 		}
 		for range 2 {
 			m, err := sub.NextMsg(2 * time.Second)

@@ -619,7 +619,7 @@ func TestClusterBadMessages(t *testing.T) {
 		t.Fatal("the stream took a message over its size limit")
 	}
 	// Garbage requests to the partitions.
-	for _, subj := range []string{cluster.SearchSubject, cluster.CallSubject(0), cluster.CallSubject(1)} {
+	for _, subj := range []string{cluster.PartitionSearchSubject(0), cluster.PartitionSearchSubject(1), cluster.CallSubject(0), cluster.CallSubject(1)} {
 		msg, err := nc.Request(subj, []byte("{not json"), 5*time.Second)
 		if err != nil {
 			t.Fatalf("%s: no answer to a malformed request: %v", subj, err)
