@@ -3,14 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"encoding/binary"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -69,6 +73,26 @@ func TestAccessEndToEnd(t *testing.T) {
 	out, err := exec.Command(filepath.Join(binDir, "matchd"), "certs", "--data", data, "--role", "gate", "--name", "gate-07", "--out", certs).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "gate-07.pem") {
 		t.Fatalf("matchd certs: %v\n%s", err, out)
+	}
+	// A cluster node's NATS certificate from the same CA: server and
+	// client authentication, for the hosts given.
+	out, err = exec.Command(filepath.Join(binDir, "matchd"), "certs", "--data", data, "--role", "node", "--name", "node-a",
+		"--host", "127.0.0.1,nats-a.example", "--out", certs).CombinedOutput()
+	if err != nil {
+		t.Fatalf("matchd certs --role node: %v\n%s", err, out)
+	}
+	nodePEM, err := os.ReadFile(filepath.Join(certs, "node-a.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(nodePEM)
+	nodeCert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(nodeCert.ExtKeyUsage, x509.ExtKeyUsageServerAuth) || !slices.Contains(nodeCert.ExtKeyUsage, x509.ExtKeyUsageClientAuth) ||
+		!slices.Contains(nodeCert.DNSNames, "nats-a.example") || len(nodeCert.IPAddresses) != 1 {
+		t.Fatalf("node certificate: usages %v, names %v, addresses %v", nodeCert.ExtKeyUsage, nodeCert.DNSNames, nodeCert.IPAddresses)
 	}
 	gate := []string{"--cert", filepath.Join(certs, "gate-07.pem"), "--key", filepath.Join(certs, "gate-07-key.pem")}
 	_, errs, code := cli(t, d.addr, append(gate, "add", "--id", "x", "--photo", photo("bbt/sheldon/1.png"))...)
