@@ -1,0 +1,83 @@
+package facerecord
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+)
+
+// seeds are every test file, valid or not, the three-face DG2, and each
+// bare record wrapped in a DG2.
+func seeds(t testing.TB) [][]byte {
+	var out [][]byte
+	for _, pattern := range []string{"testdata/*.dat", "testdata/*.bin", "testdata/*.iso2005", "testdata/*/*.bin", "testdata/*.jpg"} {
+		files, _ := filepath.Glob(pattern)
+		for _, f := range files {
+			out = append(out, readFile(t, f[len("testdata/"):]))
+		}
+	}
+	if len(out) != 9 {
+		t.Fatalf("%d seed files", len(out))
+	}
+	out = append(out, multiFaceDG2(t))
+	for _, f := range []string{"ISO19794_Test1_Data.bin", "face01.iso2005"} {
+		out = append(out, dg2(1, enc(0x7F60, bht19794, enc(0x5F2E, readFile(t, f)))))
+	}
+	return out
+}
+
+// checkParse is the fuzz property: no panic, the input unchanged, an
+// error is an *Error wrapping a sentinel, and every accepted face has an
+// image inside the input whose own headers give the face's type and size.
+func checkParse(t *testing.T, parse func([]byte) ([]Face, error), b []byte) {
+	in := append([]byte(nil), b...)
+	faces, err := parse(b)
+	if !bytes.Equal(in, b) {
+		t.Fatal("parse modified its input")
+	}
+	if err != nil {
+		checkError(t, err)
+		return
+	}
+	if len(faces) == 0 {
+		t.Fatal("no error and no face")
+	}
+	for i, f := range faces {
+		if f.Format == FormatUnknown || f.ImageOffset < 0 || f.ImageOffset+len(f.Image) > len(b) ||
+			!bytes.Equal(b[f.ImageOffset:f.ImageOffset+len(f.Image)], f.Image) {
+			t.Fatalf("face %d: format %v, image of %d bytes at %d in %d", i, f.Format, len(f.Image), f.ImageOffset, len(b))
+		}
+		typ, w, h, err := ImageInfo(f.Image)
+		if err != nil || typ != f.ImageType || w != f.Width || h != f.Height || w <= 0 || h <= 0 {
+			t.Fatalf("face %d: ImageInfo %v %d×%d %v, face %v %d×%d", i, typ, w, h, err, f.ImageType, f.Width, f.Height)
+		}
+	}
+}
+
+func fuzz(f *testing.F, parse func([]byte) ([]Face, error)) {
+	for _, s := range seeds(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) { checkParse(t, parse, b) })
+}
+
+func FuzzParseDG2(f *testing.F)    { fuzz(f, ParseDG2) }
+func FuzzParseRecord(f *testing.F) { fuzz(f, ParseRecord) }
+
+// TestMutations runs the fuzz property over seeded random mutations of
+// the headers (the first 100 bytes, where the structure is) so plain
+// `go test` exercises it beyond the seeds.
+func TestMutations(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, s := range seeds(t) {
+		for range 300 {
+			m := append([]byte(nil), s...)
+			for range 1 + rng.IntN(3) {
+				m[rng.IntN(min(len(m), 100))] ^= byte(1 << rng.IntN(8))
+			}
+			checkParse(t, ParseDG2, m)
+			checkParse(t, ParseRecord, m)
+		}
+	}
+}
