@@ -7,8 +7,9 @@ import (
 	"testing"
 )
 
-// seeds are every test file, valid or not, the three-face DG2, and each
-// bare record wrapped in a DG2.
+// seeds are every test file, valid or not, the three-face DG2, a 39794-5
+// record with all the metadata read here, bare and in a DG2, and the
+// 19794-5 records wrapped in a DG2.
 func seeds(t testing.TB) [][]byte {
 	var out [][]byte
 	for _, pattern := range []string{"testdata/*.dat", "testdata/*.bin", "testdata/*.iso2005", "testdata/*/*.bin", "testdata/*.jpg"} {
@@ -20,7 +21,8 @@ func seeds(t testing.TB) [][]byte {
 	if len(out) != 9 {
 		t.Fatalf("%d seed files", len(out))
 	}
-	out = append(out, multiFaceDG2(t))
+	full := full39794(readFile(t, "ISO19794_Test1_Face.jpg"), []byte{0x80, 2, 0, 148, 0x81, 1, 70})
+	out = append(out, multiFaceDG2(t), full, dg2(1, enc(0x7F60, bht19794, enc(0x7F2E, full))))
 	for _, f := range []string{"ISO19794_Test1_Data.bin", "face01.iso2005"} {
 		out = append(out, dg2(1, enc(0x7F60, bht19794, enc(0x5F2E, readFile(t, f)))))
 	}

@@ -361,30 +361,7 @@ func TestImageInfo(t *testing.T) {
 // package keeps (the test files hold the mandatory fields only).
 func TestISO39794Metadata(t *testing.T) {
 	img := readFile(t, "ISO19794_Test1_Face.jpg")
-	build := func(size []byte) []byte {
-		info := enc(0xA1,
-			enc(0xA0, []byte{0x80, 1, 2}),            // image data format: jpeg
-			enc(0xA1, enc(0xA1, []byte{0x80, 1, 0})), // face image kind: mrtd
-			enc(0xA7, size),                          // image size
-			enc(0xA9, enc(0xA1, []byte{0x80, 1, 2})), // colour space: rgb24Bit
-		)
-		rep := enc(0x30,
-			[]byte{0x80, 1, 0},
-			enc(0xA1, enc(0xA0, enc(0xA0, enc(0x80, img), info,
-				enc(0xA2, enc(0xA1, enc(0xA1, []byte{0x80, 1, 2}))), // technology: digital still camera
-			))),
-			enc(0xA3, enc(0x30, enc(0xA0, []byte{0x80, 2, 1, 1, 0x81, 1, 1}), enc(0xA1, []byte{0x80, 1, 85}))),
-			enc(0xA8,
-				enc(0xA0, enc(0xA1, []byte{0x80, 1, 3})), // female
-				enc(0xA1, enc(0xA1, []byte{0x80, 1, 7})), // hazel
-				enc(0xA2, enc(0xA1, []byte{0x80, 1, 5})), // brown
-				enc(0xA5, []byte{0x80, 1, 0, 0x81, 1, 0xFF}),
-				enc(0xA6, enc(0xA0, []byte{0x80, 1, 0xF6, 0x81, 1, 5}), enc(0xA2, []byte{0x80, 1, 3})),
-			),
-			enc(0xA9, enc(0x30, []byte{0xA0, 0}), enc(0x30, []byte{0xA0, 0})),
-		)
-		return enc(0xA1, enc(0x65, enc(0xA0, []byte{0x80, 1, 3, 0x81, 2, 0x07, 0xE3}), enc(0xA1, rep)))
-	}
+	build := func(size []byte) []byte { return full39794(img, size) }
 	// 148 is 0x94: a negative INTEGER without a leading 00.
 	_, err := ParseRecord(build([]byte{0x80, 1, 148, 0x81, 1, 70}))
 	if !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "tag 80: image width: -108 is outside 0–65535") {
@@ -407,4 +384,31 @@ func TestISO39794Metadata(t *testing.T) {
 	if !reflect.DeepEqual(f, want) {
 		t.Errorf("got  %+v\nwant %+v", f, want)
 	}
+}
+
+// full39794 is a 39794-5 record with every field the package keeps,
+// around img, with the given image size block content.
+func full39794(img, size []byte) []byte {
+	info := enc(0xA1,
+		enc(0xA0, []byte{0x80, 1, 2}),            // image data format: jpeg
+		enc(0xA1, enc(0xA1, []byte{0x80, 1, 0})), // face image kind: mrtd
+		enc(0xA7, size),                          // image size
+		enc(0xA9, enc(0xA1, []byte{0x80, 1, 2})), // colour space: rgb24Bit
+	)
+	rep := enc(0x30,
+		[]byte{0x80, 1, 0},
+		enc(0xA1, enc(0xA0, enc(0xA0, enc(0x80, img), info,
+			enc(0xA2, enc(0xA1, enc(0xA1, []byte{0x80, 1, 2}))), // technology: digital still camera
+		))),
+		enc(0xA3, enc(0x30, enc(0xA0, []byte{0x80, 2, 1, 1, 0x81, 1, 1}), enc(0xA1, []byte{0x80, 1, 85}))),
+		enc(0xA8,
+			enc(0xA0, enc(0xA1, []byte{0x80, 1, 3})), // female
+			enc(0xA1, enc(0xA1, []byte{0x80, 1, 7})), // hazel
+			enc(0xA2, enc(0xA1, []byte{0x80, 1, 5})), // brown
+			enc(0xA5, []byte{0x80, 1, 0, 0x81, 1, 0xFF}),
+			enc(0xA6, enc(0xA0, []byte{0x80, 1, 0xF6, 0x81, 1, 5}), enc(0xA2, []byte{0x80, 1, 3})),
+		),
+		enc(0xA9, enc(0x30, []byte{0xA0, 0}), enc(0x30, []byte{0xA0, 0})),
+	)
+	return enc(0xA1, enc(0x65, enc(0xA0, []byte{0x80, 1, 3, 0x81, 2, 0x07, 0xE3}), enc(0xA1, rep)))
 }
