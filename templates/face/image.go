@@ -8,7 +8,10 @@ import (
 	"image/jpeg"
 	"image/png"
 
+	"gocv.io/x/gocv"
+
 	"github.com/bordermatch/bordermatch/templates"
+	"github.com/bordermatch/bordermatch/templates/facerecord"
 )
 
 // DefaultMaxPixels bounds the images a FaceExtractor decodes: 40 MP is more
@@ -43,9 +46,10 @@ type decoded struct {
 	img image.Image
 }
 
-// decodeImage checks and decodes a JPEG or PNG. The pixel limit is checked
-// from the header, before any pixel is decoded, so a small file that claims
-// to be a huge image (a decompression bomb) costs nothing.
+// decodeImage checks and decodes a JPEG, PNG or JPEG 2000 (passport chip
+// photos: ICAO 9303 DG2 holds JPEG 2000 more often than JPEG). The pixel
+// limit is checked from the header, before any pixel is decoded, so a small
+// file that claims to be a huge image (a decompression bomb) costs nothing.
 func decodeImage(b []byte, maxPixels int) (decoded, error) {
 	if maxPixels <= 0 {
 		maxPixels = DefaultMaxPixels
@@ -56,8 +60,10 @@ func decodeImage(b []byte, maxPixels int) (decoded, error) {
 	f := format(b)
 	switch f {
 	case "jpeg", "png":
+	case "jpeg2000":
+		return decodeJPEG2000(b, maxPixels)
 	case "":
-		return decoded{}, fmt.Errorf("%w: not a JPEG or PNG file", templates.ErrImageUnreadable)
+		return decoded{}, fmt.Errorf("%w: not a JPEG, PNG or JPEG 2000 file", templates.ErrImageUnreadable)
 	default:
 		return decoded{}, fmt.Errorf("%w: got %s", templates.ErrUnsupportedFormat, f)
 	}
@@ -100,6 +106,36 @@ func decodeImage(b []byte, maxPixels int) (decoded, error) {
 		// Truncated or corrupt data: refuse it rather than let a lenient
 		// decoder fill the missing part with grey.
 		return decoded{}, fmt.Errorf("%w: %s: %v", templates.ErrImageUnreadable, f, err)
+	}
+	return decoded{img: img}, nil
+}
+
+// decodeJPEG2000 decodes a JPEG 2000 image (a JP2 file or a bare
+// codestream) through OpenCV, whose Debian build reads it with OpenJPEG; Go
+// has no decoder. The size comes from the JP2 header or the codestream's SIZ
+// marker (facerecord.ImageInfo) before anything is decoded.
+func decodeJPEG2000(b []byte, maxPixels int) (decoded, error) {
+	_, w, h, err := facerecord.ImageInfo(b)
+	if err != nil {
+		return decoded{}, fmt.Errorf("%w: jpeg2000 header: %v", templates.ErrImageUnreadable, err)
+	}
+	if w <= 0 || h <= 0 {
+		return decoded{}, fmt.Errorf("%w: %dx%d pixels", templates.ErrImageUnreadable, w, h)
+	}
+	if int64(w)*int64(h) > int64(maxPixels) || w > 65535 || h > 65535 {
+		return decoded{}, fmt.Errorf("%w: %dx%d pixels, the limit is %d", templates.ErrImageTooLarge, w, h, maxPixels)
+	}
+	m, err := gocv.IMDecode(b, gocv.IMReadColor)
+	if err != nil {
+		return decoded{}, fmt.Errorf("%w: jpeg2000: %v", templates.ErrImageUnreadable, err)
+	}
+	defer m.Close()
+	if m.Empty() || m.Cols() != w || m.Rows() != h {
+		return decoded{}, fmt.Errorf("%w: jpeg2000: OpenCV decoded %dx%d of a %dx%d image", templates.ErrImageUnreadable, m.Cols(), m.Rows(), w, h)
+	}
+	img, err := m.ToImage()
+	if err != nil {
+		return decoded{}, fmt.Errorf("%w: jpeg2000: %v", templates.ErrImageUnreadable, err)
 	}
 	return decoded{img: img}, nil
 }
