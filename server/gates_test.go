@@ -455,7 +455,7 @@ func TestIdentifyFrames(t *testing.T) {
 	})
 	t.Run("not an image", func(t *testing.T) {
 		_, _, err := sendFrames(t, srv.gates, nil, [][]byte{blank[0], []byte("GIF89a not a frame")})
-		wantStatus(t, err, codes.InvalidArgument, "frame 2", "not a JPEG, PNG or JPEG 2000")
+		wantStatus(t, err, codes.InvalidArgument, "frame 2", "not a JPEG or PNG")
 	})
 	t.Run("bad settings", func(t *testing.T) {
 		_, _, err := sendFrames(t, srv.gates, &pb.IdentifyFramesRequest{TopK: -1}, blank)
