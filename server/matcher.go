@@ -103,20 +103,24 @@ func identifyProto(res engine.IdentifyResult) *pb.IdentifyResponse {
 		Coverage:       &pb.Coverage{Answered: 1, Total: 1},
 	}
 	for _, c := range res.Candidates {
-		pc := &pb.Candidate{
-			Rank:       int32(c.Rank),
-			SubjectId:  c.SubjectID,
-			Name:       c.Name,
-			Score:      c.Score,
-			Watchlists: c.Watchlists,
-		}
-		fillScores(&c.Scores, &pc.FaceScore, &pc.FaceFmr, &pc.FingerScores, &pc.FingerScore, &pc.FusedFmr, &pc.FusedScore)
-		if c.HasFace {
-			pc.FaceAlgorithm = c.FaceAlgorithm.String()
-		}
-		resp.Candidates = append(resp.Candidates, pc)
+		resp.Candidates = append(resp.Candidates, candidateProto(c))
 	}
 	return resp
+}
+
+func candidateProto(c engine.Candidate) *pb.Candidate {
+	pc := &pb.Candidate{
+		Rank:       int32(c.Rank),
+		SubjectId:  c.SubjectID,
+		Name:       c.Name,
+		Score:      c.Score,
+		Watchlists: c.Watchlists,
+	}
+	fillScores(&c.Scores, &pc.FaceScore, &pc.FaceFmr, &pc.FingerScores, &pc.FingerScore, &pc.FusedFmr, &pc.FusedScore)
+	if c.HasFace {
+		pc.FaceAlgorithm = c.FaceAlgorithm.String()
+	}
+	return pc
 }
 
 // fusedOnly reports v for a fused decision, 0 (absent) otherwise, as the
