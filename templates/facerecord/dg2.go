@@ -152,3 +152,14 @@ func ParseRecord(b []byte) ([]Face, error) {
 	}
 	return nil, p.fail(ErrFormat, 0, "", "format", "% X… is neither a 19794-5 record (\"FAC\\x00\") nor a 39794-5 one (A1 or 65)", b[:min(len(b), 4)])
 }
+
+// Parse reads either form a reference photo arrives in: the contents of
+// EF.DG2 (ParseDG2) when b starts with tag 75, else a bare face record
+// (ParseRecord). A gate controller can pass what it read from the chip
+// without unwrapping it.
+func Parse(b []byte) ([]Face, error) {
+	if len(b) > 0 && b[0] == tagDG2 {
+		return ParseDG2(b)
+	}
+	return ParseRecord(b)
+}

@@ -412,3 +412,28 @@ func full39794(img, size []byte) []byte {
 	)
 	return enc(0xA1, enc(0x65, enc(0xA0, []byte{0x80, 1, 3, 0x81, 2, 0x07, 0xE3}), enc(0xA1, rep)))
 }
+
+// TestParseEitherForm: Parse tells a DG2 from a bare record by its first
+// tag and reads both as their own parsers do.
+func TestParseEitherForm(t *testing.T) {
+	for _, tc := range validFiles {
+		want, err := parseFile(t, tc.file, tc.dg2)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.file, err)
+		}
+		got, err := Parse(readFile(t, tc.file))
+		if err != nil {
+			t.Fatalf("%s: Parse: %v", tc.file, err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: Parse read %+v, want %+v", tc.file, got, want)
+		}
+	}
+	var fe *Error
+	if _, err := Parse([]byte{0x75, 0x05, 0x7F}); !errors.As(err, &fe) || fe.Input != "DG2" {
+		t.Errorf("a truncated DG2: %v, want a DG2 *Error", err)
+	}
+	if _, err := Parse([]byte("JFIF")); !errors.As(err, &fe) || fe.Input != "record" || !errors.Is(err, ErrFormat) {
+		t.Errorf("neither form: %v", err)
+	}
+}
