@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/bordermatch/bordermatch/store"
@@ -82,6 +83,22 @@ func (s *Engine) prepareEnrollSubject(ctx context.Context, req EnrollRequest, mo
 	n := len(req.Samples)
 	if n == 0 {
 		return none, nil, invalid("enrol: at least one sample is required")
+	}
+	// A face record enrols (and is kept) as the photo it holds: a later
+	// algorithm re-reads the photo, not the chip's wrapping.
+	cloned := false
+	for i, sm := range req.Samples {
+		if sm.FaceRecord == nil {
+			continue
+		}
+		img, _, err := withRecordImage(sm, fmt.Sprintf("sample %d", i+1))
+		if err != nil {
+			return none, nil, err
+		}
+		if !cloned {
+			req.Samples, cloned = slices.Clone(req.Samples), true
+		}
+		req.Samples[i] = img
 	}
 	nf, nfaces := 0, 0
 	for _, sm := range req.Samples {

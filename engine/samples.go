@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"image"
@@ -10,6 +11,7 @@ import (
 	"github.com/bordermatch/bordermatch/capture/fpimage"
 	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/templates"
+	"github.com/bordermatch/bordermatch/templates/facerecord"
 	"github.com/bordermatch/bordermatch/templates/finger"
 	"github.com/bordermatch/bordermatch/templates/minutiae"
 )
@@ -25,6 +27,57 @@ type Sample struct {
 	// Template is an encoded templates.Template, face or finger.
 	Template []byte
 	Finger   *FingerSample
+	// FaceRecord is a passport chip's EF.DG2, or a bare ISO/IEC 19794-5
+	// or 39794-5 face record: its first face's image (JPEG or JPEG 2000)
+	// is used as FaceImage would be.
+	FaceRecord []byte
+}
+
+// FaceRecordInfo describes the face record a sample's photo came from.
+type FaceRecordInfo struct {
+	// Container is "DG2" or "record" (a bare face record).
+	Container string
+	// Format is the record's format, e.g. "ISO/IEC 19794-5:2005".
+	Format string
+	// Faces is how many faces the record holds; the first was used.
+	Faces int
+	// ImageType is the image's encoding ("JPEG", "JPEG 2000") and Width,
+	// Height its size, as the image itself declares them.
+	ImageType     string
+	Width, Height int
+	// FaceImageType is the record's kind of face image ("full frontal"…).
+	FaceImageType string
+	// Quality is the record's declared image quality (0: none).
+	Quality int
+}
+
+// withRecordImage turns a FaceRecord sample into the FaceImage sample of
+// its first face. Other samples pass unchanged with a nil info. The image
+// is copied: it must not alias the request, which the store keeps.
+func withRecordImage(sm Sample, what string) (Sample, *FaceRecordInfo, error) {
+	if sm.FaceRecord == nil {
+		return sm, nil, nil
+	}
+	if sm.FaceImage != nil || sm.Face != nil || sm.Template != nil || sm.Finger != nil {
+		return sm, nil, invalid("%s: give one of a face image, a face record, a face, a template or a finger", what)
+	}
+	if len(sm.FaceRecord) == 0 {
+		return sm, nil, invalid("%s: the face record is empty", what)
+	}
+	faces, err := facerecord.Parse(sm.FaceRecord)
+	if err != nil {
+		return sm, nil, invalid("%s: %v", what, err)
+	}
+	f := faces[0]
+	info := &FaceRecordInfo{
+		Container: "record", Format: f.Format.String(), Faces: len(faces),
+		ImageType: f.ImageType.String(), Width: f.Width, Height: f.Height,
+		FaceImageType: f.FaceImageType.String(), Quality: f.Quality,
+	}
+	if sm.FaceRecord[0] == 0x75 {
+		info.Container = "DG2"
+	}
+	return Sample{FaceImage: bytes.Clone(f.Image)}, info, nil
 }
 
 // FingerSample is one finger: an image, a minutiae record (ISO/IEC
@@ -70,6 +123,8 @@ type sample struct {
 	fa     *faceAlgo
 	img    []byte
 	others []faceProbe
+	// The face record the photo came from, if any.
+	record *FaceRecordInfo
 	// Fingers only.
 	ft      *matcher.FingerTemplate
 	fingerQ *FingerQuality
@@ -91,6 +146,15 @@ var fingerFormats = []string{"png", "tiff", "bmp", "jpeg", "wsq"}
 // template turns a sample into a template. enrol applies the enrolment
 // checks (the finger quality floor).
 func (s *Engine) template(sm Sample, takeLargest, enrol bool, what string) (sample, error) {
+	if sm.FaceRecord != nil {
+		img, info, err := withRecordImage(sm, what)
+		if err != nil {
+			return sample{}, err
+		}
+		x, err := s.template(img, takeLargest, enrol, what)
+		x.record = info
+		return x, err
+	}
 	given := 0
 	for _, b := range []bool{sm.FaceImage != nil, sm.Face != nil, sm.Template != nil, sm.Finger != nil} {
 		if b {
@@ -394,7 +458,7 @@ type probe struct {
 func (s *Engine) probe(in Probe, what string) (probe, error) {
 	var p probe
 	fingers := in.Fingers
-	if sm := in.Sample; sm != nil && (sm.FaceImage != nil || sm.Face != nil || sm.Template != nil || sm.Finger != nil) {
+	if sm := in.Sample; sm != nil && (sm.FaceImage != nil || sm.Face != nil || sm.Template != nil || sm.Finger != nil || sm.FaceRecord != nil) {
 		x, err := s.template(*sm, in.TakeLargestFace, false, what)
 		if err != nil {
 			return p, err

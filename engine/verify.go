@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/bordermatch/bordermatch/matcher"
+	"github.com/bordermatch/bordermatch/templates"
 	"github.com/bordermatch/bordermatch/templates/minutiae"
 )
 
@@ -16,9 +17,12 @@ import (
 // enrolled subject (SubjectID), or a reference sample and/or reference
 // fingers.
 type VerifyRequest struct {
-	Probe            Probe
-	SubjectID        string
-	Reference        *Sample
+	Probe     Probe
+	SubjectID string
+	Reference *Sample
+	// Prepared is a reference made earlier (PrepareReference), instead of
+	// Reference.
+	Prepared         *PreparedReference
 	ReferenceFingers []FingerSample
 	// Threshold or MaxFMR as in Query.
 	Threshold *float32
@@ -34,6 +38,39 @@ type VerifyResult struct {
 	Decision                                   Decision
 	ProbeQuality, ReferenceQuality             *FaceQuality
 	ProbeFingerQuality, ReferenceFingerQuality []FingerQuality
+	// ReferenceRecord describes the face record (a chip's DG2) the
+	// reference photo came from; nil for other references.
+	ReferenceRecord *FaceRecordInfo
+}
+
+// PreparedReference is a reference sample made into a template once: a
+// gate reads the chip's photo before it watches the camera, so that a bad
+// reference fails at once and the comparison after the capture costs only
+// the shot's extraction.
+type PreparedReference struct{ x sample }
+
+// Quality and Record describe the reference's face and the face record
+// it came from (nil when it was not one).
+func (r *PreparedReference) Quality() *FaceQuality   { return r.x.faceQ }
+func (r *PreparedReference) Record() *FaceRecordInfo { return r.x.record }
+
+// PrepareReference makes a face reference (a photo or a face record) into
+// a template.
+func (s *Engine) PrepareReference(ctx context.Context, sm Sample) (*PreparedReference, error) {
+	if sm.Finger != nil {
+		return nil, invalid("reference: a face is required (the chip's DG2 or a photo)")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	x, err := s.template(sm, false, false, "reference")
+	if err != nil {
+		return nil, err
+	}
+	if x.t.Modality != templates.ModalityFace {
+		return nil, invalid("reference: a face is required (the chip's DG2 or a photo)")
+	}
+	return &PreparedReference{x}, nil
 }
 
 // Verify compares a probe with a reference and decides.
@@ -41,6 +78,12 @@ func (s *Engine) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, e
 	var res VerifyResult
 	if err := validRule(req.Threshold, req.MaxFMR); err != nil {
 		return res, err
+	}
+	if req.Reference != nil && req.Prepared != nil {
+		return res, invalid("reference: give a reference sample or a prepared reference, not both")
+	}
+	if req.Prepared != nil {
+		req.Reference = &Sample{} // checked as a reference sample below
 	}
 	if req.SubjectID != "" && req.Reference != nil {
 		return res, invalid("reference: give a reference sample or a subject_id, not both")
@@ -103,15 +146,17 @@ func (s *Engine) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, e
 		var refs []fingerRef
 		var refQ []FingerQuality
 		if rs := req.Reference; rs != nil {
-			x, err := s.template(*rs, req.Probe.TakeLargestFace, false, "reference")
-			if err != nil {
+			var x sample
+			if req.Prepared != nil {
+				x = req.Prepared.x
+			} else if x, err = s.template(*rs, req.Probe.TakeLargestFace, false, "reference"); err != nil {
 				return res, err
 			}
 			if x.ft != nil {
 				refs = append(refs, fingerRef{x.t.Position(), x.ft})
 				refQ = append(refQ, *x.fingerQ)
 			} else {
-				res.ReferenceQuality = x.faceQ
+				res.ReferenceQuality, res.ReferenceRecord = x.faceQ, x.record
 				if p.face != nil {
 					e, err := s.compareFaces(*p.face, x, req.Probe.TakeLargestFace)
 					if err != nil {
