@@ -6,7 +6,7 @@
 //
 // # Roles
 //
-//	gate     Matcher Identify and Verify; Gates CaptureAndIdentify, GateStatus, IdentifyFrames
+//	gate     Matcher Identify and Verify; Gates CaptureAndIdentify, CaptureAndVerify, GateStatus, IdentifyFrames
 //	officer  Matcher Identify (watchlist search), Verify, GetSubject, ListSubjects, ListWatchlists
 //	admin    everything in the table: also Enroll, DeleteSubject, Admin Backup, Restore, Retemplate and RetemplateStatus, Audit List and Verify
 //
@@ -64,6 +64,7 @@ var Methods = map[string][]string{
 	"/bordermatch.v1.Matcher/ListWatchlists": {Officer, Admin},
 
 	"/bordermatch.v1.Gates/CaptureAndIdentify": {Gate, Admin},
+	"/bordermatch.v1.Gates/CaptureAndVerify":   {Gate, Admin},
 	"/bordermatch.v1.Gates/GateStatus":         {Gate, Admin},
 	"/bordermatch.v1.Gates/IdentifyFrames":     {Gate, Admin},
 

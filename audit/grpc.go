@@ -26,6 +26,7 @@ var Methods = map[string]bool{
 	"/bordermatch.v1.Matcher/Verify":           true,
 	"/bordermatch.v1.Matcher/DeleteSubject":    true,
 	"/bordermatch.v1.Gates/CaptureAndIdentify": true,
+	"/bordermatch.v1.Gates/CaptureAndVerify":   true,
 	"/bordermatch.v1.Gates/IdentifyFrames":     true,
 	"/bordermatch.v1.Admin/Backup":             true,
 	"/bordermatch.v1.Admin/Restore":            true,
@@ -228,6 +229,32 @@ func describe(r *Record, req, resp any, err error) {
 		if v.GetMatch() {
 			r.Decision = "match"
 		}
+		r.PassiveAuth = passiveAuth(q.GetPassiveAuth())
+	case *pb.CaptureAndVerifyRequest:
+		// The 1:1 score first (no subject: the reference is the chip's),
+		// then the watchlist candidates. The decision names the worst
+		// finding: a hit before a failed comparison before no face.
+		v, _ := resp.(*pb.CaptureAndVerifyResponse)
+		r.PassiveAuth = passiveAuth(q.GetPassiveAuth())
+		if vr := v.GetVerification(); vr != nil {
+			r.Hits = []Hit{{Score: score(vr.GetScore())}}
+		}
+		for _, c := range v.GetIdentification().GetCandidates() {
+			r.Hits = append(r.Hits, Hit{SubjectID: c.GetSubjectId(), Score: score(c.GetScore())})
+		}
+		switch {
+		case v.GetClear():
+			r.Decision = "clear"
+		case len(v.GetIdentification().GetCandidates()) > 0:
+			r.Decision = "hit"
+		case v.GetOutcome() == pb.CaptureOutcome_CAPTURE_OUTCOME_NO_FACE:
+			r.Decision = "no-face"
+		case !v.GetVerification().GetMatch():
+			r.Decision = "no-match"
+		default:
+			// Verified and no hit, but passive authentication did not pass.
+			r.Decision = "match"
+		}
 	case *pb.IdentifyRequest:
 		res, _ := resp.(*pb.IdentifyResponse)
 		for _, c := range res.GetCandidates() {
@@ -246,6 +273,19 @@ func describe(r *Record, req, resp any, err error) {
 		}
 	}
 	outcome(r, err)
+}
+
+// passiveAuth is how records name a caller's statement ("" when none).
+func passiveAuth(p pb.PassiveAuthentication) string {
+	switch p {
+	case pb.PassiveAuthentication_PASSIVE_AUTHENTICATION_PASSED:
+		return "passed"
+	case pb.PassiveAuthentication_PASSIVE_AUTHENTICATION_FAILED:
+		return "failed"
+	case pb.PassiveAuthentication_PASSIVE_AUTHENTICATION_NOT_PERFORMED:
+		return "not-performed"
+	}
+	return ""
 }
 
 func score(f float32) *float64 {
@@ -398,6 +438,7 @@ func recordProto(r *Record) *pb.AuditRecord {
 		Seq: r.Seq, Time: timestamppb.New(r.Time), Identity: r.Identity, Role: r.Role, Auth: r.Auth,
 		Gate: r.Gate, Rpc: r.RPC, RequestId: r.RequestID, Peer: r.Peer, Decision: r.Decision,
 		Code: r.Code, Detail: r.Detail, PrevHash: unhex(r.Prev), Hash: unhex(r.Hash), Coordinator: r.Coordinator,
+		PassiveAuth: r.PassiveAuth,
 	}
 	for _, part := range r.Partitions {
 		p.Partitions = append(p.Partitions, int32(part))

@@ -48,6 +48,51 @@ func TestGenericDescribe(t *testing.T) {
 	}
 }
 
+// TestGateTransactionDescribe: the passive authentication a gate
+// controller states is kept with Verify and CaptureAndVerify, and the
+// gate transaction's decision names its worst finding.
+func TestGateTransactionDescribe(t *testing.T) {
+	passed, failed := pb.PassiveAuthentication_PASSIVE_AUTHENTICATION_PASSED, pb.PassiveAuthentication_PASSIVE_AUTHENTICATION_FAILED
+	identified := pb.CaptureOutcome_CAPTURE_OUTCOME_IDENTIFIED
+	hit := &pb.IdentifyResponse{Candidates: []*pb.Candidate{{SubjectId: "W1", Score: 0.95}}}
+	for _, tc := range []struct {
+		name     string
+		req      any
+		resp     any
+		decision string
+		pa       string
+		hits     int
+	}{
+		{"verify", &pb.VerifyRequest{PassiveAuth: failed}, &pb.VerifyResponse{Match: true, Score: 0.9}, "match", "failed", 1},
+		{"verify, unstated", &pb.VerifyRequest{}, &pb.VerifyResponse{}, "no-match", "", 1},
+		{"clear", &pb.CaptureAndVerifyRequest{Gate: "g1", PassiveAuth: passed}, &pb.CaptureAndVerifyResponse{
+			Outcome: identified, Clear: true, Verification: &pb.VerifyResponse{Match: true, Score: 0.9}, Identification: &pb.IdentifyResponse{},
+		}, "clear", "passed", 1},
+		{"hit", &pb.CaptureAndVerifyRequest{Gate: "g1", PassiveAuth: passed}, &pb.CaptureAndVerifyResponse{
+			Outcome: identified, Verification: &pb.VerifyResponse{Match: true, Score: 0.9}, Identification: hit,
+		}, "hit", "passed", 2},
+		{"not the holder", &pb.CaptureAndVerifyRequest{Gate: "g1"}, &pb.CaptureAndVerifyResponse{
+			Outcome: identified, Verification: &pb.VerifyResponse{Score: 0.2}, Identification: &pb.IdentifyResponse{},
+		}, "no-match", "", 1},
+		{"holder, chip not authenticated", &pb.CaptureAndVerifyRequest{Gate: "g1", PassiveAuth: failed}, &pb.CaptureAndVerifyResponse{
+			Outcome: identified, Verification: &pb.VerifyResponse{Match: true, Score: 0.9},
+		}, "match", "failed", 1},
+		{"no face", &pb.CaptureAndVerifyRequest{Gate: "g1"}, &pb.CaptureAndVerifyResponse{Outcome: pb.CaptureOutcome_CAPTURE_OUTCOME_NO_FACE}, "no-face", "", 0},
+	} {
+		var r Record
+		describe(&r, tc.req, tc.resp, nil)
+		if r.Decision != tc.decision || r.PassiveAuth != tc.pa || len(r.Hits) != tc.hits {
+			t.Errorf("%s: %+v, want decision %s, passive auth %q, %d hits", tc.name, r, tc.decision, tc.pa, tc.hits)
+		}
+		if _, ok := tc.req.(*pb.CaptureAndVerifyRequest); ok && r.Gate != "g1" {
+			t.Errorf("%s: gate %q", tc.name, r.Gate)
+		}
+		if p := recordProto(&r); p.PassiveAuth != tc.pa {
+			t.Errorf("%s: the listed record says %q", tc.name, p.PassiveAuth)
+		}
+	}
+}
+
 // TestClusterNote: a cluster node's handler names the coordinating node
 // and the partitions it asked; the call's record carries them, and a call
 // that noted nothing has neither.

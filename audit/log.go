@@ -79,6 +79,10 @@ type Record struct {
 	// omitted when empty, so a single node's records are as before.
 	Coordinator string `json:"coordinator,omitempty"`
 	Partitions  []int  `json:"partitions,omitempty"`
+	// PassiveAuth is a gate controller's statement about the chip a
+	// reference photo came from: "passed", "failed", "not-performed"; ""
+	// when none was made.
+	PassiveAuth string `json:"passive_auth,omitempty"`
 
 	// Hash is the SHA-256 of the stored bytes; filled when read, not stored.
 	Hash string `json:"-"`

@@ -187,6 +187,13 @@ func (s *Service) Verify(ctx context.Context, req *pb.VerifyRequest) (*pb.Verify
 	if err != nil {
 		return nil, err
 	}
+	resp := verifyProto(res)
+	resp.PassiveAuth = req.GetPassiveAuth()
+	return resp, nil
+}
+
+// verifyProto is the answer to a 1:1 comparison (Verify, CaptureAndVerify).
+func verifyProto(res engine.VerifyResult) *pb.VerifyResponse {
 	d := res.Decision
 	resp := &pb.VerifyResponse{
 		Match:                  res.Match,
@@ -199,12 +206,23 @@ func (s *Service) Verify(ctx context.Context, req *pb.VerifyRequest) (*pb.Verify
 		ReferenceQuality:       faceQualityProto(res.ReferenceQuality),
 		ProbeFingerQuality:     fingerQualityProto(res.ProbeFingerQuality),
 		ReferenceFingerQuality: fingerQualityProto(res.ReferenceFingerQuality),
+		ReferenceRecord:        faceRecordProto(res.ReferenceRecord),
 	}
 	fillScores(&res.Scores, &resp.FaceScore, &resp.FaceFmr, &resp.FingerScores, &resp.FingerScore, &resp.FusedFmr, &resp.FusedScore)
 	if res.HasFace {
 		resp.FaceAlgorithm = res.FaceAlgorithm.String()
 	}
-	return resp, nil
+	return resp
+}
+
+func faceRecordProto(r *engine.FaceRecordInfo) *pb.FaceRecordInfo {
+	if r == nil {
+		return nil
+	}
+	return &pb.FaceRecordInfo{
+		Container: r.Container, Format: r.Format, Faces: int32(r.Faces), ImageType: r.ImageType,
+		Width: int32(r.Width), Height: int32(r.Height), FaceImageType: r.FaceImageType, Quality: int32(r.Quality),
+	}
 }
 
 // DeleteSubject implements pb.MatcherServer.
@@ -279,6 +297,8 @@ func sampleOf(sm *pb.Sample) (engine.Sample, error) {
 	case *pb.Sample_Finger:
 		fs, err := fingerOf(k.Finger)
 		return engine.Sample{Finger: &fs}, err
+	case *pb.Sample_FaceRecord:
+		return engine.Sample{FaceRecord: nonNil(k.FaceRecord)}, nil
 	}
 	return engine.Sample{}, nil // the engine names what is missing
 }

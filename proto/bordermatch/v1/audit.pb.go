@@ -100,7 +100,8 @@ type AuditRecord struct {
 	Peer      string      `protobuf:"bytes,9,opt,name=peer,proto3" json:"peer,omitempty"`
 	Hits      []*AuditHit `protobuf:"bytes,10,rep,name=hits,proto3" json:"hits,omitempty"`
 	// enrolled, deleted, hit, no-hit, match, no-match, ok, denied,
-	// unauthenticated or error.
+	// unauthenticated or error; CaptureAndVerify also clear (holder
+	// verified, passive authentication passed, no hit) and no-face.
 	Decision string `protobuf:"bytes,11,opt,name=decision,proto3" json:"decision,omitempty"`
 	// The gRPC status code of the answer.
 	Code string `protobuf:"bytes,12,opt,name=code,proto3" json:"code,omitempty"`
@@ -112,8 +113,12 @@ type AuditRecord struct {
 	Hash []byte `protobuf:"bytes,15,opt,name=hash,proto3" json:"hash,omitempty"`
 	// In a cluster: the node that coordinated the call (this one), and the
 	// partitions it asked.
-	Coordinator   string  `protobuf:"bytes,16,opt,name=coordinator,proto3" json:"coordinator,omitempty"`
-	Partitions    []int32 `protobuf:"varint,17,rep,packed,name=partitions,proto3" json:"partitions,omitempty"`
+	Coordinator string  `protobuf:"bytes,16,opt,name=coordinator,proto3" json:"coordinator,omitempty"`
+	Partitions  []int32 `protobuf:"varint,17,rep,packed,name=partitions,proto3" json:"partitions,omitempty"`
+	// A gate controller's statement about the chip the reference photo
+	// came from (Verify, CaptureAndVerify): "passed", "failed",
+	// "not-performed"; empty when none was made.
+	PassiveAuth   string `protobuf:"bytes,18,opt,name=passive_auth,json=passiveAuth,proto3" json:"passive_auth,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -265,6 +270,13 @@ func (x *AuditRecord) GetPartitions() []int32 {
 		return x.Partitions
 	}
 	return nil
+}
+
+func (x *AuditRecord) GetPassiveAuth() string {
+	if x != nil {
+		return x.PassiveAuth
+	}
+	return ""
 }
 
 type ListAuditRequest struct {
@@ -604,7 +616,7 @@ const file_bordermatch_v1_audit_proto_rawDesc = "" +
 	"\n" +
 	"subject_id\x18\x01 \x01(\tR\tsubjectId\x12\x19\n" +
 	"\x05score\x18\x02 \x01(\x01H\x00R\x05score\x88\x01\x01B\b\n" +
-	"\x06_score\"\xd5\x03\n" +
+	"\x06_score\"\xf8\x03\n" +
 	"\vAuditRecord\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1a\n" +
@@ -626,7 +638,8 @@ const file_bordermatch_v1_audit_proto_rawDesc = "" +
 	"\vcoordinator\x18\x10 \x01(\tR\vcoordinator\x12\x1e\n" +
 	"\n" +
 	"partitions\x18\x11 \x03(\x05R\n" +
-	"partitions\"\x9f\x01\n" +
+	"partitions\x12!\n" +
+	"\fpassive_auth\x18\x12 \x01(\tR\vpassiveAuth\"\x9f\x01\n" +
 	"\x10ListAuditRequest\x120\n" +
 	"\x05since\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x1d\n" +
 	"\n" +

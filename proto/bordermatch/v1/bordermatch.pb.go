@@ -84,6 +84,65 @@ func (Modality) EnumDescriptor() ([]byte, []int) {
 	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{0}
 }
 
+// PassiveAuthentication is the gate controller's statement about the
+// chip a reference photo was read from: whether the Document Security
+// Object's signature chained to the issuing state's CSCA and the data
+// group's hash matched it (ICAO 9303 part 11). Bordermatch does not check
+// it; it records it beside the decision.
+type PassiveAuthentication int32
+
+const (
+	// Not stated by the caller.
+	PassiveAuthentication_PASSIVE_AUTHENTICATION_UNSPECIFIED PassiveAuthentication = 0
+	PassiveAuthentication_PASSIVE_AUTHENTICATION_PASSED      PassiveAuthentication = 1
+	PassiveAuthentication_PASSIVE_AUTHENTICATION_FAILED      PassiveAuthentication = 2
+	// Stated as not performed (e.g. no CSCA certificate for the issuer).
+	PassiveAuthentication_PASSIVE_AUTHENTICATION_NOT_PERFORMED PassiveAuthentication = 3
+)
+
+// Enum value maps for PassiveAuthentication.
+var (
+	PassiveAuthentication_name = map[int32]string{
+		0: "PASSIVE_AUTHENTICATION_UNSPECIFIED",
+		1: "PASSIVE_AUTHENTICATION_PASSED",
+		2: "PASSIVE_AUTHENTICATION_FAILED",
+		3: "PASSIVE_AUTHENTICATION_NOT_PERFORMED",
+	}
+	PassiveAuthentication_value = map[string]int32{
+		"PASSIVE_AUTHENTICATION_UNSPECIFIED":   0,
+		"PASSIVE_AUTHENTICATION_PASSED":        1,
+		"PASSIVE_AUTHENTICATION_FAILED":        2,
+		"PASSIVE_AUTHENTICATION_NOT_PERFORMED": 3,
+	}
+)
+
+func (x PassiveAuthentication) Enum() *PassiveAuthentication {
+	p := new(PassiveAuthentication)
+	*p = x
+	return p
+}
+
+func (x PassiveAuthentication) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PassiveAuthentication) Descriptor() protoreflect.EnumDescriptor {
+	return file_bordermatch_v1_bordermatch_proto_enumTypes[1].Descriptor()
+}
+
+func (PassiveAuthentication) Type() protoreflect.EnumType {
+	return &file_bordermatch_v1_bordermatch_proto_enumTypes[1]
+}
+
+func (x PassiveAuthentication) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PassiveAuthentication.Descriptor instead.
+func (PassiveAuthentication) EnumDescriptor() ([]byte, []int) {
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{1}
+}
+
 // FingerPosition is the finger position code of ISO/IEC 19794-2 and
 // ANSI/NIST-ITL.
 type FingerPosition int32
@@ -143,11 +202,11 @@ func (x FingerPosition) String() string {
 }
 
 func (FingerPosition) Descriptor() protoreflect.EnumDescriptor {
-	return file_bordermatch_v1_bordermatch_proto_enumTypes[1].Descriptor()
+	return file_bordermatch_v1_bordermatch_proto_enumTypes[2].Descriptor()
 }
 
 func (FingerPosition) Type() protoreflect.EnumType {
-	return &file_bordermatch_v1_bordermatch_proto_enumTypes[1]
+	return &file_bordermatch_v1_bordermatch_proto_enumTypes[2]
 }
 
 func (x FingerPosition) Number() protoreflect.EnumNumber {
@@ -156,7 +215,7 @@ func (x FingerPosition) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use FingerPosition.Descriptor instead.
 func (FingerPosition) EnumDescriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{1}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{2}
 }
 
 // Sample is one biometric sample: an image to extract a template from, or a
@@ -170,6 +229,7 @@ type Sample struct {
 	//	*Sample_FaceImage
 	//	*Sample_Template
 	//	*Sample_Finger
+	//	*Sample_FaceRecord
 	Kind          isSample_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -239,6 +299,15 @@ func (x *Sample) GetFinger() *FingerSample {
 	return nil
 }
 
+func (x *Sample) GetFaceRecord() []byte {
+	if x != nil {
+		if x, ok := x.Kind.(*Sample_FaceRecord); ok {
+			return x.FaceRecord
+		}
+	}
+	return nil
+}
+
 type isSample_Kind interface {
 	isSample_Kind()
 }
@@ -258,11 +327,130 @@ type Sample_Finger struct {
 	Finger *FingerSample `protobuf:"bytes,3,opt,name=finger,proto3,oneof"`
 }
 
+type Sample_FaceRecord struct {
+	// A passport chip's EF.DG2 as read (tag 75), or a bare ISO/IEC
+	// 19794-5:2005 or 39794-5 face record: the photo of its first face
+	// (JPEG or JPEG 2000) is used as face_image would be. A malformed
+	// record is InvalidArgument naming the tag or field and byte offset.
+	FaceRecord []byte `protobuf:"bytes,4,opt,name=face_record,json=faceRecord,proto3,oneof"`
+}
+
 func (*Sample_FaceImage) isSample_Kind() {}
 
 func (*Sample_Template) isSample_Kind() {}
 
 func (*Sample_Finger) isSample_Kind() {}
+
+func (*Sample_FaceRecord) isSample_Kind() {}
+
+// FaceRecordInfo describes the face record (a chip's DG2) a reference
+// photo was read from.
+type FaceRecordInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "DG2" or "record" (a bare face record).
+	Container string `protobuf:"bytes,1,opt,name=container,proto3" json:"container,omitempty"`
+	// "ISO/IEC 19794-5:2005" or "ISO/IEC 39794-5".
+	Format string `protobuf:"bytes,2,opt,name=format,proto3" json:"format,omitempty"`
+	// Faces the record holds; the first was used.
+	Faces int32 `protobuf:"varint,3,opt,name=faces,proto3" json:"faces,omitempty"`
+	// The image's encoding ("JPEG", "JPEG 2000") and size, as the image
+	// itself declares them.
+	ImageType string `protobuf:"bytes,4,opt,name=image_type,json=imageType,proto3" json:"image_type,omitempty"`
+	Width     int32  `protobuf:"varint,5,opt,name=width,proto3" json:"width,omitempty"`
+	Height    int32  `protobuf:"varint,6,opt,name=height,proto3" json:"height,omitempty"`
+	// The record's kind of face image, e.g. "full frontal".
+	FaceImageType string `protobuf:"bytes,7,opt,name=face_image_type,json=faceImageType,proto3" json:"face_image_type,omitempty"`
+	// The record's declared image quality (0: none).
+	Quality       int32 `protobuf:"varint,8,opt,name=quality,proto3" json:"quality,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FaceRecordInfo) Reset() {
+	*x = FaceRecordInfo{}
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FaceRecordInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FaceRecordInfo) ProtoMessage() {}
+
+func (x *FaceRecordInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FaceRecordInfo.ProtoReflect.Descriptor instead.
+func (*FaceRecordInfo) Descriptor() ([]byte, []int) {
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *FaceRecordInfo) GetContainer() string {
+	if x != nil {
+		return x.Container
+	}
+	return ""
+}
+
+func (x *FaceRecordInfo) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
+func (x *FaceRecordInfo) GetFaces() int32 {
+	if x != nil {
+		return x.Faces
+	}
+	return 0
+}
+
+func (x *FaceRecordInfo) GetImageType() string {
+	if x != nil {
+		return x.ImageType
+	}
+	return ""
+}
+
+func (x *FaceRecordInfo) GetWidth() int32 {
+	if x != nil {
+		return x.Width
+	}
+	return 0
+}
+
+func (x *FaceRecordInfo) GetHeight() int32 {
+	if x != nil {
+		return x.Height
+	}
+	return 0
+}
+
+func (x *FaceRecordInfo) GetFaceImageType() string {
+	if x != nil {
+		return x.FaceImageType
+	}
+	return ""
+}
+
+func (x *FaceRecordInfo) GetQuality() int32 {
+	if x != nil {
+		return x.Quality
+	}
+	return 0
+}
 
 // FingerSample is one fingerprint: a scanner image, or a minutiae record
 // made by another system, or a Bordermatch finger template.
@@ -292,7 +480,7 @@ type FingerSample struct {
 
 func (x *FingerSample) Reset() {
 	*x = FingerSample{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[1]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -304,7 +492,7 @@ func (x *FingerSample) String() string {
 func (*FingerSample) ProtoMessage() {}
 
 func (x *FingerSample) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[1]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -317,7 +505,7 @@ func (x *FingerSample) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FingerSample.ProtoReflect.Descriptor instead.
 func (*FingerSample) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{1}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *FingerSample) GetPosition() FingerPosition {
@@ -424,7 +612,7 @@ type FingerQuality struct {
 
 func (x *FingerQuality) Reset() {
 	*x = FingerQuality{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[2]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -436,7 +624,7 @@ func (x *FingerQuality) String() string {
 func (*FingerQuality) ProtoMessage() {}
 
 func (x *FingerQuality) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[2]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -449,7 +637,7 @@ func (x *FingerQuality) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FingerQuality.ProtoReflect.Descriptor instead.
 func (*FingerQuality) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{2}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *FingerQuality) GetPosition() FingerPosition {
@@ -526,7 +714,7 @@ type FingerScore struct {
 
 func (x *FingerScore) Reset() {
 	*x = FingerScore{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[3]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -538,7 +726,7 @@ func (x *FingerScore) String() string {
 func (*FingerScore) ProtoMessage() {}
 
 func (x *FingerScore) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[3]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -551,7 +739,7 @@ func (x *FingerScore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FingerScore.ProtoReflect.Descriptor instead.
 func (*FingerScore) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{3}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *FingerScore) GetPosition() FingerPosition {
@@ -594,7 +782,7 @@ type Rect struct {
 
 func (x *Rect) Reset() {
 	*x = Rect{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[4]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -606,7 +794,7 @@ func (x *Rect) String() string {
 func (*Rect) ProtoMessage() {}
 
 func (x *Rect) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[4]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -619,7 +807,7 @@ func (x *Rect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rect.ProtoReflect.Descriptor instead.
 func (*Rect) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{4}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Rect) GetX() int32 {
@@ -683,7 +871,7 @@ type FaceQuality struct {
 
 func (x *FaceQuality) Reset() {
 	*x = FaceQuality{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[5]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -695,7 +883,7 @@ func (x *FaceQuality) String() string {
 func (*FaceQuality) ProtoMessage() {}
 
 func (x *FaceQuality) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[5]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -708,7 +896,7 @@ func (x *FaceQuality) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FaceQuality.ProtoReflect.Descriptor instead.
 func (*FaceQuality) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{5}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *FaceQuality) GetBox() *Rect {
@@ -797,7 +985,7 @@ type TemplateInfo struct {
 
 func (x *TemplateInfo) Reset() {
 	*x = TemplateInfo{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[6]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -809,7 +997,7 @@ func (x *TemplateInfo) String() string {
 func (*TemplateInfo) ProtoMessage() {}
 
 func (x *TemplateInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[6]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -822,7 +1010,7 @@ func (x *TemplateInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TemplateInfo.ProtoReflect.Descriptor instead.
 func (*TemplateInfo) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{6}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *TemplateInfo) GetModality() Modality {
@@ -885,7 +1073,7 @@ type Subject struct {
 
 func (x *Subject) Reset() {
 	*x = Subject{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[7]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -897,7 +1085,7 @@ func (x *Subject) String() string {
 func (*Subject) ProtoMessage() {}
 
 func (x *Subject) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[7]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -910,7 +1098,7 @@ func (x *Subject) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subject.ProtoReflect.Descriptor instead.
 func (*Subject) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{7}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Subject) GetId() string {
@@ -993,7 +1181,7 @@ type EnrollRequest struct {
 
 func (x *EnrollRequest) Reset() {
 	*x = EnrollRequest{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[8]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1005,7 +1193,7 @@ func (x *EnrollRequest) String() string {
 func (*EnrollRequest) ProtoMessage() {}
 
 func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[8]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1018,7 +1206,7 @@ func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
 func (*EnrollRequest) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{8}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *EnrollRequest) GetSubjectId() string {
@@ -1090,7 +1278,7 @@ type EnrollResponse struct {
 
 func (x *EnrollResponse) Reset() {
 	*x = EnrollResponse{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[9]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1102,7 +1290,7 @@ func (x *EnrollResponse) String() string {
 func (*EnrollResponse) ProtoMessage() {}
 
 func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[9]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1115,7 +1303,7 @@ func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
 func (*EnrollResponse) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{9}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *EnrollResponse) GetSubject() *Subject {
@@ -1184,7 +1372,7 @@ type IdentifyRequest struct {
 
 func (x *IdentifyRequest) Reset() {
 	*x = IdentifyRequest{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[10]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1196,7 +1384,7 @@ func (x *IdentifyRequest) String() string {
 func (*IdentifyRequest) ProtoMessage() {}
 
 func (x *IdentifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[10]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1209,7 +1397,7 @@ func (x *IdentifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdentifyRequest.ProtoReflect.Descriptor instead.
 func (*IdentifyRequest) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{10}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *IdentifyRequest) GetProbe() *Sample {
@@ -1307,7 +1495,7 @@ type Candidate struct {
 
 func (x *Candidate) Reset() {
 	*x = Candidate{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[11]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1319,7 +1507,7 @@ func (x *Candidate) String() string {
 func (*Candidate) ProtoMessage() {}
 
 func (x *Candidate) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[11]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1332,7 +1520,7 @@ func (x *Candidate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Candidate.ProtoReflect.Descriptor instead.
 func (*Candidate) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{11}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Candidate) GetRank() int32 {
@@ -1445,7 +1633,7 @@ type IdentifyResponse struct {
 
 func (x *IdentifyResponse) Reset() {
 	*x = IdentifyResponse{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[12]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1457,7 +1645,7 @@ func (x *IdentifyResponse) String() string {
 func (*IdentifyResponse) ProtoMessage() {}
 
 func (x *IdentifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[12]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1470,7 +1658,7 @@ func (x *IdentifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdentifyResponse.ProtoReflect.Descriptor instead.
 func (*IdentifyResponse) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{12}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *IdentifyResponse) GetCandidates() []*Candidate {
@@ -1554,7 +1742,7 @@ type Coverage struct {
 
 func (x *Coverage) Reset() {
 	*x = Coverage{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[13]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1566,7 +1754,7 @@ func (x *Coverage) String() string {
 func (*Coverage) ProtoMessage() {}
 
 func (x *Coverage) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[13]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1579,7 +1767,7 @@ func (x *Coverage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Coverage.ProtoReflect.Descriptor instead.
 func (*Coverage) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{13}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Coverage) GetAnswered() int32 {
@@ -1637,13 +1825,17 @@ type VerifyRequest struct {
 	MaxFmr *float64 `protobuf:"fixed64,8,opt,name=max_fmr,json=maxFmr,proto3,oneof" json:"max_fmr,omitempty"`
 	// As IdentifyRequest.consistency_token (subject_id references only).
 	ConsistencyToken string `protobuf:"bytes,9,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The gate controller's passive authentication of the chip the
+	// reference came from; echoed in the answer and kept in the audit
+	// record. It does not change the biometric decision (match).
+	PassiveAuth   PassiveAuthentication `protobuf:"varint,10,opt,name=passive_auth,json=passiveAuth,proto3,enum=bordermatch.v1.PassiveAuthentication" json:"passive_auth,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[14]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1655,7 +1847,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[14]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1668,7 +1860,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{14}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *VerifyRequest) GetProbe() *Sample {
@@ -1745,12 +1937,20 @@ func (x *VerifyRequest) GetConsistencyToken() string {
 	return ""
 }
 
+func (x *VerifyRequest) GetPassiveAuth() PassiveAuthentication {
+	if x != nil {
+		return x.PassiveAuth
+	}
+	return PassiveAuthentication_PASSIVE_AUTHENTICATION_UNSPECIFIED
+}
+
 type isVerifyRequest_Reference interface {
 	isVerifyRequest_Reference()
 }
 
 type VerifyRequest_ReferenceSample struct {
-	// A second sample, e.g. the photo read from a passport chip.
+	// A second sample, e.g. the chip's DG2 (Sample.face_record) or a
+	// photo.
 	ReferenceSample *Sample `protobuf:"bytes,2,opt,name=reference_sample,json=referenceSample,proto3,oneof"`
 }
 
@@ -1784,13 +1984,17 @@ type VerifyResponse struct {
 	ReferenceFingerQuality []*FingerQuality `protobuf:"bytes,16,rep,name=reference_finger_quality,json=referenceFingerQuality,proto3" json:"reference_finger_quality,omitempty"`
 	// As Candidate.face_algorithm.
 	FaceAlgorithm string `protobuf:"bytes,17,opt,name=face_algorithm,json=faceAlgorithm,proto3" json:"face_algorithm,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// As VerifyRequest.passive_auth.
+	PassiveAuth PassiveAuthentication `protobuf:"varint,18,opt,name=passive_auth,json=passiveAuth,proto3,enum=bordermatch.v1.PassiveAuthentication" json:"passive_auth,omitempty"`
+	// The face record the reference photo came from, when it was one.
+	ReferenceRecord *FaceRecordInfo `protobuf:"bytes,19,opt,name=reference_record,json=referenceRecord,proto3" json:"reference_record,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *VerifyResponse) Reset() {
 	*x = VerifyResponse{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[15]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1802,7 +2006,7 @@ func (x *VerifyResponse) String() string {
 func (*VerifyResponse) ProtoMessage() {}
 
 func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[15]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1815,7 +2019,7 @@ func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyResponse.ProtoReflect.Descriptor instead.
 func (*VerifyResponse) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{15}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *VerifyResponse) GetScore() float32 {
@@ -1937,6 +2141,20 @@ func (x *VerifyResponse) GetFaceAlgorithm() string {
 	return ""
 }
 
+func (x *VerifyResponse) GetPassiveAuth() PassiveAuthentication {
+	if x != nil {
+		return x.PassiveAuth
+	}
+	return PassiveAuthentication_PASSIVE_AUTHENTICATION_UNSPECIFIED
+}
+
+func (x *VerifyResponse) GetReferenceRecord() *FaceRecordInfo {
+	if x != nil {
+		return x.ReferenceRecord
+	}
+	return nil
+}
+
 type DeleteSubjectRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	SubjectId string                 `protobuf:"bytes,1,opt,name=subject_id,json=subjectId,proto3" json:"subject_id,omitempty"`
@@ -1951,7 +2169,7 @@ type DeleteSubjectRequest struct {
 
 func (x *DeleteSubjectRequest) Reset() {
 	*x = DeleteSubjectRequest{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[16]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1963,7 +2181,7 @@ func (x *DeleteSubjectRequest) String() string {
 func (*DeleteSubjectRequest) ProtoMessage() {}
 
 func (x *DeleteSubjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[16]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1976,7 +2194,7 @@ func (x *DeleteSubjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubjectRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSubjectRequest) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{16}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *DeleteSubjectRequest) GetSubjectId() string {
@@ -2011,7 +2229,7 @@ type DeleteSubjectResponse struct {
 
 func (x *DeleteSubjectResponse) Reset() {
 	*x = DeleteSubjectResponse{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[17]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2023,7 +2241,7 @@ func (x *DeleteSubjectResponse) String() string {
 func (*DeleteSubjectResponse) ProtoMessage() {}
 
 func (x *DeleteSubjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[17]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2036,7 +2254,7 @@ func (x *DeleteSubjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubjectResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSubjectResponse) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{17}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *DeleteSubjectResponse) GetSubject() *Subject {
@@ -2064,7 +2282,7 @@ type GetSubjectRequest struct {
 
 func (x *GetSubjectRequest) Reset() {
 	*x = GetSubjectRequest{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[18]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2076,7 +2294,7 @@ func (x *GetSubjectRequest) String() string {
 func (*GetSubjectRequest) ProtoMessage() {}
 
 func (x *GetSubjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[18]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2089,7 +2307,7 @@ func (x *GetSubjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubjectRequest.ProtoReflect.Descriptor instead.
 func (*GetSubjectRequest) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{18}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetSubjectRequest) GetSubjectId() string {
@@ -2115,7 +2333,7 @@ type GetSubjectResponse struct {
 
 func (x *GetSubjectResponse) Reset() {
 	*x = GetSubjectResponse{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[19]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2127,7 +2345,7 @@ func (x *GetSubjectResponse) String() string {
 func (*GetSubjectResponse) ProtoMessage() {}
 
 func (x *GetSubjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[19]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2140,7 +2358,7 @@ func (x *GetSubjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubjectResponse.ProtoReflect.Descriptor instead.
 func (*GetSubjectResponse) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{19}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetSubjectResponse) GetSubject() *Subject {
@@ -2162,7 +2380,7 @@ type ListSubjectsRequest struct {
 
 func (x *ListSubjectsRequest) Reset() {
 	*x = ListSubjectsRequest{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[20]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2174,7 +2392,7 @@ func (x *ListSubjectsRequest) String() string {
 func (*ListSubjectsRequest) ProtoMessage() {}
 
 func (x *ListSubjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[20]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2187,7 +2405,7 @@ func (x *ListSubjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubjectsRequest.ProtoReflect.Descriptor instead.
 func (*ListSubjectsRequest) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{20}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListSubjectsRequest) GetWatchlist() string {
@@ -2221,7 +2439,7 @@ type ListSubjectsResponse struct {
 
 func (x *ListSubjectsResponse) Reset() {
 	*x = ListSubjectsResponse{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[21]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2233,7 +2451,7 @@ func (x *ListSubjectsResponse) String() string {
 func (*ListSubjectsResponse) ProtoMessage() {}
 
 func (x *ListSubjectsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[21]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2246,7 +2464,7 @@ func (x *ListSubjectsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubjectsResponse.ProtoReflect.Descriptor instead.
 func (*ListSubjectsResponse) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{21}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListSubjectsResponse) GetSubjects() []*Subject {
@@ -2271,7 +2489,7 @@ type ListWatchlistsRequest struct {
 
 func (x *ListWatchlistsRequest) Reset() {
 	*x = ListWatchlistsRequest{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[22]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2283,7 +2501,7 @@ func (x *ListWatchlistsRequest) String() string {
 func (*ListWatchlistsRequest) ProtoMessage() {}
 
 func (x *ListWatchlistsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[22]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2296,7 +2514,7 @@ func (x *ListWatchlistsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWatchlistsRequest.ProtoReflect.Descriptor instead.
 func (*ListWatchlistsRequest) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{22}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{23}
 }
 
 type Watchlist struct {
@@ -2309,7 +2527,7 @@ type Watchlist struct {
 
 func (x *Watchlist) Reset() {
 	*x = Watchlist{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[23]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2321,7 +2539,7 @@ func (x *Watchlist) String() string {
 func (*Watchlist) ProtoMessage() {}
 
 func (x *Watchlist) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[23]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2334,7 +2552,7 @@ func (x *Watchlist) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Watchlist.ProtoReflect.Descriptor instead.
 func (*Watchlist) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{23}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Watchlist) GetName() string {
@@ -2360,7 +2578,7 @@ type ListWatchlistsResponse struct {
 
 func (x *ListWatchlistsResponse) Reset() {
 	*x = ListWatchlistsResponse{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[24]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2372,7 +2590,7 @@ func (x *ListWatchlistsResponse) String() string {
 func (*ListWatchlistsResponse) ProtoMessage() {}
 
 func (x *ListWatchlistsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[24]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2385,7 +2603,7 @@ func (x *ListWatchlistsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWatchlistsResponse.ProtoReflect.Descriptor instead.
 func (*ListWatchlistsResponse) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{24}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListWatchlistsResponse) GetWatchlists() []*Watchlist {
@@ -2399,13 +2617,25 @@ var File_bordermatch_v1_bordermatch_proto protoreflect.FileDescriptor
 
 const file_bordermatch_v1_bordermatch_proto_rawDesc = "" +
 	"\n" +
-	" bordermatch/v1/bordermatch.proto\x12\x0ebordermatch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x87\x01\n" +
+	" bordermatch/v1/bordermatch.proto\x12\x0ebordermatch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaa\x01\n" +
 	"\x06Sample\x12\x1f\n" +
 	"\n" +
 	"face_image\x18\x01 \x01(\fH\x00R\tfaceImage\x12\x1c\n" +
 	"\btemplate\x18\x02 \x01(\fH\x00R\btemplate\x126\n" +
-	"\x06finger\x18\x03 \x01(\v2\x1c.bordermatch.v1.FingerSampleH\x00R\x06fingerB\x06\n" +
-	"\x04kind\"\xcc\x01\n" +
+	"\x06finger\x18\x03 \x01(\v2\x1c.bordermatch.v1.FingerSampleH\x00R\x06finger\x12!\n" +
+	"\vface_record\x18\x04 \x01(\fH\x00R\n" +
+	"faceRecordB\x06\n" +
+	"\x04kind\"\xeb\x01\n" +
+	"\x0eFaceRecordInfo\x12\x1c\n" +
+	"\tcontainer\x18\x01 \x01(\tR\tcontainer\x12\x16\n" +
+	"\x06format\x18\x02 \x01(\tR\x06format\x12\x14\n" +
+	"\x05faces\x18\x03 \x01(\x05R\x05faces\x12\x1d\n" +
+	"\n" +
+	"image_type\x18\x04 \x01(\tR\timageType\x12\x14\n" +
+	"\x05width\x18\x05 \x01(\x05R\x05width\x12\x16\n" +
+	"\x06height\x18\x06 \x01(\x05R\x06height\x12&\n" +
+	"\x0fface_image_type\x18\a \x01(\tR\rfaceImageType\x12\x18\n" +
+	"\aquality\x18\b \x01(\x05R\aquality\"\xcc\x01\n" +
 	"\fFingerSample\x12:\n" +
 	"\bposition\x18\x01 \x01(\x0e2\x1e.bordermatch.v1.FingerPositionR\bposition\x12\x16\n" +
 	"\x05image\x18\x02 \x01(\fH\x00R\x05image\x12\x18\n" +
@@ -2545,7 +2775,7 @@ const file_bordermatch_v1_bordermatch_proto_rawDesc = "" +
 	"\x05total\x18\x02 \x01(\x05R\x05total\x12\x18\n" +
 	"\apartial\x18\x03 \x01(\bR\apartial\x12\x18\n" +
 	"\amissing\x18\x04 \x03(\x05R\amissing\x12 \n" +
-	"\vcoordinator\x18\x05 \x01(\tR\vcoordinator\"\xe7\x03\n" +
+	"\vcoordinator\x18\x05 \x01(\tR\vcoordinator\"\xb1\x04\n" +
 	"\rVerifyRequest\x12,\n" +
 	"\x05probe\x18\x01 \x01(\v2\x16.bordermatch.v1.SampleR\x05probe\x12C\n" +
 	"\x10reference_sample\x18\x02 \x01(\v2\x16.bordermatch.v1.SampleH\x00R\x0freferenceSample\x12\x1f\n" +
@@ -2556,12 +2786,14 @@ const file_bordermatch_v1_bordermatch_proto_rawDesc = "" +
 	"\afingers\x18\x06 \x03(\v2\x1c.bordermatch.v1.FingerSampleR\afingers\x12I\n" +
 	"\x11reference_fingers\x18\a \x03(\v2\x1c.bordermatch.v1.FingerSampleR\x10referenceFingers\x12\x1c\n" +
 	"\amax_fmr\x18\b \x01(\x01H\x02R\x06maxFmr\x88\x01\x01\x12+\n" +
-	"\x11consistency_token\x18\t \x01(\tR\x10consistencyTokenB\v\n" +
+	"\x11consistency_token\x18\t \x01(\tR\x10consistencyToken\x12H\n" +
+	"\fpassive_auth\x18\n" +
+	" \x01(\x0e2%.bordermatch.v1.PassiveAuthenticationR\vpassiveAuthB\v\n" +
 	"\treferenceB\f\n" +
 	"\n" +
 	"_thresholdB\n" +
 	"\n" +
-	"\b_max_fmr\"\xa8\x06\n" +
+	"\b_max_fmr\"\xbd\a\n" +
 	"\x0eVerifyResponse\x12\x14\n" +
 	"\x05score\x18\x01 \x01(\x02R\x05score\x12\x14\n" +
 	"\x05match\x18\x02 \x01(\bR\x05match\x12\x1c\n" +
@@ -2582,7 +2814,9 @@ const file_bordermatch_v1_bordermatch_proto_rawDesc = "" +
 	"\x05fused\x18\x0e \x01(\bR\x05fused\x12O\n" +
 	"\x14probe_finger_quality\x18\x0f \x03(\v2\x1d.bordermatch.v1.FingerQualityR\x12probeFingerQuality\x12W\n" +
 	"\x18reference_finger_quality\x18\x10 \x03(\v2\x1d.bordermatch.v1.FingerQualityR\x16referenceFingerQuality\x12%\n" +
-	"\x0eface_algorithm\x18\x11 \x01(\tR\rfaceAlgorithmB\r\n" +
+	"\x0eface_algorithm\x18\x11 \x01(\tR\rfaceAlgorithm\x12H\n" +
+	"\fpassive_auth\x18\x12 \x01(\x0e2%.bordermatch.v1.PassiveAuthenticationR\vpassiveAuth\x12I\n" +
+	"\x10reference_record\x18\x13 \x01(\v2\x1e.bordermatch.v1.FaceRecordInfoR\x0freferenceRecordB\r\n" +
 	"\v_face_scoreB\x0f\n" +
 	"\r_finger_scoreB\v\n" +
 	"\t_face_fmr\"\x81\x01\n" +
@@ -2620,7 +2854,12 @@ const file_bordermatch_v1_bordermatch_proto_rawDesc = "" +
 	"\bModality\x12\x18\n" +
 	"\x14MODALITY_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rMODALITY_FACE\x10\x01\x12\x13\n" +
-	"\x0fMODALITY_FINGER\x10\x02*\xd4\x01\n" +
+	"\x0fMODALITY_FINGER\x10\x02*\xaf\x01\n" +
+	"\x15PassiveAuthentication\x12&\n" +
+	"\"PASSIVE_AUTHENTICATION_UNSPECIFIED\x10\x00\x12!\n" +
+	"\x1dPASSIVE_AUTHENTICATION_PASSED\x10\x01\x12!\n" +
+	"\x1dPASSIVE_AUTHENTICATION_FAILED\x10\x02\x12(\n" +
+	"$PASSIVE_AUTHENTICATION_NOT_PERFORMED\x10\x03*\xd4\x01\n" +
 	"\x0eFingerPosition\x12\x1b\n" +
 	"\x17FINGER_POSITION_UNKNOWN\x10\x00\x12\x0f\n" +
 	"\vRIGHT_THUMB\x10\x01\x12\x0f\n" +
@@ -2659,96 +2898,101 @@ func file_bordermatch_v1_bordermatch_proto_rawDescGZIP() []byte {
 	return file_bordermatch_v1_bordermatch_proto_rawDescData
 }
 
-var file_bordermatch_v1_bordermatch_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_bordermatch_v1_bordermatch_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_bordermatch_v1_bordermatch_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_bordermatch_v1_bordermatch_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_bordermatch_v1_bordermatch_proto_goTypes = []any{
 	(Modality)(0),                  // 0: bordermatch.v1.Modality
-	(FingerPosition)(0),            // 1: bordermatch.v1.FingerPosition
-	(*Sample)(nil),                 // 2: bordermatch.v1.Sample
-	(*FingerSample)(nil),           // 3: bordermatch.v1.FingerSample
-	(*FingerQuality)(nil),          // 4: bordermatch.v1.FingerQuality
-	(*FingerScore)(nil),            // 5: bordermatch.v1.FingerScore
-	(*Rect)(nil),                   // 6: bordermatch.v1.Rect
-	(*FaceQuality)(nil),            // 7: bordermatch.v1.FaceQuality
-	(*TemplateInfo)(nil),           // 8: bordermatch.v1.TemplateInfo
-	(*Subject)(nil),                // 9: bordermatch.v1.Subject
-	(*EnrollRequest)(nil),          // 10: bordermatch.v1.EnrollRequest
-	(*EnrollResponse)(nil),         // 11: bordermatch.v1.EnrollResponse
-	(*IdentifyRequest)(nil),        // 12: bordermatch.v1.IdentifyRequest
-	(*Candidate)(nil),              // 13: bordermatch.v1.Candidate
-	(*IdentifyResponse)(nil),       // 14: bordermatch.v1.IdentifyResponse
-	(*Coverage)(nil),               // 15: bordermatch.v1.Coverage
-	(*VerifyRequest)(nil),          // 16: bordermatch.v1.VerifyRequest
-	(*VerifyResponse)(nil),         // 17: bordermatch.v1.VerifyResponse
-	(*DeleteSubjectRequest)(nil),   // 18: bordermatch.v1.DeleteSubjectRequest
-	(*DeleteSubjectResponse)(nil),  // 19: bordermatch.v1.DeleteSubjectResponse
-	(*GetSubjectRequest)(nil),      // 20: bordermatch.v1.GetSubjectRequest
-	(*GetSubjectResponse)(nil),     // 21: bordermatch.v1.GetSubjectResponse
-	(*ListSubjectsRequest)(nil),    // 22: bordermatch.v1.ListSubjectsRequest
-	(*ListSubjectsResponse)(nil),   // 23: bordermatch.v1.ListSubjectsResponse
-	(*ListWatchlistsRequest)(nil),  // 24: bordermatch.v1.ListWatchlistsRequest
-	(*Watchlist)(nil),              // 25: bordermatch.v1.Watchlist
-	(*ListWatchlistsResponse)(nil), // 26: bordermatch.v1.ListWatchlistsResponse
-	nil,                            // 27: bordermatch.v1.Subject.MetadataEntry
-	nil,                            // 28: bordermatch.v1.EnrollRequest.MetadataEntry
-	(*timestamppb.Timestamp)(nil),  // 29: google.protobuf.Timestamp
+	(PassiveAuthentication)(0),     // 1: bordermatch.v1.PassiveAuthentication
+	(FingerPosition)(0),            // 2: bordermatch.v1.FingerPosition
+	(*Sample)(nil),                 // 3: bordermatch.v1.Sample
+	(*FaceRecordInfo)(nil),         // 4: bordermatch.v1.FaceRecordInfo
+	(*FingerSample)(nil),           // 5: bordermatch.v1.FingerSample
+	(*FingerQuality)(nil),          // 6: bordermatch.v1.FingerQuality
+	(*FingerScore)(nil),            // 7: bordermatch.v1.FingerScore
+	(*Rect)(nil),                   // 8: bordermatch.v1.Rect
+	(*FaceQuality)(nil),            // 9: bordermatch.v1.FaceQuality
+	(*TemplateInfo)(nil),           // 10: bordermatch.v1.TemplateInfo
+	(*Subject)(nil),                // 11: bordermatch.v1.Subject
+	(*EnrollRequest)(nil),          // 12: bordermatch.v1.EnrollRequest
+	(*EnrollResponse)(nil),         // 13: bordermatch.v1.EnrollResponse
+	(*IdentifyRequest)(nil),        // 14: bordermatch.v1.IdentifyRequest
+	(*Candidate)(nil),              // 15: bordermatch.v1.Candidate
+	(*IdentifyResponse)(nil),       // 16: bordermatch.v1.IdentifyResponse
+	(*Coverage)(nil),               // 17: bordermatch.v1.Coverage
+	(*VerifyRequest)(nil),          // 18: bordermatch.v1.VerifyRequest
+	(*VerifyResponse)(nil),         // 19: bordermatch.v1.VerifyResponse
+	(*DeleteSubjectRequest)(nil),   // 20: bordermatch.v1.DeleteSubjectRequest
+	(*DeleteSubjectResponse)(nil),  // 21: bordermatch.v1.DeleteSubjectResponse
+	(*GetSubjectRequest)(nil),      // 22: bordermatch.v1.GetSubjectRequest
+	(*GetSubjectResponse)(nil),     // 23: bordermatch.v1.GetSubjectResponse
+	(*ListSubjectsRequest)(nil),    // 24: bordermatch.v1.ListSubjectsRequest
+	(*ListSubjectsResponse)(nil),   // 25: bordermatch.v1.ListSubjectsResponse
+	(*ListWatchlistsRequest)(nil),  // 26: bordermatch.v1.ListWatchlistsRequest
+	(*Watchlist)(nil),              // 27: bordermatch.v1.Watchlist
+	(*ListWatchlistsResponse)(nil), // 28: bordermatch.v1.ListWatchlistsResponse
+	nil,                            // 29: bordermatch.v1.Subject.MetadataEntry
+	nil,                            // 30: bordermatch.v1.EnrollRequest.MetadataEntry
+	(*timestamppb.Timestamp)(nil),  // 31: google.protobuf.Timestamp
 }
 var file_bordermatch_v1_bordermatch_proto_depIdxs = []int32{
-	3,  // 0: bordermatch.v1.Sample.finger:type_name -> bordermatch.v1.FingerSample
-	1,  // 1: bordermatch.v1.FingerSample.position:type_name -> bordermatch.v1.FingerPosition
-	1,  // 2: bordermatch.v1.FingerQuality.position:type_name -> bordermatch.v1.FingerPosition
-	1,  // 3: bordermatch.v1.FingerScore.position:type_name -> bordermatch.v1.FingerPosition
-	6,  // 4: bordermatch.v1.FaceQuality.box:type_name -> bordermatch.v1.Rect
+	5,  // 0: bordermatch.v1.Sample.finger:type_name -> bordermatch.v1.FingerSample
+	2,  // 1: bordermatch.v1.FingerSample.position:type_name -> bordermatch.v1.FingerPosition
+	2,  // 2: bordermatch.v1.FingerQuality.position:type_name -> bordermatch.v1.FingerPosition
+	2,  // 3: bordermatch.v1.FingerScore.position:type_name -> bordermatch.v1.FingerPosition
+	8,  // 4: bordermatch.v1.FaceQuality.box:type_name -> bordermatch.v1.Rect
 	0,  // 5: bordermatch.v1.TemplateInfo.modality:type_name -> bordermatch.v1.Modality
-	1,  // 6: bordermatch.v1.TemplateInfo.finger_position:type_name -> bordermatch.v1.FingerPosition
-	27, // 7: bordermatch.v1.Subject.metadata:type_name -> bordermatch.v1.Subject.MetadataEntry
-	29, // 8: bordermatch.v1.Subject.created_at:type_name -> google.protobuf.Timestamp
-	29, // 9: bordermatch.v1.Subject.updated_at:type_name -> google.protobuf.Timestamp
-	8,  // 10: bordermatch.v1.Subject.templates:type_name -> bordermatch.v1.TemplateInfo
-	28, // 11: bordermatch.v1.EnrollRequest.metadata:type_name -> bordermatch.v1.EnrollRequest.MetadataEntry
-	2,  // 12: bordermatch.v1.EnrollRequest.samples:type_name -> bordermatch.v1.Sample
-	9,  // 13: bordermatch.v1.EnrollResponse.subject:type_name -> bordermatch.v1.Subject
-	7,  // 14: bordermatch.v1.EnrollResponse.quality:type_name -> bordermatch.v1.FaceQuality
-	4,  // 15: bordermatch.v1.EnrollResponse.finger_quality:type_name -> bordermatch.v1.FingerQuality
-	2,  // 16: bordermatch.v1.IdentifyRequest.probe:type_name -> bordermatch.v1.Sample
-	3,  // 17: bordermatch.v1.IdentifyRequest.fingers:type_name -> bordermatch.v1.FingerSample
-	5,  // 18: bordermatch.v1.Candidate.finger_scores:type_name -> bordermatch.v1.FingerScore
-	13, // 19: bordermatch.v1.IdentifyResponse.candidates:type_name -> bordermatch.v1.Candidate
-	7,  // 20: bordermatch.v1.IdentifyResponse.probe_quality:type_name -> bordermatch.v1.FaceQuality
-	4,  // 21: bordermatch.v1.IdentifyResponse.finger_quality:type_name -> bordermatch.v1.FingerQuality
-	15, // 22: bordermatch.v1.IdentifyResponse.coverage:type_name -> bordermatch.v1.Coverage
-	2,  // 23: bordermatch.v1.VerifyRequest.probe:type_name -> bordermatch.v1.Sample
-	2,  // 24: bordermatch.v1.VerifyRequest.reference_sample:type_name -> bordermatch.v1.Sample
-	3,  // 25: bordermatch.v1.VerifyRequest.fingers:type_name -> bordermatch.v1.FingerSample
-	3,  // 26: bordermatch.v1.VerifyRequest.reference_fingers:type_name -> bordermatch.v1.FingerSample
-	7,  // 27: bordermatch.v1.VerifyResponse.probe_quality:type_name -> bordermatch.v1.FaceQuality
-	7,  // 28: bordermatch.v1.VerifyResponse.reference_quality:type_name -> bordermatch.v1.FaceQuality
-	5,  // 29: bordermatch.v1.VerifyResponse.finger_scores:type_name -> bordermatch.v1.FingerScore
-	4,  // 30: bordermatch.v1.VerifyResponse.probe_finger_quality:type_name -> bordermatch.v1.FingerQuality
-	4,  // 31: bordermatch.v1.VerifyResponse.reference_finger_quality:type_name -> bordermatch.v1.FingerQuality
-	9,  // 32: bordermatch.v1.DeleteSubjectResponse.subject:type_name -> bordermatch.v1.Subject
-	9,  // 33: bordermatch.v1.GetSubjectResponse.subject:type_name -> bordermatch.v1.Subject
-	9,  // 34: bordermatch.v1.ListSubjectsResponse.subjects:type_name -> bordermatch.v1.Subject
-	25, // 35: bordermatch.v1.ListWatchlistsResponse.watchlists:type_name -> bordermatch.v1.Watchlist
-	10, // 36: bordermatch.v1.Matcher.Enroll:input_type -> bordermatch.v1.EnrollRequest
-	12, // 37: bordermatch.v1.Matcher.Identify:input_type -> bordermatch.v1.IdentifyRequest
-	16, // 38: bordermatch.v1.Matcher.Verify:input_type -> bordermatch.v1.VerifyRequest
-	18, // 39: bordermatch.v1.Matcher.DeleteSubject:input_type -> bordermatch.v1.DeleteSubjectRequest
-	20, // 40: bordermatch.v1.Matcher.GetSubject:input_type -> bordermatch.v1.GetSubjectRequest
-	22, // 41: bordermatch.v1.Matcher.ListSubjects:input_type -> bordermatch.v1.ListSubjectsRequest
-	24, // 42: bordermatch.v1.Matcher.ListWatchlists:input_type -> bordermatch.v1.ListWatchlistsRequest
-	11, // 43: bordermatch.v1.Matcher.Enroll:output_type -> bordermatch.v1.EnrollResponse
-	14, // 44: bordermatch.v1.Matcher.Identify:output_type -> bordermatch.v1.IdentifyResponse
-	17, // 45: bordermatch.v1.Matcher.Verify:output_type -> bordermatch.v1.VerifyResponse
-	19, // 46: bordermatch.v1.Matcher.DeleteSubject:output_type -> bordermatch.v1.DeleteSubjectResponse
-	21, // 47: bordermatch.v1.Matcher.GetSubject:output_type -> bordermatch.v1.GetSubjectResponse
-	23, // 48: bordermatch.v1.Matcher.ListSubjects:output_type -> bordermatch.v1.ListSubjectsResponse
-	26, // 49: bordermatch.v1.Matcher.ListWatchlists:output_type -> bordermatch.v1.ListWatchlistsResponse
-	43, // [43:50] is the sub-list for method output_type
-	36, // [36:43] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	2,  // 6: bordermatch.v1.TemplateInfo.finger_position:type_name -> bordermatch.v1.FingerPosition
+	29, // 7: bordermatch.v1.Subject.metadata:type_name -> bordermatch.v1.Subject.MetadataEntry
+	31, // 8: bordermatch.v1.Subject.created_at:type_name -> google.protobuf.Timestamp
+	31, // 9: bordermatch.v1.Subject.updated_at:type_name -> google.protobuf.Timestamp
+	10, // 10: bordermatch.v1.Subject.templates:type_name -> bordermatch.v1.TemplateInfo
+	30, // 11: bordermatch.v1.EnrollRequest.metadata:type_name -> bordermatch.v1.EnrollRequest.MetadataEntry
+	3,  // 12: bordermatch.v1.EnrollRequest.samples:type_name -> bordermatch.v1.Sample
+	11, // 13: bordermatch.v1.EnrollResponse.subject:type_name -> bordermatch.v1.Subject
+	9,  // 14: bordermatch.v1.EnrollResponse.quality:type_name -> bordermatch.v1.FaceQuality
+	6,  // 15: bordermatch.v1.EnrollResponse.finger_quality:type_name -> bordermatch.v1.FingerQuality
+	3,  // 16: bordermatch.v1.IdentifyRequest.probe:type_name -> bordermatch.v1.Sample
+	5,  // 17: bordermatch.v1.IdentifyRequest.fingers:type_name -> bordermatch.v1.FingerSample
+	7,  // 18: bordermatch.v1.Candidate.finger_scores:type_name -> bordermatch.v1.FingerScore
+	15, // 19: bordermatch.v1.IdentifyResponse.candidates:type_name -> bordermatch.v1.Candidate
+	9,  // 20: bordermatch.v1.IdentifyResponse.probe_quality:type_name -> bordermatch.v1.FaceQuality
+	6,  // 21: bordermatch.v1.IdentifyResponse.finger_quality:type_name -> bordermatch.v1.FingerQuality
+	17, // 22: bordermatch.v1.IdentifyResponse.coverage:type_name -> bordermatch.v1.Coverage
+	3,  // 23: bordermatch.v1.VerifyRequest.probe:type_name -> bordermatch.v1.Sample
+	3,  // 24: bordermatch.v1.VerifyRequest.reference_sample:type_name -> bordermatch.v1.Sample
+	5,  // 25: bordermatch.v1.VerifyRequest.fingers:type_name -> bordermatch.v1.FingerSample
+	5,  // 26: bordermatch.v1.VerifyRequest.reference_fingers:type_name -> bordermatch.v1.FingerSample
+	1,  // 27: bordermatch.v1.VerifyRequest.passive_auth:type_name -> bordermatch.v1.PassiveAuthentication
+	9,  // 28: bordermatch.v1.VerifyResponse.probe_quality:type_name -> bordermatch.v1.FaceQuality
+	9,  // 29: bordermatch.v1.VerifyResponse.reference_quality:type_name -> bordermatch.v1.FaceQuality
+	7,  // 30: bordermatch.v1.VerifyResponse.finger_scores:type_name -> bordermatch.v1.FingerScore
+	6,  // 31: bordermatch.v1.VerifyResponse.probe_finger_quality:type_name -> bordermatch.v1.FingerQuality
+	6,  // 32: bordermatch.v1.VerifyResponse.reference_finger_quality:type_name -> bordermatch.v1.FingerQuality
+	1,  // 33: bordermatch.v1.VerifyResponse.passive_auth:type_name -> bordermatch.v1.PassiveAuthentication
+	4,  // 34: bordermatch.v1.VerifyResponse.reference_record:type_name -> bordermatch.v1.FaceRecordInfo
+	11, // 35: bordermatch.v1.DeleteSubjectResponse.subject:type_name -> bordermatch.v1.Subject
+	11, // 36: bordermatch.v1.GetSubjectResponse.subject:type_name -> bordermatch.v1.Subject
+	11, // 37: bordermatch.v1.ListSubjectsResponse.subjects:type_name -> bordermatch.v1.Subject
+	27, // 38: bordermatch.v1.ListWatchlistsResponse.watchlists:type_name -> bordermatch.v1.Watchlist
+	12, // 39: bordermatch.v1.Matcher.Enroll:input_type -> bordermatch.v1.EnrollRequest
+	14, // 40: bordermatch.v1.Matcher.Identify:input_type -> bordermatch.v1.IdentifyRequest
+	18, // 41: bordermatch.v1.Matcher.Verify:input_type -> bordermatch.v1.VerifyRequest
+	20, // 42: bordermatch.v1.Matcher.DeleteSubject:input_type -> bordermatch.v1.DeleteSubjectRequest
+	22, // 43: bordermatch.v1.Matcher.GetSubject:input_type -> bordermatch.v1.GetSubjectRequest
+	24, // 44: bordermatch.v1.Matcher.ListSubjects:input_type -> bordermatch.v1.ListSubjectsRequest
+	26, // 45: bordermatch.v1.Matcher.ListWatchlists:input_type -> bordermatch.v1.ListWatchlistsRequest
+	13, // 46: bordermatch.v1.Matcher.Enroll:output_type -> bordermatch.v1.EnrollResponse
+	16, // 47: bordermatch.v1.Matcher.Identify:output_type -> bordermatch.v1.IdentifyResponse
+	19, // 48: bordermatch.v1.Matcher.Verify:output_type -> bordermatch.v1.VerifyResponse
+	21, // 49: bordermatch.v1.Matcher.DeleteSubject:output_type -> bordermatch.v1.DeleteSubjectResponse
+	23, // 50: bordermatch.v1.Matcher.GetSubject:output_type -> bordermatch.v1.GetSubjectResponse
+	25, // 51: bordermatch.v1.Matcher.ListSubjects:output_type -> bordermatch.v1.ListSubjectsResponse
+	28, // 52: bordermatch.v1.Matcher.ListWatchlists:output_type -> bordermatch.v1.ListWatchlistsResponse
+	46, // [46:53] is the sub-list for method output_type
+	39, // [39:46] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_bordermatch_v1_bordermatch_proto_init() }
@@ -2760,26 +3004,27 @@ func file_bordermatch_v1_bordermatch_proto_init() {
 		(*Sample_FaceImage)(nil),
 		(*Sample_Template)(nil),
 		(*Sample_Finger)(nil),
+		(*Sample_FaceRecord)(nil),
 	}
-	file_bordermatch_v1_bordermatch_proto_msgTypes[1].OneofWrappers = []any{
+	file_bordermatch_v1_bordermatch_proto_msgTypes[2].OneofWrappers = []any{
 		(*FingerSample_Image)(nil),
 		(*FingerSample_Record)(nil),
 		(*FingerSample_Template)(nil),
 	}
-	file_bordermatch_v1_bordermatch_proto_msgTypes[10].OneofWrappers = []any{}
 	file_bordermatch_v1_bordermatch_proto_msgTypes[11].OneofWrappers = []any{}
-	file_bordermatch_v1_bordermatch_proto_msgTypes[14].OneofWrappers = []any{
+	file_bordermatch_v1_bordermatch_proto_msgTypes[12].OneofWrappers = []any{}
+	file_bordermatch_v1_bordermatch_proto_msgTypes[15].OneofWrappers = []any{
 		(*VerifyRequest_ReferenceSample)(nil),
 		(*VerifyRequest_SubjectId)(nil),
 	}
-	file_bordermatch_v1_bordermatch_proto_msgTypes[15].OneofWrappers = []any{}
+	file_bordermatch_v1_bordermatch_proto_msgTypes[16].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bordermatch_v1_bordermatch_proto_rawDesc), len(file_bordermatch_v1_bordermatch_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   27,
+			NumEnums:      3,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

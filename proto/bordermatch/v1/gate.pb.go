@@ -288,6 +288,271 @@ func (x *CaptureAndIdentifyRequest) GetReturnImage() bool {
 	return false
 }
 
+type CaptureAndVerifyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The gate id, as configured.
+	Gate string `protobuf:"bytes,1,opt,name=gate,proto3" json:"gate,omitempty"`
+	// The passport's photo: the chip's DG2 (Sample.face_record), or a photo.
+	Reference *Sample `protobuf:"bytes,2,opt,name=reference,proto3" json:"reference,omitempty"`
+	// The gate controller's passive authentication of the chip.
+	PassiveAuth PassiveAuthentication `protobuf:"varint,3,opt,name=passive_auth,json=passiveAuth,proto3,enum=bordermatch.v1.PassiveAuthentication" json:"passive_auth,omitempty"`
+	// Search only subjects on at least one of these watchlists; empty: all.
+	Watchlists []string `protobuf:"bytes,4,rep,name=watchlists,proto3" json:"watchlists,omitempty"`
+	// Skip the watchlist search (1:1 only).
+	SkipWatchlists bool `protobuf:"varint,5,opt,name=skip_watchlists,json=skipWatchlists,proto3" json:"skip_watchlists,omitempty"`
+	// As CaptureAndIdentifyRequest: candidates (0 means 10), the decision
+	// rule of both comparisons, the watch and the frames used.
+	TopK            int32                `protobuf:"varint,6,opt,name=top_k,json=topK,proto3" json:"top_k,omitempty"`
+	Threshold       *float32             `protobuf:"fixed32,7,opt,name=threshold,proto3,oneof" json:"threshold,omitempty"`
+	MaxFmr          *float64             `protobuf:"fixed64,8,opt,name=max_fmr,json=maxFmr,proto3,oneof" json:"max_fmr,omitempty"`
+	MaxWait         *durationpb.Duration `protobuf:"bytes,9,opt,name=max_wait,json=maxWait,proto3" json:"max_wait,omitempty"`
+	Lookback        *durationpb.Duration `protobuf:"bytes,10,opt,name=lookback,proto3" json:"lookback,omitempty"`
+	FreshFramesOnly bool                 `protobuf:"varint,11,opt,name=fresh_frames_only,json=freshFramesOnly,proto3" json:"fresh_frames_only,omitempty"`
+	FullWindow      bool                 `protobuf:"varint,12,opt,name=full_window,json=fullWindow,proto3" json:"full_window,omitempty"`
+	ReturnImage     bool                 `protobuf:"varint,13,opt,name=return_image,json=returnImage,proto3" json:"return_image,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *CaptureAndVerifyRequest) Reset() {
+	*x = CaptureAndVerifyRequest{}
+	mi := &file_bordermatch_v1_gate_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CaptureAndVerifyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CaptureAndVerifyRequest) ProtoMessage() {}
+
+func (x *CaptureAndVerifyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bordermatch_v1_gate_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CaptureAndVerifyRequest.ProtoReflect.Descriptor instead.
+func (*CaptureAndVerifyRequest) Descriptor() ([]byte, []int) {
+	return file_bordermatch_v1_gate_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *CaptureAndVerifyRequest) GetGate() string {
+	if x != nil {
+		return x.Gate
+	}
+	return ""
+}
+
+func (x *CaptureAndVerifyRequest) GetReference() *Sample {
+	if x != nil {
+		return x.Reference
+	}
+	return nil
+}
+
+func (x *CaptureAndVerifyRequest) GetPassiveAuth() PassiveAuthentication {
+	if x != nil {
+		return x.PassiveAuth
+	}
+	return PassiveAuthentication_PASSIVE_AUTHENTICATION_UNSPECIFIED
+}
+
+func (x *CaptureAndVerifyRequest) GetWatchlists() []string {
+	if x != nil {
+		return x.Watchlists
+	}
+	return nil
+}
+
+func (x *CaptureAndVerifyRequest) GetSkipWatchlists() bool {
+	if x != nil {
+		return x.SkipWatchlists
+	}
+	return false
+}
+
+func (x *CaptureAndVerifyRequest) GetTopK() int32 {
+	if x != nil {
+		return x.TopK
+	}
+	return 0
+}
+
+func (x *CaptureAndVerifyRequest) GetThreshold() float32 {
+	if x != nil && x.Threshold != nil {
+		return *x.Threshold
+	}
+	return 0
+}
+
+func (x *CaptureAndVerifyRequest) GetMaxFmr() float64 {
+	if x != nil && x.MaxFmr != nil {
+		return *x.MaxFmr
+	}
+	return 0
+}
+
+func (x *CaptureAndVerifyRequest) GetMaxWait() *durationpb.Duration {
+	if x != nil {
+		return x.MaxWait
+	}
+	return nil
+}
+
+func (x *CaptureAndVerifyRequest) GetLookback() *durationpb.Duration {
+	if x != nil {
+		return x.Lookback
+	}
+	return nil
+}
+
+func (x *CaptureAndVerifyRequest) GetFreshFramesOnly() bool {
+	if x != nil {
+		return x.FreshFramesOnly
+	}
+	return false
+}
+
+func (x *CaptureAndVerifyRequest) GetFullWindow() bool {
+	if x != nil {
+		return x.FullWindow
+	}
+	return false
+}
+
+func (x *CaptureAndVerifyRequest) GetReturnImage() bool {
+	if x != nil {
+		return x.ReturnImage
+	}
+	return false
+}
+
+type CaptureAndVerifyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Gate  string                 `protobuf:"bytes,1,opt,name=gate,proto3" json:"gate,omitempty"`
+	// IDENTIFIED when a face was captured and compared (verification and,
+	// unless skipped, identification are set); NO_FACE otherwise.
+	Outcome CaptureOutcome `protobuf:"varint,2,opt,name=outcome,proto3,enum=bordermatch.v1.CaptureOutcome" json:"outcome,omitempty"`
+	// The 1:1 comparison of the shot with the reference.
+	Verification *VerifyResponse `protobuf:"bytes,3,opt,name=verification,proto3" json:"verification,omitempty"`
+	// The watchlist search on the shot (as Identify answers).
+	Identification *IdentifyResponse `protobuf:"bytes,4,opt,name=identification,proto3" json:"identification,omitempty"`
+	Shot           *Shot             `protobuf:"bytes,5,opt,name=shot,proto3" json:"shot,omitempty"`
+	// As the request's.
+	PassiveAuth PassiveAuthentication `protobuf:"varint,6,opt,name=passive_auth,json=passiveAuth,proto3,enum=bordermatch.v1.PassiveAuthentication" json:"passive_auth,omitempty"`
+	// The three checks together: the shot matches the reference, passive
+	// authentication passed, and no watchlist candidate passed the
+	// decision. A gate may open on clear; anything else goes to an officer.
+	Clear bool `protobuf:"varint,7,opt,name=clear,proto3" json:"clear,omitempty"`
+	// What happened, for officers and logs, e.g. "holder verified (score
+	// 0.71, FMR 0.0001), passive authentication passed, no watchlist hit".
+	Detail        string               `protobuf:"bytes,8,opt,name=detail,proto3" json:"detail,omitempty"`
+	Elapsed       *durationpb.Duration `protobuf:"bytes,9,opt,name=elapsed,proto3" json:"elapsed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CaptureAndVerifyResponse) Reset() {
+	*x = CaptureAndVerifyResponse{}
+	mi := &file_bordermatch_v1_gate_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CaptureAndVerifyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CaptureAndVerifyResponse) ProtoMessage() {}
+
+func (x *CaptureAndVerifyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bordermatch_v1_gate_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CaptureAndVerifyResponse.ProtoReflect.Descriptor instead.
+func (*CaptureAndVerifyResponse) Descriptor() ([]byte, []int) {
+	return file_bordermatch_v1_gate_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *CaptureAndVerifyResponse) GetGate() string {
+	if x != nil {
+		return x.Gate
+	}
+	return ""
+}
+
+func (x *CaptureAndVerifyResponse) GetOutcome() CaptureOutcome {
+	if x != nil {
+		return x.Outcome
+	}
+	return CaptureOutcome_CAPTURE_OUTCOME_UNSPECIFIED
+}
+
+func (x *CaptureAndVerifyResponse) GetVerification() *VerifyResponse {
+	if x != nil {
+		return x.Verification
+	}
+	return nil
+}
+
+func (x *CaptureAndVerifyResponse) GetIdentification() *IdentifyResponse {
+	if x != nil {
+		return x.Identification
+	}
+	return nil
+}
+
+func (x *CaptureAndVerifyResponse) GetShot() *Shot {
+	if x != nil {
+		return x.Shot
+	}
+	return nil
+}
+
+func (x *CaptureAndVerifyResponse) GetPassiveAuth() PassiveAuthentication {
+	if x != nil {
+		return x.PassiveAuth
+	}
+	return PassiveAuthentication_PASSIVE_AUTHENTICATION_UNSPECIFIED
+}
+
+func (x *CaptureAndVerifyResponse) GetClear() bool {
+	if x != nil {
+		return x.Clear
+	}
+	return false
+}
+
+func (x *CaptureAndVerifyResponse) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+func (x *CaptureAndVerifyResponse) GetElapsed() *durationpb.Duration {
+	if x != nil {
+		return x.Elapsed
+	}
+	return nil
+}
+
 type CaptureAndIdentifyResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Gate    string                 `protobuf:"bytes,1,opt,name=gate,proto3" json:"gate,omitempty"`
@@ -307,7 +572,7 @@ type CaptureAndIdentifyResponse struct {
 
 func (x *CaptureAndIdentifyResponse) Reset() {
 	*x = CaptureAndIdentifyResponse{}
-	mi := &file_bordermatch_v1_gate_proto_msgTypes[1]
+	mi := &file_bordermatch_v1_gate_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -319,7 +584,7 @@ func (x *CaptureAndIdentifyResponse) String() string {
 func (*CaptureAndIdentifyResponse) ProtoMessage() {}
 
 func (x *CaptureAndIdentifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_gate_proto_msgTypes[1]
+	mi := &file_bordermatch_v1_gate_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -332,7 +597,7 @@ func (x *CaptureAndIdentifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CaptureAndIdentifyResponse.ProtoReflect.Descriptor instead.
 func (*CaptureAndIdentifyResponse) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_gate_proto_rawDescGZIP(), []int{1}
+	return file_bordermatch_v1_gate_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *CaptureAndIdentifyResponse) GetGate() string {
@@ -401,7 +666,7 @@ type Shot struct {
 
 func (x *Shot) Reset() {
 	*x = Shot{}
-	mi := &file_bordermatch_v1_gate_proto_msgTypes[2]
+	mi := &file_bordermatch_v1_gate_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -413,7 +678,7 @@ func (x *Shot) String() string {
 func (*Shot) ProtoMessage() {}
 
 func (x *Shot) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_gate_proto_msgTypes[2]
+	mi := &file_bordermatch_v1_gate_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -426,7 +691,7 @@ func (x *Shot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Shot.ProtoReflect.Descriptor instead.
 func (*Shot) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_gate_proto_rawDescGZIP(), []int{2}
+	return file_bordermatch_v1_gate_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *Shot) GetFrameSeq() uint64 {
@@ -506,7 +771,7 @@ type ShotQuality struct {
 
 func (x *ShotQuality) Reset() {
 	*x = ShotQuality{}
-	mi := &file_bordermatch_v1_gate_proto_msgTypes[3]
+	mi := &file_bordermatch_v1_gate_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -518,7 +783,7 @@ func (x *ShotQuality) String() string {
 func (*ShotQuality) ProtoMessage() {}
 
 func (x *ShotQuality) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_gate_proto_msgTypes[3]
+	mi := &file_bordermatch_v1_gate_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -531,7 +796,7 @@ func (x *ShotQuality) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ShotQuality.ProtoReflect.Descriptor instead.
 func (*ShotQuality) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_gate_proto_rawDescGZIP(), []int{3}
+	return file_bordermatch_v1_gate_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *ShotQuality) GetScore() float64 {
@@ -593,7 +858,7 @@ type GateStatusRequest struct {
 
 func (x *GateStatusRequest) Reset() {
 	*x = GateStatusRequest{}
-	mi := &file_bordermatch_v1_gate_proto_msgTypes[4]
+	mi := &file_bordermatch_v1_gate_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -605,7 +870,7 @@ func (x *GateStatusRequest) String() string {
 func (*GateStatusRequest) ProtoMessage() {}
 
 func (x *GateStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_gate_proto_msgTypes[4]
+	mi := &file_bordermatch_v1_gate_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -618,7 +883,7 @@ func (x *GateStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GateStatusRequest.ProtoReflect.Descriptor instead.
 func (*GateStatusRequest) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_gate_proto_rawDescGZIP(), []int{4}
+	return file_bordermatch_v1_gate_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GateStatusRequest) GetGates() []string {
@@ -667,7 +932,7 @@ type GateState struct {
 
 func (x *GateState) Reset() {
 	*x = GateState{}
-	mi := &file_bordermatch_v1_gate_proto_msgTypes[5]
+	mi := &file_bordermatch_v1_gate_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -679,7 +944,7 @@ func (x *GateState) String() string {
 func (*GateState) ProtoMessage() {}
 
 func (x *GateState) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_gate_proto_msgTypes[5]
+	mi := &file_bordermatch_v1_gate_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -692,7 +957,7 @@ func (x *GateState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GateState.ProtoReflect.Descriptor instead.
 func (*GateState) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_gate_proto_rawDescGZIP(), []int{5}
+	return file_bordermatch_v1_gate_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GateState) GetGate() string {
@@ -844,7 +1109,7 @@ type GateStatusResponse struct {
 
 func (x *GateStatusResponse) Reset() {
 	*x = GateStatusResponse{}
-	mi := &file_bordermatch_v1_gate_proto_msgTypes[6]
+	mi := &file_bordermatch_v1_gate_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -856,7 +1121,7 @@ func (x *GateStatusResponse) String() string {
 func (*GateStatusResponse) ProtoMessage() {}
 
 func (x *GateStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_gate_proto_msgTypes[6]
+	mi := &file_bordermatch_v1_gate_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -869,7 +1134,7 @@ func (x *GateStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GateStatusResponse.ProtoReflect.Descriptor instead.
 func (*GateStatusResponse) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_gate_proto_rawDescGZIP(), []int{6}
+	return file_bordermatch_v1_gate_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GateStatusResponse) GetGates() []*GateState {
@@ -902,7 +1167,7 @@ type IdentifyFramesRequest struct {
 
 func (x *IdentifyFramesRequest) Reset() {
 	*x = IdentifyFramesRequest{}
-	mi := &file_bordermatch_v1_gate_proto_msgTypes[7]
+	mi := &file_bordermatch_v1_gate_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -914,7 +1179,7 @@ func (x *IdentifyFramesRequest) String() string {
 func (*IdentifyFramesRequest) ProtoMessage() {}
 
 func (x *IdentifyFramesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_gate_proto_msgTypes[7]
+	mi := &file_bordermatch_v1_gate_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -927,7 +1192,7 @@ func (x *IdentifyFramesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdentifyFramesRequest.ProtoReflect.Descriptor instead.
 func (*IdentifyFramesRequest) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_gate_proto_rawDescGZIP(), []int{7}
+	return file_bordermatch_v1_gate_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *IdentifyFramesRequest) GetGate() string {
@@ -1008,7 +1273,7 @@ type IdentifyFramesResponse struct {
 
 func (x *IdentifyFramesResponse) Reset() {
 	*x = IdentifyFramesResponse{}
-	mi := &file_bordermatch_v1_gate_proto_msgTypes[8]
+	mi := &file_bordermatch_v1_gate_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1020,7 +1285,7 @@ func (x *IdentifyFramesResponse) String() string {
 func (*IdentifyFramesResponse) ProtoMessage() {}
 
 func (x *IdentifyFramesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_gate_proto_msgTypes[8]
+	mi := &file_bordermatch_v1_gate_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1033,7 +1298,7 @@ func (x *IdentifyFramesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdentifyFramesResponse.ProtoReflect.Descriptor instead.
 func (*IdentifyFramesResponse) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_gate_proto_rawDescGZIP(), []int{8}
+	return file_bordermatch_v1_gate_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *IdentifyFramesResponse) GetGate() string {
@@ -1101,7 +1366,39 @@ const file_bordermatch_v1_gate_proto_rawDesc = "" +
 	"\n" +
 	"_thresholdB\n" +
 	"\n" +
-	"\b_max_fmr\"\x9b\x02\n" +
+	"\b_max_fmr\"\xc3\x04\n" +
+	"\x17CaptureAndVerifyRequest\x12\x12\n" +
+	"\x04gate\x18\x01 \x01(\tR\x04gate\x124\n" +
+	"\treference\x18\x02 \x01(\v2\x16.bordermatch.v1.SampleR\treference\x12H\n" +
+	"\fpassive_auth\x18\x03 \x01(\x0e2%.bordermatch.v1.PassiveAuthenticationR\vpassiveAuth\x12\x1e\n" +
+	"\n" +
+	"watchlists\x18\x04 \x03(\tR\n" +
+	"watchlists\x12'\n" +
+	"\x0fskip_watchlists\x18\x05 \x01(\bR\x0eskipWatchlists\x12\x13\n" +
+	"\x05top_k\x18\x06 \x01(\x05R\x04topK\x12!\n" +
+	"\tthreshold\x18\a \x01(\x02H\x00R\tthreshold\x88\x01\x01\x12\x1c\n" +
+	"\amax_fmr\x18\b \x01(\x01H\x01R\x06maxFmr\x88\x01\x01\x124\n" +
+	"\bmax_wait\x18\t \x01(\v2\x19.google.protobuf.DurationR\amaxWait\x125\n" +
+	"\blookback\x18\n" +
+	" \x01(\v2\x19.google.protobuf.DurationR\blookback\x12*\n" +
+	"\x11fresh_frames_only\x18\v \x01(\bR\x0ffreshFramesOnly\x12\x1f\n" +
+	"\vfull_window\x18\f \x01(\bR\n" +
+	"fullWindow\x12!\n" +
+	"\freturn_image\x18\r \x01(\bR\vreturnImageB\f\n" +
+	"\n" +
+	"_thresholdB\n" +
+	"\n" +
+	"\b_max_fmr\"\xcd\x03\n" +
+	"\x18CaptureAndVerifyResponse\x12\x12\n" +
+	"\x04gate\x18\x01 \x01(\tR\x04gate\x128\n" +
+	"\aoutcome\x18\x02 \x01(\x0e2\x1e.bordermatch.v1.CaptureOutcomeR\aoutcome\x12B\n" +
+	"\fverification\x18\x03 \x01(\v2\x1e.bordermatch.v1.VerifyResponseR\fverification\x12H\n" +
+	"\x0eidentification\x18\x04 \x01(\v2 .bordermatch.v1.IdentifyResponseR\x0eidentification\x12(\n" +
+	"\x04shot\x18\x05 \x01(\v2\x14.bordermatch.v1.ShotR\x04shot\x12H\n" +
+	"\fpassive_auth\x18\x06 \x01(\x0e2%.bordermatch.v1.PassiveAuthenticationR\vpassiveAuth\x12\x14\n" +
+	"\x05clear\x18\a \x01(\bR\x05clear\x12\x16\n" +
+	"\x06detail\x18\b \x01(\tR\x06detail\x123\n" +
+	"\aelapsed\x18\t \x01(\v2\x19.google.protobuf.DurationR\aelapsed\"\x9b\x02\n" +
 	"\x1aCaptureAndIdentifyResponse\x12\x12\n" +
 	"\x04gate\x18\x01 \x01(\tR\x04gate\x128\n" +
 	"\aoutcome\x18\x02 \x01(\x0e2\x1e.bordermatch.v1.CaptureOutcomeR\aoutcome\x128\n" +
@@ -1198,9 +1495,10 @@ const file_bordermatch_v1_gate_proto_rawDesc = "" +
 	"\x19SOURCE_STATE_RECONNECTING\x10\x03\x12\x17\n" +
 	"\x13SOURCE_STATE_FAILED\x10\x04\x12\x16\n" +
 	"\x12SOURCE_STATE_ENDED\x10\x05\x12\x17\n" +
-	"\x13SOURCE_STATE_CLOSED\x10\x062\xac\x02\n" +
+	"\x13SOURCE_STATE_CLOSED\x10\x062\x93\x03\n" +
 	"\x05Gates\x12k\n" +
-	"\x12CaptureAndIdentify\x12).bordermatch.v1.CaptureAndIdentifyRequest\x1a*.bordermatch.v1.CaptureAndIdentifyResponse\x12S\n" +
+	"\x12CaptureAndIdentify\x12).bordermatch.v1.CaptureAndIdentifyRequest\x1a*.bordermatch.v1.CaptureAndIdentifyResponse\x12e\n" +
+	"\x10CaptureAndVerify\x12'.bordermatch.v1.CaptureAndVerifyRequest\x1a(.bordermatch.v1.CaptureAndVerifyResponse\x12S\n" +
 	"\n" +
 	"GateStatus\x12!.bordermatch.v1.GateStatusRequest\x1a\".bordermatch.v1.GateStatusResponse\x12a\n" +
 	"\x0eIdentifyFrames\x12%.bordermatch.v1.IdentifyFramesRequest\x1a&.bordermatch.v1.IdentifyFramesResponse(\x01BGZEgithub.com/bordermatch/bordermatch/proto/bordermatch/v1;bordermatchv1b\x06proto3"
@@ -1218,52 +1516,69 @@ func file_bordermatch_v1_gate_proto_rawDescGZIP() []byte {
 }
 
 var file_bordermatch_v1_gate_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_bordermatch_v1_gate_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_bordermatch_v1_gate_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_bordermatch_v1_gate_proto_goTypes = []any{
 	(CaptureOutcome)(0),                // 0: bordermatch.v1.CaptureOutcome
 	(SourceState)(0),                   // 1: bordermatch.v1.SourceState
 	(*CaptureAndIdentifyRequest)(nil),  // 2: bordermatch.v1.CaptureAndIdentifyRequest
-	(*CaptureAndIdentifyResponse)(nil), // 3: bordermatch.v1.CaptureAndIdentifyResponse
-	(*Shot)(nil),                       // 4: bordermatch.v1.Shot
-	(*ShotQuality)(nil),                // 5: bordermatch.v1.ShotQuality
-	(*GateStatusRequest)(nil),          // 6: bordermatch.v1.GateStatusRequest
-	(*GateState)(nil),                  // 7: bordermatch.v1.GateState
-	(*GateStatusResponse)(nil),         // 8: bordermatch.v1.GateStatusResponse
-	(*IdentifyFramesRequest)(nil),      // 9: bordermatch.v1.IdentifyFramesRequest
-	(*IdentifyFramesResponse)(nil),     // 10: bordermatch.v1.IdentifyFramesResponse
-	(*durationpb.Duration)(nil),        // 11: google.protobuf.Duration
-	(*IdentifyResponse)(nil),           // 12: bordermatch.v1.IdentifyResponse
-	(*timestamppb.Timestamp)(nil),      // 13: google.protobuf.Timestamp
+	(*CaptureAndVerifyRequest)(nil),    // 3: bordermatch.v1.CaptureAndVerifyRequest
+	(*CaptureAndVerifyResponse)(nil),   // 4: bordermatch.v1.CaptureAndVerifyResponse
+	(*CaptureAndIdentifyResponse)(nil), // 5: bordermatch.v1.CaptureAndIdentifyResponse
+	(*Shot)(nil),                       // 6: bordermatch.v1.Shot
+	(*ShotQuality)(nil),                // 7: bordermatch.v1.ShotQuality
+	(*GateStatusRequest)(nil),          // 8: bordermatch.v1.GateStatusRequest
+	(*GateState)(nil),                  // 9: bordermatch.v1.GateState
+	(*GateStatusResponse)(nil),         // 10: bordermatch.v1.GateStatusResponse
+	(*IdentifyFramesRequest)(nil),      // 11: bordermatch.v1.IdentifyFramesRequest
+	(*IdentifyFramesResponse)(nil),     // 12: bordermatch.v1.IdentifyFramesResponse
+	(*durationpb.Duration)(nil),        // 13: google.protobuf.Duration
+	(*Sample)(nil),                     // 14: bordermatch.v1.Sample
+	(PassiveAuthentication)(0),         // 15: bordermatch.v1.PassiveAuthentication
+	(*VerifyResponse)(nil),             // 16: bordermatch.v1.VerifyResponse
+	(*IdentifyResponse)(nil),           // 17: bordermatch.v1.IdentifyResponse
+	(*timestamppb.Timestamp)(nil),      // 18: google.protobuf.Timestamp
 }
 var file_bordermatch_v1_gate_proto_depIdxs = []int32{
-	11, // 0: bordermatch.v1.CaptureAndIdentifyRequest.max_wait:type_name -> google.protobuf.Duration
-	11, // 1: bordermatch.v1.CaptureAndIdentifyRequest.lookback:type_name -> google.protobuf.Duration
-	0,  // 2: bordermatch.v1.CaptureAndIdentifyResponse.outcome:type_name -> bordermatch.v1.CaptureOutcome
-	12, // 3: bordermatch.v1.CaptureAndIdentifyResponse.result:type_name -> bordermatch.v1.IdentifyResponse
-	4,  // 4: bordermatch.v1.CaptureAndIdentifyResponse.shot:type_name -> bordermatch.v1.Shot
-	11, // 5: bordermatch.v1.CaptureAndIdentifyResponse.elapsed:type_name -> google.protobuf.Duration
-	13, // 6: bordermatch.v1.Shot.frame_time:type_name -> google.protobuf.Timestamp
-	5,  // 7: bordermatch.v1.Shot.quality:type_name -> bordermatch.v1.ShotQuality
-	13, // 8: bordermatch.v1.Shot.first_face_time:type_name -> google.protobuf.Timestamp
-	1,  // 9: bordermatch.v1.GateState.state:type_name -> bordermatch.v1.SourceState
-	13, // 10: bordermatch.v1.GateState.since:type_name -> google.protobuf.Timestamp
-	13, // 11: bordermatch.v1.GateState.last_frame_time:type_name -> google.protobuf.Timestamp
-	7,  // 12: bordermatch.v1.GateStatusResponse.gates:type_name -> bordermatch.v1.GateState
-	13, // 13: bordermatch.v1.IdentifyFramesRequest.frame_time:type_name -> google.protobuf.Timestamp
-	0,  // 14: bordermatch.v1.IdentifyFramesResponse.outcome:type_name -> bordermatch.v1.CaptureOutcome
-	12, // 15: bordermatch.v1.IdentifyFramesResponse.result:type_name -> bordermatch.v1.IdentifyResponse
-	4,  // 16: bordermatch.v1.IdentifyFramesResponse.shot:type_name -> bordermatch.v1.Shot
-	2,  // 17: bordermatch.v1.Gates.CaptureAndIdentify:input_type -> bordermatch.v1.CaptureAndIdentifyRequest
-	6,  // 18: bordermatch.v1.Gates.GateStatus:input_type -> bordermatch.v1.GateStatusRequest
-	9,  // 19: bordermatch.v1.Gates.IdentifyFrames:input_type -> bordermatch.v1.IdentifyFramesRequest
-	3,  // 20: bordermatch.v1.Gates.CaptureAndIdentify:output_type -> bordermatch.v1.CaptureAndIdentifyResponse
-	8,  // 21: bordermatch.v1.Gates.GateStatus:output_type -> bordermatch.v1.GateStatusResponse
-	10, // 22: bordermatch.v1.Gates.IdentifyFrames:output_type -> bordermatch.v1.IdentifyFramesResponse
-	20, // [20:23] is the sub-list for method output_type
-	17, // [17:20] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	13, // 0: bordermatch.v1.CaptureAndIdentifyRequest.max_wait:type_name -> google.protobuf.Duration
+	13, // 1: bordermatch.v1.CaptureAndIdentifyRequest.lookback:type_name -> google.protobuf.Duration
+	14, // 2: bordermatch.v1.CaptureAndVerifyRequest.reference:type_name -> bordermatch.v1.Sample
+	15, // 3: bordermatch.v1.CaptureAndVerifyRequest.passive_auth:type_name -> bordermatch.v1.PassiveAuthentication
+	13, // 4: bordermatch.v1.CaptureAndVerifyRequest.max_wait:type_name -> google.protobuf.Duration
+	13, // 5: bordermatch.v1.CaptureAndVerifyRequest.lookback:type_name -> google.protobuf.Duration
+	0,  // 6: bordermatch.v1.CaptureAndVerifyResponse.outcome:type_name -> bordermatch.v1.CaptureOutcome
+	16, // 7: bordermatch.v1.CaptureAndVerifyResponse.verification:type_name -> bordermatch.v1.VerifyResponse
+	17, // 8: bordermatch.v1.CaptureAndVerifyResponse.identification:type_name -> bordermatch.v1.IdentifyResponse
+	6,  // 9: bordermatch.v1.CaptureAndVerifyResponse.shot:type_name -> bordermatch.v1.Shot
+	15, // 10: bordermatch.v1.CaptureAndVerifyResponse.passive_auth:type_name -> bordermatch.v1.PassiveAuthentication
+	13, // 11: bordermatch.v1.CaptureAndVerifyResponse.elapsed:type_name -> google.protobuf.Duration
+	0,  // 12: bordermatch.v1.CaptureAndIdentifyResponse.outcome:type_name -> bordermatch.v1.CaptureOutcome
+	17, // 13: bordermatch.v1.CaptureAndIdentifyResponse.result:type_name -> bordermatch.v1.IdentifyResponse
+	6,  // 14: bordermatch.v1.CaptureAndIdentifyResponse.shot:type_name -> bordermatch.v1.Shot
+	13, // 15: bordermatch.v1.CaptureAndIdentifyResponse.elapsed:type_name -> google.protobuf.Duration
+	18, // 16: bordermatch.v1.Shot.frame_time:type_name -> google.protobuf.Timestamp
+	7,  // 17: bordermatch.v1.Shot.quality:type_name -> bordermatch.v1.ShotQuality
+	18, // 18: bordermatch.v1.Shot.first_face_time:type_name -> google.protobuf.Timestamp
+	1,  // 19: bordermatch.v1.GateState.state:type_name -> bordermatch.v1.SourceState
+	18, // 20: bordermatch.v1.GateState.since:type_name -> google.protobuf.Timestamp
+	18, // 21: bordermatch.v1.GateState.last_frame_time:type_name -> google.protobuf.Timestamp
+	9,  // 22: bordermatch.v1.GateStatusResponse.gates:type_name -> bordermatch.v1.GateState
+	18, // 23: bordermatch.v1.IdentifyFramesRequest.frame_time:type_name -> google.protobuf.Timestamp
+	0,  // 24: bordermatch.v1.IdentifyFramesResponse.outcome:type_name -> bordermatch.v1.CaptureOutcome
+	17, // 25: bordermatch.v1.IdentifyFramesResponse.result:type_name -> bordermatch.v1.IdentifyResponse
+	6,  // 26: bordermatch.v1.IdentifyFramesResponse.shot:type_name -> bordermatch.v1.Shot
+	2,  // 27: bordermatch.v1.Gates.CaptureAndIdentify:input_type -> bordermatch.v1.CaptureAndIdentifyRequest
+	3,  // 28: bordermatch.v1.Gates.CaptureAndVerify:input_type -> bordermatch.v1.CaptureAndVerifyRequest
+	8,  // 29: bordermatch.v1.Gates.GateStatus:input_type -> bordermatch.v1.GateStatusRequest
+	11, // 30: bordermatch.v1.Gates.IdentifyFrames:input_type -> bordermatch.v1.IdentifyFramesRequest
+	5,  // 31: bordermatch.v1.Gates.CaptureAndIdentify:output_type -> bordermatch.v1.CaptureAndIdentifyResponse
+	4,  // 32: bordermatch.v1.Gates.CaptureAndVerify:output_type -> bordermatch.v1.CaptureAndVerifyResponse
+	10, // 33: bordermatch.v1.Gates.GateStatus:output_type -> bordermatch.v1.GateStatusResponse
+	12, // 34: bordermatch.v1.Gates.IdentifyFrames:output_type -> bordermatch.v1.IdentifyFramesResponse
+	31, // [31:35] is the sub-list for method output_type
+	27, // [27:31] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_bordermatch_v1_gate_proto_init() }
@@ -1273,14 +1588,15 @@ func file_bordermatch_v1_gate_proto_init() {
 	}
 	file_bordermatch_v1_bordermatch_proto_init()
 	file_bordermatch_v1_gate_proto_msgTypes[0].OneofWrappers = []any{}
-	file_bordermatch_v1_gate_proto_msgTypes[7].OneofWrappers = []any{}
+	file_bordermatch_v1_gate_proto_msgTypes[1].OneofWrappers = []any{}
+	file_bordermatch_v1_gate_proto_msgTypes[9].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bordermatch_v1_gate_proto_rawDesc), len(file_bordermatch_v1_gate_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

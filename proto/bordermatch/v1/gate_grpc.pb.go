@@ -39,6 +39,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	Gates_CaptureAndIdentify_FullMethodName = "/bordermatch.v1.Gates/CaptureAndIdentify"
+	Gates_CaptureAndVerify_FullMethodName   = "/bordermatch.v1.Gates/CaptureAndVerify"
 	Gates_GateStatus_FullMethodName         = "/bordermatch.v1.Gates/GateStatus"
 	Gates_IdentifyFrames_FullMethodName     = "/bordermatch.v1.Gates/IdentifyFrames"
 )
@@ -51,6 +52,13 @@ type GatesClient interface {
 	// lookback before the call and until max_wait (stopping early at a face
 	// that meets every quality target), and identifies it as Identify does.
 	CaptureAndIdentify(ctx context.Context, in *CaptureAndIdentifyRequest, opts ...grpc.CallOption) (*CaptureAndIdentifyResponse, error)
+	// CaptureAndVerify is the e-gate's transaction: "is the traveller in
+	// front of the camera the holder of this passport, and is the traveller
+	// on a watchlist?". It reads the reference (the chip's DG2) first, so a
+	// bad one fails at once with InvalidArgument; then picks the best face
+	// as CaptureAndIdentify does, and compares it with the reference (1:1)
+	// and searches the watchlists with it (1:N) in the same call.
+	CaptureAndVerify(ctx context.Context, in *CaptureAndVerifyRequest, opts ...grpc.CallOption) (*CaptureAndVerifyResponse, error)
 	// GateStatus reports each configured gate's source state and counters.
 	GateStatus(ctx context.Context, in *GateStatusRequest, opts ...grpc.CallOption) (*GateStatusResponse, error)
 	// IdentifyFrames takes frames (JPEG or PNG) pushed by a gate that owns
@@ -76,6 +84,16 @@ func (c *gatesClient) CaptureAndIdentify(ctx context.Context, in *CaptureAndIden
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(CaptureAndIdentifyResponse)
 	err := c.cc.Invoke(ctx, Gates_CaptureAndIdentify_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *gatesClient) CaptureAndVerify(ctx context.Context, in *CaptureAndVerifyRequest, opts ...grpc.CallOption) (*CaptureAndVerifyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CaptureAndVerifyResponse)
+	err := c.cc.Invoke(ctx, Gates_CaptureAndVerify_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -113,6 +131,13 @@ type GatesServer interface {
 	// lookback before the call and until max_wait (stopping early at a face
 	// that meets every quality target), and identifies it as Identify does.
 	CaptureAndIdentify(context.Context, *CaptureAndIdentifyRequest) (*CaptureAndIdentifyResponse, error)
+	// CaptureAndVerify is the e-gate's transaction: "is the traveller in
+	// front of the camera the holder of this passport, and is the traveller
+	// on a watchlist?". It reads the reference (the chip's DG2) first, so a
+	// bad one fails at once with InvalidArgument; then picks the best face
+	// as CaptureAndIdentify does, and compares it with the reference (1:1)
+	// and searches the watchlists with it (1:N) in the same call.
+	CaptureAndVerify(context.Context, *CaptureAndVerifyRequest) (*CaptureAndVerifyResponse, error)
 	// GateStatus reports each configured gate's source state and counters.
 	GateStatus(context.Context, *GateStatusRequest) (*GateStatusResponse, error)
 	// IdentifyFrames takes frames (JPEG or PNG) pushed by a gate that owns
@@ -136,6 +161,9 @@ type UnimplementedGatesServer struct{}
 
 func (UnimplementedGatesServer) CaptureAndIdentify(context.Context, *CaptureAndIdentifyRequest) (*CaptureAndIdentifyResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CaptureAndIdentify not implemented")
+}
+func (UnimplementedGatesServer) CaptureAndVerify(context.Context, *CaptureAndVerifyRequest) (*CaptureAndVerifyResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CaptureAndVerify not implemented")
 }
 func (UnimplementedGatesServer) GateStatus(context.Context, *GateStatusRequest) (*GateStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GateStatus not implemented")
@@ -182,6 +210,24 @@ func _Gates_CaptureAndIdentify_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Gates_CaptureAndVerify_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CaptureAndVerifyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(GatesServer).CaptureAndVerify(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Gates_CaptureAndVerify_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(GatesServer).CaptureAndVerify(ctx, req.(*CaptureAndVerifyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Gates_GateStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GateStatusRequest)
 	if err := dec(in); err != nil {
@@ -217,6 +263,10 @@ var Gates_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "CaptureAndIdentify",
 			Handler:    _Gates_CaptureAndIdentify_Handler,
+		},
+		{
+			MethodName: "CaptureAndVerify",
+			Handler:    _Gates_CaptureAndVerify_Handler,
 		},
 		{
 			MethodName: "GateStatus",
