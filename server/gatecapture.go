@@ -35,40 +35,121 @@ func (g *Gates) CaptureAndIdentify(ctx context.Context, req *pb.CaptureAndIdenti
 	if err != nil {
 		return nil, err
 	}
-	wait := DefaultMaxWait
-	if d := req.GetMaxWait(); d != nil {
+	ws, err := watchOf(gt, req.GetMaxWait(), req.GetLookback(), req.GetFreshFramesOnly(), req.GetFullWindow())
+	if err != nil {
+		return nil, err
+	}
+	release, err := gt.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	c, err := g.watch(ctx, gt, start, ws)
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.CaptureAndIdentifyResponse{Gate: gt.cfg.ID}
+	if !c.ok {
+		gt.noFace.Add(1)
+		resp.Outcome = pb.CaptureOutcome_CAPTURE_OUTCOME_NO_FACE
+		resp.Shot = &pb.Shot{FramesAssessed: int32(c.frames)}
+		resp.Detail = noFaceDetail(c.frames, time.Since(start), c.lastReject)
+	} else {
+		res, detail, err := g.identifyShot(ctx, c.shot, q)
+		if err != nil {
+			gt.failed.Add(1)
+			return nil, err
+		}
+		resp.Shot = c.shotProto(req.GetReturnImage())
+		if res == nil {
+			gt.noFace.Add(1)
+			resp.Outcome = pb.CaptureOutcome_CAPTURE_OUTCOME_NO_FACE
+			resp.Detail = detail
+		} else {
+			gt.identified.Add(1)
+			resp.Outcome = pb.CaptureOutcome_CAPTURE_OUTCOME_IDENTIFIED
+			resp.Result = res
+			resp.Detail = fmt.Sprintf("face of quality %.2f from frame %d, %d candidates", c.shot.quality.GetScore(), c.shot.seq, len(res.Candidates))
+		}
+	}
+	resp.Elapsed = durationpb.New(time.Since(start))
+	gt.log.Info().Str("outcome", resp.Outcome.String()).Int("frames", c.frames).
+		Dur("elapsed", time.Since(start)).Str("detail", resp.Detail).Msg("gate capture")
+	return resp, nil
+}
+
+// watchSettings are a capture call's: how long to watch, how far back the
+// frames read before the call count, and whether to stop at a face that
+// meets every quality target.
+type watchSettings struct {
+	wait, lookback time.Duration
+	fullWindow     bool
+}
+
+// watchOf checks a capture request's watch settings against the gate's.
+func watchOf(gt *gate, maxWait, lookbackReq *durationpb.Duration, freshOnly, fullWindow bool) (watchSettings, error) {
+	ws := watchSettings{wait: DefaultMaxWait, lookback: gt.cfg.Lookback, fullWindow: fullWindow}
+	if d := maxWait; d != nil {
 		if err := d.CheckValid(); err != nil || d.AsDuration() < 0 || d.AsDuration() > MaxMaxWait {
-			return nil, status.Errorf(codes.InvalidArgument, "max_wait %v outside 0..%v", d.AsDuration(), MaxMaxWait)
+			return ws, status.Errorf(codes.InvalidArgument, "max_wait %v outside 0..%v", d.AsDuration(), MaxMaxWait)
 		}
 		if d.AsDuration() > 0 {
-			wait = d.AsDuration()
+			ws.wait = d.AsDuration()
 		}
 	}
-	lookback := gt.cfg.Lookback
-	if d := req.GetLookback(); d != nil {
-		if err := d.CheckValid(); err != nil || d.AsDuration() < 0 || d.AsDuration() > lookback {
-			return nil, status.Errorf(codes.InvalidArgument, "lookback %v outside 0..%v (gate %s keeps %v)", d.AsDuration(), lookback, gt.cfg.ID, lookback)
+	if d := lookbackReq; d != nil {
+		if err := d.CheckValid(); err != nil || d.AsDuration() < 0 || d.AsDuration() > ws.lookback {
+			return ws, status.Errorf(codes.InvalidArgument, "lookback %v outside 0..%v (gate %s keeps %v)", d.AsDuration(), ws.lookback, gt.cfg.ID, ws.lookback)
 		}
 		if d.AsDuration() > 0 {
-			lookback = d.AsDuration()
+			ws.lookback = d.AsDuration()
 		}
 	}
-	if req.GetFreshFramesOnly() {
-		lookback = 0
+	if freshOnly {
+		ws.lookback = 0
 	}
+	return ws, nil
+}
+
+// acquire takes one of the gate's capture slots; release gives it back.
+func (gt *gate) acquire() (release func(), err error) {
 	select {
 	case gt.slots <- struct{}{}:
-		defer func() { <-gt.slots }()
+		return func() { <-gt.slots }, nil
 	default:
 		gt.refused.Add(1)
 		return nil, status.Errorf(codes.ResourceExhausted, "gate %s: %d captures are already running (max_captures)", gt.cfg.ID, cap(gt.slots))
 	}
+}
+
+// watched is what a watch of a gate saw: the best shot when ok, and how
+// many frames were assessed.
+type watched struct {
+	shot       pickedShot
+	ok         bool
+	frames     int
+	lastReject string
+	// callSeq is the last frame read before the call.
+	callSeq uint64
+}
+
+func (c watched) shotProto(image bool) *pb.Shot {
+	p := shotProto(c.shot, image)
+	p.BeforeCall = c.shot.seq <= c.callSeq
+	return p
+}
+
+// watch picks the best face the gate's camera shows from the lookback
+// before start until the wait ends (or a face meets every quality target).
+// A source that gave no frame at all is Unavailable.
+func (g *Gates) watch(ctx context.Context, gt *gate, start time.Time, ws watchSettings) (watched, error) {
+	var c watched
 	if err := gt.captureErr(); err != nil {
 		gt.failed.Add(1)
-		return nil, err
+		return c, err
 	}
 	// Leave part of the caller's deadline to the extraction and search.
-	end := start.Add(wait)
+	end := start.Add(ws.wait)
 	if dl, ok := ctx.Deadline(); ok {
 		if e := dl.Add(-time.Until(dl) / 5); e.Before(end) {
 			end = e
@@ -79,10 +160,9 @@ func (g *Gates) CaptureAndIdentify(ctx context.Context, req *pb.CaptureAndIdenti
 
 	w, err := g.selector.newWindow()
 	if err != nil {
-		return nil, err
+		return c, err
 	}
 	defer w.close()
-	var lastReject string
 	offer := func(f capture.Frame) error {
 		t0 := time.Now()
 		face, reject, err := g.assess(wctx, w, f)
@@ -92,20 +172,21 @@ func (g *Gates) CaptureAndIdentify(ctx context.Context, req *pb.CaptureAndIdenti
 			return err
 		}
 		if !face && reject != "" {
-			lastReject = reject
+			c.lastReject = reject
 		}
 		return nil
 	}
 
 	// The frames read before the call, newest first: the traveller is most
 	// likely still in front of the camera.
-	history, callSeq := gt.feed.Lookback(start.Add(-lookback))
-	if lookback == 0 {
+	history, callSeq := gt.feed.Lookback(start.Add(-ws.lookback))
+	c.callSeq = callSeq
+	if ws.lookback == 0 {
 		history = nil
 	}
 	var werr error
 	for _, seq := range history {
-		if w.targetReached() && !req.GetFullWindow() {
+		if w.targetReached() && !ws.fullWindow {
 			break
 		}
 		f, ok := gt.feed.Clone(seq)
@@ -119,7 +200,7 @@ func (g *Gates) CaptureAndIdentify(ctx context.Context, req *pb.CaptureAndIdenti
 	// Then the frames that arrive, the newest each time the selector is
 	// ready for one, until the source stops.
 	seen := callSeq
-	for werr == nil && (!w.targetReached() || req.GetFullWindow()) {
+	for werr == nil && (!w.targetReached() || ws.fullWindow) {
 		f, err := gt.feed.Newer(wctx, seen)
 		if errors.Is(err, capture.ErrStopped) || errors.Is(err, capture.ErrClosed) {
 			break
@@ -133,56 +214,28 @@ func (g *Gates) CaptureAndIdentify(ctx context.Context, req *pb.CaptureAndIdenti
 	}
 	if werr != nil && ctx.Err() != nil {
 		gt.failed.Add(1)
-		return nil, ctx.Err()
+		return c, ctx.Err()
 	}
 	if werr != nil && !errors.Is(werr, context.DeadlineExceeded) {
 		gt.failed.Add(1)
-		return nil, status.Errorf(codes.Internal, "gate %s: assessing frames: %v", gt.cfg.ID, werr)
+		return c, status.Errorf(codes.Internal, "gate %s: assessing frames: %v", gt.cfg.ID, werr)
 	}
-	shot, ok, err := w.best()
+	c.shot, c.ok, err = w.best()
 	if err != nil {
 		gt.failed.Add(1)
-		return nil, status.Errorf(codes.Internal, "gate %s: %v", gt.cfg.ID, err)
+		return c, status.Errorf(codes.Internal, "gate %s: %v", gt.cfg.ID, err)
 	}
-	resp := &pb.CaptureAndIdentifyResponse{Gate: gt.cfg.ID}
-	frames := w.frames()
-	if !ok {
-		if frames == 0 {
-			gt.failed.Add(1)
-			if err := gt.captureErr(); err != nil {
-				return nil, err
-			}
-			st := gt.status()
-			return nil, status.Errorf(codes.Unavailable, "gate %s: source %s gave no frame in %v (%s%s)", gt.cfg.ID, gt.feed.Name(),
-				time.Since(start).Round(time.Millisecond), strings.TrimPrefix(st.State.String(), "SOURCE_STATE_"), prefixed(": ", st.LastError))
+	c.frames = w.frames()
+	if !c.ok && c.frames == 0 {
+		gt.failed.Add(1)
+		if err := gt.captureErr(); err != nil {
+			return c, err
 		}
-		gt.noFace.Add(1)
-		resp.Outcome = pb.CaptureOutcome_CAPTURE_OUTCOME_NO_FACE
-		resp.Shot = &pb.Shot{FramesAssessed: int32(frames)}
-		resp.Detail = noFaceDetail(frames, time.Since(start), lastReject)
-	} else {
-		res, detail, err := g.identifyShot(ctx, shot, q)
-		if err != nil {
-			gt.failed.Add(1)
-			return nil, err
-		}
-		resp.Shot = shotProto(shot, req.GetReturnImage())
-		resp.Shot.BeforeCall = shot.seq <= callSeq
-		if res == nil {
-			gt.noFace.Add(1)
-			resp.Outcome = pb.CaptureOutcome_CAPTURE_OUTCOME_NO_FACE
-			resp.Detail = detail
-		} else {
-			gt.identified.Add(1)
-			resp.Outcome = pb.CaptureOutcome_CAPTURE_OUTCOME_IDENTIFIED
-			resp.Result = res
-			resp.Detail = fmt.Sprintf("face of quality %.2f from frame %d, %d candidates", shot.quality.GetScore(), shot.seq, len(res.Candidates))
-		}
+		st := gt.status()
+		return c, status.Errorf(codes.Unavailable, "gate %s: source %s gave no frame in %v (%s%s)", gt.cfg.ID, gt.feed.Name(),
+			time.Since(start).Round(time.Millisecond), strings.TrimPrefix(st.State.String(), "SOURCE_STATE_"), prefixed(": ", st.LastError))
 	}
-	resp.Elapsed = durationpb.New(time.Since(start))
-	gt.log.Info().Str("outcome", resp.Outcome.String()).Int("frames", frames).
-		Dur("elapsed", time.Since(start)).Str("detail", resp.Detail).Msg("gate capture")
-	return resp, nil
+	return c, nil
 }
 
 // assess offers a frame to a window, holding one of the assessment slots.
