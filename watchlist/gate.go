@@ -19,9 +19,9 @@ import (
 func (a *app) gateCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "gate",
-		Short: "Gate cameras: their state, and identify who stands at one",
+		Short: "Gate cameras: their state, identify who stands at one, verify a passport holder",
 	}
-	cmd.AddCommand(a.gateStatusCmd(), a.gateIdentifyCmd())
+	cmd.AddCommand(a.gateStatusCmd(), a.gateIdentifyCmd(), a.gateVerifyCmd())
 	return cmd
 }
 
@@ -161,4 +161,150 @@ candidates; --save-shot keeps the image that was searched.`,
 	f.BoolVar(&fresh, "fresh", false, "use only frames from now on (not the last seconds)")
 	f.StringVar(&save, "save-shot", "", "write the searched image (JPEG) to `FILE`")
 	return cmd
+}
+
+// passiveAuths are --passive-auth's values.
+var passiveAuths = map[string]pb.PassiveAuthentication{
+	"":              pb.PassiveAuthentication_PASSIVE_AUTHENTICATION_UNSPECIFIED,
+	"passed":        pb.PassiveAuthentication_PASSIVE_AUTHENTICATION_PASSED,
+	"failed":        pb.PassiveAuthentication_PASSIVE_AUTHENTICATION_FAILED,
+	"not-performed": pb.PassiveAuthentication_PASSIVE_AUTHENTICATION_NOT_PERFORMED,
+}
+
+func (a *app) gateVerifyCmd() *cobra.Command {
+	var (
+		dg2, photo, pa, save string
+		lists                []string
+		top                  int32
+		wait                 time.Duration
+		fresh, skip          bool
+	)
+	cmd := &cobra.Command{
+		Use:   "verify GATE --dg2 FILE",
+		Short: "The e-gate transaction: the traveller at a gate against the passport's chip photo, and the watchlists",
+		Long: `verify takes the best face the gate's camera sees, compares it with the passport's
+photo (1:1) and searches the watchlists with it (1:N), in one call. The passport's
+photo is the chip's DG2 as read (--dg2; a bare ISO/IEC 19794-5 or 39794-5 face
+record is taken too) or a photo file (--photo). --passive-auth states what the
+gate controller found when it checked the chip's signature; it is recorded in the
+audit trail. The answer is CLEAR only when the holder is verified, passive
+authentication passed and no watchlist candidate passed the decision.`,
+		Example: `  watchlist gate verify 3 --dg2 Datagroup2.bin --passive-auth passed
+  watchlist gate verify 3 --dg2 ef0102.bin --list interpol --fresh --json`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			auth, ok := passiveAuths[pa]
+			if !ok {
+				return usageError("--passive-auth %q: use passed, failed or not-performed", pa)
+			}
+			var ref *pb.Sample
+			switch {
+			case (dg2 == "") == (photo == ""):
+				return usageError("give the passport's photo: --dg2 FILE (the chip's DG2) or --photo FILE")
+			case dg2 != "":
+				b, err := os.ReadFile(dg2)
+				if err != nil {
+					return &exitError{code: ExitBadInput, err: fmt.Errorf("cannot read --dg2: %v", err)}
+				}
+				ref = &pb.Sample{Kind: &pb.Sample_FaceRecord{FaceRecord: b}}
+			default:
+				img, err := readPhoto(photo)
+				if err != nil {
+					return err
+				}
+				ref = &pb.Sample{Kind: &pb.Sample_FaceImage{FaceImage: img}}
+			}
+			c, err := a.gates()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.ctx(cmd.Context())
+			defer cancel()
+			resp, err := c.CaptureAndVerify(ctx, &pb.CaptureAndVerifyRequest{
+				Gate: args[0], Reference: ref, PassiveAuth: auth, Watchlists: lists, SkipWatchlists: skip, TopK: top,
+				MaxWait: durationpb.New(wait), FreshFramesOnly: fresh, ReturnImage: save != "",
+			})
+			if err != nil {
+				return a.gateError(err)
+			}
+			if save != "" && len(resp.GetShot().GetImage()) > 0 {
+				if err := os.WriteFile(save, resp.GetShot().GetImage(), 0o600); err != nil {
+					return &exitError{code: ExitFailure, err: fmt.Errorf("--save-shot: %v", err)}
+				}
+			}
+			if a.json {
+				return a.printProtoJSON(resp)
+			}
+			a.printGateVerify(resp)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&dg2, "dg2", "", "the chip's DG2 (EF.DG2 as read, or a bare face record) `FILE`")
+	f.StringVar(&photo, "photo", "", "a photo `FILE` of the passport holder, instead of --dg2")
+	f.StringVar(&pa, "passive-auth", "", "the chip's passive authentication: passed, failed or not-performed")
+	f.StringSliceVar(&lists, "list", nil, "search only these watchlists (repeat or comma-separate)")
+	f.BoolVar(&skip, "no-watchlists", false, "compare with the passport only (no watchlist search)")
+	f.Int32Var(&top, "top", 10, "most candidates to show (1-100)")
+	f.DurationVar(&wait, "wait", 3*time.Second, "how long to watch for a good face (at most 30s)")
+	f.BoolVar(&fresh, "fresh", false, "use only frames from now on (not the last seconds)")
+	f.StringVar(&save, "save-shot", "", "write the compared image (JPEG) to `FILE`")
+	return cmd
+}
+
+func (a *app) printGateVerify(resp *pb.CaptureAndVerifyResponse) {
+	if resp.GetOutcome() != pb.CaptureOutcome_CAPTURE_OUTCOME_IDENTIFIED {
+		fmt.Fprintf(a.stdout, "Gate %s: %s.\nREFER TO AN OFFICER: no face to compare.\n", resp.GetGate(), resp.GetDetail())
+		return
+	}
+	sh, q := resp.GetShot(), resp.GetShot().GetQuality()
+	fmt.Fprintf(a.stdout, "Gate %s: shot from frame %d, quality %.2f (eyes %.0f px apart, sharpness %.0f, yaw %.0f°), %v.\n",
+		resp.GetGate(), sh.GetFrameSeq(), q.GetScore(), q.GetInterEyePixels(), q.GetSharpness(), q.GetYaw(),
+		resp.GetElapsed().AsDuration().Round(time.Millisecond))
+	v := resp.GetVerification()
+	if rec := v.GetReferenceRecord(); rec != nil {
+		fmt.Fprintf(a.stdout, "Passport photo: %s (%s), %s %d×%d", rec.GetContainer(), rec.GetFormat(), rec.GetImageType(), rec.GetWidth(), rec.GetHeight())
+		if rec.GetFaces() > 1 {
+			fmt.Fprintf(a.stdout, ", first of %d faces", rec.GetFaces())
+		}
+		fmt.Fprintln(a.stdout, ".")
+	}
+	verdict := "NOT the holder"
+	if v.GetMatch() {
+		verdict = "the holder"
+	}
+	rule := fmt.Sprintf("threshold %.3f", v.GetThreshold())
+	if v.GetFused() {
+		rule = fmt.Sprintf("FMR %.2g, at most %.2g", v.GetFusedFmr(), v.GetMaxFmr())
+	}
+	fmt.Fprintf(a.stdout, "1:1: %s (score %.3f, %s).\n", verdict, v.GetScore(), rule)
+	fmt.Fprintf(a.stdout, "Passive authentication: %s.\n", passiveAuthName(resp.GetPassiveAuth()))
+	id := resp.GetIdentification()
+	switch {
+	case id == nil:
+		fmt.Fprintln(a.stdout, "Watchlists: not searched.")
+	case len(id.GetCandidates()) == 0:
+		fmt.Fprintf(a.stdout, "Watchlists: no hit (%d templates searched).\n", id.GetSearched())
+	default:
+		fmt.Fprintf(a.stdout, "Watchlists: %d candidates.\n", len(id.GetCandidates()))
+		t := newTable(a.stdout, "RANK", "SUBJECT", "NAME", "SCORE", "WATCHLISTS")
+		for _, c := range id.GetCandidates() {
+			t.row(fmt.Sprint(c.GetRank()), c.GetSubjectId(), c.GetName(), fmt.Sprintf("%.3f", c.GetScore()), strings.Join(c.GetWatchlists(), ","))
+		}
+		t.flush()
+	}
+	if resp.GetClear() {
+		fmt.Fprintln(a.stdout, "CLEAR: holder verified, chip authenticated, no watchlist hit.")
+	} else {
+		fmt.Fprintf(a.stdout, "REFER TO AN OFFICER: %s.\n", resp.GetDetail())
+	}
+}
+
+func passiveAuthName(p pb.PassiveAuthentication) string {
+	for k, v := range passiveAuths {
+		if v == p && k != "" {
+			return k
+		}
+	}
+	return "not stated"
 }

@@ -63,6 +63,64 @@ func TestGatesEndToEnd(t *testing.T) {
 	d.stop(t)
 }
 
+// TestGateVerifyEndToEnd: `watchlist gate verify` with the BSI test
+// passport's DG2 at a gate whose camera shows a later photo of its holder
+// (the ICAO 39794-5 sample face), and with a damaged DG2.
+func TestGateVerifyEndToEnd(t *testing.T) {
+	records := filepath.Join(root, "templates", "facerecord", "testdata")
+	frames := t.TempDir()
+	face, err := os.ReadFile(filepath.Join(records, "ICAO_39794_5_AP_Face.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"1.jpg", "2.jpg", "3.jpg"} {
+		if err := os.WriteFile(filepath.Join(frames, n), face, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d := startMatchd(t, t.TempDir(), "--gate", "lane1=folder:"+frames)
+	mustCLI(t, d.addr, "add", "--id", "leonard", "--name", "Leonard", "--photo", photo("bbt/leonard/1.png"), "--list", "test")
+	dg2 := filepath.Join(records, "bsi2008", "Datagroup2.bin")
+
+	out := mustCLI(t, d.addr, "gate", "verify", "lane1", "--dg2", dg2, "--passive-auth", "passed", "--wait", "10s")
+	for _, want := range []string{"DG2 (ISO/IEC 19794-5:2005), JPEG 2000 413×531", "1:1: the holder", "Passive authentication: passed", "Watchlists: no hit", "CLEAR"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("gate verify: no %q in\n%s", want, out)
+		}
+	}
+	t.Logf("watchlist gate verify lane1 --dg2 Datagroup2.bin --passive-auth passed:\n%s", out)
+
+	out = mustCLI(t, d.addr, "gate", "verify", "lane1", "--dg2", dg2, "--json", "--wait", "10s")
+	var r struct {
+		Clear        bool
+		Verification struct {
+			Match           bool
+			ReferenceRecord struct{ Container string } `json:"reference_record"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil || r.Clear || !r.Verification.Match || r.Verification.ReferenceRecord.Container != "DG2" {
+		t.Errorf("gate verify --json without passive authentication: %v %+v\n%s", err, r, out)
+	}
+
+	bad, err := os.ReadFile(dg2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	badPath := filepath.Join(t.TempDir(), "dg2.bin")
+	if err := os.WriteFile(badPath, bad[:len(bad)/3], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errs, code := cli(t, d.addr, "gate", "verify", "lane1", "--dg2", badPath)
+	if code != 4 || !strings.Contains(errs, "DG2") || !strings.Contains(errs, "tag 75") {
+		t.Errorf("damaged DG2: exit %d %q", code, errs)
+	}
+	_, errs, code = cli(t, d.addr, "gate", "verify", "lane1", "--dg2", dg2, "--passive-auth", "ok")
+	if code != 2 || !strings.Contains(errs, "--passive-auth") {
+		t.Errorf("bad --passive-auth: exit %d %q", code, errs)
+	}
+	d.stop(t)
+}
+
 func TestBadGates(t *testing.T) {
 	bad := filepath.Join(t.TempDir(), "gates.yaml")
 	if err := os.WriteFile(bad, []byte("gates:\n  - id: 1\n    url: rtsp://x\n"), 0o644); err != nil {
