@@ -67,6 +67,23 @@ func digits(b []byte, pos, end, max int) (n, next int, ok bool) {
 	return n, pos, pos > start
 }
 
+// tagPrefix: b is the start of a tag cut short by the end of the input.
+func tagPrefix(b []byte) bool {
+	if len(b) > 14 {
+		return false
+	}
+	dots := 0
+	for _, c := range b {
+		switch {
+		case c == '.':
+			dots++
+		case c < '0' || c > '9':
+			return false
+		}
+	}
+	return dots <= 1
+}
+
 // imageEnd is where the value of a field 999 starting at from ends: at
 // the first GS followed by a tag of the record's type, else at end.
 func imageEnd(b []byte, typ, from, end int) int {
@@ -171,6 +188,9 @@ func (p *parser) tagged(off, typ int) (Record, []int, int, error) {
 	b := p.b
 	t, num, pos, ok := readTag(b, off, len(b))
 	if !ok {
+		if tagPrefix(b[off:]) {
+			return Record{}, nil, 0, p.fail(ErrTruncated, off, 1, "the input ends in the record's first tag")
+		}
 		return Record{}, nil, 0, p.fail(ErrFormat, off, 0, "no tag at the start of the record (%q)", b[off:min(len(b), off+8)])
 	}
 	if t != typ || num != 1 {
