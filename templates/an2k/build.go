@@ -81,7 +81,11 @@ func (t *Transaction) Add(r Record) int {
 			}
 		}
 		r.Fields = append([]Field(nil), r.Fields...)
-		r.Set(TextField(2, []string{fmt.Sprintf("%02d", next)}))
+		idc := fmt.Sprintf("%02d", next)
+		if r.Type == 4 {
+			idc = strconv.Itoa(next) // a binary header byte, read back as a number
+		}
+		r.Set(TextField(2, []string{idc}))
 	}
 	t.Records = append(t.Records, r)
 	t.syncCNT()

@@ -89,10 +89,23 @@ func LoadProfile(name string) (*Profile, error) {
 // values over their field's length and values holding GS or FS are errors
 // wrapping ErrValue.
 func (p *Profile) Type2(attrs map[string]string) (Record, error) {
-	r := Record{Type: 2}
 	known := map[string]bool{}
 	for _, f := range p.Fields {
 		known[f.Attribute] = true
+	}
+	var unknown []string
+	for k := range attrs {
+		if !known[k] {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return Record{}, &Error{Offset: -1, Record: -1, Type: 2, Err: ErrValue,
+			Detail: fmt.Sprintf("profile %s has no attribute %s", p.Name, strings.Join(unknown, ", "))}
+	}
+	r := Record{Type: 2}
+	for _, f := range p.Fields {
 		v, ok := attrs[f.Attribute]
 		if !ok || v == "" {
 			v = f.Default
@@ -110,17 +123,6 @@ func (p *Profile) Type2(attrs map[string]string) (Record, error) {
 			return Record{}, p.fieldErr(f, "%s holds a GS or FS separator", f.Mnemonic)
 		}
 		r.Set(Field{Num: f.Num, Value: []byte(v)})
-	}
-	var unknown []string
-	for k := range attrs {
-		if !known[k] {
-			unknown = append(unknown, k)
-		}
-	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		return Record{}, &Error{Offset: -1, Record: -1, Type: 2, Err: ErrValue,
-			Detail: fmt.Sprintf("profile %s has no attribute %s", p.Name, strings.Join(unknown, ", "))}
 	}
 	return r, nil
 }
