@@ -218,6 +218,258 @@ func (FingerPosition) EnumDescriptor() ([]byte, []int) {
 	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{2}
 }
 
+// NISTUse says what a request took from an ANSI/NIST-ITL transaction.
+type NISTUse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The transaction's domain (1.013 DOM), e.g. "INT-I 4.22", and type of
+	// transaction (1.004 TOT).
+	Domain string `protobuf:"bytes,1,opt,name=domain,proto3" json:"domain,omitempty"`
+	Tot    string `protobuf:"bytes,2,opt,name=tot,proto3" json:"tot,omitempty"`
+	// Faces (Type-10) and fingers (Types 4 and 14; Type-9 minutiae for a
+	// finger without an image) used.
+	Faces   int32 `protobuf:"varint,3,opt,name=faces,proto3" json:"faces,omitempty"`
+	Fingers int32 `protobuf:"varint,4,opt,name=fingers,proto3" json:"fingers,omitempty"`
+	// Records not used and why, e.g. "record 3 (Type-13): latent images
+	// are not searched".
+	Skipped []string `protobuf:"bytes,5,rep,name=skipped,proto3" json:"skipped,omitempty"`
+	// Type-2's fields read through the domain's profile ("name",
+	// "date_of_birth", …); empty for a domain without a profile here.
+	Attributes    map[string]string `protobuf:"bytes,6,rep,name=attributes,proto3" json:"attributes,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NISTUse) Reset() {
+	*x = NISTUse{}
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NISTUse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NISTUse) ProtoMessage() {}
+
+func (x *NISTUse) ProtoReflect() protoreflect.Message {
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NISTUse.ProtoReflect.Descriptor instead.
+func (*NISTUse) Descriptor() ([]byte, []int) {
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *NISTUse) GetDomain() string {
+	if x != nil {
+		return x.Domain
+	}
+	return ""
+}
+
+func (x *NISTUse) GetTot() string {
+	if x != nil {
+		return x.Tot
+	}
+	return ""
+}
+
+func (x *NISTUse) GetFaces() int32 {
+	if x != nil {
+		return x.Faces
+	}
+	return 0
+}
+
+func (x *NISTUse) GetFingers() int32 {
+	if x != nil {
+		return x.Fingers
+	}
+	return 0
+}
+
+func (x *NISTUse) GetSkipped() []string {
+	if x != nil {
+		return x.Skipped
+	}
+	return nil
+}
+
+func (x *NISTUse) GetAttributes() map[string]string {
+	if x != nil {
+		return x.Attributes
+	}
+	return nil
+}
+
+type ExportSubjectRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SubjectId string                 `protobuf:"bytes,1,opt,name=subject_id,json=subjectId,proto3" json:"subject_id,omitempty"`
+	// "an2k" (ANSI/NIST-ITL 1-2011 traditional encoding; the default).
+	Format string `protobuf:"bytes,2,opt,name=format,proto3" json:"format,omitempty"`
+	// The implementation domain whose Type-2 table is written: "int-i"
+	// (the default) or "ebts".
+	Profile string `protobuf:"bytes,3,opt,name=profile,proto3" json:"profile,omitempty"`
+	// The type of transaction (1.004); empty: "CAR".
+	Tot string `protobuf:"bytes,4,opt,name=tot,proto3" json:"tot,omitempty"`
+	// 1.008 ORI and 1.007 DAI: originating and destination agency ids.
+	Originator    string `protobuf:"bytes,5,opt,name=originator,proto3" json:"originator,omitempty"`
+	Destination   string `protobuf:"bytes,6,opt,name=destination,proto3" json:"destination,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportSubjectRequest) Reset() {
+	*x = ExportSubjectRequest{}
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportSubjectRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportSubjectRequest) ProtoMessage() {}
+
+func (x *ExportSubjectRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportSubjectRequest.ProtoReflect.Descriptor instead.
+func (*ExportSubjectRequest) Descriptor() ([]byte, []int) {
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ExportSubjectRequest) GetSubjectId() string {
+	if x != nil {
+		return x.SubjectId
+	}
+	return ""
+}
+
+func (x *ExportSubjectRequest) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
+func (x *ExportSubjectRequest) GetProfile() string {
+	if x != nil {
+		return x.Profile
+	}
+	return ""
+}
+
+func (x *ExportSubjectRequest) GetTot() string {
+	if x != nil {
+		return x.Tot
+	}
+	return ""
+}
+
+func (x *ExportSubjectRequest) GetOriginator() string {
+	if x != nil {
+		return x.Originator
+	}
+	return ""
+}
+
+func (x *ExportSubjectRequest) GetDestination() string {
+	if x != nil {
+		return x.Destination
+	}
+	return ""
+}
+
+type ExportSubjectResponse struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Data   []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	Format string                 `protobuf:"bytes,2,opt,name=format,proto3" json:"format,omitempty"`
+	// The records written, by type: e.g. {1: 1, 2: 1, 10: 1, 14: 2}.
+	Records map[int32]int32 `protobuf:"bytes,3,rep,name=records,proto3" json:"records,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	// Subject metadata the profile has no field for (not written).
+	LeftOut       []string `protobuf:"bytes,4,rep,name=left_out,json=leftOut,proto3" json:"left_out,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportSubjectResponse) Reset() {
+	*x = ExportSubjectResponse{}
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportSubjectResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportSubjectResponse) ProtoMessage() {}
+
+func (x *ExportSubjectResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportSubjectResponse.ProtoReflect.Descriptor instead.
+func (*ExportSubjectResponse) Descriptor() ([]byte, []int) {
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ExportSubjectResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *ExportSubjectResponse) GetFormat() string {
+	if x != nil {
+		return x.Format
+	}
+	return ""
+}
+
+func (x *ExportSubjectResponse) GetRecords() map[int32]int32 {
+	if x != nil {
+		return x.Records
+	}
+	return nil
+}
+
+func (x *ExportSubjectResponse) GetLeftOut() []string {
+	if x != nil {
+		return x.LeftOut
+	}
+	return nil
+}
+
 // Sample is one biometric sample: an image to extract a template from, or a
 // template made earlier (the Bordermatch template encoding, which carries its
 // modality, algorithm and version; a template from another algorithm version
@@ -237,7 +489,7 @@ type Sample struct {
 
 func (x *Sample) Reset() {
 	*x = Sample{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[0]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -249,7 +501,7 @@ func (x *Sample) String() string {
 func (*Sample) ProtoMessage() {}
 
 func (x *Sample) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[0]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -262,7 +514,7 @@ func (x *Sample) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sample.ProtoReflect.Descriptor instead.
 func (*Sample) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{0}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Sample) GetKind() isSample_Kind {
@@ -368,7 +620,7 @@ type FaceRecordInfo struct {
 
 func (x *FaceRecordInfo) Reset() {
 	*x = FaceRecordInfo{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[1]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -380,7 +632,7 @@ func (x *FaceRecordInfo) String() string {
 func (*FaceRecordInfo) ProtoMessage() {}
 
 func (x *FaceRecordInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[1]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -393,7 +645,7 @@ func (x *FaceRecordInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FaceRecordInfo.ProtoReflect.Descriptor instead.
 func (*FaceRecordInfo) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{1}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *FaceRecordInfo) GetContainer() string {
@@ -480,7 +732,7 @@ type FingerSample struct {
 
 func (x *FingerSample) Reset() {
 	*x = FingerSample{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[2]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -492,7 +744,7 @@ func (x *FingerSample) String() string {
 func (*FingerSample) ProtoMessage() {}
 
 func (x *FingerSample) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[2]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -505,7 +757,7 @@ func (x *FingerSample) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FingerSample.ProtoReflect.Descriptor instead.
 func (*FingerSample) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{2}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *FingerSample) GetPosition() FingerPosition {
@@ -612,7 +864,7 @@ type FingerQuality struct {
 
 func (x *FingerQuality) Reset() {
 	*x = FingerQuality{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[3]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -624,7 +876,7 @@ func (x *FingerQuality) String() string {
 func (*FingerQuality) ProtoMessage() {}
 
 func (x *FingerQuality) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[3]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -637,7 +889,7 @@ func (x *FingerQuality) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FingerQuality.ProtoReflect.Descriptor instead.
 func (*FingerQuality) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{3}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *FingerQuality) GetPosition() FingerPosition {
@@ -714,7 +966,7 @@ type FingerScore struct {
 
 func (x *FingerScore) Reset() {
 	*x = FingerScore{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[4]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -726,7 +978,7 @@ func (x *FingerScore) String() string {
 func (*FingerScore) ProtoMessage() {}
 
 func (x *FingerScore) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[4]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -739,7 +991,7 @@ func (x *FingerScore) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FingerScore.ProtoReflect.Descriptor instead.
 func (*FingerScore) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{4}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *FingerScore) GetPosition() FingerPosition {
@@ -782,7 +1034,7 @@ type Rect struct {
 
 func (x *Rect) Reset() {
 	*x = Rect{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[5]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -794,7 +1046,7 @@ func (x *Rect) String() string {
 func (*Rect) ProtoMessage() {}
 
 func (x *Rect) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[5]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -807,7 +1059,7 @@ func (x *Rect) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rect.ProtoReflect.Descriptor instead.
 func (*Rect) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{5}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Rect) GetX() int32 {
@@ -871,7 +1123,7 @@ type FaceQuality struct {
 
 func (x *FaceQuality) Reset() {
 	*x = FaceQuality{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[6]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -883,7 +1135,7 @@ func (x *FaceQuality) String() string {
 func (*FaceQuality) ProtoMessage() {}
 
 func (x *FaceQuality) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[6]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -896,7 +1148,7 @@ func (x *FaceQuality) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FaceQuality.ProtoReflect.Descriptor instead.
 func (*FaceQuality) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{6}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *FaceQuality) GetBox() *Rect {
@@ -985,7 +1237,7 @@ type TemplateInfo struct {
 
 func (x *TemplateInfo) Reset() {
 	*x = TemplateInfo{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[7]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -997,7 +1249,7 @@ func (x *TemplateInfo) String() string {
 func (*TemplateInfo) ProtoMessage() {}
 
 func (x *TemplateInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[7]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1010,7 +1262,7 @@ func (x *TemplateInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TemplateInfo.ProtoReflect.Descriptor instead.
 func (*TemplateInfo) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{7}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TemplateInfo) GetModality() Modality {
@@ -1073,7 +1325,7 @@ type Subject struct {
 
 func (x *Subject) Reset() {
 	*x = Subject{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[8]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1085,7 +1337,7 @@ func (x *Subject) String() string {
 func (*Subject) ProtoMessage() {}
 
 func (x *Subject) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[8]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1098,7 +1350,7 @@ func (x *Subject) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Subject.ProtoReflect.Descriptor instead.
 func (*Subject) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{8}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Subject) GetId() string {
@@ -1174,14 +1426,21 @@ type EnrollRequest struct {
 	// retry with the same id within two minutes is stored once (the log
 	// deduplicates by it). Empty: the server makes one (no deduplication of
 	// the client's retries).
-	RequestId     string `protobuf:"bytes,7,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	RequestId string `protobuf:"bytes,7,opt,name=request_id,json=requestId,proto3" json:"request_id,omitempty"`
+	// An ANSI/NIST-ITL transaction (traditional encoding, e.g. an INT-I or
+	// EBTS tenprint): its faces (Type-10) and fingers (Types 4, 14; Type-9
+	// INCITS 378 minutiae for fingers without an image) are enrolled with
+	// the samples; Type-2's name and attributes fill name and metadata
+	// where the request leaves them empty. A malformed transaction is
+	// InvalidArgument naming the record, field and byte.
+	NistTransaction []byte `protobuf:"bytes,8,opt,name=nist_transaction,json=nistTransaction,proto3" json:"nist_transaction,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *EnrollRequest) Reset() {
 	*x = EnrollRequest{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[9]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1193,7 +1452,7 @@ func (x *EnrollRequest) String() string {
 func (*EnrollRequest) ProtoMessage() {}
 
 func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[9]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1206,7 +1465,7 @@ func (x *EnrollRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollRequest.ProtoReflect.Descriptor instead.
 func (*EnrollRequest) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{9}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *EnrollRequest) GetSubjectId() string {
@@ -1258,6 +1517,13 @@ func (x *EnrollRequest) GetRequestId() string {
 	return ""
 }
 
+func (x *EnrollRequest) GetNistTransaction() []byte {
+	if x != nil {
+		return x.NistTransaction
+	}
+	return nil
+}
+
 type EnrollResponse struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Subject *Subject               `protobuf:"bytes,1,opt,name=subject,proto3" json:"subject,omitempty"`
@@ -1272,13 +1538,15 @@ type EnrollResponse struct {
 	// (read-your-writes). Empty on a single node, where every answer already
 	// does.
 	ConsistencyToken string `protobuf:"bytes,5,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// What was taken from the request's nist_transaction, when it had one.
+	Nist          *NISTUse `protobuf:"bytes,6,opt,name=nist,proto3" json:"nist,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *EnrollResponse) Reset() {
 	*x = EnrollResponse{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[10]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1290,7 +1558,7 @@ func (x *EnrollResponse) String() string {
 func (*EnrollResponse) ProtoMessage() {}
 
 func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[10]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1303,7 +1571,7 @@ func (x *EnrollResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrollResponse.ProtoReflect.Descriptor instead.
 func (*EnrollResponse) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{10}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *EnrollResponse) GetSubject() *Subject {
@@ -1341,6 +1609,13 @@ func (x *EnrollResponse) GetConsistencyToken() string {
 	return ""
 }
 
+func (x *EnrollResponse) GetNist() *NISTUse {
+	if x != nil {
+		return x.Nist
+	}
+	return nil
+}
+
 type IdentifyRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// A face (or a finger). Optional when fingers are given.
@@ -1365,14 +1640,18 @@ type IdentifyRequest struct {
 	ConsistencyToken string `protobuf:"bytes,8,opt,name=consistency_token,json=consistencyToken,proto3" json:"consistency_token,omitempty"`
 	// In a cluster: when some partition does not answer, return the merged
 	// answer of the others marked partial instead of failing UNAVAILABLE.
-	AllowPartial  bool `protobuf:"varint,9,opt,name=allow_partial,json=allowPartial,proto3" json:"allow_partial,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	AllowPartial bool `protobuf:"varint,9,opt,name=allow_partial,json=allowPartial,proto3" json:"allow_partial,omitempty"`
+	// An ANSI/NIST-ITL transaction to search with (a tenprint search such
+	// as INT-I CPS or EBTS TPIS): its first face (Type-10) is the probe
+	// sample unless probe is given, its fingers are added to fingers.
+	NistTransaction []byte `protobuf:"bytes,10,opt,name=nist_transaction,json=nistTransaction,proto3" json:"nist_transaction,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *IdentifyRequest) Reset() {
 	*x = IdentifyRequest{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[11]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1384,7 +1663,7 @@ func (x *IdentifyRequest) String() string {
 func (*IdentifyRequest) ProtoMessage() {}
 
 func (x *IdentifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[11]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1397,7 +1676,7 @@ func (x *IdentifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdentifyRequest.ProtoReflect.Descriptor instead.
 func (*IdentifyRequest) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{11}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *IdentifyRequest) GetProbe() *Sample {
@@ -1463,6 +1742,13 @@ func (x *IdentifyRequest) GetAllowPartial() bool {
 	return false
 }
 
+func (x *IdentifyRequest) GetNistTransaction() []byte {
+	if x != nil {
+		return x.NistTransaction
+	}
+	return nil
+}
+
 type Candidate struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Rank      int32                  `protobuf:"varint,1,opt,name=rank,proto3" json:"rank,omitempty"`
@@ -1495,7 +1781,7 @@ type Candidate struct {
 
 func (x *Candidate) Reset() {
 	*x = Candidate{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[12]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1507,7 +1793,7 @@ func (x *Candidate) String() string {
 func (*Candidate) ProtoMessage() {}
 
 func (x *Candidate) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[12]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1520,7 +1806,7 @@ func (x *Candidate) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Candidate.ProtoReflect.Descriptor instead.
 func (*Candidate) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{12}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Candidate) GetRank() int32 {
@@ -1626,14 +1912,16 @@ type IdentifyResponse struct {
 	Fused bool `protobuf:"varint,8,opt,name=fused,proto3" json:"fused,omitempty"`
 	// Partitions that answered of those holding the gallery (1 of 1 on a
 	// single node).
-	Coverage      *Coverage `protobuf:"bytes,9,opt,name=coverage,proto3" json:"coverage,omitempty"`
+	Coverage *Coverage `protobuf:"bytes,9,opt,name=coverage,proto3" json:"coverage,omitempty"`
+	// What was taken from the request's nist_transaction, when it had one.
+	Nist          *NISTUse `protobuf:"bytes,10,opt,name=nist,proto3" json:"nist,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *IdentifyResponse) Reset() {
 	*x = IdentifyResponse{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[13]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1645,7 +1933,7 @@ func (x *IdentifyResponse) String() string {
 func (*IdentifyResponse) ProtoMessage() {}
 
 func (x *IdentifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[13]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1658,7 +1946,7 @@ func (x *IdentifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IdentifyResponse.ProtoReflect.Descriptor instead.
 func (*IdentifyResponse) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{13}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *IdentifyResponse) GetCandidates() []*Candidate {
@@ -1724,6 +2012,13 @@ func (x *IdentifyResponse) GetCoverage() *Coverage {
 	return nil
 }
 
+func (x *IdentifyResponse) GetNist() *NISTUse {
+	if x != nil {
+		return x.Nist
+	}
+	return nil
+}
+
 // Coverage is how much of a partitioned gallery an answer covers.
 type Coverage struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -1742,7 +2037,7 @@ type Coverage struct {
 
 func (x *Coverage) Reset() {
 	*x = Coverage{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[14]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1754,7 +2049,7 @@ func (x *Coverage) String() string {
 func (*Coverage) ProtoMessage() {}
 
 func (x *Coverage) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[14]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1767,7 +2062,7 @@ func (x *Coverage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Coverage.ProtoReflect.Descriptor instead.
 func (*Coverage) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{14}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Coverage) GetAnswered() int32 {
@@ -1835,7 +2130,7 @@ type VerifyRequest struct {
 
 func (x *VerifyRequest) Reset() {
 	*x = VerifyRequest{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[15]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1847,7 +2142,7 @@ func (x *VerifyRequest) String() string {
 func (*VerifyRequest) ProtoMessage() {}
 
 func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[15]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1860,7 +2155,7 @@ func (x *VerifyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyRequest.ProtoReflect.Descriptor instead.
 func (*VerifyRequest) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{15}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *VerifyRequest) GetProbe() *Sample {
@@ -1994,7 +2289,7 @@ type VerifyResponse struct {
 
 func (x *VerifyResponse) Reset() {
 	*x = VerifyResponse{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[16]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2006,7 +2301,7 @@ func (x *VerifyResponse) String() string {
 func (*VerifyResponse) ProtoMessage() {}
 
 func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[16]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2019,7 +2314,7 @@ func (x *VerifyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VerifyResponse.ProtoReflect.Descriptor instead.
 func (*VerifyResponse) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{16}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *VerifyResponse) GetScore() float32 {
@@ -2169,7 +2464,7 @@ type DeleteSubjectRequest struct {
 
 func (x *DeleteSubjectRequest) Reset() {
 	*x = DeleteSubjectRequest{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[17]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2181,7 +2476,7 @@ func (x *DeleteSubjectRequest) String() string {
 func (*DeleteSubjectRequest) ProtoMessage() {}
 
 func (x *DeleteSubjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[17]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2194,7 +2489,7 @@ func (x *DeleteSubjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubjectRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSubjectRequest) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{17}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *DeleteSubjectRequest) GetSubjectId() string {
@@ -2229,7 +2524,7 @@ type DeleteSubjectResponse struct {
 
 func (x *DeleteSubjectResponse) Reset() {
 	*x = DeleteSubjectResponse{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[18]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2241,7 +2536,7 @@ func (x *DeleteSubjectResponse) String() string {
 func (*DeleteSubjectResponse) ProtoMessage() {}
 
 func (x *DeleteSubjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[18]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2254,7 +2549,7 @@ func (x *DeleteSubjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSubjectResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSubjectResponse) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{18}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *DeleteSubjectResponse) GetSubject() *Subject {
@@ -2282,7 +2577,7 @@ type GetSubjectRequest struct {
 
 func (x *GetSubjectRequest) Reset() {
 	*x = GetSubjectRequest{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[19]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2294,7 +2589,7 @@ func (x *GetSubjectRequest) String() string {
 func (*GetSubjectRequest) ProtoMessage() {}
 
 func (x *GetSubjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[19]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2307,7 +2602,7 @@ func (x *GetSubjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubjectRequest.ProtoReflect.Descriptor instead.
 func (*GetSubjectRequest) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{19}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetSubjectRequest) GetSubjectId() string {
@@ -2333,7 +2628,7 @@ type GetSubjectResponse struct {
 
 func (x *GetSubjectResponse) Reset() {
 	*x = GetSubjectResponse{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[20]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2345,7 +2640,7 @@ func (x *GetSubjectResponse) String() string {
 func (*GetSubjectResponse) ProtoMessage() {}
 
 func (x *GetSubjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[20]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2358,7 +2653,7 @@ func (x *GetSubjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetSubjectResponse.ProtoReflect.Descriptor instead.
 func (*GetSubjectResponse) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{20}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetSubjectResponse) GetSubject() *Subject {
@@ -2380,7 +2675,7 @@ type ListSubjectsRequest struct {
 
 func (x *ListSubjectsRequest) Reset() {
 	*x = ListSubjectsRequest{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[21]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2392,7 +2687,7 @@ func (x *ListSubjectsRequest) String() string {
 func (*ListSubjectsRequest) ProtoMessage() {}
 
 func (x *ListSubjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[21]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2405,7 +2700,7 @@ func (x *ListSubjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubjectsRequest.ProtoReflect.Descriptor instead.
 func (*ListSubjectsRequest) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{21}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListSubjectsRequest) GetWatchlist() string {
@@ -2439,7 +2734,7 @@ type ListSubjectsResponse struct {
 
 func (x *ListSubjectsResponse) Reset() {
 	*x = ListSubjectsResponse{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[22]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2451,7 +2746,7 @@ func (x *ListSubjectsResponse) String() string {
 func (*ListSubjectsResponse) ProtoMessage() {}
 
 func (x *ListSubjectsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[22]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2464,7 +2759,7 @@ func (x *ListSubjectsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubjectsResponse.ProtoReflect.Descriptor instead.
 func (*ListSubjectsResponse) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{22}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListSubjectsResponse) GetSubjects() []*Subject {
@@ -2489,7 +2784,7 @@ type ListWatchlistsRequest struct {
 
 func (x *ListWatchlistsRequest) Reset() {
 	*x = ListWatchlistsRequest{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[23]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2501,7 +2796,7 @@ func (x *ListWatchlistsRequest) String() string {
 func (*ListWatchlistsRequest) ProtoMessage() {}
 
 func (x *ListWatchlistsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[23]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2514,7 +2809,7 @@ func (x *ListWatchlistsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWatchlistsRequest.ProtoReflect.Descriptor instead.
 func (*ListWatchlistsRequest) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{23}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{26}
 }
 
 type Watchlist struct {
@@ -2527,7 +2822,7 @@ type Watchlist struct {
 
 func (x *Watchlist) Reset() {
 	*x = Watchlist{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[24]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2539,7 +2834,7 @@ func (x *Watchlist) String() string {
 func (*Watchlist) ProtoMessage() {}
 
 func (x *Watchlist) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[24]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2552,7 +2847,7 @@ func (x *Watchlist) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Watchlist.ProtoReflect.Descriptor instead.
 func (*Watchlist) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{24}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *Watchlist) GetName() string {
@@ -2578,7 +2873,7 @@ type ListWatchlistsResponse struct {
 
 func (x *ListWatchlistsResponse) Reset() {
 	*x = ListWatchlistsResponse{}
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[25]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2590,7 +2885,7 @@ func (x *ListWatchlistsResponse) String() string {
 func (*ListWatchlistsResponse) ProtoMessage() {}
 
 func (x *ListWatchlistsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[25]
+	mi := &file_bordermatch_v1_bordermatch_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2603,7 +2898,7 @@ func (x *ListWatchlistsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListWatchlistsResponse.ProtoReflect.Descriptor instead.
 func (*ListWatchlistsResponse) Descriptor() ([]byte, []int) {
-	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{25}
+	return file_bordermatch_v1_bordermatch_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListWatchlistsResponse) GetWatchlists() []*Watchlist {
@@ -2617,7 +2912,37 @@ var File_bordermatch_v1_bordermatch_proto protoreflect.FileDescriptor
 
 const file_bordermatch_v1_bordermatch_proto_rawDesc = "" +
 	"\n" +
-	" bordermatch/v1/bordermatch.proto\x12\x0ebordermatch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xaa\x01\n" +
+	" bordermatch/v1/bordermatch.proto\x12\x0ebordermatch.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x85\x02\n" +
+	"\aNISTUse\x12\x16\n" +
+	"\x06domain\x18\x01 \x01(\tR\x06domain\x12\x10\n" +
+	"\x03tot\x18\x02 \x01(\tR\x03tot\x12\x14\n" +
+	"\x05faces\x18\x03 \x01(\x05R\x05faces\x12\x18\n" +
+	"\afingers\x18\x04 \x01(\x05R\afingers\x12\x18\n" +
+	"\askipped\x18\x05 \x03(\tR\askipped\x12G\n" +
+	"\n" +
+	"attributes\x18\x06 \x03(\v2'.bordermatch.v1.NISTUse.AttributesEntryR\n" +
+	"attributes\x1a=\n" +
+	"\x0fAttributesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xbb\x01\n" +
+	"\x14ExportSubjectRequest\x12\x1d\n" +
+	"\n" +
+	"subject_id\x18\x01 \x01(\tR\tsubjectId\x12\x16\n" +
+	"\x06format\x18\x02 \x01(\tR\x06format\x12\x18\n" +
+	"\aprofile\x18\x03 \x01(\tR\aprofile\x12\x10\n" +
+	"\x03tot\x18\x04 \x01(\tR\x03tot\x12\x1e\n" +
+	"\n" +
+	"originator\x18\x05 \x01(\tR\n" +
+	"originator\x12 \n" +
+	"\vdestination\x18\x06 \x01(\tR\vdestination\"\xe8\x01\n" +
+	"\x15ExportSubjectResponse\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\x12\x16\n" +
+	"\x06format\x18\x02 \x01(\tR\x06format\x12L\n" +
+	"\arecords\x18\x03 \x03(\v22.bordermatch.v1.ExportSubjectResponse.RecordsEntryR\arecords\x12\x19\n" +
+	"\bleft_out\x18\x04 \x03(\tR\aleftOut\x1a:\n" +
+	"\fRecordsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\x05R\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x05R\x05value:\x028\x01\"\xaa\x01\n" +
 	"\x06Sample\x12\x1f\n" +
 	"\n" +
 	"face_image\x18\x01 \x01(\fH\x00R\tfaceImage\x12\x1c\n" +
@@ -2698,7 +3023,7 @@ const file_bordermatch_v1_bordermatch_proto_rawDesc = "" +
 	"\fsample_count\x18\b \x01(\x05R\vsampleCount\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe4\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8f\x03\n" +
 	"\rEnrollRequest\x12\x1d\n" +
 	"\n" +
 	"subject_id\x18\x01 \x01(\tR\tsubjectId\x12\x12\n" +
@@ -2710,16 +3035,18 @@ const file_bordermatch_v1_bordermatch_proto_rawDesc = "" +
 	"\asamples\x18\x05 \x03(\v2\x16.bordermatch.v1.SampleR\asamples\x12)\n" +
 	"\x10return_templates\x18\x06 \x01(\bR\x0freturnTemplates\x12\x1d\n" +
 	"\n" +
-	"request_id\x18\a \x01(\tR\trequestId\x1a;\n" +
+	"request_id\x18\a \x01(\tR\trequestId\x12)\n" +
+	"\x10nist_transaction\x18\b \x01(\fR\x0fnistTransaction\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x8b\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb8\x02\n" +
 	"\x0eEnrollResponse\x121\n" +
 	"\asubject\x18\x01 \x01(\v2\x17.bordermatch.v1.SubjectR\asubject\x125\n" +
 	"\aquality\x18\x02 \x03(\v2\x1b.bordermatch.v1.FaceQualityR\aquality\x12\x1c\n" +
 	"\ttemplates\x18\x03 \x03(\fR\ttemplates\x12D\n" +
 	"\x0efinger_quality\x18\x04 \x03(\v2\x1d.bordermatch.v1.FingerQualityR\rfingerQuality\x12+\n" +
-	"\x11consistency_token\x18\x05 \x01(\tR\x10consistencyToken\"\x85\x03\n" +
+	"\x11consistency_token\x18\x05 \x01(\tR\x10consistencyToken\x12+\n" +
+	"\x04nist\x18\x06 \x01(\v2\x17.bordermatch.v1.NISTUseR\x04nist\"\xb0\x03\n" +
 	"\x0fIdentifyRequest\x12,\n" +
 	"\x05probe\x18\x01 \x01(\v2\x16.bordermatch.v1.SampleR\x05probe\x12\x1e\n" +
 	"\n" +
@@ -2731,7 +3058,9 @@ const file_bordermatch_v1_bordermatch_proto_rawDesc = "" +
 	"\afingers\x18\x06 \x03(\v2\x1c.bordermatch.v1.FingerSampleR\afingers\x12\x1c\n" +
 	"\amax_fmr\x18\a \x01(\x01H\x01R\x06maxFmr\x88\x01\x01\x12+\n" +
 	"\x11consistency_token\x18\b \x01(\tR\x10consistencyToken\x12#\n" +
-	"\rallow_partial\x18\t \x01(\bR\fallowPartialB\f\n" +
+	"\rallow_partial\x18\t \x01(\bR\fallowPartial\x12)\n" +
+	"\x10nist_transaction\x18\n" +
+	" \x01(\fR\x0fnistTransactionB\f\n" +
 	"\n" +
 	"_thresholdB\n" +
 	"\n" +
@@ -2757,7 +3086,7 @@ const file_bordermatch_v1_bordermatch_proto_rawDesc = "" +
 	"\x0eface_algorithm\x18\f \x01(\tR\rfaceAlgorithmB\r\n" +
 	"\v_face_scoreB\x0f\n" +
 	"\r_finger_scoreB\v\n" +
-	"\t_face_fmr\"\x9d\x03\n" +
+	"\t_face_fmr\"\xca\x03\n" +
 	"\x10IdentifyResponse\x129\n" +
 	"\n" +
 	"candidates\x18\x01 \x03(\v2\x19.bordermatch.v1.CandidateR\n" +
@@ -2769,7 +3098,9 @@ const file_bordermatch_v1_bordermatch_proto_rawDesc = "" +
 	"\x0ffused_threshold\x18\x06 \x01(\x01R\x0efusedThreshold\x12D\n" +
 	"\x0efinger_quality\x18\a \x03(\v2\x1d.bordermatch.v1.FingerQualityR\rfingerQuality\x12\x14\n" +
 	"\x05fused\x18\b \x01(\bR\x05fused\x124\n" +
-	"\bcoverage\x18\t \x01(\v2\x18.bordermatch.v1.CoverageR\bcoverage\"\x92\x01\n" +
+	"\bcoverage\x18\t \x01(\v2\x18.bordermatch.v1.CoverageR\bcoverage\x12+\n" +
+	"\x04nist\x18\n" +
+	" \x01(\v2\x17.bordermatch.v1.NISTUseR\x04nist\"\x92\x01\n" +
 	"\bCoverage\x12\x1a\n" +
 	"\banswered\x18\x01 \x01(\x05R\banswered\x12\x14\n" +
 	"\x05total\x18\x02 \x01(\x05R\x05total\x12\x18\n" +
@@ -2875,7 +3206,7 @@ const file_bordermatch_v1_bordermatch_proto_rawDesc = "" +
 	"\vLEFT_MIDDLE\x10\b\x12\r\n" +
 	"\tLEFT_RING\x10\t\x12\x0f\n" +
 	"\vLEFT_LITTLE\x10\n" +
-	"2\xd9\x04\n" +
+	"2\xb7\x05\n" +
 	"\aMatcher\x12G\n" +
 	"\x06Enroll\x12\x1d.bordermatch.v1.EnrollRequest\x1a\x1e.bordermatch.v1.EnrollResponse\x12M\n" +
 	"\bIdentify\x12\x1f.bordermatch.v1.IdentifyRequest\x1a .bordermatch.v1.IdentifyResponse\x12G\n" +
@@ -2884,7 +3215,8 @@ const file_bordermatch_v1_bordermatch_proto_rawDesc = "" +
 	"\n" +
 	"GetSubject\x12!.bordermatch.v1.GetSubjectRequest\x1a\".bordermatch.v1.GetSubjectResponse\x12Y\n" +
 	"\fListSubjects\x12#.bordermatch.v1.ListSubjectsRequest\x1a$.bordermatch.v1.ListSubjectsResponse\x12_\n" +
-	"\x0eListWatchlists\x12%.bordermatch.v1.ListWatchlistsRequest\x1a&.bordermatch.v1.ListWatchlistsResponseBGZEgithub.com/bordermatch/bordermatch/proto/bordermatch/v1;bordermatchv1b\x06proto3"
+	"\x0eListWatchlists\x12%.bordermatch.v1.ListWatchlistsRequest\x1a&.bordermatch.v1.ListWatchlistsResponse\x12\\\n" +
+	"\rExportSubject\x12$.bordermatch.v1.ExportSubjectRequest\x1a%.bordermatch.v1.ExportSubjectResponseBGZEgithub.com/bordermatch/bordermatch/proto/bordermatch/v1;bordermatchv1b\x06proto3"
 
 var (
 	file_bordermatch_v1_bordermatch_proto_rawDescOnce sync.Once
@@ -2899,100 +3231,111 @@ func file_bordermatch_v1_bordermatch_proto_rawDescGZIP() []byte {
 }
 
 var file_bordermatch_v1_bordermatch_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_bordermatch_v1_bordermatch_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_bordermatch_v1_bordermatch_proto_msgTypes = make([]protoimpl.MessageInfo, 33)
 var file_bordermatch_v1_bordermatch_proto_goTypes = []any{
 	(Modality)(0),                  // 0: bordermatch.v1.Modality
 	(PassiveAuthentication)(0),     // 1: bordermatch.v1.PassiveAuthentication
 	(FingerPosition)(0),            // 2: bordermatch.v1.FingerPosition
-	(*Sample)(nil),                 // 3: bordermatch.v1.Sample
-	(*FaceRecordInfo)(nil),         // 4: bordermatch.v1.FaceRecordInfo
-	(*FingerSample)(nil),           // 5: bordermatch.v1.FingerSample
-	(*FingerQuality)(nil),          // 6: bordermatch.v1.FingerQuality
-	(*FingerScore)(nil),            // 7: bordermatch.v1.FingerScore
-	(*Rect)(nil),                   // 8: bordermatch.v1.Rect
-	(*FaceQuality)(nil),            // 9: bordermatch.v1.FaceQuality
-	(*TemplateInfo)(nil),           // 10: bordermatch.v1.TemplateInfo
-	(*Subject)(nil),                // 11: bordermatch.v1.Subject
-	(*EnrollRequest)(nil),          // 12: bordermatch.v1.EnrollRequest
-	(*EnrollResponse)(nil),         // 13: bordermatch.v1.EnrollResponse
-	(*IdentifyRequest)(nil),        // 14: bordermatch.v1.IdentifyRequest
-	(*Candidate)(nil),              // 15: bordermatch.v1.Candidate
-	(*IdentifyResponse)(nil),       // 16: bordermatch.v1.IdentifyResponse
-	(*Coverage)(nil),               // 17: bordermatch.v1.Coverage
-	(*VerifyRequest)(nil),          // 18: bordermatch.v1.VerifyRequest
-	(*VerifyResponse)(nil),         // 19: bordermatch.v1.VerifyResponse
-	(*DeleteSubjectRequest)(nil),   // 20: bordermatch.v1.DeleteSubjectRequest
-	(*DeleteSubjectResponse)(nil),  // 21: bordermatch.v1.DeleteSubjectResponse
-	(*GetSubjectRequest)(nil),      // 22: bordermatch.v1.GetSubjectRequest
-	(*GetSubjectResponse)(nil),     // 23: bordermatch.v1.GetSubjectResponse
-	(*ListSubjectsRequest)(nil),    // 24: bordermatch.v1.ListSubjectsRequest
-	(*ListSubjectsResponse)(nil),   // 25: bordermatch.v1.ListSubjectsResponse
-	(*ListWatchlistsRequest)(nil),  // 26: bordermatch.v1.ListWatchlistsRequest
-	(*Watchlist)(nil),              // 27: bordermatch.v1.Watchlist
-	(*ListWatchlistsResponse)(nil), // 28: bordermatch.v1.ListWatchlistsResponse
-	nil,                            // 29: bordermatch.v1.Subject.MetadataEntry
-	nil,                            // 30: bordermatch.v1.EnrollRequest.MetadataEntry
-	(*timestamppb.Timestamp)(nil),  // 31: google.protobuf.Timestamp
+	(*NISTUse)(nil),                // 3: bordermatch.v1.NISTUse
+	(*ExportSubjectRequest)(nil),   // 4: bordermatch.v1.ExportSubjectRequest
+	(*ExportSubjectResponse)(nil),  // 5: bordermatch.v1.ExportSubjectResponse
+	(*Sample)(nil),                 // 6: bordermatch.v1.Sample
+	(*FaceRecordInfo)(nil),         // 7: bordermatch.v1.FaceRecordInfo
+	(*FingerSample)(nil),           // 8: bordermatch.v1.FingerSample
+	(*FingerQuality)(nil),          // 9: bordermatch.v1.FingerQuality
+	(*FingerScore)(nil),            // 10: bordermatch.v1.FingerScore
+	(*Rect)(nil),                   // 11: bordermatch.v1.Rect
+	(*FaceQuality)(nil),            // 12: bordermatch.v1.FaceQuality
+	(*TemplateInfo)(nil),           // 13: bordermatch.v1.TemplateInfo
+	(*Subject)(nil),                // 14: bordermatch.v1.Subject
+	(*EnrollRequest)(nil),          // 15: bordermatch.v1.EnrollRequest
+	(*EnrollResponse)(nil),         // 16: bordermatch.v1.EnrollResponse
+	(*IdentifyRequest)(nil),        // 17: bordermatch.v1.IdentifyRequest
+	(*Candidate)(nil),              // 18: bordermatch.v1.Candidate
+	(*IdentifyResponse)(nil),       // 19: bordermatch.v1.IdentifyResponse
+	(*Coverage)(nil),               // 20: bordermatch.v1.Coverage
+	(*VerifyRequest)(nil),          // 21: bordermatch.v1.VerifyRequest
+	(*VerifyResponse)(nil),         // 22: bordermatch.v1.VerifyResponse
+	(*DeleteSubjectRequest)(nil),   // 23: bordermatch.v1.DeleteSubjectRequest
+	(*DeleteSubjectResponse)(nil),  // 24: bordermatch.v1.DeleteSubjectResponse
+	(*GetSubjectRequest)(nil),      // 25: bordermatch.v1.GetSubjectRequest
+	(*GetSubjectResponse)(nil),     // 26: bordermatch.v1.GetSubjectResponse
+	(*ListSubjectsRequest)(nil),    // 27: bordermatch.v1.ListSubjectsRequest
+	(*ListSubjectsResponse)(nil),   // 28: bordermatch.v1.ListSubjectsResponse
+	(*ListWatchlistsRequest)(nil),  // 29: bordermatch.v1.ListWatchlistsRequest
+	(*Watchlist)(nil),              // 30: bordermatch.v1.Watchlist
+	(*ListWatchlistsResponse)(nil), // 31: bordermatch.v1.ListWatchlistsResponse
+	nil,                            // 32: bordermatch.v1.NISTUse.AttributesEntry
+	nil,                            // 33: bordermatch.v1.ExportSubjectResponse.RecordsEntry
+	nil,                            // 34: bordermatch.v1.Subject.MetadataEntry
+	nil,                            // 35: bordermatch.v1.EnrollRequest.MetadataEntry
+	(*timestamppb.Timestamp)(nil),  // 36: google.protobuf.Timestamp
 }
 var file_bordermatch_v1_bordermatch_proto_depIdxs = []int32{
-	5,  // 0: bordermatch.v1.Sample.finger:type_name -> bordermatch.v1.FingerSample
-	2,  // 1: bordermatch.v1.FingerSample.position:type_name -> bordermatch.v1.FingerPosition
-	2,  // 2: bordermatch.v1.FingerQuality.position:type_name -> bordermatch.v1.FingerPosition
-	2,  // 3: bordermatch.v1.FingerScore.position:type_name -> bordermatch.v1.FingerPosition
-	8,  // 4: bordermatch.v1.FaceQuality.box:type_name -> bordermatch.v1.Rect
-	0,  // 5: bordermatch.v1.TemplateInfo.modality:type_name -> bordermatch.v1.Modality
-	2,  // 6: bordermatch.v1.TemplateInfo.finger_position:type_name -> bordermatch.v1.FingerPosition
-	29, // 7: bordermatch.v1.Subject.metadata:type_name -> bordermatch.v1.Subject.MetadataEntry
-	31, // 8: bordermatch.v1.Subject.created_at:type_name -> google.protobuf.Timestamp
-	31, // 9: bordermatch.v1.Subject.updated_at:type_name -> google.protobuf.Timestamp
-	10, // 10: bordermatch.v1.Subject.templates:type_name -> bordermatch.v1.TemplateInfo
-	30, // 11: bordermatch.v1.EnrollRequest.metadata:type_name -> bordermatch.v1.EnrollRequest.MetadataEntry
-	3,  // 12: bordermatch.v1.EnrollRequest.samples:type_name -> bordermatch.v1.Sample
-	11, // 13: bordermatch.v1.EnrollResponse.subject:type_name -> bordermatch.v1.Subject
-	9,  // 14: bordermatch.v1.EnrollResponse.quality:type_name -> bordermatch.v1.FaceQuality
-	6,  // 15: bordermatch.v1.EnrollResponse.finger_quality:type_name -> bordermatch.v1.FingerQuality
-	3,  // 16: bordermatch.v1.IdentifyRequest.probe:type_name -> bordermatch.v1.Sample
-	5,  // 17: bordermatch.v1.IdentifyRequest.fingers:type_name -> bordermatch.v1.FingerSample
-	7,  // 18: bordermatch.v1.Candidate.finger_scores:type_name -> bordermatch.v1.FingerScore
-	15, // 19: bordermatch.v1.IdentifyResponse.candidates:type_name -> bordermatch.v1.Candidate
-	9,  // 20: bordermatch.v1.IdentifyResponse.probe_quality:type_name -> bordermatch.v1.FaceQuality
-	6,  // 21: bordermatch.v1.IdentifyResponse.finger_quality:type_name -> bordermatch.v1.FingerQuality
-	17, // 22: bordermatch.v1.IdentifyResponse.coverage:type_name -> bordermatch.v1.Coverage
-	3,  // 23: bordermatch.v1.VerifyRequest.probe:type_name -> bordermatch.v1.Sample
-	3,  // 24: bordermatch.v1.VerifyRequest.reference_sample:type_name -> bordermatch.v1.Sample
-	5,  // 25: bordermatch.v1.VerifyRequest.fingers:type_name -> bordermatch.v1.FingerSample
-	5,  // 26: bordermatch.v1.VerifyRequest.reference_fingers:type_name -> bordermatch.v1.FingerSample
-	1,  // 27: bordermatch.v1.VerifyRequest.passive_auth:type_name -> bordermatch.v1.PassiveAuthentication
-	9,  // 28: bordermatch.v1.VerifyResponse.probe_quality:type_name -> bordermatch.v1.FaceQuality
-	9,  // 29: bordermatch.v1.VerifyResponse.reference_quality:type_name -> bordermatch.v1.FaceQuality
-	7,  // 30: bordermatch.v1.VerifyResponse.finger_scores:type_name -> bordermatch.v1.FingerScore
-	6,  // 31: bordermatch.v1.VerifyResponse.probe_finger_quality:type_name -> bordermatch.v1.FingerQuality
-	6,  // 32: bordermatch.v1.VerifyResponse.reference_finger_quality:type_name -> bordermatch.v1.FingerQuality
-	1,  // 33: bordermatch.v1.VerifyResponse.passive_auth:type_name -> bordermatch.v1.PassiveAuthentication
-	4,  // 34: bordermatch.v1.VerifyResponse.reference_record:type_name -> bordermatch.v1.FaceRecordInfo
-	11, // 35: bordermatch.v1.DeleteSubjectResponse.subject:type_name -> bordermatch.v1.Subject
-	11, // 36: bordermatch.v1.GetSubjectResponse.subject:type_name -> bordermatch.v1.Subject
-	11, // 37: bordermatch.v1.ListSubjectsResponse.subjects:type_name -> bordermatch.v1.Subject
-	27, // 38: bordermatch.v1.ListWatchlistsResponse.watchlists:type_name -> bordermatch.v1.Watchlist
-	12, // 39: bordermatch.v1.Matcher.Enroll:input_type -> bordermatch.v1.EnrollRequest
-	14, // 40: bordermatch.v1.Matcher.Identify:input_type -> bordermatch.v1.IdentifyRequest
-	18, // 41: bordermatch.v1.Matcher.Verify:input_type -> bordermatch.v1.VerifyRequest
-	20, // 42: bordermatch.v1.Matcher.DeleteSubject:input_type -> bordermatch.v1.DeleteSubjectRequest
-	22, // 43: bordermatch.v1.Matcher.GetSubject:input_type -> bordermatch.v1.GetSubjectRequest
-	24, // 44: bordermatch.v1.Matcher.ListSubjects:input_type -> bordermatch.v1.ListSubjectsRequest
-	26, // 45: bordermatch.v1.Matcher.ListWatchlists:input_type -> bordermatch.v1.ListWatchlistsRequest
-	13, // 46: bordermatch.v1.Matcher.Enroll:output_type -> bordermatch.v1.EnrollResponse
-	16, // 47: bordermatch.v1.Matcher.Identify:output_type -> bordermatch.v1.IdentifyResponse
-	19, // 48: bordermatch.v1.Matcher.Verify:output_type -> bordermatch.v1.VerifyResponse
-	21, // 49: bordermatch.v1.Matcher.DeleteSubject:output_type -> bordermatch.v1.DeleteSubjectResponse
-	23, // 50: bordermatch.v1.Matcher.GetSubject:output_type -> bordermatch.v1.GetSubjectResponse
-	25, // 51: bordermatch.v1.Matcher.ListSubjects:output_type -> bordermatch.v1.ListSubjectsResponse
-	28, // 52: bordermatch.v1.Matcher.ListWatchlists:output_type -> bordermatch.v1.ListWatchlistsResponse
-	46, // [46:53] is the sub-list for method output_type
-	39, // [39:46] is the sub-list for method input_type
-	39, // [39:39] is the sub-list for extension type_name
-	39, // [39:39] is the sub-list for extension extendee
-	0,  // [0:39] is the sub-list for field type_name
+	32, // 0: bordermatch.v1.NISTUse.attributes:type_name -> bordermatch.v1.NISTUse.AttributesEntry
+	33, // 1: bordermatch.v1.ExportSubjectResponse.records:type_name -> bordermatch.v1.ExportSubjectResponse.RecordsEntry
+	8,  // 2: bordermatch.v1.Sample.finger:type_name -> bordermatch.v1.FingerSample
+	2,  // 3: bordermatch.v1.FingerSample.position:type_name -> bordermatch.v1.FingerPosition
+	2,  // 4: bordermatch.v1.FingerQuality.position:type_name -> bordermatch.v1.FingerPosition
+	2,  // 5: bordermatch.v1.FingerScore.position:type_name -> bordermatch.v1.FingerPosition
+	11, // 6: bordermatch.v1.FaceQuality.box:type_name -> bordermatch.v1.Rect
+	0,  // 7: bordermatch.v1.TemplateInfo.modality:type_name -> bordermatch.v1.Modality
+	2,  // 8: bordermatch.v1.TemplateInfo.finger_position:type_name -> bordermatch.v1.FingerPosition
+	34, // 9: bordermatch.v1.Subject.metadata:type_name -> bordermatch.v1.Subject.MetadataEntry
+	36, // 10: bordermatch.v1.Subject.created_at:type_name -> google.protobuf.Timestamp
+	36, // 11: bordermatch.v1.Subject.updated_at:type_name -> google.protobuf.Timestamp
+	13, // 12: bordermatch.v1.Subject.templates:type_name -> bordermatch.v1.TemplateInfo
+	35, // 13: bordermatch.v1.EnrollRequest.metadata:type_name -> bordermatch.v1.EnrollRequest.MetadataEntry
+	6,  // 14: bordermatch.v1.EnrollRequest.samples:type_name -> bordermatch.v1.Sample
+	14, // 15: bordermatch.v1.EnrollResponse.subject:type_name -> bordermatch.v1.Subject
+	12, // 16: bordermatch.v1.EnrollResponse.quality:type_name -> bordermatch.v1.FaceQuality
+	9,  // 17: bordermatch.v1.EnrollResponse.finger_quality:type_name -> bordermatch.v1.FingerQuality
+	3,  // 18: bordermatch.v1.EnrollResponse.nist:type_name -> bordermatch.v1.NISTUse
+	6,  // 19: bordermatch.v1.IdentifyRequest.probe:type_name -> bordermatch.v1.Sample
+	8,  // 20: bordermatch.v1.IdentifyRequest.fingers:type_name -> bordermatch.v1.FingerSample
+	10, // 21: bordermatch.v1.Candidate.finger_scores:type_name -> bordermatch.v1.FingerScore
+	18, // 22: bordermatch.v1.IdentifyResponse.candidates:type_name -> bordermatch.v1.Candidate
+	12, // 23: bordermatch.v1.IdentifyResponse.probe_quality:type_name -> bordermatch.v1.FaceQuality
+	9,  // 24: bordermatch.v1.IdentifyResponse.finger_quality:type_name -> bordermatch.v1.FingerQuality
+	20, // 25: bordermatch.v1.IdentifyResponse.coverage:type_name -> bordermatch.v1.Coverage
+	3,  // 26: bordermatch.v1.IdentifyResponse.nist:type_name -> bordermatch.v1.NISTUse
+	6,  // 27: bordermatch.v1.VerifyRequest.probe:type_name -> bordermatch.v1.Sample
+	6,  // 28: bordermatch.v1.VerifyRequest.reference_sample:type_name -> bordermatch.v1.Sample
+	8,  // 29: bordermatch.v1.VerifyRequest.fingers:type_name -> bordermatch.v1.FingerSample
+	8,  // 30: bordermatch.v1.VerifyRequest.reference_fingers:type_name -> bordermatch.v1.FingerSample
+	1,  // 31: bordermatch.v1.VerifyRequest.passive_auth:type_name -> bordermatch.v1.PassiveAuthentication
+	12, // 32: bordermatch.v1.VerifyResponse.probe_quality:type_name -> bordermatch.v1.FaceQuality
+	12, // 33: bordermatch.v1.VerifyResponse.reference_quality:type_name -> bordermatch.v1.FaceQuality
+	10, // 34: bordermatch.v1.VerifyResponse.finger_scores:type_name -> bordermatch.v1.FingerScore
+	9,  // 35: bordermatch.v1.VerifyResponse.probe_finger_quality:type_name -> bordermatch.v1.FingerQuality
+	9,  // 36: bordermatch.v1.VerifyResponse.reference_finger_quality:type_name -> bordermatch.v1.FingerQuality
+	1,  // 37: bordermatch.v1.VerifyResponse.passive_auth:type_name -> bordermatch.v1.PassiveAuthentication
+	7,  // 38: bordermatch.v1.VerifyResponse.reference_record:type_name -> bordermatch.v1.FaceRecordInfo
+	14, // 39: bordermatch.v1.DeleteSubjectResponse.subject:type_name -> bordermatch.v1.Subject
+	14, // 40: bordermatch.v1.GetSubjectResponse.subject:type_name -> bordermatch.v1.Subject
+	14, // 41: bordermatch.v1.ListSubjectsResponse.subjects:type_name -> bordermatch.v1.Subject
+	30, // 42: bordermatch.v1.ListWatchlistsResponse.watchlists:type_name -> bordermatch.v1.Watchlist
+	15, // 43: bordermatch.v1.Matcher.Enroll:input_type -> bordermatch.v1.EnrollRequest
+	17, // 44: bordermatch.v1.Matcher.Identify:input_type -> bordermatch.v1.IdentifyRequest
+	21, // 45: bordermatch.v1.Matcher.Verify:input_type -> bordermatch.v1.VerifyRequest
+	23, // 46: bordermatch.v1.Matcher.DeleteSubject:input_type -> bordermatch.v1.DeleteSubjectRequest
+	25, // 47: bordermatch.v1.Matcher.GetSubject:input_type -> bordermatch.v1.GetSubjectRequest
+	27, // 48: bordermatch.v1.Matcher.ListSubjects:input_type -> bordermatch.v1.ListSubjectsRequest
+	29, // 49: bordermatch.v1.Matcher.ListWatchlists:input_type -> bordermatch.v1.ListWatchlistsRequest
+	4,  // 50: bordermatch.v1.Matcher.ExportSubject:input_type -> bordermatch.v1.ExportSubjectRequest
+	16, // 51: bordermatch.v1.Matcher.Enroll:output_type -> bordermatch.v1.EnrollResponse
+	19, // 52: bordermatch.v1.Matcher.Identify:output_type -> bordermatch.v1.IdentifyResponse
+	22, // 53: bordermatch.v1.Matcher.Verify:output_type -> bordermatch.v1.VerifyResponse
+	24, // 54: bordermatch.v1.Matcher.DeleteSubject:output_type -> bordermatch.v1.DeleteSubjectResponse
+	26, // 55: bordermatch.v1.Matcher.GetSubject:output_type -> bordermatch.v1.GetSubjectResponse
+	28, // 56: bordermatch.v1.Matcher.ListSubjects:output_type -> bordermatch.v1.ListSubjectsResponse
+	31, // 57: bordermatch.v1.Matcher.ListWatchlists:output_type -> bordermatch.v1.ListWatchlistsResponse
+	5,  // 58: bordermatch.v1.Matcher.ExportSubject:output_type -> bordermatch.v1.ExportSubjectResponse
+	51, // [51:59] is the sub-list for method output_type
+	43, // [43:51] is the sub-list for method input_type
+	43, // [43:43] is the sub-list for extension type_name
+	43, // [43:43] is the sub-list for extension extendee
+	0,  // [0:43] is the sub-list for field type_name
 }
 
 func init() { file_bordermatch_v1_bordermatch_proto_init() }
@@ -3000,31 +3343,31 @@ func file_bordermatch_v1_bordermatch_proto_init() {
 	if File_bordermatch_v1_bordermatch_proto != nil {
 		return
 	}
-	file_bordermatch_v1_bordermatch_proto_msgTypes[0].OneofWrappers = []any{
+	file_bordermatch_v1_bordermatch_proto_msgTypes[3].OneofWrappers = []any{
 		(*Sample_FaceImage)(nil),
 		(*Sample_Template)(nil),
 		(*Sample_Finger)(nil),
 		(*Sample_FaceRecord)(nil),
 	}
-	file_bordermatch_v1_bordermatch_proto_msgTypes[2].OneofWrappers = []any{
+	file_bordermatch_v1_bordermatch_proto_msgTypes[5].OneofWrappers = []any{
 		(*FingerSample_Image)(nil),
 		(*FingerSample_Record)(nil),
 		(*FingerSample_Template)(nil),
 	}
-	file_bordermatch_v1_bordermatch_proto_msgTypes[11].OneofWrappers = []any{}
-	file_bordermatch_v1_bordermatch_proto_msgTypes[12].OneofWrappers = []any{}
-	file_bordermatch_v1_bordermatch_proto_msgTypes[15].OneofWrappers = []any{
+	file_bordermatch_v1_bordermatch_proto_msgTypes[14].OneofWrappers = []any{}
+	file_bordermatch_v1_bordermatch_proto_msgTypes[15].OneofWrappers = []any{}
+	file_bordermatch_v1_bordermatch_proto_msgTypes[18].OneofWrappers = []any{
 		(*VerifyRequest_ReferenceSample)(nil),
 		(*VerifyRequest_SubjectId)(nil),
 	}
-	file_bordermatch_v1_bordermatch_proto_msgTypes[16].OneofWrappers = []any{}
+	file_bordermatch_v1_bordermatch_proto_msgTypes[19].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bordermatch_v1_bordermatch_proto_rawDesc), len(file_bordermatch_v1_bordermatch_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   28,
+			NumMessages:   33,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -39,6 +39,7 @@ const (
 	Matcher_GetSubject_FullMethodName     = "/bordermatch.v1.Matcher/GetSubject"
 	Matcher_ListSubjects_FullMethodName   = "/bordermatch.v1.Matcher/ListSubjects"
 	Matcher_ListWatchlists_FullMethodName = "/bordermatch.v1.Matcher/ListWatchlists"
+	Matcher_ExportSubject_FullMethodName  = "/bordermatch.v1.Matcher/ExportSubject"
 )
 
 // MatcherClient is the client API for Matcher service.
@@ -63,6 +64,13 @@ type MatcherClient interface {
 	ListSubjects(ctx context.Context, in *ListSubjectsRequest, opts ...grpc.CallOption) (*ListSubjectsResponse, error)
 	// ListWatchlists names every watchlist with its number of subjects.
 	ListWatchlists(ctx context.Context, in *ListWatchlistsRequest, opts ...grpc.CallOption) (*ListWatchlistsResponse, error)
+	// ExportSubject writes an enrolled subject's kept samples (photos,
+	// fingerprint images, minutiae records) and descriptive data as an
+	// ANSI/NIST-ITL transaction for a partner agency. Audited: it releases
+	// biometric data. NotFound for an unknown subject; FailedPrecondition
+	// when the subject has no kept sample or the profile needs data the
+	// subject lacks.
+	ExportSubject(ctx context.Context, in *ExportSubjectRequest, opts ...grpc.CallOption) (*ExportSubjectResponse, error)
 }
 
 type matcherClient struct {
@@ -143,6 +151,16 @@ func (c *matcherClient) ListWatchlists(ctx context.Context, in *ListWatchlistsRe
 	return out, nil
 }
 
+func (c *matcherClient) ExportSubject(ctx context.Context, in *ExportSubjectRequest, opts ...grpc.CallOption) (*ExportSubjectResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExportSubjectResponse)
+	err := c.cc.Invoke(ctx, Matcher_ExportSubject_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // MatcherServer is the server API for Matcher service.
 // All implementations must embed UnimplementedMatcherServer
 // for forward compatibility.
@@ -165,6 +183,13 @@ type MatcherServer interface {
 	ListSubjects(context.Context, *ListSubjectsRequest) (*ListSubjectsResponse, error)
 	// ListWatchlists names every watchlist with its number of subjects.
 	ListWatchlists(context.Context, *ListWatchlistsRequest) (*ListWatchlistsResponse, error)
+	// ExportSubject writes an enrolled subject's kept samples (photos,
+	// fingerprint images, minutiae records) and descriptive data as an
+	// ANSI/NIST-ITL transaction for a partner agency. Audited: it releases
+	// biometric data. NotFound for an unknown subject; FailedPrecondition
+	// when the subject has no kept sample or the profile needs data the
+	// subject lacks.
+	ExportSubject(context.Context, *ExportSubjectRequest) (*ExportSubjectResponse, error)
 	mustEmbedUnimplementedMatcherServer()
 }
 
@@ -195,6 +220,9 @@ func (UnimplementedMatcherServer) ListSubjects(context.Context, *ListSubjectsReq
 }
 func (UnimplementedMatcherServer) ListWatchlists(context.Context, *ListWatchlistsRequest) (*ListWatchlistsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListWatchlists not implemented")
+}
+func (UnimplementedMatcherServer) ExportSubject(context.Context, *ExportSubjectRequest) (*ExportSubjectResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExportSubject not implemented")
 }
 func (UnimplementedMatcherServer) mustEmbedUnimplementedMatcherServer() {}
 func (UnimplementedMatcherServer) testEmbeddedByValue()                 {}
@@ -343,6 +371,24 @@ func _Matcher_ListWatchlists_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Matcher_ExportSubject_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExportSubjectRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MatcherServer).ExportSubject(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Matcher_ExportSubject_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MatcherServer).ExportSubject(ctx, req.(*ExportSubjectRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Matcher_ServiceDesc is the grpc.ServiceDesc for Matcher service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -377,6 +423,10 @@ var Matcher_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListWatchlists",
 			Handler:    _Matcher_ListWatchlists_Handler,
+		},
+		{
+			MethodName: "ExportSubject",
+			Handler:    _Matcher_ExportSubject_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
