@@ -1,6 +1,6 @@
 // Package watchlist is the border officer's command-line client of matchd:
-// search the watchlists by photo, and add, show, remove, list and import
-// subjects. It prints readable tables by default and JSON with --json.
+// search the watchlists by photo, fingerprints or ANSI/NIST-ITL
+// transaction, and add, show, remove, list, import and export subjects. It prints readable tables by default and JSON with --json.
 //
 // Exit codes, stable for scripts:
 //
@@ -121,7 +121,7 @@ or role).`,
 	pf.DurationVar(&a.timeout, "timeout", 30*time.Second, "how long to wait for the server per call")
 	a.tls.register(pf)
 	root.AddCommand(a.searchCmd(), a.addCmd(), a.showCmd(), a.removeCmd(), a.listCmd(), a.listsCmd(), a.importCmd(), a.auditCmd(), a.gateCmd())
-	root.AddCommand(a.backupCmd(), a.restoreCmd(), a.retemplateCmd(), a.clusterCmd())
+	root.AddCommand(a.exportCmd(), a.backupCmd(), a.restoreCmd(), a.retemplateCmd(), a.clusterCmd())
 	return root
 }
 

@@ -49,6 +49,8 @@ type searchJSON struct {
 	Fused          bool    `json:"fused"`
 	MaxFMR         float64 `json:"max_fmr,omitempty"`
 	FusedThreshold float64 `json:"fused_threshold,omitempty"`
+	// NIST: what the server took from --nist's transaction.
+	NIST *nistUseJSON `json:"nist,omitempty"`
 }
 
 func toCandidateJSON(c *pb.Candidate) candidateJSON {
@@ -122,9 +124,10 @@ func (a *app) searchCmd() *cobra.Command {
 		threshold  float32
 		maxFMR     float64
 		largest    bool
+		nistPath   string
 	)
 	cmd := &cobra.Command{
-		Use:   "search [--photo FILE] [--finger POSITION=FILE ...]",
+		Use:   "search [--photo FILE] [--finger POSITION=FILE ...] [--nist FILE]",
 		Short: "Search the watchlists with a photo and/or fingerprints (1:N)",
 		Long: `search looks the traveller up in the watchlists by a photo, by fingerprints, or
 by both. A photo alone is decided on its face score against the server's
@@ -135,8 +138,15 @@ is -log10 of it (3: one impostor in a thousand would score as high).
 
 A fingerprint file is an image (PNG, TIFF, BMP, JPEG or WSQ; --dpi if the file
 does not say and it is not 500 dpi) or an ISO/IEC 19794-2 or ANSI INCITS 378
-minutiae record.`,
+minutiae record.
+
+--nist FILE searches with an ANSI/NIST-ITL transaction (an INT-I CPS or EBTS
+TPIS tenprint, traditional encoding): its first face (Type-10) is the photo
+unless --photo is given, and its fingers (Types 4 and 14, Type-9 minutiae) are
+searched with any --finger. The file is checked here first: a malformed one is
+refused naming the record, field and byte.`,
 		Example: `  watchlist search --photo traveller.jpg
+  watchlist search --nist tenprint.an2 --list interpol
   watchlist search --photo traveller.jpg --list interpol --top 5 --json
   watchlist search --finger right-index=scan.png --finger left-index=l.wsq
   watchlist search --photo gate.jpg --finger right-index=scan.png --dpi 569`,
@@ -146,8 +156,14 @@ minutiae record.`,
 			if err != nil {
 				return err
 			}
-			if photo == "" && len(fs) == 0 {
-				return usageError("search: give --photo, --finger, or both")
+			if photo == "" && len(fs) == 0 && nistPath == "" {
+				return usageError("search: give --photo, --finger, --nist, or several of them")
+			}
+			var nf *nistFile
+			if nistPath != "" {
+				if nf, err = readNIST(nistPath); err != nil {
+					return err
+				}
 			}
 			req := &pb.IdentifyRequest{
 				Watchlists:      lists,
@@ -171,13 +187,21 @@ minutiae record.`,
 				req.Fingers = append(req.Fingers, s)
 				files = append(files, f.file)
 			}
+			if nf != nil {
+				req.NistTransaction = nf.data
+			}
 			if cmd.Flags().Changed("threshold") {
 				req.Threshold = &threshold
 			}
 			if cmd.Flags().Changed("max-fmr") {
 				req.MaxFmr = &maxFMR
 			}
-			resp, err := call(a, cmd.Context(), func(err error) string { return probeFile(err, photo, fs) }, func(ctx context.Context, c pb.MatcherClient) (*pb.IdentifyResponse, error) {
+			resp, err := call(a, cmd.Context(), func(err error) string {
+				if nf != nil && (nistError(err) || photo == "" && len(fs) == 0) {
+					return nistPath
+				}
+				return probeFile(err, photo, fs)
+			}, func(ctx context.Context, c pb.MatcherClient) (*pb.IdentifyResponse, error) {
 				return c.Identify(ctx, req)
 			})
 			if err != nil {
@@ -186,6 +210,9 @@ minutiae record.`,
 			if a.json {
 				out := searchJSON{Candidates: []candidateJSON{}, Threshold: resp.GetThreshold(), Searched: resp.GetSearched(),
 					Fused: resp.GetFused(), MaxFMR: resp.GetMaxFmr(), FusedThreshold: resp.GetFusedThreshold()}
+				if nf != nil {
+					out.NIST = toNISTUseJSON(nistPath, resp.GetNist())
+				}
 				for _, c := range resp.GetCandidates() {
 					out.Candidates = append(out.Candidates, toCandidateJSON(c))
 				}
@@ -194,6 +221,9 @@ minutiae record.`,
 			decision := fmt.Sprintf("at or above threshold %.3f", resp.GetThreshold())
 			if resp.GetFused() {
 				decision = fmt.Sprintf("with fused FMR at most %.3g (fused score %.2f or more)", resp.GetMaxFmr(), resp.GetFusedThreshold())
+			}
+			if nf != nil {
+				defer fmt.Fprintln(a.stdout, nistProbeText(nistPath, resp.GetNist()))
 			}
 			if len(resp.GetCandidates()) == 0 {
 				fmt.Fprintf(a.stdout, "No candidate %s (%d templates searched).\n", decision, resp.GetSearched())
@@ -230,6 +260,7 @@ minutiae record.`,
 	f.Int32Var(&top, "top", 10, "most candidates to show (1-100)")
 	f.Float32Var(&threshold, "threshold", 0, "decision threshold on the face score, for a photo alone (default: the server's)")
 	f.BoolVar(&largest, "largest-face", false, "with several faces in the photo, use the largest")
+	f.StringVar(&nistPath, "nist", "", "ANSI/NIST-ITL transaction to search with (.an2, .eft, …: its faces and fingers)")
 	return cmd
 }
 
@@ -241,38 +272,83 @@ func (a *app) addCmd() *cobra.Command {
 		dpi        int32
 		lists      []string
 		meta       []string
+		nistPath   string
 	)
 	cmd := &cobra.Command{
-		Use:   "add --id ID --name NAME [--photo FILE ...] [--finger POSITION=FILE ...] --list NAME",
+		Use:   "add --id ID --name NAME [--photo FILE ...] [--finger POSITION=FILE ...] [--nist FILE] --list NAME",
 		Short: "Enrol a subject with photos and/or fingerprints",
 		Long: `add enrols a subject with up to 16 photos and up to 10 fingerprints. A
 fingerprint file is an image (PNG, TIFF, BMP, JPEG or WSQ) or an ISO/IEC
 19794-2 / ANSI INCITS 378 minutiae record; images under the server's quality
-floor are refused with their quality.`,
+floor are refused with their quality.
+
+--nist FILE enrols an ANSI/NIST-ITL transaction (an INT-I or EBTS tenprint,
+traditional encoding): its faces (Type-10) and fingers (Types 4 and 14; Type-9
+minutiae for a finger without an image), with any --photo and --finger given
+too. --id defaults to the transaction's reference in Type-2 (INT-I 2.007 SCN,
+EBTS 2.009 OCA), then its TCN (1.009); --name and --meta default to what the
+server reads from Type-2. The file is checked here first: a malformed one is
+refused naming the record, field and byte.`,
 		Example: `  watchlist add --id P1234 --name "Jane Roe" --photo jane1.jpg --photo jane2.jpg --list interpol --meta nationality=XX
   watchlist add --id P1235 --name "John Roe" --finger right-index=r.png --finger left-index=l.wsq --list interpol
-  watchlist add --id P1236 --photo p.jpg --finger right-thumb=thumb.iso --list interpol`,
+  watchlist add --id P1236 --photo p.jpg --finger right-thumb=thumb.iso --list interpol
+  watchlist add --nist tenprint.an2 --list interpol`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fs, err := parseFingers(fingerArgs)
 			if err != nil {
 				return err
 			}
-			if id == "" || len(photos)+len(fs) == 0 {
-				return usageError("add: --id and at least one --photo or --finger are required")
+			var nf *nistFile
+			if nistPath != "" {
+				if nf, err = readNIST(nistPath); err != nil {
+					return err
+				}
+				if id == "" {
+					if id = nf.defaultID(); id == "" {
+						return usageError("add: %s has no reference in Type-2 and no TCN (1.009): give --id", nistPath)
+					}
+				}
+			}
+			if id == "" || len(photos)+len(fs) == 0 && nf == nil {
+				return usageError("add: --id and at least one --photo, --finger or --nist are required")
 			}
 			md, err := parseMeta(meta)
 			if err != nil {
 				return err
 			}
-			sub, err := a.enroll(cmd.Context(), id, name, lists, md, photos, fs, dpi)
+			resp, err := a.enroll(cmd.Context(), enrolment{id: id, name: name, lists: lists, meta: md, photos: photos, fingers: fs, dpi: dpi, nist: nf})
 			if err != nil {
 				return err
 			}
+			sub := resp.GetSubject()
 			if a.json {
-				return a.printJSON(toSubjectJSON(sub))
+				out := addJSON{subjectJSON: toSubjectJSON(sub)}
+				if nf != nil {
+					out.NIST = toNISTUseJSON(nistPath, resp.GetNist())
+				}
+				return a.printJSON(out)
 			}
-			fmt.Fprintf(a.stdout, "Added %s (%s) to %s with %s.\n", sub.GetId(), sub.GetName(), listNames(sub.GetWatchlists()), samplesText(len(photos), len(fs)))
+			if nf == nil {
+				fmt.Fprintf(a.stdout, "Added %s (%s) to %s with %s.\n", sub.GetId(), sub.GetName(), listNames(sub.GetWatchlists()), samplesText(len(photos), len(fs)))
+				return nil
+			}
+			u := resp.GetNist()
+			total := samplesText(len(photos)+int(u.GetFaces()), len(fs)+int(u.GetFingers()))
+			from := "from " + nistSource(nistPath, u)
+			if len(photos)+len(fs) > 0 {
+				from = samplesText(int(u.GetFaces()), int(u.GetFingers())) + " of them " + from
+				if u.GetFaces()+u.GetFingers() == 0 {
+					from = "none of them " + "from " + nistSource(nistPath, u)
+				}
+				from = ", " + from
+			} else {
+				from = " " + from
+			}
+			if total == "" {
+				total = "no sample"
+			}
+			fmt.Fprintf(a.stdout, "Added %s (%s) to %s with %s%s%s.\n", sub.GetId(), sub.GetName(), listNames(sub.GetWatchlists()), total, from, skippedText(u))
 			return nil
 		},
 	}
@@ -284,6 +360,7 @@ floor are refused with their quality.`,
 	f.Int32Var(&dpi, "dpi", 0, "resolution of the fingerprint images (default: what the file says, else 500)")
 	f.StringSliceVar(&lists, "list", nil, "watchlist(s) to put the subject on")
 	f.StringArrayVar(&meta, "meta", nil, "metadata key=value (repeat)")
+	f.StringVar(&nistPath, "nist", "", "ANSI/NIST-ITL transaction to enrol (.an2, .eft, …: its faces, fingers and Type-2)")
 	return cmd
 }
 
@@ -320,9 +397,32 @@ func samplesText(photos, fingers int) string {
 	return strings.Join(parts, " and ")
 }
 
+// enrolment is what one Enroll call sends.
+type enrolment struct {
+	id, name string
+	lists    []string
+	meta     map[string]string
+	photos   []string
+	fingers  []fingerArg
+	dpi      int32
+	// nist, when not nil, is sent as nist_transaction.
+	nist *nistFile
+}
+
+// addJSON is the JSON shape of add: the subject, and with --nist what the
+// server took from the transaction.
+type addJSON struct {
+	subjectJSON
+	NIST *nistUseJSON `json:"nist,omitempty"`
+}
+
 // enroll sends one Enroll call; errors name the file that caused them.
-func (a *app) enroll(parent context.Context, id, name string, lists []string, md map[string]string, photos []string, fingers []fingerArg, dpi int32) (*pb.Subject, error) {
-	req := &pb.EnrollRequest{SubjectId: id, Name: name, Watchlists: lists, Metadata: md}
+func (a *app) enroll(parent context.Context, e enrolment) (*pb.EnrollResponse, error) {
+	photos, fingers, dpi := e.photos, e.fingers, e.dpi
+	req := &pb.EnrollRequest{SubjectId: e.id, Name: e.name, Watchlists: e.lists, Metadata: e.meta}
+	if e.nist != nil {
+		req.NistTransaction = e.nist.data
+	}
 	for _, p := range photos {
 		img, err := readPhoto(p)
 		if err != nil {
@@ -339,13 +439,33 @@ func (a *app) enroll(parent context.Context, id, name string, lists []string, md
 		req.Samples = append(req.Samples, &pb.Sample{Kind: &pb.Sample_Finger{Finger: s}})
 		files = append(files, f.file)
 	}
-	resp, err := call(a, parent, func(err error) string { return samplePhoto(err, files) }, func(ctx context.Context, c pb.MatcherClient) (*pb.EnrollResponse, error) {
+	subject := func(err error) string {
+		if e.nist == nil {
+			return samplePhoto(err, files)
+		}
+		if f := sampleNamed(err, files); f != "" {
+			return f
+		}
+		if nistError(err) || len(files) == 0 {
+			return e.nist.path
+		}
+		return samplePhoto(err, files)
+	}
+	return call(a, parent, subject, func(ctx context.Context, c pb.MatcherClient) (*pb.EnrollResponse, error) {
 		return c.Enroll(ctx, req)
 	})
-	if err != nil {
-		return nil, err
+}
+
+// sampleNamed is the file of the "sample N" a server error names, "" if
+// it names none.
+func sampleNamed(err error, files []string) string {
+	msg := err.Error()
+	for i := len(files); i >= 1; i-- {
+		if strings.Contains(msg, fmt.Sprintf("sample %d:", i)) || strings.Contains(msg, fmt.Sprintf("sample %d (", i)) {
+			return files[i-1]
+		}
 	}
-	return resp.GetSubject(), nil
+	return ""
 }
 
 // probeFile finds which file of a search a server error is about: the
@@ -372,11 +492,8 @@ func probeFile(err error, photo string, fingers []fingerArg) string {
 // samplePhoto finds which file a server error is about: the server names
 // samples "sample N".
 func samplePhoto(err error, photos []string) string {
-	msg := err.Error()
-	for i := len(photos); i >= 1; i-- {
-		if strings.Contains(msg, fmt.Sprintf("sample %d:", i)) || strings.Contains(msg, fmt.Sprintf("sample %d (", i)) {
-			return photos[i-1]
-		}
+	if f := sampleNamed(err, photos); f != "" {
+		return f
 	}
 	if len(photos) == 1 {
 		return photos[0]

@@ -1,6 +1,7 @@
 package watchlist
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/schollz/progressbar/v3"
@@ -28,6 +30,15 @@ type importItem struct {
 	sub     subjectFile
 	photos  []string
 	fingers []fingerArg
+	// nist is the ANSI/NIST-ITL file of the subject, "" if none: a file
+	// directly in DIR (the whole subject) or the one in its folder.
+	nist string
+	// failed, when not nil, is why the item cannot be imported (a
+	// malformed transaction, two in one folder): a failure in the results
+	// without a call.
+	failed error
+	// file: the item is a file in DIR rather than a folder.
+	file bool
 }
 
 type importResult struct {
@@ -44,13 +55,21 @@ func (a *app) importCmd() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "import DIR",
-		Short: "Enrol every subject folder under DIR",
+		Short: "Enrol every subject folder and ANSI/NIST-ITL file under DIR",
 		Long: `import enrols one subject per folder of DIR. The folder name is the subject id
 and name unless the folder holds a subject.json ({"id", "name", "watchlists",
 "metadata"}); every JPEG or PNG in the folder is enrolled as one of its photos,
 and every file named after a finger position (right-index.png, left-thumb.wsq,
 right-middle.iso: an image or an ISO/ANSI minutiae record) as that finger.
-Subjects that already exist are skipped, so an interrupted import can be rerun.`,
+Subjects that already exist are skipped, so an interrupted import can be rerun.
+
+An ANSI/NIST-ITL transaction (*.an2, *.an2k, *.eft, *.nist) directly in DIR is
+one subject: its id is the transaction's Type-2 reference (INT-I 2.007 SCN,
+EBTS 2.009 OCA), else its TCN (1.009), else the file name without extension;
+its name and metadata are what the server reads from Type-2. A subject folder
+may hold one such file, enrolled with the folder's photos and fingers (the name
+then comes from its Type-2 unless subject.json gives one). A malformed file is
+a failure naming the record, field and byte; the others are still imported.`,
 		Example: `  watchlist import ./wanted --list interpol`,
 		Args:    exactArgs(1, "import needs one directory"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -87,7 +106,10 @@ Subjects that already exist are skipped, so an interrupted import can be rerun.`
 					for i := range next {
 						it := items[i]
 						r := importResult{ID: it.sub.ID, Status: "imported"}
-						_, err := a.enroll(cmd.Context(), it.sub.ID, it.sub.Name, it.sub.Watchlists, it.sub.Metadata, it.photos, it.fingers, dpi)
+						err := it.failed
+						if err == nil {
+							err = a.importOne(cmd.Context(), it, dpi)
+						}
 						switch {
 						case err == nil:
 						case isAlreadyExists(err):
@@ -121,8 +143,8 @@ Subjects that already exist are skipped, so an interrupted import can be rerun.`
 						fmt.Fprintf(a.stdout, "FAILED %s: %s\n", r.ID, r.Error)
 					}
 				}
-				fmt.Fprintf(a.stdout, "Imported %d, already enrolled %d, failed %d (of %d folders).\n",
-					counts["imported"], counts["exists"], counts["failed"], len(items))
+				fmt.Fprintf(a.stdout, "Imported %d, already enrolled %d, failed %d (of %s).\n",
+					counts["imported"], counts["exists"], counts["failed"], itemsText(items))
 			}
 			if counts["failed"] > 0 {
 				return &exitError{code: ExitFailure, err: fmt.Errorf("import: %d of %d subjects failed", counts["failed"], len(items))}
@@ -136,12 +158,54 @@ Subjects that already exist are skipped, so an interrupted import can be rerun.`
 	return cmd
 }
 
+// importOne enrols one item, reading its transaction again (scanImport
+// checked it but does not keep every file's bytes).
+func (a *app) importOne(ctx context.Context, it importItem, dpi int32) error {
+	e := enrolment{id: it.sub.ID, name: it.sub.Name, lists: it.sub.Watchlists, meta: it.sub.Metadata, photos: it.photos, fingers: it.fingers, dpi: dpi}
+	if it.nist != "" {
+		nf, err := readNIST(it.nist)
+		if err != nil {
+			return err
+		}
+		e.nist = nf
+	}
+	_, err := a.enroll(ctx, e)
+	return err
+}
+
+// itemsText is "3 folders", "2 ANSI/NIST files" or "3 folders and 2
+// ANSI/NIST files".
+func itemsText(items []importItem) string {
+	folders, files := 0, 0
+	for _, it := range items {
+		if it.file {
+			files++
+		} else {
+			folders++
+		}
+	}
+	plural := func(n int, one, many string) string {
+		if n == 1 {
+			return "1 " + one
+		}
+		return fmt.Sprintf("%d %s", n, many)
+	}
+	switch {
+	case files == 0:
+		return plural(folders, "folder", "folders")
+	case folders == 0:
+		return plural(files, "ANSI/NIST file", "ANSI/NIST files")
+	}
+	return plural(folders, "folder", "folders") + " and " + plural(files, "ANSI/NIST file", "ANSI/NIST files")
+}
+
 func isAlreadyExists(err error) bool {
 	var ee *exitError
 	return errors.As(err, &ee) && ee.rpc == codes.AlreadyExists
 }
 
-// scanImport reads DIR's subject folders in name order.
+// scanImport reads DIR's subject folders and ANSI/NIST-ITL files in name
+// order.
 func scanImport(dir string, lists []string) ([]importItem, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -150,16 +214,27 @@ func scanImport(dir string, lists []string) ([]importItem, error) {
 	var items []importItem
 	for _, e := range entries {
 		if !e.IsDir() {
+			if isNISTFile(e.Name()) {
+				items = append(items, nistItem(filepath.Join(dir, e.Name()), lists))
+			}
 			continue
 		}
 		sd := filepath.Join(dir, e.Name())
 		it := importItem{dir: sd, sub: subjectFile{ID: e.Name(), Name: e.Name()}}
+		var nists []string // ANSI/NIST-ITL files in the folder
+		nameFromFolder := true
 		if b, err := os.ReadFile(filepath.Join(sd, "subject.json")); err == nil {
+			it.sub.Name = ""
 			if err := json.Unmarshal(b, &it.sub); err != nil {
 				return nil, &exitError{code: ExitBadInput, err: fmt.Errorf("import: %s: %v", filepath.Join(sd, "subject.json"), err)}
 			}
 			if it.sub.ID == "" {
 				it.sub.ID = e.Name()
+			}
+			if it.sub.Name == "" {
+				it.sub.Name = e.Name()
+			} else {
+				nameFromFolder = false
 			}
 		} else if !errors.Is(err, os.ErrNotExist) {
 			return nil, &exitError{code: ExitBadInput, err: fmt.Errorf("import: %v", err)}
@@ -179,18 +254,50 @@ func scanImport(dir string, lists []string) ([]importItem, error) {
 				it.fingers = append(it.fingers, fingerArg{pos, filepath.Join(sd, f.Name())})
 			} else if isPhoto(f.Name()) {
 				it.photos = append(it.photos, filepath.Join(sd, f.Name()))
+			} else if isNISTFile(f.Name()) {
+				nists = append(nists, f.Name())
 			}
 		}
 		sort.Strings(it.photos) // fingers come in name order from ReadDir
-		if len(it.photos)+len(it.fingers) == 0 {
+		switch {
+		case len(nists) > 1:
+			it.failed = &exitError{code: ExitBadInput, err: fmt.Errorf("%s holds %d ANSI/NIST-ITL files (%s): one per subject folder", sd, len(nists), strings.Join(nists, ", "))}
+		case len(nists) == 1:
+			it.nist = filepath.Join(sd, nists[0])
+			nf, err := readNIST(it.nist)
+			if err != nil {
+				it.failed = err
+			} else if nameFromFolder && nf.hasName() {
+				it.sub.Name = "" // the server takes Type-2's
+			}
+		}
+		if len(it.photos)+len(it.fingers) == 0 && len(nists) == 0 {
 			continue
 		}
 		items = append(items, it)
 	}
 	if len(items) == 0 {
-		return nil, &exitError{code: ExitBadInput, err: fmt.Errorf("import: no subject folders with photos or fingerprints in %s", dir)}
+		return nil, &exitError{code: ExitBadInput, err: fmt.Errorf("import: no subject folders with photos or fingerprints, and no ANSI/NIST-ITL files, in %s", dir)}
 	}
 	return items, nil
+}
+
+// nistItem is a subject of an ANSI/NIST-ITL file directly in DIR: its id
+// the transaction's (Type-2 reference, then TCN), else the file name
+// without extension; its name left to the server (Type-2). A file that
+// does not parse is a failure in the results, under that file name.
+func nistItem(path string, lists []string) importItem {
+	base := filepath.Base(path)
+	it := importItem{dir: path, file: true, nist: path, sub: subjectFile{ID: strings.TrimSuffix(base, filepath.Ext(base)), Watchlists: lists}}
+	nf, err := readNIST(path)
+	if err != nil {
+		it.failed = err
+		return it
+	}
+	if id := nf.defaultID(); id != "" {
+		it.sub.ID = id
+	}
+	return it
 }
 
 func isTerminal(w io.Writer) bool {
