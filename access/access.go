@@ -7,7 +7,7 @@
 // # Roles
 //
 //	gate     Matcher Identify and Verify; Gates CaptureAndIdentify, CaptureAndVerify, GateStatus, IdentifyFrames
-//	officer  Matcher Identify (watchlist search), Verify, GetSubject, ListSubjects, ListWatchlists
+//	officer  Matcher Identify (watchlist search), Verify, GetSubject, ListSubjects, ListWatchlists, ExportSubject (audited)
 //	admin    everything in the table: also Enroll, DeleteSubject, Admin Backup, Restore, Retemplate and RetemplateStatus, Audit List and Verify
 //
 // On matchd's metrics listener, /debug/pprof/ goes through a Guard too, under
@@ -62,6 +62,7 @@ var Methods = map[string][]string{
 	"/bordermatch.v1.Matcher/GetSubject":     {Officer, Admin},
 	"/bordermatch.v1.Matcher/ListSubjects":   {Officer, Admin},
 	"/bordermatch.v1.Matcher/ListWatchlists": {Officer, Admin},
+	"/bordermatch.v1.Matcher/ExportSubject":  {Officer, Admin},
 
 	"/bordermatch.v1.Gates/CaptureAndIdentify": {Gate, Admin},
 	"/bordermatch.v1.Gates/CaptureAndVerify":   {Gate, Admin},

@@ -21,10 +21,12 @@ import (
 // Methods are the RPCs audited on every call, whatever their outcome.
 // Refused calls of any method are audited too (Recorder.Denied).
 var Methods = map[string]bool{
-	"/bordermatch.v1.Matcher/Enroll":           true,
-	"/bordermatch.v1.Matcher/Identify":         true,
-	"/bordermatch.v1.Matcher/Verify":           true,
-	"/bordermatch.v1.Matcher/DeleteSubject":    true,
+	"/bordermatch.v1.Matcher/Enroll":        true,
+	"/bordermatch.v1.Matcher/Identify":      true,
+	"/bordermatch.v1.Matcher/Verify":        true,
+	"/bordermatch.v1.Matcher/DeleteSubject": true,
+	// It releases a subject's biometric data.
+	"/bordermatch.v1.Matcher/ExportSubject":    true,
 	"/bordermatch.v1.Gates/CaptureAndIdentify": true,
 	"/bordermatch.v1.Gates/CaptureAndVerify":   true,
 	"/bordermatch.v1.Gates/IdentifyFrames":     true,
@@ -214,6 +216,9 @@ func describe(r *Record, req, resp any, err error) {
 	case *pb.DeleteSubjectRequest:
 		r.Hits = []Hit{{SubjectID: q.GetSubjectId()}}
 		r.Decision = "deleted"
+	case *pb.ExportSubjectRequest:
+		r.Hits = []Hit{{SubjectID: q.GetSubjectId()}}
+		r.Decision = "exported"
 	case *pb.VerifyRequest:
 		v, _ := resp.(*pb.VerifyResponse)
 		if id := q.GetSubjectId(); id != "" {

@@ -38,6 +38,10 @@ func (s *Engine) PrepareEnroll(ctx context.Context, req EnrollRequest) (EnrollRe
 // algorithm, for a search on other nodes. A probe with fingers, or a
 // finger sample, is refused (ErrInvalid): a cluster identifies by face.
 func (s *Engine) ProbeTemplate(ctx context.Context, in Probe) ([]byte, *FaceQuality, error) {
+	in, _, err := probeWithNIST(in)
+	if err != nil {
+		return nil, nil, err
+	}
 	if len(in.Fingers) > 0 || (in.Sample != nil && in.Sample.Finger != nil) {
 		return nil, nil, invalid("probe: a cluster identifies by face; search fingers on a single node")
 	}

@@ -20,6 +20,9 @@ type EnrollRequest struct {
 	Metadata   map[string]string
 	Watchlists []string
 	Samples    []Sample
+	// NIST is an ANSI/NIST-ITL transaction whose samples are enrolled too
+	// (see withNIST).
+	NIST []byte
 	// ReturnTemplates asks for the encoded templates made, in sample order.
 	ReturnTemplates bool
 	// Created is for ApplyEnroll only: the coordinating node's time of the
@@ -35,6 +38,8 @@ type EnrollResult struct {
 	FaceQuality   []FaceQuality
 	FingerQuality []FingerQuality
 	Templates     [][]byte
+	// NIST says what was taken from the request's transaction.
+	NIST *NISTUse
 }
 
 // Enroll makes the templates of a subject's samples and stores the subject;
@@ -80,6 +85,11 @@ func (s *Engine) prepareEnroll(ctx context.Context, req EnrollRequest, mode enro
 func (s *Engine) prepareEnrollSubject(ctx context.Context, req EnrollRequest, mode enrolMode, res *EnrollResult) (store.Subject, []fingerRef, error) {
 	fromLog := mode == enrolFromLog
 	var none store.Subject
+	req, use, err := withNIST(req)
+	if err != nil {
+		return none, nil, err
+	}
+	res.NIST = use
 	n := len(req.Samples)
 	if n == 0 {
 		return none, nil, invalid("enrol: at least one sample is required")

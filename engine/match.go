@@ -225,6 +225,8 @@ type IdentifyResult struct {
 	Decision      Decision
 	ProbeQuality  *FaceQuality
 	FingerQuality []FingerQuality
+	// NIST says what was taken from the probe's transaction.
+	NIST *NISTUse
 }
 
 // Identify searches the gallery with a probe.
@@ -233,11 +235,17 @@ func (s *Engine) Identify(ctx context.Context, req IdentifyRequest) (IdentifyRes
 	if err := q.Validate(); err != nil {
 		return IdentifyResult{}, err
 	}
-	p, err := s.probe(req.Probe, "probe")
+	in, use, err := probeWithNIST(req.Probe)
 	if err != nil {
 		return IdentifyResult{}, err
 	}
-	return s.identify(ctx, p, q)
+	p, err := s.probe(in, "probe")
+	if err != nil {
+		return IdentifyResult{}, err
+	}
+	res, err := s.identify(ctx, p, q)
+	res.NIST = use
+	return res, err
 }
 
 // identify searches the indexes with a probe made from a request's samples.

@@ -444,6 +444,9 @@ type Probe struct {
 	// TakeLargestFace takes the largest face of a photo holding several (a
 	// gate frame) instead of refusing it.
 	TakeLargestFace bool
+	// NIST is an ANSI/NIST-ITL transaction whose first face (unless Sample
+	// is given) and fingers join the probe (Identify only).
+	NIST []byte
 }
 
 // probe is a Probe turned into templates.

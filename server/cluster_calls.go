@@ -149,7 +149,7 @@ func (n *clusterNode) enroll(ctx context.Context, req *pb.EnrollRequest, samples
 	ereq := engine.EnrollRequest{
 		SubjectID: req.GetSubjectId(), Name: req.GetName(), Metadata: req.GetMetadata(),
 		Watchlists: req.GetWatchlists(), Samples: samples, ReturnTemplates: req.GetReturnTemplates(),
-		Created: time.Now().UTC(),
+		NIST: given(req.GetNistTransaction()), Created: time.Now().UTC(),
 	}
 	if ereq.SubjectID == "" {
 		return nil, status.Error(codes.InvalidArgument, "subject_id is required")
@@ -181,6 +181,7 @@ func (n *clusterNode) enroll(ctx context.Context, req *pb.EnrollRequest, samples
 		resp.Quality = append(resp.Quality, faceQualityProto(&q))
 	}
 	resp.FingerQuality = fingerQualityProto(res.FingerQuality)
+	resp.Nist = nistProto(res.NIST)
 	return resp, nil
 }
 

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"image"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,15 +26,6 @@ const (
 	chipDG2    = recordData + "/bsi2008/Datagroup2.bin"
 	holderFace = recordData + "/ICAO_39794_5_AP_Face.jpg"
 )
-
-func readTestFile(t testing.TB, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
 
 // holderFrames writes gate frames (640×480, a grey scene) showing the
 // photo scaled to 420 px high, as a camera at the gate would see the
@@ -77,7 +67,7 @@ func dg2Sample(b []byte) *pb.Sample { return &pb.Sample{Kind: &pb.Sample_FaceRec
 func TestVerifyChipPhoto(t *testing.T) {
 	srv := startGates(t, nil, nil)
 	ctx := context.Background()
-	dg2 := readTestFile(t, chipDG2)
+	dg2 := readFile(t, chipDG2)
 	passed := pb.PassiveAuthentication_PASSIVE_AUTHENTICATION_PASSED
 
 	t.Run("another photo of the holder", func(t *testing.T) {
@@ -113,7 +103,7 @@ func TestVerifyChipPhoto(t *testing.T) {
 		// The 39794-5 sample record holds the holder's later photo itself.
 		r, err := srv.matcher.Verify(ctx, &pb.VerifyRequest{
 			Probe:     photo(t, holderFace),
-			Reference: &pb.VerifyRequest_ReferenceSample{ReferenceSample: dg2Sample(readTestFile(t, recordData+"/ICAO_39794_5_AP_MandFields.dat"))},
+			Reference: &pb.VerifyRequest_ReferenceSample{ReferenceSample: dg2Sample(readFile(t, recordData+"/ICAO_39794_5_AP_MandFields.dat"))},
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -125,7 +115,7 @@ func TestVerifyChipPhoto(t *testing.T) {
 		// the detector finds: the record is read, the photo refused.
 		_, err = srv.matcher.Verify(ctx, &pb.VerifyRequest{
 			Probe:     photo(t, holderFace),
-			Reference: &pb.VerifyRequest_ReferenceSample{ReferenceSample: dg2Sample(readTestFile(t, recordData+"/ISO19794_Test1_Data.bin"))},
+			Reference: &pb.VerifyRequest_ReferenceSample{ReferenceSample: dg2Sample(readFile(t, recordData+"/ISO19794_Test1_Data.bin"))},
 		})
 		wantStatus(t, err, codes.InvalidArgument, "reference", "no face")
 	})
@@ -152,7 +142,7 @@ func TestVerifyChipPhoto(t *testing.T) {
 		wantStatus(t, err, codes.InvalidArgument, "reference", "DG2", "tag 75", "byte 0")
 		_, err = srv.matcher.Verify(ctx, &pb.VerifyRequest{
 			Probe:     photo(t, holderFace),
-			Reference: &pb.VerifyRequest_ReferenceSample{ReferenceSample: dg2Sample(readTestFile(t, recordData+"/ICAO_39794_5_AP_MandFields_InvalidImage.dat"))},
+			Reference: &pb.VerifyRequest_ReferenceSample{ReferenceSample: dg2Sample(readFile(t, recordData+"/ICAO_39794_5_AP_MandFields_InvalidImage.dat"))},
 		})
 		wantStatus(t, err, codes.InvalidArgument, "reference", "image")
 		_, err = srv.matcher.Verify(ctx, &pb.VerifyRequest{
@@ -176,7 +166,7 @@ func TestCaptureAndVerify(t *testing.T) {
 	for _, g := range []string{"holder", "impostor", "empty"} {
 		waitState(t, srv.gates, g, pb.SourceState_SOURCE_STATE_CONNECTED, true)
 	}
-	dg2 := readTestFile(t, chipDG2)
+	dg2 := readFile(t, chipDG2)
 	passed := pb.PassiveAuthentication_PASSIVE_AUTHENTICATION_PASSED
 	call := func(gate string, pa pb.PassiveAuthentication, ref []byte) (*pb.CaptureAndVerifyResponse, error) {
 		return srv.gates.CaptureAndVerify(ctx, &pb.CaptureAndVerifyRequest{

@@ -52,12 +52,13 @@ func (s *Service) Enroll(ctx context.Context, req *pb.EnrollRequest) (*pb.Enroll
 		Metadata:        req.GetMetadata(),
 		Watchlists:      req.GetWatchlists(),
 		Samples:         samples,
+		NIST:            given(req.GetNistTransaction()),
 		ReturnTemplates: req.GetReturnTemplates(),
 	})
 	if err != nil {
 		return nil, err
 	}
-	resp := &pb.EnrollResponse{Subject: subjectProto(res.Subject), Templates: res.Templates}
+	resp := &pb.EnrollResponse{Subject: subjectProto(res.Subject), Templates: res.Templates, Nist: nistProto(res.NIST)}
 	for _, q := range res.FaceQuality {
 		resp.Quality = append(resp.Quality, faceQualityProto(&q))
 	}
@@ -71,6 +72,7 @@ func (s *Service) Identify(ctx context.Context, req *pb.IdentifyRequest) (*pb.Id
 	if err != nil {
 		return nil, err
 	}
+	p.NIST = given(req.GetNistTransaction())
 	if s.node != nil {
 		return s.node.identify(ctx, req, p)
 	}
@@ -101,6 +103,7 @@ func identifyProto(res engine.IdentifyResult) *pb.IdentifyResponse {
 		ProbeQuality:   faceQualityProto(res.ProbeQuality),
 		FingerQuality:  fingerQualityProto(res.FingerQuality),
 		Coverage:       &pb.Coverage{Answered: 1, Total: 1},
+		Nist:           nistProto(res.NIST),
 	}
 	for _, c := range res.Candidates {
 		resp.Candidates = append(resp.Candidates, candidateProto(c))
@@ -336,6 +339,43 @@ func probeOf(sm *pb.Sample, fingers []*pb.FingerSample, takeLargest bool) (engin
 		p.Fingers = append(p.Fingers, fs)
 	}
 	return p, nil
+}
+
+// given is a bytes field that is set: proto3 cannot tell an empty one
+// from an absent one, so both are absent.
+func given(b []byte) []byte {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+func nistProto(u *engine.NISTUse) *pb.NISTUse {
+	if u == nil {
+		return nil
+	}
+	return &pb.NISTUse{Domain: u.Domain, Tot: u.TOT, Faces: int32(u.Faces), Fingers: int32(u.Fingers), Skipped: u.Skipped, Attributes: u.Attributes}
+}
+
+// ExportSubject implements pb.MatcherServer.
+func (s *Service) ExportSubject(ctx context.Context, req *pb.ExportSubjectRequest) (*pb.ExportSubjectResponse, error) {
+	if f := req.GetFormat(); f != "" && f != "an2k" {
+		return nil, status.Errorf(codes.InvalidArgument, "format %q: the only format is an2k (ANSI/NIST-ITL 1-2011 traditional encoding)", f)
+	}
+	if s.node != nil {
+		return nil, status.Error(codes.Unimplemented, "ExportSubject runs on a single node; in a cluster export from a node holding the subject's partition is not supported yet")
+	}
+	ex, err := s.eng.ExportNIST(ctx, req.GetSubjectId(), engine.ExportOptions{
+		Profile: req.GetProfile(), TOT: req.GetTot(), Originator: req.GetOriginator(), Destination: req.GetDestination(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp := &pb.ExportSubjectResponse{Data: ex.Data, Format: "an2k", Records: map[int32]int32{}, LeftOut: ex.LeftOut}
+	for t, n := range ex.Records {
+		resp.Records[int32(t)] = int32(n)
+	}
+	return resp, nil
 }
 
 // nonNil keeps "given but empty" apart from "not given": the engine tells
