@@ -8,7 +8,8 @@
 //	1  the server failed or an import had failures
 //	2  bad usage: unknown flag, missing argument
 //	3  not found: no such subject
-//	4  bad input: unreadable photo, no face, several faces, subject exists
+//	4  bad input: unreadable photo, no face, several faces, subject exists,
+//	   malformed ANSI/NIST-ITL file, export file exists
 //	5  the server could not be reached or did not answer in time
 //	6  refused: no valid credentials, or the caller's role may not do that
 //

@@ -139,7 +139,25 @@ func skippedText(u *pb.NISTUse) string {
 
 // nistProbeText is search's line about the transaction searched with.
 func nistProbeText(file string, u *pb.NISTUse) string {
-	return fmt.Sprintf("From %s: searched with %d face(s) and %d finger(s)%s.", nistSource(file, u), u.GetFaces(), u.GetFingers(), skippedText(u))
+	var with []string
+	if n := u.GetFaces(); n > 0 {
+		with = append(with, counted(int(n), "face", "faces"))
+	}
+	if n := u.GetFingers(); n > 0 {
+		with = append(with, counted(int(n), "finger", "fingers"))
+	}
+	what := "nothing from it"
+	if len(with) > 0 {
+		what = strings.Join(with, " and ")
+	}
+	return fmt.Sprintf("From %s: searched with %s%s.", nistSource(file, u), what, skippedText(u))
+}
+
+func counted(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // nistError tells whether a server error is about the transaction rather
@@ -166,7 +184,7 @@ in the fields of the domain's profile: INT-I or EBTS) as an ANSI/NIST-ITL
 1-2011 transaction in the traditional encoding. Metadata the profile has no
 field for is not written, and said so. -o - writes to standard output (not to a
 terminal); an existing file is kept unless --force. Exporting releases
-biometric data: the server audits it and allows it to admins.`,
+biometric data: the server audits it (officers and admins may).`,
 		Example: `  watchlist export P1234 -o p1234.an2
   watchlist export P1234 --profile ebts --tot CAR --ori WVMEDS000 --dai WVFBI0000 -o p1234.eft
   watchlist export P1234 -o - | nc partner 9000`,

@@ -335,7 +335,7 @@ func TestNISTCommands(t *testing.T) {
 
 	out, errs, code = runCLI(t, append(conn, "search", "--nist", file, "--list", "interpol", "--top", "3")...)
 	if code != 0 || !strings.Contains(out, "RANK") || !strings.Contains(out, "P1") ||
-		!strings.Contains(out, "From tenprint.an2 (INT-I 4.22 CPS): searched with 1 face(s) and 10 finger(s); 2 records not used") {
+		!strings.Contains(out, "From tenprint.an2 (INT-I 4.22 CPS): searched with 1 face and 10 fingers; 2 records not used") {
 		t.Errorf("search --nist: exit %d %q %q", code, out, errs)
 	}
 	if r := f.identifies[0]; !bytes.Equal(r.GetNistTransaction(), tx) || r.GetProbe() != nil || r.GetTopK() != 3 || strings.Join(r.GetWatchlists(), ",") != "interpol" {

@@ -146,7 +146,7 @@ func TestNISTEndToEnd(t *testing.T) {
 		t.Fatalf("search --nist: %v %s", err, out)
 	}
 	out = mustCLI(t, d.addr, "search", "--nist", probe)
-	if !strings.Contains(out, "RANK") || !strings.Contains(out, "leonard") || !strings.Contains(out, "From probe.an2 (INT-I 4.22 CPS): searched with 1 face(s)") {
+	if !strings.Contains(out, "RANK") || !strings.Contains(out, "leonard") || !strings.Contains(out, "From probe.an2 (INT-I 4.22 CPS): searched with 1 face.") {
 		t.Errorf("search --nist printed %q", out)
 	}
 	t.Logf("watchlist search --nist:\n%s", out)
