@@ -31,6 +31,7 @@ const (
 	callVerify         = "Verify"
 	callListSubjects   = "ListSubjects"
 	callListWatchlists = "ListWatchlists"
+	callExportSubject  = "ExportSubject"
 )
 
 // partitionOf is the partition owning a subject id under the node's map.
@@ -93,6 +94,12 @@ func (n *clusterNode) handleCall(ctx context.Context, method string, body []byte
 		resp, err = n.local.ListSubjects(ctx, &req)
 	case callListWatchlists:
 		resp, err = n.local.ListWatchlists(ctx, &pb.ListWatchlistsRequest{})
+	case callExportSubject:
+		var req pb.ExportSubjectRequest
+		if err := proto.Unmarshal(body, &req); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "%s: %v", method, err)
+		}
+		resp, err = n.local.ExportSubject(ctx, &req)
 	default:
 		return nil, status.Errorf(codes.Unimplemented, "cluster call %q: no such method", method)
 	}
@@ -272,6 +279,15 @@ func (n *clusterNode) getSubject(ctx context.Context, req *pb.GetSubjectRequest)
 	}
 	var resp pb.GetSubjectResponse
 	if err := n.call(ctx, n.partitionOf(req.GetSubjectId()), callGetSubject, req, &resp, tok); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+// exportSubject asks the partition holding the subject to write it.
+func (n *clusterNode) exportSubject(ctx context.Context, req *pb.ExportSubjectRequest) (*pb.ExportSubjectResponse, error) {
+	var resp pb.ExportSubjectResponse
+	if err := n.call(ctx, n.partitionOf(req.GetSubjectId()), callExportSubject, req, &resp, cluster.Token{}); err != nil {
 		return nil, err
 	}
 	return &resp, nil

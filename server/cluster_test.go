@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -317,6 +318,13 @@ func TestClusterInProcess(t *testing.T) {
 		got, err := nodes[node].client.GetSubject(ctx, &pb.GetSubjectRequest{SubjectId: synthID(7)})
 		if err != nil || got.Subject.GetName() != "S7" {
 			t.Fatalf("get from node %d: %v %v", node, got, err)
+		}
+		// Export too reaches the owner: enrolled from templates, the
+		// subject has no sample to export (a wrong partition would answer
+		// NotFound).
+		_, err = nodes[node].client.ExportSubject(ctx, &pb.ExportSubjectRequest{SubjectId: synthID(7)})
+		if status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), "no kept sample") {
+			t.Fatalf("export from node %d: %v", node, err)
 		}
 	}
 	lists, err := nodes[1].client.ListWatchlists(ctx, &pb.ListWatchlistsRequest{})

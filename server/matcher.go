@@ -363,7 +363,7 @@ func (s *Service) ExportSubject(ctx context.Context, req *pb.ExportSubjectReques
 		return nil, status.Errorf(codes.InvalidArgument, "format %q: the only format is an2k (ANSI/NIST-ITL 1-2011 traditional encoding)", f)
 	}
 	if s.node != nil {
-		return nil, status.Error(codes.Unimplemented, "ExportSubject runs on a single node; in a cluster export from a node holding the subject's partition is not supported yet")
+		return s.node.exportSubject(ctx, req)
 	}
 	ex, err := s.eng.ExportNIST(ctx, req.GetSubjectId(), engine.ExportOptions{
 		Profile: req.GetProfile(), TOT: req.GetTot(), Originator: req.GetOriginator(), Destination: req.GetDestination(),
