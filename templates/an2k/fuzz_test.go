@@ -66,6 +66,7 @@ func checkParse(t *testing.T, b []byte) *Transaction {
 			_, _ = im.Decode()
 		}
 		_, _ = tr.Minutiae(i)
+		_, _ = tr.LegacyMinutiae(i)
 	}
 	return tr
 }
