@@ -37,7 +37,9 @@ const (
 // record i into a one-view minutiae.Record in ANSI INCITS 378-2004 form:
 // position, size, resolution, view number, impression (9.003), quality and
 // the minutiae with their types, qualities and angles (2° units in the
-// record). Ridge counts, cores and deltas (9.138–9.141) are not converted.
+// record; 9.126's product identifier and 9.135's vendor and algorithm ids
+// are read as hexadecimal). Ridge counts, cores and deltas (9.138–9.141)
+// are not converted.
 // A Type-9 without the block (the legacy NIST 9.005–9.012 or EFS 9.300+
 // features only) gives an error wrapping ErrUnsupported.
 func (t *Transaction) Minutiae(i int) (minutiae.Record, error) {
