@@ -8,6 +8,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"image"
+	"image/png"
 	"os"
 	"path/filepath"
 	"testing"
@@ -210,9 +212,11 @@ func checkEqual(t *testing.T, name string, a, b *Transaction) {
 }
 
 // TestImages decodes every image of every file: WSQ, JPEG and
-// uncompressed ones at their declared size (but for valid1.8.an2, whose
-// WSQ images are smaller than its records say), JPEG 2000 refused with
-// ErrNeedsJPEG2000 (templates/face decodes those).
+// uncompressed ones (Type-3 too) at their declared size (but for
+// valid1.8.an2, whose WSQ images are smaller than its records say, and
+// valid1.2.an2's Type-6, whose bytes do not fit its size), JPEG 2000
+// refused with ErrNeedsJPEG2000 (templates/face decodes those), Type-6
+// facsimile with ErrUnsupported.
 func TestImages(t *testing.T) {
 	// valid1.8.an2's records declare sizes its WSQ images do not have.
 	mismatch := map[string]string{
@@ -237,6 +241,21 @@ func TestImages(t *testing.T) {
 				counts["jpeg2000"]++
 				continue
 			}
+			if im.Compression == "fax" {
+				if !errors.Is(err, ErrUnsupported) {
+					t.Errorf("%s record %d: facsimile: %v", path, i, err)
+				}
+				counts["fax"]++
+				continue
+			}
+			if key := fmt.Sprintf("%s/%d", filepath.Base(path), i); key == "valid1.2.an2/3" {
+				// Its Type-6 declares 800×800 1-bit pixels and holds
+				// 262,144 bytes (512×512 bytes).
+				if !errors.Is(err, ErrValue) {
+					t.Errorf("%s: %v", key, err)
+				}
+				continue
+			}
 			if err != nil {
 				t.Errorf("%s record %d (%s): %v", path, i, im.Compression, err)
 				continue
@@ -253,7 +272,69 @@ func TestImages(t *testing.T) {
 		}
 	}
 	t.Logf("images: %v", counts)
-	if counts["wsq"] != 9 || counts["jpeg"] != 11 || counts["none"] != 2 || counts["jpeg2000"] != 1 {
+	if counts["wsq"] != 9 || counts["jpeg"] != 11 || counts["none"] != 17 || counts["jpeg2000"] != 1 || counts["fax"] != 14 {
 		t.Errorf("images by compression %v", counts)
+	}
+}
+
+// TestDecodeFormats covers the decoders the test files do not: PNG, 1-bit
+// and 24-bit uncompressed, and the refusals.
+func TestDecodeFormats(t *testing.T) {
+	g := image.NewGray(image.Rect(0, 0, 3, 2))
+	copy(g.Pix, []byte{0, 50, 100, 150, 200, 250})
+	var pngData bytes.Buffer
+	if err := png.Encode(&pngData, g); err != nil {
+		t.Fatal(err)
+	}
+	tr := &Transaction{Records: []Record{{Type: 1}}}
+	r := Record{Type: 14}
+	for _, f := range []Field{TextField(6, []string{"3"}), TextField(7, []string{"2"}), TextField(8, []string{"2"}),
+		TextField(9, []string{"197"}), TextField(11, []string{"PNG"}), TextField(12, []string{"8"}), {Num: 999, Value: pngData.Bytes()}} {
+		r.Set(f)
+	}
+	tr.Add(r)
+	im, err := tr.Image(1)
+	if err != nil || im.Compression != "png" || im.PPI != 500 {
+		t.Fatalf("%+v %v", im, err)
+	}
+	img, err := im.Decode()
+	if err != nil || img.Bounds() != g.Bounds() {
+		t.Fatalf("PNG: %v %v", img, err)
+	}
+	for i, v := range g.Pix {
+		if y, _, _, _ := img.At(i%3, i/3).RGBA(); byte(y>>8) != v {
+			t.Errorf("PNG pixel %d: %d, want %d", i, y>>8, v)
+		}
+	}
+
+	// 10×2 at 1 bit: rows of 2 bytes, 1 is black.
+	bw := &Image{Compression: "none", Depth: 1, Width: 10, Height: 2, Data: []byte{0x80, 0x40, 0xFF, 0xC0}}
+	img, err = bw.Decode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []byte{0, 255, 255, 255, 255, 255, 255, 255, 255, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	if got := img.(*image.Gray).Pix; !bytes.Equal(got, want) {
+		t.Errorf("1-bit: %v, want %v", got, want)
+	}
+	rgb := &Image{Compression: "none", Depth: 24, Width: 2, Height: 1, Data: []byte{1, 2, 3, 4, 5, 6}}
+	if img, err := rgb.Decode(); err != nil || !bytes.Equal(img.(*image.RGBA).Pix, []byte{1, 2, 3, 255, 4, 5, 6, 255}) {
+		t.Errorf("24-bit: %v %v", img, err)
+	}
+	for _, c := range []struct {
+		im   Image
+		kind error
+	}{
+		{Image{Compression: "jpeg-lossless", Width: 1, Height: 1}, ErrUnsupported},
+		{Image{Compression: "fax", Width: 1, Height: 1}, ErrUnsupported},
+		{Image{Compression: "jpeg2000", Width: 1, Height: 1}, ErrNeedsJPEG2000},
+		{Image{Compression: "none", Depth: 8, Width: 2, Height: 2, Data: []byte{1, 2, 3}}, ErrValue},
+		{Image{Compression: "none", Depth: 8, Width: 10_000, Height: 10_000}, ErrValue},
+		{Image{Compression: "wsq", Width: 1, Height: 1, Data: []byte("not WSQ")}, ErrFormat},
+		{Image{Compression: "jpeg", Width: 1, Height: 1, Data: pngData.Bytes()}, ErrFormat},
+	} {
+		if _, err := c.im.Decode(); !errors.Is(err, c.kind) {
+			t.Errorf("%s %d×%d: %v, want %v", c.im.Compression, c.im.Width, c.im.Height, err, c.kind)
+		}
 	}
 }

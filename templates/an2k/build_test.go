@@ -267,3 +267,33 @@ func TestProfiles(t *testing.T) {
 		})
 	}
 }
+
+// TestLegacyMinutiae reads the legacy NIST minutiae (FMT S) of the test
+// files; valid1.15.an2 writes a 13-digit location and is refused.
+func TestLegacyMinutiae(t *testing.T) {
+	for _, c := range []struct {
+		file  string
+		rec   int
+		n     int
+		first LegacyMinutia
+	}{
+		{"type9.an2k", 1, 28, LegacyMinutia{X: 132, Y: 715, Theta: 248, Quality: 0, Type: "A"}},
+		{"type9-13.an2k", 2, 28, LegacyMinutia{X: 132, Y: 714, Theta: 248, Quality: 0, Type: "A"}},
+		{"valid1.14.an2", 3, 1, LegacyMinutia{X: 2500, Y: 2500, Theta: 0, Quality: 2, Type: "A"}},
+	} {
+		_, tr := parseFile(t, "testdata/"+c.file)
+		m, err := tr.LegacyMinutiae(c.rec)
+		if err != nil || len(m) != c.n || m[0] != c.first {
+			t.Errorf("%s: %d minutiae, first %+v, %v", c.file, len(m), m, err)
+		}
+	}
+	_, tr := parseFile(t, "testdata/valid1.15.an2")
+	var e *Error
+	if _, err := tr.LegacyMinutiae(2); !errors.As(err, &e) || !errors.Is(err, ErrValue) || e.Field != 12 {
+		t.Errorf("valid1.15.an2: %v", err)
+	}
+	_, efs := parseFile(t, "testdata/type9-efs.an2k")
+	if _, err := efs.LegacyMinutiae(1); !errors.Is(err, ErrUnsupported) {
+		t.Errorf("EFS record: %v", err)
+	}
+}

@@ -18,7 +18,8 @@
 // returned undecoded with ErrNeedsJPEG2000: decoding it needs OpenCV,
 // which this package must not link (see engine's layering test);
 // templates/face decodes it. Transaction.Minutiae converts a Type-9's
-// INCITS 378 block to a minutiae.Record.
+// INCITS 378 block to a minutiae.Record; LegacyMinutiae reads the legacy
+// NIST standard format (9.010, 9.012) as written, in 0.01 mm.
 //
 // Encode writes a transaction back (LEN and, when needed, CNT computed;
 // 3-digit field numbers), so Parse → Encode → Parse gives Equal records.
@@ -29,8 +30,9 @@
 // attributes back with Profile.Subject.
 //
 // Out of scope: the XML encoding (ANSI/NIST-ITL 2-2008, NIEM), validation
-// of each record type's mandatory fields and value ranges, the legacy NIST
-// minutiae (9.005–9.012) and EFS (9.300+) as features (they are read and
-// written as fields), Type-98 hashing and signing, and decoding of
-// Types 3, 5, 6, 7 and 8 images.
+// of each record type's mandatory fields and value ranges, legacy minutiae
+// in image pixels (that needs the image record's size and resolution) and
+// their ridge counts, EFS (9.300+) as features (read and written as
+// fields), Type-98 hashing and signing, facsimile (Type-6 BCA 1), lossless
+// JPEG and Type-7/8 images.
 package an2k

@@ -82,7 +82,12 @@ func (t *Transaction) cntMatches() bool {
 		return false
 	}
 	subs := f.Subfields()
-	if len(subs[0]) != 2 || subs[0][0] != "1" || subs[0][1] != strconv.Itoa(len(t.Records)-1) || len(subs) != len(t.Records) {
+	if len(subs) != len(t.Records) || len(subs[0]) != 2 {
+		return false
+	}
+	one, err1 := strconv.Atoi(subs[0][0])
+	n, err2 := strconv.Atoi(subs[0][1])
+	if err1 != nil || err2 != nil || one != 1 || n != len(t.Records)-1 {
 		return false
 	}
 	for i, s := range subs[1:] {

@@ -54,7 +54,8 @@ var compressionCodes = map[string]string{
 // type4Compressions are Type-4 GCA's codes (ANSI/NIST-ITL 1-2011 table 15).
 var type4Compressions = []string{"none", "wsq", "jpeg", "jpeg-lossless", "jpeg2000", "jpeg2000", "png"}
 
-// Image returns record i's image: Types 4, 10, 13, 14, 15, 16 and 17. Other
+// Image returns record i's image: Types 3–6 (from the fixed binary header;
+// 5 and 6 are 1-bit, "none" or "fax"), 10, 13, 14, 15, 16 and 17. Other
 // records give an error wrapping ErrUnsupported; a missing or non-numeric
 // size wraps ErrValue.
 func (t *Transaction) Image(i int) (*Image, error) {
@@ -71,6 +72,9 @@ func (t *Transaction) Image(i int) (*Image, error) {
 			return 0, fail(ErrValue, field, "%q is not a number", r.Value(field))
 		}
 		return n, nil
+	}
+	if r.Raw != nil && (r.Type == 3 || r.Type == 5 || r.Type == 6) && len(r.Raw) >= 18 {
+		return t.fixedImage(r), nil
 	}
 	if !hasImage(r) {
 		return nil, fail(ErrUnsupported, 0, "a Type-%d record holds no image", r.Type)
@@ -93,10 +97,7 @@ func (t *Transaction) Image(i int) (*Image, error) {
 		if gca < len(type4Compressions) {
 			im.Compression = type4Compressions[gca]
 		}
-		im.Depth, im.PPI = 8, 500
-		if ntr, err := strconv.ParseFloat(strings.TrimSpace(t.header().Value(fNTR)), 64); err == nil && ntr > 0 && ntr < 1000 {
-			im.PPI = int(math.Round(ntr * 25.4))
-		}
+		im.Depth, im.PPI = 8, t.fixedPPI(4)
 		f, _ := r.Field(9)
 		im.Data = f.Value
 		for _, s := range f2(r, 4) {
@@ -157,6 +158,61 @@ func (t *Transaction) Image(i int) (*Image, error) {
 	return im, nil
 }
 
+// fixedPPI is the resolution of the fixed-resolution images (Types 3–6):
+// the nominal transmitting resolution, 1.012 in pixels per millimetre
+// (500 ppi when absent or zero). The low-resolution Types 3 and 5 are sent
+// at half of it, as NBIS reads them, unless 1.012 already gives a low
+// resolution (libbiomeval's type3.an2k says 9.84, 250 ppi, for its
+// Type-3).
+func (t *Transaction) fixedPPI(typ int) int {
+	ppi := 500.0
+	if ntr, err := strconv.ParseFloat(strings.TrimSpace(t.header().Value(fNTR)), 64); err == nil && ntr > 0 && ntr < 1000 {
+		ppi = ntr * 25.4
+	}
+	if (typ == 3 || typ == 5) && ppi >= 375 {
+		ppi /= 2
+	}
+	return int(math.Round(ppi))
+}
+
+// fixedImage reads the image of a raw Type-3 (grey), 5 or 6 (1-bit)
+// record from its 18-byte header: LEN 4, IDC 1, IMP 1, FGP 6, ISR 1,
+// HLL 2, VLL 2, compression 1 (GCA 0 none, 1 WSQ; BCA 0 none, 1 ANSI/EIA-538
+// facsimile).
+func (t *Transaction) fixedImage(r *Record) *Image {
+	b := r.Raw
+	im := &Image{
+		Width:  int(b[13])<<8 | int(b[14]),
+		Height: int(b[15])<<8 | int(b[16]),
+		PPI:    t.fixedPPI(r.Type),
+		Data:   b[18:],
+		Depth:  8,
+	}
+	for _, p := range b[6:12] {
+		if p != 255 {
+			im.Positions = append(im.Positions, int(p))
+		}
+	}
+	c := int(b[17])
+	if r.Type == 3 {
+		im.Compression = "gca-" + strconv.Itoa(c)
+		if c < len(type4Compressions) {
+			im.Compression = type4Compressions[c]
+		}
+		return im
+	}
+	im.Depth = 1
+	switch c {
+	case 0:
+		im.Compression = "none"
+	case 1:
+		im.Compression = "fax"
+	default:
+		im.Compression = "bca-" + strconv.Itoa(c)
+	}
+	return im
+}
+
 func hasImage(r *Record) bool {
 	switch r.Type {
 	case 4, 10, 13, 14, 15, 16, 17:
@@ -178,10 +234,11 @@ func f2(r *Record, num int) []string {
 	return out
 }
 
-// Decode decodes the image: uncompressed 8-bit grey or 24-bit RGB, WSQ
+// Decode decodes the image: uncompressed 8-bit grey, 24-bit RGB or 1-bit
+// black and white (to grey), WSQ
 // (capture/wsq), JPEG and PNG (the standard library). JPEG 2000 gives
 // ErrNeedsJPEG2000: it needs OpenCV, which this package does not link;
-// lossless JPEG and other compressions give ErrUnsupported. Images over
+// lossless JPEG, facsimile and other compressions give ErrUnsupported. Images over
 // MaxPixels are refused from their headers before decoding.
 //
 // The decoded size is the image's own, which is not always the declared
@@ -238,6 +295,19 @@ func (im *Image) raw() (image.Image, error) {
 	switch {
 	case im.Depth == 8 && len(im.Data) == n:
 		return &image.Gray{Pix: bytes.Clone(im.Data), Stride: im.Width, Rect: image.Rect(0, 0, im.Width, im.Height)}, nil
+	case im.Depth == 1 && len(im.Data) == (im.Width+7)/8*im.Height:
+		// Binary images pack 8 pixels a byte, rows padded to a byte; 1 is
+		// black (ridge).
+		g := image.NewGray(image.Rect(0, 0, im.Width, im.Height))
+		row := (im.Width + 7) / 8
+		for y := range im.Height {
+			for x := range im.Width {
+				if im.Data[y*row+x/8]&(0x80>>(x%8)) == 0 {
+					g.Pix[y*im.Width+x] = 255
+				}
+			}
+		}
+		return g, nil
 	case im.Depth == 24 && len(im.Data) == 3*n:
 		rgba := image.NewRGBA(image.Rect(0, 0, im.Width, im.Height))
 		for i := range n {

@@ -159,8 +159,9 @@ func (p *parser) cnt(t1 *Record, offs []int) ([]cntEntry, error) {
 		return nil, p.fail(ErrFormat, 0, fCNT, "no CNT field")
 	}
 	subs := f.Subfields()
+	one, err1 := strconv.Atoi(subs[0][0])
 	n, err := strconv.Atoi(subs[0][len(subs[0])-1])
-	if len(subs[0]) != 2 || subs[0][0] != "1" || err != nil || n < 0 {
+	if len(subs[0]) != 2 || one != 1 || err1 != nil || err != nil || n < 0 {
 		return nil, p.fail(ErrFormat, off, fCNT, "first subfield %q is not 1<US><count>", subs[0])
 	}
 	if n != len(subs)-1 {

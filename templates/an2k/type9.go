@@ -37,7 +37,9 @@ const (
 // record i into a one-view minutiae.Record in ANSI INCITS 378-2004 form:
 // position, size, resolution, view number, impression (9.003), quality and
 // the minutiae with their types, qualities and angles (2° units in the
-// record). Ridge counts, cores and deltas (9.138–9.141) are not converted.
+// record; 9.126's product identifier and 9.135's vendor and algorithm ids
+// are read as hexadecimal). Ridge counts, cores and deltas (9.138–9.141)
+// are not converted.
 // A Type-9 without the block (the legacy NIST 9.005–9.012 or EFS 9.300+
 // features only) gives an error wrapping ErrUnsupported.
 func (t *Transaction) Minutiae(i int) (minutiae.Record, error) {
@@ -187,4 +189,69 @@ func type9(rec *minutiae.Record, v *minutiae.View) Record {
 		r.Set(TextField(fFMD, fmd...))
 	}
 	return r
+}
+
+// LegacyMinutia is a minutia of the legacy NIST standard format of a
+// Type-9 record (FMT "S", 9.012 MRC), as written: converting it to image
+// pixels needs the image's resolution and height from another record.
+type LegacyMinutia struct {
+	// X, Y are the location in units of 0.01 mm, as the record gives them;
+	// Theta the direction in degrees.
+	X, Y, Theta int
+	// Quality is 0–63 (0: manually encoded), -1 when absent.
+	Quality int
+	// Type is "A" (ridge ending), "B" (bifurcation), "C" (compound) or "D"
+	// (undetermined), "" when absent.
+	Type string
+}
+
+// LegacyMinutiae reads the minutiae of Type-9 record i in the legacy NIST
+// standard format: 9.010 MIN (their number) and 9.012 MRC, one subfield
+// per minutia with its index, XXXXYYYYTTT location and direction, quality
+// and type. Ridge counts are not read. A record without 9.012 gives an
+// error wrapping ErrUnsupported; one that does not add up, ErrValue.
+func (t *Transaction) LegacyMinutiae(i int) ([]LegacyMinutia, error) {
+	if i < 0 || i >= len(t.Records) || t.Records[i].Type != 9 {
+		return nil, &Error{Offset: -1, Record: i, Err: ErrUnsupported, Detail: "not a Type-9 record"}
+	}
+	r := &t.Records[i]
+	mrc, ok := r.Field(12)
+	if !ok {
+		return nil, &Error{Offset: -1, Record: i, Type: 9, Err: ErrUnsupported, Detail: "no legacy minutiae (9.012 MRC)"}
+	}
+	fail := func(field int, format string, args ...any) error {
+		return &Error{Offset: -1, Record: i, Type: 9, Field: field, Err: ErrValue, Detail: fmt.Sprintf(format, args...)}
+	}
+	var out []LegacyMinutia
+	if len(mrc.Value) > 0 {
+		for j, s := range mrc.Subfields() {
+			if len(s) < 2 || len(s[1]) != 11 {
+				return nil, fail(12, "minutia %d: location %q is not XXXXYYYYTTT", j+1, s[min(1, len(s)-1)])
+			}
+			var n [3]int
+			for k, part := range []string{s[1][:4], s[1][4:8], s[1][8:]} {
+				v, err := strconv.Atoi(part)
+				if err != nil || v < 0 {
+					return nil, fail(12, "minutia %d: location %q is not XXXXYYYYTTT", j+1, s[1])
+				}
+				n[k] = v
+			}
+			m := LegacyMinutia{X: n[0], Y: n[1], Theta: n[2], Quality: -1}
+			if len(s) > 2 {
+				q, err := strconv.Atoi(s[2])
+				if err != nil || q < 0 {
+					return nil, fail(12, "minutia %d: quality %q", j+1, s[2])
+				}
+				m.Quality = q
+			}
+			if len(s) > 3 {
+				m.Type = s[3]
+			}
+			out = append(out, m)
+		}
+	}
+	if n, ok := r.Int(10); !ok || n != len(out) {
+		return nil, fail(10, "MIN %q, 9.012 holds %d minutiae", r.Value(10), len(out))
+	}
+	return out, nil
 }
