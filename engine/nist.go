@@ -65,7 +65,7 @@ func profileOf(t *an2k.Transaction) *an2k.Profile {
 // refused: a partner's tenprint is not rejected for its latent or palm.
 func readNIST(b []byte, what string) (nistContent, error) {
 	var c nistContent
-	t, err := an2k.Parse(b)
+	t, err := an2k.ParseAny(b)
 	if err != nil {
 		return c, invalid("%s: %v", what, err)
 	}

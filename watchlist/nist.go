@@ -44,7 +44,7 @@ func readNIST(path string) (*nistFile, error) {
 	if len(b) == 0 {
 		return nil, &exitError{code: ExitBadInput, err: fmt.Errorf("%s is empty", path)}
 	}
-	tx, err := an2k.Parse(b)
+	tx, err := an2k.ParseAny(b)
 	if err != nil {
 		return nil, &exitError{code: ExitBadInput, err: fmt.Errorf("%s is not a valid ANSI/NIST-ITL transaction: %v", path, err)}
 	}

@@ -29,7 +29,13 @@
 // code writes INT-I and EBTS descriptive text and reads a subject's
 // attributes back with Profile.Subject.
 //
-// Out of scope: the XML encoding (ANSI/NIST-ITL 2-2008, NIEM), validation
+// ParseXML reads the XML encoding (ANSI/NIST-ITL 2-2008, NIEM) into the
+// same records — their types, IDCs, the Type-1 routing fields and the
+// images with their size, compression and positions — and ParseAny takes
+// either encoding; other XML elements are not mapped, and Encode writes
+// the traditional encoding only.
+//
+// Out of scope: the rest of the XML encoding's elements, validation
 // of each record type's mandatory fields and value ranges, legacy minutiae
 // in image pixels (that needs the image record's size and resolution) and
 // their ridge counts, EFS (9.300+) as features (read and written as
