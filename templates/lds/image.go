@@ -55,6 +55,9 @@ var (
 // own headers (WSQ frame header, JPEG SOF, JP2 ihdr, PNG IHDR); raw and
 // JPEG-LS images have none and give 0×0. detail is "" when all is well.
 func imageSize(c Compression, img []byte) (w, h int, detail string) {
+	if len(img) == 0 {
+		return 0, 0, "empty image"
+	}
 	var cfg image.Config
 	var err error
 	switch c {
@@ -79,9 +82,6 @@ func imageSize(c Compression, img []byte) (w, h int, detail string) {
 		}
 		cfg, err = png.DecodeConfig(bytes.NewReader(img))
 	default:
-		if len(img) == 0 {
-			return 0, 0, "empty image"
-		}
 		return 0, 0, ""
 	}
 	if err != nil {
