@@ -95,6 +95,9 @@ func TestMRZLayouts(t *testing.T) {
 	}{
 		{"I<UTOD231458907<<<<<<<<<<<<<<<" + "7408122F1204159UTO<<<<<<<<<<<6" + "ERIKSSON<<ANNA<MARIA<<<<<<<<<<",
 			MRZ{Format: TD1, DocumentCode: "I", IssuingState: "UTO", DocumentNumber: "D23145890", DateOfBirth: "740812", Sex: "F", DateOfExpiry: "120415", Nationality: "UTO", PrimaryIdentifier: "ERIKSSON", SecondaryIdentifier: "ANNA MARIA"}},
+		// A long document number continues in the optional data.
+		{"I<UTOD23145890<7349<<<<<<<<<<<" + "7408122F1204159UTO<<<<<<<<<<<6" + "ERIKSSON<<ANNA<MARIA<<<<<<<<<<",
+			MRZ{Format: TD1, DocumentCode: "I", IssuingState: "UTO", DocumentNumber: "D23145890734", DateOfBirth: "740812", Sex: "F", DateOfExpiry: "120415", Nationality: "UTO", PrimaryIdentifier: "ERIKSSON", SecondaryIdentifier: "ANNA MARIA"}},
 		{"I<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<" + "D231458907UTO7408122F1204159<<<<<<<6",
 			MRZ{Format: TD2, DocumentCode: "I", IssuingState: "UTO", DocumentNumber: "D23145890", DateOfBirth: "740812", Sex: "F", DateOfExpiry: "120415", Nationality: "UTO", PrimaryIdentifier: "ERIKSSON", SecondaryIdentifier: "ANNA MARIA"}},
 		{"P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<" + "L898902C36UTO7408122F1204159ZE184226B<<<<<10",
@@ -110,6 +113,9 @@ func TestMRZLayouts(t *testing.T) {
 			t.Errorf("got %+v\nwant %+v", *m, c.want)
 		}
 	}
+	long := "I<UTOD23145890<7348<<<<<<<<<<<" + "7408122F1204159UTO<<<<<<<<<<<6" + "ERIKSSON<<ANNA<MARIA<<<<<<<<<<"
+	_, err := ParseDG1(append([]byte{0x61, 93, 0x5F, 0x1F, 90}, long...))
+	checkErr(t, err, ErrFormat, "lds: DG1 at byte 23: tag 5F1F: document number check digit: '8', computed '9'")
 }
 
 func TestDG3(t *testing.T) {
