@@ -32,7 +32,8 @@ func TestLayering(t *testing.T) {
 		pkgs   []string
 		banned []string
 	}{
-		{[]string{"./store", "./matcher", "./engine", "./templates", "./templates/an2k"}, []string{"github.com/Kagami/go-face", "gocv.io/x/gocv", mod + "server", "google.golang.org/grpc"}},
+		{[]string{"./store", "./matcher", "./engine", "./templates", "./templates/an2k", "./templates/lds", "./templates/facerecord", "./templates/internal/..."},
+			[]string{"github.com/Kagami/go-face", "gocv.io/x/gocv", mod + "server", "google.golang.org/grpc"}},
 		{[]string{"./benchmarks", "./scripts/loadtest"}, []string{mod + "server"}},
 		// The cluster's parts sit under the gRPC services and link no
 		// face library: a node's extraction happens in the engine's

@@ -282,8 +282,8 @@ type ExportOptions struct {
 	// Profile is the domain ("int-i" when empty); TOT its type of
 	// transaction ("CAR" when empty).
 	Profile, TOT string
-	Originator  string
-	Destination string
+	Originator   string
+	Destination  string
 }
 
 // Export is a subject written as a transaction.

@@ -3,6 +3,8 @@ package facerecord
 import (
 	"encoding/binary"
 	"fmt"
+
+	"github.com/bordermatch/bordermatch/templates/internal/ber"
 )
 
 // parser holds the caller's input; every offset it reports is an offset in
@@ -30,85 +32,51 @@ type tlv struct {
 
 func (t tlv) name() string { return tagName(t.tag) }
 
-func tagName(tag uint32) string { return fmt.Sprintf("%02X", tag) }
+func tagName(tag uint32) string { return ber.TagName(tag) }
+
+func fromBER(t ber.TLV) tlv {
+	return tlv{tag: t.Tag, constructed: t.Constructed, off: t.Off, voff: t.VOff, val: t.Val}
+}
+
+func (t tlv) ber() ber.TLV {
+	return ber.TLV{Tag: t.tag, Constructed: t.constructed, Off: t.off, VOff: t.voff, Val: t.val}
+}
+
+// berError turns the shared reader's error into an *Error.
+func (p *parser) berError(e *ber.Error) error {
+	kind := ErrFormat
+	switch e.Kind {
+	case ber.Truncated:
+		kind = ErrTruncated
+	case ber.Unsupported:
+		kind = ErrUnsupported
+	}
+	detail := e.Detail
+	if e.Indefinite {
+		detail += ": DG2 and 39794-5 use definite lengths"
+	}
+	return p.fail(kind, e.Offset, e.Tag, e.Field, "%s", detail)
+}
 
 // next reads the element at off, which must lie inside [off, end);
 // where names the container for errors ("the input", "tag 7F61").
 func (p *parser) next(off, end int, where string) (tlv, error) {
-	b := p.b[:end]
-	t := tlv{off: off}
-	if off >= end {
-		return t, p.fail(ErrTruncated, off, "", "tag", "no bytes left in %s", where)
+	t, err := ber.Next(p.b, off, end, where)
+	if err != nil {
+		return fromBER(t), p.berError(err)
 	}
-	first := b[off]
-	t.constructed = first&0x20 != 0
-	t.tag = uint32(first)
-	i := off + 1
-	if first&0x1F == 0x1F { // multi-byte tag: 7-bit groups, high bit = more follow
-		for {
-			if i >= end {
-				return t, p.fail(ErrTruncated, off, tagName(t.tag), "tag", "runs past the end of %s", where)
-			}
-			if i-off >= 3 {
-				return t, p.fail(ErrUnsupported, off, tagName(t.tag), "tag", "longer than 3 bytes")
-			}
-			c := b[i]
-			t.tag = t.tag<<8 | uint32(c)
-			i++
-			if c&0x80 == 0 {
-				break
-			}
-		}
-	}
-	if i >= end {
-		return t, p.fail(ErrTruncated, off, t.name(), "length", "missing: the tag ends %s", where)
-	}
-	l := int(b[i])
-	i++
-	switch {
-	case l == 0x80:
-		return t, p.fail(ErrUnsupported, off, t.name(), "", "indefinite length (BER 0x80) is not allowed here: DG2 and 39794-5 use definite lengths")
-	case l > 0x84:
-		return t, p.fail(ErrFormat, off, t.name(), "", "length field %#02x: more than 4 length bytes", l)
-	case l > 0x80:
-		n := l - 0x80
-		if end-i < n {
-			return t, p.fail(ErrTruncated, off, t.name(), "", "%d-byte length runs past the end of %s", n, where)
-		}
-		v := uint64(0)
-		for _, c := range b[i : i+n] {
-			v = v<<8 | uint64(c)
-		}
-		i += n
-		if v > uint64(end-i) {
-			return t, p.fail(ErrTruncated, off, t.name(), "", "length %d runs past the end (%d bytes left in %s)", v, end-i, where)
-		}
-		l = int(v)
-	default:
-		if l > end-i {
-			return t, p.fail(ErrTruncated, off, t.name(), "", "length %d runs past the end (%d bytes left in %s)", l, end-i, where)
-		}
-	}
-	t.voff = i
-	t.val = b[i : i+l]
-	return t, nil
+	return fromBER(t), nil
 }
 
 // children reads the elements of a constructed element's value.
 func (p *parser) children(t tlv) ([]tlv, error) {
-	if !t.constructed {
-		return nil, p.fail(ErrFormat, t.off, t.name(), "", "primitive where a constructed element is required")
+	kids, err := ber.Children(p.b, t.ber())
+	if err != nil {
+		return nil, p.berError(err)
 	}
-	var out []tlv
-	end := t.voff + len(t.val)
-	where := "tag " + t.name()
-	for off := t.voff; off < end; {
-		c, err := p.next(off, end, where)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-		off = c.voff + len(c.val)
+	out := make([]tlv, len(kids))
+	for i, k := range kids {
+		out[i] = fromBER(k)
 	}
 	return out, nil
 }
