@@ -90,6 +90,17 @@ func (a *app) gateStatusCmd() *cobra.Command {
 	}
 }
 
+// saveShot writes a shot's image to --save-shot's file, if asked.
+func saveShot(path string, sh *pb.Shot) error {
+	if path == "" || len(sh.GetImage()) == 0 {
+		return nil
+	}
+	if err := os.WriteFile(path, sh.GetImage(), 0o600); err != nil {
+		return &exitError{code: ExitFailure, err: fmt.Errorf("--save-shot: %v", err)}
+	}
+	return nil
+}
+
 func stateName(s pb.SourceState) string {
 	return strings.ToLower(strings.TrimPrefix(s.String(), "SOURCE_STATE_"))
 }
@@ -125,10 +136,8 @@ candidates; --save-shot keeps the image that was searched.`,
 			if err != nil {
 				return a.gateError(err)
 			}
-			if save != "" && len(resp.GetShot().GetImage()) > 0 {
-				if err := os.WriteFile(save, resp.GetShot().GetImage(), 0o600); err != nil {
-					return &exitError{code: ExitFailure, err: fmt.Errorf("--save-shot: %v", err)}
-				}
+			if err := saveShot(save, resp.GetShot()); err != nil {
+				return err
 			}
 			if a.json {
 				return a.printProtoJSON(resp)
@@ -227,10 +236,8 @@ authentication passed and no watchlist candidate passed the decision.`,
 			if err != nil {
 				return a.gateError(err)
 			}
-			if save != "" && len(resp.GetShot().GetImage()) > 0 {
-				if err := os.WriteFile(save, resp.GetShot().GetImage(), 0o600); err != nil {
-					return &exitError{code: ExitFailure, err: fmt.Errorf("--save-shot: %v", err)}
-				}
+			if err := saveShot(save, resp.GetShot()); err != nil {
+				return err
 			}
 			if a.json {
 				return a.printProtoJSON(resp)
