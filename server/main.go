@@ -419,7 +419,7 @@ func (c *cli) certsCmd() *cobra.Command {
 		hosts                 []string
 	)
 	cmd := &cobra.Command{
-		Use:   "certs --role gate|officer|admin|node --name NAME [--host H,...] [--out DIR] [--data DIR] [--days N]",
+		Use:   "certs --role gate|officer|admin|partner|node --name NAME [--host H,...] [--out DIR] [--data DIR] [--days N]",
 		Short: "Issue a client certificate for a role, or a cluster node's certificate, from the local CA",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -427,7 +427,7 @@ func (c *cli) certsCmd() *cobra.Command {
 			case role == "node" && len(hosts) == 0:
 				return usageErr{fmt.Errorf("certs: a node certificate needs %s, the names or addresses its NATS server is reached at", c.name(cmd, "host"))}
 			case role != "node" && !pki.ValidRole(role):
-				return usageErr{fmt.Errorf("certs: %s: want gate, officer, admin or node", c.name(cmd, "role"))}
+				return usageErr{fmt.Errorf("certs: %s: want gate, officer, admin, partner or node", c.name(cmd, "role"))}
 			case name == "" || filepath.Base(name) != name || len(name) > 64:
 				return usageErr{fmt.Errorf("certs: %s: want a plain name such as gate-07", c.name(cmd, "name"))}
 			case days < 1:
@@ -438,7 +438,7 @@ func (c *cli) certsCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.SortFlags = false
-	f.StringVar(&role, "role", "", "role of the certificate: gate, officer or admin; node for a cluster node's NATS certificate (server and client, for --host)")
+	f.StringVar(&role, "role", "", "role of the certificate: gate, officer or admin; partner for this agency's calls to its partner agencies (README: Searching partner agencies); node for a cluster node's NATS certificate (server and client, for --host)")
 	f.StringSliceVar(&hosts, "host", nil, "with --role node: the DNS names and IP addresses the node's NATS server is reached at")
 	f.StringVar(&name, "name", "", "the client's name (the certificate's common name; audit records show it)")
 	f.StringVar(&out, "out", ".", "`dir`ectory to write NAME.pem and NAME-key.pem into")
