@@ -22,9 +22,6 @@ import (
 
 const federationPrefix = "f/"
 
-// ErrFederationNotFound: no federation value under the key.
-var ErrFederationNotFound = errors.New("store: no such federation record")
-
 // FederationKV is the federation state's storage in the gallery. Keys are
 // package federation's, without the prefix; its methods are safe for
 // concurrent use.
@@ -40,25 +37,25 @@ func fedKey(k string) ([]byte, error) {
 	return []byte(federationPrefix + k), nil
 }
 
-// Get returns the value under key, or ErrFederationNotFound.
-func (f *FederationKV) Get(key string) ([]byte, error) {
+// Get returns the value under key; found is false when there is none.
+func (f *FederationKV) Get(key string) (value []byte, found bool, err error) {
 	k, err := fedKey(key)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	var v []byte
 	err = f.s.db.View(func(txn *badger.Txn) error {
 		item, err := txn.Get(k)
 		if errors.Is(err, badger.ErrKeyNotFound) {
-			return ErrFederationNotFound
+			return nil
 		}
 		if err != nil {
 			return err
 		}
-		v, err = item.ValueCopy(nil)
+		found = true
+		value, err = item.ValueCopy(nil)
 		return err
 	})
-	return v, err
+	return value, found, err
 }
 
 // Put stores value under key, synced before it returns.
