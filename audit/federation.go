@@ -35,6 +35,8 @@ const (
 	// received and kept (or refused).
 	FederationHeadSent     = "federation.head.sent"
 	FederationHeadReceived = "federation.head.received"
+	// A partner fetched the heads held of its chain.
+	FederationHeadsListed = "federation.heads.listed"
 	// This chain checked against the heads a partner holds of it.
 	FederationWitnessOK       = "federation.witness.verified"
 	FederationWitnessMismatch = "federation.witness.mismatch"

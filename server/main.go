@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/bordermatch/bordermatch/cluster"
+	"github.com/bordermatch/bordermatch/federation"
 	"github.com/bordermatch/bordermatch/engine"
 	"github.com/bordermatch/bordermatch/pki"
 	"github.com/bordermatch/bordermatch/store"
@@ -171,6 +172,7 @@ func (c *cli) root() *cobra.Command {
 		gatesFile   string
 		gateFlags   gateList
 		clusterFile string
+		fedFile     string
 	)
 	root := &cobra.Command{
 		Use:   "matchd",
@@ -214,6 +216,13 @@ flag or environment value).`,
 				}
 				opt.Cluster = &cfg
 			}
+			if fedFile != "" {
+				cfg, err := federation.ReadConfig(fedFile)
+				if err != nil {
+					return fmt.Errorf("%s: %w", c.name(cmd, "federation"), err)
+				}
+				opt.Federation = &cfg
+			}
 			if err := opt.Validate(); err != nil {
 				return c.optionError(cmd, err)
 			}
@@ -254,6 +263,7 @@ flag or environment value).`,
 	f.BoolVar(&opt.KeepSamples, "keep-samples", opt.KeepSamples, "keep enrolments' photos and fingerprint images in the gallery, for re-templating with a new face algorithm (false: a new algorithm needs re-enrolment)")
 	f.DurationVar(&opt.AuditRetention, "audit-retention", 0, "audit records older than this `duration` (e.g. 2160h) move to DATA/audit/archive.jsonl; 0: keep all in the gallery")
 	f.StringVar(&clusterFile, "cluster", "", "cluster configuration `file` (YAML): this node's partition and replica, the NATS servers or an embedded one, TLS; without it matchd is a single node")
+	f.StringVar(&fedFile, "federation", "", "federation configuration `file` (YAML): this agency's name and its partner agencies for hit/no-hit searches (README: Searching partner agencies)")
 	f.BoolVar(&opt.Insecure, "insecure", false, "serve plaintext gRPC with no client authentication (every caller is admin unless --tokens); development only")
 	f.StringVar(&opt.TLSCert, "tls-cert", "", "server certificate `file` (PEM)")
 	f.StringVar(&opt.TLSKey, "tls-key", "", "server key `file` (PEM)")
@@ -288,7 +298,7 @@ var optionFlags = map[string]string{
 	"RateLimit": "rate-limit", "RateBurst": "rate-burst", "MaxConcurrent": "max-concurrent",
 	"Gates": "gates", "EncryptionKeyFile": "encryption-key-file", "PurgeInterval": "purge-interval",
 	"MetricsListen": "metrics-listen", "Pprof": "pprof", "AuditRetention": "audit-retention",
-	"KeepSamples": "keep-samples", "Cluster": "cluster",
+	"KeepSamples": "keep-samples", "Cluster": "cluster", "Federation": "federation",
 }
 
 // optionError reports an *OptionError under the flag or variable that set
