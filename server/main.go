@@ -22,8 +22,8 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/bordermatch/bordermatch/cluster"
-	"github.com/bordermatch/bordermatch/federation"
 	"github.com/bordermatch/bordermatch/engine"
+	"github.com/bordermatch/bordermatch/federation"
 	"github.com/bordermatch/bordermatch/pki"
 	"github.com/bordermatch/bordermatch/store"
 	"github.com/bordermatch/bordermatch/templates/face"
