@@ -122,6 +122,8 @@ func (a *app) searchCmd() *cobra.Command {
 		threshold  float32
 		maxFMR     float64
 		largest    bool
+		partner    string
+		purpose    string
 	)
 	cmd := &cobra.Command{
 		Use:   "search [--photo FILE] [--finger POSITION=FILE ...]",
@@ -139,7 +141,8 @@ minutiae record.`,
 		Example: `  watchlist search --photo traveller.jpg
   watchlist search --photo traveller.jpg --list interpol --top 5 --json
   watchlist search --finger right-index=scan.png --finger left-index=l.wsq
-  watchlist search --photo gate.jpg --finger right-index=scan.png --dpi 569`,
+  watchlist search --photo gate.jpg --finger right-index=scan.png --dpi 569
+  watchlist search --partner agency-b --photo traveller.jpg --purpose "case 2026/117"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fs, err := parseFingers(fingerArgs)
@@ -170,6 +173,14 @@ minutiae record.`,
 				}
 				req.Fingers = append(req.Fingers, s)
 				files = append(files, f.file)
+			}
+			if partner != "" {
+				// Another agency's gallery: references and scores only.
+				var n uint32
+				if cmd.Flags().Changed("top") {
+					n = uint32(max(top, 0))
+				}
+				return a.searchPartner(cmd, partner, purpose, req.Probe, req.Fingers, n, strings.Join(files, ", "))
 			}
 			if cmd.Flags().Changed("threshold") {
 				req.Threshold = &threshold
@@ -230,6 +241,8 @@ minutiae record.`,
 	f.Int32Var(&top, "top", 10, "most candidates to show (1-100)")
 	f.Float32Var(&threshold, "threshold", 0, "decision threshold on the face score, for a photo alone (default: the server's)")
 	f.BoolVar(&largest, "largest-face", false, "with several faces in the photo, use the largest")
+	f.StringVar(&partner, "partner", "", "search this partner agency instead (hit/no-hit: references and scores only; see watchlist federation)")
+	f.StringVar(&purpose, "purpose", "", "with --partner: why (legal basis, case number), recorded on both sides")
 	return cmd
 }
 
