@@ -241,7 +241,10 @@ func TestLedgerStates(t *testing.T) {
 		t.Fatalf("missed twice: %+v", missed)
 	}
 	// Expiry: the reviewed ones go; the one with a request awaiting review
-	// stays until reviewed.
+	// stays until reviewed. References received go after the TTL too.
+	if err := l.RecordReceived([]Received{{ID: refs[0].ID, Partner: "agency-c", Created: now}}); err != nil {
+		t.Fatal(err)
+	}
 	now = now.Add(25 * time.Hour)
 	_, expired, err := l.Sweep()
 	if err != nil || expired != 2 {
@@ -252,6 +255,9 @@ func TestLedgerStates(t *testing.T) {
 	}
 	if all, _ := l.List(true); len(all) != 1 || all[0].ID != again[0].ID {
 		t.Fatalf("left: %+v", all)
+	}
+	if _, err := l.Received(refs[0].ID); !errors.Is(err, ErrUnknownReference) {
+		t.Fatalf("a received reference past the TTL: %v", err)
 	}
 }
 
@@ -333,11 +339,20 @@ func TestSignedHeads(t *testing.T) {
 	if _, err := l.KeepHead("agency-a", other); !errors.Is(err, ErrHeadConflict) {
 		t.Fatalf("a conflicting head: %v", err)
 	}
-	hs, _ := l.Heads("agency-a")
+	hs, _ := l.Heads("agency-a", 0)
 	if len(hs) != 1 || hs[0].Hash != hash {
 		t.Fatalf("heads held: %+v", hs)
 	}
-	if hs, _ := l.Heads("agency-c"); len(hs) != 0 {
+	if hs, _ := l.Heads("agency-c", 0); len(hs) != 0 {
 		t.Fatalf("another partner's heads: %+v", hs)
+	}
+	for seq := uint64(43); seq < 60; seq++ {
+		h2, _ := SignHead("agency-a", seq, hash, time.Now(), pair)
+		if _, err := l.KeepHead("agency-a", h2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if hs, _ := l.Heads("agency-a", 5); len(hs) != 5 || hs[0].Seq != 55 || hs[4].Seq != 59 {
+		t.Fatalf("the latest 5 heads: %d, from %d", len(hs), hs[0].Seq)
 	}
 }

@@ -302,10 +302,30 @@ func (l *Ledger) Pending() (int, error) {
 
 // Sweep marks the pending references whose release deadline has passed
 // (each once: they are returned, for the metric and the audit record) and
-// deletes the expired ones.
+// deletes the expired ones, and the references received from partners
+// older than the reference TTL.
 func (l *Ledger) Sweep() (missed []Issued, expired int, err error) {
 	now := l.now().UTC()
 	var late, gone []string
+	var received []string
+	err = l.kv.Scan("o/", func(_ string, v []byte) error {
+		var r Received
+		if err := json.Unmarshal(v, &r); err != nil {
+			return err
+		}
+		if now.After(r.Created.Add(l.ttl)) {
+			received = append(received, r.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, id := range received {
+		if err := l.kv.Delete(receivedKey(id)); err != nil {
+			return nil, 0, err
+		}
+	}
 	err = l.kv.Scan("r/", func(_ string, v []byte) error {
 		var r Issued
 		if err := json.Unmarshal(v, &r); err != nil {
@@ -410,16 +430,28 @@ func (l *Ledger) KeepHead(partner string, h Head) (int, error) {
 	return n, err
 }
 
-// Heads returns the heads held of partner, in sequence order.
-func (l *Ledger) Heads(partner string) ([]Head, error) {
-	var out []Head
+// Heads returns the latest limit heads held of partner (all for 0), in
+// sequence order.
+func (l *Ledger) Heads(partner string, limit int) ([]Head, error) {
+	var raw [][]byte
 	err := l.kv.Scan(headPrefix(partner), func(_ string, v []byte) error {
-		var h Head
-		if err := json.Unmarshal(v, &h); err != nil {
-			return err
+		raw = append(raw, append([]byte(nil), v...))
+		if limit > 0 && len(raw) > 2*limit {
+			raw = append(raw[:0:0], raw[len(raw)-limit:]...)
 		}
-		out = append(out, h)
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	if limit > 0 && len(raw) > limit {
+		raw = raw[len(raw)-limit:]
+	}
+	out := make([]Head, len(raw))
+	for i, v := range raw {
+		if err := json.Unmarshal(v, &out[i]); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }

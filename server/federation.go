@@ -279,12 +279,19 @@ func (f *federationService) SubmitAuditHead(ctx context.Context, req *pb.SubmitA
 }
 
 // ListWitnessedHeads returns the heads held of the calling partner.
-func (f *federationService) ListWitnessedHeads(ctx context.Context, _ *pb.ListWitnessedHeadsRequest) (*pb.ListWitnessedHeadsResponse, error) {
+func (f *federationService) ListWitnessedHeads(ctx context.Context, req *pb.ListWitnessedHeadsRequest) (*pb.ListWitnessedHeadsResponse, error) {
 	partner, err := partnerOf(ctx)
 	if err != nil {
 		return nil, err
 	}
-	hs, err := f.ledger.Heads(partner)
+	limit := int(req.GetLimit())
+	switch {
+	case limit == 0:
+		limit = 1000
+	case limit > 10000:
+		return nil, fmt.Errorf("%w: limit %d: at most 10000", federation.ErrInvalid, limit)
+	}
+	hs, err := f.ledger.Heads(partner, limit)
 	if aerr := f.record(ctx, "ListWitnessedHeads", audit.FederationHeadsListed, err, nil, "partner %s: %d head(s)", partner, len(hs)); aerr != nil {
 		return nil, aerr
 	}

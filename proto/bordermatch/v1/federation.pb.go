@@ -627,7 +627,11 @@ func (x *SubmitAuditHeadResponse) GetHeadsHeld() uint64 {
 }
 
 type ListWitnessedHeadsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The latest heads only: 0 for 1000, at most 10000. A rewrite of any
+	// record up to the latest head changes that head's record, so the
+	// latest heads are what a check needs.
+	Limit         uint32 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -660,6 +664,13 @@ func (x *ListWitnessedHeadsRequest) ProtoReflect() protoreflect.Message {
 // Deprecated: Use ListWitnessedHeadsRequest.ProtoReflect.Descriptor instead.
 func (*ListWitnessedHeadsRequest) Descriptor() ([]byte, []int) {
 	return file_bordermatch_v1_federation_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ListWitnessedHeadsRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
 }
 
 type ListWitnessedHeadsResponse struct {
@@ -1712,8 +1723,9 @@ const file_bordermatch_v1_federation_proto_rawDesc = "" +
 	"\x04head\x18\x01 \x01(\v2\x19.bordermatch.v1.AuditHeadR\x04head\"8\n" +
 	"\x17SubmitAuditHeadResponse\x12\x1d\n" +
 	"\n" +
-	"heads_held\x18\x01 \x01(\x04R\theadsHeld\"\x1b\n" +
-	"\x19ListWitnessedHeadsRequest\"M\n" +
+	"heads_held\x18\x01 \x01(\x04R\theadsHeld\"1\n" +
+	"\x19ListWitnessedHeadsRequest\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\rR\x05limit\"M\n" +
 	"\x1aListWitnessedHeadsResponse\x12/\n" +
 	"\x05heads\x18\x01 \x03(\v2\x19.bordermatch.v1.AuditHeadR\x05heads\"&\n" +
 	"\x12ListPendingRequest\x12\x10\n" +
