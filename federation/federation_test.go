@@ -285,6 +285,21 @@ func TestLedgerOnStore(t *testing.T) {
 	if r, err := l.RequestData("agency-b", refs[0].ID); err != nil || r.SubjectID != "S1" {
 		t.Fatalf("after reopening: %+v %v", r, err)
 	}
+	// Concurrent requests for one reference: every one answered, counted.
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := l.RequestData("agency-b", refs[0].ID); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if r, _ := l.Get(refs[0].ID); r.Releases != 21 {
+		t.Fatalf("releases %d, want 21", r.Releases)
+	}
 }
 
 func TestSignedHeads(t *testing.T) {

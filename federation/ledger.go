@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -119,6 +120,10 @@ type Head struct {
 //	o/<reference id>           → Received (outbound: references partners gave)
 //	w/<partner>/<seq:020d>     → Head (audit heads a partner sent)
 type Ledger struct {
+	// mu serialises the ledger's read-modify-writes, so concurrent calls
+	// (a partner's request and an officer's review of one reference) do
+	// not run into the store's transaction conflicts.
+	mu       sync.Mutex
 	kv       KV
 	key      []byte
 	ttl      time.Duration
@@ -200,6 +205,8 @@ func (l *Ledger) update(id string, fn func(r *Issued) error) (Issued, error) {
 	if !ValidReferenceID(id) {
 		return out, fmt.Errorf("%w: %q is not a reference id", ErrUnknownReference, id)
 	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	err := l.kv.Update(issuedKey(id), func(old []byte) ([]byte, error) {
 		if old == nil {
 			return nil, fmt.Errorf("%w: %s", ErrUnknownReference, id)
@@ -409,6 +416,7 @@ func (l *Ledger) KeepHead(partner string, h Head) (int, error) {
 		return 0, err
 	}
 	key := fmt.Sprintf("%s%020d", headPrefix(partner), h.Seq)
+	l.mu.Lock()
 	err = l.kv.Update(key, func(old []byte) ([]byte, error) {
 		if old == nil {
 			return b, nil
@@ -422,6 +430,7 @@ func (l *Ledger) KeepHead(partner string, h Head) (int, error) {
 		}
 		return old, nil // the same head again: keep the first receipt
 	})
+	l.mu.Unlock()
 	if err != nil {
 		return 0, err
 	}

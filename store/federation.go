@@ -89,9 +89,12 @@ func (f *FederationKV) PutIfAbsent(key string, value []byte) (bool, error) {
 }
 
 // Update reads the value under key (nil when absent), and stores what fn
-// returns, in one transaction: concurrent updates of a key are serialised
-// by Badger's conflict detection (fn may run more than once). fn returning
-// an error writes nothing.
+// returns, in one transaction: Badger's conflict detection keeps
+// concurrent updates of a key from losing one another (fn may run more
+// than once; after a few conflicts in a row Update gives up with an
+// error). Callers that update a key from many goroutines serialise
+// themselves (package federation's Ledger does). fn returning an error
+// writes nothing.
 func (f *FederationKV) Update(key string, fn func(old []byte) ([]byte, error)) error {
 	k, err := fedKey(key)
 	if err != nil {
