@@ -152,6 +152,11 @@ minutiae record.`,
 			if photo == "" && len(fs) == 0 {
 				return usageError("search: give --photo, --finger, or both")
 			}
+			for _, f := range []string{"list", "threshold", "max-fmr", "largest-face"} {
+				if partner != "" && cmd.Flags().Changed(f) {
+					return usageError("search --partner: --%s is not for a partner's gallery (it decides by its own threshold)", f)
+				}
+			}
 			req := &pb.IdentifyRequest{
 				Watchlists:      lists,
 				TopK:            top,
