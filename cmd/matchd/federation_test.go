@@ -445,6 +445,21 @@ func TestFederation(t *testing.T) {
 		t.Errorf("B's trail lacks the refusal of A's admin certificate:\n%s", s)
 	}
 
+	// B's ledger survives a restart: the reviews, the deadline missed, the
+	// release.
+	b.d.stop(t)
+	startAt(b)
+	out = mustCLI(t, b.d.addr, "federation", "pending", "--all", "--json")
+	for _, want := range []string{refConfirm, refReject, refLate, `"state": "confirmed"`, `"state": "rejected"`, `"deadline_missed": true`, `"released": "`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("pending --all after B's restart lacks %s:\n%s", want, out)
+		}
+	}
+	out = mustCLI(t, a.d.addr, "federation", "request-data", refConfirm)
+	if !strings.Contains(out, "Chou Tzu-yu") {
+		t.Errorf("request-data after B's restart:\n%s", out)
+	}
+
 	// The witness: A's head at B, then A's chain rewritten whole.
 	out = mustCLI(t, a.d.addr, "federation", "send-heads", "agency-b")
 	if !strings.Contains(out, "agency-b: head") {
