@@ -262,9 +262,37 @@ func (c *Config) Load() ([]Loaded, error) {
 				return nil, fmt.Errorf("federation: partner %s: cert: %w", p.Name, err)
 			}
 		}
+		for _, o := range out {
+			if bytes.Equal(o.CACert.Raw, ca.Raw) {
+				// A certificate of it could not be told apart.
+				return nil, fmt.Errorf("federation: partners %s and %s have the same CA (%q): give each agency its own", o.Name, p.Name, ca.Subject.CommonName)
+			}
+		}
 		out = append(out, Loaded{Partner: p, CACert: ca, Client: pair})
 	}
 	return out, nil
+}
+
+// CheckNotOwn refuses partners whose CA is among the certificates of
+// ownCAFile, this agency's client CA: every certificate of this agency
+// would be taken for that partner's.
+func CheckNotOwn(partners []Loaded, ownCAFile string) error {
+	b, err := os.ReadFile(ownCAFile)
+	if err != nil {
+		return fmt.Errorf("federation: this agency's CA: %w", err)
+	}
+	for len(b) > 0 {
+		var blk *pem.Block
+		if blk, b = pem.Decode(b); blk == nil {
+			break
+		}
+		for _, p := range partners {
+			if bytes.Equal(blk.Bytes, p.CACert.Raw) {
+				return fmt.Errorf("federation: partner %s: its CA %s is this agency's own client CA (%s): a partner's CA must be the partner's", p.Name, p.CA, ownCAFile)
+			}
+		}
+	}
+	return nil
 }
 
 // ReadCACert reads the one CA certificate of a PEM file.

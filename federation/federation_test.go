@@ -371,3 +371,56 @@ func TestSignedHeads(t *testing.T) {
 		t.Fatalf("the latest 5 heads: %d, from %d", len(hs), hs[0].Seq)
 	}
 }
+
+func TestLoadPartners(t *testing.T) {
+	dir := t.TempDir()
+	own, _ := pki.NewCA("agency A")
+	b, _ := pki.NewCA("agency B")
+	write := func(name string, data []byte) string {
+		f := filepath.Join(dir, name)
+		if err := os.WriteFile(f, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	cert, key, _ := own.Issue(pki.Request{CommonName: "agency-a", Role: "partner"})
+	write("agency-a.pem", cert)
+	write("agency-a-key.pem", key)
+	write("b-ca.pem", b.PEM)
+	ownFile := write("own-ca.pem", own.PEM)
+	cfg := DefaultConfig()
+	cfg.Agency = "agency-a"
+	p := Partner{Name: "agency-b", Address: "127.0.0.1:1", CA: filepath.Join(dir, "b-ca.pem"), Cert: filepath.Join(dir, "agency-a.pem"), Key: filepath.Join(dir, "agency-a-key.pem")}
+	cfg.Partners = []Partner{p}
+	loaded, err := cfg.Load()
+	if err != nil || len(loaded) != 1 || loaded[0].CACert.Subject.CommonName != "agency B" {
+		t.Fatalf("Load: %v", err)
+	}
+	if err := CheckNotOwn(loaded, ownFile); err != nil {
+		t.Fatalf("CheckNotOwn: %v", err)
+	}
+	// Our own CA as a partner's: refused.
+	p2 := p
+	p2.Name, p2.CA = "agency-x", ownFile
+	cfg.Partners = []Partner{p2}
+	loaded, err = cfg.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckNotOwn(loaded, ownFile); err == nil || !strings.Contains(err.Error(), "own client CA") {
+		t.Errorf("own CA as a partner's: %v", err)
+	}
+	// Two partners, one CA: refused.
+	p3 := p
+	p3.Name = "agency-c"
+	cfg.Partners = []Partner{p, p3}
+	if _, err := cfg.Load(); err == nil || !strings.Contains(err.Error(), "same CA") {
+		t.Errorf("two partners with one CA: %v", err)
+	}
+	// A file that is not a CA certificate.
+	p.CA = filepath.Join(dir, "agency-a.pem")
+	cfg.Partners = []Partner{p}
+	if _, err := cfg.Load(); err == nil || !strings.Contains(err.Error(), "not a CA") {
+		t.Errorf("a leaf as the CA: %v", err)
+	}
+}

@@ -416,6 +416,13 @@ func Serve(ctx context.Context, opt Options) (err error) {
 		if partners, err = opt.Federation.Load(); err != nil {
 			return err
 		}
+		ownCA := opt.ClientCA
+		if ownCA == "" {
+			ownCA = filepath.Join(TLSDir(opt.DataDir), pki.CAFile)
+		}
+		if err := federation.CheckNotOwn(partners, ownCA); err != nil {
+			return err
+		}
 		for _, p := range partners {
 			tlsCfg.ClientCAs.AddCert(p.CACert)
 			acc.Partners = append(acc.Partners, access.PartnerCA{Name: p.Name, CA: p.CACert})
