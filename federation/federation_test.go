@@ -318,27 +318,27 @@ func TestSignedHeads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := VerifyHead(h, caA.Cert); err != nil {
+	if err := VerifyHead(h, caA.Cert, time.Now()); err != nil {
 		t.Fatalf("VerifyHead: %v", err)
 	}
-	if err := VerifyHead(h, caB.Cert); !errors.Is(err, ErrBadSignature) {
+	if err := VerifyHead(h, caB.Cert, time.Now()); !errors.Is(err, ErrBadSignature) {
 		t.Errorf("another agency's CA: %v", err)
 	}
 	forged := h
 	forged.Seq = 43
-	if err := VerifyHead(forged, caA.Cert); !errors.Is(err, ErrBadSignature) {
+	if err := VerifyHead(forged, caA.Cert, time.Now()); !errors.Is(err, ErrBadSignature) {
 		t.Errorf("changed seq: %v", err)
 	}
 	forged = h
 	forged.Hash = strings.Repeat("cd", 32)
-	if err := VerifyHead(forged, caA.Cert); !errors.Is(err, ErrBadSignature) {
+	if err := VerifyHead(forged, caA.Cert, time.Now()); !errors.Is(err, ErrBadSignature) {
 		t.Errorf("changed hash: %v", err)
 	}
 	// An officer certificate of the same CA is not a partner's.
 	oc, ok, _ := caA.Issue(pki.Request{CommonName: "o", Role: "officer"})
 	op, _ := tls.X509KeyPair(oc, ok)
 	oh, _ := SignHead("agency-a", 42, hash, time.Now(), op)
-	if err := VerifyHead(oh, caA.Cert); !errors.Is(err, ErrBadSignature) {
+	if err := VerifyHead(oh, caA.Cert, time.Now()); !errors.Is(err, ErrBadSignature) {
 		t.Errorf("officer-signed head: %v", err)
 	}
 

@@ -63,11 +63,11 @@ func SignHead(agency string, seq uint64, hash string, t time.Time, cert tls.Cert
 	return Head{Agency: agency, Seq: seq, Hash: hash, Time: t, Cert: cert.Certificate[0], Sig: sig}, nil
 }
 
-// VerifyHead checks a head a partner sent, when it arrives: its
-// certificate chains to the partner's CA as a client certificate of role
-// partner valid now, and its signature over HeadMessage verifies with that
-// certificate's key.
-func VerifyHead(h Head, ca *x509.Certificate) error {
+// VerifyHead checks a head: its certificate chains to the agency's CA as a
+// client certificate of role partner valid at the time at (a head arriving:
+// now; a head held, checked later: the time it was signed), and its
+// signature over HeadMessage verifies with that certificate's key.
+func VerifyHead(h Head, ca *x509.Certificate, at time.Time) error {
 	if h.Seq == 0 {
 		return fmt.Errorf("%w: sequence number 0", ErrInvalid)
 	}
@@ -80,7 +80,7 @@ func VerifyHead(h Head, ca *x509.Certificate) error {
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(ca)
-	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, CurrentTime: at}); err != nil {
 		return fmt.Errorf("%w: certificate %q: %v", ErrBadSignature, cert.Subject.CommonName, err)
 	}
 	if _, role, err := pki.RoleFromCert(cert); err != nil || role != "partner" {

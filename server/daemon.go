@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math"
@@ -410,6 +411,7 @@ func Serve(ctx context.Context, opt Options) (err error) {
 		return err
 	}
 	var partners []federation.Loaded
+	var ownCACert *x509.Certificate
 	if opt.Federation != nil {
 		// Partner CAs are trusted for client certificates, which access
 		// maps to role partner and nothing else.
@@ -422,6 +424,9 @@ func Serve(ctx context.Context, opt Options) (err error) {
 		}
 		if err := federation.CheckNotOwn(partners, ownCA); err != nil {
 			return err
+		}
+		if ownCACert, err = federation.ReadCACert(ownCA); err != nil {
+			return fmt.Errorf("federation: this agency's CA: %w", err)
 		}
 		for _, p := range partners {
 			tlsCfg.ClientCAs.AddCert(p.CACert)
@@ -587,7 +592,7 @@ func Serve(ctx context.Context, opt Options) (err error) {
 			return err
 		}
 		ledger := federation.NewLedger(st.Federation(), key, opt.Federation.ReferenceTTL, opt.Federation.ReleaseDeadline)
-		fed := newFederation(*opt.Federation, partners, ledger, svc, auditLog, metrics, log)
+		fed := newFederation(*opt.Federation, partners, ownCACert, ledger, svc, auditLog, metrics, log)
 		defer fed.close()
 		pb.RegisterFederationServer(gs, fed)
 		hs.SetServingStatus(pb.Federation_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)

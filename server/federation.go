@@ -12,6 +12,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -39,18 +40,21 @@ type federationService struct {
 	pb.UnimplementedFederationServer
 	cfg      federation.Config
 	partners map[string]federation.Loaded
-	ledger   *federation.Ledger
-	client   *federation.Client
-	svc      *Service
-	log      *audit.Log
-	rec      *audit.Recorder
-	m        *fedMetrics
-	logger   zerolog.Logger
+	// ownCA issued this agency's partner certificates: the heads a
+	// partner holds of this chain must be signed with one.
+	ownCA  *x509.Certificate
+	ledger *federation.Ledger
+	client *federation.Client
+	svc    *Service
+	log    *audit.Log
+	rec    *audit.Recorder
+	m      *fedMetrics
+	logger zerolog.Logger
 }
 
-func newFederation(cfg federation.Config, partners []federation.Loaded, ledger *federation.Ledger, svc *Service,
+func newFederation(cfg federation.Config, partners []federation.Loaded, ownCA *x509.Certificate, ledger *federation.Ledger, svc *Service,
 	auditLog *audit.Log, metrics *Metrics, log zerolog.Logger) *federationService {
-	f := &federationService{cfg: cfg, partners: map[string]federation.Loaded{}, ledger: ledger,
+	f := &federationService{cfg: cfg, partners: map[string]federation.Loaded{}, ownCA: ownCA, ledger: ledger,
 		client: federation.NewClient(partners), svc: svc, log: auditLog,
 		rec: &audit.Recorder{Log: auditLog, RequestID: requestIDFrom, Logger: log}, logger: log}
 	for _, p := range partners {
@@ -260,7 +264,7 @@ func (f *federationService) SubmitAuditHead(ctx context.Context, req *pb.SubmitA
 	h := federation.Head{Agency: ph.GetAgency(), Seq: ph.GetSeq(), Hash: hex.EncodeToString(ph.GetHash()), Time: ph.GetTime().AsTime(),
 		Cert: ph.GetCertificate(), Sig: ph.GetSignature(), Received: time.Now().UTC()}
 	held := 0
-	if err = federation.VerifyHead(h, f.partners[partner].CACert); err == nil {
+	if err = federation.VerifyHead(h, f.partners[partner].CACert, time.Now()); err == nil {
 		held, err = f.ledger.KeepHead(partner, h)
 	}
 	outcome := "kept"
@@ -482,7 +486,13 @@ func (f *federationService) VerifyWitness(ctx context.Context, req *pb.VerifyWit
 		resp.LatestSeq = max(resp.LatestSeq, h.GetSeq())
 		want := hex.EncodeToString(h.GetHash())
 		got, ok := local[h.GetSeq()]
+		signed := federation.VerifyHead(federation.Head{Agency: h.GetAgency(), Seq: h.GetSeq(), Hash: want, Time: h.GetTime().AsTime(),
+			Cert: h.GetCertificate(), Sig: h.GetSignature()}, f.ownCA, h.GetTime().AsTime())
 		switch {
+		case signed != nil:
+			// Not a head this agency sent: the partner's word alone.
+			resp.Mismatches = append(resp.Mismatches, &pb.WitnessMismatch{Seq: h.GetSeq(), WitnessedHash: h.GetHash(),
+				Problem: fmt.Sprintf("head %d held by %s is not signed by this agency: %v", h.GetSeq(), req.GetPartner(), signed)})
 		case !ok:
 			resp.Mismatches = append(resp.Mismatches, &pb.WitnessMismatch{Seq: h.GetSeq(), WitnessedHash: h.GetHash(),
 				Problem: fmt.Sprintf("record %d, witnessed at %s, is not in this chain (cut short?)", h.GetSeq(), h.GetTime().AsTime().Format(time.RFC3339))})
