@@ -27,9 +27,13 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+	"google.golang.org/protobuf/types/known/emptypb"
 
+	"github.com/bordermatch/bordermatch/access"
 	"github.com/bordermatch/bordermatch/audit"
 	"github.com/bordermatch/bordermatch/engine"
 	"github.com/bordermatch/bordermatch/pki"
@@ -272,52 +276,49 @@ func TestFederation(t *testing.T) {
 		t.Errorf("nist_transaction: %v", err)
 	}
 
-	// A partner certificate is refused every other call.
-	for name, call := range map[string]func() error{
-		"Matcher/Identify": func() error {
-			_, err := pb.NewMatcherClient(bAsA).Identify(ctx, &pb.IdentifyRequest{Probe: &pb.Sample{Kind: &pb.Sample_FaceImage{FaceImage: photo}}})
-			return err
-		},
-		"Matcher/Enroll": func() error {
-			_, err := pb.NewMatcherClient(bAsA).Enroll(ctx, &pb.EnrollRequest{SubjectId: "X"})
-			return err
-		},
-		"Matcher/GetSubject": func() error {
-			_, err := pb.NewMatcherClient(bAsA).GetSubject(ctx, &pb.GetSubjectRequest{SubjectId: "T-0417"})
-			return err
-		},
-		"Matcher/ListSubjects": func() error {
-			_, err := pb.NewMatcherClient(bAsA).ListSubjects(ctx, &pb.ListSubjectsRequest{})
-			return err
-		},
-		"Admin/Backup": func() error {
-			s, err := pb.NewAdminClient(bAsA).Backup(ctx, &pb.BackupRequest{})
-			if err == nil {
-				_, err = s.Recv()
+	// A partner certificate is refused every other call: every method of
+	// every bordermatch.v1 service but the four partner RPCs, read from
+	// the descriptors, and reflection.
+	methods := 0
+	protoregistry.GlobalFiles.RangeFilesByPackage("bordermatch.v1", func(fd protoreflect.FileDescriptor) bool {
+		for i := range fd.Services().Len() {
+			sd := fd.Services().Get(i)
+			for j := range sd.Methods().Len() {
+				md := sd.Methods().Get(j)
+				full := "/" + string(sd.FullName()) + "/" + string(md.Name())
+				if access.PartnerMethods[full] {
+					continue
+				}
+				methods++
+				var err error
+				if md.IsStreamingClient() || md.IsStreamingServer() {
+					var st grpc.ClientStream
+					st, err = bAsA.NewStream(ctx, &grpc.StreamDesc{ClientStreams: true, ServerStreams: true}, full)
+					if err == nil {
+						_ = st.SendMsg(&emptypb.Empty{})
+						_ = st.CloseSend()
+						err = st.RecvMsg(&emptypb.Empty{})
+					}
+				} else {
+					err = bAsA.Invoke(ctx, full, &emptypb.Empty{}, &emptypb.Empty{})
+				}
+				if status.Code(err) != codes.PermissionDenied {
+					t.Errorf("partner certificate calling %s: %v, want PermissionDenied", full, err)
+				}
 			}
-			return err
-		},
-		"Audit/List": func() error {
-			_, err := pb.NewAuditClient(bAsA).List(ctx, &pb.ListAuditRequest{})
-			return err
-		},
-		"Federation/ListPending": func() error { _, err := fc.ListPending(ctx, &pb.ListPendingRequest{}); return err },
-		"Federation/ReviewReference": func() error {
-			_, err := fc.ReviewReference(ctx, &pb.ReviewReferenceRequest{ReferenceId: first.GetReferences()[0].GetReferenceId(), Confirm: true})
-			return err
-		},
-		"Federation/SearchPartner": func() error {
-			_, err := fc.SearchPartner(ctx, &pb.SearchPartnerRequest{Partner: "agency-a"})
-			return err
-		},
-		"Federation/VerifyWitness": func() error {
-			_, err := fc.VerifyWitness(ctx, &pb.VerifyWitnessRequest{Partner: "agency-a"})
-			return err
-		},
-	} {
-		if err := call(); status.Code(err) != codes.PermissionDenied {
-			t.Errorf("partner certificate calling %s: %v, want PermissionDenied", name, err)
 		}
+		return true
+	})
+	if methods < 20 {
+		t.Errorf("only %d methods tried", methods)
+	}
+	refl, err := grpc_reflection_v1.NewServerReflectionClient(bAsA).ServerReflectionInfo(ctx)
+	if err == nil {
+		_ = refl.Send(&grpc_reflection_v1.ServerReflectionRequest{MessageRequest: &grpc_reflection_v1.ServerReflectionRequest_ListServices{}})
+		_, err = refl.Recv()
+	}
+	if status.Code(err) != codes.PermissionDenied {
+		t.Errorf("partner certificate calling reflection: %v", err)
 	}
 	// A's CA may issue itself an admin certificate: at B it is a partner
 	// all the same. And A's partner certificate is nothing at A itself.
