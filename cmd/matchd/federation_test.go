@@ -271,6 +271,15 @@ func TestFederation(t *testing.T) {
 	if second.GetReferences()[0].GetReferenceId() == first.GetReferences()[0].GetReferenceId() {
 		t.Fatalf("the same subject got the same reference twice: %s", first.GetReferences()[0].GetReferenceId())
 	}
+	// Someone B does not hold: no hit, no reference.
+	stranger, err := os.ReadFile(filepath.Join(root, "testdata", "faces", "idols", "jimin", "4.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nohit, err := fc.ReferenceSearch(ctx, &pb.ReferenceSearchRequest{RequestId: "a-req-3", Face: &pb.Sample{Kind: &pb.Sample_FaceImage{FaceImage: stranger}}})
+	if err != nil || nohit.GetHit() || len(nohit.GetReferences()) != 0 || nohit.GetRequestId() != "a-req-3" {
+		t.Errorf("no-hit search: %v %v", nohit, err)
+	}
 	// An ANSI/NIST transaction is not accepted yet.
 	if _, err := fc.ReferenceSearch(ctx, &pb.ReferenceSearchRequest{RequestId: "a-req-2", NistTransaction: []byte("1.001:")}); status.Code(err) != codes.Unimplemented {
 		t.Errorf("nist_transaction: %v", err)
@@ -416,6 +425,9 @@ func TestFederation(t *testing.T) {
 	}
 	if v, _ := metricValue(t, b, `bordermatch_federation_searches_total{direction="inbound",outcome="hit",partner="agency-a"}`); v != "6" {
 		t.Errorf("inbound searches metric %q, want 6", v)
+	}
+	if v, _ := metricValue(t, b, `bordermatch_federation_searches_total{direction="inbound",outcome="no-hit",partner="agency-a"}`); v != "1" {
+		t.Errorf("inbound no-hit searches metric %q, want 1", v)
 	}
 	if v, _ := metricValue(t, b, "bordermatch_federation_pending_reviews"); v != "4" {
 		t.Errorf("pending reviews metric %q, want 4", v)
