@@ -8,7 +8,21 @@
 //
 //	gate     Matcher Identify and Verify; Gates CaptureAndIdentify, CaptureAndVerify, GateStatus, IdentifyFrames
 //	officer  Matcher Identify (watchlist search), Verify, GetSubject, ListSubjects, ListWatchlists, ExportSubject (audited)
-//	admin    everything in the table: also Enroll, DeleteSubject, Admin Backup, Restore, Retemplate and RetemplateStatus, Audit List and Verify
+//	admin    everything in the table but the partner RPCs: also Enroll, DeleteSubject, Admin Backup, Restore, Retemplate and RetemplateStatus, Audit List and Verify, Federation VerifyWitness and SendAuditHeads
+//	partner  only Federation ReferenceSearch, RequestCoreData, SubmitAuditHead and ListWitnessedHeads (PartnerMethods)
+//
+// Officers (and admins) call Federation ListPending, ReviewReference,
+// SearchPartner and FetchCoreData.
+//
+// # Partner agencies
+//
+// A partner is another agency's matchd. Its client certificate is issued by
+// its own agency's CA, which this server trusts through Config.Partners
+// (matchd --federation). A certificate that chains to a partner CA is role
+// partner, with that partner's name, whatever role it claims: a foreign CA
+// can never issue an officer or admin of this server. A certificate of
+// this server's own CA claiming the partner role is a known caller with no
+// rights here (it is what this agency calls its partners with).
 //
 // On matchd's metrics listener, /debug/pprof/ goes through a Guard too, under
 // the table's Pprof entry: the admin role only.
@@ -20,7 +34,9 @@
 package access
 
 import (
+	"bytes"
 	"context"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"strings"
@@ -43,6 +59,7 @@ const (
 	Gate    = "gate"
 	Officer = "officer"
 	Admin   = "admin"
+	Partner = "partner"
 )
 
 // Open marks a method anyone may call, without credentials.
@@ -81,6 +98,19 @@ var Methods = map[string][]string{
 	"/bordermatch.v1.Audit/List":   {Admin},
 	"/bordermatch.v1.Audit/Verify": {Admin},
 
+	// Partner agencies' calls (PartnerMethods): partners only; an
+	// admin of this agency is not a partner.
+	"/bordermatch.v1.Federation/ReferenceSearch":    {Partner},
+	"/bordermatch.v1.Federation/RequestCoreData":    {Partner},
+	"/bordermatch.v1.Federation/SubmitAuditHead":    {Partner},
+	"/bordermatch.v1.Federation/ListWitnessedHeads": {Partner},
+	"/bordermatch.v1.Federation/ListPending":        {Officer, Admin},
+	"/bordermatch.v1.Federation/ReviewReference":    {Officer, Admin},
+	"/bordermatch.v1.Federation/SearchPartner":      {Officer, Admin},
+	"/bordermatch.v1.Federation/FetchCoreData":      {Officer, Admin},
+	"/bordermatch.v1.Federation/VerifyWitness":      {Admin},
+	"/bordermatch.v1.Federation/SendAuditHeads":     {Admin},
+
 	// Not a gRPC method: the pprof endpoints of matchd's metrics listener,
 	// which pass the same Guard.
 	Pprof: {Admin},
@@ -91,6 +121,14 @@ var Methods = map[string][]string{
 
 	"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo":      {Gate, Officer, Admin},
 	"/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": {Gate, Officer, Admin},
+}
+
+// PartnerMethods are the only methods the partner role may call.
+var PartnerMethods = map[string]bool{
+	"/bordermatch.v1.Federation/ReferenceSearch":    true,
+	"/bordermatch.v1.Federation/RequestCoreData":    true,
+	"/bordermatch.v1.Federation/SubmitAuditHead":    true,
+	"/bordermatch.v1.Federation/ListWitnessedHeads": true,
 }
 
 // Allowed reports whether role may call method under table.
@@ -112,6 +150,9 @@ type Caller struct {
 	// Auth: "cert", "token", "insecure" or "none".
 	Auth string
 	Peer string
+	// Partner: the configured partner agency whose CA issued the
+	// certificate (role partner); empty for this agency's own callers.
+	Partner string
 }
 
 type callerKey struct{}
@@ -149,6 +190,17 @@ type Config struct {
 	Denied func(ctx context.Context, method string, req any, err error)
 	// Logger gets a warning per refused call.
 	Logger zerolog.Logger
+	// Partners are the partner agencies' CAs (matchd --federation): a
+	// client certificate that chains to one is role Partner, identity
+	// "NAME/CN", whatever role it claims. The server's TLS configuration
+	// must trust them for client certificates too.
+	Partners []PartnerCA
+}
+
+// PartnerCA is a partner agency and the CA that issues its certificates.
+type PartnerCA struct {
+	Name string
+	CA   *x509.Certificate
 }
 
 // Guard is the access control of a gRPC server.
@@ -272,11 +324,25 @@ func (g *Guard) authenticate(ctx context.Context) (Caller, error) {
 	c.Identity = c.Peer
 	if p != nil {
 		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.VerifiedChains) > 0 {
+			if name, ok := g.partnerOf(ti.State.VerifiedChains); ok {
+				leaf := ti.State.VerifiedChains[0][0]
+				cn := leaf.Subject.CommonName
+				if cn == "" {
+					cn = "serial:" + leaf.SerialNumber.Text(16)
+				}
+				c.Identity, c.Role, c.Auth, c.Partner = name+"/"+cn, Partner, "cert", name
+				return c, nil
+			}
 			id, role, err := pki.RoleFromCert(ti.State.VerifiedChains[0][0])
 			c.Identity, c.Role, c.Auth = id, role, "cert"
 			if err != nil {
 				// A certificate of our CA without a usable role is a known
 				// caller with no rights.
+				c.Role = ""
+			}
+			if role == Partner {
+				// Our own partner certificate is for calling other
+				// agencies; here it is a known caller with no rights.
 				c.Role = ""
 			}
 			return c, nil
@@ -301,6 +367,21 @@ func (g *Guard) authenticate(ctx context.Context) (Caller, error) {
 		return c, nil
 	}
 	return c, status.Error(codes.Unauthenticated, "no client certificate or bearer token")
+}
+
+// partnerOf returns the partner whose CA any verified chain passes
+// through (the least privilege wins over the chain's own claims).
+func (g *Guard) partnerOf(chains [][]*x509.Certificate) (string, bool) {
+	for _, chain := range chains {
+		for _, c := range chain[1:] {
+			for _, p := range g.cfg.Partners {
+				if p.CA != nil && bytes.Equal(c.Raw, p.CA.Raw) {
+					return p.Name, true
+				}
+			}
+		}
+	}
+	return "", false
 }
 
 // bearer returns the token of an "authorization: Bearer TOKEN" header.

@@ -3,7 +3,10 @@ package access
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"maps"
 	"net"
 	"strings"
@@ -12,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	_ "google.golang.org/grpc/health/grpc_health_v1" // descriptors of the table's health entries
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
@@ -21,6 +25,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
+	"github.com/bordermatch/bordermatch/pki"
 	_ "github.com/bordermatch/bordermatch/proto/bordermatch/v1" // registers the bordermatch.v1 descriptors
 )
 
@@ -49,6 +54,7 @@ func TestParseTokens(t *testing.T) {
 		{"short gate-1 gate", "shorter than 16"},
 		{"aaaaaaaaaaaaaaaaaaaa gate-1", "found 2 fields"},
 		{"aaaaaaaaaaaaaaaaaaaa gate-1 root", `unknown role "root"`},
+		{"aaaaaaaaaaaaaaaaaaaa agency-b partner", `unknown role "partner"`},
 		{"sha256:abcd gate-1 gate", "64 hex"},
 		{"aaaaaaaaaaaaaaaaaaaa a gate\naaaaaaaaaaaaaaaaaaaa b admin", "line 2: same token as line 1"},
 		{"# nothing\n", "no tokens"},
@@ -101,14 +107,30 @@ func TestTableCoversDescriptors(t *testing.T) {
 		if _, ok := Methods[full]; !ok {
 			t.Errorf("%s is not in the role table", full)
 		}
-		if !Allowed(Methods, full, Admin) {
+		if PartnerMethods[full] {
+			// A partner agency's calls: partners only.
+			if Allowed(Methods, full, Admin) || Allowed(Methods, full, Officer) || !Allowed(Methods, full, Partner) {
+				t.Errorf("%s: want partners only, table has %v", full, Methods[full])
+			}
+		} else if !Allowed(Methods, full, Admin) {
 			t.Errorf("admin may not call %s", full)
+		}
+		if Allowed(Methods, full, Partner) != PartnerMethods[full] {
+			t.Errorf("partner may call %s: %v, want %v", full, Allowed(Methods, full, Partner), PartnerMethods[full])
 		}
 	}
 	if len(methods) < 14 || streaming < 3 {
 		t.Errorf("found %d methods, %d streaming, in the descriptors: want the 14 of Matcher, Gates, Admin and Audit, 3 of them streaming", len(methods), streaming)
 	}
+	for full := range PartnerMethods {
+		if _, ok := methods[full]; !ok {
+			t.Errorf("PartnerMethods names %s, which is not in the descriptors", full)
+		}
+	}
 	for full := range Methods {
+		if Allowed(Methods, full, Partner) && !PartnerMethods[full] && !Allowed(Methods, full, "") {
+			t.Errorf("the partner role may call %s, which is not one of PartnerMethods", full)
+		}
 		if full == Pprof {
 			continue // an HTTP path of the metrics listener, not a gRPC method
 		}
@@ -137,10 +159,13 @@ func TestNotInTableDenied(t *testing.T) {
 	for full, md := range descriptorMethods(t) {
 		table := maps.Clone(Methods)
 		delete(table, full)
-		for _, role := range []string{Gate, Officer, Admin, ""} {
+		for _, role := range []string{Gate, Officer, Admin, Partner, ""} {
 			if Allowed(table, full, role) {
 				t.Errorf("%s out of the table: role %q allowed", full, role)
 			}
+		}
+		if PartnerMethods[full] {
+			continue // an admin may not call it anyway; TestPartnerCertificates
 		}
 		// Insecure: the caller is an admin, so only the table refuses.
 		g := New(Config{Insecure: true, Methods: table, Logger: zerolog.Nop()})
@@ -197,6 +222,15 @@ func TestTable(t *testing.T) {
 		{"/grpc.health.v1.Health/Check", "", true},
 		{"/bordermatch.v1.Matcher/NewThing", Admin, false},
 		{"/grpc.channelz.v1.Channelz/GetServers", Admin, false},
+		{"/bordermatch.v1.Federation/ReferenceSearch", Partner, true},
+		{"/bordermatch.v1.Federation/ReferenceSearch", Admin, false},
+		{"/bordermatch.v1.Federation/ReviewReference", Partner, false},
+		{"/bordermatch.v1.Federation/ReviewReference", Officer, true},
+		{"/bordermatch.v1.Federation/VerifyWitness", Officer, false},
+		{"/bordermatch.v1.Matcher/Identify", Partner, false},
+		{"/bordermatch.v1.Matcher/Enroll", Partner, false},
+		{"/bordermatch.v1.Admin/Backup", Partner, false},
+		{"/bordermatch.v1.Audit/List", Partner, false},
 	} {
 		if got := Allowed(Methods, tc.method, tc.role); got != tc.want {
 			t.Errorf("Allowed(%s, %q) = %v", tc.method, tc.role, got)
@@ -231,4 +265,62 @@ func FuzzParseTokens(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPartnerCertificates: a certificate of a partner agency's CA is role
+// partner with that partner's name, whatever role it claims, and may call
+// only the partner RPCs; this agency's own certificate claiming the partner
+// role has no rights here.
+func TestPartnerCertificates(t *testing.T) {
+	own, err := pki.NewCA("agency A")
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign, err := pki.NewCA("agency B")
+	if err != nil {
+		t.Fatal(err)
+	}
+	issue := func(ca *pki.CA, cn, role string) []*x509.Certificate {
+		t.Helper()
+		certPEM, _, err := ca.Issue(pki.Request{CommonName: cn, Role: role})
+		if err != nil {
+			t.Fatal(err)
+		}
+		blk, _ := pem.Decode(certPEM)
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []*x509.Certificate{c, ca.Cert}
+	}
+	g := New(Config{Partners: []PartnerCA{{Name: "agency-b", CA: foreign.Cert}}, Logger: zerolog.Nop()})
+	for _, tc := range []struct {
+		chain                    []*x509.Certificate
+		identity, role, partner  string
+		mayIdentify, maySearchUs bool
+	}{
+		{issue(foreign, "b-matchd", "partner"), "agency-b/b-matchd", Partner, "agency-b", false, true},
+		{issue(foreign, "b-root", "admin"), "agency-b/b-root", Partner, "agency-b", false, true},
+		{issue(own, "a-matchd", "partner"), "a-matchd", "", "", false, false},
+		{issue(own, "officer-1", "officer"), "officer-1", Officer, "", true, false},
+	} {
+		ctx := peer.NewContext(context.Background(), &peer.Peer{
+			Addr:     &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1},
+			AuthInfo: credentials.TLSInfo{State: tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{tc.chain}}},
+		})
+		c, err := g.authenticate(ctx)
+		if err != nil || c.Identity != tc.identity || c.Role != tc.role || c.Partner != tc.partner {
+			t.Errorf("%s: %+v %v, want %q %q %q", tc.chain[0].Subject.CommonName, c, err, tc.identity, tc.role, tc.partner)
+		}
+		for method, want := range map[string]bool{
+			"/bordermatch.v1.Matcher/Identify":           tc.mayIdentify,
+			"/bordermatch.v1.Federation/ReferenceSearch": tc.maySearchUs,
+			"/bordermatch.v1.Admin/Backup":               false,
+		} {
+			_, err := g.Unary()(ctx, nil, &grpc.UnaryServerInfo{FullMethod: method}, func(context.Context, any) (any, error) { return nil, nil })
+			if (err == nil) != want || (err != nil && status.Code(err) != codes.PermissionDenied) {
+				t.Errorf("%s calling %s: %v, want allowed %v", c.Identity, method, err, want)
+			}
+		}
+	}
 }

@@ -79,7 +79,8 @@ func ParseTokens(b []byte) (*Tokens, error) {
 			}
 		}
 		e.identity = f[1]
-		if !pki.ValidRole(f[2]) {
+		if !pki.ValidRole(f[2]) || f[2] == Partner {
+			// A partner is only ever a certificate of its own agency's CA.
 			return nil, fmt.Errorf("line %d: unknown role %q (want gate, officer or admin)", n, f[2])
 		}
 		e.role = f[2]

@@ -256,3 +256,28 @@ func TestConcurrentAppends(t *testing.T) {
 	}
 	verifyOK(t, l, workers*each)
 }
+
+func TestHeadAndHashesAt(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	defer st.Close()
+	l := openLog(t, st, Options{})
+	if seq, h, err := l.Head(); err != nil || seq != 0 || h != "" {
+		t.Fatalf("empty Head: %d %q %v", seq, h, err)
+	}
+	var recs []Record
+	for i := range 5 {
+		r, err := l.Append(Record{Identity: "x", RPC: fmt.Sprint("rpc-", i), Decision: "ok"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+	}
+	seq, h, err := l.Head()
+	if err != nil || seq != 5 || h != recs[4].Hash {
+		t.Fatalf("Head: %d %q %v, want 5 %q", seq, h, err, recs[4].Hash)
+	}
+	got, err := l.HashesAt([]uint64{2, 4, 9})
+	if err != nil || len(got) != 2 || got[2] != recs[1].Hash || got[4] != recs[3].Hash {
+		t.Fatalf("HashesAt: %v %v", got, err)
+	}
+}

@@ -40,6 +40,9 @@ func TestLayering(t *testing.T) {
 		// FaceExtractor, given by matchd.
 		{[]string{"./cluster"}, []string{mod + "server", mod + "watchlist", "gocv.io/x/gocv", mod + "templates/face"}},
 		{[]string{"./capture/..."}, []string{mod + "templates/"}},
+		// Searches between agencies: rules and state under the services,
+		// reaching the gallery through an interface.
+		{[]string{"./federation"}, []string{mod + "server", mod + "watchlist", mod + "engine", mod + "store", "gocv.io/x/gocv", mod + "templates/face"}},
 	} {
 		got := deps(tc.pkgs...)
 		for _, b := range tc.banned {

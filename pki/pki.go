@@ -7,13 +7,21 @@
 //
 // A client certificate names its role in a URI subject alternative name
 //
-//	bordermatch:role=gate        (or officer, admin)
+//	bordermatch:role=gate        (or officer, admin, partner)
 //
 // or, for CAs that cannot issue URI SANs, in an organisational unit of the
 // subject with the same text ("OU=bordermatch:role=gate"). URI SANs win over
 // OUs; two different roles in one certificate are refused as ambiguous. The
 // caller's identity is the certificate's common name (its serial number if
 // it has none).
+//
+// The partner role is for another agency's matchd calling this one's
+// Federation service (hit/no-hit searches): an agency issues it from its
+// own CA to itself (matchd certs --role partner --name <agency>) and its
+// partners trust that CA for partner certificates only. A receiving server
+// maps any certificate of a partner's CA to role partner whatever the
+// certificate claims (package access), so a foreign CA cannot issue its
+// partners' admins.
 package pki
 
 import (
@@ -39,7 +47,7 @@ import (
 const RolePrefix = "bordermatch:role="
 
 // Roles a certificate or token may carry.
-var Roles = []string{"gate", "officer", "admin"}
+var Roles = []string{"gate", "officer", "admin", "partner"}
 
 // ValidRole reports whether r is one of Roles.
 func ValidRole(r string) bool {
@@ -59,7 +67,7 @@ func ParseRoleClaim(s string) (role string, ok bool, err error) {
 		return "", false, nil
 	}
 	if !ValidRole(rest) {
-		return "", true, fmt.Errorf("unknown role %q in %q (want gate, officer or admin)", rest, s)
+		return "", true, fmt.Errorf("unknown role %q in %q (want gate, officer, admin or partner)", rest, s)
 	}
 	return rest, true, nil
 }
@@ -99,7 +107,7 @@ func RoleFromCert(c *x509.Certificate) (identity, role string, err error) {
 		return identity, "", err
 	}
 	if role == "" {
-		return identity, "", fmt.Errorf("certificate %q carries no role (a URI SAN or OU %sgate|officer|admin)", identity, RolePrefix)
+		return identity, "", fmt.Errorf("certificate %q carries no role (a URI SAN or OU %sgate|officer|admin|partner)", identity, RolePrefix)
 	}
 	return identity, role, nil
 }
@@ -238,7 +246,7 @@ type Request struct {
 // Issue makes a new key and a certificate for it signed by the CA, both PEM.
 func (ca *CA) Issue(r Request) (certOut, keyOut []byte, err error) {
 	if r.Role != "" && !ValidRole(r.Role) {
-		return nil, nil, fmt.Errorf("unknown role %q (want gate, officer or admin)", r.Role)
+		return nil, nil, fmt.Errorf("unknown role %q (want gate, officer, admin or partner)", r.Role)
 	}
 	if r.Validity <= 0 {
 		r.Validity = 365 * 24 * time.Hour

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math"
@@ -21,6 +22,7 @@ import (
 	"github.com/bordermatch/bordermatch/capture/fpimage"
 	"github.com/bordermatch/bordermatch/cluster"
 	"github.com/bordermatch/bordermatch/engine"
+	"github.com/bordermatch/bordermatch/federation"
 	"github.com/bordermatch/bordermatch/matcher"
 	"github.com/bordermatch/bordermatch/pki"
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
@@ -134,6 +136,11 @@ type Options struct {
 	// gallery to the archive <DataDir>/audit/archive.jsonl (audit.Options);
 	// 0 keeps them all in the gallery.
 	AuditRetention time.Duration
+
+	// Federation, when set, serves hit/no-hit searches between agencies
+	// (server/federation.go): its partners' CAs are trusted for partner
+	// certificates only. Nil: no Federation service.
+	Federation *federation.Config
 }
 
 // DefaultOptions are matchd's defaults, those of its flags.
@@ -221,6 +228,8 @@ func (opt Options) Validate() error {
 		return bad("AuditRetention", opt.AuditRetention, "a duration such as 2160h, or 0 to keep all")
 	case opt.Pprof && opt.MetricsListen == "":
 		return bad("Pprof", opt.Pprof, "a MetricsListen address to serve it on")
+	case opt.Federation != nil && opt.Insecure:
+		return bad("Federation", opt.Federation.Agency, "TLS: partner agencies authenticate with certificates (not with --insecure)")
 	case opt.Cluster != nil && len(opt.Gates) > 0:
 		// A gate's identification would search this node's partition only.
 		return bad("Gates", len(opt.Gates), "no gates on a cluster node: run the gates' matchd as a single node")
@@ -228,6 +237,11 @@ func (opt Options) Validate() error {
 	if opt.Cluster != nil {
 		if err := opt.Cluster.Validate(); err != nil {
 			return bad("Cluster", opt.Cluster.Node, err.Error())
+		}
+	}
+	if opt.Federation != nil {
+		if err := opt.Federation.Validate(); err != nil {
+			return bad("Federation", opt.Federation.Agency, err.Error())
 		}
 	}
 	return nil
@@ -396,6 +410,31 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	if err != nil {
 		return err
 	}
+	var partners []federation.Loaded
+	var ownCACert *x509.Certificate
+	if opt.Federation != nil {
+		// Partner CAs are trusted for client certificates, which access
+		// maps to role partner and nothing else.
+		if partners, err = opt.Federation.Load(); err != nil {
+			return err
+		}
+		ownCA := opt.ClientCA
+		if ownCA == "" {
+			ownCA = filepath.Join(TLSDir(opt.DataDir), pki.CAFile)
+		}
+		if err := federation.CheckNotOwn(partners, ownCA); err != nil {
+			return err
+		}
+		if ownCACert, err = federation.ReadCACert(ownCA); err != nil {
+			return fmt.Errorf("federation: this agency's CA: %w", err)
+		}
+		for _, p := range partners {
+			tlsCfg.ClientCAs.AddCert(p.CACert)
+			acc.Partners = append(acc.Partners, access.PartnerCA{Name: p.Name, CA: p.CACert})
+			log.Info().Str("partner", p.Name).Str("address", p.Address).Str("ca", p.CACert.Subject.CommonName).
+				Str("our_cert", p.Client.Leaf.Subject.CommonName).Msg("federation partner")
+		}
+	}
 	sopt, keyNote, err := engine.GalleryOptions(opt.DataDir, opt.EncryptionKeyFile, log)
 	if err != nil {
 		return err
@@ -542,6 +581,28 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	gates.Start()
 	pb.RegisterAdminServer(gs, admin)
 	hs.SetServingStatus(pb.Admin_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	if opt.Federation != nil {
+		secretFile := opt.Federation.SecretFile
+		if secretFile == "" {
+			secretFile = filepath.Join(opt.DataDir, federation.SecretFile)
+		}
+		key, err := federation.LoadOrCreateSecret(secretFile)
+		if err != nil {
+			lis.Close()
+			return err
+		}
+		ledger := federation.NewLedger(st.Federation(), key, opt.Federation.ReferenceTTL, opt.Federation.ReleaseDeadline)
+		fed := newFederation(*opt.Federation, partners, ownCACert, ledger, svc, auditLog, metrics, log)
+		defer fed.close()
+		pb.RegisterFederationServer(gs, fed)
+		hs.SetServingStatus(pb.Federation_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+		fedCtx, stopFed := context.WithCancel(ctx)
+		fedDone := make(chan struct{})
+		go func() { fed.run(fedCtx); close(fedDone) }()
+		defer func() { stopFed(); <-fedDone }() // before the store closes
+		log.Info().Str("agency", opt.Federation.Agency).Int("partners", len(partners)).
+			Dur("release_deadline", opt.Federation.ReleaseDeadline).Dur("head_interval", opt.Federation.HeadInterval).Msg("federation")
+	}
 	loaded.Store(eng)
 	if opt.PurgeInterval > 0 {
 		stopPurge, purging := make(chan struct{}), make(chan struct{})

@@ -23,6 +23,7 @@ import (
 
 	"github.com/bordermatch/bordermatch/cluster"
 	"github.com/bordermatch/bordermatch/engine"
+	"github.com/bordermatch/bordermatch/federation"
 	"github.com/bordermatch/bordermatch/pki"
 	"github.com/bordermatch/bordermatch/store"
 	"github.com/bordermatch/bordermatch/templates/face"
@@ -171,6 +172,7 @@ func (c *cli) root() *cobra.Command {
 		gatesFile   string
 		gateFlags   gateList
 		clusterFile string
+		fedFile     string
 	)
 	root := &cobra.Command{
 		Use:   "matchd",
@@ -214,6 +216,13 @@ flag or environment value).`,
 				}
 				opt.Cluster = &cfg
 			}
+			if fedFile != "" {
+				cfg, err := federation.ReadConfig(fedFile)
+				if err != nil {
+					return fmt.Errorf("%s: %w", c.name(cmd, "federation"), err)
+				}
+				opt.Federation = &cfg
+			}
 			if err := opt.Validate(); err != nil {
 				return c.optionError(cmd, err)
 			}
@@ -254,6 +263,7 @@ flag or environment value).`,
 	f.BoolVar(&opt.KeepSamples, "keep-samples", opt.KeepSamples, "keep enrolments' photos and fingerprint images in the gallery, for re-templating with a new face algorithm (false: a new algorithm needs re-enrolment)")
 	f.DurationVar(&opt.AuditRetention, "audit-retention", 0, "audit records older than this `duration` (e.g. 2160h) move to DATA/audit/archive.jsonl; 0: keep all in the gallery")
 	f.StringVar(&clusterFile, "cluster", "", "cluster configuration `file` (YAML): this node's partition and replica, the NATS servers or an embedded one, TLS; without it matchd is a single node")
+	f.StringVar(&fedFile, "federation", "", "federation configuration `file` (YAML): this agency's name and its partner agencies for hit/no-hit searches (README: Searching partner agencies)")
 	f.BoolVar(&opt.Insecure, "insecure", false, "serve plaintext gRPC with no client authentication (every caller is admin unless --tokens); development only")
 	f.StringVar(&opt.TLSCert, "tls-cert", "", "server certificate `file` (PEM)")
 	f.StringVar(&opt.TLSKey, "tls-key", "", "server key `file` (PEM)")
@@ -288,7 +298,7 @@ var optionFlags = map[string]string{
 	"RateLimit": "rate-limit", "RateBurst": "rate-burst", "MaxConcurrent": "max-concurrent",
 	"Gates": "gates", "EncryptionKeyFile": "encryption-key-file", "PurgeInterval": "purge-interval",
 	"MetricsListen": "metrics-listen", "Pprof": "pprof", "AuditRetention": "audit-retention",
-	"KeepSamples": "keep-samples", "Cluster": "cluster",
+	"KeepSamples": "keep-samples", "Cluster": "cluster", "Federation": "federation",
 }
 
 // optionError reports an *OptionError under the flag or variable that set
@@ -419,7 +429,7 @@ func (c *cli) certsCmd() *cobra.Command {
 		hosts                 []string
 	)
 	cmd := &cobra.Command{
-		Use:   "certs --role gate|officer|admin|node --name NAME [--host H,...] [--out DIR] [--data DIR] [--days N]",
+		Use:   "certs --role gate|officer|admin|partner|node --name NAME [--host H,...] [--out DIR] [--data DIR] [--days N]",
 		Short: "Issue a client certificate for a role, or a cluster node's certificate, from the local CA",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -427,7 +437,7 @@ func (c *cli) certsCmd() *cobra.Command {
 			case role == "node" && len(hosts) == 0:
 				return usageErr{fmt.Errorf("certs: a node certificate needs %s, the names or addresses its NATS server is reached at", c.name(cmd, "host"))}
 			case role != "node" && !pki.ValidRole(role):
-				return usageErr{fmt.Errorf("certs: %s: want gate, officer, admin or node", c.name(cmd, "role"))}
+				return usageErr{fmt.Errorf("certs: %s: want gate, officer, admin, partner or node", c.name(cmd, "role"))}
 			case name == "" || filepath.Base(name) != name || len(name) > 64:
 				return usageErr{fmt.Errorf("certs: %s: want a plain name such as gate-07", c.name(cmd, "name"))}
 			case days < 1:
@@ -438,7 +448,7 @@ func (c *cli) certsCmd() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.SortFlags = false
-	f.StringVar(&role, "role", "", "role of the certificate: gate, officer or admin; node for a cluster node's NATS certificate (server and client, for --host)")
+	f.StringVar(&role, "role", "", "role of the certificate: gate, officer or admin; partner for this agency's calls to its partner agencies (README: Searching partner agencies); node for a cluster node's NATS certificate (server and client, for --host)")
 	f.StringSliceVar(&hosts, "host", nil, "with --role node: the DNS names and IP addresses the node's NATS server is reached at")
 	f.StringVar(&name, "name", "", "the client's name (the certificate's common name; audit records show it)")
 	f.StringVar(&out, "out", ".", "`dir`ectory to write NAME.pem and NAME-key.pem into")

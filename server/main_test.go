@@ -95,7 +95,7 @@ func TestMatchdBadValues(t *testing.T) {
 		{nil, []string{"--nope"}, "unknown flag: --nope"},
 		{nil, []string{"serve"}, `unknown command "serve"`},
 		{map[string]string{"BORDERMATCH_DAYS": "0"}, []string{"certs", "--role", "gate", "--name", "g"}, `BORDERMATCH_DAYS="0": want at least 1`},
-		{nil, []string{"certs", "--role", "pilot", "--name", "g"}, `--role "pilot": want gate, officer, admin or node`},
+		{nil, []string{"certs", "--role", "pilot", "--name", "g"}, `--role "pilot": want gate, officer, admin, partner or node`},
 		{nil, []string{"certs", "--role", "node", "--name", "n"}, `a node certificate needs --host`},
 	} {
 		_, errs, code := runMatchd(tc.env, tc.args...)

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/bordermatch/bordermatch/engine"
+	"github.com/bordermatch/bordermatch/federation"
 )
 
 // codeOf is the one mapping from the engine's error kinds to gRPC codes.
@@ -38,6 +39,17 @@ func codeOf(err error) codes.Code {
 		return codes.Unavailable
 	case errors.Is(err, engine.ErrResourceExhausted):
 		return codes.ResourceExhausted
+	// Searches between agencies (server/federation.go).
+	case errors.Is(err, federation.ErrUnknownReference), errors.Is(err, federation.ErrUnknownPartner):
+		return codes.NotFound
+	case errors.Is(err, federation.ErrPendingReview), errors.Is(err, federation.ErrReviewed), errors.Is(err, federation.ErrHeadConflict):
+		return codes.FailedPrecondition
+	case errors.Is(err, federation.ErrRejected):
+		return codes.PermissionDenied
+	case errors.Is(err, federation.ErrInvalid), errors.Is(err, federation.ErrBadSignature):
+		return codes.InvalidArgument
+	case errors.Is(err, errAuditRead):
+		return codes.Unavailable
 	}
 	return codes.Internal
 }

@@ -125,10 +125,10 @@ func (a *app) auditCmd() *cobra.Command {
 // a copy of the archive: on its own with --offline, else also against the
 // server's chain.
 func (a *app) auditVerifyCmd() *cobra.Command {
-	var archive string
+	var archive, witness string
 	var offline bool
 	cmd := &cobra.Command{
-		Use:   "verify [--archive FILE [--offline]]",
+		Use:   "verify [--archive FILE [--offline]] [--witness PARTNER]",
 		Short: "Check the audit trail's hash chain (the archive and the gallery as one); exit 1 naming the first bad record",
 		Long: "Check the audit trail's hash chain on the server: the archive of records moved out of the gallery (matchd --audit-retention)\n" +
 			"and the records in the gallery, as one chain. With --archive FILE, check a copy of the archive here: records from 1\n" +
@@ -138,6 +138,9 @@ func (a *app) auditVerifyCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if offline && archive == "" {
 				return usageError("--offline needs --archive FILE")
+			}
+			if offline && witness != "" {
+				return usageError("--witness needs the server: not with --offline")
 			}
 			out := map[string]any{}
 			var copyRes audit.Result
@@ -197,6 +200,11 @@ func (a *app) auditVerifyCmd() *cobra.Command {
 						archive, copyRes.HeadSeq, copyRes.HeadSeq, copyRes.HeadHash, link))
 				}
 			}
+			if witness != "" {
+				if err := a.witnessCheck(cmd.Context(), witness, out); err != nil {
+					return err
+				}
+			}
 			if a.json {
 				return a.printJSON(out)
 			}
@@ -221,6 +229,7 @@ func (a *app) auditVerifyCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&archive, "archive", "", "check this copy of the audit archive (DATA/audit/archive.jsonl), and that the server's chain continues it")
 	cmd.Flags().BoolVar(&offline, "offline", false, "with --archive: check the copy only, without connecting")
+	cmd.Flags().StringVar(&witness, "witness", "", "also check the chain against the signed heads this partner agency holds of it (a rewritten chain differs)")
 	return cmd
 }
 

@@ -122,7 +122,7 @@ or role).`,
 	pf.DurationVar(&a.timeout, "timeout", 30*time.Second, "how long to wait for the server per call")
 	a.tls.register(pf)
 	root.AddCommand(a.searchCmd(), a.addCmd(), a.showCmd(), a.removeCmd(), a.listCmd(), a.listsCmd(), a.importCmd(), a.auditCmd(), a.gateCmd())
-	root.AddCommand(a.exportCmd(), a.backupCmd(), a.restoreCmd(), a.retemplateCmd(), a.clusterCmd())
+	root.AddCommand(a.exportCmd(), a.backupCmd(), a.restoreCmd(), a.retemplateCmd(), a.clusterCmd(), a.federationCmd())
 	return root
 }
 

@@ -125,6 +125,8 @@ func (a *app) searchCmd() *cobra.Command {
 		maxFMR     float64
 		largest    bool
 		nistPath   string
+		partner    string
+		purpose    string
 	)
 	cmd := &cobra.Command{
 		Use:   "search [--photo FILE] [--finger POSITION=FILE ...] [--nist FILE]",
@@ -149,7 +151,8 @@ refused naming the record, field and byte.`,
   watchlist search --nist tenprint.an2 --list interpol
   watchlist search --photo traveller.jpg --list interpol --top 5 --json
   watchlist search --finger right-index=scan.png --finger left-index=l.wsq
-  watchlist search --photo gate.jpg --finger right-index=scan.png --dpi 569`,
+  watchlist search --photo gate.jpg --finger right-index=scan.png --dpi 569
+  watchlist search --partner agency-b --photo traveller.jpg --purpose "case 2026/117"`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fs, err := parseFingers(fingerArgs)
@@ -163,6 +166,11 @@ refused naming the record, field and byte.`,
 			if nistPath != "" {
 				if nf, err = readNIST(nistPath); err != nil {
 					return err
+				}
+			}
+			for _, f := range []string{"list", "threshold", "max-fmr", "largest-face"} {
+				if partner != "" && cmd.Flags().Changed(f) {
+					return usageError("search --partner: --%s is not for a partner's gallery (it decides by its own threshold)", f)
 				}
 			}
 			req := &pb.IdentifyRequest{
@@ -189,6 +197,17 @@ refused naming the record, field and byte.`,
 			}
 			if nf != nil {
 				req.NistTransaction = nf.data
+			}
+			if partner != "" {
+				// Another agency's gallery: references and scores only.
+				var n uint32
+				if cmd.Flags().Changed("top") {
+					n = uint32(max(top, 0))
+				}
+				if nf != nil {
+					files = append(files, nistPath)
+				}
+				return a.searchPartner(cmd, partner, purpose, req.Probe, req.Fingers, req.NistTransaction, n, strings.Join(files, ", "))
 			}
 			if cmd.Flags().Changed("threshold") {
 				req.Threshold = &threshold
@@ -261,6 +280,8 @@ refused naming the record, field and byte.`,
 	f.Float32Var(&threshold, "threshold", 0, "decision threshold on the face score, for a photo alone (default: the server's)")
 	f.BoolVar(&largest, "largest-face", false, "with several faces in the photo, use the largest")
 	f.StringVar(&nistPath, "nist", "", "ANSI/NIST-ITL transaction to search with (.an2, .eft, …: its faces and fingers)")
+	f.StringVar(&partner, "partner", "", "search this partner agency instead (hit/no-hit: references and scores only; see watchlist federation)")
+	f.StringVar(&purpose, "purpose", "", "with --partner: why (legal basis, case number), recorded on both sides")
 	return cmd
 }
 

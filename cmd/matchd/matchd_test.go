@@ -77,7 +77,14 @@ type daemon struct {
 
 func startMatchd(t *testing.T, data string, extra ...string) *daemon {
 	t.Helper()
-	d := &daemon{addr: freeAddr(t), log: new(bytes.Buffer), done: make(chan error, 1)}
+	return startMatchdAt(t, freeAddr(t), data, extra...)
+}
+
+// startMatchdAt starts matchd listening on addr (one its peers know
+// beforehand).
+func startMatchdAt(t *testing.T, addr, data string, extra ...string) *daemon {
+	t.Helper()
+	d := &daemon{addr: addr, log: new(bytes.Buffer), done: make(chan error, 1)}
 	args := append([]string{"--listen", d.addr, "--data", data, "--models", modelsDir(t), "--log-format", "json"}, extra...)
 	d.cmd = exec.Command(filepath.Join(binDir, "matchd"), args...)
 	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
