@@ -121,6 +121,13 @@ func (f *Folder) Rewind() {
 	f.mu.Unlock()
 }
 
+// State: open (and listed) until closed.
+func (f *Folder) State() DeviceState {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return DeviceState{Open: !f.closed, Listed: true, Closed: f.closed}
+}
+
 // Close ends the replay; further Captures return ErrClosed.
 func (f *Folder) Close() error {
 	f.mu.Lock()

@@ -104,6 +104,14 @@ int bm_error_kind(const GError *err) {
 	return BM_ERR_OTHER;
 }
 
+int bm_device_listed(FpDevice *dev) {
+	GPtrArray *devs = fp_context_get_devices(bm_ctx);
+	for (guint i = 0; i < devs->len; i++)
+		if (g_ptr_array_index(devs, i) == dev)
+			return 1;
+	return 0;
+}
+
 void bm_unref(gpointer obj) {
 	g_object_unref(obj);
 }

@@ -38,6 +38,8 @@ void bm_open(FpDevice *dev, uintptr_t h);
 void bm_close(FpDevice *dev, uintptr_t h);
 void bm_capture(FpDevice *dev, GCancellable *cancel, uintptr_t h);
 int bm_error_kind(const GError *err);
+// bm_device_listed: dev is still in the context's list (not unplugged).
+int bm_device_listed(FpDevice *dev);
 void bm_unref(gpointer obj);
 
 #endif

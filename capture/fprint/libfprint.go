@@ -437,3 +437,31 @@ func (d *Device) Close() error {
 	}
 	return nil
 }
+
+// State reads the device's state from libfprint.
+func (d *Device) State() DeviceState {
+	// Held so that Close cannot release the device meanwhile (nothing on
+	// the loop thread takes it).
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return DeviceState{Closed: true}
+	}
+	st := DeviceState{Capturing: len(d.busy) > 0}
+	onLoop(func() {
+		st.Open = C.fp_device_is_open(d.dev) != 0
+		st.Listed = C.bm_device_listed(d.dev) != 0
+		fs := C.fp_device_get_finger_status(d.dev)
+		st.FingerNeeded = fs&C.FP_FINGER_STATUS_NEEDED != 0
+		st.FingerPresent = fs&C.FP_FINGER_STATUS_PRESENT != 0
+		switch C.fp_device_get_temperature(d.dev) {
+		case C.FP_TEMPERATURE_COLD:
+			st.Temperature = "cold"
+		case C.FP_TEMPERATURE_WARM:
+			st.Temperature = "warm"
+		case C.FP_TEMPERATURE_HOT:
+			st.Temperature = "hot"
+		}
+	})
+	return st
+}

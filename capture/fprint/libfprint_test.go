@@ -301,6 +301,43 @@ func TestCaptureIdentify(t *testing.T) {
 	}
 }
 
+// TestDeviceState: the state is libfprint's: open and idle, waiting for a
+// finger during a capture, closed after Close.
+func TestDeviceState(t *testing.T) {
+	d, err := Open("virtual_image")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := d.State()
+	if !st.Open || !st.Listed || st.Closed || st.Capturing || !st.Ready() {
+		t.Fatalf("opened: %+v (%s)", st, st)
+	}
+	t.Logf("opened: %s", st)
+	ch := capture(context.Background(), d)
+	deadline := time.Now().Add(10 * time.Second)
+	for st = d.State(); !st.FingerNeeded; st = d.State() {
+		if time.Now().After(deadline) {
+			t.Fatalf("capturing: %+v (%s)", st, st)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !st.Capturing || !strings.Contains(st.String(), "waiting for a finger") {
+		t.Fatalf("capturing: %+v (%s)", st, st)
+	}
+	t.Logf("capturing: %s", st)
+	g, _ := loadGray(t, fingers+"/fvc2002_db1_b/101_1.tif")
+	sendImage(t, g)
+	if r := <-ch; r.err != nil {
+		t.Fatal(r.err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st = d.State(); !st.Closed || st.Ready() || st.String() != "closed" {
+		t.Fatalf("closed: %+v (%s)", st, st)
+	}
+}
+
 func TestCaptureRetry(t *testing.T) {
 	d := openVirtual(t)
 	ch := capture(context.Background(), d)

@@ -50,6 +50,66 @@ type Scan struct {
 	Time time.Time
 }
 
+// StateReader is a Scanner that reports its state: Device (read from
+// libfprint) and Folder.
+type StateReader interface {
+	State() DeviceState
+}
+
+// DeviceState is a scanner's state as the device reports it (libfprint's
+// fp_device_* getters; a Folder is open until closed).
+type DeviceState struct {
+	// Open: libfprint has the device open (fp_device_is_open).
+	Open bool
+	// Listed: the device is still in libfprint's list; false once it was
+	// unplugged.
+	Listed bool
+	// FingerNeeded: the sensor waits for a finger; FingerPresent: a finger
+	// is on it (fp_device_get_finger_status).
+	FingerNeeded, FingerPresent bool
+	// Temperature is the sensor's: "cold", "warm" or "hot" (a hot sensor
+	// cannot be used until it cools).
+	Temperature string
+	// Capturing: a Capture is running on the device.
+	Capturing bool
+	// Closed: Close was called.
+	Closed bool
+}
+
+// String is the state in a few words, e.g. "open, waiting for a finger".
+func (s DeviceState) String() string {
+	var p []string
+	switch {
+	case s.Closed:
+		p = append(p, "closed")
+	case !s.Listed:
+		p = append(p, "removed")
+	case s.Open:
+		p = append(p, "open")
+	default:
+		p = append(p, "not open")
+	}
+	switch {
+	case s.FingerPresent:
+		p = append(p, "finger on the sensor")
+	case s.FingerNeeded:
+		p = append(p, "waiting for a finger")
+	case s.Capturing:
+		p = append(p, "capturing")
+	case s.Open && s.Listed && !s.Closed:
+		p = append(p, "idle")
+	}
+	if s.Temperature != "" && s.Temperature != "cold" {
+		p = append(p, "sensor "+s.Temperature)
+	}
+	return strings.Join(p, ", ")
+}
+
+// Ready: the device can take a capture now (open, plugged in, not hot).
+func (s DeviceState) Ready() bool {
+	return s.Open && s.Listed && !s.Closed && s.Temperature != "hot"
+}
+
 var (
 	// ErrClosed: the scanner was closed, before or during the call.
 	ErrClosed = errors.New("fprint: scanner closed")
