@@ -315,7 +315,7 @@ func TestGates(t *testing.T) {
 			t.Errorf("gate 3: %v", g3)
 		}
 		if g4.State != pb.SourceState_SOURCE_STATE_FAILED || !strings.Contains(g4.LastError, "unsupported scheme") ||
-			g4.Scanner != "" || g4.ScannerState != "" {
+			g4.Scanner != "" || g4.ScannerState != pb.SourceState_SOURCE_STATE_UNSPECIFIED {
 			t.Errorf("gate 4: %v", g4)
 		}
 		for _, g := range r.Gates {
