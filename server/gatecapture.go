@@ -24,7 +24,9 @@ const (
 	MaxMaxWait     = 30 * time.Second
 )
 
-// CaptureAndIdentify implements pb.GatesServer.
+// CaptureAndIdentify implements pb.GatesServer. With fingers asked for,
+// the gate's scanner is read while the camera is watched, and the face
+// and the fingers captured are identified together.
 func (g *Gates) CaptureAndIdentify(ctx context.Context, req *pb.CaptureAndIdentifyRequest) (*pb.CaptureAndIdentifyResponse, error) {
 	start := time.Now()
 	gt, err := g.gate(req.GetGate())
@@ -39,39 +41,113 @@ func (g *Gates) CaptureAndIdentify(ctx context.Context, req *pb.CaptureAndIdenti
 	if err != nil {
 		return nil, err
 	}
+	fs, err := fingersOf(gt, req.GetCaptureFingers(), req.GetFingerPositions(), req.GetFingerTimeout(), req.GetSkipFace())
+	if err != nil {
+		return nil, err
+	}
+	if fs.skipFace {
+		// Nothing to identify without the scanner: say so now.
+		if sc, _, why := gt.scanner.current(); sc == nil {
+			gt.failed.Add(1)
+			return nil, status.Errorf(codes.Unavailable, "gate %s: %s", gt.cfg.ID, why)
+		}
+	}
 	release, err := gt.acquire()
 	if err != nil {
 		return nil, err
 	}
 	defer release()
-	c, err := g.watch(ctx, gt, start, ws)
-	if err != nil {
+
+	// The fingers, from the scanner, while the camera is watched.
+	var (
+		fingers []capturedFinger
+		ferr    error
+		fdone   chan struct{}
+	)
+	fctx, fcancel := context.WithCancel(ctx)
+	defer fcancel()
+	if len(fs.positions) > 0 {
+		fdone = make(chan struct{})
+		// Leave part of the caller's deadline to the search.
+		if dl, ok := ctx.Deadline(); ok {
+			var c context.CancelFunc
+			fctx, c = context.WithDeadline(fctx, dl.Add(-time.Until(dl)/5))
+			defer c()
+		}
+		go func() {
+			defer close(fdone)
+			fingers, ferr = g.captureFingers(fctx, gt, fs, req.GetReturnImage())
+		}()
+	}
+	waitFingers := func() error {
+		if fdone == nil {
+			return nil
+		}
+		<-fdone
+		return ferr
+	}
+	var c watched
+	if !fs.skipFace {
+		if c, err = g.watch(ctx, gt, start, ws); err != nil {
+			fcancel()
+			waitFingers()
+			return nil, err
+		}
+	}
+	if err := waitFingers(); err != nil {
+		gt.failed.Add(1)
 		return nil, err
 	}
-	resp := &pb.CaptureAndIdentifyResponse{Gate: gt.cfg.ID}
-	if !c.ok {
-		gt.noFace.Add(1)
-		resp.Outcome = pb.CaptureOutcome_CAPTURE_OUTCOME_NO_FACE
+	resp := &pb.CaptureAndIdentifyResponse{Gate: gt.cfg.ID, Fingers: fingerReports(fingers)}
+	probeFingers := fingerProbe(fingers)
+	var details []string
+	var res *pb.IdentifyResponse
+	switch {
+	case fs.skipFace:
+	case !c.ok:
 		resp.Shot = &pb.Shot{FramesAssessed: int32(c.frames)}
-		resp.Detail = noFaceDetail(c.frames, time.Since(start), c.lastReject)
-	} else {
-		res, detail, err := g.identifyShot(ctx, c.shot, q)
+		details = append(details, noFaceDetail(c.frames, time.Since(start), c.lastReject))
+	default:
+		resp.Shot = c.shotProto(req.GetReturnImage())
+		var detail string
+		res, detail, err = g.identifyShot(ctx, c.shot, probeFingers, q)
 		if err != nil {
 			gt.failed.Add(1)
 			return nil, err
 		}
-		resp.Shot = c.shotProto(req.GetReturnImage())
 		if res == nil {
-			gt.noFace.Add(1)
-			resp.Outcome = pb.CaptureOutcome_CAPTURE_OUTCOME_NO_FACE
-			resp.Detail = detail
+			details = append(details, detail)
 		} else {
-			gt.identified.Add(1)
-			resp.Outcome = pb.CaptureOutcome_CAPTURE_OUTCOME_IDENTIFIED
-			resp.Result = res
-			resp.Detail = fmt.Sprintf("face of quality %.2f from frame %d, %d candidates", c.shot.quality.GetScore(), c.shot.seq, len(res.Candidates))
+			details = append(details, fmt.Sprintf("face of quality %.2f from frame %d", c.shot.quality.GetScore(), c.shot.seq))
 		}
 	}
+	if res == nil && len(probeFingers) > 0 {
+		// No face (not asked for, or none usable): the fingers alone.
+		r, err := g.eng.Identify(ctx, engine.IdentifyRequest{Probe: engine.Probe{Fingers: probeFingers}, Query: q})
+		if err != nil {
+			gt.failed.Add(1)
+			return nil, fmt.Errorf("fingers: %w", err)
+		}
+		res = identifyProto(r)
+		details = append(details, fmt.Sprintf("identified by %d fingers alone", len(probeFingers)))
+	}
+	switch {
+	case res != nil:
+		gt.identified.Add(1)
+		resp.Outcome = pb.CaptureOutcome_CAPTURE_OUTCOME_IDENTIFIED
+		resp.Result = res
+		details[len(details)-1] += fmt.Sprintf(", %d candidates", len(res.Candidates))
+	case fs.skipFace:
+		gt.noFace.Add(1)
+		resp.Outcome = pb.CaptureOutcome_CAPTURE_OUTCOME_NO_FINGER
+	default:
+		gt.noFace.Add(1)
+		resp.Outcome = pb.CaptureOutcome_CAPTURE_OUTCOME_NO_FACE
+	}
+	if len(fingers) > 0 {
+		details = append(details, fingersDetail(fingers))
+	}
+	resp.Detail = strings.Join(details, "; ")
 	resp.Elapsed = durationpb.New(time.Since(start))
 	gt.log.Info().Str("outcome", resp.Outcome.String()).Int("frames", c.frames).
 		Dur("elapsed", time.Since(start)).Str("detail", resp.Detail).Msg("gate capture")
@@ -264,11 +340,12 @@ func noFaceDetail(frames int, d time.Duration, reject string) string {
 	return s
 }
 
-// identifyShot extracts the shot's face and identifies it. A nil response
-// with a detail means the extractor found no face where the selector did.
-func (g *Gates) identifyShot(ctx context.Context, shot pickedShot, q engine.Query) (*pb.IdentifyResponse, string, error) {
+// identifyShot extracts the shot's face and identifies it, with the
+// fingers captured if any. A nil response with a detail means the
+// extractor found no face where the selector did.
+func (g *Gates) identifyShot(ctx context.Context, shot pickedShot, fingers []engine.FingerSample, q engine.Query) (*pb.IdentifyResponse, string, error) {
 	res, err := g.eng.Identify(ctx, engine.IdentifyRequest{
-		Probe: engine.Probe{Sample: &engine.Sample{FaceImage: shot.jpeg}, TakeLargestFace: true},
+		Probe: engine.Probe{Sample: &engine.Sample{FaceImage: shot.jpeg}, Fingers: fingers, TakeLargestFace: true},
 		Query: q,
 	})
 	if errors.Is(err, templates.ErrNoFace) {

@@ -12,6 +12,10 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/bordermatch/bordermatch/capture/fpimage"
+	"github.com/bordermatch/bordermatch/engine"
+	"github.com/bordermatch/bordermatch/templates/minutiae"
 )
 
 // Gate configuration defaults and limits.
@@ -22,7 +26,14 @@ const (
 	MaxGateCaptures     = 64
 	// MaxGateFPS bounds a gate's replay rate.
 	MaxGateFPS = 1000
+	// A gate's wait for each finger on its scanner.
+	DefaultFingerTimeout = 10 * time.Second
+	MaxFingerTimeout     = time.Minute
 )
+
+// DefaultGateFingers is what a gate with a scanner asks for when its
+// configuration names no fingers.
+var DefaultGateFingers = []string{"right-index"}
 
 // GateConfig is one gate of matchd's configuration (--gates FILE, --gate
 // ID=SOURCE). A zero FPS, Lookback or MaxCaptures takes the default; a
@@ -33,10 +44,22 @@ type GateConfig struct {
 	// Source is the camera, as capture.Open takes it: /dev/video0, v4l2:0,
 	// rtsp://…, http(s)://…, a video file, folder:DIR or a directory.
 	Source string `yaml:"source" json:"source"`
-	// Scanner is refused: gate captures do not use fingerprint scanners
-	// yet. The key is known so that a file setting it gets that answer
-	// rather than "field scanner not found".
+	// Scanner is the gate's fingerprint scanner, as fprint.OpenScanner
+	// takes it: "libfprint:NAME" (an index "0", a device id, a driver
+	// "uru4000" or a name; "libfprint:" is the first scanner giving
+	// images) or "folder:DIR" (scans replayed in name order, looping).
+	// Empty: the gate has none.
 	Scanner string `yaml:"scanner,omitempty" json:"scanner,omitempty"`
+	// Fingers are the positions the gate asks for, in order, when a call
+	// asks for fingers without naming them ("right-index", "left-thumb" …;
+	// default right-index). Only with a scanner.
+	Fingers []string `yaml:"fingers,omitempty" json:"fingers,omitempty"`
+	// FingerTimeout is the wait for each finger (default 10s, at most 1m).
+	FingerTimeout time.Duration `yaml:"finger_timeout,omitempty" json:"finger_timeout,omitempty"`
+	// ScannerDPI is the scanner's resolution, over what the driver or the
+	// file declares (libfprint's drivers mostly declare none: 500 is
+	// assumed). 0: theirs.
+	ScannerDPI int `yaml:"scanner_dpi,omitempty" json:"scanner_dpi,omitempty"`
 	// FPS is the replay rate of a folder or file (capture.Options.FPS);
 	// 0: the file's own rate, 10 for folders.
 	FPS float64 `yaml:"fps,omitempty" json:"fps,omitempty"`
@@ -62,8 +85,8 @@ func (c *GateConfig) Validate() error {
 	if strings.TrimSpace(c.Source) == "" {
 		return fmt.Errorf("gate %s: source: none given", c.ID)
 	}
-	if c.Scanner != "" {
-		return fmt.Errorf("gate %s: scanner: fingerprint scanners at gates are not supported yet; remove the setting", c.ID)
+	if err := c.validateScanner(); err != nil {
+		return err
 	}
 	if !(c.FPS >= 0 && c.FPS <= MaxGateFPS) {
 		return fmt.Errorf("gate %s: fps %v outside 0..%d (0: the source's own rate)", c.ID, c.FPS, MaxGateFPS)
@@ -77,6 +100,58 @@ func (c *GateConfig) Validate() error {
 	return nil
 }
 
+// validateScanner checks the scanner settings.
+func (c *GateConfig) validateScanner() error {
+	if c.Scanner == "" {
+		switch {
+		case len(c.Fingers) > 0:
+			return fmt.Errorf("gate %s: fingers: set without a scanner", c.ID)
+		case c.FingerTimeout != 0:
+			return fmt.Errorf("gate %s: finger_timeout: set without a scanner", c.ID)
+		case c.ScannerDPI != 0:
+			return fmt.Errorf("gate %s: scanner_dpi: set without a scanner", c.ID)
+		}
+		return nil
+	}
+	kind, arg, ok := strings.Cut(c.Scanner, ":")
+	switch {
+	case ok && kind == "libfprint":
+	case ok && kind == "folder" && strings.TrimSpace(arg) != "":
+	default:
+		return fmt.Errorf("gate %s: scanner %q: want libfprint:NAME (libfprint:0, libfprint:uru4000, libfprint: for the first) or folder:DIR", c.ID, c.Scanner)
+	}
+	if _, err := parseGateFingers(c.Fingers); err != nil {
+		return fmt.Errorf("gate %s: fingers: %v", c.ID, err)
+	}
+	if c.FingerTimeout < 0 || c.FingerTimeout > MaxFingerTimeout {
+		return fmt.Errorf("gate %s: finger_timeout %v outside 0..%v (0: the default, %v)", c.ID, c.FingerTimeout, MaxFingerTimeout, DefaultFingerTimeout)
+	}
+	if c.ScannerDPI != 0 && !fpimage.PlausibleDPI(c.ScannerDPI) {
+		return fmt.Errorf("gate %s: scanner_dpi %d outside %d..%d (0: the scanner's own)", c.ID, c.ScannerDPI, fpimage.MinDPI, fpimage.MaxDPI)
+	}
+	return nil
+}
+
+// parseGateFingers reads finger position names: distinct, known, at most
+// 10.
+func parseGateFingers(names []string) ([]minutiae.Position, error) {
+	var out []minutiae.Position
+	for _, n := range names {
+		p, ok := minutiae.ParsePosition(strings.ToLower(strings.TrimSpace(n)))
+		if !ok || p == minutiae.PositionUnknown {
+			return nil, fmt.Errorf("%q is not a finger (right-thumb … right-little, left-thumb … left-little)", n)
+		}
+		if slices.Contains(out, p) {
+			return nil, fmt.Errorf("%s given twice", p)
+		}
+		out = append(out, p)
+	}
+	if len(out) > engine.MaxFingerSamples {
+		return nil, fmt.Errorf("%d fingers, at most %d", len(out), engine.MaxFingerSamples)
+	}
+	return out, nil
+}
+
 // withDefaults returns c with its zero settings replaced by the defaults.
 func (c GateConfig) withDefaults() GateConfig {
 	if c.Lookback == 0 {
@@ -84,6 +159,14 @@ func (c GateConfig) withDefaults() GateConfig {
 	}
 	if c.MaxCaptures == 0 {
 		c.MaxCaptures = DefaultGateCaptures
+	}
+	if c.Scanner != "" {
+		if len(c.Fingers) == 0 {
+			c.Fingers = DefaultGateFingers
+		}
+		if c.FingerTimeout == 0 {
+			c.FingerTimeout = DefaultFingerTimeout
+		}
 	}
 	if c.Loop == nil {
 		loop := true

@@ -114,7 +114,7 @@ func (g *Gates) IdentifyFrames(stream pb.Gates_IdentifyFramesServer) error {
 			resp.Detail += "; " + cut
 		}
 	} else {
-		res, detail, err := g.identifyShot(ctx, shot, q)
+		res, detail, err := g.identifyShot(ctx, shot, nil, q)
 		if err != nil {
 			return err
 		}

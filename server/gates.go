@@ -18,6 +18,7 @@ import (
 	"github.com/bordermatch/bordermatch/capture"
 	"github.com/bordermatch/bordermatch/engine"
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
+	"github.com/bordermatch/bordermatch/templates/minutiae"
 )
 
 // GatesOptions configure the gate sessions.
@@ -106,6 +107,9 @@ func (g *Gates) Start() {
 	}()
 	for _, id := range g.ids {
 		g.gates[id].feed.Start()
+		if sc := g.gates[id].scanner; sc != nil {
+			sc.Start()
+		}
 	}
 }
 
@@ -113,17 +117,25 @@ func (g *Gates) Start() {
 func (g *Gates) Close() {
 	for _, gt := range g.gates {
 		gt.feed.Close()
+		if gt.scanner != nil {
+			gt.scanner.Close()
+		}
 	}
 	g.wg.Wait()
 	g.selector.close()
 }
 
-// gate is one configured gate: its camera's feed and its counters.
+// gate is one configured gate: its camera's feed, its scanner and its
+// counters.
 type gate struct {
-	cfg   GateConfig
-	feed  *capture.Feed
-	log   zerolog.Logger
-	slots chan struct{}
+	cfg  GateConfig
+	feed *capture.Feed
+	// scanner is nil for a gate without one; fingers are the positions it
+	// asks for by default.
+	scanner *gateScanner
+	fingers []minutiae.Position
+	log     zerolog.Logger
+	slots   chan struct{}
 	// observe, when set before Start, sees every frame's seq and read
 	// time (the latency benchmark).
 	observe func(seq uint64, at time.Time)
@@ -142,6 +154,10 @@ func newGate(c GateConfig, log zerolog.Logger, setState func(source, state strin
 		log:      log.With().Str("gate", c.ID).Logger(),
 		slots:    make(chan struct{}, c.MaxCaptures),
 		setState: setState,
+	}
+	if c.Scanner != "" {
+		gt.scanner = newGateScanner(c.Scanner, c.ScannerDPI, gt.log)
+		gt.fingers, _ = parseGateFingers(c.Fingers) // validated
 	}
 	gt.feed = capture.NewFeed(capture.FeedConfig{
 		Source:   c.Source,
@@ -216,8 +232,8 @@ func sourceState(s capture.State) pb.SourceState {
 	return pb.SourceState_SOURCE_STATE_UNSPECIFIED
 }
 
-// status is the gate's GateStatus entry. Scanner and ScannerState stay
-// empty: gates have no scanners yet.
+// status is the gate's GateStatus entry; its scanner's state is read from
+// the device.
 func (gt *gate) status() *pb.GateState {
 	st := gt.feed.Status()
 	s := &pb.GateState{
@@ -241,6 +257,12 @@ func (gt *gate) status() *pb.GateState {
 	if st.Latest != 0 {
 		s.LastFrameTime = timestamppb.New(st.LatestTime)
 		s.FramesHeld = int32(st.Held)
+	}
+	if gt.scanner != nil {
+		sc := gt.scanner.status()
+		s.Scanner, s.ScannerState, s.ScannerDevice, s.ScannerLastError = sc.Scanner, sc.ScannerState, sc.ScannerDevice, sc.ScannerLastError
+		s.ScannerOpenAttempts, s.ScannerSince = sc.ScannerOpenAttempts, sc.ScannerSince
+		s.FingersCaptured, s.FingersFailed = sc.FingersCaptured, sc.FingersFailed
 	}
 	return s
 }

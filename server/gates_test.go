@@ -511,11 +511,23 @@ gates:
   - id: desk-a
     source: /dev/video0
     loop: false
+  - id: 5
+    source: v4l2:0
+    scanner: "libfprint:0"
+    fingers: [right-index, LEFT-INDEX]
+    finger_timeout: 5s
+    scanner_dpi: 569
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(gs) != 2 || gs[0].ID != "3" || gs[0].Lookback != 1500*time.Millisecond || gs[0].MaxCaptures != 4 ||
+	if g5 := gs[len(gs)-1]; len(gs) != 3 || g5.Scanner != "libfprint:0" || len(g5.Fingers) != 2 || g5.FingerTimeout != 5*time.Second || g5.ScannerDPI != 569 {
+		t.Fatalf("%+v", gs)
+	}
+	if d := (GateConfig{ID: "6", Source: "a", Scanner: "folder:x"}).withDefaults(); d.FingerTimeout != DefaultFingerTimeout || !slices.Equal(d.Fingers, DefaultGateFingers) {
+		t.Fatalf("defaults %+v", d)
+	}
+	if len(gs) != 3 || gs[0].ID != "3" || gs[0].Lookback != 1500*time.Millisecond || gs[0].MaxCaptures != 4 ||
 		gs[1].Loop == nil || *gs[1].Loop {
 		t.Fatalf("%+v", gs)
 	}
@@ -532,7 +544,14 @@ gates:
 		"neglook.yaml":  {"gates:\n  - {id: 1, source: a, lookback: -1s}\n", "gate 1: lookback -1s outside"},
 		"negfps.yaml":   {"gates:\n  - {id: 1, source: a, fps: -1}\n", "gate 1: fps -1 outside"},
 		"captures.yaml": {"gates:\n  - {id: 1, source: a, max_captures: -1}\n", "gate 1: max_captures -1 outside"},
-		"scanner.yaml":  {"gates:\n  - {id: 3, source: a, scanner: 'fprint:0'}\n", "gate 3: scanner: fingerprint scanners at gates are not supported yet"},
+		"scanner.yaml":  {"gates:\n  - {id: 3, source: a, scanner: 'fprint:0'}\n", `gate 3: scanner "fprint:0": want libfprint:NAME`},
+		"nodir.yaml":    {"gates:\n  - {id: 3, source: a, scanner: 'folder:'}\n", `gate 3: scanner "folder:"`},
+		"finger.yaml":   {"gates:\n  - {id: 3, source: a, scanner: 'libfprint:0', fingers: [right-index, left-toe]}\n", `gate 3: fingers: "left-toe" is not a finger`},
+		"twofing.yaml":  {"gates:\n  - {id: 3, source: a, scanner: 'libfprint:0', fingers: [right-index, 2]}\n", "gate 3: fingers: right-index given twice"},
+		"unknown.yaml":  {"gates:\n  - {id: 3, source: a, scanner: 'libfprint:0', fingers: [unknown]}\n", `gate 3: fingers: "unknown" is not a finger`},
+		"ftime.yaml":    {"gates:\n  - {id: 3, source: a, scanner: 'libfprint:0', finger_timeout: 2m}\n", "gate 3: finger_timeout 2m0s outside"},
+		"dpi.yaml":      {"gates:\n  - {id: 3, source: a, scanner: 'libfprint:0', scanner_dpi: 100}\n", "gate 3: scanner_dpi 100 outside"},
+		"noscan.yaml":   {"gates:\n  - {id: 3, source: a, fingers: [right-index]}\n", "gate 3: fingers: set without a scanner"},
 		"broken.yaml":   {"gates: [", "gates file"},
 	} {
 		_, err := ReadGatesFile(write(name, c.text))
@@ -555,7 +574,7 @@ gates:
 		}
 	}
 	merged := MergeGates(gs, []GateConfig{{ID: "3", Source: "v4l2:1"}, {ID: "9", Source: "v4l2:2"}})
-	if len(merged) != 3 || merged[0].Source != "v4l2:1" || merged[2].ID != "9" || gs[0].Source != "rtsp://cam3/stream" {
+	if len(merged) != 4 || merged[0].Source != "v4l2:1" || merged[3].ID != "9" || gs[0].Source != "rtsp://cam3/stream" {
 		t.Errorf("%+v", merged)
 	}
 }
