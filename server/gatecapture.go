@@ -129,7 +129,7 @@ func (g *Gates) CaptureAndIdentify(ctx context.Context, req *pb.CaptureAndIdenti
 			return nil, fmt.Errorf("fingers: %w", err)
 		}
 		res = identifyProto(r)
-		details = append(details, fmt.Sprintf("identified by %d fingers alone", len(probeFingers)))
+		details = append(details, fmt.Sprintf("identified by %s alone", plural(len(probeFingers), "finger")))
 	}
 	switch {
 	case res != nil:
@@ -323,6 +323,13 @@ func (g *Gates) assess(ctx context.Context, w *shotWindow, f capture.Frame) (boo
 	}
 	defer func() { <-g.slots }()
 	return w.offer(f)
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
 
 func prefixed(p, s string) string {

@@ -51,6 +51,13 @@ type gateServer struct {
 // others enrolled. configure may adjust the gates before their sources open.
 func startGates(t testing.TB, gates []GateConfig, configure func(*Gates)) *gateServer {
 	t.Helper()
+	return startGatesWith(t, gates, configure, nil)
+}
+
+// startGatesWith is startGates with more samples enrolled for some of the
+// subjects (their fingers).
+func startGatesWith(t testing.TB, gates []GateConfig, configure func(*Gates), more map[string][]*pb.Sample) *gateServer {
+	t.Helper()
 	st, err := store.Open(store.Options{Dir: t.TempDir(), Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +99,7 @@ func startGates(t testing.TB, gates []GateConfig, configure func(*Gates)) *gateS
 	for _, who := range append([]string{gatePerson}, gateOthers...) {
 		_, err := s.matcher.Enroll(context.Background(), &pb.EnrollRequest{
 			SubjectId: who, Name: who, Watchlists: []string{"test"},
-			Samples: []*pb.Sample{photo(t, bbt+"/"+who+"/1.png")},
+			Samples: append([]*pb.Sample{photo(t, bbt+"/"+who+"/1.png")}, more[who]...),
 		})
 		if err != nil {
 			t.Fatalf("enrolling %s: %v", who, err)
