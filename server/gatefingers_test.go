@@ -255,4 +255,3 @@ func TestGateFingers(t *testing.T) {
 		}
 	})
 }
-
