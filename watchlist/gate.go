@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
+	"github.com/bordermatch/bordermatch/templates/minutiae"
 )
 
 func (a *app) gateCmd() *cobra.Command {
@@ -54,7 +55,7 @@ func (a *app) printProtoJSON(m proto.Message) error {
 func (a *app) gateStatusCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "status [GATE...]",
-		Short: "Show each gate's camera state and counters",
+		Short: "Show each gate's camera and scanner state and counters",
 		Example: `  watchlist gate status
   watchlist gate status 3 --json`,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -75,14 +76,26 @@ func (a *app) gateStatusCmd() *cobra.Command {
 				fmt.Fprintln(a.stdout, "No gates configured (matchd --gates FILE or --gate ID=SOURCE).")
 				return nil
 			}
-			t := newTable(a.stdout, "GATE", "SOURCE", "STATE", "FRAMES", "DROPPED", "LAST FRAME", "CAPTURES", "NO FACE", "FAILED", "ERROR")
+			t := newTable(a.stdout, "GATE", "SOURCE", "STATE", "FRAMES", "DROPPED", "LAST FRAME", "CAPTURES", "NO FACE", "FAILED", "SCANNER", "SCANNER STATE", "FINGERS", "ERROR")
 			for _, g := range resp.GetGates() {
 				last := "-"
 				if g.GetLastFrameTime() != nil {
 					last = time.Since(g.GetLastFrameTime().AsTime()).Round(100*time.Millisecond).String() + " ago"
 				}
+				scanner, scanState, fingers, errs := "-", "-", "-", g.GetLastError()
+				if g.GetScanner() != "" {
+					scanner, scanState = g.GetScanner(), stateName(g.GetScannerState())
+					if d := g.GetScannerDevice(); d != "" {
+						scanState += " (" + d + ")"
+					}
+					fingers = fmt.Sprintf("%d/%d", g.GetFingersCaptured(), g.GetFingersCaptured()+g.GetFingersFailed())
+					if e := g.GetScannerLastError(); e != "" {
+						errs = strings.TrimPrefix(errs+"; scanner: "+e, "; ")
+					}
+				}
 				t.row(g.GetGate(), g.GetSource(), stateName(g.GetState()), fmt.Sprint(g.GetFramesRead()), fmt.Sprint(g.GetFramesDropped()),
-					last, fmt.Sprint(g.GetCapturesIdentified()), fmt.Sprint(g.GetCapturesNoFace()), fmt.Sprint(g.GetCapturesFailed()), g.GetLastError())
+					last, fmt.Sprint(g.GetCapturesIdentified()), fmt.Sprint(g.GetCapturesNoFace()), fmt.Sprint(g.GetCapturesFailed()),
+					scanner, scanState, fingers, errs)
 			}
 			t.flush()
 			return nil
@@ -107,32 +120,61 @@ func stateName(s pb.SourceState) string {
 
 func (a *app) gateIdentifyCmd() *cobra.Command {
 	var (
-		lists []string
-		top   int32
-		wait  time.Duration
-		fresh bool
-		save  string
+		lists         []string
+		top           int32
+		wait          time.Duration
+		fresh         bool
+		save          string
+		withFingers   bool
+		fingerNames   []string
+		fingerTimeout time.Duration
+		noFace        bool
 	)
 	cmd := &cobra.Command{
 		Use:   "identify GATE",
-		Short: "Identify the traveller at a gate from its camera's best shot",
+		Short: "Identify the traveller at a gate from its camera's best shot (and its scanner's fingers)",
 		Long: `identify takes the best face the gate's camera saw in the last seconds and until
 --wait, and searches the watchlists with it. It prints the shot's quality and the
-candidates; --save-shot keeps the image that was searched.`,
+candidates; --save-shot keeps the image that was searched.
+
+With --fingers (the gate's configured fingers) or --finger POSITION (repeat), the
+gate's scanner is read in the same session, each finger asked for in turn, and the
+face and the fingers captured are searched together (fused); --no-face searches by
+the fingers alone. Each finger's outcome is printed (captured with its quality, no
+finger in time, bad scan, scanner not ready).`,
 		Example: `  watchlist gate identify 3
-  watchlist gate identify 3 --wait 5s --fresh --list interpol --save-shot shot.jpg`,
+  watchlist gate identify 3 --wait 5s --fresh --list interpol --save-shot shot.jpg
+  watchlist gate identify 3 --fingers
+  watchlist gate identify 3 --finger right-index --finger left-index --finger-timeout 15s
+  watchlist gate identify 3 --no-face --finger right-index`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			var positions []pb.FingerPosition
+			for _, n := range fingerNames {
+				p, ok := minutiae.ParsePosition(strings.ToLower(n))
+				if !ok || p == minutiae.PositionUnknown {
+					return usageError("--finger %q: not a finger position (right-thumb … right-little, left-thumb … left-little, or 1-10)", n)
+				}
+				positions = append(positions, pb.FingerPosition(p))
+			}
+			if noFace && !withFingers && len(positions) == 0 {
+				return usageError("--no-face: give --fingers or --finger POSITION")
+			}
+			req := &pb.CaptureAndIdentifyRequest{
+				Gate: args[0], Watchlists: lists, TopK: top, MaxWait: durationpb.New(wait),
+				FreshFramesOnly: fresh, ReturnImage: save != "",
+				CaptureFingers: withFingers, FingerPositions: positions, SkipFace: noFace,
+			}
+			if fingerTimeout > 0 {
+				req.FingerTimeout = durationpb.New(fingerTimeout)
+			}
 			c, err := a.gates()
 			if err != nil {
 				return err
 			}
 			ctx, cancel := a.ctx(cmd.Context())
 			defer cancel()
-			resp, err := c.CaptureAndIdentify(ctx, &pb.CaptureAndIdentifyRequest{
-				Gate: args[0], Watchlists: lists, TopK: top, MaxWait: durationpb.New(wait),
-				FreshFramesOnly: fresh, ReturnImage: save != "",
-			})
+			resp, err := c.CaptureAndIdentify(ctx, req)
 			if err != nil {
 				return a.gateError(err)
 			}
@@ -142,22 +184,53 @@ candidates; --save-shot keeps the image that was searched.`,
 			if a.json {
 				return a.printProtoJSON(resp)
 			}
+			a.printGateFingers(resp.GetFingers())
+			res := resp.GetResult()
 			if resp.GetOutcome() != pb.CaptureOutcome_CAPTURE_OUTCOME_IDENTIFIED {
 				fmt.Fprintf(a.stdout, "Gate %s: %s.\n", resp.GetGate(), resp.GetDetail())
 				return nil
 			}
-			sh, q := resp.GetShot(), resp.GetShot().GetQuality()
-			fmt.Fprintf(a.stdout, "Gate %s: shot from frame %d, quality %.2f (eyes %.0f px apart, sharpness %.0f, yaw %.0f°), %d of %d frames with a usable face, %v.\n",
-				resp.GetGate(), sh.GetFrameSeq(), q.GetScore(), q.GetInterEyePixels(), q.GetSharpness(), q.GetYaw(),
-				sh.GetFaceFrames(), sh.GetFramesAssessed(), resp.GetElapsed().AsDuration().Round(time.Millisecond))
-			res := resp.GetResult()
+			if sh, q := resp.GetShot(), resp.GetShot().GetQuality(); res.GetProbeQuality() != nil {
+				fmt.Fprintf(a.stdout, "Gate %s: shot from frame %d, quality %.2f (eyes %.0f px apart, sharpness %.0f, yaw %.0f°), %d of %d frames with a usable face, %v.\n",
+					resp.GetGate(), sh.GetFrameSeq(), q.GetScore(), q.GetInterEyePixels(), q.GetSharpness(), q.GetYaw(),
+					sh.GetFaceFrames(), sh.GetFramesAssessed(), resp.GetElapsed().AsDuration().Round(time.Millisecond))
+			} else {
+				fmt.Fprintf(a.stdout, "Gate %s: %s, %v.\n", resp.GetGate(), resp.GetDetail(), resp.GetElapsed().AsDuration().Round(time.Millisecond))
+			}
 			if len(res.GetCandidates()) == 0 {
-				fmt.Fprintf(a.stdout, "No candidate at or above threshold %.3f (%d templates searched).\n", res.GetThreshold(), res.GetSearched())
+				if res.GetFused() {
+					fmt.Fprintf(a.stdout, "No candidate at or below FMR %.2g (%d templates searched).\n", res.GetMaxFmr(), res.GetSearched())
+				} else {
+					fmt.Fprintf(a.stdout, "No candidate at or above threshold %.3f (%d templates searched).\n", res.GetThreshold(), res.GetSearched())
+				}
 				return nil
 			}
-			t := newTable(a.stdout, "RANK", "SUBJECT", "NAME", "SCORE", "WATCHLISTS")
+			if len(resp.GetFingers()) == 0 {
+				t := newTable(a.stdout, "RANK", "SUBJECT", "NAME", "SCORE", "WATCHLISTS")
+				for _, c := range res.GetCandidates() {
+					t.row(fmt.Sprint(c.GetRank()), c.GetSubjectId(), c.GetName(), fmt.Sprintf("%.3f", c.GetScore()), strings.Join(c.GetWatchlists(), ","))
+				}
+				t.flush()
+				return nil
+			}
+			t := newTable(a.stdout, "RANK", "SUBJECT", "NAME", "SCORE", "FACE", "FINGERS", "FUSED FMR", "WATCHLISTS")
 			for _, c := range res.GetCandidates() {
-				t.row(fmt.Sprint(c.GetRank()), c.GetSubjectId(), c.GetName(), fmt.Sprintf("%.3f", c.GetScore()), strings.Join(c.GetWatchlists(), ","))
+				face := "-"
+				if c.FaceScore != nil {
+					face = fmt.Sprintf("%.3f", c.GetFaceScore())
+				}
+				var fs []string
+				for _, f := range c.GetFingerScores() {
+					if f.GetCompared() {
+						fs = append(fs, fmt.Sprintf("%s %.3f", minutiae.Position(f.GetPosition()), f.GetScore()))
+					}
+				}
+				fingers := strings.Join(fs, ", ")
+				if fingers == "" {
+					fingers = "-"
+				}
+				t.row(fmt.Sprint(c.GetRank()), c.GetSubjectId(), c.GetName(), fmt.Sprintf("%.3f", c.GetScore()), face, fingers,
+					fmt.Sprintf("%.2g", c.GetFusedFmr()), strings.Join(c.GetWatchlists(), ","))
 			}
 			t.flush()
 			return nil
@@ -169,7 +242,19 @@ candidates; --save-shot keeps the image that was searched.`,
 	f.DurationVar(&wait, "wait", 3*time.Second, "how long to watch for a good face (at most 30s)")
 	f.BoolVar(&fresh, "fresh", false, "use only frames from now on (not the last seconds)")
 	f.StringVar(&save, "save-shot", "", "write the searched image (JPEG) to `FILE`")
+	f.BoolVar(&withFingers, "fingers", false, "capture the gate's configured fingers from its scanner too")
+	f.StringArrayVar(&fingerNames, "finger", nil, "capture this finger from the gate's scanner (`POSITION`: right-index, left-thumb …; repeat, in order)")
+	f.DurationVar(&fingerTimeout, "finger-timeout", 0, "how long to wait for each finger (0: the gate's, 10s unless configured; at most 1m)")
+	f.BoolVar(&noFace, "no-face", false, "do not watch the camera: identify by the fingers alone")
 	return cmd
+}
+
+// printGateFingers prints what the scanner gave for each finger.
+func (a *app) printGateFingers(fs []*pb.FingerCapture) {
+	for _, f := range fs {
+		outcome := strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(f.GetOutcome().String(), "FINGER_CAPTURE_OUTCOME_")), "_", " ")
+		fmt.Fprintf(a.stdout, "Finger %s: %s: %s.\n", minutiae.Position(f.GetPosition()), outcome, f.GetDetail())
+	}
 }
 
 // passiveAuths are --passive-auth's values.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -141,4 +142,62 @@ func TestBadGates(t *testing.T) {
 			t.Errorf("matchd %s: %v, output %q does not mention %q", strings.Join(tc.args, " "), err, out, tc.msg)
 		}
 	}
+}
+
+// TestGateFingersEndToEnd: a gate with a camera folder showing the
+// traveller and a replay scanner holding his other fingerprint impression,
+// driven with `watchlist gate identify --fingers` and `--no-face`.
+func TestGateFingersEndToEnd(t *testing.T) {
+	fvc := filepath.Join(root, "templates", "finger", "testdata", "fvc2002_db1_b")
+	frames, scans := t.TempDir(), t.TempDir()
+	for i, p := range []string{"2.png", "3.png"} {
+		b, err := os.ReadFile(photo("bbt/leonard/" + p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(frames, fmt.Sprintf("%d.png", i)), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(fvc, "101_2.tif"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(scans, "1.tif"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "gates.yaml")
+	if err := os.WriteFile(cfg, []byte("gates:\n  - id: lane1\n    source: folder:"+frames+"\n    scanner: folder:"+scans+
+		"\n    fingers: [right-index]\n  - id: lane2\n    source: folder:"+frames+"\n    scanner: libfprint:no-such-scanner\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := startMatchd(t, t.TempDir(), "--gates", cfg)
+	mustCLI(t, d.addr, "add", "--id", "leonard", "--name", "Leonard", "--photo", photo("bbt/leonard/1.png"),
+		"--finger", "right-index="+filepath.Join(fvc, "101_1.tif"), "--list", "test")
+	mustCLI(t, d.addr, "add", "--id", "sheldon", "--name", "Sheldon", "--photo", photo("bbt/sheldon/1.png"),
+		"--finger", "right-index="+filepath.Join(fvc, "102_1.tif"), "--list", "test")
+
+	out := mustCLI(t, d.addr, "gate", "identify", "lane1", "--fingers", "--wait", "4s")
+	for _, want := range []string{"Finger right-index: captured", "FUSED FMR", "leonard", "right-index 0."} {
+		if !strings.Contains(out, want) {
+			t.Errorf("gate identify --fingers: no %q in\n%s", want, out)
+		}
+	}
+	t.Logf("watchlist gate identify lane1 --fingers:\n%s", out)
+	out = mustCLI(t, d.addr, "gate", "identify", "lane1", "--no-face", "--finger", "right-index")
+	if !strings.Contains(out, "identified by 1 finger alone") || !strings.Contains(out, "leonard") {
+		t.Errorf("gate identify --no-face: %s", out)
+	}
+	t.Logf("watchlist gate identify lane1 --no-face --finger right-index:\n%s", out)
+	_, errs, code := cli(t, d.addr, "gate", "identify", "lane2", "--no-face", "--fingers")
+	if code != 5 || !strings.Contains(errs, "scanner libfprint:no-such-scanner is not ready") {
+		t.Errorf("missing scanner: exit %d %q", code, errs)
+	}
+	out = mustCLI(t, d.addr, "gate", "status")
+	if !strings.Contains(out, "SCANNER") || !strings.Contains(out, "folder:"+scans) || !strings.Contains(out, "connected (open, idle)") ||
+		!strings.Contains(out, "connecting") || !strings.Contains(out, "no such fingerprint scanner") {
+		t.Errorf("gate status: %s", out)
+	}
+	t.Logf("watchlist gate status:\n%s", out)
+	d.stop(t)
 }
