@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -53,16 +54,25 @@ func putFinger(t testing.TB, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var pix bytes.Buffer
+	for y := range g.Rect.Dy() {
+		pix.Write(g.Pix[y*g.Stride : y*g.Stride+g.Rect.Dx()])
+	}
+	sendVirtual(t, [2]int32{int32(g.Rect.Dx()), int32(g.Rect.Dy())}, pix.Bytes())
+}
+
+// sendVirtual writes one message to the virtual scanner: an image, or a
+// command (a negative width: -5 unplugs the device).
+func sendVirtual(t testing.TB, header [2]int32, pix []byte) {
+	t.Helper()
 	c, err := net.Dial("unix", virtualScanner(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	var b bytes.Buffer
-	binary.Write(&b, binary.NativeEndian, [2]int32{int32(g.Rect.Dx()), int32(g.Rect.Dy())})
-	for y := range g.Rect.Dy() {
-		b.Write(g.Pix[y*g.Stride : y*g.Stride+g.Rect.Dx()])
-	}
+	binary.Write(&b, binary.NativeEndian, header)
+	b.Write(pix)
 	if _, err := c.Write(b.Bytes()); err != nil {
 		t.Fatal(err)
 	}
@@ -147,10 +157,22 @@ func TestGateFingers(t *testing.T) {
 			c[0].FingerScores[0].Score, c[0].FingerScores[0].Fmr, c[0].FusedScore, f.Detail)
 	})
 	t.Run("finger only", func(t *testing.T) {
+		type answer struct {
+			resp *pb.CaptureAndIdentifyResponse
+			err  error
+		}
+		ch := make(chan answer, 1)
+		go func() {
+			resp, err := srv.gates.CaptureAndIdentify(ctx, &pb.CaptureAndIdentifyRequest{
+				Gate: "f", SkipFace: true, FingerPositions: []pb.FingerPosition{rIndex},
+			})
+			ch <- answer{resp, err}
+		}()
+		// The status says what the device says: it waits for the finger.
+		waitScanner(t, srv.gates, "f", func(s *pb.GateState) bool { return s.ScannerDevice == "open, waiting for a finger" })
 		putFinger(t, db1+"101_3.tif")
-		resp, err := srv.gates.CaptureAndIdentify(ctx, &pb.CaptureAndIdentifyRequest{
-			Gate: "f", SkipFace: true, FingerPositions: []pb.FingerPosition{rIndex},
-		})
+		a := <-ch
+		resp, err := a.resp, a.err
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -254,4 +276,54 @@ func TestGateFingers(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestGateScannerUnplugged: a scanner unplugged during a capture (the
+// virtual device's -5 command, as a USB unplug) fails that finger with
+// SCANNER_ERROR; the gate then finds the device gone when it reopens it
+// and says so. In a child process, since the virtual device is gone for
+// the rest of the process.
+func TestGateScannerUnplugged(t *testing.T) {
+	if os.Getenv("BM_GATE_UNPLUG") == "" {
+		cmd := exec.Command(os.Args[0], "-test.run", "^TestGateScannerUnplugged$", "-test.v")
+		cmd.Env = append(os.Environ(), "BM_GATE_UNPLUG=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestGateScannerUnplugged") {
+			t.Fatalf("child process: %v\n%s", err, out)
+		}
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.Contains(l, "gatefingers_test.go") {
+				t.Log(strings.TrimSpace(l))
+			}
+		}
+		return
+	}
+	virtualScanner(t)
+	srv := startGates(t, []GateConfig{
+		{ID: "u", Source: "folder:" + frameFolder(t, 2, 0, nil), FPS: 10, Scanner: "libfprint:virtual_image"},
+	}, nil)
+	ctx := context.Background()
+	waitScanner(t, srv.gates, "u", func(s *pb.GateState) bool { return s.ScannerState == pb.SourceState_SOURCE_STATE_CONNECTED })
+	ch := make(chan *pb.CaptureAndIdentifyResponse, 1)
+	go func() {
+		resp, err := srv.gates.CaptureAndIdentify(ctx, &pb.CaptureAndIdentifyRequest{Gate: "u", SkipFace: true, CaptureFingers: true})
+		if err != nil {
+			t.Error(err)
+		}
+		ch <- resp
+	}()
+	waitScanner(t, srv.gates, "u", func(s *pb.GateState) bool { return s.ScannerDevice == "open, waiting for a finger" })
+	sendVirtual(t, [2]int32{-5, 0}, nil)
+	resp := <-ch
+	if resp.GetOutcome() != pb.CaptureOutcome_CAPTURE_OUTCOME_NO_FINGER || len(resp.GetFingers()) != 1 ||
+		resp.Fingers[0].Outcome != pb.FingerCaptureOutcome_FINGER_CAPTURE_OUTCOME_SCANNER_ERROR || !strings.Contains(resp.Fingers[0].Detail, "removed") {
+		t.Fatalf("%v", resp)
+	}
+	t.Logf("unplugged during the capture: %s", resp.Fingers[0].Detail)
+	st := waitScanner(t, srv.gates, "u", func(s *pb.GateState) bool {
+		return s.ScannerState == pb.SourceState_SOURCE_STATE_RECONNECTING && strings.Contains(s.ScannerLastError, "no such fingerprint scanner")
+	})
+	t.Logf("status: %v, %q, %d attempts", st.ScannerState, st.ScannerLastError, st.ScannerOpenAttempts)
+	_, err := srv.gates.CaptureAndIdentify(ctx, &pb.CaptureAndIdentifyRequest{Gate: "u", SkipFace: true, CaptureFingers: true})
+	wantStatus(t, err, codes.Unavailable, "scanner libfprint:virtual_image is not ready (RECONNECTING")
 }
