@@ -59,42 +59,17 @@ func (g *Gates) CaptureAndIdentify(ctx context.Context, req *pb.CaptureAndIdenti
 	defer release()
 
 	// The fingers, from the scanner, while the camera is watched.
-	var (
-		fingers []capturedFinger
-		ferr    error
-		fdone   chan struct{}
-	)
-	fctx, fcancel := context.WithCancel(ctx)
-	defer fcancel()
-	if len(fs.positions) > 0 {
-		fdone = make(chan struct{})
-		// Leave part of the caller's deadline to the search.
-		if dl, ok := ctx.Deadline(); ok {
-			var c context.CancelFunc
-			fctx, c = context.WithDeadline(fctx, dl.Add(-time.Until(dl)/5))
-			defer c()
-		}
-		go func() {
-			defer close(fdone)
-			fingers, ferr = g.captureFingers(fctx, gt, fs, req.GetReturnImage())
-		}()
-	}
-	waitFingers := func() error {
-		if fdone == nil {
-			return nil
-		}
-		<-fdone
-		return ferr
-	}
+	fingersDone, stopFingers := g.startFingers(ctx, gt, fs, req.GetReturnImage())
+	defer stopFingers()
 	var c watched
 	if !fs.skipFace {
 		if c, err = g.watch(ctx, gt, start, ws); err != nil {
-			fcancel()
-			waitFingers()
+			stopFingers()
 			return nil, err
 		}
 	}
-	if err := waitFingers(); err != nil {
+	fingers, err := fingersDone()
+	if err != nil {
 		gt.failed.Add(1)
 		return nil, err
 	}

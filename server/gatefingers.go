@@ -68,6 +68,41 @@ func fingersOf(gt *gate, capture bool, positions []pb.FingerPosition, timeout *d
 	return fs, nil
 }
 
+// startFingers captures fs's fingers in the background (none: nothing).
+// done waits for them; stop cancels them and waits (it may be called more
+// than once, and after done).
+func (g *Gates) startFingers(ctx context.Context, gt *gate, fs fingerSettings, image bool) (done func() ([]capturedFinger, error), stop func()) {
+	if len(fs.positions) == 0 {
+		return func() ([]capturedFinger, error) { return nil, nil }, func() {}
+	}
+	fctx, cancel := context.WithCancel(ctx)
+	// Leave part of the caller's deadline to the search.
+	if dl, ok := ctx.Deadline(); ok {
+		var c context.CancelFunc
+		fctx, c = context.WithDeadline(fctx, dl.Add(-time.Until(dl)/5))
+		prev := cancel
+		cancel = func() { c(); prev() }
+	}
+	var (
+		fingers []capturedFinger
+		err     error
+		ch      = make(chan struct{})
+	)
+	go func() {
+		defer close(ch)
+		fingers, err = g.captureFingers(fctx, gt, fs, image)
+	}()
+	done = func() ([]capturedFinger, error) {
+		<-ch
+		return fingers, err
+	}
+	stop = func() {
+		cancel()
+		<-ch
+	}
+	return done, stop
+}
+
 // capturedFinger is one finger asked of the scanner: its report and, when
 // captured, its template for the search.
 type capturedFinger struct {

@@ -186,6 +186,26 @@ func TestGateFingers(t *testing.T) {
 		}
 		t.Logf("%s: %s finger %.3f", resp.Detail, c[0].SubjectId, c[0].FingerScores[0].Score)
 	})
+	t.Run("e-gate transaction with fingers", func(t *testing.T) {
+		putFinger(t, db1+"101_2.tif")
+		resp, err := srv.gates.CaptureAndVerify(ctx, &pb.CaptureAndVerifyRequest{
+			Gate: "f", Reference: photo(t, bbt+"/"+gatePerson+"/1.png"), MaxWait: durationpb.New(5 * time.Second), CaptureFingers: true,
+			PassiveAuth: pb.PassiveAuthentication_PASSIVE_AUTHENTICATION_PASSED,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := resp.GetIdentification().GetCandidates()
+		if !resp.GetVerification().GetMatch() || len(resp.Fingers) != 1 || resp.Fingers[0].Outcome != pb.FingerCaptureOutcome_FINGER_CAPTURE_OUTCOME_CAPTURED ||
+			len(c) == 0 || c[0].SubjectId != gatePerson || len(c[0].FingerScores) != 1 || c[0].FaceScore == nil || resp.Clear {
+			t.Fatalf("%v", resp)
+		}
+		t.Log(resp.Detail)
+		_, err = srv.gates.CaptureAndVerify(ctx, &pb.CaptureAndVerifyRequest{
+			Gate: "f", Reference: photo(t, bbt+"/"+gatePerson+"/1.png"), CaptureFingers: true, SkipWatchlists: true,
+		})
+		wantStatus(t, err, codes.InvalidArgument, "skip_watchlists")
+	})
 	t.Run("replay scanner", func(t *testing.T) {
 		waitScanner(t, srv.gates, "replay", func(s *pb.GateState) bool { return s.ScannerState == pb.SourceState_SOURCE_STATE_CONNECTED })
 		resp, err := srv.gates.CaptureAndIdentify(ctx, &pb.CaptureAndIdentifyRequest{Gate: "replay", SkipFace: true, CaptureFingers: true})
@@ -262,7 +282,7 @@ func TestGateFingers(t *testing.T) {
 				g.Gate, g.Scanner, g.ScannerState, g.ScannerDevice, g.FingersCaptured, g.FingersFailed, g.ScannerLastError)
 			switch g.Gate {
 			case "f":
-				if g.ScannerState != pb.SourceState_SOURCE_STATE_CONNECTED || g.FingersCaptured != 2 || g.FingersFailed != 1 {
+				if g.ScannerState != pb.SourceState_SOURCE_STATE_CONNECTED || g.FingersCaptured != 3 || g.FingersFailed != 1 {
 					t.Errorf("gate f: %v", g)
 				}
 			case "nos":

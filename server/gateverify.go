@@ -39,6 +39,13 @@ func (g *Gates) CaptureAndVerify(ctx context.Context, req *pb.CaptureAndVerifyRe
 	if err != nil {
 		return nil, err
 	}
+	fs, err := fingersOf(gt, req.GetCaptureFingers(), req.GetFingerPositions(), req.GetFingerTimeout(), false)
+	if err != nil {
+		return nil, err
+	}
+	if len(fs.positions) > 0 && req.GetSkipWatchlists() {
+		return nil, status.Error(codes.InvalidArgument, "capture_fingers: fingers are searched on the watchlists, which skip_watchlists skips")
+	}
 	release, err := gt.acquire()
 	if err != nil {
 		return nil, err
@@ -50,11 +57,19 @@ func (g *Gates) CaptureAndVerify(ctx context.Context, req *pb.CaptureAndVerifyRe
 	if err != nil {
 		return nil, err
 	}
+	// The fingers, for the watchlist search, while the camera is watched.
+	fingersDone, stopFingers := g.startFingers(ctx, gt, fs, req.GetReturnImage())
+	defer stopFingers()
 	c, err := g.watch(ctx, gt, start, ws)
 	if err != nil {
 		return nil, err
 	}
-	resp := &pb.CaptureAndVerifyResponse{Gate: gt.cfg.ID, PassiveAuth: req.GetPassiveAuth()}
+	fingers, err := fingersDone()
+	if err != nil {
+		gt.failed.Add(1)
+		return nil, err
+	}
+	resp := &pb.CaptureAndVerifyResponse{Gate: gt.cfg.ID, PassiveAuth: req.GetPassiveAuth(), Fingers: fingerReports(fingers)}
 	if !c.ok {
 		gt.noFace.Add(1)
 		resp.Outcome = pb.CaptureOutcome_CAPTURE_OUTCOME_NO_FACE
@@ -62,7 +77,7 @@ func (g *Gates) CaptureAndVerify(ctx context.Context, req *pb.CaptureAndVerifyRe
 		resp.Detail = noFaceDetail(c.frames, time.Since(start), c.lastReject)
 	} else {
 		resp.Shot = c.shotProto(req.GetReturnImage())
-		ver, id, detail, err := g.verifyShot(ctx, c.shot, ref, q, req)
+		ver, id, detail, err := g.verifyShot(ctx, c.shot, fingerProbe(fingers), ref, q, req)
 		if err != nil {
 			gt.failed.Add(1)
 			return nil, err
@@ -80,6 +95,9 @@ func (g *Gates) CaptureAndVerify(ctx context.Context, req *pb.CaptureAndVerifyRe
 			resp.Detail = gateDetail(resp, req.GetSkipWatchlists())
 		}
 	}
+	if len(fingers) > 0 {
+		resp.Detail += "; " + fingersDetail(fingers)
+	}
 	resp.Elapsed = durationpb.New(time.Since(start))
 	gt.log.Info().Str("outcome", resp.Outcome.String()).Bool("clear", resp.Clear).Int("frames", c.frames).
 		Dur("elapsed", time.Since(start)).Str("detail", resp.Detail).Msg("gate verification")
@@ -89,9 +107,14 @@ func (g *Gates) CaptureAndVerify(ctx context.Context, req *pb.CaptureAndVerifyRe
 // verifyShot compares the shot with the reference and, unless skipped,
 // searches the watchlists with it, both at once. A nil verification with
 // a detail means the extractor found no face where the selector did.
-func (g *Gates) verifyShot(ctx context.Context, shot pickedShot, ref *engine.PreparedReference, q engine.Query,
+//
+// The fingers captured, if any, join the watchlist search only: the 1:1
+// comparison is with the chip's photo.
+func (g *Gates) verifyShot(ctx context.Context, shot pickedShot, fingers []engine.FingerSample, ref *engine.PreparedReference, q engine.Query,
 	req *pb.CaptureAndVerifyRequest) (*pb.VerifyResponse, *pb.IdentifyResponse, string, error) {
 	probe := engine.Probe{Sample: &engine.Sample{FaceImage: shot.jpeg}, TakeLargestFace: true}
+	search := probe
+	search.Fingers = fingers
 	var (
 		vr         engine.VerifyResult
 		id         *pb.IdentifyResponse
@@ -103,7 +126,7 @@ func (g *Gates) verifyShot(ctx context.Context, shot pickedShot, ref *engine.Pre
 		go func() {
 			defer wg.Done()
 			var res engine.IdentifyResult
-			if res, ierr = g.eng.Identify(ctx, engine.IdentifyRequest{Probe: probe, Query: q}); ierr == nil {
+			if res, ierr = g.eng.Identify(ctx, engine.IdentifyRequest{Probe: search, Query: q}); ierr == nil {
 				id = identifyProto(res)
 			}
 		}()

@@ -446,6 +446,13 @@ type CaptureAndVerifyRequest struct {
 	FreshFramesOnly bool                 `protobuf:"varint,11,opt,name=fresh_frames_only,json=freshFramesOnly,proto3" json:"fresh_frames_only,omitempty"`
 	FullWindow      bool                 `protobuf:"varint,12,opt,name=full_window,json=fullWindow,proto3" json:"full_window,omitempty"`
 	ReturnImage     bool                 `protobuf:"varint,13,opt,name=return_image,json=returnImage,proto3" json:"return_image,omitempty"`
+	// Fingers from the gate's scanner for the watchlist search, as in
+	// CaptureAndIdentifyRequest: captured while the camera is watched and
+	// searched with the face (fused). The 1:1 comparison stays the face's
+	// with the chip's photo. Not with skip_watchlists (InvalidArgument).
+	CaptureFingers  bool                 `protobuf:"varint,14,opt,name=capture_fingers,json=captureFingers,proto3" json:"capture_fingers,omitempty"`
+	FingerPositions []FingerPosition     `protobuf:"varint,15,rep,packed,name=finger_positions,json=fingerPositions,proto3,enum=bordermatch.v1.FingerPosition" json:"finger_positions,omitempty"`
+	FingerTimeout   *durationpb.Duration `protobuf:"bytes,16,opt,name=finger_timeout,json=fingerTimeout,proto3" json:"finger_timeout,omitempty"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -571,6 +578,27 @@ func (x *CaptureAndVerifyRequest) GetReturnImage() bool {
 	return false
 }
 
+func (x *CaptureAndVerifyRequest) GetCaptureFingers() bool {
+	if x != nil {
+		return x.CaptureFingers
+	}
+	return false
+}
+
+func (x *CaptureAndVerifyRequest) GetFingerPositions() []FingerPosition {
+	if x != nil {
+		return x.FingerPositions
+	}
+	return nil
+}
+
+func (x *CaptureAndVerifyRequest) GetFingerTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.FingerTimeout
+	}
+	return nil
+}
+
 type CaptureAndVerifyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Gate  string                 `protobuf:"bytes,1,opt,name=gate,proto3" json:"gate,omitempty"`
@@ -590,8 +618,10 @@ type CaptureAndVerifyResponse struct {
 	Clear bool `protobuf:"varint,7,opt,name=clear,proto3" json:"clear,omitempty"`
 	// What happened, for officers and logs, e.g. "holder verified (score
 	// 0.71, FMR 0.0001), passive authentication passed, no watchlist hit".
-	Detail        string               `protobuf:"bytes,8,opt,name=detail,proto3" json:"detail,omitempty"`
-	Elapsed       *durationpb.Duration `protobuf:"bytes,9,opt,name=elapsed,proto3" json:"elapsed,omitempty"`
+	Detail  string               `protobuf:"bytes,8,opt,name=detail,proto3" json:"detail,omitempty"`
+	Elapsed *durationpb.Duration `protobuf:"bytes,9,opt,name=elapsed,proto3" json:"elapsed,omitempty"`
+	// One per finger asked for (as CaptureAndIdentifyResponse.fingers).
+	Fingers       []*FingerCapture `protobuf:"bytes,10,rep,name=fingers,proto3" json:"fingers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -685,6 +715,13 @@ func (x *CaptureAndVerifyResponse) GetDetail() string {
 func (x *CaptureAndVerifyResponse) GetElapsed() *durationpb.Duration {
 	if x != nil {
 		return x.Elapsed
+	}
+	return nil
+}
+
+func (x *CaptureAndVerifyResponse) GetFingers() []*FingerCapture {
+	if x != nil {
+		return x.Fingers
 	}
 	return nil
 }
@@ -1687,7 +1724,7 @@ const file_bordermatch_v1_gate_proto_rawDesc = "" +
 	"\n" +
 	"_thresholdB\n" +
 	"\n" +
-	"\b_max_fmr\"\xc3\x04\n" +
+	"\b_max_fmr\"\xf9\x05\n" +
 	"\x17CaptureAndVerifyRequest\x12\x12\n" +
 	"\x04gate\x18\x01 \x01(\tR\x04gate\x124\n" +
 	"\treference\x18\x02 \x01(\v2\x16.bordermatch.v1.SampleR\treference\x12H\n" +
@@ -1705,11 +1742,14 @@ const file_bordermatch_v1_gate_proto_rawDesc = "" +
 	"\x11fresh_frames_only\x18\v \x01(\bR\x0ffreshFramesOnly\x12\x1f\n" +
 	"\vfull_window\x18\f \x01(\bR\n" +
 	"fullWindow\x12!\n" +
-	"\freturn_image\x18\r \x01(\bR\vreturnImageB\f\n" +
+	"\freturn_image\x18\r \x01(\bR\vreturnImage\x12'\n" +
+	"\x0fcapture_fingers\x18\x0e \x01(\bR\x0ecaptureFingers\x12I\n" +
+	"\x10finger_positions\x18\x0f \x03(\x0e2\x1e.bordermatch.v1.FingerPositionR\x0ffingerPositions\x12@\n" +
+	"\x0efinger_timeout\x18\x10 \x01(\v2\x19.google.protobuf.DurationR\rfingerTimeoutB\f\n" +
 	"\n" +
 	"_thresholdB\n" +
 	"\n" +
-	"\b_max_fmr\"\xcd\x03\n" +
+	"\b_max_fmr\"\x86\x04\n" +
 	"\x18CaptureAndVerifyResponse\x12\x12\n" +
 	"\x04gate\x18\x01 \x01(\tR\x04gate\x128\n" +
 	"\aoutcome\x18\x02 \x01(\x0e2\x1e.bordermatch.v1.CaptureOutcomeR\aoutcome\x12B\n" +
@@ -1719,7 +1759,9 @@ const file_bordermatch_v1_gate_proto_rawDesc = "" +
 	"\fpassive_auth\x18\x06 \x01(\x0e2%.bordermatch.v1.PassiveAuthenticationR\vpassiveAuth\x12\x14\n" +
 	"\x05clear\x18\a \x01(\bR\x05clear\x12\x16\n" +
 	"\x06detail\x18\b \x01(\tR\x06detail\x123\n" +
-	"\aelapsed\x18\t \x01(\v2\x19.google.protobuf.DurationR\aelapsed\"\xd4\x02\n" +
+	"\aelapsed\x18\t \x01(\v2\x19.google.protobuf.DurationR\aelapsed\x127\n" +
+	"\afingers\x18\n" +
+	" \x03(\v2\x1d.bordermatch.v1.FingerCaptureR\afingers\"\xd4\x02\n" +
 	"\rFingerCapture\x12:\n" +
 	"\bposition\x18\x01 \x01(\x0e2\x1e.bordermatch.v1.FingerPositionR\bposition\x12>\n" +
 	"\aoutcome\x18\x02 \x01(\x0e2$.bordermatch.v1.FingerCaptureOutcomeR\aoutcome\x127\n" +
@@ -1897,47 +1939,50 @@ var file_bordermatch_v1_gate_proto_depIdxs = []int32{
 	18, // 5: bordermatch.v1.CaptureAndVerifyRequest.passive_auth:type_name -> bordermatch.v1.PassiveAuthentication
 	15, // 6: bordermatch.v1.CaptureAndVerifyRequest.max_wait:type_name -> google.protobuf.Duration
 	15, // 7: bordermatch.v1.CaptureAndVerifyRequest.lookback:type_name -> google.protobuf.Duration
-	0,  // 8: bordermatch.v1.CaptureAndVerifyResponse.outcome:type_name -> bordermatch.v1.CaptureOutcome
-	19, // 9: bordermatch.v1.CaptureAndVerifyResponse.verification:type_name -> bordermatch.v1.VerifyResponse
-	20, // 10: bordermatch.v1.CaptureAndVerifyResponse.identification:type_name -> bordermatch.v1.IdentifyResponse
-	8,  // 11: bordermatch.v1.CaptureAndVerifyResponse.shot:type_name -> bordermatch.v1.Shot
-	18, // 12: bordermatch.v1.CaptureAndVerifyResponse.passive_auth:type_name -> bordermatch.v1.PassiveAuthentication
-	15, // 13: bordermatch.v1.CaptureAndVerifyResponse.elapsed:type_name -> google.protobuf.Duration
-	16, // 14: bordermatch.v1.FingerCapture.position:type_name -> bordermatch.v1.FingerPosition
-	1,  // 15: bordermatch.v1.FingerCapture.outcome:type_name -> bordermatch.v1.FingerCaptureOutcome
-	21, // 16: bordermatch.v1.FingerCapture.quality:type_name -> bordermatch.v1.FingerQuality
-	22, // 17: bordermatch.v1.FingerCapture.time:type_name -> google.protobuf.Timestamp
-	0,  // 18: bordermatch.v1.CaptureAndIdentifyResponse.outcome:type_name -> bordermatch.v1.CaptureOutcome
-	20, // 19: bordermatch.v1.CaptureAndIdentifyResponse.result:type_name -> bordermatch.v1.IdentifyResponse
-	8,  // 20: bordermatch.v1.CaptureAndIdentifyResponse.shot:type_name -> bordermatch.v1.Shot
-	15, // 21: bordermatch.v1.CaptureAndIdentifyResponse.elapsed:type_name -> google.protobuf.Duration
-	6,  // 22: bordermatch.v1.CaptureAndIdentifyResponse.fingers:type_name -> bordermatch.v1.FingerCapture
-	22, // 23: bordermatch.v1.Shot.frame_time:type_name -> google.protobuf.Timestamp
-	9,  // 24: bordermatch.v1.Shot.quality:type_name -> bordermatch.v1.ShotQuality
-	22, // 25: bordermatch.v1.Shot.first_face_time:type_name -> google.protobuf.Timestamp
-	2,  // 26: bordermatch.v1.GateState.state:type_name -> bordermatch.v1.SourceState
-	22, // 27: bordermatch.v1.GateState.since:type_name -> google.protobuf.Timestamp
-	22, // 28: bordermatch.v1.GateState.last_frame_time:type_name -> google.protobuf.Timestamp
-	2,  // 29: bordermatch.v1.GateState.scanner_state:type_name -> bordermatch.v1.SourceState
-	22, // 30: bordermatch.v1.GateState.scanner_since:type_name -> google.protobuf.Timestamp
-	11, // 31: bordermatch.v1.GateStatusResponse.gates:type_name -> bordermatch.v1.GateState
-	22, // 32: bordermatch.v1.IdentifyFramesRequest.frame_time:type_name -> google.protobuf.Timestamp
-	0,  // 33: bordermatch.v1.IdentifyFramesResponse.outcome:type_name -> bordermatch.v1.CaptureOutcome
-	20, // 34: bordermatch.v1.IdentifyFramesResponse.result:type_name -> bordermatch.v1.IdentifyResponse
-	8,  // 35: bordermatch.v1.IdentifyFramesResponse.shot:type_name -> bordermatch.v1.Shot
-	3,  // 36: bordermatch.v1.Gates.CaptureAndIdentify:input_type -> bordermatch.v1.CaptureAndIdentifyRequest
-	4,  // 37: bordermatch.v1.Gates.CaptureAndVerify:input_type -> bordermatch.v1.CaptureAndVerifyRequest
-	10, // 38: bordermatch.v1.Gates.GateStatus:input_type -> bordermatch.v1.GateStatusRequest
-	13, // 39: bordermatch.v1.Gates.IdentifyFrames:input_type -> bordermatch.v1.IdentifyFramesRequest
-	7,  // 40: bordermatch.v1.Gates.CaptureAndIdentify:output_type -> bordermatch.v1.CaptureAndIdentifyResponse
-	5,  // 41: bordermatch.v1.Gates.CaptureAndVerify:output_type -> bordermatch.v1.CaptureAndVerifyResponse
-	12, // 42: bordermatch.v1.Gates.GateStatus:output_type -> bordermatch.v1.GateStatusResponse
-	14, // 43: bordermatch.v1.Gates.IdentifyFrames:output_type -> bordermatch.v1.IdentifyFramesResponse
-	40, // [40:44] is the sub-list for method output_type
-	36, // [36:40] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	16, // 8: bordermatch.v1.CaptureAndVerifyRequest.finger_positions:type_name -> bordermatch.v1.FingerPosition
+	15, // 9: bordermatch.v1.CaptureAndVerifyRequest.finger_timeout:type_name -> google.protobuf.Duration
+	0,  // 10: bordermatch.v1.CaptureAndVerifyResponse.outcome:type_name -> bordermatch.v1.CaptureOutcome
+	19, // 11: bordermatch.v1.CaptureAndVerifyResponse.verification:type_name -> bordermatch.v1.VerifyResponse
+	20, // 12: bordermatch.v1.CaptureAndVerifyResponse.identification:type_name -> bordermatch.v1.IdentifyResponse
+	8,  // 13: bordermatch.v1.CaptureAndVerifyResponse.shot:type_name -> bordermatch.v1.Shot
+	18, // 14: bordermatch.v1.CaptureAndVerifyResponse.passive_auth:type_name -> bordermatch.v1.PassiveAuthentication
+	15, // 15: bordermatch.v1.CaptureAndVerifyResponse.elapsed:type_name -> google.protobuf.Duration
+	6,  // 16: bordermatch.v1.CaptureAndVerifyResponse.fingers:type_name -> bordermatch.v1.FingerCapture
+	16, // 17: bordermatch.v1.FingerCapture.position:type_name -> bordermatch.v1.FingerPosition
+	1,  // 18: bordermatch.v1.FingerCapture.outcome:type_name -> bordermatch.v1.FingerCaptureOutcome
+	21, // 19: bordermatch.v1.FingerCapture.quality:type_name -> bordermatch.v1.FingerQuality
+	22, // 20: bordermatch.v1.FingerCapture.time:type_name -> google.protobuf.Timestamp
+	0,  // 21: bordermatch.v1.CaptureAndIdentifyResponse.outcome:type_name -> bordermatch.v1.CaptureOutcome
+	20, // 22: bordermatch.v1.CaptureAndIdentifyResponse.result:type_name -> bordermatch.v1.IdentifyResponse
+	8,  // 23: bordermatch.v1.CaptureAndIdentifyResponse.shot:type_name -> bordermatch.v1.Shot
+	15, // 24: bordermatch.v1.CaptureAndIdentifyResponse.elapsed:type_name -> google.protobuf.Duration
+	6,  // 25: bordermatch.v1.CaptureAndIdentifyResponse.fingers:type_name -> bordermatch.v1.FingerCapture
+	22, // 26: bordermatch.v1.Shot.frame_time:type_name -> google.protobuf.Timestamp
+	9,  // 27: bordermatch.v1.Shot.quality:type_name -> bordermatch.v1.ShotQuality
+	22, // 28: bordermatch.v1.Shot.first_face_time:type_name -> google.protobuf.Timestamp
+	2,  // 29: bordermatch.v1.GateState.state:type_name -> bordermatch.v1.SourceState
+	22, // 30: bordermatch.v1.GateState.since:type_name -> google.protobuf.Timestamp
+	22, // 31: bordermatch.v1.GateState.last_frame_time:type_name -> google.protobuf.Timestamp
+	2,  // 32: bordermatch.v1.GateState.scanner_state:type_name -> bordermatch.v1.SourceState
+	22, // 33: bordermatch.v1.GateState.scanner_since:type_name -> google.protobuf.Timestamp
+	11, // 34: bordermatch.v1.GateStatusResponse.gates:type_name -> bordermatch.v1.GateState
+	22, // 35: bordermatch.v1.IdentifyFramesRequest.frame_time:type_name -> google.protobuf.Timestamp
+	0,  // 36: bordermatch.v1.IdentifyFramesResponse.outcome:type_name -> bordermatch.v1.CaptureOutcome
+	20, // 37: bordermatch.v1.IdentifyFramesResponse.result:type_name -> bordermatch.v1.IdentifyResponse
+	8,  // 38: bordermatch.v1.IdentifyFramesResponse.shot:type_name -> bordermatch.v1.Shot
+	3,  // 39: bordermatch.v1.Gates.CaptureAndIdentify:input_type -> bordermatch.v1.CaptureAndIdentifyRequest
+	4,  // 40: bordermatch.v1.Gates.CaptureAndVerify:input_type -> bordermatch.v1.CaptureAndVerifyRequest
+	10, // 41: bordermatch.v1.Gates.GateStatus:input_type -> bordermatch.v1.GateStatusRequest
+	13, // 42: bordermatch.v1.Gates.IdentifyFrames:input_type -> bordermatch.v1.IdentifyFramesRequest
+	7,  // 43: bordermatch.v1.Gates.CaptureAndIdentify:output_type -> bordermatch.v1.CaptureAndIdentifyResponse
+	5,  // 44: bordermatch.v1.Gates.CaptureAndVerify:output_type -> bordermatch.v1.CaptureAndVerifyResponse
+	12, // 45: bordermatch.v1.Gates.GateStatus:output_type -> bordermatch.v1.GateStatusResponse
+	14, // 46: bordermatch.v1.Gates.IdentifyFrames:output_type -> bordermatch.v1.IdentifyFramesResponse
+	43, // [43:47] is the sub-list for method output_type
+	39, // [39:43] is the sub-list for method input_type
+	39, // [39:39] is the sub-list for extension type_name
+	39, // [39:39] is the sub-list for extension extendee
+	0,  // [0:39] is the sub-list for field type_name
 }
 
 func init() { file_bordermatch_v1_gate_proto_init() }
