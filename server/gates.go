@@ -39,7 +39,8 @@ type GatesOptions struct {
 	MaxStreamFrames   int
 	MaxStreamDuration time.Duration
 	// CaptureState, if set, is told every state a gate's camera enters,
-	// by gate id (Metrics.SetCaptureState).
+	// by gate id, and its scanner's, by gate id and "/scanner"
+	// (Metrics.SetCaptureState).
 	CaptureState func(source, state string)
 	Logger       zerolog.Logger
 }
@@ -157,6 +158,8 @@ func newGate(c GateConfig, log zerolog.Logger, setState func(source, state strin
 	}
 	if c.Scanner != "" {
 		gt.scanner = newGateScanner(c.Scanner, c.ScannerDPI, gt.log)
+		// The metric's source: the gate id and "/scanner" (ids have no '/').
+		gt.scanner.onState = func(st string) { setState(c.ID+"/scanner", st) }
 		gt.fingers, _ = parseGateFingers(c.Fingers) // validated
 	}
 	gt.feed = capture.NewFeed(capture.FeedConfig{

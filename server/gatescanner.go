@@ -33,6 +33,9 @@ type gateScanner struct {
 	log  zerolog.Logger
 	// open is fprint.OpenScanner (tests may replace it).
 	open func(spec string, dpi int) (fprint.Scanner, error)
+	// onState, if set, is told every state the scanner enters
+	// ("connecting", "connected" …: the metric's).
+	onState func(state string)
 
 	mu       sync.Mutex
 	sc       fprint.Scanner // nil while not open
@@ -66,6 +69,9 @@ func newGateScanner(spec string, dpi int, log zerolog.Logger) *gateScanner {
 // Start opens the scanner in the background.
 func (s *gateScanner) Start() {
 	if s.started.CompareAndSwap(false, true) {
+		if s.onState != nil {
+			s.onState("connecting")
+		}
 		go s.run()
 	}
 }
@@ -83,12 +89,16 @@ func (s *gateScanner) Close() {
 
 func (s *gateScanner) setState(st pb.SourceState, lastErr string) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if st != s.state {
+	changed := st != s.state
+	if changed {
 		s.state, s.since = st, time.Now()
 	}
 	if lastErr != "" {
 		s.lastErr = lastErr
+	}
+	s.mu.Unlock()
+	if changed && s.onState != nil {
+		s.onState(strings.ToLower(strings.TrimPrefix(st.String(), "SOURCE_STATE_")))
 	}
 }
 
