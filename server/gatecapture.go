@@ -41,7 +41,7 @@ func (g *Gates) CaptureAndIdentify(ctx context.Context, req *pb.CaptureAndIdenti
 	if err != nil {
 		return nil, err
 	}
-	fs, err := fingersOf(gt, req.GetCaptureFingers(), req.GetFingerPositions(), req.GetFingerTimeout(), req.GetSkipFace())
+	fs, err := fingersOf(gt, req.GetCaptureFingers(), req.GetFingerPositions(), req.GetFingerTimeout(), req.GetSkipFace(), req.Threshold)
 	if err != nil {
 		return nil, err
 	}

@@ -29,7 +29,10 @@ type fingerSettings struct {
 }
 
 // fingersOf checks a capture request's finger settings against the gate.
-func fingersOf(gt *gate, capture bool, positions []pb.FingerPosition, timeout *durationpb.Duration, skipFace bool) (fingerSettings, error) {
+// A threshold (a face cosine) does not go with fingers: the engine decides
+// a probe with fingers on max_fmr, and refusing it now spares the
+// traveller a capture whose search would be refused.
+func fingersOf(gt *gate, capture bool, positions []pb.FingerPosition, timeout *durationpb.Duration, skipFace bool, threshold *float32) (fingerSettings, error) {
 	fs := fingerSettings{skipFace: skipFace}
 	if !capture && len(positions) == 0 {
 		if skipFace {
@@ -49,6 +52,9 @@ func fingersOf(gt *gate, capture bool, positions []pb.FingerPosition, timeout *d
 			return fs, status.Errorf(codes.InvalidArgument, "finger_positions: %s given twice", mp)
 		}
 		fs.positions = append(fs.positions, mp)
+	}
+	if threshold != nil {
+		return fs, status.Error(codes.InvalidArgument, "threshold is a face cosine; a capture with fingers is decided on max_fmr")
 	}
 	if gt.scanner == nil {
 		return fs, status.Errorf(codes.FailedPrecondition, "gate %s has no fingerprint scanner (configure its scanner:)", gt.cfg.ID)

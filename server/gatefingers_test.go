@@ -271,6 +271,9 @@ func TestGateFingers(t *testing.T) {
 		wantStatus(t, err, codes.InvalidArgument, "finger_positions")
 		_, err = srv.gates.CaptureAndIdentify(ctx, &pb.CaptureAndIdentifyRequest{Gate: "f", CaptureFingers: true, FingerTimeout: durationpb.New(time.Hour)})
 		wantStatus(t, err, codes.InvalidArgument, "finger_timeout")
+		thr := float32(0.5)
+		_, err = srv.gates.CaptureAndIdentify(ctx, &pb.CaptureAndIdentifyRequest{Gate: "f", CaptureFingers: true, Threshold: &thr})
+		wantStatus(t, err, codes.InvalidArgument, "threshold", "max_fmr")
 	})
 	t.Run("status", func(t *testing.T) {
 		r, err := srv.gates.GateStatus(ctx, &pb.GateStatusRequest{})

@@ -39,7 +39,7 @@ func (g *Gates) CaptureAndVerify(ctx context.Context, req *pb.CaptureAndVerifyRe
 	if err != nil {
 		return nil, err
 	}
-	fs, err := fingersOf(gt, req.GetCaptureFingers(), req.GetFingerPositions(), req.GetFingerTimeout(), false)
+	fs, err := fingersOf(gt, req.GetCaptureFingers(), req.GetFingerPositions(), req.GetFingerTimeout(), false, req.Threshold)
 	if err != nil {
 		return nil, err
 	}
