@@ -149,13 +149,9 @@ finger in time, bad scan, scanner not ready).`,
   watchlist gate identify 3 --no-face --finger right-index`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var positions []pb.FingerPosition
-			for _, n := range fingerNames {
-				p, ok := minutiae.ParsePosition(strings.ToLower(n))
-				if !ok || p == minutiae.PositionUnknown {
-					return usageError("--finger %q: not a finger position (right-thumb … right-little, left-thumb … left-little, or 1-10)", n)
-				}
-				positions = append(positions, pb.FingerPosition(p))
+			positions, err := gateFingerPositions(fingerNames)
+			if err != nil {
+				return err
 			}
 			if noFace && !withFingers && len(positions) == 0 {
 				return usageError("--no-face: give --fingers or --finger POSITION")
@@ -165,9 +161,7 @@ finger in time, bad scan, scanner not ready).`,
 				FreshFramesOnly: fresh, ReturnImage: save != "",
 				CaptureFingers: withFingers, FingerPositions: positions, SkipFace: noFace,
 			}
-			if fingerTimeout > 0 {
-				req.FingerTimeout = durationpb.New(fingerTimeout)
-			}
+			req.FingerTimeout = optDuration(fingerTimeout)
 			c, err := a.gates()
 			if err != nil {
 				return err
@@ -249,6 +243,19 @@ finger in time, bad scan, scanner not ready).`,
 	return cmd
 }
 
+// gateFingerPositions reads --finger values.
+func gateFingerPositions(names []string) ([]pb.FingerPosition, error) {
+	var positions []pb.FingerPosition
+	for _, n := range names {
+		p, ok := minutiae.ParsePosition(strings.ToLower(n))
+		if !ok || p == minutiae.PositionUnknown {
+			return nil, usageError("--finger %q: not a finger position (right-thumb … right-little, left-thumb … left-little, or 1-10)", n)
+		}
+		positions = append(positions, pb.FingerPosition(p))
+	}
+	return positions, nil
+}
+
 // printGateFingers prints what the scanner gave for each finger.
 func (a *app) printGateFingers(fs []*pb.FingerCapture) {
 	for _, f := range fs {
@@ -272,6 +279,9 @@ func (a *app) gateVerifyCmd() *cobra.Command {
 		top                  int32
 		wait                 time.Duration
 		fresh, skip          bool
+		withFingers          bool
+		fingerNames          []string
+		fingerTimeout        time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "verify GATE --dg2 FILE",
@@ -284,9 +294,14 @@ gate controller found when it checked the chip's signature; it is recorded in th
 audit trail. The answer is CLEAR only when the holder is verified, passive
 authentication passed and no watchlist candidate passed the decision.`,
 		Example: `  watchlist gate verify 3 --dg2 Datagroup2.bin --passive-auth passed
-  watchlist gate verify 3 --dg2 ef0102.bin --list interpol --fresh --json`,
+  watchlist gate verify 3 --dg2 ef0102.bin --list interpol --fresh --json
+  watchlist gate verify 3 --dg2 Datagroup2.bin --passive-auth passed --fingers`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			positions, err := gateFingerPositions(fingerNames)
+			if err != nil {
+				return err
+			}
 			auth, ok := passiveAuths[pa]
 			if !ok {
 				return usageError("--passive-auth %q: use passed, failed or not-performed", pa)
@@ -317,6 +332,7 @@ authentication passed and no watchlist candidate passed the decision.`,
 			resp, err := c.CaptureAndVerify(ctx, &pb.CaptureAndVerifyRequest{
 				Gate: args[0], Reference: ref, PassiveAuth: auth, Watchlists: lists, SkipWatchlists: skip, TopK: top,
 				MaxWait: durationpb.New(wait), FreshFramesOnly: fresh, ReturnImage: save != "",
+				CaptureFingers: withFingers, FingerPositions: positions, FingerTimeout: optDuration(fingerTimeout),
 			})
 			if err != nil {
 				return a.gateError(err)
@@ -341,10 +357,22 @@ authentication passed and no watchlist candidate passed the decision.`,
 	f.DurationVar(&wait, "wait", 3*time.Second, "how long to watch for a good face (at most 30s)")
 	f.BoolVar(&fresh, "fresh", false, "use only frames from now on (not the last seconds)")
 	f.StringVar(&save, "save-shot", "", "write the compared image (JPEG) to `FILE`")
+	f.BoolVar(&withFingers, "fingers", false, "capture the gate's configured fingers too, for the watchlist search")
+	f.StringArrayVar(&fingerNames, "finger", nil, "capture this finger for the watchlist search (`POSITION`; repeat, in order)")
+	f.DurationVar(&fingerTimeout, "finger-timeout", 0, "how long to wait for each finger (0: the gate's)")
 	return cmd
 }
 
+// optDuration is d, or nil for 0.
+func optDuration(d time.Duration) *durationpb.Duration {
+	if d == 0 {
+		return nil
+	}
+	return durationpb.New(d)
+}
+
 func (a *app) printGateVerify(resp *pb.CaptureAndVerifyResponse) {
+	a.printGateFingers(resp.GetFingers())
 	if resp.GetOutcome() != pb.CaptureOutcome_CAPTURE_OUTCOME_IDENTIFIED {
 		fmt.Fprintf(a.stdout, "Gate %s: %s.\nREFER TO AN OFFICER: no face to compare.\n", resp.GetGate(), resp.GetDetail())
 		return

@@ -189,6 +189,13 @@ func TestGateFingersEndToEnd(t *testing.T) {
 		t.Errorf("gate identify --no-face: %s", out)
 	}
 	t.Logf("watchlist gate identify lane1 --no-face --finger right-index:\n%s", out)
+	out = mustCLI(t, d.addr, "gate", "verify", "lane1", "--photo", photo("bbt/leonard/1.png"), "--passive-auth", "passed", "--fingers", "--wait", "4s")
+	for _, want := range []string{"Finger right-index: captured", "1:1: the holder", "Watchlists: 1 candidates", "leonard", "REFER TO AN OFFICER"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("gate verify --fingers: no %q in\n%s", want, out)
+		}
+	}
+	t.Logf("watchlist gate verify lane1 --photo … --fingers:\n%s", out)
 	_, errs, code := cli(t, d.addr, "gate", "identify", "lane2", "--no-face", "--fingers")
 	if code != 5 || !strings.Contains(errs, "scanner libfprint:no-such-scanner is not ready") {
 		t.Errorf("missing scanner: exit %d %q", code, errs)
