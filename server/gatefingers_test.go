@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -17,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/bordermatch/bordermatch/capture/fpimage"
+	"github.com/bordermatch/bordermatch/capture/fprint"
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
 )
 
@@ -349,4 +351,76 @@ func TestGateScannerUnplugged(t *testing.T) {
 	t.Logf("status: %v, %q, %d attempts", st.ScannerState, st.ScannerLastError, st.ScannerOpenAttempts)
 	_, err := srv.gates.CaptureAndIdentify(ctx, &pb.CaptureAndIdentifyRequest{Gate: "u", SkipFace: true, CaptureFingers: true})
 	wantStatus(t, err, codes.Unavailable, "scanner libfprint:virtual_image is not ready (RECONNECTING")
+}
+
+// TestGateScannerAppears: a replay folder that is not there yet is
+// retried (CONNECTING, the error kept) until it appears; a match-on-chip
+// sensor is FAILED and not retried.
+func TestGateScannerAppears(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "scans")
+	s := newGateScanner("folder:"+dir, 0, testLogger(t))
+	var states []string
+	var mu sync.Mutex
+	s.onState = func(st string) { mu.Lock(); states = append(states, st); mu.Unlock() }
+	s.Start()
+	defer s.Close()
+	wait := func(ok func(*pb.GateState) bool) *pb.GateState {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			st := s.status()
+			if ok(st) {
+				return st
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("scanner %v (%q, %d attempts)", st.ScannerState, st.ScannerLastError, st.ScannerOpenAttempts)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	st := wait(func(st *pb.GateState) bool { return st.ScannerLastError != "" })
+	if st.ScannerState != pb.SourceState_SOURCE_STATE_CONNECTING || !strings.Contains(st.ScannerLastError, "no such file") {
+		t.Fatalf("missing folder: %v", st)
+	}
+	if o := s.capture(context.Background(), time.Second); o.outcome != pb.FingerCaptureOutcome_FINGER_CAPTURE_OUTCOME_SCANNER_UNAVAILABLE ||
+		!strings.Contains(o.detail, "is not ready (CONNECTING") {
+		t.Fatalf("capture while connecting: %+v", o)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "1.tif"), readFile(t, db1+"101_2.tif"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st = wait(func(st *pb.GateState) bool { return st.ScannerState == pb.SourceState_SOURCE_STATE_CONNECTED })
+	if st.ScannerOpenAttempts < 2 || st.ScannerDevice != "open, idle" {
+		t.Fatalf("appeared: %v", st)
+	}
+	if o := s.capture(context.Background(), time.Second); o.outcome != pb.FingerCaptureOutcome_FINGER_CAPTURE_OUTCOME_CAPTURED || o.scan.Image == nil {
+		t.Fatalf("capture: %+v", o)
+	}
+	t.Logf("opened after %d attempts", st.ScannerOpenAttempts)
+
+	moc := newGateScanner("libfprint:goodixmoc", 0, testLogger(t))
+	moc.open = func(string, int) (fprint.Scanner, error) {
+		return nil, fmt.Errorf("%w: goodixmoc matches fingerprints on the chip", fprint.ErrNoImages)
+	}
+	moc.Start()
+	defer moc.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for moc.status().ScannerState != pb.SourceState_SOURCE_STATE_FAILED {
+		if time.Now().After(deadline) {
+			t.Fatalf("match-on-chip: %v", moc.status())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(1500 * time.Millisecond) // past the first retry's time
+	if st := moc.status(); st.ScannerOpenAttempts != 1 || !strings.Contains(st.ScannerLastError, "gives no images") {
+		t.Fatalf("match-on-chip: %v", st)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(states) < 2 || states[0] != "connecting" || states[len(states)-1] != "connected" {
+		t.Fatalf("states told: %v", states)
+	}
 }
