@@ -172,7 +172,7 @@ func (g *Gates) captureFingers(ctx context.Context, gt *gate, fs fingerSettings,
 			r.Detail = fmt.Sprintf("scanned in %v, %d dpi, quality %d, %d minutiae (%d usable)",
 				time.Since(t0).Round(time.Millisecond), o.scan.DPI, q.Quality, q.Minutiae, q.UsableMinutiae)
 			if o.retries > 0 {
-				r.Detail += fmt.Sprintf(", after %d bad scans", o.retries)
+				r.Detail += ", after " + plural(o.retries, "bad scan")
 			}
 		}
 		gt.log.Info().Str("finger", pos.String()).Str("outcome", r.Outcome.String()).Str("detail", r.Detail).Msg("gate finger")

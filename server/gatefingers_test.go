@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"image"
+	"image/png"
 	"net"
 	"os"
 	"os/exec"
@@ -111,6 +113,18 @@ func TestGateFingers(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(scans, "1.tif"), readFile(t, db1+"101_2.tif"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Then a blank scan, which the extractor refuses.
+	blank := image.NewGray(image.Rect(0, 0, 300, 300))
+	for i := range blank.Pix {
+		blank.Pix[i] = 0xf0
+	}
+	var pngBuf bytes.Buffer
+	if err := png.Encode(&pngBuf, blank); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(scans, "2.png"), pngBuf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	srv := startGatesWith(t, []GateConfig{
 		{ID: "f", Source: "folder:" + good, FPS: 10, Scanner: "libfprint:virtual_image", FingerTimeout: 15 * time.Second},
 		{ID: "nos", Source: "folder:" + good, FPS: 10, Scanner: "libfprint:no-such-scanner"},
@@ -126,7 +140,7 @@ func TestGateFingers(t *testing.T) {
 	st := waitScanner(t, srv.gates, "f", func(s *pb.GateState) bool {
 		return s.ScannerState == pb.SourceState_SOURCE_STATE_CONNECTED
 	})
-	if st.Scanner != "libfprint:virtual_image" || st.ScannerDevice != "open, idle" || st.ScannerOpenAttempts != 1 || st.ScannerSince == nil {
+	if st.Scanner != "libfprint:virtual_image" || !strings.HasPrefix(st.ScannerDevice, "open, idle") || st.ScannerOpenAttempts != 1 || st.ScannerSince == nil {
 		t.Fatalf("scanner status %v", st)
 	}
 
@@ -171,7 +185,7 @@ func TestGateFingers(t *testing.T) {
 			ch <- answer{resp, err}
 		}()
 		// The status says what the device says: it waits for the finger.
-		waitScanner(t, srv.gates, "f", func(s *pb.GateState) bool { return s.ScannerDevice == "open, waiting for a finger" })
+		waitScanner(t, srv.gates, "f", func(s *pb.GateState) bool { return strings.HasPrefix(s.ScannerDevice, "open, waiting for a finger") })
 		putFinger(t, db1+"101_3.tif")
 		a := <-ch
 		resp, err := a.resp, a.err
@@ -187,6 +201,57 @@ func TestGateFingers(t *testing.T) {
 			t.Fatalf("fingers %v", resp.Fingers)
 		}
 		t.Logf("%s: %s finger %.3f", resp.Detail, c[0].SubjectId, c[0].FingerScores[0].Score)
+	})
+	t.Run("bad scans", func(t *testing.T) {
+		type answer struct {
+			resp *pb.CaptureAndIdentifyResponse
+			err  error
+		}
+		call := func(timeout time.Duration) chan answer {
+			ch := make(chan answer, 1)
+			go func() {
+				resp, err := srv.gates.CaptureAndIdentify(ctx, &pb.CaptureAndIdentifyRequest{
+					Gate: "f", SkipFace: true, CaptureFingers: true, FingerTimeout: durationpb.New(timeout),
+				})
+				ch <- answer{resp, err}
+			}()
+			return ch
+		}
+		waiting := func(s *pb.GateState) bool { return strings.HasPrefix(s.ScannerDevice, "open, waiting for a finger") }
+		// The scanner asks for the finger again (too short): taken again.
+		ch := call(15 * time.Second)
+		waitScanner(t, srv.gates, "f", waiting)
+		sendVirtual(t, [2]int32{-1, 1}, nil) // FP_DEVICE_RETRY_TOO_SHORT
+		time.Sleep(200 * time.Millisecond)
+		waitScanner(t, srv.gates, "f", waiting)
+		putFinger(t, db1+"101_3.tif")
+		a := <-ch
+		if a.err != nil {
+			t.Fatal(a.err)
+		}
+		if f := a.resp.GetFingers(); len(f) != 1 || f[0].Outcome != pb.FingerCaptureOutcome_FINGER_CAPTURE_OUTCOME_CAPTURED || f[0].Retries != 1 ||
+			a.resp.GetResult().GetCandidates()[0].GetSubjectId() != gatePerson {
+			t.Fatalf("after a retry: %v", a.resp)
+		}
+		t.Log(a.resp.Fingers[0].Detail)
+		// A blank scan: libfprint's own check asks for the finger again,
+		// and nothing better comes before the timeout.
+		ch = call(2 * time.Second)
+		waitScanner(t, srv.gates, "f", waiting)
+		blank := make([]byte, 300*300)
+		for i := range blank {
+			blank[i] = 0xf0
+		}
+		sendVirtual(t, [2]int32{300, 300}, blank)
+		a = <-ch
+		if a.err != nil {
+			t.Fatal(a.err)
+		}
+		if f := a.resp.GetFingers(); a.resp.Outcome != pb.CaptureOutcome_CAPTURE_OUTCOME_NO_FINGER || len(f) != 1 ||
+			f[0].Outcome != pb.FingerCaptureOutcome_FINGER_CAPTURE_OUTCOME_BAD_SCAN {
+			t.Fatalf("blank scan: %v", a.resp)
+		}
+		t.Log(a.resp.Fingers[0].Detail)
 	})
 	t.Run("e-gate transaction with fingers", func(t *testing.T) {
 		putFinger(t, db1+"101_2.tif")
@@ -218,6 +283,15 @@ func TestGateFingers(t *testing.T) {
 		if len(c) == 0 || c[0].SubjectId != gatePerson || resp.Fingers[0].Source != filepath.Join(scans, "1.tif") {
 			t.Fatalf("%v", resp)
 		}
+		resp, err = srv.gates.CaptureAndIdentify(ctx, &pb.CaptureAndIdentifyRequest{Gate: "replay", SkipFace: true, CaptureFingers: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f := resp.GetFingers(); resp.Outcome != pb.CaptureOutcome_CAPTURE_OUTCOME_NO_FINGER || len(f) != 1 ||
+			f[0].Outcome != pb.FingerCaptureOutcome_FINGER_CAPTURE_OUTCOME_BAD_SCAN || !strings.Contains(f[0].Detail, "not usable") {
+			t.Fatalf("blank scan: %v", resp)
+		}
+		t.Log(resp.Fingers[0].Detail)
 	})
 	t.Run("no finger on the scanner", func(t *testing.T) {
 		resp, err := srv.gates.CaptureAndIdentify(ctx, &pb.CaptureAndIdentifyRequest{
@@ -232,7 +306,7 @@ func TestGateFingers(t *testing.T) {
 		}
 		t.Log(resp.Detail)
 		// The device is ready for the next traveller.
-		waitScanner(t, srv.gates, "f", func(s *pb.GateState) bool { return s.ScannerDevice == "open, idle" })
+		waitScanner(t, srv.gates, "f", func(s *pb.GateState) bool { return strings.HasPrefix(s.ScannerDevice, "open, idle") })
 	})
 	t.Run("scanner not there", func(t *testing.T) {
 		st := waitScanner(t, srv.gates, "nos", func(s *pb.GateState) bool {
@@ -287,7 +361,7 @@ func TestGateFingers(t *testing.T) {
 				g.Gate, g.Scanner, g.ScannerState, g.ScannerDevice, g.FingersCaptured, g.FingersFailed, g.ScannerLastError)
 			switch g.Gate {
 			case "f":
-				if g.ScannerState != pb.SourceState_SOURCE_STATE_CONNECTED || g.FingersCaptured != 3 || g.FingersFailed != 1 {
+				if g.ScannerState != pb.SourceState_SOURCE_STATE_CONNECTED || g.FingersCaptured != 4 || g.FingersFailed != 2 {
 					t.Errorf("gate f: %v", g)
 				}
 			case "nos":
@@ -337,7 +411,7 @@ func TestGateScannerUnplugged(t *testing.T) {
 		}
 		ch <- resp
 	}()
-	waitScanner(t, srv.gates, "u", func(s *pb.GateState) bool { return s.ScannerDevice == "open, waiting for a finger" })
+	waitScanner(t, srv.gates, "u", func(s *pb.GateState) bool { return strings.HasPrefix(s.ScannerDevice, "open, waiting for a finger") })
 	sendVirtual(t, [2]int32{-5, 0}, nil)
 	resp := <-ch
 	if resp.GetOutcome() != pb.CaptureOutcome_CAPTURE_OUTCOME_NO_FINGER || len(resp.GetFingers()) != 1 ||
@@ -393,7 +467,7 @@ func TestGateScannerAppears(t *testing.T) {
 		t.Fatal(err)
 	}
 	st = wait(func(st *pb.GateState) bool { return st.ScannerState == pb.SourceState_SOURCE_STATE_CONNECTED })
-	if st.ScannerOpenAttempts < 2 || st.ScannerDevice != "open, idle" {
+	if st.ScannerOpenAttempts < 2 || !strings.HasPrefix(st.ScannerDevice, "open, idle") {
 		t.Fatalf("appeared: %v", st)
 	}
 	if o := s.capture(context.Background(), time.Second); o.outcome != pb.FingerCaptureOutcome_FINGER_CAPTURE_OUTCOME_CAPTURED || o.scan.Image == nil {

@@ -289,7 +289,7 @@ func (s *gateScanner) capture(ctx context.Context, timeout time.Duration) scanOu
 		case cctx.Err() != nil && ctx.Err() == nil:
 			if lastRetry != nil {
 				o.outcome = pb.FingerCaptureOutcome_FINGER_CAPTURE_OUTCOME_BAD_SCAN
-				o.detail = fmt.Sprintf("no good scan in %v (%d bad: %v)", timeout, o.retries, lastRetry)
+				o.detail = fmt.Sprintf("no good scan in %v (%s, the last: %v)", timeout, plural(o.retries, "bad scan"), lastRetry)
 			} else {
 				o.outcome = pb.FingerCaptureOutcome_FINGER_CAPTURE_OUTCOME_TIMEOUT
 				o.detail = fmt.Sprintf("no finger on the scanner in %v", timeout)
