@@ -120,8 +120,9 @@ const (
 	// No finger was put on the scanner within finger_timeout.
 	FingerCaptureOutcome_FINGER_CAPTURE_OUTCOME_TIMEOUT FingerCaptureOutcome = 2
 	// Scanned but not usable: the extractor refused the image (no
-	// fingerprint, quality under the floor; quality says what it measured),
-	// or the scanner kept asking for the finger again until the timeout.
+	// fingerprint, quality under the floor: detail gives its reason), or
+	// the scanner (libfprint's own check) kept asking for the finger again
+	// until the timeout.
 	FingerCaptureOutcome_FINGER_CAPTURE_OUTCOME_BAD_SCAN FingerCaptureOutcome = 3
 	// The gate's scanner is not ready (being opened, unplugged, failed to
 	// open): detail and GateStatus give its state and last error.
@@ -731,8 +732,7 @@ type FingerCapture struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	Position FingerPosition         `protobuf:"varint,1,opt,name=position,proto3,enum=bordermatch.v1.FingerPosition" json:"position,omitempty"`
 	Outcome  FingerCaptureOutcome   `protobuf:"varint,2,opt,name=outcome,proto3,enum=bordermatch.v1.FingerCaptureOutcome" json:"outcome,omitempty"`
-	// What the extractor measured (CAPTURED, and BAD_SCAN when it got as
-	// far as measuring).
+	// What the extractor measured of a CAPTURED finger.
 	Quality *FingerQuality `protobuf:"bytes,3,opt,name=quality,proto3" json:"quality,omitempty"`
 	// What happened, e.g. "scanned in 1.2s, quality 71, 38 minutiae" or
 	// "scanner libfprint:0 is not ready (CONNECTING): …".
