@@ -254,7 +254,7 @@ flag or environment value).`,
 	f.IntVar(&opt.MaxMessageBytes, "max-message-bytes", opt.MaxMessageBytes, "largest request or response in `bytes`")
 	f.IntVar(&opt.MaxImagePixels, "max-image-pixels", opt.MaxImagePixels, "largest image accepted, in `pixels` (checked before decoding)")
 	f.DurationVar(&opt.ShutdownGrace, "shutdown-grace", opt.ShutdownGrace, "how long a stop waits for in-flight calls")
-	f.StringVar(&gatesFile, "gates", "", "gates configuration `file` (YAML): the camera source of each gate")
+	f.StringVar(&gatesFile, "gates", "", "gates configuration `file` (YAML): the camera source of each gate, and its fingerprint scanner (scanner:, fingers:, finger_timeout:)")
 	f.Var(&gateFlags, "gate", "a gate's camera as `ID=SOURCE` (repeatable; over the file's gate of the same id), e.g. 3=rtsp://cam3/stream, 4=/dev/video0, 5=folder:/srv/frames; in the environment, space-separated")
 	f.StringVar(&opt.EncryptionKeyFile, "encryption-key-file", "", "gallery master key `file` (hex, 16/24/32 bytes)")
 	f.DurationVar(&opt.PurgeInterval, "purge-interval", opt.PurgeInterval, "how often deleted subjects' bytes are purged from disk when there were deletions; 0: never")
