@@ -1222,10 +1222,9 @@ type GateState struct {
 	// and the device says it is ready, RECONNECTING after it failed or was
 	// unplugged, FAILED when it cannot work as configured (e.g. a
 	// match-on-chip sensor, which gives no images), CLOSED at shutdown.
-	// UNSPECIFIED for a gate without a scanner. (Field 20 was an always
-	// empty string before gates had scanners.)
+	// UNSPECIFIED for a gate without a scanner.
 	Scanner      string      `protobuf:"bytes,19,opt,name=scanner,proto3" json:"scanner,omitempty"`
-	ScannerState SourceState `protobuf:"varint,20,opt,name=scanner_state,json=scannerState,proto3,enum=bordermatch.v1.SourceState" json:"scanner_state,omitempty"`
+	ScannerState SourceState `protobuf:"varint,27,opt,name=scanner_state,json=scannerState,proto3,enum=bordermatch.v1.SourceState" json:"scanner_state,omitempty"`
 	// The device's own state as read from it when the status was asked for
 	// (libfprint: "open, idle", "open, waiting for a finger", "removed",
 	// "sensor hot" …); empty while not open.
@@ -1802,7 +1801,7 @@ const file_bordermatch_v1_gate_proto_rawDesc = "" +
 	"brightness\x18\a \x01(\x01R\n" +
 	"brightness\")\n" +
 	"\x11GateStatusRequest\x12\x14\n" +
-	"\x05gates\x18\x01 \x03(\tR\x05gates\"\xc7\b\n" +
+	"\x05gates\x18\x01 \x03(\tR\x05gates\"\xcd\b\n" +
 	"\tGateState\x12\x12\n" +
 	"\x04gate\x18\x01 \x01(\tR\x04gate\x12\x16\n" +
 	"\x06source\x18\x02 \x01(\tR\x06source\x121\n" +
@@ -1829,13 +1828,13 @@ const file_bordermatch_v1_gate_proto_rawDesc = "" +
 	"\x10captures_refused\x18\x11 \x01(\x04R\x0fcapturesRefused\x12'\n" +
 	"\x0fcaptures_failed\x18\x12 \x01(\x04R\x0ecapturesFailed\x12\x18\n" +
 	"\ascanner\x18\x13 \x01(\tR\ascanner\x12@\n" +
-	"\rscanner_state\x18\x14 \x01(\x0e2\x1b.bordermatch.v1.SourceStateR\fscannerState\x12%\n" +
+	"\rscanner_state\x18\x1b \x01(\x0e2\x1b.bordermatch.v1.SourceStateR\fscannerState\x12%\n" +
 	"\x0escanner_device\x18\x15 \x01(\tR\rscannerDevice\x12,\n" +
 	"\x12scanner_last_error\x18\x16 \x01(\tR\x10scannerLastError\x122\n" +
 	"\x15scanner_open_attempts\x18\x17 \x01(\x03R\x13scannerOpenAttempts\x12?\n" +
 	"\rscanner_since\x18\x18 \x01(\v2\x1a.google.protobuf.TimestampR\fscannerSince\x12)\n" +
 	"\x10fingers_captured\x18\x19 \x01(\x04R\x0ffingersCaptured\x12%\n" +
-	"\x0efingers_failed\x18\x1a \x01(\x04R\rfingersFailed\"E\n" +
+	"\x0efingers_failed\x18\x1a \x01(\x04R\rfingersFailedJ\x04\b\x14\x10\x15\"E\n" +
 	"\x12GateStatusResponse\x12/\n" +
 	"\x05gates\x18\x01 \x03(\v2\x19.bordermatch.v1.GateStateR\x05gates\"\xd0\x02\n" +
 	"\x15IdentifyFramesRequest\x12\x12\n" +
