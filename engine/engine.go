@@ -219,10 +219,10 @@ type Engine struct {
 	// options into one pass over the finger index.
 	fingerSearches *matcher.FingerCoalescer
 	// fingered holds what scoring needs to know, beside the indexes, of
-	// every subject with fingers: its watchlists, how many faces it has,
-	// and its fingers. A subject with faces
-	// only is not in it: the face index knows its watchlists and faces, so
-	// ten million of them cost nothing here. Written under the subject's
+	// every subject with fingers: its watchlists (which the finger index
+	// also holds, to filter by), how many faces it has, and its fingers. A
+	// subject with faces only is not in it: the face index knows its
+	// watchlists and faces, so ten million of them cost nothing here. Written under the subject's
 	// lock together with the indexes.
 	subjectsMu sync.RWMutex
 	fingered   map[string]*subjectInfo
