@@ -102,7 +102,6 @@ type fingerSearch struct {
 	hits   []Hit
 	allow  []uint64 // the OR of the requested watchlists' bitmaps
 	n      int      // templates searched: those of the allowed subjects
-
 }
 
 // The search is a cascade. Stage one scores every template against every
