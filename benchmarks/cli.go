@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -52,6 +53,7 @@ type cli struct {
 	quiet      bool
 	protocol   string
 	distract   []string
+	fingers    []int
 	maxRank    int
 	fnirRank   int
 	samples    int
@@ -172,6 +174,39 @@ func (c *cli) modelList() ([]string, error) {
 		return nil, usageErr{errors.New("--face-model: name at least one model")}
 	}
 	return out, nil
+}
+
+// fingerIdentify is identify --modality finger with --fingers or
+// synthetic distractors: EvaluateFingerIdentification, through the finger
+// index, one run per number of fingers.
+func (c *cli) fingerIdentify(ctx context.Context, samples []Sample, ds DataSet, dirs []string, synthetic int) (Report, error) {
+	fingers := c.fingers
+	if len(fingers) == 0 {
+		fingers = []int{1}
+	}
+	opt := FingerIdentifyOptions{RunOptions: c.run(), Fingers: fingers, Synthetic: synthetic}
+	if len(dirs) > 0 {
+		d, err := Scan(ds.Layout, dirs...)
+		if err != nil {
+			return Report{}, fmt.Errorf("--distractors: %w", err)
+		}
+		hash, err := HashSamples(d)
+		if err != nil {
+			return Report{}, err
+		}
+		opt.Distractors = d
+		ds.Distractors = &DataSet{Dirs: dirs, Layout: ds.Layout, Samples: len(d), Identities: Identities(d), SHA256: hash}
+	}
+	mod, err := newFingerModality(c.dpi, c.floor)
+	if err != nil {
+		return Report{}, err
+	}
+	runs, res, err := EvaluateFingerIdentification(ctx, mod.(Finger), samples, opt)
+	if err != nil {
+		return Report{}, err
+	}
+	r := FingerFusionReport(mod, ds, res, runs)
+	return r, nil
 }
 
 // modalityFor opens the modality the flags name, with the face model
@@ -383,7 +418,7 @@ func (c *cli) verify(ctx context.Context, model string) (Report, VerifyResult, e
 
 func (c *cli) identifyCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "identify --data DIR [--distractors DIR]",
+		Use:   "identify --data DIR [--distractors DIR|N] [--fingers 1,2,4]",
 		Short: "1:N evaluation: rank-1, CMC, FNIR at FPIR",
 		Args:  usage(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -392,7 +427,8 @@ func (c *cli) identifyCmd() *cobra.Command {
 	}
 	c.dataFlags(cmd, "bmbench-identify")
 	f := cmd.Flags()
-	f.StringSliceVar(&c.distract, "distractors", nil, "`dir`ectory of extra identities enrolled but never searched for (same layout)")
+	f.StringSliceVar(&c.distract, "distractors", nil, "`dir`ectory of extra identities enrolled but never searched for (same layout); with --modality finger also a number N: N synthetic finger subjects (SyntheticFinger) on top of the directories' (e.g. --distractors DIR1,DIR2,100000)")
+	f.IntSliceVar(&c.fingers, "fingers", nil, "with --modality finger: fingers per subject, each a run through the finger index with sum-rule fusion (e.g. 1,2,4; subjects are made of finger j of k sets, see EvaluateFingerIdentification)")
 	f.IntVar(&c.maxRank, "max-rank", 20, "longest candidate list (CMC)")
 	f.IntVar(&c.fnirRank, "fnir-rank", 1, "rank at which a mate must be returned, above the threshold, to count as found for FNIR")
 	return cmd
@@ -404,6 +440,22 @@ func (c *cli) identify(ctx context.Context, model string) (Report, error) {
 		return Report{}, err
 	}
 	opt := IdentifyOptions{RunOptions: c.run(), MaxRank: c.maxRank, FNIRRank: c.fnirRank}
+	var dirs []string
+	synthetic := 0
+	for _, d := range c.distract {
+		n, err := strconv.Atoi(d)
+		switch {
+		case err != nil:
+			dirs = append(dirs, d)
+		case c.modality != "finger" || n < 0:
+			return Report{}, usageErr{fmt.Errorf("--distractors %s: a number of synthetic distractors needs --modality finger, and is >= 0", d)}
+		default:
+			synthetic += n
+		}
+	}
+	if c.modality == "finger" && (len(c.fingers) > 0 || synthetic > 0) {
+		return c.fingerIdentify(ctx, samples, ds, dirs, synthetic)
+	}
 	if len(c.distract) > 0 {
 		d, err := Scan(ds.Layout, c.distract...)
 		if err != nil {

@@ -138,6 +138,9 @@ type Report struct {
 	GallerySize      int                      `json:"gallery_size,omitempty"`
 	MatedSearches    int                      `json:"mated_searches,omitempty"`
 	NonMatedSearches int                      `json:"non_mated_searches,omitempty"`
+	// FingerFusion is the 1:N finger evaluation through the finger index
+	// with 1, 2, 4… fingers per subject (identify --fingers).
+	FingerFusion []FingerFusion `json:"finger_fusion,omitempty"`
 
 	FailedToEnrol []Failure `json:"failed_to_enrol"`
 	// FTEReasons counts the failures to enrol by kind.
@@ -491,6 +494,9 @@ func (r Report) Markdown() []byte {
 			p("- `%s`: %s\n", f.Path, f.Reason)
 		}
 		p("\n")
+	}
+	if len(r.FingerFusion) > 0 {
+		fingerFusionMarkdown(p, r.FingerFusion)
 	}
 	if len(r.Misses) > 0 {
 		ms := slices.Clone(r.Misses)

@@ -215,11 +215,14 @@ type Engine struct {
 	// re-scores with come from the store (faceSource), and a Coalescer
 	// batches concurrent searches of the same options into one scan.
 	fingers *matcher.FingerIndex
+	// fingerSearches batches concurrent finger searches of the same
+	// options into one pass over the finger index.
+	fingerSearches *matcher.FingerCoalescer
 	// fingered holds what scoring needs to know, beside the indexes, of
-	// every subject with fingers: its watchlists (the finger index has
-	// none), how many faces it has, and its fingers. A subject with faces
-	// only is not in it: the face index knows its watchlists and faces, so
-	// ten million of them cost nothing here. Written under the subject's
+	// every subject with fingers: its watchlists (which the finger index
+	// also holds, to filter by), how many faces it has, and its fingers. A
+	// subject with faces only is not in it: the face index knows its
+	// watchlists and faces, so ten million of them cost nothing here. Written under the subject's
 	// lock together with the indexes.
 	subjectsMu sync.RWMutex
 	fingered   map[string]*subjectInfo
@@ -291,6 +294,7 @@ func New(cfg Config) (*Engine, error) {
 		fingered:      map[string]*subjectInfo{},
 		seed:          maphash.MakeSeed(),
 	}
+	s.fingerSearches = matcher.NewFingerCoalescer(s.fingers, 0)
 	for i, ex := range append([]FaceExtractor{cfg.Faces}, cfg.MoreFaces...) {
 		var loaded FaceExtractor
 		if !templatesOnly || i > 0 {

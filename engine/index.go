@@ -182,6 +182,9 @@ func (s *Engine) indexSubject(sub store.Subject, fingers []fingerRef) error {
 	if len(fingers) == 0 {
 		return nil
 	}
+	// The finger index filters by watchlist itself (searches restricted to
+	// lists shortlist only their subjects).
+	s.fingers.SetWatchlists(sub.ID, sub.Watchlists)
 	s.subjectsMu.Lock()
 	s.fingered[sub.ID] = &subjectInfo{watchlists: sub.Watchlists, faces: faces, fingers: fingers}
 	s.subjectsMu.Unlock()

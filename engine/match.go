@@ -315,19 +315,22 @@ func (s *Engine) identify(ctx context.Context, p probe, q Query) (IdentifyResult
 		if err := ctx.Err(); err != nil {
 			return IdentifyResult{}, err
 		}
-		// The finger index has no watchlists: ask for every shortlisted
-		// subject and filter here.
-		hits, err := s.fingers.SearchFingers(map[minutiae.Position]*matcher.FingerTemplate{f.t.Position(): f.ft},
-			matcher.SearchOptions{K: math.MaxInt32})
+		// Every shortlisted subject on the lists: the fused rank needs the
+		// finger scores of candidates found by other fingers or the face.
+		// The index filters by watchlist (its first stage draws the
+		// shortlist from the lists' subjects only), and concurrent
+		// searches share its scans (FingerCoalescer).
+		hits, err := s.fingerSearches.SearchFingers(ctx, map[minutiae.Position]*matcher.FingerTemplate{f.t.Position(): f.ft},
+			matcher.SearchOptions{K: math.MaxInt32, Watchlists: lists})
 		if err != nil {
+			if ctx.Err() != nil {
+				return IdentifyResult{}, kindOf("finger search", err)
+			}
 			return IdentifyResult{}, kindOf("finger search", fmt.Errorf("%w: %w", ErrInternal, err))
 		}
 		fingerHits[i] = map[string]float32{}
 		taken := 0
 		for _, h := range hits {
-			if len(lists) > 0 && !s.onLists(h.SubjectID, lists) {
-				continue
-			}
 			fingerHits[i][h.SubjectID] = h.Score
 			if taken < pool {
 				taken++
@@ -449,17 +452,4 @@ func validRule(thr *float32, maxFMR *float64) error {
 		return invalid("max_fmr %v outside (0, 1)", *maxFMR)
 	}
 	return nil
-}
-
-func (s *Engine) onLists(id string, lists []string) bool {
-	info := s.subject(id)
-	if info == nil {
-		return false
-	}
-	for _, l := range lists {
-		if slices.Contains(info.watchlists, l) {
-			return true
-		}
-	}
-	return false
 }

@@ -1,10 +1,13 @@
 package matcher
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -129,4 +132,49 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkFingerConcurrentSearch: 1:N top-10 of one probe finger over
+// 10,000 templates by 16 concurrent callers, each search alone ("direct")
+// or through a FingerCoalescer batching up to m searches.
+func BenchmarkFingerConcurrentSearch(b *testing.B) {
+	gallery, views := fingerGallery(b, 10_000)
+	x := NewFingerIndex()
+	for i, t := range gallery {
+		if err := x.Add("s"+strconv.Itoa(i), minutiae.RightIndex, t); err != nil {
+			b.Fatal(err)
+		}
+	}
+	probes := make([]*FingerTemplate, len(views))
+	for i, v := range views {
+		probes[i] = mustPrepare(b, v)
+	}
+	type way struct {
+		name   string
+		search func(*FingerTemplate) ([]Hit, error)
+	}
+	ways := []way{{"direct", func(p *FingerTemplate) ([]Hit, error) { return x.Search(p, SearchOptions{K: 10}) }}}
+	for _, m := range []int{4, 8, 16} {
+		c := NewFingerCoalescer(x, m)
+		ways = append(ways, way{"coalesced-" + strconv.Itoa(m), func(p *FingerTemplate) ([]Hit, error) {
+			return c.Search(context.Background(), p, SearchOptions{K: 10})
+		}})
+	}
+	for _, w := range ways {
+		b.Run(w.name, func(b *testing.B) {
+			var next atomic.Int64
+			b.SetParallelism(16 / max(1, runtime.GOMAXPROCS(0)))
+			cpu := cpuTime()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := w.search(probes[next.Add(1)%int64(len(probes))]); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "searches/s")
+			reportComparisons(b, x.Len()*b.N, cpu)
+		})
+	}
 }

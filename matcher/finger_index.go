@@ -15,9 +15,6 @@ import (
 var (
 	// ErrNilTemplate: a finger template is missing.
 	ErrNilTemplate = errors.New("matcher: nil finger template")
-	// ErrFingerWatchlists: the finger index does not filter by watchlist;
-	// the caller must filter the hits.
-	ErrFingerWatchlists = errors.New("matcher: the finger index has no watchlists")
 )
 
 // fingerParallelComparisons is the number of comparisons from which a
@@ -47,6 +44,12 @@ const (
 // independent fingers (two fingers at 0.1 beat one at 0.15 and one at 0),
 // and a missing finger lowers the score rather than vetoing the subject.
 //
+// Watchlists. A subject is on the watchlists SetWatchlists gives it; a
+// search restricted to some (SearchOptions.Watchlists) compares only the
+// templates of subjects on at least one of them, from the first stage on:
+// the shortlist is drawn from those subjects alone, so a small watchlist's
+// mates are found however many better-scoring strangers other lists hold.
+//
 // Concurrency: all methods are safe for concurrent use; searches share a
 // read lock, Add and Remove take the write lock briefly.
 type FingerIndex struct {
@@ -61,6 +64,10 @@ type FingerIndex struct {
 	byID     map[string]int32 // subject id -> number
 	count    []int32          // entries per subject number
 	free     []int32
+	// lists holds each watchlist's subjects, a bitmap over subject
+	// numbers, and onLists each subject's watchlists.
+	lists   map[string]*fingerList
+	onLists [][]string
 
 	pool sync.Pool // *fingerSearch
 }
@@ -70,6 +77,12 @@ type fingerEntry struct {
 	off     int // first slab record
 	subject int32
 	pos     minutiae.Position
+}
+
+// fingerList is one watchlist: bit s set when subject number s is on it.
+type fingerList struct {
+	bits     []uint64
+	subjects int
 }
 
 // records is the entry's slab records.
@@ -87,6 +100,8 @@ type fingerSearch struct {
 	short  []bool    // per subject: shortlisted
 	hist   [shortlistBuckets]int32
 	hits   []Hit
+	allow  []uint64 // the OR of the requested watchlists' bitmaps
+	n      int      // templates searched: those of the allowed subjects
 }
 
 // The search is a cascade. Stage one scores every template against every
@@ -108,7 +123,7 @@ func shortlistSize(n int) int { return max(shortlistMin, n/shortlistFraction) }
 
 // NewFingerIndex returns an empty index.
 func NewFingerIndex() *FingerIndex {
-	return &FingerIndex{byID: map[string]int32{}}
+	return &FingerIndex{byID: map[string]int32{}, lists: map[string]*fingerList{}}
 }
 
 // Add enrolls one finger template of a subject at a finger position
@@ -131,6 +146,7 @@ func (x *FingerIndex) Add(subjectID string, pos minutiae.Position, t *FingerTemp
 			s = int32(len(x.subjects))
 			x.subjects = append(x.subjects, subjectID)
 			x.count = append(x.count, 0)
+			x.onLists = append(x.onLists, nil)
 		}
 		x.byID[subjectID] = s
 	}
@@ -166,10 +182,93 @@ func (x *FingerIndex) Remove(subjectID string) int {
 	x.entries, x.slab = kept, slab
 	n := int(x.count[s])
 	x.count[s] = 0
+	x.setLists(s, nil)
 	x.subjects[s] = ""
 	delete(x.byID, subjectID)
 	x.free = append(x.free, s)
 	return n
+}
+
+// SetWatchlists puts an enrolled subject on exactly the given watchlists
+// (none: on no list, found only by unrestricted searches), and reports
+// whether the subject is enrolled. Enrol its fingers first; Remove takes
+// it off its lists.
+func (x *FingerIndex) SetWatchlists(subjectID string, lists []string) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	s, ok := x.byID[subjectID]
+	if ok {
+		x.setLists(s, lists)
+	}
+	return ok
+}
+
+// setLists, under the write lock, moves subject s from its lists to lists.
+func (x *FingerIndex) setLists(s int32, lists []string) {
+	for _, name := range x.onLists[s] {
+		l := x.lists[name]
+		l.bits[s/64] &^= 1 << (s % 64)
+		if l.subjects--; l.subjects == 0 {
+			delete(x.lists, name)
+		}
+	}
+	lists = slices.Clone(lists)
+	slices.Sort(lists)
+	lists = slices.Compact(lists)
+	for _, name := range lists {
+		l := x.lists[name]
+		if l == nil {
+			l = &fingerList{}
+			x.lists[name] = l
+		}
+		if w := int(s/64) + 1; len(l.bits) < w {
+			l.bits = append(l.bits, make([]uint64, w-len(l.bits))...)
+		}
+		l.bits[s/64] |= 1 << (s % 64)
+		l.subjects++
+	}
+	x.onLists[s] = lists
+}
+
+// Watchlists reports an enrolled subject's watchlists (sorted; shared, not
+// to be modified).
+func (x *FingerIndex) Watchlists(subjectID string) ([]string, bool) {
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	s, ok := x.byID[subjectID]
+	if !ok {
+		return nil, false
+	}
+	return x.onLists[s], true
+}
+
+// filter sets sc.allow to the subjects on any of the named watchlists, or
+// to nil for no restriction; ok is false when none of the lists has
+// anyone. Called under the read lock.
+func (x *FingerIndex) filter(names []string, sc *fingerSearch) (ok bool) {
+	if len(names) == 0 {
+		sc.allow = nil
+		return true
+	}
+	words := (len(x.subjects) + 63) / 64
+	sc.allow = grow(sc.allow[:0], words)
+	clear(sc.allow)
+	ok = false
+	for _, name := range names {
+		if l := x.lists[name]; l != nil && l.subjects > 0 {
+			ok = true
+			for i, w := range l.bits {
+				sc.allow[i] |= w
+			}
+		}
+	}
+	return ok
+}
+
+// allowed reports whether subject s is searched: no restriction, or on one
+// of the requested lists.
+func (sc *fingerSearch) allowed(s int32) bool {
+	return sc.allow == nil || sc.allow[s/64]&(1<<(s%64)) != 0
 }
 
 // Len is the number of templates.
@@ -200,12 +299,26 @@ type probeFinger struct {
 
 // SearchFingers finds the K subjects with the best fused score over the
 // probe fingers (see FingerIndex for the fusion rule), best first, ties
-// broken by subject id. Hit.Score is in 0..1. opt.Watchlists is not
-// supported (ErrFingerWatchlists).
+// broken by subject id. Hit.Score is in 0..1. With opt.Watchlists, only
+// the subjects on one of them are compared and returned (none, when no
+// subject is on any of them).
 func (x *FingerIndex) SearchFingers(probes map[minutiae.Position]*FingerTemplate, opt SearchOptions) ([]Hit, error) {
-	if len(opt.Watchlists) > 0 {
-		return nil, ErrFingerWatchlists
+	ps, err := probeList(probes)
+	if err != nil {
+		return nil, err
 	}
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	sc, _ := x.pool.Get().(*fingerSearch)
+	if sc == nil {
+		sc = &fingerSearch{}
+	}
+	defer x.pool.Put(sc)
+	return x.search(ps, opt, sc), nil
+}
+
+// probeList checks a search's probe fingers and orders them by position.
+func probeList(probes map[minutiae.Position]*FingerTemplate) ([]probeFinger, error) {
 	if len(probes) == 0 {
 		return nil, fmt.Errorf("%w: no probe fingers", ErrNilTemplate)
 	}
@@ -217,11 +330,24 @@ func (x *FingerIndex) SearchFingers(probes map[minutiae.Position]*FingerTemplate
 		ps = append(ps, probeFinger{pos, t})
 	}
 	slices.SortFunc(ps, func(a, b probeFinger) int { return cmp.Compare(a.pos, b.pos) })
-	k := opt.K
-	if k <= 0 {
-		k = defaultK
-	}
+	return ps, nil
+}
 
+// SearchFingersBatch runs several searches with the same options, each
+// with its own probe fingers, and returns their hits in order: what
+// SearchFingers returns for each. They share the first stage: one pass
+// over the gallery's records scores every template against the probe
+// fingers of all of them, so a batch costs less than its searches one by
+// one (FingerCoalescer batches concurrent callers this way).
+func (x *FingerIndex) SearchFingersBatch(probes []map[minutiae.Position]*FingerTemplate, opt SearchOptions) ([][]Hit, error) {
+	pss := make([][]probeFinger, len(probes))
+	for b, p := range probes {
+		ps, err := probeList(p)
+		if err != nil {
+			return nil, fmt.Errorf("search %d: %w", b, err)
+		}
+		pss[b] = ps
+	}
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	sc, _ := x.pool.Get().(*fingerSearch)
@@ -229,10 +355,45 @@ func (x *FingerIndex) SearchFingers(probes map[minutiae.Position]*FingerTemplate
 		sc = &fingerSearch{}
 	}
 	defer x.pool.Put(sc)
+	return x.searchBatch(pss, opt, sc), nil
+}
+
+// search is SearchFingers under the read lock, with sc its buffers.
+func (x *FingerIndex) search(ps []probeFinger, opt SearchOptions, sc *fingerSearch) []Hit {
+	return x.searchBatch([][]probeFinger{ps}, opt, sc)[0]
+}
+
+// searchBatch runs the searches pss (each one's probe fingers) under the
+// read lock: the first stage for all of them in one pass, then each one's
+// second stage.
+func (x *FingerIndex) searchBatch(pss [][]probeFinger, opt SearchOptions, sc *fingerSearch) [][]Hit {
+	out := make([][]Hit, len(pss))
+	if !x.filter(opt.Watchlists, sc) {
+		for b := range out {
+			out[b] = []Hit{}
+		}
+		return out
+	}
+	all := slices.Concat(pss...)
+	x.coarsePass(all, sc)
+	off := 0
+	for b, ps := range pss {
+		x.markShort(off, len(ps), len(all), sc)
+		out[b] = x.rank(ps, opt, sc)
+		off += len(ps)
+	}
+	return out
+}
+
+// rank is a search's second stage: the full comparison of every template
+// of the subjects sc.short holds with the search's probe fingers ps, and
+// the fused hits, best first.
+func (x *FingerIndex) rank(ps []probeFinger, opt SearchOptions, sc *fingerSearch) []Hit {
+	k := opt.K
+	if k <= 0 {
+		k = defaultK
+	}
 	np := len(ps)
-
-	x.shortlist(ps, sc)
-
 	// Stage two: full scores for every template of a shortlisted subject.
 	sc.list = sc.list[:0]
 	for i, e := range x.entries {
@@ -283,41 +444,77 @@ func (x *FingerIndex) SearchFingers(probes map[minutiae.Position]*FingerTemplate
 		}
 		return cmp.Compare(a.SubjectID, b.SubjectID)
 	})
-	return slices.Clone(sc.hits[:min(k, len(sc.hits))]), nil
+	return slices.Clone(sc.hits[:min(k, len(sc.hits))])
 }
 
-// shortlist is the first stage: it sets sc.short for the subjects with a
-// template among the shortlistSize best coarse scores of some probe
-// finger, or for every subject when the index is small.
+// shortlist is the first stage of a search with probe fingers ps: it sets
+// sc.short for the subjects with a template among the shortlistSize best
+// coarse scores of some probe finger, or for every subject when the index
+// is small. Only subjects sc.allowed are shortlisted.
 func (x *FingerIndex) shortlist(ps []probeFinger, sc *fingerSearch) {
-	np, n := len(ps), len(x.entries)
-	sc.short = grow(sc.short, len(x.subjects))
-	if n <= shortlistSize(n) {
-		for i, id := range x.subjects {
-			sc.short[i] = id != ""
+	x.coarsePass(ps, sc)
+	x.markShort(0, len(ps), len(ps), sc)
+}
+
+// searched is the number of templates of the subjects sc.allowed.
+func (x *FingerIndex) searched(sc *fingerSearch) int {
+	if sc.allow == nil {
+		return len(x.entries)
+	}
+	n := 0
+	for i := range x.subjects {
+		if sc.allowed(int32(i)) {
+			n += int(x.count[i])
 		}
+	}
+	return n
+}
+
+// coarsePass scores every template of an allowed subject against every
+// probe finger of all (the probe fingers of one or more searches) with
+// coarseScore, into sc.coarse[entry*len(all)+probe], in one pass over the
+// slab; the others score 0. Not when the searched gallery is small enough
+// to compare in full (then sc.coarse is left empty).
+func (x *FingerIndex) coarsePass(all []probeFinger, sc *fingerSearch) {
+	sc.n = x.searched(sc)
+	if sc.n <= shortlistSize(sc.n) {
+		sc.coarse = sc.coarse[:0]
 		return
 	}
-	clear(sc.short)
+	np, n := len(all), len(x.entries)
 	sc.coarse = grow(sc.coarse, n*np)
 	sc.probes = grow(sc.probes, np)
-	for p, pf := range ps {
+	for p, pf := range all {
 		layoutProbe(&sc.probes[p], pf.t)
 	}
 	x.parallel(n*np, func(lo, hi int, s *fingerScratch) {
 		for j := lo; j < hi; j++ {
 			e, p := &x.entries[j/np], j%np
 			var v float32
-			if compatible(ps[p].pos, e.pos) {
+			if compatible(all[p].pos, e.pos) && sc.allowed(e.subject) {
 				v = coarseScore(&sc.probes[p], x.records(e), &s.best)
 			}
 			sc.coarse[j] = v
 		}
 	})
-	for p := range np {
-		th := sc.threshold(p, np, shortlistSize(n))
-		for i := range n {
-			if v := sc.coarse[i*np+p]; v > 0 && v >= th {
+}
+
+// markShort sets sc.short from the coarse scores of the probe fingers
+// off..off+np-1 of the stride probe fingers coarsePass scored.
+func (x *FingerIndex) markShort(off, np, stride int, sc *fingerSearch) {
+	sc.short = grow(sc.short, len(x.subjects))
+	if len(sc.coarse) == 0 {
+		for i, id := range x.subjects {
+			sc.short[i] = id != "" && sc.allowed(int32(i))
+		}
+		return
+	}
+	clear(sc.short)
+	size := shortlistSize(sc.n)
+	for p := off; p < off+np; p++ {
+		th := sc.threshold(p, stride, size)
+		for i := range x.entries {
+			if v := sc.coarse[i*stride+p]; v > 0 && v >= th {
 				sc.short[x.entries[i].subject] = true
 			}
 		}
