@@ -35,7 +35,8 @@ type pipeline struct {
 	dist  []float32 // distance to the background, pixels
 	norm  []float32 // locally normalised grey, ridges positive
 	ridge []bool
-	clar  float64 // mean Gabor response magnitude over the foreground
+	clar  float64   // mean Gabor response magnitude over the foreground
+	bclar []float32 // per block: mean Gabor response magnitude / clar
 	skel  []uint8
 
 	removedBy [removalCount]int
@@ -188,6 +189,9 @@ func (p *pipeline) enhance() {
 	p.ridge = make([]bool, p.w*p.h)
 	var clar float64
 	n := 0
+	nb := p.bw * p.bh
+	bsum := make([]float32, nb)
+	bcnt := make([]int32, nb)
 	for y := range p.h {
 		for x := range p.w {
 			i := y*p.w + x
@@ -199,10 +203,19 @@ func (p *pipeline) enhance() {
 			p.ridge[i] = r > 0
 			clar += math.Abs(float64(r))
 			n++
+			bk := p.blockIndex(x, y)
+			bsum[bk] += float32(math.Abs(float64(r)))
+			bcnt[bk]++
 		}
 	}
 	if n > 0 {
 		p.clar = clar / float64(n)
+	}
+	p.bclar = make([]float32, nb)
+	for k := range nb {
+		if bcnt[k] > 0 && p.clar > 0 {
+			p.bclar[k] = bsum[k] / float32(bcnt[k]) / float32(p.clar)
+		}
 	}
 }
 
