@@ -382,6 +382,7 @@ func (p *pipeline) frequency() bool {
 			}
 		}
 	}
+	p.rawPeriod = slices.Clone(per)
 	// Ridges give a clean period in most blocks; a print with under a
 	// tenth of them is not one (ramps, text, random texture).
 	fgBlocks := 0
@@ -494,4 +495,41 @@ func signaturePeriod(s []float32) float32 {
 		return 0
 	}
 	return 2 * (last - first) / float32(n-1)
+}
+
+// peelEdge drops, a ring at a time up to rings times, the foreground blocks
+// on the edge of the mask whose x-signature gave no clean period: smears,
+// latent residue and sensor noise beside the print pass the contrast and
+// coherence tests but hold no ridges. It reports whether any went.
+func (p *pipeline) peelEdge(rings int) bool {
+	any := false
+	for range rings {
+		var drop []int
+		for by := range p.bh {
+			for bx := range p.bw {
+				k := by*p.bw + bx
+				if !p.fg[k] || p.rawPeriod[k] > 0 {
+					continue
+				}
+				edge := false
+				for _, d := range [4][2]int{{1, 0}, {-1, 0}, {0, 1}, {0, -1}} {
+					x, y := bx+d[0], by+d[1]
+					if x < 0 || y < 0 || x >= p.bw || y >= p.bh || !p.fg[y*p.bw+x] {
+						edge = true
+					}
+				}
+				if edge {
+					drop = append(drop, k)
+				}
+			}
+		}
+		if len(drop) == 0 {
+			break
+		}
+		for _, k := range drop {
+			p.fg[k] = false
+		}
+		any = true
+	}
+	return any
 }

@@ -28,6 +28,7 @@ type pipeline struct {
 	sa, sb            []float32 // smoothed doubled-angle vectors
 	consist           []float32 // their consistency (0–1)
 	period            []float32
+	rawPeriod         []float32 // the x-signature's period, 0 where unclean
 	validFreq         float64
 
 	// Pixel fields.
@@ -75,6 +76,9 @@ func (p *pipeline) run() (Result, error) {
 	p.normalise()
 	if !p.frequency() {
 		return Result{}, fmt.Errorf("%w: no ridge frequency", ErrNoFingerprint)
+	}
+	if p.peelEdge(1) {
+		p.pixelMask()
 	}
 	p.enhance()
 	p.cleanRidges()
