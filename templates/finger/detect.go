@@ -93,9 +93,8 @@ func (p *pipeline) minutiae() ([]minutiae.Minutia, int) {
 			p.removedBy[m.why]++
 			continue
 		}
-		k := p.blockIndex(m.x, m.y)
-		q := float64(p.consist[k]) * min(1, d/(2*margin))
-		m.quality = q
+		m.quality = p.minutiaQuality(m.x, m.y, d, margin)
+		q := m.quality
 		out = append(out, minutiae.Minutia{
 			X: m.x, Y: m.y, Kind: m.kind,
 			Angle:   minutiae.NormAngle(-m.angle),
@@ -110,6 +109,23 @@ func (p *pipeline) minutiae() ([]minutiae.Minutia, int) {
 		out = out[:p.cfg.MaxMinutiae]
 	}
 	return out, removed
+}
+
+// minutiaQuality is the reliability of a minutia at (x, y), d pixels from
+// the edge of the foreground, in [0, 1] (written ×100 into the record's
+// per-minutia quality): the product of
+//   - the consistency of the smoothed orientation field at its block (0–1:
+//     1 where the ridges run parallel, low in noise and near cores and
+//     deltas, where minutiae are also genuinely harder to place),
+//   - the ridge clarity around it: the block's mean Gabor response
+//     magnitude over the image's foreground mean, capped at 1 (low where
+//     the print is faint, smudged, dry or wet and the binary ridges are
+//     a guess),
+//   - the distance to the foreground edge, d/(2·margin) capped at 1 (0.5
+//     at the border margin, where ridges end because the print does).
+func (p *pipeline) minutiaQuality(x, y int, d, margin float64) float64 {
+	k := p.blockIndex(x, y)
+	return float64(p.consist[k]) * min(1, float64(p.bclar[k])) * min(1, d/(2*margin))
 }
 
 func (p *pipeline) blockIndex(x, y int) int {

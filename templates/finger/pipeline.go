@@ -28,6 +28,7 @@ type pipeline struct {
 	sa, sb            []float32 // smoothed doubled-angle vectors
 	consist           []float32 // their consistency (0–1)
 	period            []float32
+	rawPeriod         []float32 // the x-signature's period, 0 where unclean
 	validFreq         float64
 
 	// Pixel fields.
@@ -35,7 +36,8 @@ type pipeline struct {
 	dist  []float32 // distance to the background, pixels
 	norm  []float32 // locally normalised grey, ridges positive
 	ridge []bool
-	clar  float64 // mean Gabor response magnitude over the foreground
+	clar  float64   // mean Gabor response magnitude over the foreground
+	bclar []float32 // per block: mean Gabor response magnitude / clar
 	skel  []uint8
 
 	removedBy [removalCount]int
@@ -74,6 +76,9 @@ func (p *pipeline) run() (Result, error) {
 	p.normalise()
 	if !p.frequency() {
 		return Result{}, fmt.Errorf("%w: no ridge frequency", ErrNoFingerprint)
+	}
+	if p.peelEdge(1) {
+		p.pixelMask()
 	}
 	p.enhance()
 	p.cleanRidges()
@@ -188,6 +193,9 @@ func (p *pipeline) enhance() {
 	p.ridge = make([]bool, p.w*p.h)
 	var clar float64
 	n := 0
+	nb := p.bw * p.bh
+	bsum := make([]float32, nb)
+	bcnt := make([]int32, nb)
 	for y := range p.h {
 		for x := range p.w {
 			i := y*p.w + x
@@ -199,10 +207,19 @@ func (p *pipeline) enhance() {
 			p.ridge[i] = r > 0
 			clar += math.Abs(float64(r))
 			n++
+			bk := p.blockIndex(x, y)
+			bsum[bk] += float32(math.Abs(float64(r)))
+			bcnt[bk]++
 		}
 	}
 	if n > 0 {
 		p.clar = clar / float64(n)
+	}
+	p.bclar = make([]float32, nb)
+	for k := range nb {
+		if bcnt[k] > 0 && p.clar > 0 {
+			p.bclar[k] = bsum[k] / float32(bcnt[k]) / float32(p.clar)
+		}
 	}
 }
 
