@@ -29,7 +29,10 @@ import (
 //
 //	BORDERMATCH_FINGERPRINT_DATA=../shared/testdata/fingerprints BORDERMATCH_FACE_DATA=../shared/testdata/faces \
 //	    go test ./engine -run TestWriteDefaultCalibrations -calibrate
-var calibrate = flag.Bool("calibrate", false, "measure and write the default calibrations in engine/calibration/")
+var (
+	calibrate       = flag.Bool("calibrate", false, "measure and write the default calibrations in engine/calibration/")
+	calibrateFinger = flag.Bool("calibrate-finger", false, "measure and write engine/calibration/finger.json only (after a change to finger extraction or matching)")
+)
 
 // fvcSets are the FVC B sets with their nominal resolutions (the TIFF tags
 // say 1 dpi); see the data's SOURCES.md.
@@ -60,6 +63,20 @@ func TestWriteDefaultCalibrations(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	writeFingerCalibration(t)
+}
+
+// TestWriteFingerCalibration rewrites the finger table alone: the face
+// tables need the face data and every model, and do not change with the
+// fingerprint pipeline.
+func TestWriteFingerCalibration(t *testing.T) {
+	if !*calibrateFinger {
+		t.Skip("-calibrate-finger not set")
+	}
+	writeFingerCalibration(t)
+}
+
+func writeFingerCalibration(t *testing.T) {
 	fingerData := os.Getenv("BORDERMATCH_FINGERPRINT_DATA")
 	if fingerData == "" {
 		t.Fatal("BORDERMATCH_FINGERPRINT_DATA (the shared fingerprints folder) is required")
