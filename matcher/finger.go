@@ -99,11 +99,12 @@ var (
 type fingerMinutia struct {
 	x, y  float32
 	angle uint16 // in 1/angleSteps of a turn
+	q     uint8  // the record's minutia quality, 1..100, or 0: not reported
 }
 
 // FingerTemplate is a finger view prepared for matching: the cylinders of
-// its valid minutiae, and the pairwise geometry the consolidation step
-// needs. Immutable once built; safe to share between goroutines.
+// its valid minutiae, and the pairwise geometry and the hull the
+// consolidation steps need. Immutable once built; safe to share between goroutines.
 type FingerTemplate struct {
 	min []fingerMinutia // one per cylinder, same order
 	cyl []uint64        // len(min)*cylWords words
@@ -114,6 +115,18 @@ type FingerTemplate struct {
 	// dirTo[i*n+k]: the direction from minutia i to k, relative to i's
 	// angle, in 1/angleSteps of a turn.
 	dirTo []uint16
+	// hull holds the edges of the convex hull of the minutiae, the area
+	// the global consolidation counts minutiae in, as lines: (nx, ny, c)
+	// with (nx, ny) the unit normal pointing inwards, a point (x, y) being
+	// on the inner side when nx·x + ny·y ≥ c.
+	hull []float32
+	// byX lists the minutiae by increasing x, and xs their x in that
+	// order, for the global stage's search of the minutiae near a point.
+	byX []uint8
+	xs  []float32
+	// qMean is the mean quality of the minutiae, 0 when any is unreported:
+	// quality then weighs nothing (see qWeight).
+	qMean float32
 }
 
 // Cylinders is the number of valid cylinders: the minutiae that take part
@@ -213,7 +226,7 @@ func PrepareFinger(v minutiae.View) (*FingerTemplate, error) {
 			continue
 		}
 		t.cyl = append(t.cyl, cyl[:]...)
-		t.min = append(t.min, fingerMinutia{x: float32(xs[i]), y: float32(ys[i]), angle: quantAngle(th[i])})
+		t.min = append(t.min, fingerMinutia{x: float32(xs[i]), y: float32(ys[i]), angle: quantAngle(th[i]), q: min(v.Minutiae[i].Quality, 100)})
 		validCells = append(validCells, valid)
 	}
 	t.sortCylinders(validCells)
@@ -242,6 +255,17 @@ func (t *FingerTemplate) sortCylinders(valid []int) {
 // fillDerived computes the coarse cylinders and the pairwise tables.
 func (t *FingerTemplate) fillDerived() {
 	n := len(t.min)
+	t.qMean = 0
+	for _, m := range t.min {
+		if m.q == 0 {
+			t.qMean = 0
+			break
+		}
+		t.qMean += float32(m.q)
+	}
+	if n > 0 {
+		t.qMean /= float32(n)
+	}
 	t.coarse = make([]uint64, n*coarseRecWords)
 	for i := range n {
 		fine := t.cyl[i*cylWords : (i+1)*cylWords]
@@ -255,6 +279,33 @@ func (t *FingerTemplate) fillDerived() {
 				}
 			}
 		}
+	}
+
+	xs, ys := make([]float64, n), make([]float64, n)
+	for i, m := range t.min {
+		xs[i], ys[i] = float64(m.x), float64(m.y)
+	}
+	h := convexHull(xs, ys)
+	t.hull = nil
+	if k := len(h.x); k >= 3 {
+		t.hull = make([]float32, 0, 3*k)
+		for i := range k {
+			j := (i + 1) % k
+			ex, ey := h.x[j]-h.x[i], h.y[j]-h.y[i]
+			l := math.Hypot(ex, ey)
+			nx, ny := -ey/l, ex/l
+			t.hull = append(t.hull, float32(nx), float32(ny), float32(nx*h.x[i]+ny*h.y[i]))
+		}
+	}
+
+	t.byX = make([]uint8, n)
+	for i := range t.byX {
+		t.byX[i] = uint8(i)
+	}
+	sort.SliceStable(t.byX, func(a, b int) bool { return t.min[t.byX[a]].x < t.min[t.byX[b]].x })
+	t.xs = make([]float32, n)
+	for k, i := range t.byX {
+		t.xs[k] = t.min[i].x
 	}
 
 	t.dist = make([]float32, n*n)
@@ -379,18 +430,23 @@ func segDist2(px, py, ax, ay, bx, by float64) float64 {
 // fingerTemplateVersion is the first byte of a serialised template. It
 // names the cylinder layout and parameters too: a change of either needs a
 // new version, and old templates must be rebuilt from their records.
-const fingerTemplateVersion = 1
+const fingerTemplateVersion = 2
 
 // fingerHeader: version, cylinder words, minutia count.
 const fingerHeader = 4
 
+// fingerRecord is the size of one minutia's record: x, y, angle, quality,
+// cylinder.
+const fingerRecord = 11 + cylWords*8
+
 // MarshalBinary serialises the template for the store: a version byte,
 // the words per cylinder, the count, then per cylinder x, y (float32),
-// angle (uint16) and the cylinder words, all little-endian. The pairwise
+// angle (uint16), quality (a byte, 0..100) and the cylinder words, all
+// little-endian. The pairwise
 // tables are rebuilt on decoding.
 func (t *FingerTemplate) MarshalBinary() ([]byte, error) {
 	n := len(t.min)
-	b := make([]byte, fingerHeader, fingerHeader+n*(10+cylWords*8))
+	b := make([]byte, fingerHeader, fingerHeader+n*fingerRecord)
 	b[0] = fingerTemplateVersion
 	b[1] = cylWords
 	binary.LittleEndian.PutUint16(b[2:], uint16(n))
@@ -398,6 +454,7 @@ func (t *FingerTemplate) MarshalBinary() ([]byte, error) {
 		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(m.x))
 		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(m.y))
 		b = binary.LittleEndian.AppendUint16(b, m.angle)
+		b = append(b, m.q)
 		for _, w := range t.cyl[i*cylWords : (i+1)*cylWords] {
 			b = binary.LittleEndian.AppendUint64(b, w)
 		}
@@ -421,7 +478,7 @@ func (t *FingerTemplate) UnmarshalBinary(b []byte) error {
 	if n > maxFingerMinutiae {
 		return fmt.Errorf("%w: minutia count %d at offset 2, at most %d", ErrFingerTemplate, n, maxFingerMinutiae)
 	}
-	const rec = 10 + cylWords*8
+	const rec = fingerRecord
 	if want := fingerHeader + n*rec; len(b) != want {
 		return fmt.Errorf("%w: length %d, a count of %d needs %d", ErrFingerTemplate, len(b), n, want)
 	}
@@ -432,6 +489,7 @@ func (t *FingerTemplate) UnmarshalBinary(b []byte) error {
 			x:     math.Float32frombits(binary.LittleEndian.Uint32(b[off:])),
 			y:     math.Float32frombits(binary.LittleEndian.Uint32(b[off+4:])),
 			angle: binary.LittleEndian.Uint16(b[off+8:]),
+			q:     b[off+10],
 		}
 		if !finite32(m.x) || !finite32(m.y) || math.Abs(float64(m.x)) > 1<<20 || math.Abs(float64(m.y)) > 1<<20 {
 			return fmt.Errorf("%w: minutia %d: coordinates (%v, %v) at offset %d out of range", ErrFingerTemplate, i, m.x, m.y, off)
@@ -439,16 +497,19 @@ func (t *FingerTemplate) UnmarshalBinary(b []byte) error {
 		if m.angle > angleMask {
 			return fmt.Errorf("%w: minutia %d: angle %d at offset %d, at most %d", ErrFingerTemplate, i, m.angle, off+8, angleMask)
 		}
+		if m.q > 100 {
+			return fmt.Errorf("%w: minutia %d: quality %d at offset %d, at most 100", ErrFingerTemplate, i, m.q, off+10)
+		}
 		out.min[i] = m
 		c := out.cyl[i*cylWords : (i+1)*cylWords]
 		for w := range c {
-			c[w] = binary.LittleEndian.Uint64(b[off+10+8*w:])
+			c[w] = binary.LittleEndian.Uint64(b[off+11+8*w:])
 		}
 		// Value bits outside the validity mask would break the scoring
 		// identity that lets a comparison skip masking one side.
 		for w := range mccBitWords {
 			if c[w]&^c[mccBitWords+w%mccCellWords] != 0 {
-				return fmt.Errorf("%w: minutia %d: cylinder bits outside its mask at offset %d", ErrFingerTemplate, i, off+10+8*w)
+				return fmt.Errorf("%w: minutia %d: cylinder bits outside its mask at offset %d", ErrFingerTemplate, i, off+11+8*w)
 			}
 		}
 	}

@@ -31,6 +31,29 @@ const (
 	mccMu2, mccTau2 = math.Pi / 12, -30.0
 	mccMu3, mccTau3 = math.Pi / 12, -30.0
 
+	// Global consolidation (see global): minutiae pair after the rigid
+	// alignment when within globalR0 px plus globalRK px per px of
+	// distance from the anchors (distortion grows away from them) and
+	// within globalDTheta of direction; a minutia counts as in the common
+	// area within globalMargin px of the other's hull, and at least
+	// globalMinOv minutiae a side are assumed in it.
+	globalR0     = 12.0
+	globalRK     = 0.10
+	globalDTheta = angleSteps / 12
+	globalMargin = 10.0
+	globalMinOv  = 8.0
+	// The score is LSS-R + globalW·g⁶ (at most 1), g the global pairing
+	// score: the sixth power keeps the pairings of impostors, g about
+	// 0.2–0.3, far below what they add to genuine comparisons with a
+	// weak local score, g 0.5 and more.
+	globalW = 0.5
+	// globalMinQ: in templates whose minutiae carry qualities (1..100),
+	// the global stage counts only those of this quality or more. The
+	// extractor's low-quality minutiae (blurred ridges, near the border)
+	// are where spurious ones are, and they made g of genuine and
+	// impostor comparisons alike.
+	globalMinQ = 40
+
 	// simBuckets quantises local similarities for the counting sort that
 	// orders the candidate pairs; the scores themselves stay exact.
 	simBuckets = 256
@@ -82,6 +105,23 @@ var (
 	}()
 )
 
+// qWeight weighs the pair of minutia a of p and b of c in the mean of
+// LSS-R by their qualities: √(qa·qb / (q̄p·q̄c)), q̄ a template's mean
+// quality, so the mean leans on the pairs of well-defined minutiae. It
+// is 1 when either template has no qualities, and when all are equal.
+func qWeight(p, c *FingerTemplate, a, b uint8) float32 {
+	if p.qMean == 0 || c.qMean == 0 {
+		return 1
+	}
+	return float32(math.Sqrt(float64(p.min[a].q) * float64(c.min[b].q) / float64(p.qMean*c.qMean)))
+}
+
+// counted says whether the global stage counts minutia i of t: all of
+// them when t has no qualities, else those of quality globalMinQ or more.
+func counted(t *FingerTemplate, i int) bool {
+	return t.qMean == 0 || t.min[i].q >= globalMinQ
+}
+
 func sigmoid(v, mu, tau float64) float64 { return 1 / (1 + math.Exp(-tau*(v-mu))) }
 
 func angleTable(mu, tau float64) (t [angleSteps/2 + 1]float32) {
@@ -111,18 +151,23 @@ type FingerMatcher struct {
 // fingerScratch is one comparison's working memory. Its slices grow to the
 // largest templates seen and are then reused.
 type fingerScratch struct {
-	pairs  []simPair // compared cylinder pairs
-	order  []simPair // pairs by decreasing similarity
-	counts [simBuckets + 1]int32
-	usedA  [4]uint64 // minutiae of each side already in a selected pair
-	usedB  [4]uint64
-	sel    []simPair // the pairs the relaxation works on
-	rho    []float32 // compatibility of selected pairs, nR×nR
-	lam    []float32
-	lam2   []float32
-	eff    []float32
-	lanes  []uint64  // the probe's records in kernel blocks
-	sims   []float32 // the coarseAll kernel's output
+	pairs   []simPair // compared cylinder pairs
+	order   []simPair // pairs by decreasing similarity
+	counts  [simBuckets + 1]int32
+	usedA   [4]uint64 // minutiae of each side already in a selected pair
+	usedB   [4]uint64
+	sel     []simPair // the pairs the relaxation works on
+	rho     []float32 // compatibility of selected pairs, nR×nR
+	lam     []float32
+	lam2    []float32
+	eff     []float32
+	rel     []float32 // the relaxed scores (s.lam or s.lam2)
+	top     []int32   // the nP pairs of the relaxation's score, in s.sel
+	gp      []gPair   // the global stage's candidate minutia pairs
+	gOrder  []gPair   // the same, nearest first
+	gCounts [gBuckets + 1]int32
+	lanes   []uint64  // the probe's records in kernel blocks
+	sims    []float32 // the coarseAll kernel's output
 	// best: the first stage's per-probe-cylinder maxima (coarseScore).
 	best [maxProbeBlocks * probeLanes]float32
 }
@@ -141,10 +186,12 @@ func (m *FingerMatcher) scratch() *fingerScratch {
 }
 
 // Score compares two templates: 0 (nothing in common) to 1. The score is
-// MCC's LSS-R: the local similarities of all cylinder pairs, the best
+// MCC's LSS-R (the local similarities of all cylinder pairs, the best
 // one-to-one pairs among them, relaxed by their geometric compatibility
-// with each other, and the mean of the nP most consistent. Templates with
-// fewer than two cylinders score 0.
+// with each other, and the mean of the nP most consistent) with a global
+// consolidation: the rigid alignment on those nP pairs, and the fraction
+// of the minutiae in the common area that it pairs. Templates with fewer
+// than two cylinders score 0.
 func (m *FingerMatcher) Score(probe, candidate *FingerTemplate) float64 {
 	if probe == nil || candidate == nil {
 		return 0
@@ -156,6 +203,12 @@ func (m *FingerMatcher) Score(probe, candidate *FingerTemplate) float64 {
 }
 
 func (s *fingerScratch) score(p, c *FingerTemplate) float32 {
+	if before(c, p) {
+		// The relaxation's best pairs, and so the global alignment, can
+		// depend on which side is the probe: comparing in one order
+		// whatever the order of the arguments keeps the score symmetric.
+		p, c = c, p
+	}
 	nA, nB := len(p.min), len(c.min)
 	if nA < 2 || nB < 2 {
 		return 0
@@ -174,7 +227,32 @@ func (s *fingerScratch) score(p, c *FingerTemplate) float32 {
 	if len(s.sel) < 2 {
 		return 0
 	}
-	return s.relax(p, c, int(npFor[min(nA, nB)]))
+	local := s.relax(p, c, int(npFor[min(nA, nB)]))
+	g := s.global(p, c)
+	g2 := g * g
+	g4 := g2 * g2
+	return min(1, local+globalW*g4*g2)
+}
+
+// before orders templates for score: fewer cylinders first, then by the
+// minutiae.
+func before(a, b *FingerTemplate) bool {
+	if len(a.min) != len(b.min) {
+		return len(a.min) < len(b.min)
+	}
+	for i, m := range a.min {
+		o := b.min[i]
+		if m.x != o.x {
+			return m.x < o.x
+		}
+		if m.y != o.y {
+			return m.y < o.y
+		}
+		if m.angle != o.angle {
+			return m.angle < o.angle
+		}
+	}
+	return false
 }
 
 // The first stage of a search (coarseScore) compares only the probe's
@@ -307,7 +385,8 @@ func (s *fingerScratch) selectPairs(n int) {
 // (same distance, same relative directions on both sides), so pairs that
 // agree on one rigid alignment support each other and isolated look-alikes
 // fade. It returns the mean relaxed score of the nP pairs that kept the
-// most of their score.
+// most of their score, weighted by the minutiae's qualities (qWeight; a
+// plain mean without them).
 func (s *fingerScratch) relax(p, c *FingerTemplate, nP int) float32 {
 	n := len(s.sel)
 	s.rho = grow(s.rho, n*n)
@@ -351,7 +430,8 @@ func (s *fingerScratch) relax(p, c *FingerTemplate, nP int) float32 {
 	// Mean of the nP pairs with the highest efficiency: a partial
 	// selection, nP being small.
 	nP = min(nP, n)
-	var total float32
+	s.top = s.top[:0]
+	var total, wsum float32
 	for range nP {
 		best := 0
 		for t := 1; t < n; t++ {
@@ -359,10 +439,160 @@ func (s *fingerScratch) relax(p, c *FingerTemplate, nP int) float32 {
 				best = t
 			}
 		}
-		total += cur[best]
+		w := qWeight(p, c, s.sel[best].a, s.sel[best].b)
+		total += w * cur[best]
+		wsum += w
 		s.eff[best] = -1
+		s.top = append(s.top, int32(best))
 	}
-	return total / float32(nP)
+	s.rel = cur
+	return total / wsum
+}
+
+// gPair is a candidate pair of the global stage: minutiae a and b, and
+// their distance after alignment over the tolerance, squared, in
+// 1/gBuckets.
+type gPair struct {
+	q    uint8
+	a, b uint8
+}
+
+// gBuckets quantises the candidate pairs' distances for the counting sort
+// that pairs the nearest first.
+const gBuckets = 16
+
+// global is the second, global consolidation: the rigid transform that
+// best maps the probe's minutiae of the relaxation's nP pairs onto the
+// candidate's (weighted least squares on their positions and directions,
+// weights their relaxed scores), the minutiae it pairs one to one
+// (nearest first, within a tolerance that grows away from the anchors),
+// and m²/(nA′·nB′) with m the pairs and nA′, nB′ the minutiae of each side
+// in the other's area. Where the local scores of a genuine comparison are
+// weak (noisy or dense minutiae change the cylinders), most minutiae
+// still pair after the alignment. Minutiae of low reported quality take
+// no part (see counted): on templates that carry qualities, the stage
+// works on the reliable minutiae only.
+func (s *fingerScratch) global(p, c *FingerTemplate) float32 {
+	var sw, ax, ay, bx, by float32
+	for _, t := range s.top {
+		if w := s.rel[t]; w > 0 {
+			a, b := p.min[s.sel[t].a], c.min[s.sel[t].b]
+			sw += w
+			ax, ay, bx, by = ax+w*a.x, ay+w*a.y, bx+w*b.x, by+w*b.y
+		}
+	}
+	if sw == 0 {
+		return 0
+	}
+	ax, ay, bx, by = ax/sw, ay/sw, bx/sw, by/sw
+	// The rotation maximises Σw⟨R·(a−ā), b−b̄⟩, plus the directions as
+	// unit vectors 30 px long.
+	const dirWeight = 30 * 30
+	var sxx, sxy float64
+	for _, t := range s.top {
+		w := float64(s.rel[t])
+		if w <= 0 {
+			continue
+		}
+		a, b := p.min[s.sel[t].a], c.min[s.sel[t].b]
+		u, v := float64(a.x-ax), float64(a.y-ay)
+		x, y := float64(b.x-bx), float64(b.y-by)
+		sd, cd := math.Sincos(2 * math.Pi * float64((b.angle-a.angle)&angleMask) / angleSteps)
+		sxx += w * (u*x + v*y + dirWeight*cd)
+		sxy += w * (u*y - v*x + dirWeight*sd)
+	}
+	return s.pairUp(p, c, ax, ay, bx, by, quantAngle(math.Atan2(sxy, sxx)))
+}
+
+// pairUp is the global score of the rigid transform that maps (ax, ay) to
+// (bx, by) and rotates by rot (in 1/angleSteps of a turn).
+func (s *fingerScratch) pairUp(p, c *FingerTemplate, ax, ay, bx, by float32, rot uint16) float32 {
+	if foldAngle(rot) > mccDeltaTheta {
+		return 0 // no cylinders are compared beyond δθ: nor minutiae paired
+	}
+	sn, cs := math.Sincos(2 * math.Pi * float64(rot) / angleSteps)
+	sin, cos := float32(sn), float32(cs)
+	s.gp = s.gp[:0]
+	clear(s.gCounts[:])
+	var nAov, nBov float32
+	for i, a := range p.min {
+		if !counted(p, i) {
+			continue
+		}
+		u, v := a.x-ax, a.y-ay
+		x, y := cos*u-sin*v+bx, sin*u+cos*v+by
+		if inHull(c.hull, x, y) {
+			nAov++
+		}
+		r := globalR0 + globalRK*float32(math.Sqrt(float64(u*u+v*v)))
+		r2 := r * r
+		th := a.angle + rot
+		// the candidate's minutiae with x within r, by binary search
+		lo, hi := 0, len(c.xs)
+		for lo < hi {
+			if mid := (lo + hi) / 2; c.xs[mid] < x-r {
+				lo = mid + 1
+			} else {
+				hi = mid
+			}
+		}
+		for k := lo; k < len(c.xs) && c.xs[k] <= x+r; k++ {
+			j := int(c.byX[k])
+			if !counted(c, j) {
+				continue
+			}
+			b := c.min[j]
+			dx, dy := b.x-x, b.y-y
+			if d2 := dx*dx + dy*dy; d2 <= r2 && foldAngle(b.angle-th) <= globalDTheta {
+				q := min(uint8(d2/r2*gBuckets), gBuckets-1)
+				s.gp = append(s.gp, gPair{q: q, a: uint8(i), b: uint8(j)})
+				s.gCounts[q+1]++
+			}
+		}
+	}
+	for j, b := range c.min {
+		if !counted(c, j) {
+			continue
+		}
+		x, y := b.x-bx, b.y-by
+		if inHull(p.hull, cos*x+sin*y+ax, -sin*x+cos*y+ay) {
+			nBov++
+		}
+	}
+	// Nearest first: a counting sort on the quantised distance.
+	for k := 1; k <= gBuckets; k++ {
+		s.gCounts[k] += s.gCounts[k-1]
+	}
+	s.gOrder = grow(s.gOrder, len(s.gp))
+	for _, q := range s.gp {
+		s.gOrder[s.gCounts[q.q]] = q
+		s.gCounts[q.q]++
+	}
+	s.usedA, s.usedB = [4]uint64{}, [4]uint64{}
+	var m float32
+	for _, q := range s.gOrder {
+		if s.usedA[q.a>>6]&(1<<(q.a&63)) != 0 || s.usedB[q.b>>6]&(1<<(q.b&63)) != 0 {
+			continue
+		}
+		s.usedA[q.a>>6] |= 1 << (q.a & 63)
+		s.usedB[q.b>>6] |= 1 << (q.b & 63)
+		m++
+	}
+	return m * m / (max(nAov, globalMinOv, m) * max(nBov, globalMinOv, m))
+}
+
+// inHull reports whether (x, y) lies inside the hull (lines as in
+// FingerTemplate.hull) or within globalMargin of it.
+func inHull(hull []float32, x, y float32) bool {
+	if len(hull) == 0 {
+		return false
+	}
+	for k := 0; k+3 <= len(hull); k += 3 {
+		if hull[k]*x+hull[k+1]*y < hull[k+2]-globalMargin {
+			return false
+		}
+	}
+	return true
 }
 
 // dot32 is Σ a[k]·b[k] over len(a) ≤ len(b). Four partial sums, so that

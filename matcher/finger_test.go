@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/bordermatch/bordermatch/benchmarks/errrate"
@@ -208,12 +209,17 @@ func TestFingerTemplateMarshal(t *testing.T) {
 		"truncated": good[:len(good)-1],
 		"trailing":  append(bytes.Clone(good), 0),
 		"count":     append([]byte{good[0], good[1], 0xff, 0xff}, good[4:]...),
+		"quality": func() []byte {
+			b := bytes.Clone(good)
+			b[fingerHeader+10] = 101
+			return b
+		}(),
 		"stray bit": func() []byte {
 			b := bytes.Clone(good)
 			// The first cylinder's first value word: set every bit, most
 			// of them outside its mask.
 			for i := range 8 {
-				b[fingerHeader+10+i] = 0xff
+				b[fingerHeader+11+i] = 0xff
 			}
 			return b
 		}(),
@@ -306,4 +312,29 @@ func mean(x []float64) float64 {
 		s += v
 	}
 	return s / float64(len(x))
+}
+
+// TestFingerQualityNeutral: qualities weigh nothing when absent or all
+// equal (at or above globalMinQ), so records without per-minutia
+// qualities score as before.
+func TestFingerQualityNeutral(t *testing.T) {
+	var m FingerMatcher
+	views := subsetViews(t, "fvc2002_db1_b")
+	withQ := func(v minutiae.View, q uint8) minutiae.View {
+		v.Minutiae = slices.Clone(v.Minutiae)
+		for i := range v.Minutiae {
+			v.Minutiae[i].Quality = q
+		}
+		return v
+	}
+	for _, v := range views[1:5] {
+		a0, b0 := mustPrepare(t, withQ(views[0], 0)), mustPrepare(t, withQ(v, 0))
+		a1, b1 := mustPrepare(t, withQ(views[0], 60)), mustPrepare(t, withQ(v, 60))
+		if s0, s1 := m.Score(a0, b0), m.Score(a1, b1); s0 != s1 {
+			t.Errorf("score %v without qualities, %v with equal ones", s0, s1)
+		}
+		if s, s2 := m.Score(a0, b0), m.Score(b0, a0); s != s2 {
+			t.Errorf("score %v one way, %v the other", s, s2)
+		}
+	}
 }
