@@ -876,8 +876,13 @@ func TestClusterNetworkPartition(t *testing.T) {
 		switch {
 		case status.Code(err) != codes.Unavailable:
 			t.Errorf("enrol %s through the isolated node-%d: %v, want UNAVAILABLE", synthetic.ID(i), isoNode, err)
-		case !strings.Contains(status.Convert(err).Message(), "the enrolment log did not acknowledge"):
-			t.Errorf("enrol through the isolated node: UNAVAILABLE but the message does not say the log did not acknowledge: %q", status.Convert(err).Message())
+		// Until NATS declares the cut routes dead, the id check may go to
+		// the partition's replica on the other side (a queue group spans
+		// the cluster) and time out: refused before the log, equally
+		// UNAVAILABLE, nothing stored.
+		case !strings.Contains(status.Convert(err).Message(), "the enrolment log did not acknowledge") &&
+			!strings.Contains(status.Convert(err).Message(), "did not answer within"):
+			t.Errorf("enrol through the isolated node: UNAVAILABLE but the message says neither the log nor the id check failed: %q", status.Convert(err).Message())
 		}
 		refused = append(refused, fmt.Sprintf("%v after %v", err, time.Since(t0).Round(time.Millisecond)))
 	}
