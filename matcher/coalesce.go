@@ -28,29 +28,38 @@ const DefaultCoalesce = 32
 // searches that arrive while one runs queue, and when it ends the first of
 // them runs the queue (up to max probes) as one batch. There is no timer.
 type Coalescer struct {
-	ix  *Index
-	max int
+	coalescer[[]float32]
+	ix *Index
 	// Observe, if set, is told the size of every scan: 1 for a search
 	// that ran alone. Set it before the first Search.
 	Observe func(probes int)
+}
+
+// coalescer is the queueing Coalescer and FingerCoalescer share, over
+// probes of type P: one queue of waiting calls per search options, the
+// first waiting call leading the next batch when one ends.
+type coalescer[P any] struct {
+	max int
+	// run searches a batch, setting each call's hits and err.
+	run func(batch []*coalesceCall[P], opt SearchOptions)
 
 	mu     sync.Mutex
-	queues map[string]*coalesceQueue
+	queues map[string]*coalesceQueue[P]
 }
 
-type coalesceQueue struct {
+type coalesceQueue[P any] struct {
 	busy    bool
-	waiting []*coalesceCall
+	waiting []*coalesceCall[P]
 }
 
-type coalesceCall struct {
-	probe []float32
+type coalesceCall[P any] struct {
+	probe P
 	hits  []Hit
 	err   error
 	// wake is closed when hits and err are set, or when the call is to
 	// run the next batch (lead).
 	wake chan struct{}
-	lead bool // set under Coalescer.mu
+	lead bool // set under coalescer.mu
 }
 
 // PanicError is the error a Coalescer's Search returns to every caller of
@@ -80,7 +89,9 @@ func NewCoalescer(ix *Index, max int) *Coalescer {
 	if max <= 0 {
 		max = DefaultCoalesce
 	}
-	return &Coalescer{ix: ix, max: max, queues: map[string]*coalesceQueue{}}
+	c := &Coalescer{ix: ix}
+	c.coalescer = coalescer[[]float32]{max: max, run: c.run, queues: map[string]*coalesceQueue[[]float32]{}}
+	return c
 }
 
 // Search is Index.Search, run in a batch with the concurrent searches of
@@ -94,15 +105,21 @@ func NewCoalescer(ix *Index, max int) *Coalescer {
 // no context. A batch whose search panics gives each of its callers a
 // *PanicError.
 func (c *Coalescer) Search(ctx context.Context, probe []float32, opt SearchOptions) ([]Hit, error) {
+	return c.search(ctx, probe, opt)
+}
+
+// search queues a call with the others of its options and returns its
+// answer (see Coalescer.Search).
+func (c *coalescer[P]) search(ctx context.Context, probe P, opt SearchOptions) ([]Hit, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("matcher: search not started: %w", err)
 	}
 	key := optionsKey(opt)
-	call := &coalesceCall{probe: probe, wake: make(chan struct{})}
+	call := &coalesceCall[P]{probe: probe, wake: make(chan struct{})}
 	c.mu.Lock()
 	q := c.queues[key]
 	if q == nil {
-		q = &coalesceQueue{}
+		q = &coalesceQueue[P]{}
 		c.queues[key] = q
 	}
 	q.waiting = append(q.waiting, call)
@@ -151,7 +168,7 @@ func (c *Coalescer) Search(ctx context.Context, probe []float32, opt SearchOptio
 // handOn, with c.mu held and q's batch ended (or its next leader gone),
 // wakes the first waiting call to run the next batch, or, with none
 // waiting, retires the queue.
-func (c *Coalescer) handOn(q *coalesceQueue, key string) {
+func (c *coalescer[P]) handOn(q *coalesceQueue[P], key string) {
 	if len(q.waiting) > 0 {
 		next := q.waiting[0]
 		next.lead = true
@@ -165,7 +182,7 @@ func (c *Coalescer) handOn(q *coalesceQueue, key string) {
 // runBatch runs a batch of q, then wakes every call of it but the leader
 // (the first), which is running it, and hands q on. If the search panics,
 // every call gets a *PanicError; the queue is handed on whatever happens.
-func (c *Coalescer) runBatch(q *coalesceQueue, key string, batch []*coalesceCall, opt SearchOptions) {
+func (c *coalescer[P]) runBatch(q *coalesceQueue[P], key string, batch []*coalesceCall[P], opt SearchOptions) {
 	defer func() {
 		if r := recover(); r != nil {
 			perr := &PanicError{Value: r, Stack: debug.Stack()}
@@ -187,7 +204,7 @@ func (c *Coalescer) runBatch(q *coalesceQueue, key string, batch []*coalesceCall
 }
 
 // run searches a batch, setting each call's hits and err.
-func (c *Coalescer) run(batch []*coalesceCall, opt SearchOptions) {
+func (c *Coalescer) run(batch []*coalesceCall[[]float32], opt SearchOptions) {
 	if c.Observe != nil {
 		c.Observe(len(batch))
 	}

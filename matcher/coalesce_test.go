@@ -363,7 +363,7 @@ func TestCoalescerContext(t *testing.T) {
 	// ends with probe 4 chosen to lead the next; probe 4 must leave and
 	// hand the lead on to probe 5.
 	key := optionsKey(opt)
-	q := &coalesceQueue{busy: true}
+	q := &coalesceQueue[[]float32]{busy: true}
 	c.mu.Lock()
 	c.queues[key] = q
 	c.mu.Unlock()
