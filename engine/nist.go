@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/bordermatch/bordermatch/capture/fpimage"
 	"github.com/bordermatch/bordermatch/store"
@@ -47,15 +48,26 @@ type nistContent struct {
 // here describes it.
 func profileOf(t *an2k.Transaction) *an2k.Profile {
 	name, _ := t.Domain()
-	name = strings.ToUpper(strings.TrimSpace(name))
-	for _, p := range an2k.Profiles() {
-		pr, err := an2k.LoadProfile(p)
-		if err == nil && strings.EqualFold(pr.Domain.Name, name) {
+	name = strings.TrimSpace(name)
+	for _, pr := range nistProfiles() {
+		if strings.EqualFold(pr.Domain.Name, name) {
 			return pr
 		}
 	}
 	return nil
 }
+
+// nistProfiles are the domain profiles an2k embeds, parsed once rather
+// than for every transaction.
+var nistProfiles = sync.OnceValue(func() []*an2k.Profile {
+	var out []*an2k.Profile
+	for _, name := range an2k.Profiles() {
+		if pr, err := an2k.LoadProfile(name); err == nil {
+			out = append(out, pr)
+		}
+	}
+	return out
+})
 
 // readNIST takes the samples of an ANSI/NIST-ITL transaction: every face
 // (Type-10 FACE), one finger per position (the first record of it: a
