@@ -104,17 +104,17 @@ func protocolScores(m *FingerMatcher, s fvcSet, all bool) (gen, imp []float64) {
 
 // fvcEERBar is the highest EER each set may score in TestFingerFVC2002,
 // under the fvc and the all protocol: the measured value (README,
-// "Measured here": fvc / all 1.79 / 1.79%, 2.22 / 1.56%, 4.29 / 4.31%,
-// 1.07 / 1.07%) plus about one more genuine pair in error (1/280 =
+// "Measured here": fvc / all 1.79 / 1.79%, 1.43 / 1.43%, 4.44 / 4.64%,
+// 0.71 / 1.07%) plus about one more genuine pair in error (1/280 =
 // 0.36%), so that a real regression of the matcher fails.
 var fvcEERBar = map[string][2]float64{
-	"fvc2002_db1_b": {0.0220, 0.0220}, "fvc2002_db2_b": {0.0265, 0.0200},
-	"fvc2002_db3_b": {0.0470, 0.0470}, "fvc2002_db4_b": {0.0150, 0.0150},
+	"fvc2002_db1_b": {0.0215, 0.0215}, "fvc2002_db2_b": {0.0180, 0.0180},
+	"fvc2002_db3_b": {0.0480, 0.0500}, "fvc2002_db4_b": {0.0110, 0.0145},
 }
 
 // fvcMeanEERBar bounds the mean EER of the four sets under the all
-// protocol (measured 2.18%).
-const fvcMeanEERBar = 0.0230
+// protocol (measured 2.23%).
+const fvcMeanEERBar = 0.0240
 
 // TestFingerFVC2002 measures EER on the SecuGen ISO templates of FVC2002
 // DB1_B..DB4_B under both protocols, against the EERs OpenAFIS reports on

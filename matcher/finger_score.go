@@ -36,23 +36,33 @@ const (
 	// distance from the anchors (distortion grows away from them) and
 	// within globalDTheta of direction; a minutia counts as in the common
 	// area within globalMargin px of the other's hull, and at least
-	// globalMinOv minutiae a side are assumed in it.
+	// globalMinOv minutiae a side are assumed in it (12, not 8: with
+	// several alignments tried, impostors with small common areas found
+	// one that paired 6 of 8 minutiae, and made the tail of the impostor
+	// scores that sets the threshold at FMR 0.001).
 	globalR0     = 12.0
 	globalRK     = 0.10
 	globalDTheta = angleSteps / 12
 	globalMargin = 10.0
-	globalMinOv  = 8.0
-	// The score is LSS-R + globalW·g⁶ (at most 1), g the global pairing
-	// score: the sixth power keeps the pairings of impostors, g about
-	// 0.2–0.3, far below what they add to genuine comparisons with a
-	// weak local score, g 0.5 and more.
+	globalMinOv  = 12.0
+	// The score is LSS-R + globalW·g⁸ (at most 1), g the global pairing
+	// score: the eighth power keeps the pairings of impostors, g about
+	// 0.2–0.4, far below what they add to genuine comparisons with a
+	// weak local score, g 0.6 and more.
 	globalW = 0.5
-	// globalMinQ: in templates whose minutiae carry qualities (1..100),
-	// the global stage counts only those of this quality or more. The
-	// extractor's low-quality minutiae (blurred ridges, near the border)
-	// are where spurious ones are, and they made g of genuine and
-	// impostor comparisons alike.
-	globalMinQ = 40
+	// globalAnchors: besides the least-squares alignment on the nP pairs,
+	// the global stage tries the alignment that each of the first
+	// globalAnchors of them (by relaxation efficiency) gives alone, and
+	// keeps the best. One wrong pair among the nP
+	// skews the least-squares fit; a single right pair does not, and its
+	// tolerance grows away from it as distortion does.
+	globalAnchors = 5
+	// anchorMinAgree: an anchor's alignment is tried only when it maps at
+	// least this many of the selected pairs (itself included) onto each
+	// other. It skips most of the anchors of impostors (chance
+	// look-alikes) and changed no EER on the shared sets by more than one
+	// comparison.
+	anchorMinAgree = 4
 
 	// simBuckets quantises local similarities for the counting sort that
 	// orders the candidate pairs; the scores themselves stay exact.
@@ -114,12 +124,6 @@ func qWeight(p, c *FingerTemplate, a, b uint8) float32 {
 		return 1
 	}
 	return float32(math.Sqrt(float64(p.min[a].q) * float64(c.min[b].q) / float64(p.qMean*c.qMean)))
-}
-
-// counted says whether the global stage counts minutia i of t: all of
-// them when t has no qualities, else those of quality globalMinQ or more.
-func counted(t *FingerTemplate, i int) bool {
-	return t.qMean == 0 || t.min[i].q >= globalMinQ
 }
 
 func sigmoid(v, mu, tau float64) float64 { return 1 / (1 + math.Exp(-tau*(v-mu))) }
@@ -189,9 +193,10 @@ func (m *FingerMatcher) scratch() *fingerScratch {
 // MCC's LSS-R (the local similarities of all cylinder pairs, the best
 // one-to-one pairs among them, relaxed by their geometric compatibility
 // with each other, and the mean of the nP most consistent) with a global
-// consolidation: the rigid alignment on those nP pairs, and the fraction
-// of the minutiae in the common area that it pairs. Templates with fewer
-// than two cylinders score 0.
+// consolidation: the rigid alignments on those nP pairs (least squares on
+// all of them, and each of the first globalAnchors alone), and the largest
+// fraction of the minutiae in the common area that one of them pairs.
+// Templates with fewer than two cylinders score 0.
 func (m *FingerMatcher) Score(probe, candidate *FingerTemplate) float64 {
 	if probe == nil || candidate == nil {
 		return 0
@@ -203,6 +208,17 @@ func (m *FingerMatcher) Score(probe, candidate *FingerTemplate) float64 {
 }
 
 func (s *fingerScratch) score(p, c *FingerTemplate) float32 {
+	return s.compare(p, c, true)
+}
+
+// scoreLocal is score without the global stage: LSS-R alone, never above
+// score. A search ranks its shortlist on it and gives its leaders the
+// full score (FingerIndex.rank).
+func (s *fingerScratch) scoreLocal(p, c *FingerTemplate) float32 {
+	return s.compare(p, c, false)
+}
+
+func (s *fingerScratch) compare(p, c *FingerTemplate, global bool) float32 {
 	if before(c, p) {
 		// The relaxation's best pairs, and so the global alignment, can
 		// depend on which side is the probe: comparing in one order
@@ -228,10 +244,13 @@ func (s *fingerScratch) score(p, c *FingerTemplate) float32 {
 		return 0
 	}
 	local := s.relax(p, c, int(npFor[min(nA, nB)]))
-	g := s.global(p, c)
+	var g float32
+	if global {
+		g = s.global(p, c)
+	}
 	g2 := g * g
 	g4 := g2 * g2
-	return min(1, local+globalW*g4*g2)
+	return min(1, local+globalW*g4*g4)
 }
 
 // before orders templates for score: fewer cylinders first, then by the
@@ -469,9 +488,12 @@ const gBuckets = 16
 // and m²/(nA′·nB′) with m the pairs and nA′, nB′ the minutiae of each side
 // in the other's area. Where the local scores of a genuine comparison are
 // weak (noisy or dense minutiae change the cylinders), most minutiae
-// still pair after the alignment. Minutiae of low reported quality take
-// no part (see counted): on templates that carry qualities, the stage
-// works on the reliable minutiae only.
+// still pair after the alignment. The score is the best over that
+// alignment and the globalAnchors single-pair ones. Every minutia counts,
+// whatever its reported quality: the extractor's qualities are too coarse
+// to tell spurious minutiae apart, and dropping the low ones (below 40)
+// left too few to pair (FVC2002 DB1_B from images: 6 of 35 a side paired
+// in genuine comparisons against 21 with all of them).
 func (s *fingerScratch) global(p, c *FingerTemplate) float32 {
 	var sw, ax, ay, bx, by float32
 	for _, t := range s.top {
@@ -501,32 +523,79 @@ func (s *fingerScratch) global(p, c *FingerTemplate) float32 {
 		sxx += w * (u*x + v*y + dirWeight*cd)
 		sxy += w * (u*y - v*x + dirWeight*sd)
 	}
-	return s.pairUp(p, c, ax, ay, bx, by, quantAngle(math.Atan2(sxy, sxx)))
-}
-
-// pairUp is the global score of the rigid transform that maps (ax, ay) to
-// (bx, by) and rotates by rot (in 1/angleSteps of a turn).
-func (s *fingerScratch) pairUp(p, c *FingerTemplate, ax, ay, bx, by float32, rot uint16) float32 {
-	if foldAngle(rot) > mccDeltaTheta {
-		return 0 // no cylinders are compared beyond δθ: nor minutiae paired
-	}
-	sn, cs := math.Sincos(2 * math.Pi * float64(rot) / angleSteps)
-	sin, cos := float32(sn), float32(cs)
-	s.gp = s.gp[:0]
-	clear(s.gCounts[:])
-	var nAov, nBov float32
-	for i, a := range p.min {
-		if !counted(p, i) {
+	g := s.pairUp(p, c, s.align(ax, ay, bx, by, quantAngle(math.Atan2(sxy, sxx))))
+	for _, t := range s.top[:min(globalAnchors, len(s.top))] {
+		a, b := p.min[s.sel[t].a], c.min[s.sel[t].b]
+		al := s.align(a.x, a.y, b.x, b.y, (b.angle-a.angle)&angleMask)
+		if al.agree(p, c, s.sel) < anchorMinAgree {
 			continue
 		}
-		u, v := a.x-ax, a.y-ay
-		x, y := cos*u-sin*v+bx, sin*u+cos*v+by
-		if inHull(c.hull, x, y) {
-			nAov++
+		g = max(g, s.pairUp(p, c, al))
+	}
+	return g
+}
+
+// pairUp is the global score of al: m²/(nA′·nB′), m the minutiae it
+// pairs, nA′ and nB′ those of each side in the other's area.
+func (s *fingerScratch) pairUp(p, c *FingerTemplate, al alignment) float32 {
+	m := s.pairCount(p, c, al)
+	if m == 0 {
+		return 0
+	}
+	nAov, nBov := al.overlap(p, c)
+	return m * m / (max(nAov, globalMinOv, m) * max(nBov, globalMinOv, m))
+}
+
+// agree counts the pairs that al maps onto each other, within the
+// tolerances of pairCount.
+func (al alignment) agree(p, c *FingerTemplate, pairs []simPair) int {
+	if foldAngle(al.rot) > mccDeltaTheta {
+		return 0
+	}
+	n := 0
+	for _, pr := range pairs {
+		a, b := p.min[pr.a], c.min[pr.b]
+		u, v := a.x-al.ax, a.y-al.ay
+		dx := al.cos*u - al.sin*v + al.bx - b.x
+		dy := al.sin*u + al.cos*v + al.by - b.y
+		r := globalR0 + globalRK*float32(math.Sqrt(float64(u*u+v*v)))
+		if dx*dx+dy*dy <= r*r && foldAngle(b.angle-a.angle-al.rot) <= globalDTheta {
+			n++
 		}
+	}
+	return n
+}
+
+// alignment is a rigid transform of the probe's plane onto the
+// candidate's: (ax, ay) goes to (bx, by), turned by rot (in 1/angleSteps
+// of a turn; sin and cos its sine and cosine).
+type alignment struct {
+	ax, ay, bx, by float32
+	sin, cos       float32
+	rot            uint16
+}
+
+func (s *fingerScratch) align(ax, ay, bx, by float32, rot uint16) alignment {
+	sn, cs := math.Sincos(2 * math.Pi * float64(rot) / angleSteps)
+	return alignment{ax: ax, ay: ay, bx: bx, by: by, sin: float32(sn), cos: float32(cs), rot: rot}
+}
+
+// pairCount counts the minutiae that al pairs one to one, nearest first,
+// within globalR0 px plus globalRK px per px of distance from (ax, ay)
+// and globalDTheta of direction.
+func (s *fingerScratch) pairCount(p, c *FingerTemplate, al alignment) float32 {
+	if foldAngle(al.rot) > mccDeltaTheta {
+		return 0 // no cylinders are compared beyond δθ: nor minutiae paired
+	}
+	sin, cos := al.sin, al.cos
+	s.gp = s.gp[:0]
+	clear(s.gCounts[:])
+	for i, a := range p.min {
+		u, v := a.x-al.ax, a.y-al.ay
+		x, y := cos*u-sin*v+al.bx, sin*u+cos*v+al.by
 		r := globalR0 + globalRK*float32(math.Sqrt(float64(u*u+v*v)))
 		r2 := r * r
-		th := a.angle + rot
+		th := a.angle + al.rot
 		// the candidate's minutiae with x within r, by binary search
 		lo, hi := 0, len(c.xs)
 		for lo < hi {
@@ -538,9 +607,6 @@ func (s *fingerScratch) pairUp(p, c *FingerTemplate, ax, ay, bx, by float32, rot
 		}
 		for k := lo; k < len(c.xs) && c.xs[k] <= x+r; k++ {
 			j := int(c.byX[k])
-			if !counted(c, j) {
-				continue
-			}
 			b := c.min[j]
 			dx, dy := b.x-x, b.y-y
 			if d2 := dx*dx + dy*dy; d2 <= r2 && foldAngle(b.angle-th) <= globalDTheta {
@@ -548,15 +614,6 @@ func (s *fingerScratch) pairUp(p, c *FingerTemplate, ax, ay, bx, by float32, rot
 				s.gp = append(s.gp, gPair{q: q, a: uint8(i), b: uint8(j)})
 				s.gCounts[q+1]++
 			}
-		}
-	}
-	for j, b := range c.min {
-		if !counted(c, j) {
-			continue
-		}
-		x, y := b.x-bx, b.y-by
-		if inHull(p.hull, cos*x+sin*y+ax, -sin*x+cos*y+ay) {
-			nBov++
 		}
 	}
 	// Nearest first: a counting sort on the quantised distance.
@@ -578,7 +635,26 @@ func (s *fingerScratch) pairUp(p, c *FingerTemplate, ax, ay, bx, by float32, rot
 		s.usedB[q.b>>6] |= 1 << (q.b & 63)
 		m++
 	}
-	return m * m / (max(nAov, globalMinOv, m) * max(nBov, globalMinOv, m))
+	return m
+}
+
+// overlap counts the minutiae of each side that al puts in the other's
+// area.
+func (al alignment) overlap(p, c *FingerTemplate) (nA, nB float32) {
+	sin, cos := al.sin, al.cos
+	for _, a := range p.min {
+		u, v := a.x-al.ax, a.y-al.ay
+		if inHull(c.hull, cos*u-sin*v+al.bx, sin*u+cos*v+al.by) {
+			nA++
+		}
+	}
+	for _, b := range c.min {
+		x, y := b.x-al.bx, b.y-al.by
+		if inHull(p.hull, cos*x+sin*y+al.ax, -sin*x+cos*y+al.ay) {
+			nB++
+		}
+	}
+	return nA, nB
 }
 
 // inHull reports whether (x, y) lies inside the hull (lines as in

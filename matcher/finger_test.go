@@ -315,7 +315,7 @@ func mean(x []float64) float64 {
 }
 
 // TestFingerQualityNeutral: qualities weigh nothing when absent or all
-// equal (at or above globalMinQ), so records without per-minutia
+// equal, so records without per-minutia
 // qualities score as before.
 func TestFingerQualityNeutral(t *testing.T) {
 	var m FingerMatcher
