@@ -209,6 +209,7 @@ type Engine struct {
 	fingerDPI                  int
 	fm                         matcher.FingerMatcher
 	fingerCal                  matcher.Calibration
+	fingerLR                   matcher.LikelihoodRatio
 	maxFMR                     float64
 
 	// Each face algorithm's index keeps int8 codes; the exact vectors it
@@ -294,6 +295,9 @@ func New(cfg Config) (*Engine, error) {
 		fingered:      map[string]*subjectInfo{},
 		seed:          maphash.MakeSeed(),
 	}
+	// A table without genuine scores (an operator's older one) leaves
+	// the ratio at 1: its fingers still decide through their FMRs.
+	s.fingerLR, _ = fingerCal.LikelihoodRatio()
 	s.fingerSearches = matcher.NewFingerCoalescer(s.fingers, 0)
 	for i, ex := range append([]FaceExtractor{cfg.Faces}, cfg.MoreFaces...) {
 		var loaded FaceExtractor
