@@ -359,3 +359,69 @@ func TestVerifyDecisionConsistent(t *testing.T) {
 		t.Errorf("%d matches, %d misses: the pairs did not exercise both sides", matches, misses)
 	}
 }
+
+// TestIdentifyScoresUnshortlistedFingers: a subject the face finds whose
+// finger the probe finger's index search did not shortlist (more than 200
+// subjects carry fingers that resemble the probe's more) is scored on its
+// finger all the same, as Verify scores it, instead of as a finger that
+// scored 0: that read as strong evidence against the face's candidate, and
+// face candidates vanished once a finger was given (issue 18).
+func TestIdentifyScoresUnshortlistedFingers(t *testing.T) {
+	e, err := engine.New(engine.Config{Store: openStore(t, t.TempDir()), Faces: mfn(t), Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	pos := minutiae.RightIndex
+	if _, err := e.Enroll(ctx, engine.EnrollRequest{SubjectID: "raj", Samples: []engine.Sample{
+		{FaceImage: readPhoto(t, "bbt/raj/1.png")},
+		{Finger: ptr(fingerRecord(t, "fvc2002_db3_b", 104, 1, pos))},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	// 576 subjects with other fingers (every impression of the other
+	// fingers, twelve times): more than 200 of them resemble the probe's
+	// finger more than the subject's does in the index's first stage, and
+	// fill its shortlist (200 subjects at this size); none is a hit.
+	n := 0
+	for copy := range 12 {
+		for _, set := range []string{"fvc2002_db1_b", "fvc2002_db3_b"} {
+			for finger := 101; finger <= 104; finger++ {
+				if set == "fvc2002_db1_b" && finger == 101 || set == "fvc2002_db3_b" && finger == 104 {
+					continue
+				}
+				for imp := 1; imp <= 8; imp++ {
+					f := fingerRecord(t, set, finger, imp, pos)
+					n++
+					if _, err := e.Enroll(ctx, engine.EnrollRequest{SubjectID: fmt.Sprintf("f%d-%s-%d-%d", copy, set, finger, imp),
+						Samples: []engine.Sample{{Finger: &f}}}); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+	}
+	probe := engine.Probe{Sample: &engine.Sample{FaceImage: readPhoto(t, "bbt/raj/2.png")},
+		Fingers: []engine.FingerSample{fingerRecord(t, "fvc2002_db1_b", 101, 2, pos)}}
+	v, err := e.Verify(ctx, engine.VerifyRequest{Probe: probe, SubjectID: "raj"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Fingers[0].Score == 0 {
+		t.Fatal("the subject's finger scores 0 against the probe's: no test")
+	}
+	res, err := e.Identify(ctx, engine.IdentifyRequest{Probe: probe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(res.Candidates, func(c engine.Candidate) bool { return c.SubjectID == "raj" })
+	if i < 0 {
+		t.Fatalf("the face's candidate vanished (Verify: face FMR %.3g, finger score %.4f FMR %.3g, fused FMR %.3g)",
+			v.FaceFMR, v.Fingers[0].Score, v.Fingers[0].FMR, v.FusedFMR)
+	}
+	c := res.Candidates[i]
+	if c.Fingers[0].Score != v.Fingers[0].Score || c.FusedFMR != v.FusedFMR {
+		t.Errorf("Identify scores the subject's finger %v (fused FMR %v), Verify %v (%v)", c.Fingers[0].Score, c.FusedFMR, v.Fingers[0].Score, v.FusedFMR)
+	}
+	t.Logf("%d other subjects; face FMR %.3g; finger %.4f (FMR %.3g, LR %.3g); fused FMR %.3g", n, c.FaceFMR, c.Fingers[0].Score, c.Fingers[0].FMR, c.Fingers[0].LR, c.FusedFMR)
+}
