@@ -129,6 +129,9 @@ func (s *Engine) decision(p probe, threshold *float32, maxFMR *float64) (Decisio
 	}
 	d.ThresholdFMR = alg.fmr(d.Threshold, 1)
 	d.Rule = fmt.Sprintf("face cosine >= threshold %.4g (%s, FMR %.2g on its calibration)", d.Threshold, alg.alg, d.ThresholdFMR)
+	if alg.cal == nil {
+		d.Rule = fmt.Sprintf("face cosine >= threshold %.4g (%s, no calibration: every FMR reads 1)", d.Threshold, alg.alg)
+	}
 	return d, nil
 }
 
