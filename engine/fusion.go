@@ -46,7 +46,7 @@ import (
 // finger beside a strong face would otherwise read as strongly as the
 // face). One comparison's fused FMR is its own FMR, so a finger alone or a
 // face alone decides exactly as its table says.
-
+//
 // Monotone. The neutral point of a comparison is λ = 1. A comparison whose
 // score favours a match (λ ≥ 1) divides the readings of the favourable
 // comparisons by λ, leaves the others' as they were and adds one of its
@@ -56,7 +56,7 @@ import (
 // charges every added comparison for the chance of being compared once
 // more, so a matching photo rated FMR 0.64 turned a finger hit at 0.00094
 // into 0.0051.
-
+//
 // Why this one. Fisher's combination is exact for p-values under
 // independence, but no rule that charges for the count can also let a
 // mildly favourable comparison stand; a product of likelihood ratios (the
@@ -67,9 +67,11 @@ import (
 // operator sets (max_fmr), measured rather than modelled. Its price:
 // under independence, the chance that an impostor's fused FMR is at most α
 // is at most Σ_i E[min(1, α·Π_{j≠i} λj)] ≤ k·α (each term is at most α,
-// since an impostor's likelihood ratios have mean 1), and near α in
+// since an impostor's likelihood ratios have mean 1), and below α in
 // practice, an impostor's other comparisons having λ far below 1 almost
-// always.
+// always: impostors drawn from the built-in tables (TestFuseNullRate)
+// reach fused FMR 0.001 at 0.9 of that rate with a dlib face and a finger,
+// 0.1 with a mobilefacenet-192 face, less with more fingers.
 //
 // The fused score is -log10(fused FMR): 3 means one impostor in a thousand
 // would score as high. A candidate matches when its fused FMR is at most the

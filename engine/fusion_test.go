@@ -2,6 +2,7 @@ package engine
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/bordermatch/bordermatch/templates"
@@ -91,6 +92,60 @@ func TestDefaultThresholdsCalibrated(t *testing.T) {
 		// written to four decimals.
 		if math.Abs(fmr-DefaultMaxFMR) > 5/float64(cal.ImpostorCount) {
 			t.Errorf("%s: threshold %v is at FMR %v, not the default %v", alg, thr, fmr, DefaultMaxFMR)
+		}
+	}
+}
+
+// TestFuseNullRate: the fused FMR is an FMR. Impostor comparisons have
+// uniform FMRs; drawn so for a face of each built-in face table and one or
+// two fingers, with the tables' own likelihood ratios, the share of
+// impostors whose fused FMR is at most α stays at most α (the union bound
+// allows k·α; an impostor's other comparisons almost always count against
+// it).
+func TestFuseNullRate(t *testing.T) {
+	_, finger, err := DefaultCalibrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	flr, err := finger.LikelihoodRatio()
+	if err != nil {
+		t.Fatal(err)
+	}
+	faces, err := DefaultFaceCalibrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, alg := range []string{"dlib-resnet29/v1", "mobilefacenet-192/v1"} {
+		c := faces[alg]
+		lr, err := c.LikelihoodRatio()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range []int{1, 2} {
+			r := rand.New(rand.NewPCG(18, uint64(k)))
+			const n = 400_000
+			hits := map[float64]int{}
+			for range n {
+				u := r.Float64()
+				ev := []Evidence{{u, lr.At(u)}}
+				for range k {
+					v := r.Float64()
+					ev = append(ev, Evidence{v, flr.At(v)})
+				}
+				f := Fuse(ev)
+				for _, a := range []float64{1e-2, 1e-3} {
+					if f <= a {
+						hits[a]++
+					}
+				}
+			}
+			for _, a := range []float64{1e-2, 1e-3} {
+				rate := float64(hits[a]) / n
+				t.Logf("%s face + %d fingers: impostor rate at fused FMR %g: %.3g (%.2f of it)", alg, k, a, rate, rate/a)
+				if rate > a {
+					t.Errorf("%s face + %d fingers: %.3g of impostors at fused FMR <= %g", alg, k, rate, a)
+				}
+			}
 		}
 	}
 }
