@@ -297,7 +297,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	// A table without genuine scores (an operator's older one) leaves
 	// the ratio at 1: its fingers still decide through their FMRs.
-	s.fingerLR, _ = fingerCal.LikelihoodRatio()
+	if s.fingerLR, err = fingerCal.LikelihoodRatio(); err != nil {
+		s.log.Warn().Str("calibration", fingerCal.DataSet).Msg("finger calibration without genuine scores: fusion counts a finger's likelihood ratio as 1 (re-measure it with bmbench calibrate)")
+	}
 	s.fingerSearches = matcher.NewFingerCoalescer(s.fingers, 0)
 	for i, ex := range append([]FaceExtractor{cfg.Faces}, cfg.MoreFaces...) {
 		var loaded FaceExtractor

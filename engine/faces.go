@@ -126,7 +126,10 @@ func (s *Engine) newFaceAlgo(a templates.Algorithm, dim int, ex FaceExtractor) *
 	fa.searches.Observe = s.observeBatch
 	if c, ok := s.faceCals[a.String()]; ok {
 		fa.cal = &c
-		fa.lr, _ = c.LikelihoodRatio()
+		var err error
+		if fa.lr, err = c.LikelihoodRatio(); err != nil {
+			s.log.Warn().Str("algorithm", a.String()).Msg("face calibration without genuine scores: fusion counts its likelihood ratio as 1 (re-measure it with bmbench calibrate)")
+		}
 	}
 	return fa
 }
