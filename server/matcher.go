@@ -141,8 +141,13 @@ func fusedOnly(d engine.Decision, v float64) float64 {
 // fields (Candidate and VerifyResponse carry the same ones).
 func fillScores(sc *engine.Scores, face **float32, faceFMR, faceLR **float64, fingers *[]*pb.FingerScore, fingerMean **float32, fusedFMR, fusedScore *float64) {
 	if sc.HasFace {
-		f, fmr, lr := sc.Face, sc.FaceFMR, sc.FaceLR
-		*face, *faceFMR, *faceLR = &f, &fmr, &lr
+		f, fmr := sc.Face, sc.FaceFMR
+		*face, *faceFMR = &f, &fmr
+		// A cluster's merged candidates carry no ratio (0): absent rather
+		// than a ratio of 0.
+		if lr := sc.FaceLR; lr > 0 {
+			*faceLR = &lr
+		}
 	}
 	for _, f := range sc.Fingers {
 		*fingers = append(*fingers, &pb.FingerScore{Position: pb.FingerPosition(f.Position), Score: f.Score, Fmr: f.FMR, Compared: f.Compared, Lr: f.LR})
