@@ -21,6 +21,11 @@ func Calibration(r Report, impostor []float64) matcher.Calibration {
 	c.Modality = r.Modality
 	c.Algorithm = r.Algorithm
 	c.GenuineCount = r.GenuineCount
+	if len(r.genuine) == r.GenuineCount {
+		// The genuine scores give fusion its likelihood ratios (engine/
+		// fusion.go); a table without them counts its modality's as 1.
+		c.SetGenuine(r.genuine)
+	}
 	c.DataSet = fmt.Sprintf("%s (%d samples of %d identities, layout %s, protocol %s, sha256 %s)",
 		strings.Join(r.DataSet.Dirs, ", "), r.DataSet.Samples, r.DataSet.Identities, r.DataSet.Layout, r.Protocol, r.DataSet.SHA256)
 	c.Created = r.Date

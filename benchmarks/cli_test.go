@@ -98,6 +98,9 @@ func TestCommandLine(t *testing.T) {
 	if cal.ImpostorCount != 700 || cal.Modality != "face" || cal.Algorithm != "dlib-resnet29/v1" {
 		t.Errorf("calibration: %d impostors, %s %s", cal.ImpostorCount, cal.Modality, cal.Algorithm)
 	}
+	if _, err := cal.LikelihoodRatio(); err != nil || cal.GenuineCount == 0 {
+		t.Errorf("calibration without its genuine scores (%d): %v", cal.GenuineCount, err)
+	}
 	if thr, err := cal.ThresholdForFMR(0.01); err != nil || thr < 0.8 || thr > 1 {
 		t.Errorf("threshold for FMR 1%%: %v %v", thr, err)
 	}

@@ -100,13 +100,12 @@ func faceCalibration(t *testing.T) matcher.Calibration {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var imp []float64
-	gen := 0
+	var imp, gen []float64
 	for i := range faces {
 		for j := i + 1; j < len(faces); j++ {
 			s := float64(matcher.Cosine(faces[i].Descriptor, faces[j].Descriptor))
 			if faces[i].Person.ID == faces[j].Person.ID {
-				gen++
+				gen = append(gen, s)
 			} else {
 				imp = append(imp, s)
 			}
@@ -116,7 +115,7 @@ func faceCalibration(t *testing.T) matcher.Calibration {
 	sum := sha256.Sum256(raw)
 	c.Modality = "face"
 	c.Algorithm = templates.FaceAlgorithm.String()
-	c.GenuineCount = gen
+	c.SetGenuine(gen)
 	c.DataSet = fmt.Sprintf("testdata/faces/idols/idols.json: every pair of %d descriptors of different people (sha256 %s)",
 		len(faces), hex.EncodeToString(sum[:8]))
 	c.Created = time.Now().UTC().Truncate(time.Second)
@@ -199,7 +198,7 @@ func modelCalibration(t *testing.T, model, dir string) matcher.Calibration {
 	c := matcher.NewCalibration(imp)
 	c.Modality = "face"
 	c.Algorithm = ex.Algorithm().String()
-	c.GenuineCount = len(gen)
+	c.SetGenuine(gen)
 	c.DataSet = fmt.Sprintf("shared/testdata/faces lfw-dev, idols and bbt (%d photos): every pair of photos of different people, pooled (file list sha256 %s)",
 		len(paths), hex.EncodeToString(h.Sum(nil)[:8]))
 	c.Created = time.Now().UTC().Truncate(time.Second)
@@ -302,7 +301,7 @@ func fingerCalibration(t *testing.T, dir string) matcher.Calibration {
 	c := matcher.NewCalibration(imp)
 	c.Modality = "finger"
 	c.Algorithm = templates.FingerAlgorithm.String() + " mcc"
-	c.GenuineCount = len(gen)
+	c.SetGenuine(gen)
 	c.DataSet = fmt.Sprintf("FVC2000 and FVC2002 DB1-DB4 B (640 images, nominal dpi): every pair of impressions of different fingers of one set, templates/finger extractor, matcher.FingerMatcher (file list sha256 %s)",
 		hex.EncodeToString(h.Sum(nil)[:8]))
 	c.Created = time.Now().UTC().Truncate(time.Second)

@@ -209,6 +209,7 @@ type Engine struct {
 	fingerDPI                  int
 	fm                         matcher.FingerMatcher
 	fingerCal                  matcher.Calibration
+	fingerLR                   matcher.LikelihoodRatio
 	maxFMR                     float64
 
 	// Each face algorithm's index keeps int8 codes; the exact vectors it
@@ -293,6 +294,11 @@ func New(cfg Config) (*Engine, error) {
 		fingers:       matcher.NewFingerIndex(),
 		fingered:      map[string]*subjectInfo{},
 		seed:          maphash.MakeSeed(),
+	}
+	// A table without genuine scores (an operator's older one) leaves
+	// the ratio at 1: its fingers still decide through their FMRs.
+	if s.fingerLR, err = fingerCal.LikelihoodRatio(); err != nil {
+		s.log.Warn().Str("calibration", fingerCal.DataSet).Msg("finger calibration without genuine scores: fusion counts a finger's likelihood ratio as 1 (re-measure it with bmbench calibrate)")
 	}
 	s.fingerSearches = matcher.NewFingerCoalescer(s.fingers, 0)
 	for i, ex := range append([]FaceExtractor{cfg.Faces}, cfg.MoreFaces...) {

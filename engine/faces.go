@@ -57,8 +57,10 @@ type faceAlgo struct {
 	ex       FaceExtractor
 	index    *matcher.Index
 	searches *matcher.Coalescer
-	// cal maps scores to FMRs; nil when no table exists for it.
+	// cal maps scores to FMRs; nil when no table exists for it. lr maps
+	// those FMRs to likelihood ratios (1 without genuine scores).
 	cal       *matcher.Calibration
+	lr        matcher.LikelihoodRatio
 	threshold float32
 }
 
@@ -69,6 +71,15 @@ func (fa *faceAlgo) fmr(score float32, n int) float64 {
 		return 1
 	}
 	return bestOfFMR(fa.cal.FMRAt(float64(score)), max(n, 1))
+}
+
+// lrOf is the likelihood ratio credited to the best of n comparisons
+// scoring score (fusion.go).
+func (fa *faceAlgo) lrOf(score float32, n int) float64 {
+	if fa.cal == nil {
+		return 1
+	}
+	return bestOfLR(fa.lr.At(fa.cal.FMRAt(float64(score))), max(n, 1))
 }
 
 // faceAlgos is the engine's set of face algorithms. Algorithms are only
@@ -115,6 +126,10 @@ func (s *Engine) newFaceAlgo(a templates.Algorithm, dim int, ex FaceExtractor) *
 	fa.searches.Observe = s.observeBatch
 	if c, ok := s.faceCals[a.String()]; ok {
 		fa.cal = &c
+		var err error
+		if fa.lr, err = c.LikelihoodRatio(); err != nil {
+			s.log.Warn().Str("algorithm", a.String()).Msg("face calibration without genuine scores: fusion counts its likelihood ratio as 1 (re-measure it with bmbench calibrate)")
+		}
 	}
 	return fa
 }

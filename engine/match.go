@@ -58,6 +58,14 @@ func (q *Query) Validate() error {
 // (Fused: MaxFMR, and FusedThreshold = -log10 MaxFMR on the score scale).
 type Decision struct {
 	Fused bool
+	// Rule says which rule decided, in words an operator reads beside the
+	// answer: "fused FMR <= max_fmr 0.001", or "face cosine >= threshold
+	// 0.4642 (mobilefacenet-192/v1, FMR 0.001 on its calibration)".
+	Rule string
+	// ThresholdFMR is the FMR of Threshold on the primary algorithm's
+	// calibration (one comparison), for a cosine decision; 1 without a
+	// table.
+	ThresholdFMR float64
 	// Threshold is the cosine threshold of the probe's primary face
 	// algorithm (the default one for a photo); AlgorithmThresholds has
 	// that of every algorithm the probe was compared under (faces.go).
@@ -112,6 +120,17 @@ func (s *Engine) decision(p probe, threshold *float32, maxFMR *float64) (Decisio
 	d.Fused = len(p.fingers) > 0 || maxFMR != nil
 	if d.Fused {
 		d.FusedThreshold = fusedScore(d.MaxFMR)
+		d.Rule = fmt.Sprintf("fused FMR <= max_fmr %g", d.MaxFMR)
+		return d, nil
+	}
+	alg := s.def
+	if p.face != nil {
+		alg = p.face.fa
+	}
+	d.ThresholdFMR = alg.fmr(d.Threshold, 1)
+	d.Rule = fmt.Sprintf("face cosine >= threshold %.4g (%s, FMR %.2g on its calibration)", d.Threshold, alg.alg, d.ThresholdFMR)
+	if alg.cal == nil {
+		d.Rule = fmt.Sprintf("face cosine >= threshold %.4g (%s, no calibration: every FMR reads 1)", d.Threshold, alg.alg)
 	}
 	return d, nil
 }
@@ -121,6 +140,9 @@ type FingerScore struct {
 	Position minutiae.Position
 	Score    float32
 	FMR      float64
+	// LR is the likelihood ratio fusion credited to the comparison (1
+	// when not compared).
+	LR float64
 	// Compared is false when the other side has no finger of a
 	// compatible position (Score 0, FMR 1).
 	Compared bool
@@ -131,6 +153,8 @@ type FingerScore struct {
 type Scores struct {
 	Face    float32
 	FaceFMR float64
+	// FaceLR is the likelihood ratio fusion credited to the face.
+	FaceLR  float64
 	HasFace bool
 	// FaceAlgorithm made the face comparison that gave Face: the probe's
 	// best evidence among the algorithms it was compared under.
@@ -141,6 +165,11 @@ type Scores struct {
 	FusedFMR      float64
 	// FusedScore is -log10 FusedFMR.
 	FusedScore float64
+
+	// fa and faceN made the face comparison: the threshold's FMR for
+	// this comparison (decisionFMR) is read through them.
+	fa    *faceAlgo
+	faceN int
 }
 
 // setFace puts a face comparison into sc.
@@ -149,23 +178,26 @@ func (sc *Scores) setFace(e faceEvidence) {
 		return
 	}
 	sc.Face, sc.FaceFMR, sc.HasFace, sc.FaceAlgorithm = e.score, e.fmr, true, e.fa.alg
+	sc.FaceLR, sc.fa, sc.faceN = e.fa.lrOf(e.score, e.n), e.fa, e.n
 }
 
 // fuse computes the finger FMRs and the fused FMR of a comparison whose
 // face, if any, is set (setFace). fingerN[i] is the number of templates
 // probe finger i was compared with (0: none).
 func (s *Engine) fuse(sc *Scores, fingerScore []float32, fingerN []int, positions []minutiae.Position) {
-	var fmrs []float64
+	var ev []Evidence
 	if sc.HasFace {
-		fmrs = append(fmrs, sc.FaceFMR)
+		ev = append(ev, Evidence{sc.FaceFMR, sc.FaceLR})
 	}
 	var sum float32
 	for i, v := range fingerScore {
-		fsc := FingerScore{Position: positions[i], Score: v, FMR: 1}
+		fsc := FingerScore{Position: positions[i], Score: v, FMR: 1, LR: 1}
 		if fingerN[i] > 0 {
 			fsc.Compared = true
-			fsc.FMR = bestOfFMR(s.fingerCal.FMRAt(float64(v)), fingerN[i])
-			fmrs = append(fmrs, fsc.FMR)
+			f := s.fingerCal.FMRAt(float64(v))
+			fsc.FMR = bestOfFMR(f, fingerN[i])
+			fsc.LR = bestOfLR(s.fingerLR.At(f), fingerN[i])
+			ev = append(ev, Evidence{fsc.FMR, fsc.LR})
 			sc.HasFinger = true
 		}
 		sum += v
@@ -174,7 +206,7 @@ func (s *Engine) fuse(sc *Scores, fingerScore []float32, fingerN []int, position
 	if len(fingerScore) > 0 {
 		sc.FingerMean = sum / float32(len(fingerScore))
 	}
-	sc.FusedFMR = FuseFMR(fmrs)
+	sc.FusedFMR = Fuse(ev)
 	sc.FusedScore = fusedScore(sc.FusedFMR)
 }
 
@@ -185,6 +217,22 @@ func (d Decision) pass(sc *Scores) (bool, float32) {
 		return sc.Face >= d.thresholdOf(sc.FaceAlgorithm), sc.Face
 	}
 	return sc.FusedFMR <= d.MaxFMR, float32(sc.FusedScore)
+}
+
+// decisionFMR is the FMR the decision was made at for this comparison: the
+// max FMR of a fused decision; for a cosine decision, the FMR of the face
+// algorithm's threshold for the best of as many templates as the face was
+// compared with, which a matching face's FMR never exceeds and a
+// non-matching one's never falls below (the FMR never rises with the
+// score).
+func (d Decision) decisionFMR(sc *Scores) float64 {
+	if d.Fused {
+		return d.MaxFMR
+	}
+	if sc.fa == nil {
+		return d.ThresholdFMR
+	}
+	return sc.fa.fmr(d.thresholdOf(sc.FaceAlgorithm), sc.faceN)
 }
 
 // compatibleFingers counts a subject's fingers a probe finger is compared
@@ -214,6 +262,10 @@ type Candidate struct {
 	// Score is on the decision's scale: the face cosine, or the fused
 	// score.
 	Score float32
+	// DecisionFMR is the FMR the decision was made at for this candidate
+	// (Decision.decisionFMR): its FaceFMR (cosine rule) or FusedFMR is at
+	// most this.
+	DecisionFMR float64
 	Scores
 }
 
@@ -375,9 +427,15 @@ func (s *Engine) identify(ctx context.Context, p probe, q Query) (IdentifyResult
 		}
 		fs := make([]float32, len(p.fingers))
 		fn := make([]int, len(p.fingers))
-		for i := range p.fingers {
-			fs[i] = fingerHits[i][id] // absent: not shortlisted, or no finger to compare
+		for i, f := range p.fingers {
 			fn[i] = compatibleFingers(info.fingers, positions[i])
+			var hit bool
+			if fs[i], hit = fingerHits[i][id]; !hit && fn[i] > 0 {
+				// Found by the face or another finger, not shortlisted by
+				// this one: its score is unknown, not 0 (which reads as
+				// evidence against a subject the face may have found).
+				fs[i], _ = s.bestFinger(f, info.fingers)
+			}
 		}
 		s.fuse(&sc, fs, fn, positions)
 		if !sc.HasFace && !sc.HasFinger {
@@ -427,12 +485,13 @@ func (s *Engine) identify(ctx context.Context, p probe, q Query) (IdentifyResult
 			return IdentifyResult{}, kindOf("reading a candidate", err)
 		}
 		res.Candidates = append(res.Candidates, Candidate{
-			Rank:       len(res.Candidates) + 1,
-			SubjectID:  sub.ID,
-			Name:       sub.Name,
-			Score:      c.score,
-			Watchlists: sub.Watchlists,
-			Scores:     c.sc,
+			Rank:        len(res.Candidates) + 1,
+			SubjectID:   sub.ID,
+			Name:        sub.Name,
+			Score:       c.score,
+			DecisionFMR: d.decisionFMR(&c.sc),
+			Watchlists:  sub.Watchlists,
+			Scores:      c.sc,
 		})
 	}
 	return res, nil

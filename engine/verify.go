@@ -34,6 +34,8 @@ type VerifyResult struct {
 	Match bool
 	// Score is on the decision's scale (Candidate.Score).
 	Score float32
+	// DecisionFMR is as Candidate.DecisionFMR.
+	DecisionFMR float64
 	Scores
 	Decision                                   Decision
 	ProbeQuality, ReferenceQuality             *FaceQuality
@@ -197,6 +199,7 @@ func (s *Engine) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, e
 	}
 	res.Scores = sc
 	res.Match, res.Score = d.pass(&sc)
+	res.DecisionFMR = d.decisionFMR(&sc)
 	return res, nil
 }
 

@@ -62,6 +62,11 @@ type Calibration struct {
 	ExactFrom float64 `json:"exact_from"`
 	// Points are ascending in Score and so non-increasing in FMR.
 	Points []CalibrationPoint `json:"points"`
+	// Genuine is the genuine score distribution (SetGenuine), ascending in
+	// Score and non-increasing in Accept; without it (a table of an older
+	// measurement) LRAt has no answer and fusion counts the modality's
+	// likelihood ratio as 1.
+	Genuine []GenuinePoint `json:"genuine,omitempty"`
 }
 
 // NewCalibration measures the FMR at the impostor scores given: one point
@@ -248,6 +253,9 @@ func (c Calibration) Validate() error {
 		} else if p.FMR > q.FMR {
 			return fmt.Errorf("points[%d].fmr: %v is above points[%d].fmr %v (FMR cannot rise with the score)", i, p.FMR, i-1, q.FMR)
 		}
+	}
+	if err := c.validGenuine(); err != nil {
+		return err
 	}
 	if _, found := slices.BinarySearchFunc(c.Points, c.ExactFrom, func(p CalibrationPoint, s float64) int {
 		return cmp.Compare(p.Score, s)

@@ -244,6 +244,11 @@ func TestFingerFaceFusion(t *testing.T) {
 	if fc.GetSubjectId() != "both" || fc.GetScore() != fc.GetFaceScore() || fc.GetScore() < matcher0930 || fc.FaceFmr == nil {
 		t.Fatalf("face candidate %v", fc)
 	}
+	// The answer states its rule, and the face FMR is within the FMR of
+	// the threshold it passed (issue 18).
+	if !strings.HasPrefix(face.GetRule(), "face cosine >= threshold") || fc.GetDecisionFmr() <= 0 || fc.GetFaceFmr() > fc.GetDecisionFmr() || fc.FaceLr == nil {
+		t.Fatalf("face rule %q, candidate %v", face.GetRule(), fc)
+	}
 	fing, err := ts.client.Identify(ctx, &pb.IdentifyRequest{Fingers: finger})
 	if err != nil || len(fing.GetCandidates()) != 1 || fing.GetCandidates()[0].GetSubjectId() != "both" {
 		t.Fatalf("finger: %v %v", fing, err)
@@ -256,18 +261,22 @@ func TestFingerFaceFusion(t *testing.T) {
 	if c.GetSubjectId() != "both" || c.FaceScore == nil || c.GetFaceScore() != fc.GetFaceScore() || len(c.GetFingerScores()) != 1 {
 		t.Fatalf("fused candidate %v", c)
 	}
+	if both.GetRule() != "fused FMR <= max_fmr 0.001" || c.GetDecisionFmr() != 0.001 || c.GetFusedFmr() > c.GetDecisionFmr() {
+		t.Fatalf("fused rule %q, candidate %v", both.GetRule(), c)
+	}
 	if c.GetFusedScore() <= fing.GetCandidates()[0].GetFusedScore() || c.GetFusedScore() <= -math.Log10(fc.GetFaceFmr()) {
 		t.Fatalf("fused %v not above finger %v and face %v", c.GetFusedScore(), fing.GetCandidates()[0].GetFusedScore(), -math.Log10(fc.GetFaceFmr()))
 	}
 	t.Logf("face %.4f (FMR %.2g), finger %.3f (FMR %.2g), fused score %.2f",
 		c.GetFaceScore(), c.GetFaceFmr(), c.GetFingerScores()[0].GetScore(), c.GetFingerScores()[0].GetFmr(), c.GetFusedScore())
-	want := engine.FuseFMR([]float64{c.GetFaceFmr(), c.GetFingerScores()[0].GetFmr()})
+	fs := c.GetFingerScores()[0]
+	want := engine.Fuse([]engine.Evidence{{FMR: c.GetFaceFmr(), LR: c.GetFaceLr()}, {FMR: fs.GetFmr(), LR: fs.GetLr()}})
 	if math.Abs(c.GetFusedFmr()-want)/want > 1e-9 {
 		t.Fatalf("fused FMR %v, want %v", c.GetFusedFmr(), want)
 	}
 	// Verify of the same, against the subject.
 	v, err := ts.client.Verify(ctx, &pb.VerifyRequest{Probe: photo(t, probeA), Fingers: finger, Reference: &pb.VerifyRequest_SubjectId{SubjectId: "both"}})
-	if err != nil || !v.GetMatch() || math.Abs(v.GetFusedScore()-c.GetFusedScore()) > 1e-6 {
+	if err != nil || !v.GetMatch() || math.Abs(v.GetFusedScore()-c.GetFusedScore()) > 1e-6 || v.GetRule() != both.GetRule() || v.GetDecisionFmr() != 0.001 {
 		t.Fatalf("verify: %v %v", v, err)
 	}
 	// A face probe against a subject with fingers only has nothing to compare.

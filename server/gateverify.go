@@ -157,6 +157,11 @@ func gateDetail(r *pb.CaptureAndVerifyResponse, skipped bool) string {
 	if v.FaceFmr != nil {
 		rate = fmt.Sprintf(", FMR %.2g", v.GetFaceFmr())
 	}
+	if r := v.GetRule(); r != "" {
+		// The rule with the FMR it decided at: a face FMR of 0.5 beside
+		// "verified" reads as a contradiction without it (issue 18).
+		rate += fmt.Sprintf("; %s", r)
+	}
 	if v.GetMatch() {
 		parts = append(parts, fmt.Sprintf("holder verified (score %.3f%s)", v.GetScore(), rate))
 	} else {

@@ -185,7 +185,8 @@ func TestCaptureAndVerify(t *testing.T) {
 			v.GetReferenceRecord().GetContainer() != "DG2" || v.GetPassiveAuth() != passed || v.GetProbeQuality() == nil {
 			t.Fatalf("%v", r)
 		}
-		if !strings.Contains(r.Detail, "holder verified") || !strings.Contains(r.Detail, "no watchlist hit") {
+		if !strings.Contains(r.Detail, "holder verified") || !strings.Contains(r.Detail, "no watchlist hit") ||
+			!strings.Contains(r.Detail, "; "+v.GetRule()+")") || v.GetRule() == "" || v.GetFaceFmr() > v.GetDecisionFmr() {
 			t.Errorf("detail %q", r.Detail)
 		}
 		t.Logf("%s; shot quality %.2f (eyes %.0f px), %v", r.Detail, r.Shot.Quality.Score, r.Shot.Quality.InterEyePixels, r.Elapsed.AsDuration())

@@ -97,6 +97,7 @@ func identifyProto(res engine.IdentifyResult) *pb.IdentifyResponse {
 	resp := &pb.IdentifyResponse{
 		Threshold:      d.Threshold,
 		Fused:          d.Fused,
+		Rule:           d.Rule,
 		MaxFmr:         fusedOnly(d, d.MaxFMR),
 		FusedThreshold: fusedOnly(d, d.FusedThreshold),
 		Searched:       res.Searched,
@@ -113,13 +114,14 @@ func identifyProto(res engine.IdentifyResult) *pb.IdentifyResponse {
 
 func candidateProto(c engine.Candidate) *pb.Candidate {
 	pc := &pb.Candidate{
-		Rank:       int32(c.Rank),
-		SubjectId:  c.SubjectID,
-		Name:       c.Name,
-		Score:      c.Score,
-		Watchlists: c.Watchlists,
+		Rank:        int32(c.Rank),
+		SubjectId:   c.SubjectID,
+		Name:        c.Name,
+		Score:       c.Score,
+		Watchlists:  c.Watchlists,
+		DecisionFmr: c.DecisionFMR,
 	}
-	fillScores(&c.Scores, &pc.FaceScore, &pc.FaceFmr, &pc.FingerScores, &pc.FingerScore, &pc.FusedFmr, &pc.FusedScore)
+	fillScores(&c.Scores, &pc.FaceScore, &pc.FaceFmr, &pc.FaceLr, &pc.FingerScores, &pc.FingerScore, &pc.FusedFmr, &pc.FusedScore)
 	if c.HasFace {
 		pc.FaceAlgorithm = c.FaceAlgorithm.String()
 	}
@@ -137,13 +139,18 @@ func fusedOnly(d engine.Decision, v float64) float64 {
 
 // fillScores is the one place a comparison's scores become response
 // fields (Candidate and VerifyResponse carry the same ones).
-func fillScores(sc *engine.Scores, face **float32, faceFMR **float64, fingers *[]*pb.FingerScore, fingerMean **float32, fusedFMR, fusedScore *float64) {
+func fillScores(sc *engine.Scores, face **float32, faceFMR, faceLR **float64, fingers *[]*pb.FingerScore, fingerMean **float32, fusedFMR, fusedScore *float64) {
 	if sc.HasFace {
 		f, fmr := sc.Face, sc.FaceFMR
 		*face, *faceFMR = &f, &fmr
+		// A cluster's merged candidates carry no ratio (0): absent rather
+		// than a ratio of 0.
+		if lr := sc.FaceLR; lr > 0 {
+			*faceLR = &lr
+		}
 	}
 	for _, f := range sc.Fingers {
-		*fingers = append(*fingers, &pb.FingerScore{Position: pb.FingerPosition(f.Position), Score: f.Score, Fmr: f.FMR, Compared: f.Compared})
+		*fingers = append(*fingers, &pb.FingerScore{Position: pb.FingerPosition(f.Position), Score: f.Score, Fmr: f.FMR, Compared: f.Compared, Lr: f.LR})
 	}
 	if sc.HasFinger {
 		m := sc.FingerMean
@@ -201,6 +208,8 @@ func verifyProto(res engine.VerifyResult) *pb.VerifyResponse {
 	resp := &pb.VerifyResponse{
 		Match:                  res.Match,
 		Score:                  res.Score,
+		Rule:                   d.Rule,
+		DecisionFmr:            res.DecisionFMR,
 		Threshold:              d.Threshold,
 		Fused:                  d.Fused,
 		MaxFmr:                 fusedOnly(d, d.MaxFMR),
@@ -211,7 +220,7 @@ func verifyProto(res engine.VerifyResult) *pb.VerifyResponse {
 		ReferenceFingerQuality: fingerQualityProto(res.ReferenceFingerQuality),
 		ReferenceRecord:        faceRecordProto(res.ReferenceRecord),
 	}
-	fillScores(&res.Scores, &resp.FaceScore, &resp.FaceFmr, &resp.FingerScores, &resp.FingerScore, &resp.FusedFmr, &resp.FusedScore)
+	fillScores(&res.Scores, &resp.FaceScore, &resp.FaceFmr, &resp.FaceLr, &resp.FingerScores, &resp.FingerScore, &resp.FusedFmr, &resp.FusedScore)
 	if res.HasFace {
 		resp.FaceAlgorithm = res.FaceAlgorithm.String()
 	}

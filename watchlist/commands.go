@@ -49,6 +49,8 @@ type searchJSON struct {
 	Fused          bool    `json:"fused"`
 	MaxFMR         float64 `json:"max_fmr,omitempty"`
 	FusedThreshold float64 `json:"fused_threshold,omitempty"`
+	// Rule is the server's statement of the decision (issue 18).
+	Rule string `json:"rule,omitempty"`
 	// NIST: what the server took from --nist's transaction.
 	NIST *nistUseJSON `json:"nist,omitempty"`
 }
@@ -228,7 +230,7 @@ refused naming the record, field and byte.`,
 			}
 			if a.json {
 				out := searchJSON{Candidates: []candidateJSON{}, Threshold: resp.GetThreshold(), Searched: resp.GetSearched(),
-					Fused: resp.GetFused(), MaxFMR: resp.GetMaxFmr(), FusedThreshold: resp.GetFusedThreshold()}
+					Fused: resp.GetFused(), MaxFMR: resp.GetMaxFmr(), FusedThreshold: resp.GetFusedThreshold(), Rule: resp.GetRule()}
 				if nf != nil {
 					out.NIST = toNISTUseJSON(nistPath, resp.GetNist())
 				}

@@ -397,6 +397,14 @@ func (a *app) printGateVerify(resp *pb.CaptureAndVerifyResponse) {
 	if v.GetFused() {
 		rule = fmt.Sprintf("FMR %.2g, at most %.2g", v.GetFusedFmr(), v.GetMaxFmr())
 	}
+	if r := v.GetRule(); r != "" {
+		// The server's own rule, with the number it was decided on.
+		if v.GetFused() {
+			rule = fmt.Sprintf("%s: fused FMR %.2g", r, v.GetFusedFmr())
+		} else {
+			rule = fmt.Sprintf("%s: face FMR %.2g", r, v.GetFaceFmr())
+		}
+	}
 	fmt.Fprintf(a.stdout, "1:1: %s (score %.3f, %s).\n", verdict, v.GetScore(), rule)
 	fmt.Fprintf(a.stdout, "Passive authentication: %s.\n", passiveAuthName(resp.GetPassiveAuth()))
 	id := resp.GetIdentification()

@@ -434,6 +434,7 @@ func TestFingersEndToEnd(t *testing.T) {
 		} `json:"candidates"`
 		Fused  bool    `json:"fused"`
 		MaxFMR float64 `json:"max_fmr"`
+		Rule   string  `json:"rule"`
 	}
 	search := func(args ...string) searchOut {
 		t.Helper()
@@ -447,7 +448,7 @@ func TestFingersEndToEnd(t *testing.T) {
 	res := search("--finger", "right-index="+fingerprint("fvc2002_db1_b/101_2.tif"), "--finger", "left-index="+fingerprint("fvc2002_db1_b/102_2.tif"))
 	if !res.Fused || res.MaxFMR <= 0 || len(res.Candidates) != 1 || res.Candidates[0].SubjectID != "fp1" ||
 		len(res.Candidates[0].Fingers) != 2 || !res.Candidates[0].Fingers[1].Compared || res.Candidates[0].Fingers[0].Position != "right-index" ||
-		res.Candidates[0].FaceScore != nil || res.Candidates[0].Score < 3 {
+		res.Candidates[0].FaceScore != nil || res.Candidates[0].Score < 3 || res.Rule != "fused FMR <= max_fmr 0.001" {
 		t.Fatalf("search by two fingers: %+v", res)
 	}
 	res = search("--photo", photo("idols/tzuyu/2.jpg"), "--finger", "right-thumb="+isoRecord("fvc2002_db3_b/101_2.iso"))
