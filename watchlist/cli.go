@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -102,7 +103,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 func (a *app) root() *cobra.Command {
 	def := os.Getenv("BORDERMATCH_SERVER")
 	if def == "" {
-		def = "127.0.0.1:50051"
+		def = "127.0.0.1:" + defaultPort
 	}
 	root := &cobra.Command{
 		Use:   "watchlist",
@@ -117,7 +118,7 @@ or role).`,
 		SilenceErrors: true,
 	}
 	pf := root.PersistentFlags()
-	pf.StringVar(&a.server, "server", def, "matchd address host:port (env BORDERMATCH_SERVER)")
+	pf.StringVar(&a.server, "server", def, "matchd address host[:port], port "+defaultPort+" if not given (env BORDERMATCH_SERVER)")
 	pf.BoolVar(&a.json, "json", false, "print JSON instead of a table")
 	pf.DurationVar(&a.timeout, "timeout", 30*time.Second, "how long to wait for the server per call")
 	a.tls.register(pf)
@@ -134,6 +135,7 @@ func (a *app) dial() (pb.MatcherClient, error) {
 	if err != nil {
 		return nil, &exitError{code: ExitUsage, err: err}
 	}
+	a.server = withDefaultPort(a.server)
 	conn, err := grpc.NewClient(a.server, append(creds,
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20), grpc.MaxCallSendMsgSize(16<<20)))...)
 	if err != nil {
@@ -150,7 +152,7 @@ func (a *app) ctx(parent context.Context) (context.Context, context.CancelFunc) 
 // callError turns a gRPC error into a message in plain words and an exit code.
 // subject names what the call was about, for messages like
 // "no face found in traveller.jpg".
-func (a *app) callError(err error, subject string) error {
+func (a *app) callError(err error, subject string) *exitError {
 	st := status.Convert(err)
 	msg := st.Message()
 	if subject != "" {
@@ -168,7 +170,7 @@ func (a *app) callError(err error, subject string) error {
 		e.code = ExitUnavailable
 		e.err = fmt.Errorf("cannot reach matchd at %s (is it running?): %s", a.server, st.Message())
 		if tlsTrouble(st.Message()) {
-			e.err = fmt.Errorf("no secure connection to matchd at %s (check --ca, --cert, --key, or --insecure for a server run with --insecure): %s", a.server, st.Message())
+			e.err = fmt.Errorf("no secure connection to matchd at %s (%s): %s", a.server, a.tls.advice(st.Message()), st.Message())
 		}
 	case codes.DeadlineExceeded:
 		e.code = ExitUnavailable
@@ -189,6 +191,13 @@ func call[T any](a *app, parent context.Context, subject func(error) string, fn 
 	defer cancel()
 	resp, err := fn(ctx, c)
 	if err != nil {
+		if subject != nil && requestError(err) {
+			// A parameter such as top_k, not a file: blaming the photo
+			// would send the officer to fix the wrong thing.
+			e := a.callError(err, "")
+			e.code = ExitUsage
+			return zero, e
+		}
 		s := ""
 		if subject != nil {
 			s = subject(err)
@@ -196,4 +205,16 @@ func call[T any](a *app, parent context.Context, subject func(error) string, fn 
 		return zero, a.callError(err, s)
 	}
 	return resp, nil
+}
+
+// sampleRef is how the server names what a call carried: "probe", "probe
+// finger 2", "sample 3", "reference".
+var sampleRef = regexp.MustCompile(`\b(probe|sample \d+|reference)\b`)
+
+// requestError tells a refusal of the request's parameters (top_k, the
+// subject id, a watchlist name) from one of its samples, which the server
+// names (sampleRef) or which is about the ANSI/NIST-ITL transaction.
+func requestError(err error) bool {
+	st := status.Convert(err)
+	return st.Code() == codes.InvalidArgument && !sampleRef.MatchString(st.Message()) && !nistError(err)
 }
