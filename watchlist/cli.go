@@ -6,10 +6,11 @@
 //
 //	0  the command ran (a search with no candidate above the threshold included)
 //	1  the server failed or an import had failures
-//	2  bad usage: unknown flag, missing argument
+//	2  bad usage: unknown flag, missing argument, a parameter the server
+//	   refuses (--top 500, a watchlist name it cannot hold)
 //	3  not found: no such subject
 //	4  bad input: unreadable photo, no face, several faces, subject exists,
-//	   malformed ANSI/NIST-ITL file, export file exists
+//	   malformed ANSI/NIST-ITL file, export or backup file exists
 //	5  the server could not be reached or did not answer in time
 //	6  refused: no valid credentials, or the caller's role may not do that
 //
@@ -110,10 +111,10 @@ func (a *app) root() *cobra.Command {
 		Short: "Search and manage Bordermatch watchlists",
 		Long: `watchlist is the border officer's client of the Bordermatch matching engine (matchd).
 
-Exit codes: 0 done, 1 server failure or import failures, 2 bad usage,
-3 subject not found, 4 bad input (unreadable photo, no face, several faces,
-subject exists), 5 server unreachable or timed out, 6 refused (credentials
-or role).`,
+Exit codes: 0 done, 1 server failure or import failures, 2 bad usage (also
+a parameter the server refuses), 3 subject not found, 4 bad input (unreadable
+photo, no face, several faces, subject exists, file exists), 5 server
+unreachable or timed out, 6 refused (credentials or role).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
