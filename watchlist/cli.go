@@ -29,6 +29,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -200,7 +201,7 @@ func call[T any](a *app, parent context.Context, subject func(error) string, fn 
 			return zero, e
 		}
 		s := ""
-		if subject != nil {
+		if subject != nil && aboutSample(err) {
 			s = subject(err)
 		}
 		return zero, a.callError(err, s)
@@ -212,10 +213,17 @@ func call[T any](a *app, parent context.Context, subject func(error) string, fn 
 // finger 2", "sample 3", "reference".
 var sampleRef = regexp.MustCompile(`\b(probe|sample \d+|reference)\b`)
 
+// aboutSample tells an error about one of the files a call carried: the
+// server names the sample (sampleRef), or the ANSI/NIST-ITL transaction,
+// or the request was too large to receive. Others (a subject that exists,
+// a parameter) are not the file's fault.
+func aboutSample(err error) bool {
+	msg := status.Convert(err).Message()
+	return sampleRef.MatchString(msg) || nistError(err) || strings.Contains(msg, "message larger than max")
+}
+
 // requestError tells a refusal of the request's parameters (top_k, the
-// subject id, a watchlist name) from one of its samples, which the server
-// names (sampleRef) or which is about the ANSI/NIST-ITL transaction.
+// subject id, a watchlist name) from one of its samples.
 func requestError(err error) bool {
-	st := status.Convert(err)
-	return st.Code() == codes.InvalidArgument && !sampleRef.MatchString(st.Message()) && !nistError(err)
+	return status.Code(err) == codes.InvalidArgument && !aboutSample(err)
 }

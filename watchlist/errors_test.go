@@ -11,7 +11,7 @@ import (
 
 // TestErrorsBlameTheRightThing runs the CLI against a real matchd: a
 // refused parameter is a usage error that names the parameter, not the
-// photo; a search photo of several faces says so, with how many, and
+// photo; a subject that exists is not blamed on the photo; a search photo of several faces says so, with how many, and
 // points at --largest-face rather than at enrolment (issue 18).
 func TestErrorsBlameTheRightThing(t *testing.T) {
 	m := startMatchd(t)
@@ -24,6 +24,14 @@ func TestErrorsBlameTheRightThing(t *testing.T) {
 	_, errs, code = runCLI(t, append(m.conn(), "add", "--id", "amy", "--photo", photo, "--list", "no such list")...)
 	if code != ExitUsage || !strings.Contains(errs, `"no such list"`) || strings.Contains(errs, "1.png") {
 		t.Errorf("add --list 'no such list': exit %d %q, want exit %d naming the list and not the photo", code, errs, ExitUsage)
+	}
+	// A subject that exists is not the photo's fault either.
+	if out, errs, code := runCLI(t, append(m.conn(), "add", "--id", "amy", "--photo", photo, "--list", "sample")...); code != 0 {
+		t.Fatalf("add amy: exit %d %q %q", code, out, errs)
+	}
+	_, errs, code = runCLI(t, append(m.conn(), "add", "--id", "amy", "--photo", photo, "--list", "sample")...)
+	if code != ExitBadInput || !strings.Contains(errs, "amy") || !strings.Contains(errs, "exists") || strings.Contains(errs, "1.png") {
+		t.Errorf("add amy again: exit %d %q, want exit %d saying amy exists, not naming the photo", code, errs, ExitBadInput)
 	}
 	// The photo's own faults still name it, exit 4.
 	white := filepath.Join(testdata, "faces", "reference", "white.png")
