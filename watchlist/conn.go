@@ -99,6 +99,9 @@ func (c *connFlags) dialOptions() ([]grpc.DialOption, error) {
 	}
 	cfg, err := pki.ClientConfig(ca, cert, key)
 	if err != nil {
+		if c.fromData != "" {
+			return nil, fmt.Errorf("%w (give --data the data directory matchd runs with, or --ca)", err)
+		}
 		return nil, err
 	}
 	return append(opts, grpc.WithTransportCredentials(credentials.NewTLS(cfg))), nil

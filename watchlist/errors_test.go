@@ -92,6 +92,11 @@ func TestTLSAdviceNamesData(t *testing.T) {
 	if code != ExitUnavailable || !strings.Contains(errs, "--data") || !strings.Contains(errs, filepath.Join(other, "tls")) {
 		t.Errorf("another --data: exit %d %q, want exit %d pointing at --data", code, errs, ExitUnavailable)
 	}
+	// A --data without the CA, with a token for a certificate: --data too.
+	_, errs, code = runCLI(t, "--server", m.addr, "--data", t.TempDir(), "--token", "a-token-of-16-chars-or-more", "--timeout", "10s", "lists")
+	if code != ExitUsage || !strings.Contains(errs, "ca.pem") || !strings.Contains(errs, "--data") {
+		t.Errorf("--data without a CA: exit %d %q", code, errs)
+	}
 	// Its own CA and certificate given as files: the advice is about them.
 	dir := filepath.Join(other, "tls")
 	_, errs, code = runCLI(t, "--server", m.addr, "--ca", filepath.Join(dir, pki.CAFile), "--cert", filepath.Join(dir, pki.AdminFile),
