@@ -168,7 +168,7 @@ func (s *Engine) template(sm Sample, takeLargest, enrol bool, what string) (samp
 	case sm.FaceImage != nil:
 		x, err := s.extractWith(s.def, sm.FaceImage, takeLargest, what)
 		if enrol {
-			return x, err
+			return x, severalFaces(err, "enrolment needs a photo of one face")
 		}
 		// A probe: also under every other loaded algorithm the gallery
 		// holds templates of. One that finds no face leaves its
@@ -192,7 +192,11 @@ func (s *Engine) template(sm Sample, takeLargest, enrol bool, what string) (samp
 			}
 		}
 		if !found {
-			return sample{}, defErr
+			need := "a " + what + " photo needs one face"
+			if what == "probe" {
+				need += ", or take_largest_face to use the largest"
+			}
+			return sample{}, severalFaces(defErr, need)
 		}
 		return x, nil
 	case sm.Face != nil:
@@ -225,6 +229,15 @@ func (s *Engine) template(sm Sample, takeLargest, enrol bool, what string) (samp
 	default:
 		return sample{}, invalid("%s: no image, template or finger given", what)
 	}
+}
+
+// severalFaces adds to a photo refused for holding several faces what the
+// photo is for (the extractor cannot tell an enrolment from a search).
+func severalFaces(err error, need string) error {
+	if err == nil || !errors.Is(err, templates.ErrMultipleFaces) {
+		return err
+	}
+	return fmt.Errorf("%w; %s", err, need)
 }
 
 // extractWith extracts a photo with one algorithm's extractor.

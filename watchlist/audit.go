@@ -101,17 +101,27 @@ func (a *app) auditCmd() *cobra.Command {
 				fmt.Fprintln(a.stdout, "No audit records.")
 				return nil
 			}
-			t := newTable(a.stdout, "SEQ", "TIME", "CALLER", "ROLE", "GATE", "RPC", "DECISION", "SUBJECTS")
+			// The decision last: it is what a reader looks for, and wrapped
+			// there it may be long. A line wider than the terminal would
+			// run into the next record's.
+			rows := [][]string{{"SEQ", "TIME", "CALLER", "ROLE", "GATE", "RPC", "SUBJECTS", "DECISION"}}
 			for _, r := range all {
 				decision := r.GetDecision()
 				if r.GetCode() != "OK" && r.GetDetail() != "" {
 					decision += " (" + r.GetCode() + ": " + r.GetDetail() + ")"
 				}
-				t.row(strconv.FormatUint(r.GetSeq(), 10), r.GetTime().AsTime().Local().Format("2006-01-02 15:04:05"),
-					r.GetIdentity(), dash(r.GetRole()), dash(r.GetGate()), shortRPC(r.GetRpc()), decision, hitsText(r.GetHits()))
+				row := []string{strconv.FormatUint(r.GetSeq(), 10), auditTime(r.GetTime().AsTime()),
+					r.GetIdentity(), dash(r.GetRole()), dash(r.GetGate()), shortRPC(r.GetRpc()), hitsText(r.GetHits()), decision}
+				for i, c := range row {
+					row[i] = cellText(c)
+				}
+				rows = append(rows, row)
 			}
-			t.flush()
+			cut := fitTable(a.stdout, termWidth(a.stdout), rows, []int{6, 2}, []int{5})
 			fmt.Fprintf(a.stdout, "%d record(s).\n", len(all))
+			if cut {
+				fmt.Fprintln(a.stdout, "(… marks a cell cut to fit the terminal: --json for whole records)")
+			}
 			return nil
 		},
 	}
@@ -254,6 +264,13 @@ func toAuditJSON(r *pb.AuditRecord) auditJSON {
 		j.Hits = append(j.Hits, auditHitJSON{SubjectID: h.GetSubjectId(), Score: h.Score})
 	}
 	return j
+}
+
+// auditTime is a record's time in the local zone, with the zone: an
+// audit table is read next to logs and reports of other places and
+// machines.
+func auditTime(t time.Time) string {
+	return t.Local().Format("2006-01-02 15:04:05 MST")
 }
 
 func shortRPC(m string) string {

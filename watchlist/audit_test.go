@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 
@@ -108,5 +109,65 @@ func TestAuditVerifyArchive(t *testing.T) {
 	}
 	if _, errs, code = runCLI(t, "audit", "verify", "--offline"); code != 2 {
 		t.Fatalf("--offline without --archive: exit %d %q", code, errs)
+	}
+}
+
+// TestAuditTableFits: the audit table fits the terminal's width ($COLUMNS
+// when stdout is not one), the decisions wrapped whole and other cells
+// cut with "…", and shows times with their zone (issue 18).
+func TestAuditTableFits(t *testing.T) {
+	st, err := store.Open(store.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	l, err := audit.Open(st.AuditTrail(), audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	long := "probe: invalid request: several faces found: 6 faces in the image and none clearly the face of interest (the largest, 1.4x the area of any other, nearest the centre)"
+	for _, r := range []audit.Record{
+		{Identity: "officer-jane.roe@border.example", Role: "officer", RPC: "/bordermatch.v1.Matcher/Identify", Decision: "error", Code: "InvalidArgument", Detail: long},
+		{Identity: "gate-07", Role: "gate", Gate: "gate-07", RPC: "/bordermatch.v1.Matcher/Identify", Decision: "hit", Code: "OK",
+			Hits: []audit.Hit{{SubjectID: "P1234"}, {SubjectID: "P1235"}, {SubjectID: "P1236"}, {SubjectID: "P1237"}}},
+	} {
+		r.Time = time.Now()
+		if _, err := l.Append(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := grpc.NewServer()
+	pb.RegisterAuditServer(s, &audit.Service{Log: l})
+	go s.Serve(lis)
+	t.Cleanup(s.Stop)
+	conn := []string{"--insecure", "--server", lis.Addr().String(), "--timeout", "10s"}
+
+	t.Setenv("COLUMNS", "80")
+	out, errs, code := runCLI(t, append(conn, "audit")...)
+	if code != 0 {
+		t.Fatalf("audit: exit %d %q", code, errs)
+	}
+	for _, line := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		if n := utf8.RuneCountInString(line); n > 80 {
+			t.Errorf("a line of %d characters at 80 columns: %q", n, line)
+		}
+	}
+	zone := time.Now().Format("MST")
+	if !strings.Contains(out, time.Now().Format("2006-01-02")) || !strings.Contains(out, " "+zone+" ") || !strings.Contains(out, "P1234") || !strings.Contains(out, "dentify") {
+		t.Errorf("audit at 80 columns (zone %s):\n%s", zone, out)
+	}
+	// The decision is wrapped, whole.
+	if words := strings.Join(strings.Fields(out), " "); !strings.Contains(words, "error (InvalidArgument: "+long+")") {
+		t.Errorf("the decision is not all there at 80 columns:\n%s", out)
+	}
+	// Wide enough: nothing is cut.
+	t.Setenv("COLUMNS", "400")
+	if out, _, _ = runCLI(t, append(conn, "audit")...); !strings.Contains(out, "error (InvalidArgument: "+long+")") || strings.Contains(out, "…") || strings.Count(out, "\n") != 4 {
+		t.Errorf("audit at 400 columns:\n%s", out)
 	}
 }

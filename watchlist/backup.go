@@ -30,22 +30,29 @@ func (a *app) admin() (pb.AdminClient, error) {
 }
 
 func (a *app) backupCmd() *cobra.Command {
-	return &cobra.Command{
+	var force bool
+	cmd := &cobra.Command{
 		Use:   "backup FILE",
 		Short: "Write a consistent backup of the gallery to FILE (admin)",
 		Long: `backup streams one consistent snapshot of the gallery from matchd into FILE
 while searches and enrolments go on. FILE holds biometric data in the clear:
 it is written with mode 0600; keep it encrypted and access controlled.
-An existing FILE is replaced only when the backup is complete.`,
+An existing FILE is kept (exit 4) unless --force; then it is replaced only
+when the backup is complete.`,
 		Args: exactArgs(1, "backup needs the FILE to write"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			path := args[0]
+			// Before the call: a backup can take minutes, and the file in
+			// the way is likely the last good backup.
+			if _, err := os.Lstat(path); err == nil && !force {
+				return backupExists(path)
+			}
 			c, err := a.admin()
 			if err != nil {
 				return err
 			}
 			ctx, cancel := a.adminCtx(cmd)
 			defer cancel()
-			path := args[0]
 			tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".partial-*")
 			if err != nil {
 				return &exitError{code: ExitBadInput, err: err}
@@ -84,8 +91,8 @@ An existing FILE is replaced only when the backup is complete.`,
 			if err := tmp.Close(); err != nil {
 				return &exitError{code: ExitFailure, err: err}
 			}
-			if err := os.Rename(tmp.Name(), path); err != nil {
-				return &exitError{code: ExitFailure, err: err}
+			if err := place(tmp.Name(), path, force); err != nil {
+				return err
 			}
 			if a.json {
 				return a.printJSON(map[string]any{"file": path, "bytes": n})
@@ -94,6 +101,35 @@ An existing FILE is replaced only when the backup is complete.`,
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&force, "force", false, "replace an existing FILE")
+	return cmd
+}
+
+func backupExists(path string) error {
+	return &exitError{code: ExitBadInput, err: fmt.Errorf("backup: %s exists (--force to replace it)", path)}
+}
+
+// place moves the finished backup tmp to path. Without force a hard link
+// puts it there only if path is still free (a file may have appeared
+// during the backup); where links are not supported, a last check and a
+// rename.
+func place(tmp, path string, force bool) error {
+	if !force {
+		err := os.Link(tmp, path)
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, os.ErrExist) {
+			return backupExists(path)
+		}
+		if _, err := os.Lstat(path); err == nil {
+			return backupExists(path)
+		}
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return &exitError{code: ExitFailure, err: err}
+	}
+	return nil
 }
 
 func (a *app) restoreCmd() *cobra.Command {

@@ -6,10 +6,11 @@
 //
 //	0  the command ran (a search with no candidate above the threshold included)
 //	1  the server failed or an import had failures
-//	2  bad usage: unknown flag, missing argument
+//	2  bad usage: unknown flag, missing argument, a parameter the server
+//	   refuses (--top 500, a watchlist name it cannot hold)
 //	3  not found: no such subject
 //	4  bad input: unreadable photo, no face, several faces, subject exists,
-//	   malformed ANSI/NIST-ITL file, export file exists
+//	   malformed ANSI/NIST-ITL file, export or backup file exists
 //	5  the server could not be reached or did not answer in time
 //	6  refused: no valid credentials, or the caller's role may not do that
 //
@@ -27,6 +28,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -102,22 +105,22 @@ func Main(args []string, stdout, stderr io.Writer) int {
 func (a *app) root() *cobra.Command {
 	def := os.Getenv("BORDERMATCH_SERVER")
 	if def == "" {
-		def = "127.0.0.1:50051"
+		def = "127.0.0.1:" + defaultPort
 	}
 	root := &cobra.Command{
 		Use:   "watchlist",
 		Short: "Search and manage Bordermatch watchlists",
 		Long: `watchlist is the border officer's client of the Bordermatch matching engine (matchd).
 
-Exit codes: 0 done, 1 server failure or import failures, 2 bad usage,
-3 subject not found, 4 bad input (unreadable photo, no face, several faces,
-subject exists), 5 server unreachable or timed out, 6 refused (credentials
-or role).`,
+Exit codes: 0 done, 1 server failure or import failures, 2 bad usage (also
+a parameter the server refuses), 3 subject not found, 4 bad input (unreadable
+photo, no face, several faces, subject exists, file exists), 5 server
+unreachable or timed out, 6 refused (credentials or role).`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	pf := root.PersistentFlags()
-	pf.StringVar(&a.server, "server", def, "matchd address host:port (env BORDERMATCH_SERVER)")
+	pf.StringVar(&a.server, "server", def, "matchd address host[:port], port "+defaultPort+" if not given (env BORDERMATCH_SERVER)")
 	pf.BoolVar(&a.json, "json", false, "print JSON instead of a table")
 	pf.DurationVar(&a.timeout, "timeout", 30*time.Second, "how long to wait for the server per call")
 	a.tls.register(pf)
@@ -134,6 +137,7 @@ func (a *app) dial() (pb.MatcherClient, error) {
 	if err != nil {
 		return nil, &exitError{code: ExitUsage, err: err}
 	}
+	a.server = withDefaultPort(a.server)
 	conn, err := grpc.NewClient(a.server, append(creds,
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(16<<20), grpc.MaxCallSendMsgSize(16<<20)))...)
 	if err != nil {
@@ -150,7 +154,7 @@ func (a *app) ctx(parent context.Context) (context.Context, context.CancelFunc) 
 // callError turns a gRPC error into a message in plain words and an exit code.
 // subject names what the call was about, for messages like
 // "no face found in traveller.jpg".
-func (a *app) callError(err error, subject string) error {
+func (a *app) callError(err error, subject string) *exitError {
 	st := status.Convert(err)
 	msg := st.Message()
 	if subject != "" {
@@ -168,7 +172,7 @@ func (a *app) callError(err error, subject string) error {
 		e.code = ExitUnavailable
 		e.err = fmt.Errorf("cannot reach matchd at %s (is it running?): %s", a.server, st.Message())
 		if tlsTrouble(st.Message()) {
-			e.err = fmt.Errorf("no secure connection to matchd at %s (check --ca, --cert, --key, or --insecure for a server run with --insecure): %s", a.server, st.Message())
+			e.err = fmt.Errorf("no secure connection to matchd at %s (%s): %s", a.server, a.tls.advice(st.Message()), st.Message())
 		}
 	case codes.DeadlineExceeded:
 		e.code = ExitUnavailable
@@ -189,11 +193,37 @@ func call[T any](a *app, parent context.Context, subject func(error) string, fn 
 	defer cancel()
 	resp, err := fn(ctx, c)
 	if err != nil {
+		if subject != nil && requestError(err) {
+			// A parameter such as top_k, not a file: blaming the photo
+			// would send the officer to fix the wrong thing.
+			e := a.callError(err, "")
+			e.code = ExitUsage
+			return zero, e
+		}
 		s := ""
-		if subject != nil {
+		if subject != nil && aboutSample(err) {
 			s = subject(err)
 		}
 		return zero, a.callError(err, s)
 	}
 	return resp, nil
+}
+
+// sampleRef is how the server names what a call carried: "probe", "probe
+// finger 2", "sample 3", "reference".
+var sampleRef = regexp.MustCompile(`\b(probe|sample \d+|reference)\b`)
+
+// aboutSample tells an error about one of the files a call carried: the
+// server names the sample (sampleRef), or the ANSI/NIST-ITL transaction,
+// or the request was too large to receive. Others (a subject that exists,
+// a parameter) are not the file's fault.
+func aboutSample(err error) bool {
+	msg := status.Convert(err).Message()
+	return sampleRef.MatchString(msg) || nistError(err) || strings.Contains(msg, "message larger than max")
+}
+
+// requestError tells a refusal of the request's parameters (top_k, the
+// subject id, a watchlist name) from one of its samples.
+func requestError(err error) bool {
+	return status.Code(err) == codes.InvalidArgument && !aboutSample(err)
 }

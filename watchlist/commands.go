@@ -3,6 +3,7 @@ package watchlist
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -225,6 +226,9 @@ refused naming the record, field and byte.`,
 			}, func(ctx context.Context, c pb.MatcherClient) (*pb.IdentifyResponse, error) {
 				return c.Identify(ctx, req)
 			})
+			if ee := (*exitError)(nil); errors.As(err, &ee) && !largest && strings.Contains(ee.Error(), "several faces") {
+				ee.err = fmt.Errorf("%w (--largest-face searches with the largest)", ee.err)
+			}
 			if err != nil {
 				return err
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,10 +17,36 @@ import (
 	"github.com/bordermatch/bordermatch/pki"
 )
 
+// defaultPort is matchd's port when --server names a host alone; a
+// variable so that tests can point it at a server of their own.
+var defaultPort = "50051"
+
+// withDefaultPort adds defaultPort to a host without one. gRPC would
+// otherwise dial port 443, where no matchd listens. Targets with a scheme
+// (dns:///, unix:) are left to gRPC.
+func withDefaultPort(addr string) string {
+	if addr == "" || strings.Contains(addr, "://") || strings.HasPrefix(addr, "unix:") {
+		return addr
+	}
+	if _, _, err := net.SplitHostPort(addr); err == nil {
+		return addr
+	}
+	host := addr
+	if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		host = host[1 : len(host)-1] // [::1]
+	} else if strings.Count(host, ":") == 1 {
+		return addr // host: with an empty or bad port, for gRPC to refuse by name
+	}
+	return net.JoinHostPort(host, defaultPort)
+}
+
 // connFlags are the connection security settings.
 type connFlags struct {
 	data, ca, cert, key, token string
 	insecure                   bool
+	// fromData is the tls/ directory of --data when the CA or the client
+	// certificate was taken from it, for the advice on a failed handshake.
+	fromData string
 }
 
 func envOr(name, def string) string {
@@ -58,18 +85,23 @@ func (c *connFlags) dialOptions() ([]grpc.DialOption, error) {
 	ca, cert, key := c.ca, c.cert, c.key
 	if ca == "" {
 		ca = filepath.Join(dir, pki.CAFile)
+		c.fromData = dir
 	}
 	if (cert == "") != (key == "") {
 		return nil, errors.New("give --cert and --key together")
 	}
 	if cert == "" && token == "" {
 		cert, key = filepath.Join(dir, pki.AdminFile), filepath.Join(dir, pki.AdminKeyFile)
+		c.fromData = dir
 		if _, err := os.Stat(cert); err != nil {
 			return nil, fmt.Errorf("no credentials: %s is missing (matchd creates it on first start in its --data directory; or give --cert/--key, or a token in BORDERMATCH_TOKEN)", cert)
 		}
 	}
 	cfg, err := pki.ClientConfig(ca, cert, key)
 	if err != nil {
+		if c.fromData != "" {
+			return nil, fmt.Errorf("%w (give --data the data directory matchd runs with, or --ca)", err)
+		}
 		return nil, err
 	}
 	return append(opts, grpc.WithTransportCredentials(credentials.NewTLS(cfg))), nil
@@ -86,6 +118,21 @@ func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]strin
 }
 
 func (b bearer) RequireTransportSecurity() bool { return b.secure }
+
+// advice says which setting to change after a failed handshake (msg).
+func (c *connFlags) advice(msg string) string {
+	switch {
+	case c.insecure:
+		return "it may serve TLS: leave out --insecure"
+	case strings.Contains(msg, "does not look like a TLS handshake"):
+		return "it does not speak TLS: --insecure for a matchd run with --insecure"
+	case c.fromData != "":
+		// The usual mistake: the CLI runs elsewhere than matchd's data
+		// directory, so ./data/tls holds another CA, or none of matchd's.
+		return fmt.Sprintf("the CA or admin certificate in %s is not this matchd's: give --data the data directory matchd runs with, or --ca, --cert and --key", c.fromData)
+	}
+	return "check --ca, --cert, --key, or --insecure for a server run with --insecure"
+}
 
 func tlsTrouble(msg string) bool {
 	for _, w := range []string{"handshake", "certificate", "x509", "tls:", "server preface"} {

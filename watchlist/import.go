@@ -69,7 +69,11 @@ EBTS 2.009 OCA), else its TCN (1.009), else the file name without extension;
 its name and metadata are what the server reads from Type-2. A subject folder
 may hold one such file, enrolled with the folder's photos and fingers (the name
 then comes from its Type-2 unless subject.json gives one). A malformed file is
-a failure naming the record, field and byte; the others are still imported.`,
+a failure naming the record, field and byte; the others are still imported.
+
+Every folder is enrolled, reported as already enrolled, or reported as FAILED
+with the reason: a malformed subject.json, or nothing to enrol in it (exit 1
+when any failed). Folders whose name begins with a dot are not subjects.`,
 		Example: `  watchlist import ./wanted --list interpol`,
 		Args:    exactArgs(1, "import needs one directory"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -219,67 +223,83 @@ func scanImport(dir string, lists []string) ([]importItem, error) {
 			}
 			continue
 		}
-		sd := filepath.Join(dir, e.Name())
-		it := importItem{dir: sd, sub: subjectFile{ID: e.Name(), Name: e.Name()}}
-		var nists []string // ANSI/NIST-ITL files in the folder
-		nameFromFolder := true
-		if b, err := os.ReadFile(filepath.Join(sd, "subject.json")); err == nil {
-			it.sub.Name = ""
-			if err := json.Unmarshal(b, &it.sub); err != nil {
-				return nil, &exitError{code: ExitBadInput, err: fmt.Errorf("import: %s: %v", filepath.Join(sd, "subject.json"), err)}
-			}
-			if it.sub.ID == "" {
-				it.sub.ID = e.Name()
-			}
-			if it.sub.Name == "" {
-				it.sub.Name = e.Name()
-			} else {
-				nameFromFolder = false
-			}
-		} else if !errors.Is(err, os.ErrNotExist) {
-			return nil, &exitError{code: ExitBadInput, err: fmt.Errorf("import: %v", err)}
+		if strings.HasPrefix(e.Name(), ".") {
+			continue // .git, .Trash: not subjects
 		}
-		if len(it.sub.Watchlists) == 0 {
-			it.sub.Watchlists = lists
-		}
-		files, err := os.ReadDir(sd)
-		if err != nil {
-			return nil, &exitError{code: ExitBadInput, err: fmt.Errorf("import: %v", err)}
-		}
-		for _, f := range files {
-			if f.IsDir() {
-				continue
-			}
-			if pos, ok := fingerFile(f.Name()); ok {
-				it.fingers = append(it.fingers, fingerArg{pos, filepath.Join(sd, f.Name())})
-			} else if isPhoto(f.Name()) {
-				it.photos = append(it.photos, filepath.Join(sd, f.Name()))
-			} else if isNISTFile(f.Name()) {
-				nists = append(nists, f.Name())
-			}
-		}
-		sort.Strings(it.photos) // fingers come in name order from ReadDir
-		switch {
-		case len(nists) > 1:
-			it.failed = &exitError{code: ExitBadInput, err: fmt.Errorf("%s holds %d ANSI/NIST-ITL files (%s): one per subject folder", sd, len(nists), strings.Join(nists, ", "))}
-		case len(nists) == 1:
-			it.nist = filepath.Join(sd, nists[0])
-			nf, err := readNIST(it.nist)
-			if err != nil {
-				it.failed = err
-			} else if nameFromFolder && nf.hasName() {
-				it.sub.Name = "" // the server takes Type-2's
-			}
-		}
-		if len(it.photos)+len(it.fingers) == 0 && len(nists) == 0 {
-			continue
-		}
-		items = append(items, it)
+		items = append(items, folderItem(filepath.Join(dir, e.Name()), lists))
 	}
 	if len(items) == 0 {
-		return nil, &exitError{code: ExitBadInput, err: fmt.Errorf("import: no subject folders with photos or fingerprints, and no ANSI/NIST-ITL files, in %s", dir)}
+		return nil, &exitError{code: ExitBadInput, err: fmt.Errorf("import: no subject folders and no ANSI/NIST-ITL files in %s", dir)}
 	}
 	return items, nil
+}
+
+// folderItem is the subject of a folder of DIR. A folder that cannot be
+// enrolled (a malformed subject.json, no sample) is a failure under its
+// name rather than a stop of the whole import or a folder left out
+// unsaid: every folder is enrolled, found already there, or named.
+func folderItem(sd string, lists []string) importItem {
+	name := filepath.Base(sd)
+	it := importItem{dir: sd, sub: subjectFile{ID: name, Name: name, Watchlists: lists}}
+	fail := func(err error) importItem {
+		it.failed = &exitError{code: ExitBadInput, err: err}
+		return it
+	}
+	nameFromFolder := true
+	sj := filepath.Join(sd, "subject.json")
+	if b, err := os.ReadFile(sj); err == nil {
+		var sub subjectFile
+		if err := json.Unmarshal(b, &sub); err != nil {
+			return fail(fmt.Errorf("%s: %v", sj, err))
+		}
+		if sub.ID == "" {
+			sub.ID = name
+		}
+		if sub.Name == "" {
+			sub.Name = name
+		} else {
+			nameFromFolder = false
+		}
+		if len(sub.Watchlists) == 0 {
+			sub.Watchlists = lists
+		}
+		it.sub = sub
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fail(err)
+	}
+	files, err := os.ReadDir(sd)
+	if err != nil {
+		return fail(err)
+	}
+	var nists []string // ANSI/NIST-ITL files in the folder
+	for _, f := range files {
+		if f.IsDir() {
+			continue
+		}
+		if pos, ok := fingerFile(f.Name()); ok {
+			it.fingers = append(it.fingers, fingerArg{pos, filepath.Join(sd, f.Name())})
+		} else if isPhoto(f.Name()) {
+			it.photos = append(it.photos, filepath.Join(sd, f.Name()))
+		} else if isNISTFile(f.Name()) {
+			nists = append(nists, f.Name())
+		}
+	}
+	sort.Strings(it.photos) // fingers come in name order from ReadDir
+	switch {
+	case len(nists) > 1:
+		return fail(fmt.Errorf("%s holds %d ANSI/NIST-ITL files (%s): one per subject folder", sd, len(nists), strings.Join(nists, ", ")))
+	case len(nists) == 1:
+		it.nist = filepath.Join(sd, nists[0])
+		nf, err := readNIST(it.nist)
+		if err != nil {
+			it.failed = err
+		} else if nameFromFolder && nf.hasName() {
+			it.sub.Name = "" // the server takes Type-2's
+		}
+	case len(it.photos)+len(it.fingers) == 0:
+		return fail(fmt.Errorf("%s: nothing to enrol: no photo (.jpg, .jpeg, .png), no fingerprint file named after its position (right-index.png) and no ANSI/NIST-ITL file", sd))
+	}
+	return it
 }
 
 // nistItem is a subject of an ANSI/NIST-ITL file directly in DIR: its id

@@ -449,7 +449,9 @@ func pick(found []detection, w, h int, takeLargest bool) (int, error) {
 		}
 	}
 	if !ok {
-		return 0, fmt.Errorf("%w: %d faces in the image and none clearly the face of interest (the largest, %.1fx the area of any other, nearest the centre); enrolment needs one",
+		// No "enrolment needs one" here: a search probe comes this way
+		// too, and the caller (the engine) knows which it is.
+		return 0, fmt.Errorf("%w: %d faces in the image and none clearly the face of interest (the largest, %.1fx the area of any other, nearest the centre)",
 			templates.ErrMultipleFaces, len(found), Dominant)
 	}
 	return best, nil
