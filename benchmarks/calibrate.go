@@ -50,7 +50,7 @@ func Compare(dir string, reports []Report) ([]byte, error) {
 	}
 	var curves []DETCurve
 	for _, r := range reports {
-		curves = append(curves, DETCurve{Label: r.Label, Points: r.DET, EER: deref(r.EER)})
+		curves = append(curves, DETCurve{Label: r.Label, Points: r.DET, EER: deref(r.EER), Genuine: r.GenuineCount, Impostor: r.ImpostorCount})
 	}
 	if err := PlotDET(filepath.Join(dir, "det.png"), "DET comparison", curves...); err != nil {
 		return nil, fmt.Errorf("det.png: %w", err)

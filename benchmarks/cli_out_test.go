@@ -3,6 +3,7 @@ package benchmarks
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -51,5 +52,45 @@ func TestDefaultOutDirs(t *testing.T) {
 			names = append(names, e.Name())
 		}
 		t.Errorf("folders written: %v, want one per subcommand run (6)", names)
+	}
+}
+
+// TestIdentifyFNIRPlot: identify draws FNIR against FPIR (fnir.png), from
+// the curve report.json keeps, and report.md shows it.
+func TestIdentifyFNIRPlot(t *testing.T) {
+	dir := t.TempDir()
+	bmbench(t, ExitOK, "identify", "--modality", "finger", "--data", "../matcher/testdata/fingers/fvc2002_db1_b,../matcher/testdata/fingers/fvc2002_db3_b",
+		"--quiet", "--out", dir)
+	checkPNG(t, filepath.Join(dir, "fnir.png"))
+	r, err := ReadReport(filepath.Join(dir, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.FNIRCurve) < 2 {
+		t.Fatalf("fnir_curve has %d points", len(r.FNIRCurve))
+	}
+	for _, q := range r.FNIRCurve {
+		if q.FMR < 0 || q.FMR > 1 || q.FNMR < 0 || q.FNMR > 1 {
+			t.Errorf("fnir_curve point %+v: rates outside [0, 1]", q)
+		}
+	}
+	// Its operating points lie on it: FNIR at FPIR 10% is the curve's FNIR
+	// at the first threshold whose FPIR is at most 10%.
+	for _, op := range r.FNIRPoints {
+		if op.Target != 0.1 || !op.Measurable {
+			continue
+		}
+		for _, q := range r.FNIRCurve {
+			if q.Threshold == op.Threshold && q.FNMR != op.Rate {
+				t.Errorf("curve FNIR %v at threshold %v, report %v", q.FNMR, q.Threshold, op.Rate)
+			}
+		}
+	}
+	md, err := os.ReadFile(filepath.Join(dir, "report.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(md), "![FNIR against FPIR](fnir.png)") {
+		t.Errorf("report.md does not show fnir.png:\n%s", md)
 	}
 }

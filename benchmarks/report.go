@@ -129,15 +129,18 @@ type Report struct {
 	DET []errrate.DETPoint `json:"det"`
 
 	// Identification only.
-	Rank1            *float64                 `json:"rank1,omitempty"`
-	CMC              []float64                `json:"cmc,omitempty"`
-	FNIRAtFPIR       map[string]*float64      `json:"fnir_at_fpir,omitempty"`
-	FNIRPoints       []errrate.OperatingPoint `json:"fnir_points,omitempty"`
-	FNIRRank         int                      `json:"fnir_rank,omitempty"`
-	FTA              *float64                 `json:"fta,omitempty"`
-	GallerySize      int                      `json:"gallery_size,omitempty"`
-	MatedSearches    int                      `json:"mated_searches,omitempty"`
-	NonMatedSearches int                      `json:"non_mated_searches,omitempty"`
+	Rank1      *float64                 `json:"rank1,omitempty"`
+	CMC        []float64                `json:"cmc,omitempty"`
+	FNIRAtFPIR map[string]*float64      `json:"fnir_at_fpir,omitempty"`
+	FNIRPoints []errrate.OperatingPoint `json:"fnir_points,omitempty"`
+	FNIRRank   int                      `json:"fnir_rank,omitempty"`
+	// FNIRCurve is FNIR (in fnmr, mate at FNIRRank) against FPIR (in fmr)
+	// at every threshold, thinned as DET is.
+	FNIRCurve        []errrate.DETPoint `json:"fnir_curve,omitempty"`
+	FTA              *float64           `json:"fta,omitempty"`
+	GallerySize      int                `json:"gallery_size,omitempty"`
+	MatedSearches    int                `json:"mated_searches,omitempty"`
+	NonMatedSearches int                `json:"non_mated_searches,omitempty"`
 	// FingerFusion is the 1:N finger evaluation through the finger index
 	// with 1, 2, 4… fingers per subject (identify --fingers).
 	FingerFusion []FingerFusion `json:"finger_fusion,omitempty"`
@@ -209,12 +212,20 @@ func newReport(command string, mod Modality, ds DataSet, proto string, genuine, 
 	if g, i := r.Genuine, r.Impostor; g.Count > g.Failed && i.Count > i.Failed {
 		r.DPrime = num(math.Abs(g.Mean-i.Mean) / math.Sqrt((g.StdDev*g.StdDev+i.StdDev*i.StdDev)/2))
 	}
-	for _, p := range ThinDET(errrate.DET(genuine, impostor), detPoints) {
+	r.DET = thinCurve(errrate.DET(genuine, impostor))
+	return r
+}
+
+// thinCurve is a DET (or FNIR) curve as a report keeps it: detPoints
+// points at most, finite thresholds only.
+func thinCurve(c []errrate.DETPoint) []errrate.DETPoint {
+	var out []errrate.DETPoint
+	for _, p := range ThinDET(c, detPoints) {
 		if !math.IsInf(p.Threshold, 0) && !math.IsNaN(p.Threshold) {
-			r.DET = append(r.DET, p)
+			out = append(out, p)
 		}
 	}
-	return r
+	return out
 }
 
 // VerifyReport makes the report of a verification run.
@@ -267,6 +278,7 @@ func IdentifyReport(mod Modality, ds DataSet, opt IdentifyOptions, res IdentifyR
 			r.FNIRAtFPIR[fmtKey(fpir)] = nil
 		}
 	}
+	r.FNIRCurve = thinCurve(errrate.FNIRCurve(searches, rank))
 	r.GallerySize = res.Enrolled
 	r.MatedSearches, r.NonMatedSearches = len(res.Mated), len(res.NonMated)
 	r.Misses = res.Misses
@@ -343,15 +355,22 @@ func (r Report) Write(dir string) error {
 		return err
 	}
 	title := fmt.Sprintf("%s %s, %s", r.Modality, r.Command, r.Label)
-	if err := PlotDET(filepath.Join(dir, "det.png"), "DET: "+title, DETCurve{Label: r.Label, Points: r.DET, EER: deref(r.EER)}); err != nil {
+	if err := PlotDET(filepath.Join(dir, "det.png"), "DET: "+title,
+		DETCurve{Label: r.Label, Points: r.DET, EER: deref(r.EER), Genuine: r.GenuineCount, Impostor: r.ImpostorCount}); err != nil {
 		return fmt.Errorf("det.png: %w", err)
 	}
-	if err := PlotScores(filepath.Join(dir, "scores.png"), "Scores: "+title, finite(r.genuine), finite(r.impostor), r.defaultThreshold()); err != nil {
+	if err := r.plotScores(filepath.Join(dir, "scores.png"), "Scores: "+title); err != nil {
 		return fmt.Errorf("scores.png: %w", err)
 	}
 	if r.CMC != nil {
-		if err := PlotCMC(filepath.Join(dir, "cmc.png"), "CMC: "+title, CMCCurve{Label: r.Label, Rates: r.CMC}); err != nil {
+		if err := PlotCMC(filepath.Join(dir, "cmc.png"), "CMC: "+title, CMCCurve{Label: r.Label, Rates: r.CMC, Searches: r.MatedSearches}); err != nil {
 			return fmt.Errorf("cmc.png: %w", err)
+		}
+	}
+	if len(r.FNIRCurve) > 0 {
+		if err := PlotFNIR(filepath.Join(dir, "fnir.png"), fmt.Sprintf("FNIR (rank %d) against FPIR: %s", r.FNIRRank, title),
+			DETCurve{Label: r.Label, Points: r.FNIRCurve, EER: math.NaN(), Genuine: r.MatedSearches, Impostor: r.NonMatedSearches}); err != nil {
+			return fmt.Errorf("fnir.png: %w", err)
 		}
 	}
 	if r.Demographics != nil {
@@ -360,6 +379,20 @@ func (r Report) Write(dir string) error {
 		}
 	}
 	return os.WriteFile(filepath.Join(dir, "report.md"), r.Markdown(), 0o644)
+}
+
+// plotScores draws scores.png, its sets named as the report names them:
+// a finger fusion run's are one score per search, not every comparison.
+func (r Report) plotScores(path, title string) error {
+	names := comparisons
+	if r.Protocol == fingerFusionProtocol {
+		names = ScoreSets{Genuine: "mated searches (mate's score)", Impostor: "non-mated searches (best score)"}
+	}
+	p, err := scoresPlot(title, names, r.genuine, r.impostor, r.defaultThreshold())
+	if err != nil {
+		return err
+	}
+	return savePNG(p, path)
 }
 
 // defaultThreshold is the engine's built-in threshold, NaN without one.
@@ -445,10 +478,16 @@ func (r Report) Markdown() []byte {
 		}
 		p("| FTE / FTA | %s / %s |\n\n", pct(r.FTE), optPct(r.FTA))
 		p("![CMC](cmc.png)\n\n")
+		if len(r.FNIRCurve) > 0 {
+			p("![FNIR against FPIR](fnir.png)\n\n")
+		}
 	}
 
 	p("## Verification (1:1)\n\n")
-	if r.Command == "identify" {
+	switch {
+	case r.Protocol == fingerFusionProtocol:
+		p("From the first run's searches: each mated search's mate score (genuine) and each non-mated search's best score (impostor).\n\n")
+	case r.Command == "identify":
 		p("From the same searches: every probe against its mate (genuine) and every other gallery template (impostor).\n\n")
 	}
 	p("| metric | value |\n|---|---|\n")
