@@ -534,12 +534,23 @@ matchd refuses such a target).`,
 			}
 			c.summary(r)
 			fmt.Fprintf(c.stdout, "calibration: %d impostor comparisons, FMR measurable down to %s\n", cal.ImpostorCount, pct(3/float64(max(1, cal.ImpostorCount))))
-			for _, fmr := range []float64{0.01, 0.001, 0.0001} {
+			targets := []float64{0.01, 0.001, 0.0001}
+			if s := SuggestedFMR(cal.ImpostorCount); s > 0 && !slices.Contains(targets, s) {
+				targets = append(targets, s)
+				slices.Sort(targets)
+				slices.Reverse(targets)
+			}
+			for _, fmr := range targets {
 				if t, err := cal.ThresholdForFMR(fmr); err == nil {
 					fmt.Fprintf(c.stdout, "  --target-fmr %s → threshold %.4f\n", fmtKey(fmr), t)
 				}
 			}
-			fmt.Fprintf(c.stdout, "wrote %s (use: matchd --%s-calibration %s --target-fmr 0.001)\n", path, r.Modality, path)
+			if fmr := SuggestedFMR(cal.ImpostorCount); fmr > 0 {
+				fmt.Fprintf(c.stdout, "wrote %s (use: matchd --%s-calibration %s --target-fmr %s)\n", path, r.Modality, path, fmtKey(fmr))
+			} else {
+				fmt.Fprintf(c.stdout, "wrote %s: %d impostor comparisons measure no FMR below 100%%; matchd can set no threshold from it (measure on more identities)\n",
+					path, cal.ImpostorCount)
+			}
 			return nil
 		},
 	}

@@ -3,8 +3,12 @@ package benchmarks
 import (
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/bordermatch/bordermatch/matcher"
 )
 
 // TestDefaultOutDirs runs the subcommands without --out in an empty
@@ -92,5 +96,48 @@ func TestIdentifyFNIRPlot(t *testing.T) {
 	}
 	if !strings.Contains(string(md), "![FNIR against FPIR](fnir.png)") {
 		t.Errorf("report.md does not show fnir.png:\n%s", md)
+	}
+}
+
+// TestCalibrateSuggestsMeasurableFMR: the target FMR calibrate suggests
+// is one its own table measures (>= 3/impostor comparisons), which matchd
+// then accepts.
+func TestCalibrateSuggestsMeasurableFMR(t *testing.T) {
+	dir := t.TempDir()
+	// 64 records: 1792 impostor comparisons measure FMR down to 0.17%.
+	out := bmbench(t, ExitOK, "calibrate", "--modality", "finger", "--quiet", "--out", dir,
+		"--data", "../matcher/testdata/fingers/fvc2002_db1_b,../matcher/testdata/fingers/fvc2002_db3_b")
+	cal, err := matcher.ReadCalibration(filepath.Join(dir, "calibration.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`use: matchd --finger-calibration \S+ --target-fmr (\S+)\)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no suggested --target-fmr in:\n%s", out)
+	}
+	fmr, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmr < 3/float64(cal.ImpostorCount) {
+		t.Errorf("suggested --target-fmr %v, below 3/%d = %.4g: not measurable", fmr, cal.ImpostorCount, 3/float64(cal.ImpostorCount))
+	}
+	if _, err := cal.ThresholdForFMR(fmr); err != nil {
+		t.Errorf("suggested --target-fmr %v: %v", fmr, err)
+	}
+
+	for _, c := range []struct {
+		n    int
+		want float64
+	}{{0, 0}, {5, 0}, {6, 0.5}, {10, 0.5}, {300, 0.01}, {700, 0.005}, {1792, 0.002}, {2999, 0.002}, {3000, 0.001}, {1_000_000, 0.001}} {
+		got := SuggestedFMR(c.n)
+		if got != c.want {
+			t.Errorf("SuggestedFMR(%d) = %v, want %v", c.n, got, c.want)
+		}
+		if got > 0 {
+			if _, err := (matcher.Calibration{ImpostorCount: c.n, Points: cal.Points}).ThresholdForFMR(got); err != nil {
+				t.Errorf("SuggestedFMR(%d) = %v: %v", c.n, got, err)
+			}
+		}
 	}
 }
