@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -293,38 +291,6 @@ func defaultLabel(ds DataSet) string {
 	return strings.Join(names, "+")
 }
 
-// toolVersion is the module version, or the VCS revision bmbench was built
-// from (with "+dirty" for uncommitted changes). go run and go test stamp no
-// revision into the binary: then it is the revision of the git work tree
-// bmbench runs in, when it runs in one.
-func toolVersion() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	if v, ok := gitVersion(bi); ok {
-		return v
-	}
-	var rev, dirty string
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				dirty = "+dirty"
-			}
-		}
-	}
-	if rev != "" {
-		return rev[:min(12, len(rev))] + dirty
-	}
-	if v := bi.Main.Version; v != "" && v != "(devel)" {
-		return v
-	}
-	return "devel"
-}
-
 // ReadReport reads a report.json.
 func ReadReport(path string) (Report, error) {
 	b, err := os.ReadFile(path)
@@ -555,36 +521,4 @@ func opText(op errrate.OperatingPoint, count int, what, rate string) string {
 		return fmt.Sprintf("not measurable: %d %s measure %s down to %s", count, what, rate, pct(3/float64(max(1, count))))
 	}
 	return fmt.Sprintf("%s (threshold %.4f)", pct(op.Rate), op.Threshold)
-}
-
-// gitVersion is the current directory's git revision (12 digits, "+dirty"
-// when tracked files differ from it), if the binary carries no revision of
-// its own and the directory is in a work tree of bmbench's module.
-func gitVersion(bi *debug.BuildInfo) (string, bool) {
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" {
-			return "", false
-		}
-	}
-	out, err := exec.Command("git", "rev-parse", "--show-toplevel", "HEAD").Output()
-	if err != nil {
-		return "", false
-	}
-	lines := strings.Fields(string(out))
-	if len(lines) != 2 || len(lines[1]) < 12 {
-		return "", false
-	}
-	mod, err := os.ReadFile(filepath.Join(lines[0], "go.mod"))
-	if err != nil || !bytes.Contains(mod, []byte("module "+bi.Main.Path+"\n")) {
-		return "", false
-	}
-	rev := lines[1][:12]
-	st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output()
-	if err != nil {
-		return "", false
-	}
-	if len(bytes.TrimSpace(st)) > 0 {
-		rev += "+dirty"
-	}
-	return rev, true
 }
