@@ -478,7 +478,7 @@ func (r Report) Markdown() []byte {
 	p("| genuine scores | mean %.4f, sd %.4f, %.4f…%.4f |\n", r.Genuine.Mean, r.Genuine.StdDev, r.Genuine.Min, r.Genuine.Max)
 	p("| impostor scores | mean %.4f, sd %.4f, %.4f…%.4f |\n\n", r.Impostor.Mean, r.Impostor.StdDev, r.Impostor.Min, r.Impostor.Max)
 	p("![DET curve](det.png)\n\n![Score distributions](scores.png)\n\n")
-	p("Rates are measured on this data set only. With N impostor comparisons an FMR below 3/N cannot be told from zero (the rule of three, 95%% confidence), so such operating points are reported as not measurable. Failed samples score as non-matches in every comparison.\n\n")
+	p("Rates are measured on this data set only. With N impostor comparisons an FMR below 3/N cannot be told from zero (the rule of three, 95%% confidence), so such operating points are reported as not measurable, and the plotted curves stop where either of their rates falls below 3/N of its comparisons (or searches). Failed samples score as non-matches in every comparison.\n\n")
 
 	if r.QualityBands != nil {
 		r.QualityBands.markdown(p)
