@@ -2,8 +2,10 @@ package benchmarks
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/bordermatch/bordermatch/matcher"
@@ -34,6 +36,34 @@ func Calibration(r Report, impostor []float64) matcher.Calibration {
 	return c
 }
 
+// borderFMR is the target FMR suggested when a calibration measures it:
+// the usual operating point of automated border control gates (Frontex's
+// best practice for 1:1 verification).
+const borderFMR = 0.001
+
+// SuggestedFMR is a target FMR for a calibration of impostors impostor
+// comparisons that it can measure (>= 3/impostors, the rule of three):
+// borderFMR when it can, else the smallest of 1, 2 or 5 times a power of
+// ten that it can. 0 when it measures none below 1.
+func SuggestedFMR(impostors int) float64 {
+	if impostors <= 0 {
+		return 0
+	}
+	lowest := 3 / float64(impostors) * (1 - 1e-9) // as matcher's measurableFMR rounds
+	if lowest <= borderFMR {
+		return borderFMR
+	}
+	e := math.Floor(math.Log10(lowest))
+	for _, m := range []float64{1, 2, 5, 10} {
+		// Parsed from its decimal form, as a user will type it.
+		v, _ := strconv.ParseFloat(strconv.FormatFloat(m*math.Pow(10, e), 'g', 6, 64), 64)
+		if v >= lowest && v < 1 {
+			return v
+		}
+	}
+	return 0
+}
+
 // ImpostorScores returns the raw impostor scores of a report made in this run.
 func (r Report) ImpostorScores() []float64 { return r.impostor }
 
@@ -55,7 +85,7 @@ func Compare(dir string, reports []Report) ([]byte, error) {
 	}
 	var curves []DETCurve
 	for _, r := range reports {
-		curves = append(curves, DETCurve{Label: r.Label, Points: r.DET, EER: deref(r.EER)})
+		curves = append(curves, DETCurve{Label: r.Label, Points: r.DET, EER: deref(r.EER), Genuine: r.GenuineCount, Impostor: r.ImpostorCount})
 	}
 	if err := PlotDET(filepath.Join(dir, "det.png"), "DET comparison", curves...); err != nil {
 		return nil, fmt.Errorf("det.png: %w", err)

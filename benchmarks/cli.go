@@ -62,6 +62,8 @@ type cli struct {
 	faiss      bool
 	python     string
 	closeMods  []func()
+	// subs are the subcommands' own clis (see sub).
+	subs []*cli
 }
 
 // Main runs bmbench with args (without the program name) and returns the
@@ -75,8 +77,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := root.ExecuteContext(ctx)
-	for _, f := range c.closeMods {
-		f()
+	for _, s := range c.subs {
+		for _, f := range s.closeMods {
+			f()
+		}
 	}
 	var ue usageErr
 	switch {
@@ -119,14 +123,28 @@ Data sets are folders in one of two layouts (--layout):
   identity  <dir>/<identity>/<sample>.<ext>   (faces)
   fvc       <dir>/<finger>_<impression>.<ext> (fingerprints, as FVC ships them)
 
-Each run writes report.md, report.json and PNG plots into --out.
+Each run writes report.md, report.json and PNG plots into --out, by
+default a folder of its own in the current directory: bmbench-verify/,
+bmbench-identify/, bmbench-calibrate/, bmbench-speed/, bmbench-scale/,
+bmbench-cluster/, bmbench-compare/.
 Exit codes: 0 done, 1 failed, 2 bad usage, 130 interrupted.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr{err} })
-	root.AddCommand(c.verifyCmd(), c.identifyCmd(), c.calibrateCmd(), c.speedCmd(), c.scaleCmd(), c.clusterCmd(), c.compareCmd(), c.loadCmd())
+	root.AddCommand(c.sub().verifyCmd(), c.sub().identifyCmd(), c.sub().calibrateCmd(), c.sub().speedCmd(),
+		c.sub().scaleCmd(), c.sub().clusterCmd(), c.sub().compareCmd(), c.sub().loadCmd())
 	return root
+}
+
+// sub is a cli for one subcommand to bind its flags to. pflag writes a
+// flag's default into its variable when the flag is defined, so
+// subcommands sharing one variable would all start from the default of the
+// last one defined (every --out was bmbench-compare).
+func (c *cli) sub() *cli {
+	s := &cli{stdout: c.stdout, stderr: c.stderr}
+	c.subs = append(c.subs, s)
+	return s
 }
 
 // dataFlags are the flags of every command that reads a data set.
@@ -516,12 +534,23 @@ matchd refuses such a target).`,
 			}
 			c.summary(r)
 			fmt.Fprintf(c.stdout, "calibration: %d impostor comparisons, FMR measurable down to %s\n", cal.ImpostorCount, pct(3/float64(max(1, cal.ImpostorCount))))
-			for _, fmr := range []float64{0.01, 0.001, 0.0001} {
+			targets := []float64{0.01, 0.001, 0.0001}
+			if s := SuggestedFMR(cal.ImpostorCount); s > 0 && !slices.Contains(targets, s) {
+				targets = append(targets, s)
+				slices.Sort(targets)
+				slices.Reverse(targets)
+			}
+			for _, fmr := range targets {
 				if t, err := cal.ThresholdForFMR(fmr); err == nil {
 					fmt.Fprintf(c.stdout, "  --target-fmr %s → threshold %.4f\n", fmtKey(fmr), t)
 				}
 			}
-			fmt.Fprintf(c.stdout, "wrote %s (use: matchd --%s-calibration %s --target-fmr 0.001)\n", path, r.Modality, path)
+			if fmr := SuggestedFMR(cal.ImpostorCount); fmr > 0 {
+				fmt.Fprintf(c.stdout, "wrote %s (use: matchd --%s-calibration %s --target-fmr %s)\n", path, r.Modality, path, fmtKey(fmr))
+			} else {
+				fmt.Fprintf(c.stdout, "wrote %s: %d impostor comparisons measure no FMR below 100%%; matchd can set no threshold from it (measure on more identities)\n",
+					path, cal.ImpostorCount)
+			}
 			return nil
 		},
 	}

@@ -326,7 +326,8 @@ func (d *DemographicsReport) plot(dir, title string) error {
 		var curves []DETCurve
 		for _, g := range a.Groups {
 			if len(g.DET) > 0 {
-				curves = append(curves, DETCurve{Label: fmt.Sprintf("%s (%d ids)", g.Group, g.Identities), Points: g.DET, EER: deref(g.EER)})
+				curves = append(curves, DETCurve{Label: fmt.Sprintf("%s (%d ids)", g.Group, g.Identities), Points: g.DET, EER: deref(g.EER),
+					Genuine: g.GenuineCount, Impostor: g.ImpostorCount})
 			}
 		}
 		if len(curves) == 0 {

@@ -352,6 +352,9 @@ func EvaluateFingerIdentification(ctx context.Context, mod Finger, samples []Sam
 	return out, res, nil
 }
 
+// fingerFusionProtocol is the protocol of FingerFusionReport's reports.
+const fingerFusionProtocol = "finger-fusion"
+
 // FingerFusionReport is the report of identify --modality finger
 // --fingers: the runs in FingerFusion, and the report's own identify and
 // 1:1 fields from the first run (its mate scores against its searches'
@@ -367,7 +370,7 @@ func FingerFusionReport(mod Modality, ds DataSet, res IdentifyResult, runs []Fin
 			}
 		}
 	}
-	r := newReport("identify", mod, ds, "finger-fusion", genuine, impostor)
+	r := newReport("identify", mod, ds, fingerFusionProtocol, genuine, impostor)
 	r.FailedToEnrol = append(r.FailedToEnrol, res.FailedToEnrol...)
 	r.FTEReasons = fteReasons(res.FailedToEnrol)
 	r.ExtractP50MS, r.ExtractP95MS = percentiles(res.ExtractTimes)
@@ -387,6 +390,7 @@ func FingerFusionReport(mod Modality, ds DataSet, res IdentifyResult, runs []Fin
 				r.FNIRAtFPIR[fmtKey(op.Target)] = nil
 			}
 		}
+		r.FNIRCurve = thinCurve(errrate.FNIRCurve(f.searches, 1))
 		r.GallerySize = f.Subjects + f.Distractors
 		r.MatedSearches, r.NonMatedSearches = f.Mated, f.NonMated
 	}

@@ -68,7 +68,7 @@ func TestIdolsRealScores(t *testing.T) {
 	}
 	dir := outDir(t)
 	if err := PlotDET(filepath.Join(dir, "idols-det.png"), "DET: dlib ResNet-29 on idols.json (cosine)",
-		DETCurve{"idols.json", errrate.DET(gen, imp), eer}); err != nil {
+		DETCurve{"idols.json", errrate.DET(gen, imp), eer, len(gen), len(imp)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := PlotScores(filepath.Join(dir, "idols-scores.png"), "Scores: dlib ResNet-29 on idols.json (cosine)",

@@ -48,7 +48,7 @@ func WriteModelComparison(dir string, reports []Report) ([]byte, error) {
 	first := reports[0]
 	var curves []DETCurve
 	for _, r := range reports {
-		curves = append(curves, DETCurve{Label: modelName(r), Points: r.DET, EER: deref(r.EER)})
+		curves = append(curves, DETCurve{Label: modelName(r), Points: r.DET, EER: deref(r.EER), Genuine: r.GenuineCount, Impostor: r.ImpostorCount})
 	}
 	title := fmt.Sprintf("DET by face model: %s %s", first.Command, defaultLabel(first.DataSet))
 	if err := PlotDET(filepath.Join(dir, "det.png"), title, curves...); err != nil {

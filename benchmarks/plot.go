@@ -6,8 +6,7 @@ import (
 	"image/color"
 	"math"
 	"os"
-	"slices"
-	"strconv"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -30,12 +29,32 @@ const (
 	detMaxPoints = 2000
 )
 
-// DETCurve is one system's DET curve for PlotDET.
+// DETCurve is one system's DET curve for PlotDET, or its FNIR-against-FPIR
+// curve for PlotFNIR.
 type DETCurve struct {
 	Label  string
 	Points []errrate.DETPoint
 	EER    float64 // NaN: no EER marked
+	// Genuine and Impostor are how many comparisons the rates were
+	// measured on (for PlotFNIR, mated and non-mated searches): a rate
+	// below 3/N of them cannot be told from zero (the rule of three), so
+	// the curve stops there.
+	Genuine, Impostor int
 }
+
+// tradeoff names the axes and the counts of a DET-like plot.
+type tradeoff struct {
+	x, y string // axis labels
+	// counts says what a curve's Genuine and Impostor count.
+	counts func(genuine, impostor int) string
+}
+
+var (
+	detAxes = tradeoff{x: "False match rate (FMR)", y: "False non-match rate (FNMR)",
+		counts: func(g, i int) string { return fmt.Sprintf("%d genuine, %d impostor comparisons", g, i) }}
+	fnirAxes = tradeoff{x: "False positive identification rate (FPIR)", y: "False negative identification rate (FNIR)",
+		counts: func(g, i int) string { return fmt.Sprintf("%d mated, %d non-mated searches", g, i) }}
+)
 
 // curveStyle gives curve i a colour and dash pattern that stay apart in
 // print too.
@@ -44,32 +63,75 @@ func curveStyle(i int) draw.LineStyle {
 		Dashes: plotutil.Dashes(i / len(plotutil.DarkColors))}
 }
 
+// ruleOfThree is the lowest rate n trials measure: 3/n (1 for none).
+func ruleOfThree(n int) float64 { return math.Min(1, 3/float64(max(1, n))) }
+
+// MeasurableDET is the part of a DET curve both of whose rates can be
+// told from zero: FMR >= 3/impostor and FNMR >= 3/genuine. Below that the
+// curve's steps are one or two comparisons each, and a curve drawn on to
+// zero would be an extrapolation.
+func MeasurableDET(p []errrate.DETPoint, genuine, impostor int) []errrate.DETPoint {
+	// The tolerance absorbs 3/n against k/n rounding apart.
+	fmrMin, fnmrMin := ruleOfThree(impostor)*(1-1e-9), ruleOfThree(genuine)*(1-1e-9)
+	var out []errrate.DETPoint
+	for _, q := range p {
+		if q.FMR >= fmrMin && q.FNMR >= fnmrMin {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+// drawn is the part of the curve a plot draws: the measurable part,
+// thinned.
+func (c DETCurve) drawn() []errrate.DETPoint {
+	return ThinDET(MeasurableDET(c.Points, c.Genuine, c.Impostor), detMaxPoints)
+}
+
 // PlotDET draws DET curves as FVC and NIST draw them: FNMR against FMR,
 // both axes log-scaled, one colour and legend entry per curve, so several
-// runs compare on one plot. Each axis runs from 1 down to the largest power
-// of ten at or below the smallest non-zero rate of any curve on it (the
-// smallest rate the data can measure, 1/N or so); a zero rate, which a log
-// axis cannot show, is drawn at that edge. Each EER is marked with a dot
-// on the dotted FMR = FNMR diagonal and quoted in the legend. Curves are
-// thinned with ThinDET, so millions of points plot quickly. The plot is
-// written to path as an 800×600 PNG.
+// runs compare on one plot. Each curve is drawn where its rates are
+// measurable (MeasurableDET) and its legend entry says how many
+// comparisons it was measured on; each axis runs from 1 down to the
+// largest power of ten at or below the lowest measurable rate of any
+// curve on it. Each EER is marked with a dot on the dotted FMR = FNMR
+// diagonal and quoted in the legend (not marked when it is below what the
+// curve can measure). Curves are thinned with ThinDET, so millions of
+// points plot quickly. The plot is written to path as an 800×600 PNG.
 func PlotDET(path, title string, curves ...DETCurve) error {
+	p, err := tradeoffPlot(detAxes, title, curves)
+	if err != nil {
+		return err
+	}
+	return savePNG(p, path)
+}
+
+// PlotFNIR draws open-set identification curves, NIST FRTE's
+// "DET" for 1:N: FNIR against FPIR on log axes, each curve over its
+// mated (Genuine) and non-mated (Impostor) searches, drawn where both
+// rates are measurable, as PlotDET draws.
+func PlotFNIR(path, title string, curves ...DETCurve) error {
+	p, err := tradeoffPlot(fnirAxes, title, curves)
+	if err != nil {
+		return err
+	}
+	return savePNG(p, path)
+}
+
+// tradeoffPlot is PlotDET's and PlotFNIR's plot.
+func tradeoffPlot(ax tradeoff, title string, curves []DETCurve) (*plot.Plot, error) {
 	if len(curves) == 0 {
-		return errors.New("benchmarks: PlotDET: no curves")
+		return nil, errors.New("benchmarks: PlotDET: no curves")
 	}
 	xmin, ymin := 1.0, 1.0
 	for _, c := range curves {
 		if len(c.Points) == 0 {
-			return fmt.Errorf("benchmarks: PlotDET: curve %q has no points", c.Label)
+			return nil, fmt.Errorf("benchmarks: PlotDET: curve %q has no points", c.Label)
 		}
-		for _, q := range c.Points {
-			if q.FMR > 0 {
-				xmin = math.Min(xmin, q.FMR)
-			}
-			if q.FNMR > 0 {
-				ymin = math.Min(ymin, q.FNMR)
-			}
+		if c.Genuine <= 0 || c.Impostor <= 0 {
+			return nil, fmt.Errorf("benchmarks: PlotDET: curve %q: no comparison counts (genuine %d, impostor %d)", c.Label, c.Genuine, c.Impostor)
 		}
+		xmin, ymin = math.Min(xmin, ruleOfThree(c.Impostor)), math.Min(ymin, ruleOfThree(c.Genuine))
 	}
 	xmin, ymin = decadeBelow(xmin), decadeBelow(ymin)
 	// The axes are linear in log10 of the rate, labelled as rates:
@@ -80,8 +142,8 @@ func PlotDET(path, title string, curves ...DETCurve) error {
 
 	p := plot.New()
 	p.Title.Text = title
-	p.X.Label.Text = "False match rate (FMR)"
-	p.Y.Label.Text = "False non-match rate (FNMR)"
+	p.X.Label.Text = ax.x
+	p.Y.Label.Text = ax.y
 	p.X.Tick.Marker, p.Y.Tick.Marker = logTicks(xmin), logTicks(ymin)
 	p.Add(plotter.NewGrid())
 
@@ -89,39 +151,42 @@ func PlotDET(path, title string, curves ...DETCurve) error {
 	lo := math.Max(xmin, ymin)
 	diag, err := plotter.NewLine(plotter.XYs{{X: math.Log10(lo), Y: math.Log10(lo)}, {X: 0, Y: 0}})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	diag.LineStyle = draw.LineStyle{Color: color.Gray{Y: 150}, Width: vg.Points(0.75), Dashes: []vg.Length{vg.Points(2), vg.Points(3)}}
 	p.Add(diag)
 
 	for i, c := range curves {
-		pts := ThinDET(c.Points, detMaxPoints)
+		pts := c.drawn()
 		xy := make(plotter.XYs, len(pts))
 		for k, q := range pts {
 			xy[k] = plotter.XY{X: lg(q.FMR, xmin), Y: lg(q.FNMR, ymin)}
 		}
-		l, err := plotter.NewLine(xy)
-		if err != nil {
-			return fmt.Errorf("benchmarks: PlotDET: curve %q: %w", c.Label, err)
-		}
-		l.LineStyle = curveStyle(i)
+		l := &plotter.Line{XYs: xy, LineStyle: curveStyle(i)}
 		p.Add(l)
-		label := c.Label
+		label := c.Label + ": " + ax.counts(c.Genuine, c.Impostor)
+		if len(pts) == 0 {
+			label += ", no point with both rates at or above 3/N"
+		}
 		if !math.IsNaN(c.EER) {
-			e := lg(c.EER, math.Max(xmin, ymin))
-			s, err := plotter.NewScatter(plotter.XYs{{X: e, Y: e}})
-			if err != nil {
-				return err
+			label = fmt.Sprintf("%s (EER %s)", label, pct(c.EER))
+			if c.EER >= ruleOfThree(c.Impostor) && c.EER >= ruleOfThree(c.Genuine) {
+				e := math.Log10(c.EER)
+				s, err := plotter.NewScatter(plotter.XYs{{X: e, Y: e}})
+				if err != nil {
+					return nil, err
+				}
+				s.GlyphStyle = draw.GlyphStyle{Color: l.LineStyle.Color, Radius: vg.Points(3.5), Shape: draw.CircleGlyph{}}
+				p.Add(s)
+			} else {
+				label = strings.TrimSuffix(label, ")") + ", below 3/N: not marked)"
 			}
-			s.GlyphStyle = draw.GlyphStyle{Color: l.LineStyle.Color, Radius: vg.Points(3.5), Shape: draw.CircleGlyph{}}
-			p.Add(s)
-			label = fmt.Sprintf("%s (EER %s)", c.Label, percent(c.EER))
 		}
 		p.Legend.Add(label, l)
 	}
 	p.X.Min, p.X.Max, p.Y.Min, p.Y.Max = math.Log10(xmin), 0, math.Log10(ymin), 0
 	legendAbove(p, len(curves))
-	return savePNG(p, path)
+	return p, nil
 }
 
 // legendAbove puts the legend in a band of its own between the title and
@@ -133,7 +198,12 @@ func legendAbove(p *plot.Plot, entries int) {
 	p.Title.Padding += h + vg.Points(6)
 	p.Legend.Top = true
 	p.Legend.YOffs = h + vg.Points(3)
+	p.Legend.XOffs = -legendMargin
 }
+
+// legendMargin keeps a right-aligned legend's symbols off the image's
+// edge, where they were cut off.
+const legendMargin = vg.Length(6)
 
 // decadeBelow is the largest power of ten <= v, for 0 < v <= 1.
 func decadeBelow(v float64) float64 {
@@ -164,241 +234,17 @@ func decadePercent(e int) string {
 	return fmt.Sprintf("%.*f%%", -(e + 2), math.Pow(10, float64(e+2)))
 }
 
-// percent formats a rate for a legend.
-func percent(r float64) string {
-	switch {
-	case r == 0:
-		return "0%"
-	case r < 0.001:
-		return fmt.Sprintf("%.3g%%", 100*r)
-	}
-	return fmt.Sprintf("%.2f%%", 100*r)
-}
-
-// PlotScores draws the genuine and impostor score distributions as
-// densities (each histogram has unit area, so a set of a million impostor
-// scores and one of a thousand genuine ones compare), overlaid and
-// translucent, with a vertical line at threshold (none if it is NaN).
-// Failed comparisons (-Inf, NaN) cannot be placed on the score axis: the
-// legend counts them. Each set is binned on its own with the
-// Freedman–Diaconis rule (10 to 200 bins). Written to path as an 800×600
-// PNG.
-func PlotScores(path, title string, genuine, impostor []float64, threshold float64) error {
-	g, gFailed := finiteSorted(genuine)
-	im, iFailed := finiteSorted(impostor)
-	if len(g) == 0 && len(im) == 0 {
-		return errors.New("benchmarks: PlotScores: no finite scores")
-	}
-	p := plot.New()
-	p.Title.Text = title
-	p.X.Label.Text = "Score (higher = more similar)"
-	p.Y.Label.Text = "Density"
-	p.Add(plotter.NewGrid())
-	ymax, entries := 0.0, 0
-	for _, set := range []struct {
-		name   string
-		s      []float64
-		failed int
-		colour color.NRGBA
-	}{
-		{"impostor", im, iFailed, color.NRGBA{R: 214, G: 39, B: 40, A: 255}},
-		{"genuine", g, gFailed, color.NRGBA{R: 31, G: 119, B: 180, A: 255}},
-	} {
-		if len(set.s) == 0 {
-			continue
-		}
-		h := density(set.s)
-		for _, b := range h.Bins {
-			ymax = math.Max(ymax, b.Weight)
-		}
-		// One filled outline, not a bar per bin: a bar per bin draws
-		// seams between neighbours.
-		poly, err := plotter.NewPolygon(envelope(h))
-		if err != nil {
-			return fmt.Errorf("benchmarks: PlotScores: %s: %w", set.name, err)
-		}
-		fill := set.colour
-		fill.A = 90
-		poly.Color = fill
-		poly.LineStyle = draw.LineStyle{Color: set.colour, Width: vg.Points(1.25)}
-		p.Add(poly)
-		label := fmt.Sprintf("%s: %d score%s", set.name, len(set.s), map[bool]string{true: "s"}[len(set.s) != 1])
-		if set.failed > 0 {
-			label += fmt.Sprintf(", %d failed (not drawn)", set.failed)
-		}
-		p.Legend.Add(label, poly)
-		entries++
-	}
-	if !math.IsNaN(threshold) {
-		l, err := plotter.NewLine(plotter.XYs{{X: threshold, Y: 0}, {X: threshold, Y: ymax * 1.05}})
-		if err != nil {
-			return fmt.Errorf("benchmarks: PlotScores: threshold %v: %w", threshold, err)
-		}
-		l.LineStyle = draw.LineStyle{Color: color.Black, Width: vg.Points(1.5), Dashes: []vg.Length{vg.Points(5), vg.Points(3)}}
-		p.Add(l)
-		p.Legend.Add(fmt.Sprintf("threshold %.4g", threshold), l)
-		entries++
-	}
-	p.Y.Min = 0
-	p.X.Tick.Marker = niceTicks{}
-	legendAbove(p, entries)
-	return savePNG(p, path)
-}
-
-// finiteSorted returns the finite scores of s, ascending, and how many
-// were failures (-Inf, NaN). +Inf is not drawable either and counts as
-// failed here.
-func finiteSorted(s []float64) (out []float64, failed int) {
-	out = make([]float64, 0, len(s))
-	for _, v := range s {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			failed++
-			continue
-		}
-		out = append(out, v)
-	}
-	slices.Sort(out)
-	return out, failed
-}
-
-// density bins sorted finite scores into a unit-area histogram, bin width
-// by the Freedman–Diaconis rule, 2·IQR/n^(1/3), held to 10..200 bins.
-func density(s []float64) *plotter.Histogram {
-	n := len(s)
-	lo, hi := s[0], s[n-1]
-	iqr := s[n*3/4] - s[n/4]
-	bins := 10
-	if hi > lo && iqr > 0 {
-		w := 2 * iqr / math.Cbrt(float64(n))
-		bins = min(200, max(10, int(math.Ceil((hi-lo)/w))))
-	}
-	if hi == lo { // one value: a narrow bar around it
-		lo, hi = lo-0.005, hi+0.005
-	}
-	w := (hi - lo) / float64(bins)
-	h := &plotter.Histogram{Width: w, Bins: make([]plotter.HistogramBin, bins)}
-	for i := range h.Bins {
-		h.Bins[i].Min, h.Bins[i].Max = lo+float64(i)*w, lo+float64(i+1)*w
-	}
-	for _, v := range s {
-		i := min(bins-1, int((v-lo)/w))
-		h.Bins[i].Weight++
-	}
-	for i := range h.Bins {
-		h.Bins[i].Weight /= float64(n) * w
-	}
-	return h
-}
-
-// envelope is the outline of a histogram: a step line over its bars,
-// from zero at the left end to zero at the right.
-func envelope(h *plotter.Histogram) plotter.XYs {
-	xy := make(plotter.XYs, 0, 2*len(h.Bins)+2)
-	xy = append(xy, plotter.XY{X: h.Bins[0].Min})
-	for _, b := range h.Bins {
-		xy = append(xy, plotter.XY{X: b.Min, Y: b.Weight}, plotter.XY{X: b.Max, Y: b.Weight})
-	}
-	return append(xy, plotter.XY{X: h.Bins[len(h.Bins)-1].Max})
-}
-
-// niceTicks labels 5 to 10 round values (1, 2 or 5 times a power of ten
-// apart) and marks minor ticks between them.
-type niceTicks struct{}
-
-func (niceTicks) Ticks(lo, hi float64) []plot.Tick {
-	if !(hi > lo) {
-		return plot.DefaultTicks{}.Ticks(lo, hi)
-	}
-	decade := math.Pow(10, math.Floor(math.Log10(hi-lo)))
-	// Major step: 0.1, 0.2, 0.5 or 1 decade, the finest with at most 10
-	// labels; minor ticks split 1 and 5 into fifths, 2 into quarters.
-	var step, minor float64
-	for _, m := range []struct{ step, parts float64 }{{0.1, 5}, {0.2, 4}, {0.5, 5}, {1, 5}} {
-		step, minor = m.step*decade, m.step*decade/m.parts
-		if (hi-lo)/step <= 10 {
-			break
-		}
-	}
-	var ts []plot.Tick
-	for k := math.Ceil(lo/minor - 1e-9); k*minor <= hi*(1+1e-12); k++ {
-		t := plot.Tick{Value: k * minor}
-		if r := k * minor / step; math.Abs(r-math.Round(r)) < 1e-6 {
-			// 'g' with 10 digits drops the float noise of 3×0.1.
-			t.Label = strconv.FormatFloat(math.Round(r)*step, 'g', 10, 64)
-		}
-		ts = append(ts, t)
-	}
-	return ts
-}
-
-// CMCCurve is one system's cumulative match characteristic for PlotCMC:
-// Rates[r-1] is the identification rate at rank r.
-type CMCCurve struct {
-	Label string
-	Rates []float64
-}
-
-// PlotCMC draws CMC curves: rank 1..len(Rates) on x, identification rate
-// on y (from 1 down to the next 10% below the lowest rate), one colour and
-// legend entry (quoting rank 1) per curve. Written to path as an 800×600
-// PNG.
-func PlotCMC(path, title string, curves ...CMCCurve) error {
-	if len(curves) == 0 {
-		return errors.New("benchmarks: PlotCMC: no curves")
-	}
-	p := plot.New()
-	p.Title.Text = title
-	p.X.Label.Text = "Rank"
-	p.Y.Label.Text = "Identification rate"
-	p.Add(plotter.NewGrid())
-	lowest, ranks := 1.0, 0
-	for i, c := range curves {
-		if len(c.Rates) == 0 {
-			return fmt.Errorf("benchmarks: PlotCMC: curve %q has no ranks", c.Label)
-		}
-		xy := make(plotter.XYs, 0, len(c.Rates))
-		for r, v := range c.Rates {
-			if math.IsNaN(v) {
-				return fmt.Errorf("benchmarks: PlotCMC: curve %q: rate at rank %d is NaN (no mated searches?)", c.Label, r+1)
-			}
-			xy = append(xy, plotter.XY{X: float64(r + 1), Y: v})
-			lowest = math.Min(lowest, v)
-		}
-		ranks = max(ranks, len(c.Rates))
-		l, s, err := plotter.NewLinePoints(xy)
-		if err != nil {
-			return fmt.Errorf("benchmarks: PlotCMC: curve %q: %w", c.Label, err)
-		}
-		l.LineStyle = curveStyle(i)
-		s.GlyphStyle = draw.GlyphStyle{Color: l.LineStyle.Color, Radius: vg.Points(2.5), Shape: plotutil.Shape(i)}
-		p.Add(l, s)
-		p.Legend.Add(fmt.Sprintf("%s (rank 1: %s)", c.Label, percent(c.Rates[0])), l, s)
-	}
-	var ticks plot.ConstantTicks
-	step := max(1, (ranks+19)/20)
-	for r := 1; r <= ranks; r++ {
-		t := plot.Tick{Value: float64(r)}
-		if r == 1 || r%step == 0 {
-			t.Label = fmt.Sprint(r)
-		}
-		ticks = append(ticks, t)
-	}
-	p.X.Tick.Marker, p.Y.Tick.Marker = ticks, niceTicks{}
-	p.X.Min, p.X.Max = 0.5, float64(ranks)+0.5
-	p.Y.Min, p.Y.Max = math.Max(0, math.Floor(lowest*10-1e-9)/10), 1
-	if p.Y.Min == 1 {
-		p.Y.Min = 0.9
-	}
-	p.Y.Max = 1 + 0.02*(1-p.Y.Min) // headroom: a curve at 100% stays clear of the title
-	p.Legend.Top = false           // bottom right: CMC curves rise to the top right
-	return savePNG(p, path)
-}
-
-// savePNG renders p at plotWidth×plotHeight pixels and writes it to path.
-func savePNG(p *plot.Plot, path string) error {
+// render draws p at plotWidth×plotHeight pixels.
+func render(p *plot.Plot) *vgimg.Canvas {
 	const inch = float64(vg.Inch)
 	c := vgimg.NewWith(vgimg.UseWH(vg.Length(plotWidth*inch/plotDPI), vg.Length(plotHeight*inch/plotDPI)), vgimg.UseDPI(plotDPI))
 	p.Draw(draw.New(c))
+	return c
+}
+
+// savePNG renders p and writes it to path as a PNG.
+func savePNG(p *plot.Plot, path string) error {
+	c := render(p)
 	f, err := os.Create(path)
 	if err != nil {
 		return fmt.Errorf("benchmarks: plot: %w", err)

@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -129,15 +127,18 @@ type Report struct {
 	DET []errrate.DETPoint `json:"det"`
 
 	// Identification only.
-	Rank1            *float64                 `json:"rank1,omitempty"`
-	CMC              []float64                `json:"cmc,omitempty"`
-	FNIRAtFPIR       map[string]*float64      `json:"fnir_at_fpir,omitempty"`
-	FNIRPoints       []errrate.OperatingPoint `json:"fnir_points,omitempty"`
-	FNIRRank         int                      `json:"fnir_rank,omitempty"`
-	FTA              *float64                 `json:"fta,omitempty"`
-	GallerySize      int                      `json:"gallery_size,omitempty"`
-	MatedSearches    int                      `json:"mated_searches,omitempty"`
-	NonMatedSearches int                      `json:"non_mated_searches,omitempty"`
+	Rank1      *float64                 `json:"rank1,omitempty"`
+	CMC        []float64                `json:"cmc,omitempty"`
+	FNIRAtFPIR map[string]*float64      `json:"fnir_at_fpir,omitempty"`
+	FNIRPoints []errrate.OperatingPoint `json:"fnir_points,omitempty"`
+	FNIRRank   int                      `json:"fnir_rank,omitempty"`
+	// FNIRCurve is FNIR (in fnmr, mate at FNIRRank) against FPIR (in fmr)
+	// at every threshold, thinned as DET is.
+	FNIRCurve        []errrate.DETPoint `json:"fnir_curve,omitempty"`
+	FTA              *float64           `json:"fta,omitempty"`
+	GallerySize      int                `json:"gallery_size,omitempty"`
+	MatedSearches    int                `json:"mated_searches,omitempty"`
+	NonMatedSearches int                `json:"non_mated_searches,omitempty"`
 	// FingerFusion is the 1:N finger evaluation through the finger index
 	// with 1, 2, 4… fingers per subject (identify --fingers).
 	FingerFusion []FingerFusion `json:"finger_fusion,omitempty"`
@@ -209,12 +210,20 @@ func newReport(command string, mod Modality, ds DataSet, proto string, genuine, 
 	if g, i := r.Genuine, r.Impostor; g.Count > g.Failed && i.Count > i.Failed {
 		r.DPrime = num(math.Abs(g.Mean-i.Mean) / math.Sqrt((g.StdDev*g.StdDev+i.StdDev*i.StdDev)/2))
 	}
-	for _, p := range ThinDET(errrate.DET(genuine, impostor), detPoints) {
+	r.DET = thinCurve(errrate.DET(genuine, impostor))
+	return r
+}
+
+// thinCurve is a DET (or FNIR) curve as a report keeps it: detPoints
+// points at most, finite thresholds only.
+func thinCurve(c []errrate.DETPoint) []errrate.DETPoint {
+	var out []errrate.DETPoint
+	for _, p := range ThinDET(c, detPoints) {
 		if !math.IsInf(p.Threshold, 0) && !math.IsNaN(p.Threshold) {
-			r.DET = append(r.DET, p)
+			out = append(out, p)
 		}
 	}
-	return r
+	return out
 }
 
 // VerifyReport makes the report of a verification run.
@@ -267,6 +276,7 @@ func IdentifyReport(mod Modality, ds DataSet, opt IdentifyOptions, res IdentifyR
 			r.FNIRAtFPIR[fmtKey(fpir)] = nil
 		}
 	}
+	r.FNIRCurve = thinCurve(errrate.FNIRCurve(searches, rank))
 	r.GallerySize = res.Enrolled
 	r.MatedSearches, r.NonMatedSearches = len(res.Mated), len(res.NonMated)
 	r.Misses = res.Misses
@@ -279,38 +289,6 @@ func defaultLabel(ds DataSet) string {
 		names = append(names, filepath.Base(filepath.Clean(d)))
 	}
 	return strings.Join(names, "+")
-}
-
-// toolVersion is the module version, or the VCS revision bmbench was built
-// from (with "+dirty" for uncommitted changes). go run and go test stamp no
-// revision into the binary: then it is the revision of the git work tree
-// bmbench runs in, when it runs in one.
-func toolVersion() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	if v, ok := gitVersion(bi); ok {
-		return v
-	}
-	var rev, dirty string
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				dirty = "+dirty"
-			}
-		}
-	}
-	if rev != "" {
-		return rev[:min(12, len(rev))] + dirty
-	}
-	if v := bi.Main.Version; v != "" && v != "(devel)" {
-		return v
-	}
-	return "devel"
 }
 
 // ReadReport reads a report.json.
@@ -343,15 +321,22 @@ func (r Report) Write(dir string) error {
 		return err
 	}
 	title := fmt.Sprintf("%s %s, %s", r.Modality, r.Command, r.Label)
-	if err := PlotDET(filepath.Join(dir, "det.png"), "DET: "+title, DETCurve{Label: r.Label, Points: r.DET, EER: deref(r.EER)}); err != nil {
+	if err := PlotDET(filepath.Join(dir, "det.png"), "DET: "+title,
+		DETCurve{Label: r.Label, Points: r.DET, EER: deref(r.EER), Genuine: r.GenuineCount, Impostor: r.ImpostorCount}); err != nil {
 		return fmt.Errorf("det.png: %w", err)
 	}
-	if err := PlotScores(filepath.Join(dir, "scores.png"), "Scores: "+title, finite(r.genuine), finite(r.impostor), r.defaultThreshold()); err != nil {
+	if err := r.plotScores(filepath.Join(dir, "scores.png"), "Scores: "+title); err != nil {
 		return fmt.Errorf("scores.png: %w", err)
 	}
 	if r.CMC != nil {
-		if err := PlotCMC(filepath.Join(dir, "cmc.png"), "CMC: "+title, CMCCurve{Label: r.Label, Rates: r.CMC}); err != nil {
+		if err := PlotCMC(filepath.Join(dir, "cmc.png"), "CMC: "+title, CMCCurve{Label: r.Label, Rates: r.CMC, Searches: r.MatedSearches}); err != nil {
 			return fmt.Errorf("cmc.png: %w", err)
+		}
+	}
+	if len(r.FNIRCurve) > 0 {
+		if err := PlotFNIR(filepath.Join(dir, "fnir.png"), fmt.Sprintf("FNIR (rank %d) against FPIR: %s", r.FNIRRank, title),
+			DETCurve{Label: r.Label, Points: r.FNIRCurve, EER: math.NaN(), Genuine: r.MatedSearches, Impostor: r.NonMatedSearches}); err != nil {
+			return fmt.Errorf("fnir.png: %w", err)
 		}
 	}
 	if r.Demographics != nil {
@@ -360,6 +345,20 @@ func (r Report) Write(dir string) error {
 		}
 	}
 	return os.WriteFile(filepath.Join(dir, "report.md"), r.Markdown(), 0o644)
+}
+
+// plotScores draws scores.png, its sets named as the report names them:
+// a finger fusion run's are one score per search, not every comparison.
+func (r Report) plotScores(path, title string) error {
+	names := comparisons
+	if r.Protocol == fingerFusionProtocol {
+		names = ScoreSets{Genuine: "mated searches (mate's score)", Impostor: "non-mated searches (best score)"}
+	}
+	p, err := scoresPlot(title, names, r.genuine, r.impostor, r.defaultThreshold())
+	if err != nil {
+		return err
+	}
+	return savePNG(p, path)
 }
 
 // defaultThreshold is the engine's built-in threshold, NaN without one.
@@ -445,10 +444,16 @@ func (r Report) Markdown() []byte {
 		}
 		p("| FTE / FTA | %s / %s |\n\n", pct(r.FTE), optPct(r.FTA))
 		p("![CMC](cmc.png)\n\n")
+		if len(r.FNIRCurve) > 0 {
+			p("![FNIR against FPIR](fnir.png)\n\n")
+		}
 	}
 
 	p("## Verification (1:1)\n\n")
-	if r.Command == "identify" {
+	switch {
+	case r.Protocol == fingerFusionProtocol:
+		p("From the first run's searches: each mated search's mate score (genuine) and each non-mated search's best score (impostor).\n\n")
+	case r.Command == "identify":
 		p("From the same searches: every probe against its mate (genuine) and every other gallery template (impostor).\n\n")
 	}
 	p("| metric | value |\n|---|---|\n")
@@ -473,7 +478,7 @@ func (r Report) Markdown() []byte {
 	p("| genuine scores | mean %.4f, sd %.4f, %.4f…%.4f |\n", r.Genuine.Mean, r.Genuine.StdDev, r.Genuine.Min, r.Genuine.Max)
 	p("| impostor scores | mean %.4f, sd %.4f, %.4f…%.4f |\n\n", r.Impostor.Mean, r.Impostor.StdDev, r.Impostor.Min, r.Impostor.Max)
 	p("![DET curve](det.png)\n\n![Score distributions](scores.png)\n\n")
-	p("Rates are measured on this data set only. With N impostor comparisons an FMR below 3/N cannot be told from zero (the rule of three, 95%% confidence), so such operating points are reported as not measurable. Failed samples score as non-matches in every comparison.\n\n")
+	p("Rates are measured on this data set only. With N impostor comparisons an FMR below 3/N cannot be told from zero (the rule of three, 95%% confidence), so such operating points are reported as not measurable, and the plotted curves stop where either of their rates falls below 3/N of its comparisons (or searches). Failed samples score as non-matches in every comparison.\n\n")
 
 	if r.QualityBands != nil {
 		r.QualityBands.markdown(p)
@@ -516,36 +521,4 @@ func opText(op errrate.OperatingPoint, count int, what, rate string) string {
 		return fmt.Sprintf("not measurable: %d %s measure %s down to %s", count, what, rate, pct(3/float64(max(1, count))))
 	}
 	return fmt.Sprintf("%s (threshold %.4f)", pct(op.Rate), op.Threshold)
-}
-
-// gitVersion is the current directory's git revision (12 digits, "+dirty"
-// when tracked files differ from it), if the binary carries no revision of
-// its own and the directory is in a work tree of bmbench's module.
-func gitVersion(bi *debug.BuildInfo) (string, bool) {
-	for _, s := range bi.Settings {
-		if s.Key == "vcs.revision" {
-			return "", false
-		}
-	}
-	out, err := exec.Command("git", "rev-parse", "--show-toplevel", "HEAD").Output()
-	if err != nil {
-		return "", false
-	}
-	lines := strings.Fields(string(out))
-	if len(lines) != 2 || len(lines[1]) < 12 {
-		return "", false
-	}
-	mod, err := os.ReadFile(filepath.Join(lines[0], "go.mod"))
-	if err != nil || !bytes.Contains(mod, []byte("module "+bi.Main.Path+"\n")) {
-		return "", false
-	}
-	rev := lines[1][:12]
-	st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output()
-	if err != nil {
-		return "", false
-	}
-	if len(bytes.TrimSpace(st)) > 0 {
-		rev += "+dirty"
-	}
-	return rev, true
 }

@@ -328,7 +328,22 @@ func FNIR(s []SearchOutcome, t float64, rank int) float64 {
 // searches' mate scores as the genuine ones. Measurable when there are at
 // least 3/target non-mated searches.
 func FNIRAtFPIR(s []SearchOutcome, target float64, rank int) OperatingPoint {
-	var mated, nonMated []float64
+	mated, nonMated := searchScores(s, rank)
+	return FNMRAtFMR(mated, nonMated, target)
+}
+
+// FNIRCurve is the open-set trade-off of 1:N searches, as DET is of 1:1
+// comparisons: at every threshold, FPIR (in the points' FMR) and FNIR
+// with the mate within rank (rank < 1: any rank; in the points' FNMR).
+// Nil without mated or non-mated searches.
+func FNIRCurve(s []SearchOutcome, rank int) []DETPoint {
+	mated, nonMated := searchScores(s, rank)
+	return DET(mated, nonMated)
+}
+
+// searchScores are the scores FNIR and FPIR count: each mated search's
+// mate score within rank, each non-mated search's best score.
+func searchScores(s []SearchOutcome, rank int) (mated, nonMated []float64) {
 	for _, o := range s {
 		if o.Mated {
 			mated = append(mated, mateScore(o, rank))
@@ -336,5 +351,5 @@ func FNIRAtFPIR(s []SearchOutcome, target float64, rank int) OperatingPoint {
 			nonMated = append(nonMated, o.TopNonMateScore)
 		}
 	}
-	return FNMRAtFMR(mated, nonMated, target)
+	return mated, nonMated
 }

@@ -550,3 +550,30 @@ func TestEERKnownValues(t *testing.T) {
 		}
 	}
 }
+
+// FNIRCurve's points are FPIR and FNIR (at the rank) at their thresholds.
+func TestFNIRCurve(t *testing.T) {
+	inf := math.Inf(-1)
+	s := []SearchOutcome{
+		{Mated: true, MateRank: 1, MateScore: 0.9, TopNonMateScore: 0.3},
+		{Mated: true, MateRank: 2, MateScore: 0.6, TopNonMateScore: 0.7},
+		{Mated: true, MateRank: 0, MateScore: inf, TopNonMateScore: 0.5},
+		{TopNonMateScore: 0.7, MateScore: inf},
+		{TopNonMateScore: 0.4, MateScore: inf},
+		{TopNonMateScore: 0.2, MateScore: inf},
+	}
+	for _, rank := range []int{1, 2} {
+		c := FNIRCurve(s, rank)
+		if len(c) == 0 {
+			t.Fatalf("rank %d: no curve", rank)
+		}
+		for _, q := range c {
+			if fp, fn := FPIR(s, q.Threshold), FNIR(s, q.Threshold, rank); q.FMR != fp || q.FNMR != fn {
+				t.Errorf("rank %d, threshold %v: curve FPIR %v FNIR %v, want %v %v", rank, q.Threshold, q.FMR, q.FNMR, fp, fn)
+			}
+		}
+	}
+	if FNIRCurve(s[:3], 1) != nil {
+		t.Error("a curve without non-mated searches")
+	}
+}
