@@ -33,7 +33,7 @@ func (g *Gates) CaptureAndIdentify(ctx context.Context, req *pb.CaptureAndIdenti
 	if err != nil {
 		return nil, err
 	}
-	q, err := queryOf(req.GetTopK(), req.Threshold, req.MaxFmr, req.GetWatchlists())
+	q, err := g.query(req.GetTopK(), req.Threshold, req.MaxFmr, req.GetWatchlists(), true)
 	if err != nil {
 		return nil, err
 	}
@@ -127,6 +127,17 @@ func (g *Gates) CaptureAndIdentify(ctx context.Context, req *pb.CaptureAndIdenti
 	gt.log.Info().Str("outcome", resp.Outcome.String()).Int("frames", c.frames).
 		Dur("elapsed", time.Since(start)).Str("detail", resp.Detail).Msg("gate capture")
 	return resp, nil
+}
+
+// query checks a gate call's search options (queryOf) and, when it
+// searches, that its watchlists exist: a typo must not cost the traveller
+// seconds in front of the camera and then answer "no hit".
+func (g *Gates) query(topK int32, threshold *float32, maxFMR *float64, watchlists []string, search bool) (engine.Query, error) {
+	q, err := queryOf(topK, threshold, maxFMR, watchlists)
+	if err != nil || !search {
+		return q, err
+	}
+	return q, g.eng.CheckWatchlists(q.Watchlists)
 }
 
 // watchSettings are a capture call's: how long to watch, how far back the

@@ -59,7 +59,7 @@ func (g *Gates) IdentifyFrames(stream pb.Gates_IdentifyFramesServer) error {
 		}
 		if first == nil {
 			first = req
-			if q, err = queryOf(req.GetTopK(), req.Threshold, req.MaxFmr, req.GetWatchlists()); err != nil {
+			if q, err = g.query(req.GetTopK(), req.Threshold, req.MaxFmr, req.GetWatchlists(), true); err != nil {
 				return err
 			}
 		}

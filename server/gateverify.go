@@ -24,7 +24,7 @@ func (g *Gates) CaptureAndVerify(ctx context.Context, req *pb.CaptureAndVerifyRe
 	if err != nil {
 		return nil, err
 	}
-	q, err := queryOf(req.GetTopK(), req.Threshold, req.MaxFmr, req.GetWatchlists())
+	q, err := g.query(req.GetTopK(), req.Threshold, req.MaxFmr, req.GetWatchlists(), !req.GetSkipWatchlists())
 	if err != nil {
 		return nil, err
 	}
