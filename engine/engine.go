@@ -419,7 +419,7 @@ func (s *Engine) Backup(ctx context.Context, w io.Writer) (store.BackupStats, er
 		return st, kindOf("backup", err)
 	}
 	s.log.Info().Int64("subjects", st.Subjects).Int64("templates", st.Templates).Int64("bytes", st.Bytes).
-		Dur("took", time.Since(start)).Msg("backup written")
+		Dur("took_ms", time.Since(start)).Msg("backup written")
 	return st, nil
 }
 
@@ -459,7 +459,7 @@ func (s *Engine) Restore(ctx context.Context, r io.Reader) (store.BackupStats, e
 		return st, fmt.Errorf("%w: restore: stored, but indexing failed (a restart retries): %w", ErrInternal, err)
 	}
 	s.log.Info().Int64("subjects", st.Subjects).Int64("templates", st.Templates).Int64("bytes", st.Bytes).
-		Dur("took", time.Since(start)).Msg("gallery restored")
+		Dur("took_ms", time.Since(start)).Msg("gallery restored")
 	return st, nil
 }
 

@@ -125,7 +125,7 @@ func (g *Gates) CaptureAndIdentify(ctx context.Context, req *pb.CaptureAndIdenti
 	resp.Detail = strings.Join(details, "; ")
 	resp.Elapsed = durationpb.New(time.Since(start))
 	gt.log.Info().Str("outcome", resp.Outcome.String()).Int("frames", c.frames).
-		Dur("elapsed", time.Since(start)).Str("detail", resp.Detail).Msg("gate capture")
+		Dur("elapsed_ms", time.Since(start)).Str("detail", resp.Detail).Msg("gate capture")
 	return resp, nil
 }
 
@@ -228,7 +228,7 @@ func (g *Gates) watch(ctx context.Context, gt *gate, start time.Time, ws watchSe
 	offer := func(f capture.Frame) error {
 		t0 := time.Now()
 		face, reject, err := g.assess(wctx, w, f)
-		gt.log.Debug().Uint64("seq", f.Seq).Bool("face", face).Str("reject", reject).Dur("took", time.Since(t0)).Msg("frame assessed")
+		gt.log.Debug().Uint64("seq", f.Seq).Bool("face", face).Str("reject", reject).Dur("took_ms", time.Since(t0)).Msg("frame assessed")
 		f.Close()
 		if err != nil {
 			return err
