@@ -238,7 +238,7 @@ func (b *BackupServer) serve(m *nats.Msg) backupReply {
 		return backupReply{Node: b.node, Error: fmt.Sprintf("backup of partition %d on %s: %v", b.partition, b.node, err)}
 	}
 	b.log.Info().Str("requester", req.Node).Str("object", name).Uint64("bytes", info.Size).
-		Int64("subjects", res.st.Subjects).Dur("took", time.Since(start)).Msg("cluster: backup copied for a bootstrapping replica")
+		Int64("subjects", res.st.Subjects).Dur("took_ms", time.Since(start)).Msg("cluster: backup copied for a bootstrapping replica")
 	return backupReply{Object: name, Bytes: int64(info.Size), Subjects: res.st.Subjects, Node: b.node}
 }
 

@@ -13,11 +13,18 @@ package cluster
 //	          "top_k":K, "watchlists":[…], "threshold":t?, "max_fmr":f?,
 //	          "token":{"shard":s,"seq":q}?, "timeout_ms":ms?}
 //	reply    {"v":1, "partition":p, "epoch":E, "searched":n,
+//	          "unknown_watchlists":[…]?, "known_watchlists":[…]?,
 //	          "candidates":[{"subject_id","name","watchlists","score",
 //	                         "face","face_fmr","has_face","face_algorithm",
 //	                         "fused_score","fused_fmr"}…],
 //	          "decision":{"fused","threshold","algorithm_thresholds","max_fmr"},
 //	          "error":"…", "kind":"…"}
+//
+// A replica searches a watchlist it does not know as an empty one and
+// names it in "unknown_watchlists" (with its own lists in
+// "known_watchlists"): a list may be another partition's. The coordinator
+// refuses a list every partition that answered calls unknown, as a single
+// engine does (engine.UnknownWatchlistsError, NotFound).
 //
 // A reply with "error" set carries no candidates; "kind" is the text of one
 // of engine.Kinds ("invalid request", "unavailable", …) or "stale epoch". A
@@ -143,6 +150,10 @@ type searchReply struct {
 	Decision   wireDecision    `json:"decision"`
 	Error      string          `json:"error,omitempty"`
 	Kind       string          `json:"kind,omitempty"`
+	// Unknown are the request's watchlists this partition has nobody on;
+	// Known, sent with them, the lists it has.
+	Unknown []string `json:"unknown_watchlists,omitempty"`
+	Known   []string `json:"known_watchlists,omitempty"`
 	// SearchMicros is the partition's own search, in its process.
 	SearchMicros int64 `json:"search_us,omitempty"`
 }
@@ -150,6 +161,8 @@ type searchReply struct {
 // Searcher is what a Responder searches: *engine.Engine.
 type Searcher interface {
 	Identify(ctx context.Context, req engine.IdentifyRequest) (engine.IdentifyResult, error)
+	UnknownWatchlists(lists []string) ([]string, error)
+	KnownWatchlists() []string
 }
 
 // Responder answers one partition's share of the cluster's identifications.
@@ -258,9 +271,19 @@ func (r *Responder) answer(m *nats.Msg) {
 			}
 		}
 		t0 := time.Now()
+		unknown, err := r.eng.UnknownWatchlists(req.Watchlists)
+		if err != nil {
+			cancel()
+			fail(kindText(err), err)
+			break
+		}
+		if len(unknown) > 0 {
+			rep.Unknown, rep.Known = unknown, r.eng.KnownWatchlists()
+		}
 		res, err := r.eng.Identify(ctx, engine.IdentifyRequest{
-			Probe: engine.Probe{Sample: &engine.Sample{Template: req.Template}},
-			Query: engine.Query{TopK: req.TopK, Watchlists: req.Watchlists, Threshold: req.Threshold, MaxFMR: req.MaxFMR},
+			Probe:     engine.Probe{Sample: &engine.Sample{Template: req.Template}},
+			Query:     engine.Query{TopK: req.TopK, Watchlists: req.Watchlists, Threshold: req.Threshold, MaxFMR: req.MaxFMR},
+			Partition: true,
 		})
 		rep.SearchMicros = time.Since(t0).Microseconds()
 		cancel()
@@ -471,8 +494,48 @@ gather:
 		return Result{}, missingError(res.Missing, failed, noResponders, ctx.Err())
 	}
 	res.Partial = len(res.Missing) > 0
+	if err := unknownLists(q.Watchlists, replies, res.Missing); err != nil {
+		return Result{}, err
+	}
 	merge(&res, replies, q.TopK)
 	return res, nil
+}
+
+// unknownLists refuses the watchlists that every partition that answered
+// has nobody on, naming the lists any of them has. A partition that did not
+// answer (AllowPartial) may have them: the error says so, but still fails
+// closed rather than answer "no hit" from a list nobody could search.
+func unknownLists(lists []string, replies map[int]searchReply, missing []int) error {
+	if len(lists) == 0 || len(replies) == 0 {
+		return nil
+	}
+	var unknown []string
+	known := map[string]bool{}
+	for _, l := range lists {
+		everywhere := true
+		for _, rep := range replies {
+			if !slices.Contains(rep.Unknown, l) {
+				everywhere = false
+				break
+			}
+		}
+		if everywhere && !slices.Contains(unknown, l) {
+			unknown = append(unknown, l)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	for _, rep := range replies {
+		for _, k := range rep.Known {
+			known[k] = true
+		}
+	}
+	err := &engine.UnknownWatchlistsError{Unknown: unknown, Known: slices.Sorted(maps.Keys(known))}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w (of the partitions that answered; %v did not)", err, missing)
+	}
+	return err
 }
 
 // missingError explains why partitions are missing.

@@ -374,13 +374,22 @@ func (s *Engine) Get(ctx context.Context, id string) (store.Subject, error) {
 // MaxPageSize bounds a List page.
 const MaxPageSize = 1000
 
-// List returns a page of subjects (store.List).
+// List returns a page of subjects (store.List); a watchlist nobody is on
+// is an *UnknownWatchlistsError (watchlists.go).
 func (s *Engine) List(ctx context.Context, opt store.ListOptions) (subs []store.Subject, next string, err error) {
 	if opt.PageSize < 0 || opt.PageSize > MaxPageSize {
 		return nil, "", invalid("page_size %d outside 0..%d", opt.PageSize, MaxPageSize)
 	}
 	subs, next, err = s.store.List(opt)
-	return subs, next, kindOf("", err)
+	if err != nil {
+		return nil, "", kindOf("", err)
+	}
+	if len(subs) == 0 && opt.Watchlist != "" && opt.PageToken == "" {
+		// A first page with nobody on it: the list does not exist (a
+		// later page may be empty when the list emptied meanwhile).
+		return nil, "", &UnknownWatchlistsError{Unknown: []string{opt.Watchlist}, Known: s.KnownWatchlists()}
+	}
+	return subs, next, nil
 }
 
 // Watchlists returns every watchlist and its subject count, by name.
@@ -416,7 +425,7 @@ func (s *Engine) Backup(ctx context.Context, w io.Writer) (store.BackupStats, er
 		return st, kindOf("backup", err)
 	}
 	s.log.Info().Int64("subjects", st.Subjects).Int64("templates", st.Templates).Int64("bytes", st.Bytes).
-		Dur("took", time.Since(start)).Msg("backup written")
+		Dur("took_ms", time.Since(start)).Msg("backup written")
 	return st, nil
 }
 
@@ -456,7 +465,7 @@ func (s *Engine) Restore(ctx context.Context, r io.Reader) (store.BackupStats, e
 		return st, fmt.Errorf("%w: restore: stored, but indexing failed (a restart retries): %w", ErrInternal, err)
 	}
 	s.log.Info().Int64("subjects", st.Subjects).Int64("templates", st.Templates).Int64("bytes", st.Bytes).
-		Dur("took", time.Since(start)).Msg("gallery restored")
+		Dur("took_ms", time.Since(start)).Msg("gallery restored")
 	return st, nil
 }
 

@@ -148,7 +148,7 @@ func (s *Engine) load() error {
 		}
 	}
 	ev.Int("subjects", subjects).Int("templates", faces).Int("fingers", s.fingers.Len()).
-		Dur("took", time.Since(start)).Msg("index loaded")
+		Dur("took_ms", time.Since(start)).Msg("index loaded")
 	return nil
 }
 

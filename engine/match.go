@@ -251,6 +251,11 @@ func compatibleFingers(fs []fingerRef, pos minutiae.Position) int {
 type IdentifyRequest struct {
 	Probe Probe
 	Query
+	// Partition: this engine holds one partition of a cluster's gallery,
+	// so a watchlist it does not know is searched as an empty one rather
+	// than refused; the coordinator refuses it when no partition knows it
+	// (UnknownWatchlists, cluster.Coordinator).
+	Partition bool
 }
 
 // Candidate is a subject that passed the decision.
@@ -272,7 +277,8 @@ type Candidate struct {
 // IdentifyResult is a search's answer.
 type IdentifyResult struct {
 	Candidates []Candidate
-	// Searched counts the templates searched.
+	// Searched counts the templates searched: those of the watchlists
+	// named, of the probe's modalities.
 	Searched      int64
 	Decision      Decision
 	ProbeQuality  *FaceQuality
@@ -286,6 +292,11 @@ func (s *Engine) Identify(ctx context.Context, req IdentifyRequest) (IdentifyRes
 	q := req.Query
 	if err := q.Validate(); err != nil {
 		return IdentifyResult{}, err
+	}
+	if !req.Partition {
+		if err := s.CheckWatchlists(q.Watchlists); err != nil {
+			return IdentifyResult{}, err
+		}
 	}
 	in, use, err := probeWithNIST(req.Probe)
 	if err != nil {
@@ -331,13 +342,13 @@ func (s *Engine) identify(ctx context.Context, p probe, q Query) (IdentifyResult
 	if p.face != nil {
 		faces = p.face.faces()
 	}
+	res.Searched = s.searchedTemplates(faces, len(p.fingers) > 0, lists)
 	// The default algorithm (first) is searched last: a re-templating job
 	// adds a subject to the default's index before it removes it from
 	// another's (reindexFaces), so a subject missed in another's index
 	// mid-move is in the default's by the time that is searched.
 	for i, fp := range slices.Backward(faces) {
 		rank[fp.fa] = i
-		res.Searched += int64(fp.fa.index.Len())
 		hits, err := fp.fa.searches.Search(ctx, fp.t.Vector, matcher.SearchOptions{K: pool, Watchlists: lists})
 		if err != nil {
 			return IdentifyResult{}, kindOf("face search", err)
@@ -360,9 +371,6 @@ func (s *Engine) identify(ctx context.Context, p probe, q Query) (IdentifyResult
 	// One search per probe finger: the per-finger scores are what the
 	// fusion needs, and the finger index's cost is per probe finger anyway.
 	fingerHits := make([]map[string]float32, len(p.fingers))
-	if len(p.fingers) > 0 {
-		res.Searched += int64(s.fingers.Len())
-	}
 	for i, f := range p.fingers {
 		if err := ctx.Err(); err != nil {
 			return IdentifyResult{}, err

@@ -120,7 +120,7 @@ func startCluster(ctx context.Context, cfg cluster.Config, eng *engine.Engine, m
 	if err := n.catchUp(ctx); err != nil {
 		return nil, err
 	}
-	n.logger.Info().Dur("took", time.Since(start)).Int("subjects", eng.Subjects()).Msg("cluster: caught up")
+	n.logger.Info().Dur("took_ms", time.Since(start)).Int("subjects", eng.Subjects()).Msg("cluster: caught up")
 
 	opt := cluster.ServeOptions{Wait: n.rep.WaitApplied, Owns: n.owns}
 	if n.resp, err = cluster.ServeWith(n.nc, cfg, eng, smap.Epoch, opt); err != nil {
@@ -198,7 +198,7 @@ func (n *clusterNode) bootstrap(ctx context.Context) error {
 	case err != nil:
 		return fmt.Errorf("cluster: bootstrapping from a peer: %w", err)
 	}
-	n.logger.Info().Str("peer", st.Peer).Int64("subjects", st.Subjects).Int64("bytes", st.Bytes).Dur("took", st.Took).
+	n.logger.Info().Str("peer", st.Peer).Int64("subjects", st.Subjects).Int64("bytes", st.Bytes).Dur("took_ms", st.Took).
 		Msg("cluster: bootstrapped from a peer's backup; applying the log from its positions")
 	return nil
 }
@@ -321,7 +321,7 @@ func (n *clusterNode) runReplica(ctx context.Context) {
 			n.logger.Error().Err(err).Msg("cluster: replica stopped: this node no longer applies the log")
 			return
 		}
-		n.logger.Warn().Err(err).Dur("retry_in", backoff).Msg("cluster: applying the log")
+		n.logger.Warn().Err(err).Dur("retry_in_ms", backoff).Msg("cluster: applying the log")
 		select {
 		case <-ctx.Done():
 			return

@@ -92,6 +92,11 @@ func (n *clusterNode) handleCall(ctx context.Context, method string, body []byte
 			return nil, status.Errorf(codes.InvalidArgument, "%s: %v", method, err)
 		}
 		resp, err = n.local.ListSubjects(ctx, &req)
+		if errors.As(err, new(*engine.UnknownWatchlistsError)) {
+			// Another partition may have the list: this one has
+			// nobody on it. The coordinator decides (listSubjects).
+			resp, err = &pb.ListSubjectsResponse{}, nil
+		}
 	case callListWatchlists:
 		resp, err = n.local.ListWatchlists(ctx, &pb.ListWatchlistsRequest{})
 	case callExportSubject:
@@ -337,6 +342,11 @@ func (n *clusterNode) listSubjects(ctx context.Context, req *pb.ListSubjectsRequ
 		i, _ := slices.BinarySearchFunc(all, limit, func(s *pb.Subject, id string) int { return strings.Compare(s.Id, id) })
 		all = all[:i+1]
 	}
+	if len(all) == 0 && req.GetWatchlist() != "" && req.GetPageToken() == "" {
+		if err := n.knownList(ctx, req.GetWatchlist()); err != nil {
+			return nil, err
+		}
+	}
 	resp := &pb.ListSubjectsResponse{}
 	if len(all) > size {
 		all, more = all[:size], true
@@ -346,6 +356,23 @@ func (n *clusterNode) listSubjects(ctx context.Context, req *pb.ListSubjectsRequ
 		resp.NextPageToken = store.PageToken(req.GetWatchlist(), all[len(all)-1].Id)
 	}
 	return resp, nil
+}
+
+// knownList refuses a watchlist no partition has anyone on, as a single
+// node's engine does.
+func (n *clusterNode) knownList(ctx context.Context, list string) error {
+	lists, err := n.listWatchlists(ctx)
+	if err != nil {
+		return err
+	}
+	var known []string
+	for _, w := range lists.GetWatchlists() {
+		if w.GetName() == list {
+			return nil
+		}
+		known = append(known, w.GetName())
+	}
+	return &engine.UnknownWatchlistsError{Unknown: []string{list}, Known: known}
 }
 
 func (n *clusterNode) listWatchlists(ctx context.Context) (*pb.ListWatchlistsResponse, error) {

@@ -363,6 +363,7 @@ func TestClusterInProcess(t *testing.T) {
 	if _, err := enrolSynth(ctx, nodes[0].client, t, 5); status.Code(err) != codes.AlreadyExists {
 		t.Fatalf("enrolling an existing id: %v", err)
 	}
+	clusterWatchlists(t, nodes, n)
 
 	// A whole partition down: UNAVAILABLE, or a partial answer if allowed.
 	nodes[1].stop()

@@ -282,7 +282,7 @@ func loadFaceModels(opt Options, log zerolog.Logger) (def *face.Extractor, more 
 			return nil, fmt.Errorf("%s %q: %w", flag, name, err)
 		}
 		log.Info().Str("model", name).Str("algorithm", ex.Algorithm().String()).Int("dim", ex.Dim()).
-			Str("detector", opt.Detector.String()).Dur("took", time.Since(start)).Msg("face model loaded")
+			Str("detector", opt.Detector.String()).Dur("took_ms", time.Since(start)).Msg("face model loaded")
 		return ex, nil
 	}
 	if def, err = load(opt.FaceModel, "--face-model"); err != nil {
@@ -601,7 +601,7 @@ func Serve(ctx context.Context, opt Options) (err error) {
 		go func() { fed.run(fedCtx); close(fedDone) }()
 		defer func() { stopFed(); <-fedDone }() // before the store closes
 		log.Info().Str("agency", opt.Federation.Agency).Int("partners", len(partners)).
-			Dur("release_deadline", opt.Federation.ReleaseDeadline).Dur("head_interval", opt.Federation.HeadInterval).Msg("federation")
+			Dur("release_deadline_ms", opt.Federation.ReleaseDeadline).Dur("head_interval_ms", opt.Federation.HeadInterval).Msg("federation")
 	}
 	loaded.Store(eng)
 	if opt.PurgeInterval > 0 {
@@ -634,7 +634,7 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	select {
 	case <-stopped:
 	case <-time.After(opt.ShutdownGrace):
-		log.Warn().Dur("grace", opt.ShutdownGrace).Msg("in-flight calls did not finish in time; stopping")
+		log.Warn().Dur("grace_ms", opt.ShutdownGrace).Msg("in-flight calls did not finish in time; stopping")
 		gs.Stop()
 	}
 	if err := <-errc; err != nil && !errors.Is(err, net.ErrClosed) {

@@ -33,7 +33,7 @@ func (g *Gates) CaptureAndIdentify(ctx context.Context, req *pb.CaptureAndIdenti
 	if err != nil {
 		return nil, err
 	}
-	q, err := queryOf(req.GetTopK(), req.Threshold, req.MaxFmr, req.GetWatchlists())
+	q, err := g.query(req.GetTopK(), req.Threshold, req.MaxFmr, req.GetWatchlists(), true)
 	if err != nil {
 		return nil, err
 	}
@@ -125,8 +125,19 @@ func (g *Gates) CaptureAndIdentify(ctx context.Context, req *pb.CaptureAndIdenti
 	resp.Detail = strings.Join(details, "; ")
 	resp.Elapsed = durationpb.New(time.Since(start))
 	gt.log.Info().Str("outcome", resp.Outcome.String()).Int("frames", c.frames).
-		Dur("elapsed", time.Since(start)).Str("detail", resp.Detail).Msg("gate capture")
+		Dur("elapsed_ms", time.Since(start)).Str("detail", resp.Detail).Msg("gate capture")
 	return resp, nil
+}
+
+// query checks a gate call's search options (queryOf) and, when it
+// searches, that its watchlists exist: a typo must not cost the traveller
+// seconds in front of the camera and then answer "no hit".
+func (g *Gates) query(topK int32, threshold *float32, maxFMR *float64, watchlists []string, search bool) (engine.Query, error) {
+	q, err := queryOf(topK, threshold, maxFMR, watchlists)
+	if err != nil || !search {
+		return q, err
+	}
+	return q, g.eng.CheckWatchlists(q.Watchlists)
 }
 
 // watchSettings are a capture call's: how long to watch, how far back the
@@ -217,7 +228,7 @@ func (g *Gates) watch(ctx context.Context, gt *gate, start time.Time, ws watchSe
 	offer := func(f capture.Frame) error {
 		t0 := time.Now()
 		face, reject, err := g.assess(wctx, w, f)
-		gt.log.Debug().Uint64("seq", f.Seq).Bool("face", face).Str("reject", reject).Dur("took", time.Since(t0)).Msg("frame assessed")
+		gt.log.Debug().Uint64("seq", f.Seq).Bool("face", face).Str("reject", reject).Dur("took_ms", time.Since(t0)).Msg("frame assessed")
 		f.Close()
 		if err != nil {
 			return err

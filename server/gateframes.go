@@ -59,7 +59,7 @@ func (g *Gates) IdentifyFrames(stream pb.Gates_IdentifyFramesServer) error {
 		}
 		if first == nil {
 			first = req
-			if q, err = queryOf(req.GetTopK(), req.Threshold, req.MaxFmr, req.GetWatchlists()); err != nil {
+			if q, err = g.query(req.GetTopK(), req.Threshold, req.MaxFmr, req.GetWatchlists(), true); err != nil {
 				return err
 			}
 		}
@@ -136,7 +136,7 @@ func (g *Gates) IdentifyFrames(stream pb.Gates_IdentifyFramesServer) error {
 		}
 	}
 	g.log.Info().Str("rpc", "/bordermatch.v1.Gates/IdentifyFrames").Str("gate", first.GetGate()).
-		Str("outcome", resp.Outcome.String()).Int("frames", n).Dur("latency", time.Since(start)).Msg("rpc")
+		Str("outcome", resp.Outcome.String()).Int("frames", n).Dur("latency_ms", time.Since(start)).Msg("rpc")
 	return stream.SendAndClose(resp)
 }
 

@@ -188,7 +188,7 @@ func (gt *gate) stateChanged(st capture.FeedStatus) {
 	case st.Ended != "":
 		gt.log.Error().Str("source", name).Str("reason", st.Ended).Msg("gate source stopped")
 	case !st.Opened && st.RetryIn > 0 && (st.Attempts == 1 || st.Attempts%10 == 0):
-		gt.log.Warn().Str("error", st.LastError).Str("source", name).Int64("attempt", st.Attempts).Dur("retry_in", st.RetryIn).Msg("gate source not open; retrying")
+		gt.log.Warn().Str("error", st.LastError).Str("source", name).Int64("attempt", st.Attempts).Dur("retry_in_ms", st.RetryIn).Msg("gate source not open; retrying")
 	case st.Opened && st.State == capture.StateConnected:
 		gt.log.Info().Str("source", name).Msg("gate source connected")
 	}

@@ -252,13 +252,33 @@ func TestGates(t *testing.T) {
 			resp.Shot.Quality.Sharpness, resp.Shot.Quality.Yaw, resp.Shot.FaceFrames, resp.Shot.FramesAssessed)
 	})
 	t.Run("watchlist without the traveller", func(t *testing.T) {
+		if _, err := srv.matcher.Enroll(ctx, &pb.EnrollRequest{SubjectId: "amy-2", Watchlists: []string{"elsewhere"},
+			Samples: []*pb.Sample{photo(t, bbt+"/amy/2.png")}}); err != nil {
+			t.Fatal(err)
+		}
 		resp, err := srv.gates.CaptureAndIdentify(ctx, &pb.CaptureAndIdentifyRequest{Gate: "1", Watchlists: []string{"elsewhere"}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if resp.Outcome != pb.CaptureOutcome_CAPTURE_OUTCOME_IDENTIFIED || len(resp.Result.Candidates) != 0 {
-			t.Fatalf("outcome %v, candidates %v", resp.Outcome, resp.Result.GetCandidates())
+		if resp.Outcome != pb.CaptureOutcome_CAPTURE_OUTCOME_IDENTIFIED || len(resp.Result.Candidates) != 0 || resp.Result.Searched != 1 {
+			t.Fatalf("outcome %v, candidates %v, %d searched", resp.Outcome, resp.Result.GetCandidates(), resp.Result.GetSearched())
 		}
+	})
+	t.Run("unknown watchlist", func(t *testing.T) {
+		// Refused before the camera is watched: no frame, no wait.
+		start := time.Now()
+		_, err := srv.gates.CaptureAndIdentify(ctx, &pb.CaptureAndIdentifyRequest{Gate: "1", Watchlists: []string{"test", "tset"},
+			MaxWait: durationpb.New(5 * time.Second)})
+		wantStatus(t, err, codes.NotFound, `"tset"`, `"test"`)
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("refused after %v", d)
+		}
+		_, err = srv.gates.CaptureAndVerify(ctx, &pb.CaptureAndVerifyRequest{Gate: "1", Watchlists: []string{"tset"},
+			Reference: photo(t, bbt+"/"+gatePerson+"/1.png")})
+		wantStatus(t, err, codes.NotFound, `"tset"`)
+		frames := encodeFrames(t, traveller()[:1], gocv.JPEGFileExt)
+		_, _, err = sendFrames(t, srv.gates, &pb.IdentifyFramesRequest{Watchlists: []string{"tset"}}, frames)
+		wantStatus(t, err, codes.NotFound, `"tset"`)
 	})
 	t.Run("no face", func(t *testing.T) {
 		resp, err := srv.gates.CaptureAndIdentify(ctx, &pb.CaptureAndIdentifyRequest{Gate: "2", MaxWait: durationpb.New(time.Second)})

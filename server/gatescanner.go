@@ -168,7 +168,7 @@ func (s *gateScanner) run() {
 		s.retryIn = backoff
 		s.mu.Unlock()
 		if n == 1 || n%10 == 0 {
-			s.log.Warn().Err(err).Int64("attempt", n).Dur("retry_in", backoff).Msg("gate scanner not open; retrying")
+			s.log.Warn().Err(err).Int64("attempt", n).Dur("retry_in_ms", backoff).Msg("gate scanner not open; retrying")
 		}
 		t := time.NewTimer(backoff)
 		select {

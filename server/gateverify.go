@@ -24,7 +24,7 @@ func (g *Gates) CaptureAndVerify(ctx context.Context, req *pb.CaptureAndVerifyRe
 	if err != nil {
 		return nil, err
 	}
-	q, err := queryOf(req.GetTopK(), req.Threshold, req.MaxFmr, req.GetWatchlists())
+	q, err := g.query(req.GetTopK(), req.Threshold, req.MaxFmr, req.GetWatchlists(), !req.GetSkipWatchlists())
 	if err != nil {
 		return nil, err
 	}
@@ -100,7 +100,7 @@ func (g *Gates) CaptureAndVerify(ctx context.Context, req *pb.CaptureAndVerifyRe
 	}
 	resp.Elapsed = durationpb.New(time.Since(start))
 	gt.log.Info().Str("outcome", resp.Outcome.String()).Bool("clear", resp.Clear).Int("frames", c.frames).
-		Dur("elapsed", time.Since(start)).Str("detail", resp.Detail).Msg("gate verification")
+		Dur("elapsed_ms", time.Since(start)).Str("detail", resp.Detail).Msg("gate verification")
 	return resp, nil
 }
 

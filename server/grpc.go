@@ -161,7 +161,7 @@ func logCall(log zerolog.Logger, ctx context.Context, id, method string, start t
 		ev = ev.Str("peer", p.Addr.String())
 	}
 	ev = ev.Str("request_id", id).Str("rpc", method).
-		Dur("latency", time.Since(start)).Str("code", code.String())
+		Dur("latency_ms", time.Since(start)).Str("code", code.String())
 	if err != nil {
 		ev = ev.Str("error", status.Convert(err).Message())
 	}

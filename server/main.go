@@ -191,7 +191,24 @@ flag or environment value).`,
 		SilenceErrors:     true,
 		PersistentPreRunE: c.applyEnv,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(level.val, format.val, c.stderr)
+			logOut := c.stderr
+			var native *nativeStderr
+			if _, err := zerolog.ParseLevel(level.val); err == nil && !consoleLog(format.val, c.stderr) {
+				// One JSON object a line: native libraries' stderr
+				// lines become records too (nativelog.go).
+				var err error
+				if native, err = captureNativeStderr(c.stderr); err != nil {
+					return err
+				}
+				if native != nil {
+					logOut = native.orig
+				}
+			}
+			log, err := newLogger(level.val, format.val, logOut)
+			if native != nil {
+				native.forward(log)
+				defer native.restore()
+			}
 			if err != nil {
 				return err
 			}
@@ -409,16 +426,24 @@ func newLogger(level, format string, w io.Writer) (zerolog.Logger, error) {
 		return zerolog.Logger{}, usageErr{fmt.Errorf("--log-level %q: want debug, info, warn or error", level)}
 	}
 	out := w
-	console := format == "console"
-	if f, ok := w.(*os.File); ok && format == "auto" {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			console = true
-		}
-	}
-	if console {
+	if consoleLog(format, w) {
 		out = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
 	}
 	return zerolog.New(out).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+// consoleLog reports whether the log is console lines rather than JSON:
+// asked for, or auto on a terminal.
+func consoleLog(format string, w io.Writer) bool {
+	if format == "console" {
+		return true
+	}
+	if f, ok := w.(*os.File); ok && format == "auto" {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // certsCmd issues a client certificate for a role from the local CA.

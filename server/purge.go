@@ -31,6 +31,6 @@ func purgeLoop(st *store.Store, interval time.Duration, log zerolog.Logger, stop
 			continue
 		}
 		log.Info().Int64("deleted_subjects", n).Int64("lsm_bytes", ps.LSMBytes).Int64("vlog_bytes", ps.VlogBytes).
-			Dur("took", time.Since(start)).Msg("purged deleted subjects from disk")
+			Dur("took_ms", time.Since(start)).Msg("purged deleted subjects from disk")
 	}
 }

@@ -196,10 +196,27 @@ func TestEnrollIdentifyVerifyDelete(t *testing.T) {
 	}
 	t.Logf("identify %s: rank 1 %s score %.3f (threshold %.3f)", probeA, c.GetSubjectId(), c.GetScore(), id.GetThreshold())
 
-	// A list the subjects are not on finds nothing.
+	// A list nobody is on (a typo) is no silent "no hit": NotFound, naming
+	// it and the lists there are; so is listing it.
+	_, err = ts.client.Identify(ctx, &pb.IdentifyRequest{Probe: photo(t, probeA), Watchlists: []string{"wanted", "wantd"}})
+	wantStatus(t, err, codes.NotFound, `"wantd"`, `"wanted"`)
+	_, err = ts.client.ListSubjects(ctx, &pb.ListSubjectsRequest{Watchlist: "wantd"})
+	wantStatus(t, err, codes.NotFound, `"wantd"`, `"wanted"`)
+	if l, err := ts.client.ListSubjects(ctx, &pb.ListSubjectsRequest{Watchlist: "wanted"}); err != nil || len(l.GetSubjects()) != 2 {
+		t.Fatalf("listing wanted: %v %v", l.GetSubjects(), err)
+	}
+	// A list someone else is on finds nothing, and counts only its own
+	// templates as searched.
+	if _, err := ts.client.Enroll(ctx, &pb.EnrollRequest{SubjectId: "other-1", Watchlists: []string{"other"},
+		Samples: []*pb.Sample{photo(t, enrolB)}}); err != nil {
+		t.Fatal(err)
+	}
 	id, err = ts.client.Identify(ctx, &pb.IdentifyRequest{Probe: photo(t, probeA), Watchlists: []string{"other"}})
-	if err != nil || len(id.GetCandidates()) != 0 {
-		t.Fatalf("identify on other list: %v %v", id.GetCandidates(), err)
+	if err != nil || len(id.GetCandidates()) != 0 || id.GetSearched() != 1 {
+		t.Fatalf("identify on other list: %v, %d searched, %v", id.GetCandidates(), id.GetSearched(), err)
+	}
+	if _, err := ts.client.DeleteSubject(ctx, &pb.DeleteSubjectRequest{SubjectId: "other-1"}); err != nil {
+		t.Fatal(err)
 	}
 
 	v, err := ts.client.Verify(ctx, &pb.VerifyRequest{Probe: photo(t, probeA), Reference: &pb.VerifyRequest_SubjectId{SubjectId: "tzuyu"}})

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
 )
@@ -219,6 +221,9 @@ refused naming the record, field and byte.`,
 				req.MaxFmr = &maxFMR
 			}
 			resp, err := call(a, cmd.Context(), func(err error) string {
+				if status.Code(err) == codes.NotFound {
+					return "" // a watchlist, which the message names
+				}
 				if nf != nil && (nistError(err) || photo == "" && len(fs) == 0) {
 					return nistPath
 				}

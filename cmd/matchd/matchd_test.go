@@ -203,10 +203,27 @@ func TestEndToEnd(t *testing.T) {
 	if !strings.Contains(out, "RANK") || !strings.Contains(out, "Tzuyu (Twice)") {
 		t.Errorf("search table: %s", out)
 	}
-	// Nothing above the threshold is an empty list, and still exit 0.
-	out = mustCLI(t, d.addr, "search", "--photo", photo("idols/tzuyu/2.jpg"), "--list", "nosuchlist", "--json")
-	if strings.ReplaceAll(strings.ReplaceAll(out, " ", ""), "\n", "") == "" || !strings.Contains(out, `"candidates": []`) {
+	// Nothing above the threshold is an empty list, and still exit 0; the
+	// templates searched are the list's.
+	out = mustCLI(t, d.addr, "search", "--photo", photo("idols/tzuyu/2.jpg"), "--list", "wanted", "--json")
+	if !strings.Contains(out, `"candidates": []`) || !strings.Contains(out, `"searched": 1`) {
 		t.Errorf("empty search: %s", out)
+	}
+	out = mustCLI(t, d.addr, "search", "--photo", photo("idols/tzuyu/2.jpg"), "--list", "wanted")
+	if !strings.Contains(out, "No candidate") || !strings.Contains(out, "(1 templates searched)") {
+		t.Errorf("empty search table: %s", out)
+	}
+	// A list nobody is on (a typo) is no silent "no hit": exit 3, naming
+	// it and the lists there are, not the photo.
+	for _, args := range [][]string{
+		{"search", "--photo", photo("idols/tzuyu/2.jpg"), "--list", "wantd"},
+		{"list", "--list", "wantd"},
+	} {
+		out, errs, code := cli(t, d.addr, args...)
+		if code != 3 || !strings.Contains(errs, `"wantd"`) || !strings.Contains(errs, `"wanted"`) || !strings.Contains(errs, `"sample"`) ||
+			strings.Contains(errs, "2.jpg") || strings.Contains(out, "No ") {
+			t.Errorf("watchlist %s: exit %d, stdout %q, stderr %q; want exit 3 naming wantd, wanted and sample", strings.Join(args, " "), code, out, errs)
+		}
 	}
 
 	out = mustCLI(t, d.addr, "show", "jimin")
