@@ -120,6 +120,8 @@ type wireCandidate struct {
 	FaceAlgorithm string   `json:"face_algorithm,omitempty"`
 	FusedScore    float64  `json:"fused_score"`
 	FusedFMR      float64  `json:"fused_fmr"`
+	FaceLR        float64  `json:"face_lr,omitempty"`
+	DecisionFMR   float64  `json:"decision_fmr,omitempty"`
 }
 
 type wireDecision struct {
@@ -127,6 +129,9 @@ type wireDecision struct {
 	Threshold  float32            `json:"threshold"`
 	Thresholds map[string]float32 `json:"algorithm_thresholds,omitempty"`
 	MaxFMR     float64            `json:"max_fmr"`
+	// Rule is the partition's engine.Decision.Rule; the merged answer
+	// states that of the strictest partition.
+	Rule string `json:"rule,omitempty"`
 }
 
 // pass re-applies the decision to a candidate, as engine.Decision does.
@@ -293,7 +298,7 @@ func (r *Responder) answer(m *nats.Msg) {
 		}
 		rep.Searched = res.Searched
 		d := res.Decision
-		rep.Decision = wireDecision{Fused: d.Fused, Threshold: d.Threshold, MaxFMR: d.MaxFMR}
+		rep.Decision = wireDecision{Fused: d.Fused, Threshold: d.Threshold, MaxFMR: d.MaxFMR, Rule: d.Rule}
 		if len(d.AlgorithmThresholds) > 0 {
 			rep.Decision.Thresholds = make(map[string]float32, len(d.AlgorithmThresholds))
 			for a, t := range d.AlgorithmThresholds {
@@ -303,7 +308,8 @@ func (r *Responder) answer(m *nats.Msg) {
 		rep.Candidates = make([]wireCandidate, len(res.Candidates))
 		for i, c := range res.Candidates {
 			w := wireCandidate{SubjectID: c.SubjectID, Name: c.Name, Watchlists: c.Watchlists, Score: c.Score,
-				Face: c.Face, FaceFMR: c.FaceFMR, HasFace: c.HasFace, FusedScore: c.FusedScore, FusedFMR: c.FusedFMR}
+				Face: c.Face, FaceFMR: c.FaceFMR, HasFace: c.HasFace, FusedScore: c.FusedScore, FusedFMR: c.FusedFMR,
+				FaceLR: c.FaceLR, DecisionFMR: c.DecisionFMR}
 			if c.HasFace {
 				w.FaceAlgorithm = c.FaceAlgorithm.String()
 			}
@@ -385,6 +391,9 @@ type Result struct {
 	// names them, in order.
 	Partial bool
 	Missing []int
+	// Rule is the decision rule of the merged answer (engine.Decision.Rule
+	// of the strictest partition).
+	Rule string
 	// Slowest is the longest search a partition reported taking in its
 	// own process: the merged latency minus it is the coordinator's cost
 	// (NATS both ways, decoding, merging).
@@ -576,6 +585,9 @@ func merge(res *Result, replies map[int]searchReply, k int) {
 			}
 			continue
 		}
+		if rep.Decision.Threshold > d.Threshold || rep.Decision.MaxFMR < d.MaxFMR {
+			d.Rule = rep.Decision.Rule
+		}
 		d.Threshold = max(d.Threshold, rep.Decision.Threshold)
 		d.MaxFMR = min(d.MaxFMR, rep.Decision.MaxFMR)
 		for a, t := range rep.Decision.Thresholds {
@@ -616,8 +628,10 @@ func merge(res *Result, replies map[int]searchReply, k int) {
 	for i, w := range all {
 		res.Candidates[i] = engine.Candidate{Rank: i + 1, SubjectID: w.SubjectID, Name: w.Name, Watchlists: w.Watchlists,
 			Score: w.Score, Scores: engine.Scores{Face: w.Face, FaceFMR: w.FaceFMR, HasFace: w.HasFace,
-				FaceAlgorithm: algorithmOf(w.FaceAlgorithm), FusedScore: w.FusedScore, FusedFMR: w.FusedFMR}}
+				FaceAlgorithm: algorithmOf(w.FaceAlgorithm), FusedScore: w.FusedScore, FusedFMR: w.FusedFMR, FaceLR: w.FaceLR},
+			DecisionFMR: w.DecisionFMR}
 	}
+	res.Rule = d.Rule
 }
 
 // algorithmOf reads an Algorithm's String form, "id/vN" (zero if it is not).

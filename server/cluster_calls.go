@@ -245,6 +245,7 @@ func (n *clusterNode) identify(ctx context.Context, req *pb.IdentifyRequest, p e
 	}
 	resp := &pb.IdentifyResponse{
 		Threshold:    defaultThreshold(n.eng),
+		Rule:         res.Rule,
 		Searched:     res.Searched,
 		ProbeQuality: faceQualityProto(quality),
 		Coverage: &pb.Coverage{Answered: int32(res.Coverage.Answered), Total: int32(res.Coverage.Total),

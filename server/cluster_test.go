@@ -311,6 +311,16 @@ func TestClusterInProcess(t *testing.T) {
 		if !slices.Equal(g, w) {
 			t.Fatalf("probe %d: cluster top 10 %v, one engine's %v", p, g, w)
 		}
+		// The merged answer states the rule and each candidate's decision
+		// FMR as one engine does (issue 18: one consistent decision).
+		if got.Rule != want.Decision.Rule || got.Rule == "" {
+			t.Fatalf("probe %d: cluster rule %q, one engine's %q", p, got.Rule, want.Decision.Rule)
+		}
+		for i, c := range got.Candidates {
+			if c.DecisionFmr != want.Candidates[i].DecisionFMR {
+				t.Fatalf("probe %d: %s decision FMR %g in the cluster, %g in one engine", p, c.SubjectId, c.DecisionFmr, want.Candidates[i].DecisionFMR)
+			}
+		}
 	}
 
 	// Subject calls go to the owning partition from any node.

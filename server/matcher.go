@@ -143,8 +143,8 @@ func fillScores(sc *engine.Scores, face **float32, faceFMR, faceLR **float64, fi
 	if sc.HasFace {
 		f, fmr := sc.Face, sc.FaceFMR
 		*face, *faceFMR = &f, &fmr
-		// A cluster's merged candidates carry no ratio (0): absent rather
-		// than a ratio of 0.
+		// A candidate without a ratio (0: from a cluster partition of an
+		// older version) has it absent rather than a ratio of 0.
 		if lr := sc.FaceLR; lr > 0 {
 			*faceLR = &lr
 		}
