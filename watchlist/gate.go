@@ -192,7 +192,9 @@ finger in time, bad scan, scanner not ready).`,
 				fmt.Fprintf(a.stdout, "Gate %s: %s, %v.\n", resp.GetGate(), resp.GetDetail(), resp.GetElapsed().AsDuration().Round(time.Millisecond))
 			}
 			if len(res.GetCandidates()) == 0 {
-				if res.GetFused() {
+				if r := res.GetRule(); r != "" {
+					fmt.Fprintf(a.stdout, "No candidate passing %s (%d templates searched).\n", r, res.GetSearched())
+				} else if res.GetFused() {
 					fmt.Fprintf(a.stdout, "No candidate at or below FMR %.2g (%d templates searched).\n", res.GetMaxFmr(), res.GetSearched())
 				} else {
 					fmt.Fprintf(a.stdout, "No candidate at or above threshold %.3f (%d templates searched).\n", res.GetThreshold(), res.GetSearched())
