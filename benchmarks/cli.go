@@ -54,6 +54,7 @@ type cli struct {
 	fingers    []int
 	maxRank    int
 	fnirRank   int
+	nonMated   int // identify --non-mated (finger)
 	samples    int
 	floor      int
 	gallery    []int
@@ -200,7 +201,7 @@ func (c *cli) fingerIdentify(ctx context.Context, samples []Sample, ds DataSet, 
 	if len(fingers) == 0 {
 		fingers = []int{1}
 	}
-	opt := FingerIdentifyOptions{RunOptions: c.run(), Fingers: fingers, Synthetic: synthetic}
+	opt := FingerIdentifyOptions{RunOptions: c.run(), Fingers: fingers, Synthetic: synthetic, NonMated: c.nonMated}
 	if len(dirs) > 0 {
 		d, err := Scan(ds.Layout, dirs...)
 		if err != nil {
@@ -445,6 +446,7 @@ func (c *cli) identifyCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringSliceVar(&c.distract, "distractors", nil, "`dir`ectory of extra identities enrolled but never searched for (same layout); with --modality finger also a number N: N synthetic finger subjects (SyntheticFinger) on top of the directories' (e.g. --distractors DIR1,DIR2,100000)")
 	f.IntSliceVar(&c.fingers, "fingers", nil, "with --modality finger: fingers per subject, each a run through the finger index with sum-rule fusion (e.g. 1,2,4; subjects are made of finger j of k sets, see EvaluateFingerIdentification)")
+	f.IntVar(&c.nonMated, "non-mated", 0, "with --modality finger: N more non-mated searches, each of k synthetic fingers enrolled nowhere, so that FNIR at FPIR 0.1% is measurable (3,000 or more); reported beside the real non-mated searches")
 	f.IntVar(&c.maxRank, "max-rank", 20, "longest candidate list (CMC)")
 	f.IntVar(&c.fnirRank, "fnir-rank", 1, "rank at which a mate must be returned, above the threshold, to count as found for FNIR")
 	return cmd
@@ -469,7 +471,10 @@ func (c *cli) identify(ctx context.Context, model string) (Report, error) {
 			synthetic += n
 		}
 	}
-	if c.modality == "finger" && (len(c.fingers) > 0 || synthetic > 0) {
+	if c.nonMated < 0 || c.nonMated > 0 && c.modality != "finger" {
+		return Report{}, usageErr{fmt.Errorf("--non-mated %d: synthetic non-mated searches need --modality finger, and are >= 0", c.nonMated)}
+	}
+	if c.modality == "finger" && (len(c.fingers) > 0 || synthetic > 0 || c.nonMated > 0) {
 		return c.fingerIdentify(ctx, samples, ds, dirs, synthetic)
 	}
 	if len(c.distract) > 0 {

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/bordermatch/bordermatch/benchmarks/errrate"
 	"github.com/bordermatch/bordermatch/matcher"
 )
 
@@ -62,5 +63,41 @@ func TestSyntheticFinger(t *testing.T) {
 		if s := m.Score(ta, tb); s > 0.2 {
 			t.Errorf("synthetic fingers 1 and %d score %.3f: not strangers", i, s)
 		}
+	}
+}
+
+// TestFingerIdentifyNonMated: --non-mated adds synthetic non-mated
+// searches, so that an FPIR the real ones cannot resolve becomes
+// measurable; the real-only figures stay as they were.
+func TestFingerIdentifyNonMated(t *testing.T) {
+	samples, err := Scan(LayoutFVC, "../matcher/testdata/fingers/fvc2002_db1_b", "../matcher/testdata/fingers/fvc2002_db3_b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt := FingerIdentifyOptions{Fingers: []int{1}, Synthetic: 100}
+	plain, _, err := EvaluateFingerIdentification(context.Background(), NewFinger(0, 0), samples, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.NonMated = 300
+	runs, _, err := EvaluateFingerIdentification(context.Background(), NewFinger(0, 0), samples, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, p := runs[0], plain[0]
+	if f.NonMatedSynthetic != 300 || f.NonMated != p.NonMated+300 || !slices.Equal(f.FNIRAtFPIR, p.FNIRAtFPIR) {
+		t.Fatalf("non-mated %d (synthetic %d), real-only points %v against %v", f.NonMated, f.NonMatedSynthetic, f.FNIRAtFPIR, p.FNIRAtFPIR)
+	}
+	measurable := func(ops []errrate.OperatingPoint, target float64) bool {
+		for _, op := range ops {
+			if op.Target == target {
+				return op.Measurable
+			}
+		}
+		return false
+	}
+	// 56 real non-mated searches cannot resolve FPIR 1%; 356 can.
+	if measurable(p.FNIRAtFPIR, 0.01) || !measurable(f.FNIRAtFPIRWithSynthetic, 0.01) {
+		t.Errorf("FPIR 1%% measurable: real only %v, with synthetic %v", p.FNIRAtFPIR, f.FNIRAtFPIRWithSynthetic)
 	}
 }
