@@ -4,6 +4,16 @@
 // names (anything not in the table is denied), and bounds each caller's
 // request rate and calls in flight.
 //
+// A caller's limits are kept under its key (the digest of its
+// certificate's public key, or of its token), never under its name: a CA
+// may issue one name twice, and a gate certificate named like the admin
+// must not spend the admin's budget. Audit records show both, name and
+// key id (Caller.KeyID).
+//
+// Refused calls are counted per reason (Config.Refused) and logged within
+// limits per caller (RefusalLogLimits), so that a client retrying a refused
+// call in a loop cannot fill the disk with warnings.
+//
 // # Roles
 //
 //	gate     Matcher Identify and Verify; Gates CaptureAndIdentify, CaptureAndVerify, GateStatus, IdentifyFrames
@@ -36,7 +46,10 @@ package access
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -144,15 +157,25 @@ func Allowed(table map[string][]string, method, role string) bool {
 // Caller is who made a call.
 type Caller struct {
 	// Identity: the certificate's common name, the token's identity,
-	// "insecure", or the peer address of an unauthenticated caller.
+	// "insecure", or the peer address of an unauthenticated caller. Two
+	// callers may share it (a CA may issue one name twice); KeyID tells
+	// them apart.
 	Identity string
-	Role     string
+	// KeyID names the caller's key: pki.KeyID of its certificate, or the
+	// first 8 bytes (hex) of its bearer token's SHA-256; "" for an
+	// insecure or unauthenticated caller.
+	KeyID string
+	Role  string
 	// Auth: "cert", "token", "insecure" or "none".
 	Auth string
 	Peer string
 	// Partner: the configured partner agency whose CA issued the
 	// certificate (role partner); empty for this agency's own callers.
 	Partner string
+
+	// bucket is the key of the caller's limits: the whole digest of its
+	// public key or token, never a name it could share with another.
+	bucket string
 }
 
 type callerKey struct{}
@@ -188,8 +211,13 @@ type Config struct {
 	// PermissionDenied (not of calls refused for a limit), to audit it.
 	// req is the request of a unary call (nil for a stream).
 	Denied func(ctx context.Context, method string, req any, err error)
-	// Logger gets a warning per refused call.
-	Logger zerolog.Logger
+	// Refused, if set, is told the reason (Reasons) of every refused call,
+	// logged or not: the counter per reason.
+	Refused func(reason string)
+	// Logger gets a warning per refused call, within RefusalLog's limits
+	// (zero: DefaultRefusalLogLimits), and a summary of those left out.
+	Logger     zerolog.Logger
+	RefusalLog RefusalLogLimits
 	// Partners are the partner agencies' CAs (matchd --federation): a
 	// client certificate that chains to one is role Partner, identity
 	// "NAME/CN", whatever role it claims. The server's TLS configuration
@@ -206,6 +234,8 @@ type PartnerCA struct {
 // Guard is the access control of a gRPC server.
 type Guard struct {
 	cfg Config
+
+	refusals *refusalLog
 
 	mu      sync.Mutex
 	clients map[string]*client
@@ -228,7 +258,7 @@ func New(cfg Config) *Guard {
 	if cfg.Burst <= 0 && cfg.Rate > 0 {
 		cfg.Burst = max(1, int(2*cfg.Rate))
 	}
-	return &Guard{cfg: cfg, clients: map[string]*client{}}
+	return &Guard{cfg: cfg, clients: map[string]*client{}, refusals: newRefusalLog(cfg.RefusalLog, cfg.Logger)}
 }
 
 // Unary is the interceptor for unary calls.
@@ -276,25 +306,30 @@ func (g *Guard) admit(ctx context.Context, method string, req any) (context.Cont
 	if authErr != nil {
 		// Unauthenticated callers share a limit per address, so a flood
 		// of bad credentials cannot flood the audit trail either.
-		if err := g.limit("peer:"+host(c.Peer), false); err != nil {
-			return ctx, nil, err
+		key := "peer:" + host(c.Peer)
+		if err := g.limit(key, "peer "+host(c.Peer), false); err != nil {
+			return ctx, nil, g.refuse(ctx, key, method, req, err, false)
 		}
-		g.deny(ctx, method, req, authErr)
-		return ctx, nil, authErr
+		return ctx, nil, g.refuse(ctx, key, method, req, authErr, true)
 	}
 	if !Allowed(g.cfg.Methods, method, c.Role) {
-		err := status.Errorf(codes.PermissionDenied, "%s %q (role %s) may not call %s", c.Auth, c.Identity, roleName(c.Role), method)
+		err := status.Errorf(codes.PermissionDenied, "%s %q (key %s, role %s) may not call %s", c.Auth, c.Identity, keyName(c.KeyID), roleName(c.Role), method)
 		if _, known := g.cfg.Methods[method]; !known {
 			err = status.Errorf(codes.PermissionDenied, "%s is not in the role table: denied", method)
 		}
-		g.deny(ctx, method, req, err)
-		return ctx, nil, err
+		return ctx, nil, g.refuse(ctx, c.bucket, method, req, err, true)
 	}
-	key := c.Auth + ":" + c.Identity
-	if err := g.limit(key, true); err != nil {
-		return ctx, nil, err
+	if err := g.limit(c.bucket, fmt.Sprintf("%s %q (key %s)", c.Auth, c.Identity, keyName(c.KeyID)), true); err != nil {
+		return ctx, nil, g.refuse(ctx, c.bucket, method, req, err, false)
 	}
-	return ctx, func() { g.done(key) }, nil
+	return ctx, func() { g.done(c.bucket) }, nil
+}
+
+func keyName(id string) string {
+	if id == "" {
+		return "none"
+	}
+	return id
 }
 
 func roleName(r string) string {
@@ -304,13 +339,30 @@ func roleName(r string) string {
 	return r
 }
 
-func (g *Guard) deny(ctx context.Context, method string, req any, err error) {
+// refuse counts and logs (within the limits) a refusal of the caller
+// whose limits are kept under key, audits it if audited (a refusal for a
+// limit is not: the limit is what keeps a flood out of the trail), and
+// returns the error marked as the Guard's.
+func (g *Guard) refuse(ctx context.Context, key, method string, req any, err error, audited bool) error {
 	c, _ := CallerFrom(ctx)
-	g.cfg.Logger.Warn().Str("rpc", method).Str("identity", c.Identity).Str("role", c.Role).Str("auth", c.Auth).
-		Str("peer", c.Peer).Str("code", status.Code(err).String()).Msg("call refused")
-	if g.cfg.Denied != nil {
+	reason := ReasonPermissionDenied
+	switch status.Code(err) {
+	case codes.Unauthenticated:
+		reason = ReasonUnauthenticated
+	case codes.ResourceExhausted:
+		reason = ReasonRateLimit
+		if errors.Is(err, errInFlight) {
+			reason = ReasonInFlight
+		}
+	}
+	if g.cfg.Refused != nil {
+		g.cfg.Refused(reason)
+	}
+	g.refusals.note(key, c, method, reason, err)
+	if audited && g.cfg.Denied != nil {
 		g.cfg.Denied(ctx, method, req, err)
 	}
+	return refuse(err, reason)
 }
 
 // authenticate finds the caller. On failure the returned Caller still names
@@ -324,8 +376,10 @@ func (g *Guard) authenticate(ctx context.Context) (Caller, error) {
 	c.Identity = c.Peer
 	if p != nil {
 		if ti, ok := p.AuthInfo.(credentials.TLSInfo); ok && len(ti.State.VerifiedChains) > 0 {
+			leaf := ti.State.VerifiedChains[0][0]
+			digest := pki.KeyDigest(leaf)
+			c.KeyID, c.bucket = pki.KeyID(leaf), "cert:"+hex.EncodeToString(digest[:])
 			if name, ok := g.partnerOf(ti.State.VerifiedChains); ok {
-				leaf := ti.State.VerifiedChains[0][0]
 				cn := leaf.Subject.CommonName
 				if cn == "" {
 					cn = "serial:" + leaf.SerialNumber.Text(16)
@@ -333,7 +387,7 @@ func (g *Guard) authenticate(ctx context.Context) (Caller, error) {
 				c.Identity, c.Role, c.Auth, c.Partner = name+"/"+cn, Partner, "cert", name
 				return c, nil
 			}
-			id, role, err := pki.RoleFromCert(ti.State.VerifiedChains[0][0])
+			id, role, err := pki.RoleFromCert(leaf)
 			c.Identity, c.Role, c.Auth = id, role, "cert"
 			if err != nil {
 				// A certificate of our CA without a usable role is a known
@@ -359,11 +413,13 @@ func (g *Guard) authenticate(ctx context.Context) (Caller, error) {
 		if !ok {
 			return c, status.Error(codes.Unauthenticated, "unknown bearer token")
 		}
+		h := sha256.Sum256([]byte(tok))
 		c.Identity, c.Role, c.Auth = id, role, "token"
+		c.KeyID, c.bucket = hex.EncodeToString(h[:8]), "token:"+hex.EncodeToString(h[:])
 		return c, nil
 	}
 	if g.cfg.Insecure && g.cfg.Tokens == nil {
-		c.Identity, c.Role, c.Auth = "insecure", Admin, "insecure"
+		c.Identity, c.Role, c.Auth, c.bucket = "insecure", Admin, "insecure", "insecure"
 		return c, nil
 	}
 	return c, status.Error(codes.Unauthenticated, "no client certificate or bearer token")
@@ -408,9 +464,22 @@ func host(addr string) string {
 	return addr
 }
 
+// errInFlight marks a refusal for the calls in flight (the rate limit's is
+// ResourceExhausted too).
+var errInFlight = errors.New("too many calls in flight")
+
+// inFlightError is the status of a refusal for the calls in flight; it
+// wraps errInFlight so the reason can be told from the rate limit's.
+type inFlightError struct{ st *status.Status }
+
+func (e *inFlightError) Error() string              { return e.st.Err().Error() }
+func (e *inFlightError) GRPCStatus() *status.Status { return e.st }
+func (e *inFlightError) Unwrap() error              { return errInFlight }
+
 // limit takes a token from key's bucket and, if inFlight, a slot of its
-// calls in flight (given back by done).
-func (g *Guard) limit(key string, inFlight bool) error {
+// calls in flight (given back by done); who names the caller in the
+// refusal.
+func (g *Guard) limit(key, who string, inFlight bool) error {
 	if g.cfg.Rate <= 0 && (g.cfg.MaxConcurrent <= 0 || !inFlight) {
 		return nil
 	}
@@ -428,10 +497,10 @@ func (g *Guard) limit(key string, inFlight bool) error {
 		g.clients[key] = c
 	}
 	if inFlight && g.cfg.MaxConcurrent > 0 && c.inFlight >= g.cfg.MaxConcurrent {
-		return status.Errorf(codes.ResourceExhausted, "%s has %d calls in flight, the most allowed; retry when one finishes", key, c.inFlight)
+		return &inFlightError{status.Newf(codes.ResourceExhausted, "%s has %d calls in flight, the most allowed; retry when one finishes", who, c.inFlight)}
 	}
 	if c.lim != nil && !c.lim.Allow() {
-		return status.Errorf(codes.ResourceExhausted, "%s is over its rate limit (%g calls/s, burst %d); retry later", key, g.cfg.Rate, g.cfg.Burst)
+		return status.Errorf(codes.ResourceExhausted, "%s is over its rate limit (%g calls/s, burst %d); retry later", who, g.cfg.Rate, g.cfg.Burst)
 	}
 	if inFlight {
 		c.inFlight++

@@ -173,7 +173,7 @@ func (rc *Recorder) append(r Record) error {
 func (rc *Recorder) base(ctx context.Context, method string) Record {
 	r := Record{RPC: method}
 	if c, ok := access.CallerFrom(ctx); ok {
-		r.Identity, r.Role, r.Auth, r.Peer = c.Identity, c.Role, c.Auth, c.Peer
+		r.Identity, r.KeyID, r.Role, r.Auth, r.Peer = c.Identity, c.KeyID, c.Role, c.Auth, c.Peer
 	} else {
 		r.Auth = "none"
 	}
@@ -443,7 +443,7 @@ func recordProto(r *Record) *pb.AuditRecord {
 		Seq: r.Seq, Time: timestamppb.New(r.Time), Identity: r.Identity, Role: r.Role, Auth: r.Auth,
 		Gate: r.Gate, Rpc: r.RPC, RequestId: r.RequestID, Peer: r.Peer, Decision: r.Decision,
 		Code: r.Code, Detail: r.Detail, PrevHash: unhex(r.Prev), Hash: unhex(r.Hash), Coordinator: r.Coordinator,
-		PassiveAuth: r.PassiveAuth,
+		PassiveAuth: r.PassiveAuth, KeyId: r.KeyID,
 	}
 	for _, part := range r.Partitions {
 		p.Partitions = append(p.Partitions, int32(part))

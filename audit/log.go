@@ -60,20 +60,24 @@ type Hit struct {
 // Record is one audit record. Its stored form is its JSON encoding, with
 // the fields in this order.
 type Record struct {
-	Seq       uint64    `json:"seq"`
-	Prev      string    `json:"prev"` // hex SHA-256 of the previous record's stored bytes
-	Time      time.Time `json:"time"`
-	Identity  string    `json:"identity"`
-	Role      string    `json:"role,omitempty"`
-	Auth      string    `json:"auth"`
-	Gate      string    `json:"gate,omitempty"`
-	RPC       string    `json:"rpc"`
-	RequestID string    `json:"request_id,omitempty"`
-	Peer      string    `json:"peer,omitempty"`
-	Hits      []Hit     `json:"hits,omitempty"`
-	Decision  string    `json:"decision"`
-	Code      string    `json:"code"`
-	Detail    string    `json:"detail,omitempty"`
+	Seq      uint64    `json:"seq"`
+	Prev     string    `json:"prev"` // hex SHA-256 of the previous record's stored bytes
+	Time     time.Time `json:"time"`
+	Identity string    `json:"identity"`
+	// KeyID tells two callers with one name apart (access.Caller.KeyID);
+	// omitted when empty, so records of callers without a key (and every
+	// record written before it existed) read as before.
+	KeyID     string `json:"key_id,omitempty"`
+	Role      string `json:"role,omitempty"`
+	Auth      string `json:"auth"`
+	Gate      string `json:"gate,omitempty"`
+	RPC       string `json:"rpc"`
+	RequestID string `json:"request_id,omitempty"`
+	Peer      string `json:"peer,omitempty"`
+	Hits      []Hit  `json:"hits,omitempty"`
+	Decision  string `json:"decision"`
+	Code      string `json:"code"`
+	Detail    string `json:"detail,omitempty"`
 	// Coordinator and Partitions: in a cluster, the node that coordinated
 	// the call and the partitions it asked (NoteCluster). Last and
 	// omitted when empty, so a single node's records are as before.

@@ -13,7 +13,14 @@
 // subject with the same text ("OU=bordermatch:role=gate"). URI SANs win over
 // OUs; two different roles in one certificate are refused as ambiguous. The
 // caller's identity is the certificate's common name (its serial number if
-// it has none).
+// it has none), and its key id (KeyID: a digest of its public key) tells
+// two certificates with one name apart.
+//
+// # The register of issued names
+//
+// A local CA directory keeps a register of the names it issued
+// (RegisterFile): matchd certs refuses a name already in it, unless the
+// request is a renewal (--renew) for the same role.
 //
 // The partner role is for another agency's matchd calling this one's
 // Federation service (hit/no-hit searches): an agency issues it from its
@@ -31,6 +38,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -158,6 +166,21 @@ func EnsureLocal(dir string, hosts []string) (created bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	var register []byte
+	for _, c := range []struct {
+		pem  []byte
+		role string
+	}{{cert, "server"}, {acert, "admin"}} {
+		e, err := IssuedFrom(c.pem, c.role, false)
+		if err != nil {
+			return false, err
+		}
+		b, err := json.Marshal(e)
+		if err != nil {
+			return false, err
+		}
+		register = append(append(register, b...), '\n')
+	}
 	// The CA certificate last: its presence is what marks the directory as
 	// complete, and a client polling for it never reads a partial set.
 	for _, f := range []struct {
@@ -166,7 +189,8 @@ func EnsureLocal(dir string, hosts []string) (created bool, err error) {
 		mode os.FileMode
 	}{
 		{CAKeyFile, caKey, 0o600}, {ServerFile, cert, 0o644}, {ServerKeyFile, key, 0o600},
-		{AdminFile, acert, 0o644}, {AdminKeyFile, akey, 0o600}, {CAFile, ca.PEM, 0o644},
+		{AdminFile, acert, 0o644}, {AdminKeyFile, akey, 0o600}, {RegisterFile, register, 0o644},
+		{CAFile, ca.PEM, 0o644},
 	} {
 		if err := WriteFileAtomic(filepath.Join(dir, f.name), f.b, f.mode); err != nil {
 			return false, err

@@ -8,8 +8,10 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"encoding/base64"
+	"encoding/hex"
 	"net"
 	"os"
 	"path/filepath"
@@ -48,8 +50,9 @@ type secureServer struct {
 // startSecure serves the real Service with TLS (unless acc.Insecure),
 // access control and the audit trail, and issues client certificates:
 // gate-1 (gate), officer-1 (officer) and norole (no role) beside the local
-// CA's admin certificate.
-func startSecure(t *testing.T, acc access.Config) *secureServer {
+// CA's admin certificate. more may change the server's options (a logger,
+// metrics).
+func startSecure(t *testing.T, acc access.Config, more ...func(*GRPCOptions)) *secureServer {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := store.Open(store.Options{Dir: filepath.Join(dir, "db"), Logger: zerolog.Nop()})
@@ -89,7 +92,11 @@ func startSecure(t *testing.T, acc access.Config) *secureServer {
 			t.Fatal(err)
 		}
 	}
-	gs, _ := NewGRPCServer(svc, GRPCOptions{MaxMessageBytes: 4 << 20, Logger: zerolog.Nop(), TLS: srvTLS, Access: &acc, Audit: s.audit})
+	gopt := GRPCOptions{MaxMessageBytes: 4 << 20, Logger: zerolog.Nop(), TLS: srvTLS, Access: &acc, Audit: s.audit}
+	for _, f := range more {
+		f(&gopt)
+	}
+	gs, _ := NewGRPCServer(svc, gopt)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -336,7 +343,8 @@ func TestAccessTokens(t *testing.T) {
 	}
 	_, err = gate.Enroll(ctx, &pb.EnrollRequest{SubjectId: "x", Samples: []*pb.Sample{photo(t, enrolB)}})
 	wantCode(t, err, codes.PermissionDenied)
-	if r := findRecord(t, s.audit, "gate-9", "Matcher/Enroll"); r.Auth != "token" || r.Decision != "denied" {
+	tokenKey := sha256.Sum256([]byte("gate-token-0123456789"))
+	if r := findRecord(t, s.audit, "gate-9", "Matcher/Enroll"); r.Auth != "token" || r.Decision != "denied" || r.KeyID != hex.EncodeToString(tokenKey[:8]) {
 		t.Errorf("token denial record %+v", r)
 	}
 	admin := pb.NewMatcherClient(s.dial(t, "", "admin-token-0123456789"))

@@ -76,6 +76,9 @@ func NewGRPCServer(svc *Service, opt GRPCOptions) (*grpc.Server, *health.Server)
 		if rec != nil {
 			acc.Denied = rec.Denied
 		}
+		if acc.Refused == nil && opt.Metrics != nil {
+			acc.Refused = opt.Metrics.CountRefused
+		}
 		g := access.New(acc)
 		unary = append(unary, g.Unary())
 		stream = append(stream, g.Stream())
@@ -150,8 +153,14 @@ func logStream(log zerolog.Logger) grpc.StreamServerInterceptor {
 }
 
 // logCall writes a call's one line: request id, method, peer, latency and
-// status code; errors that mean a server fault at error level.
+// status code; errors that mean a server fault at error level. A call
+// access control refused has no line here: the Guard logs refusals itself,
+// a bounded number per caller (access.RefusalLogLimits), so that a client
+// retrying a refused call in a loop cannot fill the disk.
 func logCall(log zerolog.Logger, ctx context.Context, id, method string, start time.Time, err error) {
+	if _, refused := access.RefusalReason(err); refused {
+		return
+	}
 	code := status.Code(err)
 	ev := log.Info()
 	if code == codes.Internal || code == codes.Unknown || code == codes.DataLoss {

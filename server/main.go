@@ -452,9 +452,10 @@ func (c *cli) certsCmd() *cobra.Command {
 		data, role, name, out string
 		days                  int
 		hosts                 []string
+		renew                 bool
 	)
 	cmd := &cobra.Command{
-		Use:   "certs --role gate|officer|admin|partner|node --name NAME [--host H,...] [--out DIR] [--data DIR] [--days N]",
+		Use:   "certs --role gate|officer|admin|partner|node --name NAME [--renew] [--host H,...] [--out DIR] [--data DIR] [--days N]",
 		Short: "Issue a client certificate for a role, or a cluster node's certificate, from the local CA",
 		Args:  usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -468,14 +469,15 @@ func (c *cli) certsCmd() *cobra.Command {
 			case days < 1:
 				return usageErr{fmt.Errorf("certs: %s: want at least 1", c.name(cmd, "days"))}
 			}
-			return issueCert(c.stdout, data, role, name, out, days, hosts)
+			return issueCert(c.stdout, data, role, name, out, days, hosts, renew)
 		},
 	}
 	f := cmd.Flags()
 	f.SortFlags = false
 	f.StringVar(&role, "role", "", "role of the certificate: gate, officer or admin; partner for this agency's calls to its partner agencies (README: Searching partner agencies); node for a cluster node's NATS certificate (server and client, for --host)")
 	f.StringSliceVar(&hosts, "host", nil, "with --role node: the DNS names and IP addresses the node's NATS server is reached at")
-	f.StringVar(&name, "name", "", "the client's name (the certificate's common name; audit records show it)")
+	f.StringVar(&name, "name", "", "the client's name (the certificate's common name; audit records show it); a name the local CA issued before is refused")
+	f.BoolVar(&renew, "renew", false, "issue a new certificate (new key) for a name issued before, with the same role")
 	f.StringVar(&out, "out", ".", "`dir`ectory to write NAME.pem and NAME-key.pem into")
 	f.StringVar(&data, "data", DefaultOptions().DataDir, "data `dir`ectory whose tls/ holds the local CA")
 	f.IntVar(&days, "days", 365, "validity in days")
@@ -483,11 +485,24 @@ func (c *cli) certsCmd() *cobra.Command {
 	return cmd
 }
 
-func issueCert(stdout io.Writer, data, role, name, out string, days int, hosts []string) error {
+// issueCert issues a certificate from the local CA in data and writes it
+// to out. The CA's register of issued names is checked first, so that no
+// two callers share a name in the audit trail, and the new certificate is
+// registered before its files are written: a failure between the two
+// leaves a registered name without files (renew it), never files for a
+// name the register does not know.
+func issueCert(stdout io.Writer, data, role, name, out string, days int, hosts []string, renew bool) error {
 	dir := TLSDir(data)
 	ca, err := pki.LoadCA(filepath.Join(dir, pki.CAFile), filepath.Join(dir, pki.CAKeyFile))
 	if err != nil {
 		return fmt.Errorf("certs: %w (matchd creates the local CA in %s on its first start)", err, dir)
+	}
+	reg, err := pki.OpenRegister(dir)
+	if err != nil {
+		return fmt.Errorf("certs: %w", err)
+	}
+	if err := reg.Check(name, role, renew); err != nil {
+		return fmt.Errorf("certs: %w", err)
 	}
 	req := pki.Request{CommonName: name, Role: role, Validity: time.Duration(days) * 24 * time.Hour}
 	if role == "node" {
@@ -508,14 +523,21 @@ func issueCert(stdout io.Writer, data, role, name, out string, days int, hosts [
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
+	e, err := pki.IssuedFrom(cert, role, renew)
+	if err != nil {
+		return fmt.Errorf("certs: %w", err)
+	}
+	if err := reg.Add(e); err != nil {
+		return fmt.Errorf("certs: %w", err)
+	}
 	if err := pki.WriteFileAtomic(keyFile, key, 0o600); err != nil {
 		return err
 	}
 	if err := pki.WriteFileAtomic(certFile, cert, 0o644); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "Issued a %s certificate for %q, valid %d days:\n  %s\n  %s\nThe client also needs the CA certificate %s.\n",
-		role, name, days, certFile, keyFile, filepath.Join(dir, pki.CAFile))
+	fmt.Fprintf(stdout, "Issued a %s certificate for %q (key id %s), valid %d days:\n  %s\n  %s\nThe client also needs the CA certificate %s.\n",
+		role, name, e.KeyID, days, certFile, keyFile, filepath.Join(dir, pki.CAFile))
 	return nil
 }
 

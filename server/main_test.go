@@ -195,3 +195,51 @@ func TestOptionsValidate(t *testing.T) {
 		t.Errorf("no floor, no limit, no grace: %v", err)
 	}
 }
+
+// TestMatchdCertsRefusesIssuedName: a name the local CA issued is not
+// issued again, whatever the role or the letters' case (a gate named
+// local-admin would be audited as the admin), unless renewed with its role;
+// the register beside the CA lists every certificate with its key id.
+func TestMatchdCertsRefusesIssuedName(t *testing.T) {
+	data := t.TempDir()
+	if _, err := pki.EnsureLocal(TLSDir(data), []string{"localhost"}); err != nil {
+		t.Fatal(err)
+	}
+	certs := func(args ...string) (string, string, int) {
+		return runMatchd(nil, append([]string{"certs", "--data", data, "--out", t.TempDir()}, args...)...)
+	}
+	if _, errs, code := certs("--role", "gate", "--name", "gate-07"); code != ExitOK {
+		t.Fatalf("a new name: exit %d %s", code, errs)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--role", "gate", "--name", "local-admin"}, `"local-admin" was issued on`},
+		{[]string{"--role", "admin", "--name", "Local-Admin"}, `"local-admin" was issued on`},
+		{[]string{"--role", "gate", "--name", "gate-07"}, `"gate-07" was issued on`},
+		{[]string{"--role", "officer", "--name", "matchd"}, `"matchd" was issued on`},
+		{[]string{"--role", "officer", "--name", "gate-07", "--renew"}, `"gate-07" is a gate certificate; a renewal keeps the role`},
+		{[]string{"--role", "gate", "--name", "gate-08", "--renew"}, `"gate-08" is not in the register`},
+	} {
+		out, errs, code := certs(tc.args...)
+		if code != ExitFailure || !strings.Contains(errs, tc.want) || out != "" {
+			t.Errorf("certs %v: exit %d, stdout %q, stderr %q; want exit 1 naming %q", tc.args, code, out, errs, tc.want)
+		}
+	}
+	out, errs, code := certs("--role", "gate", "--name", "gate-07", "--renew")
+	if code != ExitOK {
+		t.Fatalf("renewing gate-07: exit %d %s", code, errs)
+	}
+	reg, err := pki.OpenRegister(TLSDir(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, ok := reg.Lookup("gate-07")
+	if !ok || !last.Renewal || last.Role != "gate" || !strings.Contains(out, "key id "+last.KeyID) {
+		t.Errorf("register's gate-07 after the renewal: %+v (ok %v); certs said %q", last, ok, out)
+	}
+	if adm, ok := reg.Lookup("local-admin"); !ok || adm.Role != "admin" || len(adm.KeyID) != 16 {
+		t.Errorf("register's local-admin: %+v (ok %v)", adm, ok)
+	}
+}

@@ -40,6 +40,7 @@ type Metrics struct {
 	rpcDuration  *prometheus.HistogramVec
 	captureState *prometheus.GaugeVec
 	searchBatch  prometheus.Histogram
+	refused      *prometheus.CounterVec
 	algoSizes    atomic.Pointer[AlgorithmSizes]
 
 	captureMu     sync.Mutex
@@ -75,12 +76,19 @@ func NewMetrics(sizes GallerySizes) *Metrics {
 			Help:    "Face probes per scan of the face index: concurrent identifications of the same options share a scan.",
 			Buckets: []float64{1, 2, 4, 8, 16, 24, 32},
 		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bordermatch_refused_calls_total",
+			Help: "Calls refused by access control, by reason (unauthenticated, permission_denied, rate_limit, in_flight), logged one by one or not.",
+		}, []string{"reason"}),
 		captureStates: map[string]string{},
+	}
+	for _, r := range access.Reasons {
+		m.refused.WithLabelValues(r)
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.rpcDuration, m.captureState, m.searchBatch,
+		m.rpcDuration, m.captureState, m.searchBatch, m.refused,
 	)
 	if sizes != nil {
 		m.reg.MustRegister(gallerySizes{sizes})
@@ -145,6 +153,14 @@ func (m *Metrics) SetCaptureState(source, state string) {
 func (m *Metrics) ObserveSearchBatch(probes int) {
 	if m != nil {
 		m.searchBatch.Observe(float64(probes))
+	}
+}
+
+// CountRefused counts a call refused by access control
+// (access.Config.Refused).
+func (m *Metrics) CountRefused(reason string) {
+	if m != nil {
+		m.refused.WithLabelValues(reason).Inc()
 	}
 }
 
@@ -292,6 +308,9 @@ func adminOnly(cfg metricsConfig) func(http.Handler) http.Handler {
 	if cfg.Audit != nil {
 		rec = &audit.Recorder{Log: cfg.Audit, Logger: cfg.Logger}
 		acc.Denied = rec.Denied
+	}
+	if acc.Refused == nil {
+		acc.Refused = cfg.Metrics.CountRefused
 	}
 	admit := access.New(acc).Unary()
 	info := &grpc.UnaryServerInfo{FullMethod: PprofMethod}

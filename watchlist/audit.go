@@ -30,6 +30,7 @@ type auditJSON struct {
 	Seq       uint64         `json:"seq"`
 	Time      string         `json:"time"`
 	Identity  string         `json:"identity"`
+	KeyID     string         `json:"key_id,omitempty"`
 	Role      string         `json:"role"`
 	Auth      string         `json:"auth"`
 	Gate      string         `json:"gate,omitempty"`
@@ -111,7 +112,7 @@ func (a *app) auditCmd() *cobra.Command {
 					decision += " (" + r.GetCode() + ": " + r.GetDetail() + ")"
 				}
 				row := []string{strconv.FormatUint(r.GetSeq(), 10), auditTime(r.GetTime().AsTime()),
-					r.GetIdentity(), dash(r.GetRole()), dash(r.GetGate()), shortRPC(r.GetRpc()), hitsText(r.GetHits()), decision}
+					callerText(r), dash(r.GetRole()), dash(r.GetGate()), shortRPC(r.GetRpc()), hitsText(r.GetHits()), decision}
 				for i, c := range row {
 					row[i] = cellText(c)
 				}
@@ -253,9 +254,18 @@ func (a *app) verifyFailed(out map[string]any, err error) error {
 	return &exitError{code: ExitFailure, err: err}
 }
 
+// callerText names a record's caller with its key id, since two callers
+// may share a name.
+func callerText(r *pb.AuditRecord) string {
+	if r.GetKeyId() == "" {
+		return r.GetIdentity()
+	}
+	return r.GetIdentity() + " (" + r.GetKeyId() + ")"
+}
+
 func toAuditJSON(r *pb.AuditRecord) auditJSON {
 	j := auditJSON{
-		Seq: r.GetSeq(), Time: r.GetTime().AsTime().Format(time.RFC3339Nano), Identity: r.GetIdentity(), Role: r.GetRole(),
+		Seq: r.GetSeq(), Time: r.GetTime().AsTime().Format(time.RFC3339Nano), Identity: r.GetIdentity(), KeyID: r.GetKeyId(), Role: r.GetRole(),
 		Auth: r.GetAuth(), Gate: r.GetGate(), RPC: r.GetRpc(), RequestID: r.GetRequestId(), Peer: r.GetPeer(),
 		Hits: []auditHitJSON{}, Decision: r.GetDecision(), Code: r.GetCode(), Detail: r.GetDetail(),
 		Hash: hex.EncodeToString(r.GetHash()), PrevHash: hex.EncodeToString(r.GetPrevHash()),

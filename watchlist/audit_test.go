@@ -129,7 +129,7 @@ func TestAuditTableFits(t *testing.T) {
 	long := "probe: invalid request: several faces found: 6 faces in the image and none clearly the face of interest (the largest, 1.4x the area of any other, nearest the centre)"
 	for _, r := range []audit.Record{
 		{Identity: "officer-jane.roe@border.example", Role: "officer", RPC: "/bordermatch.v1.Matcher/Identify", Decision: "error", Code: "InvalidArgument", Detail: long},
-		{Identity: "gate-07", Role: "gate", Gate: "gate-07", RPC: "/bordermatch.v1.Matcher/Identify", Decision: "hit", Code: "OK",
+		{Identity: "gate-07", KeyID: "0123456789abcdef", Role: "gate", Gate: "gate-07", RPC: "/bordermatch.v1.Matcher/Identify", Decision: "hit", Code: "OK",
 			Hits: []audit.Hit{{SubjectID: "P1234"}, {SubjectID: "P1235"}, {SubjectID: "P1236"}, {SubjectID: "P1237"}}},
 	} {
 		r.Time = time.Now()
@@ -167,7 +167,9 @@ func TestAuditTableFits(t *testing.T) {
 	}
 	// Wide enough: nothing is cut.
 	t.Setenv("COLUMNS", "400")
-	if out, _, _ = runCLI(t, append(conn, "audit")...); !strings.Contains(out, "error (InvalidArgument: "+long+")") || strings.Contains(out, "…") || strings.Count(out, "\n") != 4 {
+	// The caller is named with its key id (issue 19).
+	if out, _, _ = runCLI(t, append(conn, "audit")...); !strings.Contains(out, "error (InvalidArgument: "+long+")") || strings.Contains(out, "…") || strings.Count(out, "\n") != 4 ||
+		!strings.Contains(out, "gate-07 (0123456789abcdef)") {
 		t.Errorf("audit at 400 columns:\n%s", out)
 	}
 }

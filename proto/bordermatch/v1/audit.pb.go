@@ -118,7 +118,12 @@ type AuditRecord struct {
 	// A gate controller's statement about the chip the reference photo
 	// came from (Verify, CaptureAndVerify): "passed", "failed",
 	// "not-performed"; empty when none was made.
-	PassiveAuth   string `protobuf:"bytes,18,opt,name=passive_auth,json=passiveAuth,proto3" json:"passive_auth,omitempty"`
+	PassiveAuth string `protobuf:"bytes,18,opt,name=passive_auth,json=passiveAuth,proto3" json:"passive_auth,omitempty"`
+	// The caller's key: for a client certificate, the first 8 bytes (hex) of
+	// the SHA-256 of its SubjectPublicKeyInfo; for a bearer token, the first
+	// 8 bytes of the token's SHA-256 (what a token file's "sha256:" entry
+	// starts with); empty otherwise. Two callers with one name differ here.
+	KeyId         string `protobuf:"bytes,19,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -275,6 +280,13 @@ func (x *AuditRecord) GetPartitions() []int32 {
 func (x *AuditRecord) GetPassiveAuth() string {
 	if x != nil {
 		return x.PassiveAuth
+	}
+	return ""
+}
+
+func (x *AuditRecord) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
 	}
 	return ""
 }
@@ -616,7 +628,7 @@ const file_bordermatch_v1_audit_proto_rawDesc = "" +
 	"\n" +
 	"subject_id\x18\x01 \x01(\tR\tsubjectId\x12\x19\n" +
 	"\x05score\x18\x02 \x01(\x01H\x00R\x05score\x88\x01\x01B\b\n" +
-	"\x06_score\"\xf8\x03\n" +
+	"\x06_score\"\x8f\x04\n" +
 	"\vAuditRecord\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12.\n" +
 	"\x04time\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\x12\x1a\n" +
@@ -639,7 +651,8 @@ const file_bordermatch_v1_audit_proto_rawDesc = "" +
 	"\n" +
 	"partitions\x18\x11 \x03(\x05R\n" +
 	"partitions\x12!\n" +
-	"\fpassive_auth\x18\x12 \x01(\tR\vpassiveAuth\"\x9f\x01\n" +
+	"\fpassive_auth\x18\x12 \x01(\tR\vpassiveAuth\x12\x15\n" +
+	"\x06key_id\x18\x13 \x01(\tR\x05keyId\"\x9f\x01\n" +
 	"\x10ListAuditRequest\x120\n" +
 	"\x05since\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\x12\x1d\n" +
 	"\n" +
