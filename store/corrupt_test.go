@@ -1,0 +1,110 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+)
+
+// damagedGalleryN is the number of subjects in a test gallery: enough for
+// its table to have a few hundred blocks.
+const damagedGalleryN = 300
+
+// makeGallery creates a closed gallery of damagedGalleryN subjects in a
+// new directory, encrypted under key if one is given (matchd's default),
+// and returns its options and its table file.
+func makeGallery(t *testing.T, key []byte) (Options, string) {
+	t.Helper()
+	opt := DefaultOptions(t.TempDir())
+	opt.EncryptionKey, opt.Logger = key, zerolog.Nop()
+	s, err := Open(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range damagedGalleryN {
+		sub := subject(fmt.Sprintf("S%04d", i), "wanted")
+		sub.Templates = append(sub.Templates, tpl(i))
+		mustCreate(t, s, sub)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ssts, _ := filepath.Glob(filepath.Join(opt.Dir, "*.sst"))
+	if len(ssts) != 1 {
+		t.Fatalf("tables %v, want one", ssts)
+	}
+	return opt, ssts[0]
+}
+
+// damage is one way a table file gets damaged on disk.
+type damage struct {
+	name string
+	do   func(t *testing.T, path string)
+}
+
+// flipAt flips one bit at the fraction at of the file (negative: bytes
+// from its end).
+func flipAt(at float64) damage {
+	return damage{fmt.Sprintf("flip at %v", at), func(t *testing.T, path string) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := int(at * float64(len(b)))
+		if at < 0 {
+			i = len(b) + int(at)
+		}
+		b[i] ^= 0x10
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}}
+}
+
+var truncate100 = damage{"truncated by 100 bytes", func(t *testing.T, path string) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, fi.Size()-100); err != nil {
+		t.Fatal(err)
+	}
+}}
+
+// tableDamages are single-bit flips in data blocks, in the index and in
+// the footer's lengths, and a truncation.
+var tableDamages = []damage{
+	flipAt(0.001), flipAt(0.2), flipAt(0.5), flipAt(0.8), flipAt(0.97), flipAt(-2), flipAt(-6), flipAt(-60), truncate100,
+}
+
+// TestOpenRefusesDamagedTable: Open never panics on a damaged table and
+// never starts without it (Badger would drop it and start with subjects
+// missing); it refuses, naming the file.
+func TestOpenRefusesDamagedTable(t *testing.T) {
+	for _, enc := range []bool{true, false} {
+		for _, d := range tableDamages {
+			t.Run(fmt.Sprintf("encrypted=%v/%s", enc, d.name), func(t *testing.T) {
+				var key []byte
+				if enc {
+					key = testKey(7)
+				}
+				opt, sst := makeGallery(t, key)
+				d.do(t, sst)
+				s, err := Open(opt)
+				if err == nil {
+					n := count(t, s)
+					s.Close()
+					t.Fatalf("opened a gallery with a damaged table (%d subjects)", n)
+				}
+				if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), filepath.Base(sst)) {
+					t.Fatalf("open: %v; want ErrCorrupt naming %s", err, filepath.Base(sst))
+				}
+			})
+		}
+	}
+}
