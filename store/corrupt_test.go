@@ -1,10 +1,12 @@
 package store
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -106,5 +108,81 @@ func TestOpenRefusesDamagedTable(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestSalvage: a damaged gallery's readable subjects all come back through
+// the backup format into a new gallery, each as it was; what did not read
+// is listed: the file, the blocks' key ranges, the subjects in pieces.
+func TestSalvage(t *testing.T) {
+	for _, d := range []damage{{"clean", func(*testing.T, string) {}}, flipAt(0.3), flipAt(0.8), flipAt(-60), truncate100} {
+		t.Run(d.name, func(t *testing.T) {
+			opt, sst := makeGallery(t, testKey(7))
+			want := map[string]Subject{}
+			{
+				s, err := Open(opt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := s.Each(func(sub Subject) error { want[sub.ID] = sub; return nil }); err != nil {
+					t.Fatal(err)
+				}
+				s.Close()
+			}
+			d.do(t, sst)
+			var buf bytes.Buffer
+			rep, err := Salvage(opt, &buf)
+			if err != nil {
+				t.Fatalf("salvage: %v", err)
+			}
+			dst := open(t)
+			st, err := dst.Restore(&buf)
+			if err != nil {
+				t.Fatalf("restore: %v", err)
+			}
+			got := map[string]Subject{}
+			if err := dst.Each(func(sub Subject) error { got[sub.ID] = sub; return nil }); err != nil {
+				t.Fatal(err)
+			}
+			for id, sub := range got {
+				if !reflect.DeepEqual(sub, want[id]) {
+					t.Fatalf("salvaged %q differs:\n%+v\n%+v", id, sub, want[id])
+				}
+			}
+			lost := map[string]bool{}
+			for _, sd := range rep.Damage.Subjects {
+				lost[sd.ID] = true
+			}
+			wl, _, err := dst.List(ListOptions{Watchlist: "wanted", PageSize: MaxPageSize})
+			if err != nil || len(wl) != len(got) {
+				t.Fatalf("watchlist holds %d, %d salvaged (%v)", len(wl), len(got), err)
+			}
+			t.Logf("%d of %d subjects salvaged, %d entries read back from the damaged table, lost: %d subjects, ranges %v",
+				st.Subjects, len(want), rep.Recovered, len(lost), rep.LostRanges)
+			if d.name == "clean" {
+				if len(got) != len(want) || !rep.Damage.Empty() || len(rep.LostRanges) > 0 {
+					t.Fatalf("clean gallery: %d of %d salvaged, report %+v", len(got), len(want), rep)
+				}
+				return
+			}
+			if len(rep.Damage.Files) != 1 || rep.Damage.Files[0].File != sst || len(rep.LostRanges) == 0 {
+				t.Fatalf("report %+v: want %s and the lost ranges", rep, sst)
+			}
+			// A table whose index or footer does not read is lost whole
+			// (its blocks cannot be found), and the report says so.
+			whole := strings.HasPrefix(rep.LostRanges[0], "all of "+filepath.Base(sst))
+			if d.name == truncate100.name && !whole {
+				t.Fatalf("truncated table: lost ranges %v", rep.LostRanges)
+			}
+			if !whole && len(got) < len(want)*9/10 {
+				t.Fatalf("only %d of %d subjects salvaged from one bad block", len(got), len(want))
+			}
+			// Every subject is either back or named as lost.
+			for id := range want {
+				if _, ok := got[id]; !ok && !lost[id] && !whole {
+					t.Errorf("subject %q neither salvaged nor listed as lost", id)
+				}
+			}
+		})
 	}
 }
