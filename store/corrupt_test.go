@@ -111,6 +111,29 @@ func TestOpenRefusesDamagedTable(t *testing.T) {
 	}
 }
 
+// TestOpenRefusesDamagedValueLog: a value log whose header names a data
+// key the gallery does not have is refused, naming the file; a flip in its
+// IV is harmless while the log holds no values (they are all far below
+// Badger's value threshold).
+func TestOpenRefusesDamagedValueLog(t *testing.T) {
+	for _, at := range []float64{0.001, 0.3} {
+		opt, _ := makeGallery(t, testKey(7))
+		vlogs, _ := filepath.Glob(filepath.Join(opt.Dir, "*.vlog"))
+		if len(vlogs) != 1 {
+			t.Fatalf("value logs %v", vlogs)
+		}
+		flipAt(at).do(t, vlogs[0])
+		s, err := Open(opt)
+		if err == nil {
+			s.Close()
+			t.Fatalf("flip at %v: opened", at)
+		}
+		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), filepath.Base(vlogs[0])) {
+			t.Fatalf("flip at %v: %v; want ErrCorrupt naming %s", at, err, vlogs[0])
+		}
+	}
+}
+
 // TestSalvage: a damaged gallery's readable subjects all come back through
 // the backup format into a new gallery, each as it was; what did not read
 // is listed: the file, the blocks' key ranges, the subjects in pieces.

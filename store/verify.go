@@ -15,8 +15,10 @@ package store
 // still readable.
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -222,11 +224,14 @@ func (r *tableReader) open(tf tableFile, mode options.ChecksumVerificationMode) 
 func closeTable(t *table.Table) { _ = t.MmapFile.Close(-1) }
 
 // verifyFiles reads every table the MANIFEST of opt.Dir names, whole, and
-// returns the damaged ones. A MANIFEST or key registry that does not read is
-// the error.
+// every value log's header, and returns the damaged files. A MANIFEST or key
+// registry that does not read is the error.
 func verifyFiles(opt Options) ([]CorruptError, error) {
+	if _, err := os.Stat(filepath.Join(opt.Dir, badger.ManifestFilename)); errors.Is(err, os.ErrNotExist) {
+		return nil, nil // a new gallery
+	}
 	tables, err := galleryTables(opt.Dir)
-	if err != nil || len(tables) == 0 {
+	if err != nil {
 		return nil, err
 	}
 	r, err := newTableReader(opt)
@@ -234,7 +239,7 @@ func verifyFiles(opt Options) ([]CorruptError, error) {
 		return nil, err
 	}
 	defer r.close()
-	var bad []CorruptError
+	bad := r.verifyValueLogs(opt.Dir)
 	for _, tf := range tables {
 		t, err := r.open(tf, options.OnTableAndBlockRead)
 		if err != nil {
@@ -246,6 +251,40 @@ func verifyFiles(opt Options) ([]CorruptError, error) {
 		closeTable(t)
 	}
 	return bad, nil
+}
+
+// vlogHeaderSize is a value log file's header: the id of its data key (8
+// bytes) and its IV (12).
+const vlogHeaderSize = 20
+
+// verifyValueLogs checks every value log's and write-ahead log's header: Badger fails to open a
+// gallery whose value log names a data key it does not have. The entries'
+// checksums are verified as they are read (Check reads them all).
+func (r *tableReader) verifyValueLogs(dir string) []CorruptError {
+	// The write-ahead logs (.mem) have the same header.
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.vlog"))
+	mems, _ := filepath.Glob(filepath.Join(dir, "*.mem"))
+	logs = append(logs, mems...)
+	sort.Strings(logs)
+	var bad []CorruptError
+	for _, path := range logs {
+		b := make([]byte, vlogHeaderSize)
+		f, err := os.Open(path)
+		if err == nil {
+			_, err = io.ReadFull(f, b)
+			f.Close()
+		}
+		if err == nil {
+			_, err = r.kr.DataKey(binary.BigEndian.Uint64(b))
+			if err != nil {
+				err = fmt.Errorf("its header names data key %d: %w", binary.BigEndian.Uint64(b), err)
+			}
+		}
+		if err != nil {
+			bad = append(bad, CorruptError{File: path, Err: err})
+		}
+	}
+	return bad
 }
 
 // corruptFilesError is Open's refusal of damaged files.
