@@ -152,7 +152,9 @@ func catch(fn func() error) (err error) {
 
 type panicError struct{ v any }
 
-func (e *panicError) Error() string { return fmt.Sprintf("unreadable (Badger's reader failed on it: %v)", e.v) }
+func (e *panicError) Error() string {
+	return fmt.Sprintf("unreadable (Badger's reader failed on it: %v)", e.v)
+}
 
 // tableReader opens a gallery's tables outside Badger, with its data keys.
 type tableReader struct {
