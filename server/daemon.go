@@ -481,6 +481,11 @@ func Serve(ctx context.Context, opt Options) (err error) {
 		return err
 	}
 	defer auditLog.Close() // its retention passes stop before the store closes
+	if opt.Cluster == nil {
+		if _, err := reconcileAudit(st, auditLog, log); err != nil {
+			return fmt.Errorf("reconciling the gallery with the audit trail: %w", err)
+		}
+	}
 	// --- end audit trail wiring ---
 
 	// This server's metrics. The gallery gauges read the Service once it

@@ -339,3 +339,30 @@ func (s *Store) walk(w subjectWalker) error {
 	}
 	return err
 }
+
+// CreatedSince returns the ids of the subjects created at or after t, in id
+// order, reading only their records. matchd's start reconciles them with
+// the audit trail (server/reconcile.go): an enrolment is committed before
+// its call is answered and audited, so after a SIGKILL the newest subjects
+// may have no audit record. A record that does not decode is skipped (the
+// index load reports it).
+func (s *Store) CreatedSince(t time.Time) ([]string, error) {
+	var ids []string
+	err := s.db.View(func(txn *badger.Txn) error {
+		o := iterOpts([]byte(subjectPrefix))
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var sub Subject
+			err := it.Item().Value(func(v []byte) error {
+				_, err := decodeRecord(v, &sub, nil)
+				return err
+			})
+			if err == nil && !sub.Created.Before(t) {
+				ids = append(ids, string(it.Item().Key()[len(subjectPrefix):]))
+			}
+		}
+		return nil
+	})
+	return ids, err
+}
