@@ -17,7 +17,12 @@ import (
 	"testing"
 	"time"
 
+	badger "github.com/dgraph-io/badger/v4"
+	"github.com/rs/zerolog"
+
+	"github.com/bordermatch/bordermatch/engine"
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
+	"github.com/bordermatch/bordermatch/store"
 )
 
 // runMatchd runs a matchd subcommand (or a start that must fail) and
@@ -213,5 +218,74 @@ func flipFile(at float64) func(string) error {
 		}
 		b[i] ^= 0x10
 		return os.WriteFile(path, b, 0o644)
+	}
+}
+
+// TestDegradedStart: a subject whose record does not read (its bytes
+// damaged though Badger's checksums hold) does not keep matchd from
+// starting: it starts degraded, names the subject in its log, searches the
+// others; check names the subject and fails; salvage leaves it out and
+// lists it.
+func TestDegradedStart(t *testing.T) {
+	data := t.TempDir()
+	d := startMatchd(t, data, "--rate-limit", "0")
+	conn := dialMatchd(t, d.addr)
+	waitServing(t, conn)
+	c := pb.NewMatcherClient(conn)
+	for i := range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err := c.Enroll(ctx, &pb.EnrollRequest{SubjectId: corruptID(i), Name: "Degraded",
+			Samples: []*pb.Sample{{Kind: &pb.Sample_Template{Template: crashFace(uint64(9000+i), 0)}}}})
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	conn.Close()
+	d.stop(t)
+
+	sopt, _, err := engine.GalleryOptions(data, "", zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(sopt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := corruptID(1)
+	if err := st.DB().Update(func(txn *badger.Txn) error {
+		return txn.Set([]byte("s/"+victim), []byte{1, 2, 3, 4, 5, 6, 7, 8})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	d = startMatchd(t, data, "--rate-limit", "0")
+	conn = dialMatchd(t, d.addr)
+	waitServing(t, conn)
+	c = pb.NewMatcherClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, i := range []int{0, 2} {
+		res, err := c.Identify(ctx, &pb.IdentifyRequest{TopK: 1, Probe: &pb.Sample{Kind: &pb.Sample_Template{Template: crashFace(uint64(9000+i), 0)}}})
+		if err != nil || len(res.GetCandidates()) == 0 || res.GetCandidates()[0].GetSubjectId() != corruptID(i) {
+			t.Fatalf("identify %s on a degraded start: %v %v", corruptID(i), res, err)
+		}
+	}
+	conn.Close()
+	d.stop(t)
+	if log := d.log.String(); !strings.Contains(log, "DEGRADED") || !strings.Contains(log, `"subject":"`+victim+`"`) {
+		t.Fatalf("the log does not say the start is degraded, naming %s:\n%s", victim, log)
+	}
+	out, errs, code := runMatchd(t, "check", "--data", data)
+	if code != 1 || !strings.Contains(out, fmt.Sprintf("DAMAGED subject %q", victim)) {
+		t.Fatalf("check: exit %d, want 1 naming %s\n%s%s", code, victim, out, errs)
+	}
+	salvaged := filepath.Join(t.TempDir(), "salvaged")
+	out, errs, code = runMatchd(t, "salvage", "--data", data, "--out", salvaged)
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("LOST subject %q", victim)) || !strings.Contains(out, "salvaged 2 subjects") {
+		t.Fatalf("salvage: exit %d\n%s%s", code, out, errs)
 	}
 }
