@@ -11,11 +11,17 @@ import (
 // opening it: every table the MANIFEST names, read whole with its block and
 // index checksums, and every value and write-ahead log's header. It
 // returns the damaged files (Open refuses a gallery with any); an error is a
-// MANIFEST or key registry that does not read, or a wrong key.
+// MANIFEST or key registry that does not read, a wrong key, or a gallery in
+// use (ErrLocked).
 func CheckFiles(opt Options) ([]CorruptError, error) {
 	if err := opt.Validate(); err != nil {
 		return nil, err
 	}
+	unlock, err := lockDir(opt.Dir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	return verifyFiles(opt)
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -207,5 +208,19 @@ func TestSalvage(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOfflineToolsRefuseOpenGallery: check and salvage never read a
+// gallery a running store holds.
+func TestOfflineToolsRefuseOpenGallery(t *testing.T) {
+	s := open(t)
+	mustCreate(t, s, subject("a"))
+	opt := DefaultOptions(s.db.Opts().Dir)
+	if _, err := CheckFiles(opt); !errors.Is(err, ErrLocked) {
+		t.Fatalf("check files of an open gallery: %v", err)
+	}
+	if _, err := Salvage(opt, io.Discard); !errors.Is(err, ErrLocked) {
+		t.Fatalf("salvage of an open gallery: %v", err)
 	}
 }

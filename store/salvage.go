@@ -140,10 +140,11 @@ func Salvage(opt Options, w io.Writer) (SalvageReport, error) {
 	return rep, err
 }
 
-// lockDir takes the lock Badger takes on dir (its LOCK file), so that a
-// salvage never reads a gallery a running matchd writes.
+// lockDir takes the lock Badger takes on dir (a flock of the directory
+// itself), so that a salvage or a check never reads a gallery a running
+// matchd writes.
 func lockDir(dir string) (func(), error) {
-	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o600)
+	f, err := os.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("store: %w", err)
 	}
