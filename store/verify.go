@@ -193,8 +193,10 @@ func (r *tableReader) close() {
 	r.kr.Close()
 }
 
-// open opens one table read-only, verifying it whole when verify is set
-// (every block is also verified as it is read). A panic is an error.
+// open opens one table read-only with Badger's table reader: mode
+// OnTableAndBlockRead reads it whole, verifying every block; OnBlockRead
+// only its index, verifying each block when it is read. A panic is a
+// CorruptError naming the file.
 func (r *tableReader) open(tf tableFile, mode options.ChecksumVerificationMode) (*table.Table, error) {
 	var t *table.Table
 	err := catch(func() error {
