@@ -315,6 +315,25 @@ func modelName(a templates.Algorithm) string {
 	return a.ID
 }
 
+// warnDamage says that matchd runs degraded when the index load skipped
+// subjects that do not read (the store logged each, naming it): they are
+// not searchable until deleted and enrolled again, or salvaged.
+func warnDamage(st *store.Store, log zerolog.Logger) {
+	d := st.Damage()
+	if len(d.Subjects) == 0 {
+		return
+	}
+	ids := make([]string, 0, 10)
+	for i, sd := range d.Subjects {
+		if i == 10 {
+			break
+		}
+		ids = append(ids, sd.ID)
+	}
+	log.Error().Int("subjects", len(d.Subjects)).Strs("first", ids).
+		Msg("DEGRADED: subjects that do not read are not loaded and not searchable; stop and run matchd check, then matchd salvage or delete and re-enrol them")
+}
+
 // warnUnloadedAlgorithms logs every face algorithm the gallery holds
 // templates of with no extractor loaded: a probe photo is not extracted
 // with it, so its subjects are not found by photo until they are
@@ -462,6 +481,11 @@ func Serve(ctx context.Context, opt Options) (err error) {
 		return err
 	}
 	defer auditLog.Close() // its retention passes stop before the store closes
+	if opt.Cluster == nil {
+		if _, err := reconcileAudit(st, auditLog, log); err != nil {
+			return fmt.Errorf("reconciling the gallery with the audit trail: %w", err)
+		}
+	}
 	// --- end audit trail wiring ---
 
 	// This server's metrics. The gallery gauges read the Service once it
@@ -552,6 +576,7 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	}
 	defer eng.Close() // a re-templating job stops (and resumes at the next start) before the store closes
 	warnUnloadedAlgorithms(eng, log)
+	warnDamage(st, log)
 	svc := NewService(eng)
 	admin := NewAdmin(eng)
 	if opt.Cluster != nil {

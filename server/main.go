@@ -48,7 +48,9 @@ func EnvVar(flag string) string {
 // Main runs matchd with args (without the program name) and returns the
 // exit code: ExitOK, ExitFailure or ExitUsage. Without a subcommand it
 // serves until SIGINT or SIGTERM; "certs" issues a client certificate from
-// the local CA, "rotate-key" changes the gallery's master key.
+// the local CA, "rotate-key" changes the gallery's master key, "check"
+// verifies a stopped gallery and "salvage" copies a damaged one's readable
+// subjects into a new data directory.
 //
 // Every flag can also be set by its environment variable (EnvVar); a flag on
 // the command line wins over the environment, and an empty variable counts
@@ -299,7 +301,7 @@ flag or environment value).`,
 		"client-ca":           "the local CA, in DATA/tls",
 	})
 
-	root.AddCommand(c.certsCmd(), c.rotateKeyCmd())
+	root.AddCommand(c.certsCmd(), c.rotateKeyCmd(), c.checkCmd(), c.salvageCmd())
 	return root
 }
 

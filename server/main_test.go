@@ -27,7 +27,7 @@ func runMatchd(env map[string]string, args ...string) (stdout, stderr string, co
 // name in upper snake case, and its default.
 func TestMatchdHelpListsEnv(t *testing.T) {
 	line := regexp.MustCompile(`^\s+--([a-z0-9-]+)`)
-	for _, cmd := range [][]string{{"--help"}, {"certs", "--help"}, {"rotate-key", "--help"}} {
+	for _, cmd := range [][]string{{"--help"}, {"certs", "--help"}, {"rotate-key", "--help"}, {"salvage", "--help"}} {
 		out, errs, code := runMatchd(nil, cmd...)
 		if code != ExitOK {
 			t.Fatalf("matchd %s: exit %d %s", strings.Join(cmd, " "), code, errs)
@@ -97,6 +97,7 @@ func TestMatchdBadValues(t *testing.T) {
 		{map[string]string{"BORDERMATCH_DAYS": "0"}, []string{"certs", "--role", "gate", "--name", "g"}, `BORDERMATCH_DAYS="0": want at least 1`},
 		{nil, []string{"certs", "--role", "pilot", "--name", "g"}, `--role "pilot": want gate, officer, admin, partner or node`},
 		{nil, []string{"certs", "--role", "node", "--name", "n"}, `a node certificate needs --host`},
+		{nil, []string{"salvage", "--data", "d"}, "salvage needs --out"},
 	} {
 		_, errs, code := runMatchd(tc.env, tc.args...)
 		if code != ExitUsage || !strings.Contains(errs, tc.want) {

@@ -111,28 +111,19 @@ func (s *Store) Backup(w io.Writer) (BackupStats, error) {
 		} else if n > 0 {
 			version = backupVersion
 		}
-		hdr := append([]byte(backupMagic), version)
-		hdr = binary.AppendUvarint(hdr, SchemaVersion)
-		hdr = binary.AppendVarint(hdr, time.Now().UnixNano())
-		if _, err := cw.Write(hdr); err != nil {
+		if err := writeBackupHeader(cw, version); err != nil {
 			return err
 		}
 		for _, p := range galleryPrefixes {
 			it := txn.NewIterator(iterOpts([]byte(p)))
 			for it.Rewind(); it.Valid(); it.Next() {
 				item := it.Item()
-				buf = append(buf[:0], 'E')
-				buf = binary.AppendUvarint(buf, uint64(len(item.Key())))
-				buf = append(buf, item.Key()...)
 				v, err := item.ValueCopy(nil)
 				if err != nil {
 					it.Close()
 					return err
 				}
-				buf = binary.AppendUvarint(buf, uint64(len(v)))
-				buf = append(buf, v...)
-				buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf, castagnoli))
-				if _, err := cw.Write(buf); err != nil {
+				if buf, err = writeBackupEntry(cw, buf, item.Key(), v); err != nil {
 					it.Close()
 					return err
 				}
@@ -155,12 +146,7 @@ func (s *Store) Backup(w io.Writer) (BackupStats, error) {
 	if err != nil {
 		return st, fmt.Errorf("store: backup: %w", err)
 	}
-	sum := cw.h.Sum(nil)
-	tr := []byte{'Z'}
-	tr = binary.AppendUvarint(tr, uint64(st.Entries))
-	tr = binary.AppendUvarint(tr, uint64(st.Subjects))
-	tr = append(tr, sum...)
-	if _, err := cw.Write(tr); err != nil {
+	if err := writeBackupTrailer(cw, st); err != nil {
 		return st, err
 	}
 	if err := bw.Flush(); err != nil {
@@ -168,6 +154,40 @@ func (s *Store) Backup(w io.Writer) (BackupStats, error) {
 	}
 	st.Bytes = cw.n
 	return st, nil
+}
+
+// writeBackupHeader writes the magic, version, schema and time.
+func writeBackupHeader(cw *countingWriter, version byte) error {
+	hdr := append([]byte(backupMagic), version)
+	hdr = binary.AppendUvarint(hdr, SchemaVersion)
+	hdr = binary.AppendVarint(hdr, time.Now().UnixNano())
+	_, err := cw.Write(hdr)
+	return err
+}
+
+// writeBackupEntry writes one entry, framing it in buf (returned for
+// reuse).
+func writeBackupEntry(cw *countingWriter, buf, key, val []byte) ([]byte, error) {
+	buf = append(buf[:0], 'E')
+	buf = binary.AppendUvarint(buf, uint64(len(key)))
+	buf = append(buf, key...)
+	buf = binary.AppendUvarint(buf, uint64(len(val)))
+	buf = append(buf, val...)
+	buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf, castagnoli))
+	_, err := cw.Write(buf)
+	return buf, err
+}
+
+// writeBackupTrailer writes the counts and the SHA-256 of everything
+// before it.
+func writeBackupTrailer(cw *countingWriter, st BackupStats) error {
+	sum := cw.h.Sum(nil)
+	tr := []byte{'Z'}
+	tr = binary.AppendUvarint(tr, uint64(st.Entries))
+	tr = binary.AppendUvarint(tr, uint64(st.Subjects))
+	tr = append(tr, sum...)
+	_, err := cw.Write(tr)
+	return err
 }
 
 // errSourceRead marks a failure to read the backup stream itself (a

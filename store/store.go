@@ -149,6 +149,10 @@ type Store struct {
 	purgeMu   sync.Mutex
 	deletes   atomic.Int64
 	restoreMu sync.Mutex
+
+	// What the last full walk found unreadable (verify.go).
+	damageMu sync.Mutex
+	damaged  []SubjectDamage
 }
 
 var schemaKey = []byte("meta/schema")
@@ -167,7 +171,12 @@ func Open(opt Options) (*Store, error) {
 	} else {
 		bo = badger.DefaultOptions(opt.Dir)
 	}
+	// Every table was read whole just above (verify.go), so Badger
+	// need not read them all again at open: it verifies each block as it
+	// reads it, and each value log entry.
 	bo = bo.WithSyncWrites(true).
+		WithChecksumVerificationMode(options.OnBlockRead).
+		WithVerifyValueChecksum(true).
 		WithLogger(badgerLogger{opt.Logger.With().Str("component", "badger").Logger()})
 	if opt.uncompressed {
 		bo = bo.WithCompression(options.None).WithValueLogFileSize(1 << 20)
@@ -180,7 +189,21 @@ func Open(opt Options) (*Store, error) {
 			bo = bo.WithEncryptionKeyRotationDuration(opt.DataKeyRotation)
 		}
 	}
-	db, err := badger.Open(bo)
+	if !opt.InMemory {
+		bad, err := verifyFiles(opt)
+		if err != nil {
+			return nil, err
+		}
+		if len(bad) > 0 {
+			return nil, corruptFilesError(opt.Dir, bad)
+		}
+	}
+	var db *badger.DB
+	err := catch(func() error {
+		var err error
+		db, err = badger.Open(bo)
+		return err
+	})
 	if err != nil {
 		if errors.Is(err, badger.ErrEncryptionKeyMismatch) {
 			if len(opt.EncryptionKey) == 0 {
@@ -192,6 +215,9 @@ func Open(opt Options) (*Store, error) {
 		// wrapping it; TestOpenLocked pins the text.
 		if strings.Contains(err.Error(), "Cannot acquire directory lock") {
 			return nil, fmt.Errorf("%w: %s (is another bordermatch running on it?): %v", ErrLocked, opt.Dir, err)
+		}
+		if pe := (*panicError)(nil); errors.As(err, &pe) {
+			return nil, &CorruptError{File: opt.Dir, Err: err}
 		}
 		return nil, fmt.Errorf("store: opening %s: %w", opt.Dir, err)
 	}

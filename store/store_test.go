@@ -393,7 +393,7 @@ func TestEach(t *testing.T) {
 	}
 }
 
-func TestEachReportsCorruption(t *testing.T) {
+func TestEachSkipsAndReportsCorruption(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		damage func(txn *badger.Txn) error
@@ -425,13 +425,18 @@ func TestEachReportsCorruption(t *testing.T) {
 			if err := s.db.Update(tc.damage); err != nil {
 				t.Fatal(err)
 			}
+			// The damaged subject is skipped and reported; its neighbours
+			// load (issue 19: one bad subject must not stop a start).
 			var seen []string
-			err := s.Each(func(sub Subject) error { seen = append(seen, sub.ID); return nil })
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Fatalf("each: %v, want %q", err, tc.want)
+			if err := s.Each(func(sub Subject) error { seen = append(seen, sub.ID); return nil }); err != nil {
+				t.Fatalf("each: %v", err)
 			}
-			if !slices.Equal(seen, []string{"before"}) {
-				t.Fatalf("visited %v before the error", seen)
+			if !slices.Equal(seen, []string{"before", "victim2"}) {
+				t.Fatalf("visited %v", seen)
+			}
+			d := s.Damage()
+			if len(d.Subjects) != 1 || d.Subjects[0].ID != "victim" || !strings.Contains(d.Subjects[0].Err.Error(), tc.want) {
+				t.Fatalf("damage %+v, want victim: %q", d, tc.want)
 			}
 			if _, err := s.Get("victim"); err == nil || !strings.Contains(err.Error(), "victim") {
 				t.Fatalf("get: %v", err)

@@ -227,9 +227,9 @@ func (s *Store) Count() (int, error) {
 // Each calls fn with every subject, templates included, in id order, for
 // loading the matcher index at start. It streams: only the subject being
 // passed to fn is decoded at any time. All subjects come from one consistent
-// snapshot. An error from fn stops the walk and is returned as is; a stored
-// template that does not decode, or a subject whose templates do not match
-// its record, is an error naming the subject.
+// snapshot. An error from fn stops the walk and is returned as is; a
+// subject whose record or a template does not decode, or whose templates do
+// not match its record, is skipped and listed by Damage (see walk).
 //
 // fn must not keep a reference to anything but the Subject it is given (it
 // may keep that).
@@ -272,11 +272,15 @@ type subjectWalker struct {
 // walk goes through every subject and its templates, in id order, from one
 // consistent snapshot: the one key-range walk of Each and Scan. s/ and t/
 // keys sort in the same id order (see the package comment), so two forward
-// iterators advance in lock step. A subject whose stored templates do not
-// match the count its record names is an error naming it; templates without
-// a subject record are skipped with a warning.
+// iterators advance in lock step. A subject that cannot be read (its record
+// or a template fails to read or decode, or its stored templates do not
+// match the count its record names) is skipped: a damaged subject must not
+// keep the whole gallery from starting. Each one is logged with its error
+// naming it and, once the walk is complete, listed by Damage. Templates
+// without a subject record are skipped with a warning.
 func (s *Store) walk(w subjectWalker) error {
-	return s.db.View(func(txn *badger.Txn) error {
+	var damaged []SubjectDamage
+	err := s.db.View(func(txn *badger.Txn) error {
 		sit := txn.NewIterator(iterOpts([]byte(subjectPrefix)))
 		defer sit.Close()
 		tit := txn.NewIterator(iterOpts([]byte(templatePrefix)))
@@ -287,9 +291,9 @@ func (s *Store) walk(w subjectWalker) error {
 		for sit.Rewind(); sit.Valid(); sit.Next() {
 			item := sit.Item()
 			id := item.Key()[len(subjectPrefix):]
-			n, err := w.record(id, item)
-			if err != nil {
-				return fmt.Errorf("store: subject %q: %w", id, err)
+			n, bad := w.record(id, item)
+			if bad != nil {
+				bad = fmt.Errorf("store: subject %q: %w", id, bad)
 			}
 			got := 0
 			for ; tit.Valid(); tit.Next() {
@@ -306,13 +310,17 @@ func (s *Store) walk(w subjectWalker) error {
 					orphans++
 					continue
 				}
-				if err := w.template(titem); err != nil {
-					return err
-				}
 				got++
+				if bad == nil {
+					bad = w.template(titem)
+				}
 			}
-			if got != n {
-				return fmt.Errorf("store: subject %q: record names %d templates, %d stored", id, n, got)
+			if bad == nil && got != n {
+				bad = fmt.Errorf("store: subject %q: record names %d templates, %d stored", id, n, got)
+			}
+			if bad != nil {
+				damaged = append(damaged, SubjectDamage{ID: string(id), Err: bad})
+				continue
 			}
 			if err := w.done(); err != nil {
 				return err
@@ -326,4 +334,35 @@ func (s *Store) walk(w subjectWalker) error {
 		}
 		return nil
 	})
+	if err == nil {
+		s.setDamaged(damaged)
+	}
+	return err
+}
+
+// CreatedSince returns the ids of the subjects created at or after t, in id
+// order, reading only their records. matchd's start reconciles them with
+// the audit trail (server/reconcile.go): an enrolment is committed before
+// its call is answered and audited, so after a SIGKILL the newest subjects
+// may have no audit record. A record that does not decode is skipped (the
+// index load reports it).
+func (s *Store) CreatedSince(t time.Time) ([]string, error) {
+	var ids []string
+	err := s.db.View(func(txn *badger.Txn) error {
+		o := iterOpts([]byte(subjectPrefix))
+		it := txn.NewIterator(o)
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var sub Subject
+			err := it.Item().Value(func(v []byte) error {
+				_, err := decodeRecord(v, &sub, nil)
+				return err
+			})
+			if err == nil && !sub.Created.Before(t) {
+				ids = append(ids, string(it.Item().Key()[len(subjectPrefix):]))
+			}
+		}
+		return nil
+	})
+	return ids, err
 }

@@ -33,7 +33,8 @@ type IndexSubject struct {
 // allocates nothing per subject: it skips the name and metadata (still
 // checking the record's checksum), and passes the templates undecoded in
 // buffers it reuses. An error from fn stops the walk and is returned as is;
-// a subject whose templates do not match its record is an error naming it.
+// a subject whose record does not read or whose templates do not match it
+// is skipped and listed by Damage (see walk).
 func (s *Store) Scan(fn func(*IndexSubject) error) error {
 	lists := interner{}
 	var (
