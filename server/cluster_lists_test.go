@@ -27,7 +27,9 @@ func clusterWatchlists(t *testing.T, nodes []*testNode, n int) {
 		if err != nil || len(res.GetCandidates()) == 0 || res.GetCandidates()[0].GetSubjectId() != synthID(n) || res.GetSearched() != 1 {
 			t.Fatalf("node %d: identify on solo: %v, %v", i, res, err)
 		}
-		_, err = nd.client.Identify(ctx, &pb.IdentifyRequest{Probe: probe, Watchlists: []string{"wl1", "sol"}})
+		// With solo's token, so that every answering replica has applied it
+		// and names it among the lists there are.
+		_, err = nd.client.Identify(ctx, &pb.IdentifyRequest{Probe: probe, Watchlists: []string{"wl1", "sol"}, ConsistencyToken: solo.GetConsistencyToken()})
 		wantStatus(t, err, codes.NotFound, `"sol"`, `"solo"`, `"wl0"`)
 		_, err = nd.client.ListSubjects(ctx, &pb.ListSubjectsRequest{Watchlist: "sol"})
 		// No token for a listing: solo may not be applied yet where it asks.
