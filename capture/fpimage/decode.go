@@ -14,9 +14,9 @@ import (
 	"image"
 	"image/color"
 	"image/draw"
-	"io"
 	_ "image/jpeg" // registers JPEG
 	_ "image/png"  // registers PNG
+	"io"
 
 	_ "golang.org/x/image/bmp"  // registers BMP
 	_ "golang.org/x/image/tiff" // registers TIFF
