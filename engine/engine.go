@@ -228,11 +228,11 @@ type Engine struct {
 	fingerDPI                  int
 	// budget bounds the memory and workers of the extractions running at
 	// once (budget.go).
-	budget *budget
-	fm                         matcher.FingerMatcher
-	fingerCal                  matcher.Calibration
-	fingerLR                   matcher.LikelihoodRatio
-	maxFMR                     float64
+	budget    *budget
+	fm        matcher.FingerMatcher
+	fingerCal matcher.Calibration
+	fingerLR  matcher.LikelihoodRatio
+	maxFMR    float64
 
 	// Each face algorithm's index keeps int8 codes; the exact vectors it
 	// re-scores with come from the store (faceSource), and a Coalescer
