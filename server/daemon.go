@@ -564,6 +564,7 @@ func serve(ctx context.Context, opt Options, steps *stopSteps) (err error) {
 		eng.Close() // a re-templating job stops (and resumes at the next start) before the store closes
 	}()
 	warnUnloadedAlgorithms(eng, log)
+	setMemoryLimit(opt.MemoryBudget, log)
 	svc := NewService(eng)
 	admin := NewAdmin(eng)
 	if opt.Cluster != nil {
