@@ -12,6 +12,7 @@ import (
 	"math"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -180,4 +181,32 @@ func TestCancelReleasesSlot(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Logf("the next call got through %v after giving up", time.Since(gaveUp))
+}
+
+// TestMemoryBudgetFlag: --memory-budget takes sizes with units and names
+// itself when the value will not do.
+func TestMemoryBudgetFlag(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{nil, []string{"--memory-budget", "lots"}, `"lots" is not a size in bytes`},
+		{nil, []string{"--memory-budget", "1MiB"}, `--memory-budget "1MiB": want at least 64 MiB`},
+		{map[string]string{"BORDERMATCH_MEMORY_BUDGET": "-2GiB"}, nil, `BORDERMATCH_MEMORY_BUDGET="-2GiB"`},
+	} {
+		_, errs, code := runMatchd(tc.env, tc.args...)
+		if code != ExitUsage || !strings.Contains(errs, tc.want) {
+			t.Errorf("matchd %v with %v: exit %d %q, want exit 2 naming %q", tc.args, tc.env, code, errs, tc.want)
+		}
+	}
+	for in, want := range map[string]int64{"2GiB": 2 << 30, "512MiB": 512 << 20, "1.5G": 3 << 29, "100000000": 1e8, "300MB": 3e8} {
+		var v int64
+		if err := (byteSize{&v}).Set(in); err != nil || v != want {
+			t.Errorf("%q: %d, %v; want %d", in, v, err, want)
+		}
+	}
+	if s := (byteSize{ptr(int64(2 << 30))}).String(); s != "2GiB" {
+		t.Errorf("2 GiB prints as %q", s)
+	}
 }
