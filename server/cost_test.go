@@ -210,3 +210,17 @@ func TestMemoryBudgetFlag(t *testing.T) {
 		t.Errorf("2 GiB prints as %q", s)
 	}
 }
+
+// TestImageOverBudgetRefused: an image that alone would take more than the
+// whole budget is refused from its header, naming the budget, instead of
+// waiting for ever or being decoded anyway.
+func TestImageOverBudgetRefused(t *testing.T) {
+	ts := startServerWith(t, t.TempDir(), func(c *engine.Config) { c.MemoryBudget = engine.MinMemoryBudget })
+	bomb := pngBomb(t, 3000, 3000)
+	_, err := ts.client.Identify(context.Background(), &pb.IdentifyRequest{Fingers: []*pb.FingerSample{
+		{Position: pb.FingerPosition_RIGHT_INDEX, Kind: &pb.FingerSample_Image{Image: bomb}}}})
+	wantCode(t, err, codes.ResourceExhausted)
+	if msg := status.Convert(err).Message(); !strings.Contains(msg, "3000×3000") || !strings.Contains(msg, "memory budget of 64 MiB") {
+		t.Errorf("the refusal says %q: it should name the image's size and the budget", msg)
+	}
+}
