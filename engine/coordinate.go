@@ -48,7 +48,7 @@ func (s *Engine) ProbeTemplate(ctx context.Context, in Probe) ([]byte, *FaceQual
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
-	p, err := s.probe(in, "probe")
+	p, err := s.probe(ctx, in, "probe")
 	if err != nil {
 		return nil, nil, err
 	}

@@ -90,6 +90,14 @@ type Config struct {
 	// MaxFMR is the default decision threshold on the fused scale; 0 means
 	// DefaultMaxFMR.
 	MaxFMR float64
+	// MemoryBudget bounds, in bytes, what the images being decoded and
+	// extracted at once may take, weighed from their headers (budget.go);
+	// callers past it wait, and an image costing more than all of it is
+	// refused. 0 means DefaultMemoryBudget.
+	MemoryBudget int64
+	// FingerWorkers is how many fingerprint images are extracted at once;
+	// 0 means GOMAXPROCS.
+	FingerWorkers int
 	// ObserveSearchBatch, if set, is told the number of probes of every
 	// scan of the face index (a metric).
 	ObserveSearchBatch func(probes int)
@@ -116,6 +124,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("engine: Config.Threshold %v outside [-1, 1]", c.Threshold)
 	case !(c.MaxFMR > 0 && c.MaxFMR < 1):
 		return fmt.Errorf("engine: Config.MaxFMR %v outside (0, 1)", c.MaxFMR)
+	case c.MemoryBudget != 0 && c.MemoryBudget < MinMemoryBudget:
+		return fmt.Errorf("engine: Config.MemoryBudget %d bytes is under the least, %d MiB (0: the default)", c.MemoryBudget, MinMemoryBudget>>20)
+	case c.FingerWorkers < 0:
+		return fmt.Errorf("engine: Config.FingerWorkers %d is negative (0: GOMAXPROCS)", c.FingerWorkers)
 	}
 	if err := c.Finger.Validate(); err != nil {
 		return fmt.Errorf("engine: Config.Finger: %w", err)
@@ -167,6 +179,13 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// ContextExtractor is a FaceExtractor whose extraction stops once a
+// context is done (face.Extractor is one): the engine passes the call's
+// context to it, so a call its client gave up frees its place at once.
+type ContextExtractor interface {
+	ExtractContext(ctx context.Context, img []byte, opt templates.ExtractOptions) (templates.Face, error)
+}
+
 // NoFaces is a FaceExtractor for engines that are given templates only:
 // every photo is refused, and face templates of any algorithm are taken
 // (faces.go). Its Algorithm and Dim, dlib's, only name the default index.
@@ -207,10 +226,13 @@ type Engine struct {
 	// extracts whatever it can.
 	enrolFingers, probeFingers *finger.Extractor
 	fingerDPI                  int
-	fm                         matcher.FingerMatcher
-	fingerCal                  matcher.Calibration
-	fingerLR                   matcher.LikelihoodRatio
-	maxFMR                     float64
+	// budget bounds the memory and workers of the extractions running at
+	// once (budget.go).
+	budget    *budget
+	fm        matcher.FingerMatcher
+	fingerCal matcher.Calibration
+	fingerLR  matcher.LikelihoodRatio
+	maxFMR    float64
 
 	// Each face algorithm's index keeps int8 codes; the exact vectors it
 	// re-scores with come from the store (faceSource), and a Coalescer
@@ -289,6 +311,7 @@ func New(cfg Config) (*Engine, error) {
 		enrolFingers:  enrol,
 		probeFingers:  finger.NewExtractor(probeCfg),
 		fingerDPI:     enrol.Config().DPI,
+		budget:        newBudget(cfg.MemoryBudget, cfg.FingerWorkers),
 		fingerCal:     fingerCal,
 		maxFMR:        cfg.MaxFMR,
 		fingers:       matcher.NewFingerIndex(),

@@ -160,7 +160,7 @@ func (s *Engine) prepareEnrollSubject(ctx context.Context, req EnrollRequest, mo
 		if err := ctx.Err(); err != nil {
 			return none, nil, err
 		}
-		x, err := s.template(sm, false, true, fmt.Sprintf("sample %d", i+1))
+		x, err := s.template(ctx, sm, false, true, fmt.Sprintf("sample %d", i+1))
 		if err != nil {
 			return none, nil, err
 		}

@@ -302,7 +302,7 @@ func (s *Engine) Identify(ctx context.Context, req IdentifyRequest) (IdentifyRes
 	if err != nil {
 		return IdentifyResult{}, err
 	}
-	p, err := s.probe(in, "probe")
+	p, err := s.probe(ctx, in, "probe")
 	if err != nil {
 		return IdentifyResult{}, err
 	}

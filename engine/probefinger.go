@@ -15,7 +15,7 @@ func (s *Engine) ProbeFinger(ctx context.Context, fs FingerSample) ([]byte, Fing
 	if err := ctx.Err(); err != nil {
 		return nil, FingerQuality{}, err
 	}
-	x, err := s.finger(fs, false, "probe finger")
+	x, err := s.finger(ctx, fs, false, "probe finger")
 	if err != nil {
 		return nil, FingerQuality{}, err
 	}

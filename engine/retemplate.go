@@ -339,7 +339,7 @@ func (s *Engine) runJob(ctx context.Context, fa *faceAlgo) error {
 				return errStopHook
 			}
 			if phase == PhaseTemplating {
-				err = s.retemplateOne(id, fa)
+				err = s.retemplateOne(ctx, id, fa)
 			} else {
 				err = s.cleanOne(id, fa)
 			}
@@ -352,7 +352,7 @@ func (s *Engine) runJob(ctx context.Context, fa *faceAlgo) error {
 
 // retemplateOne gives one subject templates of fa from its kept photos, or
 // records why not, with the job's state, under the subject's lock.
-func (s *Engine) retemplateOne(id string, fa *faceAlgo) error {
+func (s *Engine) retemplateOne(ctx context.Context, id string, fa *faceAlgo) error {
 	unlock := s.lock(id)
 	defer unlock()
 	sub, err := s.store.Get(id)
@@ -391,7 +391,7 @@ func (s *Engine) retemplateOne(id string, fa *faceAlgo) error {
 	}
 	var made []templates.Template
 	for i, sm := range photos {
-		x, err := s.extractWith(fa, sm.Data, false, fmt.Sprintf("photo %d", i+1))
+		x, err := s.extractWith(ctx, fa, sm.Data, false, fmt.Sprintf("photo %d", i+1))
 		if err != nil {
 			return s.advance(id, nil, func(st *RetemplateStatus) {
 				st.Failed++

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"image"
@@ -145,13 +146,13 @@ var fingerFormats = []string{"png", "tiff", "bmp", "jpeg", "wsq"}
 
 // template turns a sample into a template. enrol applies the enrolment
 // checks (the finger quality floor).
-func (s *Engine) template(sm Sample, takeLargest, enrol bool, what string) (sample, error) {
+func (s *Engine) template(ctx context.Context, sm Sample, takeLargest, enrol bool, what string) (sample, error) {
 	if sm.FaceRecord != nil {
 		img, info, err := withRecordImage(sm, what)
 		if err != nil {
 			return sample{}, err
 		}
-		x, err := s.template(img, takeLargest, enrol, what)
+		x, err := s.template(ctx, img, takeLargest, enrol, what)
 		x.record = info
 		return x, err
 	}
@@ -166,7 +167,7 @@ func (s *Engine) template(sm Sample, takeLargest, enrol bool, what string) (samp
 	}
 	switch {
 	case sm.FaceImage != nil:
-		x, err := s.extractWith(s.def, sm.FaceImage, takeLargest, what)
+		x, err := s.extractWith(ctx, s.def, sm.FaceImage, takeLargest, what)
 		if enrol {
 			return x, severalFaces(err, "enrolment needs a photo of one face")
 		}
@@ -181,7 +182,7 @@ func (s *Engine) template(sm Sample, takeLargest, enrol bool, what string) (samp
 			if fa == s.def || fa.ex == nil || fa.index.Len() == 0 {
 				continue
 			}
-			y, err := s.extractWith(fa, sm.FaceImage, takeLargest, what)
+			y, err := s.extractWith(ctx, fa, sm.FaceImage, takeLargest, what)
 			switch {
 			case err != nil:
 				s.log.Debug().Err(err).Str("algorithm", fa.alg.String()).Msg("probe photo not extracted under a second algorithm")
@@ -225,7 +226,7 @@ func (s *Engine) template(sm Sample, takeLargest, enrol bool, what string) (samp
 		}
 		return sample{t: t, fa: fa}, nil
 	case sm.Finger != nil:
-		return s.finger(*sm.Finger, enrol, what)
+		return s.finger(ctx, *sm.Finger, enrol, what)
 	default:
 		return sample{}, invalid("%s: no image, template or finger given", what)
 	}
@@ -241,7 +242,7 @@ func severalFaces(err error, need string) error {
 }
 
 // extractWith extracts a photo with one algorithm's extractor.
-func (s *Engine) extractWith(fa *faceAlgo, img []byte, takeLargest bool, what string) (sample, error) {
+func (s *Engine) extractWith(ctx context.Context, fa *faceAlgo, img []byte, takeLargest bool, what string) (sample, error) {
 	if fa.ex == nil {
 		if fa == s.def {
 			_, err := NoFaces{}.Extract(img, templates.ExtractOptions{})
@@ -249,7 +250,18 @@ func (s *Engine) extractWith(fa *faceAlgo, img []byte, takeLargest bool, what st
 		}
 		return sample{}, fmt.Errorf("%s: %w: no extractor of %s is loaded", what, ErrIncompatible, fa.alg)
 	}
-	face, err := fa.ex.Extract(img, templates.ExtractOptions{TakeLargest: takeLargest})
+	release, err := s.budget.takeFace(ctx, img)
+	if err != nil {
+		return sample{}, kindOf(what, err)
+	}
+	opt := templates.ExtractOptions{TakeLargest: takeLargest}
+	var face templates.Face
+	if cx, ok := fa.ex.(ContextExtractor); ok {
+		face, err = cx.ExtractContext(ctx, img, opt)
+	} else {
+		face, err = fa.ex.Extract(img, opt)
+	}
+	release()
 	if err != nil {
 		return sample{}, kindOf(what, err)
 	}
@@ -275,7 +287,7 @@ func (x *sample) faces() []faceProbe {
 }
 
 // finger turns a fingerprint sample into a finger template.
-func (s *Engine) finger(fs FingerSample, enrol bool, what string) (sample, error) {
+func (s *Engine) finger(ctx context.Context, fs FingerSample, enrol bool, what string) (sample, error) {
 	pos := fs.Position
 	if pos > minutiae.LeftLittle {
 		return sample{}, invalid("%s: position %d outside 0..10", what, pos)
@@ -283,7 +295,7 @@ func (s *Engine) finger(fs FingerSample, enrol bool, what string) (sample, error
 	what = fmt.Sprintf("%s (%s)", what, pos)
 	switch {
 	case fs.Image != nil && fs.Record == nil && fs.Template == nil:
-		return s.fingerImage(fs, enrol, what)
+		return s.fingerImage(ctx, fs, enrol, what)
 	case fs.Record != nil && fs.Image == nil && fs.Template == nil:
 		rec, err := minutiae.Parse(fs.Record)
 		if err != nil {
@@ -353,7 +365,7 @@ func pickView(rec minutiae.Record, pos minutiae.Position) (minutiae.View, error)
 }
 
 // fingerImage extracts the minutiae of a fingerprint image.
-func (s *Engine) fingerImage(fs FingerSample, enrol bool, what string) (sample, error) {
+func (s *Engine) fingerImage(ctx context.Context, fs FingerSample, enrol bool, what string) (sample, error) {
 	b, pos := fs.Image, fs.Position
 	hint := strings.ToLower(fs.Format)
 	if hint == "tif" {
@@ -368,7 +380,12 @@ func (s *Engine) fingerImage(fs FingerSample, enrol bool, what string) (sample, 
 	if dpi != 0 && !fpimage.PlausibleDPI(dpi) {
 		return sample{}, invalid("%s: dpi %d outside %d..%d", what, dpi, fpimage.MinDPI, fpimage.MaxDPI)
 	}
-	img, info, err := fpimage.Decode(b)
+	release, err := s.budget.takeFinger(ctx, b)
+	if err != nil {
+		return sample{}, kindOf(what, err)
+	}
+	defer release()
+	img, info, err := fpimage.DecodeContext(ctx, b)
 	if err != nil {
 		return sample{}, kindOf(what, err)
 	}
@@ -385,8 +402,10 @@ func (s *Engine) fingerImage(fs FingerSample, enrol bool, what string) (sample, 
 	if enrol {
 		ex = s.enrolFingers
 	}
-	res, err := ex.Extract(img, dpi)
+	res, err := ex.ExtractContext(ctx, img, dpi)
 	switch {
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		return sample{}, err
 	case errors.Is(err, finger.ErrLowQuality), errors.Is(err, finger.ErrTooSmall), errors.Is(err, finger.ErrNoFingerprint):
 		// The error gives the image's quality and the floor.
 		return sample{}, kindOf(what, err)
@@ -471,11 +490,11 @@ type probe struct {
 // probe gathers a request's probe sample and fingers: at most one face, at
 // most MaxFingerSamples fingers of distinct positions (one of unknown
 // position at most).
-func (s *Engine) probe(in Probe, what string) (probe, error) {
+func (s *Engine) probe(ctx context.Context, in Probe, what string) (probe, error) {
 	var p probe
 	fingers := in.Fingers
 	if sm := in.Sample; sm != nil && (sm.FaceImage != nil || sm.Face != nil || sm.Template != nil || sm.Finger != nil || sm.FaceRecord != nil) {
-		x, err := s.template(*sm, in.TakeLargestFace, false, what)
+		x, err := s.template(ctx, *sm, in.TakeLargestFace, false, what)
 		if err != nil {
 			return p, err
 		}
@@ -489,7 +508,7 @@ func (s *Engine) probe(in Probe, what string) (probe, error) {
 		return p, invalid("%s: %d fingers, at most %d", what, n, MaxFingerSamples)
 	}
 	for i, fs := range fingers {
-		x, err := s.finger(fs, false, fmt.Sprintf("%s finger %d", what, i+1))
+		x, err := s.finger(ctx, fs, false, fmt.Sprintf("%s finger %d", what, i+1))
 		if err != nil {
 			return p, err
 		}

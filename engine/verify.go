@@ -65,7 +65,7 @@ func (s *Engine) PrepareReference(ctx context.Context, sm Sample) (*PreparedRefe
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	x, err := s.template(sm, false, false, "reference")
+	x, err := s.template(ctx, sm, false, false, "reference")
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +90,7 @@ func (s *Engine) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, e
 	if req.SubjectID != "" && req.Reference != nil {
 		return res, invalid("reference: give a reference sample or a subject_id, not both")
 	}
-	p, err := s.probe(req.Probe, "probe")
+	p, err := s.probe(ctx, req.Probe, "probe")
 	if err != nil {
 		return res, err
 	}
@@ -151,7 +151,7 @@ func (s *Engine) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, e
 			var x sample
 			if req.Prepared != nil {
 				x = req.Prepared.x
-			} else if x, err = s.template(*rs, req.Probe.TakeLargestFace, false, "reference"); err != nil {
+			} else if x, err = s.template(ctx, *rs, req.Probe.TakeLargestFace, false, "reference"); err != nil {
 				return res, err
 			}
 			if x.ft != nil {
@@ -160,7 +160,7 @@ func (s *Engine) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, e
 			} else {
 				res.ReferenceQuality, res.ReferenceRecord = x.faceQ, x.record
 				if p.face != nil {
-					e, err := s.compareFaces(*p.face, x, req.Probe.TakeLargestFace)
+					e, err := s.compareFaces(ctx, *p.face, x, req.Probe.TakeLargestFace)
 					if err != nil {
 						return res, err
 					}
@@ -172,7 +172,7 @@ func (s *Engine) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, e
 			return res, invalid("reference: %d fingers, at most %d", len(req.ReferenceFingers), MaxFingerSamples)
 		}
 		for i, f := range req.ReferenceFingers {
-			x, err := s.finger(f, false, fmt.Sprintf("reference finger %d", i+1))
+			x, err := s.finger(ctx, f, false, fmt.Sprintf("reference finger %d", i+1))
 			if err != nil {
 				return res, err
 			}
@@ -207,7 +207,7 @@ func (s *Engine) Verify(ctx context.Context, req VerifyRequest) (VerifyResult, e
 // algorithms they share, the best evidence winning (faces.go). A photo on
 // one side is extracted with the other side's algorithm when that is
 // loaded; with nothing in common, it is ErrIncompatible.
-func (s *Engine) compareFaces(probe, ref sample, takeLargest bool) (faceEvidence, error) {
+func (s *Engine) compareFaces(ctx context.Context, probe, ref sample, takeLargest bool) (faceEvidence, error) {
 	side := func(x sample, other sample, what string) ([]faceProbe, error) {
 		fs := x.faces()
 		if x.img == nil {
@@ -215,7 +215,7 @@ func (s *Engine) compareFaces(probe, ref sample, takeLargest bool) (faceEvidence
 		}
 		for _, o := range other.faces() {
 			if !slices.ContainsFunc(fs, func(f faceProbe) bool { return f.fa == o.fa }) && o.fa.ex != nil {
-				y, err := s.extractWith(o.fa, x.img, takeLargest, what)
+				y, err := s.extractWith(ctx, o.fa, x.img, takeLargest, what)
 				if err != nil {
 					return nil, err
 				}

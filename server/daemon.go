@@ -73,8 +73,13 @@ type Options struct {
 	// image, checked from its header before decoding.
 	MaxMessageBytes int
 	MaxImagePixels  int
-	// ShutdownGrace is how long a graceful stop waits for in-flight calls;
-	// 0 stops them at once.
+	// MemoryBudget bounds, in bytes, what the images being decoded and
+	// extracted at once may take (engine.Config.MemoryBudget): calls past
+	// it wait for their turn, whatever clients send.
+	MemoryBudget int64
+	// ShutdownGrace bounds a stop: in-flight calls get three quarters of it,
+	// closing the gallery the rest; past it Serve gives up on what did not
+	// finish, logs it, and returns ErrStopTimedOut. 0 stops at once.
 	ShutdownGrace time.Duration
 	Logger        zerolog.Logger
 	// Ready, if set, is called with the bound address once the server accepts
@@ -157,6 +162,7 @@ func DefaultOptions() Options {
 		FingerDPI:          finger.DefaultDPI,
 		MaxMessageBytes:    DefaultMaxMessageBytes,
 		MaxImagePixels:     face.DefaultMaxPixels,
+		MemoryBudget:       engine.DefaultMemoryBudget,
 		ShutdownGrace:      10 * time.Second,
 		RateLimit:          50,
 		RateBurst:          100,
@@ -214,6 +220,8 @@ func (opt Options) Validate() error {
 		return bad("MaxMessageBytes", opt.MaxMessageBytes, "a positive number of bytes")
 	case opt.MaxImagePixels <= 0:
 		return bad("MaxImagePixels", opt.MaxImagePixels, "a positive number of pixels")
+	case opt.MemoryBudget < engine.MinMemoryBudget:
+		return bad("MemoryBudget", opt.MemoryBudget, fmt.Sprintf("at least %d MiB, e.g. 2GiB", engine.MinMemoryBudget>>20))
 	case opt.ShutdownGrace < 0:
 		return bad("ShutdownGrace", opt.ShutdownGrace, "a duration such as 10s, or 0")
 	case !(opt.RateLimit >= 0) || math.IsInf(opt.RateLimit, 0):
@@ -417,13 +425,8 @@ func btoi(b bool) int {
 	return 0
 }
 
-// Serve runs the Matcher service until ctx is done, then stops gracefully:
-// health turns NOT_SERVING, in-flight calls finish (up to ShutdownGrace), and
-// the store is closed so every acknowledged write is on disk.
-func Serve(ctx context.Context, opt Options) (err error) {
-	if err := opt.Validate(); err != nil {
-		return err
-	}
+// serve is Serve's work; it records the steps of its stop in steps.
+func serve(ctx context.Context, opt Options, steps *stopSteps) (err error) {
 	log := opt.Logger
 	tlsCfg, acc, err := accessConfig(opt, log)
 	if err != nil {
@@ -468,6 +471,8 @@ func Serve(ctx context.Context, opt Options) (err error) {
 		log.Warn().Str("gallery", sopt.Dir).Str("hint", keyNote).Msg("gallery NOT encrypted at rest")
 	}
 	defer func() {
+		logStopStep(log, steps, "closing the gallery (flushing Badger's memtable to disk)",
+			"the gallery's writes not yet flushed to its tables (replayed from the value log at the next start, if its files are intact)")
 		if cerr := st.Close(); cerr != nil && err == nil {
 			err = fmt.Errorf("closing store: %w", cerr)
 		}
@@ -480,7 +485,10 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	if err != nil {
 		return err
 	}
-	defer auditLog.Close() // its retention passes stop before the store closes
+	defer func() {
+		logStopStep(log, steps, "closing the audit log", "the audit log's retention pass in progress")
+		auditLog.Close() // its retention passes stop before the store closes
+	}()
 	if opt.Cluster == nil {
 		if _, err := reconcileAudit(st, auditLog, log); err != nil {
 			return fmt.Errorf("reconciling the gallery with the audit trail: %w", err)
@@ -526,6 +534,7 @@ func Serve(ctx context.Context, opt Options) (err error) {
 		Store: st, Faces: faces, MoreFaces: opt.MoreFaces, NoSamples: !opt.KeepSamples,
 		Threshold: opt.Threshold, MaxFMR: opt.TargetFMR, Logger: log,
 		Finger:             finger.Config{QualityFloor: opt.FingerQualityFloor, DPI: opt.FingerDPI},
+		MemoryBudget:       opt.MemoryBudget,
 		ObserveSearchBatch: metrics.ObserveSearchBatch,
 	}
 	for _, ex := range more {
@@ -574,9 +583,13 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	if err != nil {
 		return err
 	}
-	defer eng.Close() // a re-templating job stops (and resumes at the next start) before the store closes
+	defer func() {
+		logStopStep(log, steps, "stopping the engine's re-templating job", "the re-templating job's current batch (it resumes at the next start)")
+		eng.Close() // a re-templating job stops (and resumes at the next start) before the store closes
+	}()
 	warnUnloadedAlgorithms(eng, log)
 	warnDamage(st, log)
+	setMemoryLimit(opt.MemoryBudget, log)
 	svc := NewService(eng)
 	admin := NewAdmin(eng)
 	if opt.Cluster != nil {
@@ -600,7 +613,10 @@ func Serve(ctx context.Context, opt Options) (err error) {
 		lis.Close()
 		return err
 	}
-	defer gates.Close() // after the server stopped: no capture is running
+	defer func() {
+		logStopStep(log, steps, "closing the gates' cameras and scanners", "")
+		gates.Close() // after the server stopped: no capture is running
+	}()
 	pb.RegisterGatesServer(gs, gates)
 	hs.SetServingStatus(pb.Gates_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	gates.Start()
@@ -652,19 +668,21 @@ func Serve(ctx context.Context, opt Options) (err error) {
 	case <-ctx.Done():
 	}
 	log.Info().Msg("shutting down: finishing in-flight calls")
+	steps.at("finishing in-flight calls", "the in-flight calls' answers")
 	hs.Shutdown() // every service NOT_SERVING
 	metricsSrv.setReady(false)
 	stopped := make(chan struct{})
 	go func() { gs.GracefulStop(); close(stopped) }()
 	select {
 	case <-stopped:
-	case <-time.After(opt.ShutdownGrace):
-		log.Warn().Dur("grace_ms", opt.ShutdownGrace).Msg("in-flight calls did not finish in time; stopping")
+	case <-time.After(callsGrace(opt.ShutdownGrace)):
+		log.Warn().Dur("grace_ms", callsGrace(opt.ShutdownGrace)).Msg("in-flight calls did not finish in time; stopping")
 		gs.Stop()
 	}
 	if err := <-errc; err != nil && !errors.Is(err, net.ErrClosed) {
 		log.Warn().Err(err).Msg("serve returned")
 	}
+	steps.at("stopping the background work (purges, federation, cluster node)", "")
 	log.Info().Msg("stopped")
 	return nil
 }

@@ -272,7 +272,8 @@ flag or environment value).`,
 	f.IntVar(&opt.FingerDPI, "finger-dpi", opt.FingerDPI, "resolution assumed for fingerprint images that declare none, in `dpi`")
 	f.IntVar(&opt.MaxMessageBytes, "max-message-bytes", opt.MaxMessageBytes, "largest request or response in `bytes`")
 	f.IntVar(&opt.MaxImagePixels, "max-image-pixels", opt.MaxImagePixels, "largest image accepted, in `pixels` (checked before decoding)")
-	f.DurationVar(&opt.ShutdownGrace, "shutdown-grace", opt.ShutdownGrace, "how long a stop waits for in-flight calls")
+	f.Var(byteSize{&opt.MemoryBudget}, "memory-budget", "memory the images being decoded and extracted at once may take, as a `size` (e.g. 2GiB): further calls wait their turn")
+	f.DurationVar(&opt.ShutdownGrace, "shutdown-grace", opt.ShutdownGrace, "how long a stop may take: in-flight calls get three quarters of it; past it matchd exits, logging what did not finish")
 	f.StringVar(&gatesFile, "gates", "", "gates configuration `file` (YAML): the camera source of each gate, and its fingerprint scanner (scanner:, fingers:, finger_timeout:)")
 	f.Var(&gateFlags, "gate", "a gate's camera as `ID=SOURCE` (repeatable; over the file's gate of the same id), e.g. 3=rtsp://cam3/stream, 4=/dev/video0, 5=folder:/srv/frames; in the environment, space-separated")
 	f.StringVar(&opt.EncryptionKeyFile, "encryption-key-file", "", "gallery master key `file` (hex, 16/24/32 bytes)")
@@ -313,7 +314,8 @@ var optionFlags = map[string]string{
 	"FaceCalibration": "face-calibration", "FingerCalibration": "finger-calibration",
 	"FingerQualityFloor": "finger-quality-floor", "FingerDPI": "finger-dpi",
 	"MaxMessageBytes": "max-message-bytes", "MaxImagePixels": "max-image-pixels", "ShutdownGrace": "shutdown-grace",
-	"Insecure": "insecure", "TLSCert": "tls-cert", "TLSKey": "tls-key", "ClientCA": "client-ca", "TokensFile": "tokens",
+	"MemoryBudget": "memory-budget",
+	"Insecure":     "insecure", "TLSCert": "tls-cert", "TLSKey": "tls-key", "ClientCA": "client-ca", "TokensFile": "tokens",
 	"RateLimit": "rate-limit", "RateBurst": "rate-burst", "MaxConcurrent": "max-concurrent",
 	"Gates": "gates", "EncryptionKeyFile": "encryption-key-file", "PurgeInterval": "purge-interval",
 	"MetricsListen": "metrics-listen", "Pprof": "pprof", "AuditRetention": "audit-retention",

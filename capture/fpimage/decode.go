@@ -7,13 +7,16 @@ package fpimage
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"image"
+	"image/color"
 	"image/draw"
 	_ "image/jpeg" // registers JPEG
 	_ "image/png"  // registers PNG
+	"io"
 
 	_ "golang.org/x/image/bmp"  // registers BMP
 	_ "golang.org/x/image/tiff" // registers TIFF
@@ -54,25 +57,79 @@ type Info struct {
 	DPI int
 }
 
-// Decode decodes a fingerprint image to 8-bit grey.
-func Decode(b []byte) (*image.Gray, Info, error) {
+// Header is what an image's header declares, read before any pixel is
+// decoded: what decoding it will cost is known from it alone.
+type Header struct {
+	Format        string
+	Width, Height int
+	// BytesPerPixel is the size of a pixel of the decoded image in Go's
+	// representation of the declared colour model (a 16-bit RGBA PNG is 8).
+	BytesPerPixel int
+}
+
+// Pixels is Width × Height.
+func (h Header) Pixels() int64 { return int64(h.Width) * int64(h.Height) }
+
+// DecodeHeader reads an image's header (any format registered with package
+// image: PNG, TIFF, BMP, JPEG, WSQ here) without decoding its pixels.
+func DecodeHeader(b []byte) (Header, error) {
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(b))
 	if err != nil {
-		return nil, Info{}, fmt.Errorf("%w: %v", ErrUnsupportedImage, err)
+		return Header{}, fmt.Errorf("%w: %v", ErrUnsupportedImage, err)
 	}
-	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width*cfg.Height > MaxPixels {
-		return nil, Info{}, fmt.Errorf("%w: %d×%d pixels (limit %d)", ErrUnsupportedImage, cfg.Width, cfg.Height, MaxPixels)
+	return Header{Format: format, Width: cfg.Width, Height: cfg.Height, BytesPerPixel: bytesPerPixel(cfg.ColorModel)}, nil
+}
+
+// bytesPerPixel is what a decoder allocates per pixel for a colour model;
+// an unknown one is taken at the largest, 16-bit RGBA.
+func bytesPerPixel(m color.Model) int {
+	switch m {
+	case color.GrayModel, color.AlphaModel:
+		return 1
+	case color.Gray16Model, color.Alpha16Model:
+		return 2
+	case color.YCbCrModel:
+		return 3 // 4:4:4 at worst
+	case color.RGBAModel, color.NRGBAModel, color.CMYKModel, color.NYCbCrAModel:
+		return 4
 	}
-	info := Info{Format: format, Width: cfg.Width, Height: cfg.Height}
+	if _, ok := m.(color.Palette); ok {
+		return 1
+	}
+	return 8
+}
+
+// Decode decodes a fingerprint image to 8-bit grey.
+func Decode(b []byte) (*image.Gray, Info, error) {
+	return DecodeContext(context.Background(), b)
+}
+
+// DecodeContext is Decode that gives up, with ctx's error, as soon as ctx
+// is done: the decoders read through a reader that checks it, so an
+// abandoned call stops decoding a large image at its next read.
+func DecodeContext(ctx context.Context, b []byte) (*image.Gray, Info, error) {
+	hdr, err := DecodeHeader(b)
+	if err != nil {
+		return nil, Info{}, err
+	}
+	if hdr.Width <= 0 || hdr.Height <= 0 || hdr.Pixels() > MaxPixels {
+		return nil, Info{}, fmt.Errorf("%w: %d×%d pixels (limit %d)", ErrUnsupportedImage, hdr.Width, hdr.Height, MaxPixels)
+	}
+	format := hdr.Format
+	info := Info{Format: format, Width: hdr.Width, Height: hdr.Height}
+	r := &ctxReader{ctx: ctx, r: bytes.NewReader(b)}
 	var img image.Image
 	if format == "wsq" {
 		// WSQ carries its resolution in a comment only its decoder reads.
 		var wi wsq.Info
-		img, wi, err = wsq.DecodeWithInfo(bytes.NewReader(b))
+		img, wi, err = wsq.DecodeWithInfo(r)
 		info.DPI = wi.PPI
 	} else {
-		img, _, err = image.Decode(bytes.NewReader(b))
+		img, _, err = image.Decode(r)
 		info.DPI = declaredDPI(format, b)
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		return nil, Info{}, cerr
 	}
 	if err != nil {
 		return nil, Info{}, fmt.Errorf("%w: %s: %v", ErrUnsupportedImage, format, err)
@@ -82,7 +139,7 @@ func Decode(b []byte) (*image.Gray, Info, error) {
 	}
 	g, ok := img.(*image.Gray)
 	if !ok || g.Rect.Min != (image.Point{}) {
-		g = image.NewGray(image.Rect(0, 0, cfg.Width, cfg.Height))
+		g = image.NewGray(image.Rect(0, 0, hdr.Width, hdr.Height))
 		draw.Draw(g, g.Rect, img, img.Bounds().Min, draw.Src)
 	}
 	return g, info, nil
@@ -184,4 +241,17 @@ func tiffDPI(b []byte) float64 {
 		return res * 2.54
 	}
 	return 0
+}
+
+// ctxReader fails its reads once ctx is done.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

@@ -1,6 +1,7 @@
 package face
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -33,7 +34,7 @@ func TestAN2KJPEG2000(t *testing.T) {
 			if err != nil || im.Compression != "jpeg2000" {
 				continue
 			}
-			d, err := decodeImage(im.Data, DefaultMaxPixels)
+			d, err := decodeImage(context.Background(), im.Data, DefaultMaxPixels)
 			if err != nil {
 				t.Errorf("%s record %d: %v", filepath.Base(path), i, err)
 				continue

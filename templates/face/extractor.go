@@ -10,6 +10,7 @@
 package face
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"image"
@@ -252,7 +253,7 @@ func (e *Extractor) Dim() int { return e.dim }
 // Model is the model's descriptor (the zero Model for DlibModel).
 func (e *Extractor) Model() Model { return e.model }
 
-func (e *Extractor) get() (*worker, error) {
+func (e *Extractor) get(ctx context.Context) (*worker, error) {
 	select {
 	case <-e.done:
 		return nil, ErrClosed
@@ -263,6 +264,8 @@ func (e *Extractor) get() (*worker, error) {
 		return w, nil
 	case <-e.done:
 		return nil, ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }
 
@@ -271,18 +274,25 @@ func (e *Extractor) get() (*worker, error) {
 // templates.ErrImageTooLarge, templates.ErrNoFace or
 // templates.ErrMultipleFaces when the photo is at fault.
 func (e *Extractor) Extract(img []byte, opt templates.ExtractOptions) (templates.Face, error) {
-	d, err := decodeImage(img, e.cfg.MaxPixels)
+	return e.ExtractContext(context.Background(), img, opt)
+}
+
+// ExtractContext is Extract that gives up with ctx's error once ctx is
+// done: during the decoding, while waiting for a worker, and between the
+// detectors' passes (a pass itself, in dlib, runs to its end).
+func (e *Extractor) ExtractContext(ctx context.Context, img []byte, opt templates.ExtractOptions) (templates.Face, error) {
+	d, err := decodeImage(ctx, img, e.cfg.MaxPixels)
 	if err != nil {
 		return templates.Face{}, err
 	}
 	px := toRGB(d.img)
-	w, err := e.get()
+	w, err := e.get(ctx)
 	if err != nil {
 		return templates.Face{}, err
 	}
 	defer func() { e.pool <- w }()
 
-	found, how, err := e.find(w, px)
+	found, how, err := e.find(ctx, w, px)
 	if err != nil {
 		return templates.Face{}, err
 	}
@@ -295,6 +305,9 @@ func (e *Extractor) Extract(img []byte, opt templates.ExtractOptions) (templates
 	}
 	f := found[best]
 	five := fivePoints(f.points)
+	if err := ctx.Err(); err != nil {
+		return templates.Face{}, err
+	}
 	vec, err := e.describe(w, px, f, five)
 	if err != nil {
 		return templates.Face{}, err
@@ -363,7 +376,7 @@ func (e *Extractor) describe(w *worker, px rgbImage, f detection, five [5]point)
 // find runs the detectors in order of cost until one finds a face (see
 // Detector), on a reduced copy of a large image, and reports the faces in
 // the image's pixels and which detector found them.
-func (e *Extractor) find(w *worker, px rgbImage) ([]detection, string, error) {
+func (e *Extractor) find(ctx context.Context, w *worker, px rgbImage) ([]detection, string, error) {
 	search, k := px, 1.0
 	if long := max(px.w, px.h); long > maxDetectSide {
 		k = float64(long) / maxDetectSide
@@ -388,6 +401,9 @@ func (e *Extractor) find(w *worker, px rgbImage) ([]detection, string, error) {
 		}
 	}
 	for _, t := range tries {
+		if err := ctx.Err(); err != nil {
+			return nil, "", err
+		}
 		img, dx, dy := search, 0, 0
 		if t.pad {
 			img, dx, dy = search.padded()

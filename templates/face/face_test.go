@@ -2,6 +2,7 @@ package face
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"image"
 	"image/color"
@@ -247,7 +248,7 @@ func TestPixelLimitBeforeDecoding(t *testing.T) {
 	bomb := pngHeader(100000, 100000)
 	start := time.Now()
 	allocs := testing.AllocsPerRun(10, func() {
-		if _, err := decodeImage(bomb, DefaultMaxPixels); !errors.Is(err, templates.ErrImageTooLarge) {
+		if _, err := decodeImage(context.Background(), bomb, DefaultMaxPixels); !errors.Is(err, templates.ErrImageTooLarge) {
 			t.Fatal(err)
 		}
 	})
@@ -265,7 +266,7 @@ func TestPixelLimitBeforeDecoding(t *testing.T) {
 		t.Fatalf("the pixel limit cost %v and %d bytes: it must be checked before decoding", time.Since(start), grew)
 	}
 	// The limit is the configured one.
-	if _, err := decodeImage(read(t, faces+"/bbt/amy/1.png"), 150*150-1); !errors.Is(err, templates.ErrImageTooLarge) {
+	if _, err := decodeImage(context.Background(), read(t, faces+"/bbt/amy/1.png"), 150*150-1); !errors.Is(err, templates.ErrImageTooLarge) {
 		t.Fatalf("150x150 with a 1000-pixel limit: %v", err)
 	}
 }

@@ -2,11 +2,13 @@ package face
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"image"
 	"image/jpeg"
 	"image/png"
+	"io"
 
 	"gocv.io/x/gocv"
 
@@ -50,7 +52,7 @@ type decoded struct {
 // photos: ICAO 9303 DG2 holds JPEG 2000 more often than JPEG). The pixel
 // limit is checked from the header, before any pixel is decoded, so a small
 // file that claims to be a huge image (a decompression bomb) costs nothing.
-func decodeImage(b []byte, maxPixels int) (decoded, error) {
+func decodeImage(ctx context.Context, b []byte, maxPixels int) (decoded, error) {
 	if maxPixels <= 0 {
 		maxPixels = DefaultMaxPixels
 	}
@@ -97,10 +99,14 @@ func decodeImage(b []byte, maxPixels int) (decoded, error) {
 		return decoded{}, fmt.Errorf("%w: %dx%d pixels, the limit is 65535 on a side", templates.ErrImageTooLarge, cfg.Width, cfg.Height)
 	}
 	var img image.Image
+	r := &ctxReader{ctx: ctx, r: bytes.NewReader(b)}
 	if f == "jpeg" {
-		img, err = jpeg.Decode(bytes.NewReader(b))
+		img, err = jpeg.Decode(r)
 	} else {
-		img, err = png.Decode(bytes.NewReader(b))
+		img, err = png.Decode(r)
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		return decoded{}, cerr
 	}
 	if err != nil {
 		// Truncated or corrupt data: refuse it rather than let a lenient
@@ -138,4 +144,18 @@ func decodeJPEG2000(b []byte, maxPixels int) (decoded, error) {
 		return decoded{}, fmt.Errorf("%w: jpeg2000: %v", templates.ErrImageUnreadable, err)
 	}
 	return decoded{img: img}, nil
+}
+
+// ctxReader fails its reads once ctx is done, so that the decoders stop
+// early in the image of a call that was given up.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

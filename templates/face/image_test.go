@@ -2,6 +2,7 @@ package face
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
@@ -77,7 +78,7 @@ func TestDecodeImage(t *testing.T) {
 		{"png", encoded(t, rgb, true), false},
 		{"grey png", encoded(t, grey, true), true},
 	} {
-		d, err := decodeImage(tc.b, 0)
+		d, err := decodeImage(context.Background(), tc.b, 0)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.name, err)
 		}
@@ -119,14 +120,14 @@ func TestDecodeImage(t *testing.T) {
 		{"tiff", []byte("II*\x00\x08\x00\x00\x00"), templates.ErrUnsupportedFormat},
 		{"html", []byte("<html>"), templates.ErrImageUnreadable},
 	} {
-		if _, err := decodeImage(tc.b, DefaultMaxPixels); !errors.Is(err, tc.want) {
+		if _, err := decodeImage(context.Background(), tc.b, DefaultMaxPixels); !errors.Is(err, tc.want) {
 			t.Errorf("%s: got %v, want %v", tc.name, err, tc.want)
 		}
 	}
 	// Transparent pixels go onto black.
 	clear := image.NewNRGBA(image.Rect(0, 0, 8, 8))
 	clear.Set(1, 1, color.NRGBA{255, 255, 255, 0})
-	d, err := decodeImage(encoded(t, clear, true), 0)
+	d, err := decodeImage(context.Background(), encoded(t, clear, true), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +153,7 @@ func FuzzDecodeImage(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		const limit = 1 << 20 // keeps the fuzzer's memory use small
-		d, err := decodeImage(b, limit)
+		d, err := decodeImage(context.Background(), b, limit)
 		if err != nil {
 			for _, want := range []error{templates.ErrImageUnreadable, templates.ErrUnsupportedFormat, templates.ErrImageTooLarge} {
 				if errors.Is(err, want) {

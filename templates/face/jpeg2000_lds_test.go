@@ -1,6 +1,7 @@
 package face
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -40,7 +41,7 @@ func TestJPEG2000LDSImages(t *testing.T) {
 		images = append(images, image{"DG4 iris " + ir.Eye.String(), ir.Image, want[0], want[1]})
 	}
 	for _, im := range images {
-		d, err := decodeImage(im.b, DefaultMaxPixels)
+		d, err := decodeImage(context.Background(), im.b, DefaultMaxPixels)
 		if err != nil {
 			t.Fatalf("%s: %v", im.name, err)
 		}

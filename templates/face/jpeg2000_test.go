@@ -2,6 +2,7 @@ package face
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"image/jpeg"
 	"os"
@@ -32,7 +33,7 @@ func chipPhoto(t *testing.T) []byte {
 // a JPEG as a gate camera's frame would be.
 func TestJPEG2000ChipPhoto(t *testing.T) {
 	jp2 := chipPhoto(t)
-	d, err := decodeImage(jp2, DefaultMaxPixels)
+	d, err := decodeImage(context.Background(), jp2, DefaultMaxPixels)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +41,7 @@ func TestJPEG2000ChipPhoto(t *testing.T) {
 		t.Fatalf("decoded %v, want 413×531", b)
 	}
 	// The pixel limit applies before decoding, from the header.
-	if _, err := decodeImage(jp2, 413*531-1); !errors.Is(err, templates.ErrImageTooLarge) {
+	if _, err := decodeImage(context.Background(), jp2, 413*531-1); !errors.Is(err, templates.ErrImageTooLarge) {
 		t.Fatalf("over the pixel limit: %v", err)
 	}
 	// A damaged codestream is refused, not decoded to grey.
@@ -48,7 +49,7 @@ func TestJPEG2000ChipPhoto(t *testing.T) {
 	for i := len(bad) / 2; i < len(bad); i++ {
 		bad[i] = 0
 	}
-	if _, err := decodeImage(bad[:len(bad)*2/3], DefaultMaxPixels); !errors.Is(err, templates.ErrImageUnreadable) {
+	if _, err := decodeImage(context.Background(), bad[:len(bad)*2/3], DefaultMaxPixels); !errors.Is(err, templates.ErrImageUnreadable) {
 		t.Fatalf("a damaged, truncated JPEG 2000: %v", err)
 	}
 

@@ -1,6 +1,7 @@
 package finger
 
 import (
+	"context"
 	"image"
 	"image/color"
 	"image/png"
@@ -39,7 +40,7 @@ func TestDump(t *testing.T) {
 	for _, f := range strings.Split(list, ",") {
 		g := loadGray(t, f)
 		p := newPipeline(e, g, dpi)
-		res, err := p.run()
+		res, err := p.run(context.Background())
 		t.Logf("%s: err %v, quality %d, %d minutiae", f, err, res.Quality, len(res.View.Minutiae))
 		w, h := p.w, p.h
 		out := image.NewRGBA(image.Rect(0, 0, 2*w, h))

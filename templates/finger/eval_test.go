@@ -1,6 +1,7 @@
 package finger
 
 import (
+	"context"
 	"fmt"
 	"image"
 	"image/color"
@@ -161,7 +162,7 @@ func TestDebugDraw(t *testing.T) {
 		}
 		g := loadGray(t, f)
 		p := newPipeline(e, g, dpi)
-		res, err := p.run()
+		res, err := p.run(context.Background())
 		if err != nil {
 			t.Log(f, err)
 		}

@@ -9,6 +9,7 @@
 package finger
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"image"
@@ -175,6 +176,12 @@ func (e *Extractor) Config() Config { return e.cfg }
 // Extract finds the minutiae of img scanned at dpi (<= 0: Config.DPI).
 // On ErrLowQuality the Result is filled in too.
 func (e *Extractor) Extract(img *image.Gray, dpi int) (Result, error) {
+	return e.ExtractContext(context.Background(), img, dpi)
+}
+
+// ExtractContext is Extract that stops between the pipeline's stages once
+// ctx is done, returning ctx's error.
+func (e *Extractor) ExtractContext(ctx context.Context, img *image.Gray, dpi int) (Result, error) {
 	if dpi <= 0 {
 		dpi = e.cfg.DPI
 	}
@@ -188,7 +195,7 @@ func (e *Extractor) Extract(img *image.Gray, dpi int) (Result, error) {
 		return Result{}, fmt.Errorf("%w: %d×%d pixels at %d dpi, need %.1f mm (%d pixels) a side", ErrTooSmall, w, h, dpi, e.cfg.MinSideMM, minSide)
 	}
 	p := newPipeline(e, img, dpi)
-	res, err := p.run()
+	res, err := p.run(ctx)
 	if err != nil {
 		return res, err
 	}

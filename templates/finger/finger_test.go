@@ -1,6 +1,7 @@
 package finger
 
 import (
+	"context"
 	"errors"
 	"image"
 	"math"
@@ -32,7 +33,7 @@ func TestExtractCommitted(t *testing.T) {
 		t.Run(c.path, func(t *testing.T) {
 			g := loadGray(t, filepath.Join("testdata", c.path))
 			p := newPipeline(e, g, c.dpi)
-			res, err := p.run()
+			res, err := p.run(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,6 +1,7 @@
 package finger
 
 import (
+	"context"
 	"fmt"
 	"image"
 	"math"
@@ -66,13 +67,22 @@ func (p *pipeline) blockCentre(bx, by int) (int, int) {
 	return bx*p.step + p.step/2, by*p.step + p.step/2
 }
 
-func (p *pipeline) run() (Result, error) {
+// run runs the stages in order, checking ctx between them: each stage of a
+// large image takes up to seconds, and a caller that gave up should not
+// pay for the rest.
+func (p *pipeline) run(ctx context.Context) (Result, error) {
 	p.blockFields()
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
 	if !p.segment() {
 		return Result{}, fmt.Errorf("%w: no ridge area", ErrNoFingerprint)
 	}
 	p.smoothOrientation()
 	p.pixelMask()
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
 	p.normalise()
 	if !p.frequency() {
 		return Result{}, fmt.Errorf("%w: no ridge frequency", ErrNoFingerprint)
@@ -80,9 +90,18 @@ func (p *pipeline) run() (Result, error) {
 	if p.peelEdge(1) {
 		p.pixelMask()
 	}
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
 	p.enhance()
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
 	p.cleanRidges()
 	p.skel = thin(p.ridge, p.w, p.h)
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
 	ms, removed := p.minutiae()
 	res := Result{
 		View: minutiae.View{
