@@ -105,3 +105,20 @@ func TestTLSAdviceNamesData(t *testing.T) {
 		t.Errorf("another --ca: exit %d %q", code, errs)
 	}
 }
+
+// TestFederationNotConfigured: a federation command against a matchd started
+// without --federation says so and how to start it, rather than gRPC's
+// "unknown service bordermatch.v1.Federation" (issue 18: met walking the
+// README).
+func TestFederationNotConfigured(t *testing.T) {
+	m := startMatchd(t)
+	for _, args := range [][]string{
+		{"federation", "pending"},
+		{"search", "--partner", "agency-b", "--photo", amyPhoto()},
+	} {
+		_, errs, code := runCLI(t, append(m.conn(), args...)...)
+		if code != ExitFailure || !strings.Contains(errs, "--federation") || strings.Contains(errs, "unknown service") {
+			t.Errorf("%s: exit %d %q, want exit %d saying matchd runs without --federation", strings.Join(args, " "), code, errs, ExitFailure)
+		}
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	pb "github.com/bordermatch/bordermatch/proto/bordermatch/v1"
@@ -37,6 +39,12 @@ func fedCall[T any](a *app, parent context.Context, subject string, fn func(cont
 	defer cancel()
 	resp, err := fn(ctx, c)
 	if err != nil {
+		if status.Code(err) == codes.Unimplemented {
+			// matchd registers the Federation service only with
+			// --federation; gRPC's "unknown service" would not say so.
+			return zero, &exitError{code: ExitFailure, rpc: codes.Unimplemented,
+				err: fmt.Errorf("matchd at %s has no partner agencies: it runs without --federation FILE (README: Searching partner agencies)", a.server)}
+		}
 		return zero, a.callError(err, subject)
 	}
 	return resp, nil
