@@ -273,7 +273,7 @@ flag or environment value).`,
 	f.IntVar(&opt.MaxMessageBytes, "max-message-bytes", opt.MaxMessageBytes, "largest request or response in `bytes`")
 	f.IntVar(&opt.MaxImagePixels, "max-image-pixels", opt.MaxImagePixels, "largest image accepted, in `pixels` (checked before decoding)")
 	f.Var(byteSize{&opt.MemoryBudget}, "memory-budget", "memory the images being decoded and extracted at once may take, as a `size` (e.g. 2GiB): further calls wait their turn")
-	f.DurationVar(&opt.ShutdownGrace, "shutdown-grace", opt.ShutdownGrace, "how long a stop may take: in-flight calls get three quarters of it; past it matchd exits, logging what did not finish")
+	f.DurationVar(&opt.ShutdownGrace, "shutdown-grace", opt.ShutdownGrace, "how long a stop may take: in-flight calls get three quarters of it; past it matchd exits, logging what did not finish; 0: calls are not waited for and the stop is not bounded")
 	f.StringVar(&gatesFile, "gates", "", "gates configuration `file` (YAML): the camera source of each gate, and its fingerprint scanner (scanner:, fingers:, finger_timeout:)")
 	f.Var(&gateFlags, "gate", "a gate's camera as `ID=SOURCE` (repeatable; over the file's gate of the same id), e.g. 3=rtsp://cam3/stream, 4=/dev/video0, 5=folder:/srv/frames; in the environment, space-separated")
 	f.StringVar(&opt.EncryptionKeyFile, "encryption-key-file", "", "gallery master key `file` (hex, 16/24/32 bytes)")

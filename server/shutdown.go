@@ -62,6 +62,11 @@ func Serve(ctx context.Context, opt Options) error {
 		return err
 	case <-ctx.Done():
 	}
+	if opt.ShutdownGrace <= 0 {
+		// 0: in-flight calls are not waited for, and the store is closed
+		// however long that takes (nothing bounds a stop with no grace).
+		return <-done
+	}
 	timer := time.NewTimer(opt.ShutdownGrace)
 	defer timer.Stop()
 	select {

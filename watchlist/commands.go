@@ -173,9 +173,11 @@ refused naming the record, field and byte.`,
 			if !resp.GetFused() {
 				t := newTable(a.stdout, "RANK", "SUBJECT", "NAME", "SCORE", "FMR", "WATCHLISTS")
 				for _, c := range resp.GetCandidates() {
+					// The candidate's own face FMR (decision_fmr is the
+					// threshold's under a cosine rule, the same for all).
 					fmr := "-"
-					if c.GetDecisionFmr() > 0 {
-						fmr = fmt.Sprintf("%.2g", c.GetDecisionFmr())
+					if c.FaceFmr != nil {
+						fmr = fmt.Sprintf("%.2g", c.GetFaceFmr())
 					}
 					t.row(fmt.Sprint(c.GetRank()), c.GetSubjectId(), c.GetName(), fmt.Sprintf("%.3f", c.GetScore()), fmr, strings.Join(c.GetWatchlists(), ","))
 				}
