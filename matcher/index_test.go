@@ -65,10 +65,11 @@ func TestCosine(t *testing.T) {
 		// float32 products of these overflow: once Inf clamped to 1.
 		{[]float32{math.MaxFloat32, -math.MaxFloat32}, []float32{0.3, -0.1}, float32(0.4 / math.Sqrt(2*0.1))},
 		{[]float32{math.MaxFloat32, math.MaxFloat32}, []float32{math.MaxFloat32, -math.MaxFloat32}, 0},
+		{[]float32{math.MaxFloat32, math.MaxFloat32}, []float32{math.MaxFloat32, 0}, float32(1 / math.Sqrt2)},
 		{[]float32{float32(math.NaN()), 1}, []float32{1, 1}, 0},
 		{[]float32{float32(math.Inf(1)), 1}, []float32{1, 1}, 0},
 	} {
-		if got := Cosine(tt.a, tt.b); math.Abs(float64(got-tt.want)) > 1e-6 {
+		if got := Cosine(tt.a, tt.b); !(math.Abs(float64(got-tt.want)) <= 1e-6) { // NaN fails too
 			t.Errorf("Cosine(%v, %v) = %v, want %v", tt.a, tt.b, got, tt.want)
 		}
 	}
