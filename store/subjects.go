@@ -102,7 +102,7 @@ func (s *Store) Delete(id string) (Subject, error) {
 	var sub Subject
 	err := s.update(func(txn *badger.Txn) error {
 		var err error
-		sub, err = deleteSubject(txn, id)
+		sub, err = deleteSubject(txn, id, true)
 		return err
 	})
 	if err != nil {
@@ -115,10 +115,36 @@ func (s *Store) Delete(id string) (Subject, error) {
 	return sub, nil
 }
 
+// DeleteDamaged is Delete for a subject whose stored templates may not
+// decode (a damaged disk, an older version's bytes): it removes the record,
+// every template and sample key and the watchlist entries without reading
+// the templates, and returns the subject without them. The record itself
+// must decode, since it names the watchlists.
+func (s *Store) DeleteDamaged(id string) (Subject, error) {
+	if validID(id) != nil {
+		return Subject{}, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	var sub Subject
+	err := s.update(func(txn *badger.Txn) error {
+		var err error
+		sub, err = deleteSubject(txn, id, false)
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return Subject{}, err
+		}
+		return Subject{}, fmt.Errorf("store: deleting %q: %w", id, err)
+	}
+	s.deletes.Add(1)
+	return sub, nil
+}
+
 // deleteSubject removes id's record, templates, samples and watchlist
-// entries in txn and returns the subject as it was, or ErrNotFound.
-func deleteSubject(txn *badger.Txn, id string) (Subject, error) {
-	sub, err := getSubject(txn, id, true)
+// entries in txn and returns the subject as it was (with its templates if
+// withTemplates), or ErrNotFound.
+func deleteSubject(txn *badger.Txn, id string, withTemplates bool) (Subject, error) {
+	sub, err := getSubject(txn, id, withTemplates)
 	if err != nil {
 		return Subject{}, err
 	}
