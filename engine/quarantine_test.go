@@ -57,9 +57,9 @@ func badTemplates(t testing.TB) map[string]templates.Template {
 	good := decodeTpl(t, logTpl(t, 1))
 	mz := fingerMinutiae()
 	return map[string]templates.Template{
-		"zero":    faceTpl(make([]float32, templates.FaceDim)),
-		"fltmax":  faceTpl(signOf(good.Vector, math.MaxFloat32)),
-		"tiny":    faceTpl(signOf(good.Vector, 1e-30)),
+		"zero":     faceTpl(make([]float32, templates.FaceDim)),
+		"fltmax":   faceTpl(signOf(good.Vector, math.MaxFloat32)),
+		"tiny":     faceTpl(signOf(good.Vector, 1e-30)),
 		"dpi100":   templates.NewFingerTemplate(minutiae.View{DPI: 100, Width: 400, Height: 400, Minutiae: mz}),
 		"dpi60000": templates.NewFingerTemplate(minutiae.View{DPI: 60000, Width: 400, Height: 400, Minutiae: mz}),
 	}
