@@ -47,7 +47,7 @@ func (s *Engine) quarantine(id string, reason error) {
 	s.quarantined.by[id] = Quarantined{SubjectID: id, Reason: reason.Error(), Since: time.Now()}
 	s.quarantined.mu.Unlock()
 	s.log.Error().Str("subject", id).Err(reason).
-		Str("hint", "the subject is stored but not searched; list it with watchlist admin quarantine list, remove it with watchlist admin quarantine remove, and re-enrol it").
+		Str("hint", "the subject is stored but not searched; list it with watchlist quarantine list, remove it with watchlist quarantine remove, and re-enrol it").
 		Msg("subject quarantined")
 }
 
