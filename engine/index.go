@@ -67,6 +67,10 @@ func (s *Engine) load() error {
 	var decoded []templates.Template
 	err = s.store.Scan(func(sub *store.IndexSubject) error {
 		subjects++
+		if sub.Damaged != nil {
+			s.quarantine(string(sub.ID), sub.Damaged)
+			return nil
+		}
 		decoded = decoded[:0]
 		for i, raw := range sub.Templates {
 			t, stale, bad := loadable(raw)

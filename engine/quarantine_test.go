@@ -161,6 +161,27 @@ func garble(t testing.TB, st *store.Store, id string) {
 	}
 }
 
+// damageRecords stores two subjects and damages them below the
+// templates: one's record overwritten with garbage, the other's template
+// key removed, so that the record names one template more than is stored.
+func damageRecords(t testing.TB, st *store.Store) []string {
+	t.Helper()
+	for _, id := range []string{"bad-record", "bad-count"} {
+		if _, err := st.Create(store.Subject{ID: id, Watchlists: []string{"wl"}, Templates: []templates.Template{decodeTpl(t, logTpl(t, 98))}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.DB().Update(func(txn *badger.Txn) error {
+		if err := txn.Set([]byte("s/bad-record"), []byte("\xff\xffgarbage")); err != nil {
+			return err
+		}
+		return txn.Delete(append([]byte("t/bad-count"), 0, 0, 0))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"bad-count", "bad-record"}
+}
+
 func enrolGood(t testing.TB, e *engine.Engine, n int) {
 	t.Helper()
 	for i := range n {
@@ -200,6 +221,7 @@ func TestLoadQuarantinesBadRecords(t *testing.T) {
 	enrolGood(t, e, 3)
 	bad := append(writeBad(t, st), "bad-garbled")
 	garble(t, st, "bad-garbled")
+	bad = append(bad, damageRecords(t, st)...)
 	slices.Sort(bad)
 	st.Close()
 
@@ -231,6 +253,13 @@ func TestLoadQuarantinesBadRecords(t *testing.T) {
 		t.Errorf("still quarantined: %v", q)
 	}
 	searchable(t, e, 3)
+	if n, err := st.Count(); err != nil || n != 3 {
+		t.Errorf("%d subjects stored after the removals (%v), want 3", n, err)
+	}
+	lists, err := e.Watchlists(context.Background())
+	if err != nil || len(lists) != 1 || lists[0].Subjects != 3 {
+		t.Errorf("watchlists after the removals: %+v (%v), want wl of the 3 good subjects", lists, err)
+	}
 	st.Close()
 	e, st = replica(t, dir)
 	defer st.Close()

@@ -115,11 +115,13 @@ func (s *Store) Delete(id string) (Subject, error) {
 	return sub, nil
 }
 
-// DeleteDamaged is Delete for a subject whose stored templates may not
-// decode (a damaged disk, an older version's bytes): it removes the record,
-// every template and sample key and the watchlist entries without reading
-// the templates, and returns the subject without them. The record itself
-// must decode, since it names the watchlists.
+// DeleteDamaged is Delete for a subject whose stored templates, or record,
+// may not decode (a damaged disk, an older version's bytes): it removes
+// the record, every template and sample key and the watchlist entries
+// without reading the templates, and returns the subject without them.
+// When the record does not decode either, the watchlist entries are found
+// by walking every watchlist's keys, and the subject returned has only its
+// id.
 func (s *Store) DeleteDamaged(id string) (Subject, error) {
 	if validID(id) != nil {
 		return Subject{}, fmt.Errorf("%w: %q", ErrNotFound, id)
@@ -128,7 +130,14 @@ func (s *Store) DeleteDamaged(id string) (Subject, error) {
 	err := s.update(func(txn *badger.Txn) error {
 		var err error
 		sub, err = deleteSubject(txn, id, false)
-		return err
+		if err == nil || errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if _, gerr := txn.Get(subjectKey(id)); gerr != nil {
+			return err // not a record that fails to decode
+		}
+		sub = Subject{ID: id}
+		return deleteUnreadable(txn, id)
 	})
 	if err != nil {
 		if errors.Is(err, ErrNotFound) {
@@ -172,6 +181,35 @@ func deleteSubject(txn *badger.Txn, id string, withTemplates bool) (Subject, err
 		}
 	}
 	return sub, nil
+}
+
+// deleteUnreadable deletes id's record, templates, samples and watchlist
+// entries when its record cannot be read to name its watchlists.
+func deleteUnreadable(txn *badger.Txn, id string) error {
+	keys := [][]byte{subjectKey(id)}
+	for _, p := range [][]byte{templateKeyPrefix(id), sampleKeyPrefix(id)} {
+		it := txn.NewIterator(iterOpts(p))
+		for it.Rewind(); it.Valid(); it.Next() {
+			keys = append(keys, it.Item().KeyCopy(nil))
+		}
+		it.Close()
+	}
+	// Watchlist keys are w/LIST/ID, and list names hold no '/'.
+	it := txn.NewIterator(iterOpts([]byte(watchlistPrefix)))
+	for it.Rewind(); it.Valid(); it.Next() {
+		k := it.Item().Key()
+		rest := k[len(watchlistPrefix):]
+		if i := bytes.IndexByte(rest, '/'); i >= 0 && string(rest[i+1:]) == id {
+			keys = append(keys, it.Item().KeyCopy(nil))
+		}
+	}
+	it.Close()
+	for _, k := range keys {
+		if err := txn.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // getSubject reads one subject, with its templates if withTemplates.
@@ -293,6 +331,11 @@ type subjectWalker struct {
 	// done is called once the subject's templates are read; its error
 	// stops the walk and is returned as is.
 	done func() error
+	// damaged, if set, is called instead of done for a subject whose
+	// record does not decode or names another number of templates than
+	// are stored, and the walk goes on; unset, such a subject stops the
+	// walk with an error naming it.
+	damaged func(id []byte, err error) error
 }
 
 // walk goes through every subject and its templates, in id order, from one
@@ -315,8 +358,12 @@ func (s *Store) walk(w subjectWalker) error {
 			id := item.Key()[len(subjectPrefix):]
 			n, err := w.record(id, item)
 			if err != nil {
-				return fmt.Errorf("store: subject %q: %w", id, err)
+				if w.damaged == nil {
+					return fmt.Errorf("store: subject %q: %w", id, err)
+				}
+				n = -1
 			}
+			bad := err
 			got := 0
 			for ; tit.Valid(); tit.Next() {
 				titem := tit.Item()
@@ -332,13 +379,24 @@ func (s *Store) walk(w subjectWalker) error {
 					orphans++
 					continue
 				}
-				if err := w.template(titem); err != nil {
-					return err
+				if bad == nil {
+					if err := w.template(titem); err != nil {
+						return err
+					}
 				}
 				got++
 			}
-			if got != n {
-				return fmt.Errorf("store: subject %q: record names %d templates, %d stored", id, n, got)
+			if bad == nil && got != n {
+				bad = fmt.Errorf("record names %d templates, %d stored", n, got)
+				if w.damaged == nil {
+					return fmt.Errorf("store: subject %q: %w", id, bad)
+				}
+			}
+			if bad != nil {
+				if err := w.damaged(id, bad); err != nil {
+					return err
+				}
+				continue
 			}
 			if err := w.done(); err != nil {
 				return err
