@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"math"
 	"testing"
@@ -54,8 +55,18 @@ func FuzzComparisonPath(f *testing.F) {
 	} {
 		f.Add(seed)
 	}
+	// Seeds the fuzzer can mutate past the checksum: a vector's raw bytes
+	// ('V') or an ISO finger record ('R'), encoded by asTemplate.
+	f.Add(append([]byte("V"), vectorBytes(good.Vector)...))
+	f.Add(append([]byte("V"), vectorBytes(signOf(good.Vector, math.MaxFloat32))...))
+	rec, err := minutiae.Record{Format: minutiae.FormatISO2005, Views: []minutiae.View{*fingerT.Finger}}.MarshalISO()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(append([]byte("R"), rec...))
 	thr := float32(0.5)
 	f.Fuzz(func(t *testing.T, b []byte) {
+		b = asTemplate(b)
 		var tpl templates.Template
 		decodes := tpl.UnmarshalBinary(b) == nil
 		valid := decodes && tpl.Comparable() == nil
@@ -134,4 +145,50 @@ func FuzzComparisonPath(f *testing.F) {
 		v, err = e.Verify(ctx, engine.VerifyRequest{Probe: engine.Probe{Sample: &engine.Sample{Template: logTpl(t, 22)}, Fingers: fp}, SubjectID: "f2"})
 		check("verify fused", err, v.Scores)
 	})
+}
+
+func vectorBytes(v []float32) []byte {
+	b := make([]byte, 0, 4*len(v))
+	for _, x := range v {
+		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(x))
+	}
+	return b
+}
+
+// asTemplate lets the fuzzer reach the comparisons with values of its
+// choosing rather than stop at the codec's checksum: 'V' and a vector's
+// float32 bytes become a face template of the default algorithm, 'R' and
+// an ISO/IEC 19794-2 record a finger template, encoded as a caller would
+// send them (the encoder checks no values). Other bytes are sent as they
+// are.
+func asTemplate(b []byte) []byte {
+	if len(b) < 2 {
+		return b
+	}
+	var t templates.Template
+	switch b[0] {
+	case 'V':
+		n := min((len(b)-1)/4, templates.MaxDim)
+		if n == 0 {
+			return b
+		}
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[1+4*i:]))
+		}
+		t = faceTpl(v)
+	case 'R':
+		rec, err := minutiae.ParseISO(b[1:])
+		if err != nil || len(rec.Views) != 1 {
+			return b
+		}
+		t = templates.NewFingerTemplate(rec.Views[0])
+	default:
+		return b
+	}
+	enc, err := t.MarshalBinary()
+	if err != nil {
+		return b
+	}
+	return enc
 }
