@@ -139,11 +139,15 @@ func (s *Engine) load() error {
 		return fmt.Errorf("engine: loading index: %w", err)
 	}
 	ev := s.log.Info()
-	if q := s.QuarantinedCount(); q > 0 {
-		ev = s.log.Warn().Int("quarantined", q)
+	q := s.QuarantinedCount()
+	if q > 0 || s.stale > 0 {
+		ev = s.log.Warn()
+	}
+	if q > 0 {
+		ev = ev.Int("quarantined", q).Str("quarantine_hint", "subjects with templates that do not decode or are no face's or finger's are not searched; see watchlist quarantine list")
 	}
 	if s.stale > 0 {
-		ev = s.log.Warn().Int("stale_templates", s.stale).
+		ev = ev.Int("stale_templates", s.stale).
 			Str("hint", "face templates whose dimension is not their algorithm's are not searched; re-enrol those subjects")
 	}
 	faces := 0
