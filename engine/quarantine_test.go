@@ -272,7 +272,8 @@ func TestLoadQuarantinesBadRecords(t *testing.T) {
 func TestRestoreQuarantinesBadRecords(t *testing.T) {
 	e, st := replica(t, t.TempDir())
 	enrolGood(t, e, 2)
-	bad := writeBad(t, st)
+	bad := append(writeBad(t, st), "bad-garbled")
+	garble(t, st, "bad-garbled") // restored as it is, for load to quarantine
 	slices.Sort(bad)
 	var backup bytes.Buffer
 	if _, err := e.Backup(context.Background(), &backup); err != nil {
