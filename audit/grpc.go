@@ -38,6 +38,8 @@ var Methods = map[string]bool{
 	// every replica.
 	"/bordermatch.v1.Admin/ClusterApply":  true,
 	"/bordermatch.v1.Admin/ClusterVerify": true,
+	// It deletes a subject's stored data.
+	"/bordermatch.v1.Admin/RemoveQuarantined": true,
 }
 
 // GateHeader is the metadata key a gate controller may name itself with;

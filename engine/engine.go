@@ -258,6 +258,9 @@ type Engine struct {
 	// stale counts stored face templates of an algorithm's index whose
 	// dimension differs from the index's: kept on disk, not searched.
 	stale int
+	// quarantined holds the stored subjects load could not index
+	// (quarantine.go).
+	quarantined quarantine
 }
 
 // subjectInfo is an indexed subject's membership and templates.

@@ -164,6 +164,11 @@ func (s *Engine) prepareEnrollSubject(ctx context.Context, req EnrollRequest, mo
 		if err != nil {
 			return none, nil, err
 		}
+		// Faces are stored at unit norm, the one form every comparison
+		// uses (templates.Template.Normalised).
+		if x.t, err = x.t.Normalised(); err != nil {
+			return none, nil, kindOf(fmt.Sprintf("sample %d", i+1), err)
+		}
 		if x.faceQ != nil {
 			res.FaceQuality = append(res.FaceQuality, *x.faceQ)
 		}

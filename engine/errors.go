@@ -78,7 +78,7 @@ func kindOf(what string, err error) error {
 		kind = ErrResourceExhausted
 	case errors.Is(err, templates.ErrNoFace), errors.Is(err, templates.ErrMultipleFaces),
 		errors.Is(err, templates.ErrImageUnreadable), errors.Is(err, templates.ErrUnsupportedFormat),
-		errors.Is(err, templates.ErrCorrupt), errors.Is(err, fpimage.ErrUnsupportedImage),
+		errors.Is(err, templates.ErrCorrupt), errors.Is(err, templates.ErrInvalidTemplate), errors.Is(err, fpimage.ErrUnsupportedImage),
 		errors.Is(err, finger.ErrLowQuality), errors.Is(err, finger.ErrTooSmall), errors.Is(err, finger.ErrNoFingerprint),
 		errors.Is(err, minutiae.ErrFormat), errors.Is(err, minutiae.ErrTruncated), errors.Is(err, minutiae.ErrUnsupportedVersion),
 		errors.Is(err, minutiae.ErrUnrepresentable), errors.Is(err, store.ErrBadBackup),

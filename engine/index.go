@@ -51,30 +51,34 @@ func (s *Engine) load() error {
 	for range 3 {
 		free <- &batchBuf{vecs: make([]float32, loadBatch*faceDim)}
 	}
-	added := make(chan error, 1)
+	added := make(chan struct{})
 	go func() {
-		var err error
 		for b := range full {
-			if err == nil {
-				err = def.index.AddBatch(b.entries)
-				s.faced.Add(int64(len(b.entries)))
-			}
+			s.addBatch(def, b.entries)
 			b.entries, b.lists = b.entries[:0], b.lists[:0]
 			free <- b
 		}
-		added <- err
+		close(added)
 	}()
+	s.quarantined.mu.Lock()
+	s.quarantined.by = nil // rebuilt from the store
+	s.quarantined.mu.Unlock()
 	cur := <-free
 	var decoded []templates.Template
 	err = s.store.Scan(func(sub *store.IndexSubject) error {
 		subjects++
+		if sub.Damaged != nil {
+			s.quarantine(string(sub.ID), sub.Damaged)
+			return nil
+		}
 		decoded = decoded[:0]
 		for i, raw := range sub.Templates {
-			var t templates.Template
-			if err := t.UnmarshalBinary(raw); err != nil {
-				return fmt.Errorf("engine: subject %q: template %d: %w", sub.ID, i, err)
+			t, stale, bad := loadable(raw)
+			if bad != nil {
+				s.quarantine(string(sub.ID), fmt.Errorf("template %d: %w", i, bad))
+				return nil
 			}
-			if t.Comparable() != nil {
+			if stale {
 				s.stale++
 				continue
 			}
@@ -115,12 +119,14 @@ func (s *Engine) load() error {
 			}
 			ft, err := matcher.PrepareFinger(*t.Finger)
 			if err != nil {
-				return fmt.Errorf("engine: preparing a finger of subject %q: %w", sub.ID, err)
+				s.quarantine(full.ID, fmt.Errorf("preparing a finger: %w", err))
+				return nil
 			}
 			fingers = append(fingers, fingerRef{t.Position(), ft})
 		}
 		if err := s.indexSubject(full, fingers); err != nil {
-			return fmt.Errorf("engine: indexing subject %q: %w", sub.ID, err)
+			s.unindex(full.ID)
+			s.quarantine(full.ID, fmt.Errorf("indexing: %w", err))
 		}
 		return nil
 	})
@@ -128,15 +134,20 @@ func (s *Engine) load() error {
 		full <- cur
 	}
 	close(full)
-	if aerr := <-added; err == nil {
-		err = aerr
-	}
+	<-added
 	if err != nil {
 		return fmt.Errorf("engine: loading index: %w", err)
 	}
 	ev := s.log.Info()
+	q := s.QuarantinedCount()
+	if q > 0 || s.stale > 0 {
+		ev = s.log.Warn()
+	}
+	if q > 0 {
+		ev = ev.Int("quarantined", q).Str("quarantine_hint", "subjects with templates that do not decode or are no face's or finger's are not searched; see watchlist quarantine list")
+	}
 	if s.stale > 0 {
-		ev = s.log.Warn().Int("stale_templates", s.stale).
+		ev = ev.Int("stale_templates", s.stale).
 			Str("hint", "face templates whose dimension is not their algorithm's are not searched; re-enrol those subjects")
 	}
 	faces := 0
@@ -150,6 +161,24 @@ func (s *Engine) load() error {
 	ev.Int("subjects", subjects).Int("templates", faces).Int("fingers", s.fingers.Len()).
 		Dur("took_ms", time.Since(start)).Msg("index loaded")
 	return nil
+}
+
+// addBatch adds a batch of load's face entries to fa's index. Load checked
+// every vector as the index does, so the batch should go in whole; if it
+// does not, the entries go in one by one and those refused are
+// quarantined, rather than one record failing the whole load.
+func (s *Engine) addBatch(fa *faceAlgo, es []matcher.Entry) {
+	if err := fa.index.AddBatch(es); err == nil {
+		s.faced.Add(int64(len(es)))
+		return
+	}
+	for _, e := range es {
+		if err := fa.index.Add(e); err != nil {
+			s.quarantine(e.SubjectID, fmt.Errorf("indexing: %w", err))
+			continue
+		}
+		s.faced.Add(1)
+	}
 }
 
 // indexSubject adds a stored subject's compatible face templates and its

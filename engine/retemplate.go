@@ -392,6 +392,10 @@ func (s *Engine) retemplateOne(ctx context.Context, id string, fa *faceAlgo) err
 	var made []templates.Template
 	for i, sm := range photos {
 		x, err := s.extractWith(ctx, fa, sm.Data, false, fmt.Sprintf("photo %d", i+1))
+		if err == nil {
+			// Stored at unit norm, as Enroll stores faces.
+			x.t, err = x.t.Normalised()
+		}
 		if err != nil {
 			return s.advance(id, nil, func(st *RetemplateStatus) {
 				st.Failed++

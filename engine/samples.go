@@ -201,6 +201,11 @@ func (s *Engine) template(ctx context.Context, sm Sample, takeLargest, enrol boo
 		}
 		return x, nil
 	case sm.Face != nil:
+		// A face the caller found is the caller's input: its bad values
+		// are refused as such, not blamed on an extractor (faceSample).
+		if err := sm.Face.Template.Comparable(); err != nil {
+			return sample{}, kindOf(what, err)
+		}
 		fa, err := s.algoFor(sm.Face.Template, false)
 		if err != nil {
 			return sample{}, kindOf(what, err)

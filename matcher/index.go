@@ -577,22 +577,43 @@ func (ix *Index) Verify(probe []float32, subjectID string) (score float32, ok bo
 }
 
 // Cosine is the cosine similarity of two vectors of equal length, in
-// [-1, 1]. It is 0 when the lengths differ or either vector is zero, which
-// callers comparing stored templates never pass.
+// [-1, 1], scored as the index scores: both normalised in float64 (unit),
+// then the float32 kernel. It is 0 when the lengths differ or either vector
+// is zero or not finite, which callers comparing validated templates never
+// pass. Normalising first keeps the products within float32: a dot product
+// of raw vectors near FLT_MAX overflows to Inf (clamped to a perfect 1) or
+// NaN.
 func Cosine(a, b []float32) float32 {
-	if len(a) != len(b) {
+	if len(a) != len(b) || len(a) == 0 {
 		return 0
 	}
-	var na, nb float64
-	for i := range a {
-		na += float64(a[i]) * float64(a[i])
-		nb += float64(b[i]) * float64(b[i])
+	var bufA, bufB [512]float32 // on the stack for the usual dimensions
+	ua, ub := bufA[:0], bufB[:0]
+	if len(a) > len(bufA) {
+		ua, ub = make([]float32, 0, len(a)), make([]float32, 0, len(a))
 	}
-	if na == 0 || nb == 0 {
+	ua, ub = ua[:len(a)], ub[:len(b)]
+	if !unit(ua, a) || !unit(ub, b) {
 		return 0
 	}
-	c := float64(dot(a, b)) / math.Sqrt(na*nb)
-	return float32(max(-1, min(1, c)))
+	return max(-1, min(1, dot(ua, ub)))
+}
+
+// unit writes v/|v| into dst, the norm computed in float64, and reports
+// whether v had a norm to divide by (non-zero and finite).
+func unit(dst, v []float32) bool {
+	var ss float64
+	for _, x := range v {
+		ss += float64(x) * float64(x)
+	}
+	if ss == 0 || math.IsNaN(ss) || math.IsInf(ss, 0) {
+		return false
+	}
+	inv := 1 / math.Sqrt(ss)
+	for i, x := range v {
+		dst[i] = float32(float64(x) * inv)
+	}
+	return true
 }
 
 // filter returns the row bitmap of the requested watchlists: nil for no

@@ -62,9 +62,38 @@ func TestCosine(t *testing.T) {
 		{[]float32{1, 1}, []float32{1, 0}, float32(1 / math.Sqrt2)},
 		{[]float32{0, 0}, []float32{1, 0}, 0},
 		{[]float32{1, 0}, []float32{1, 0, 0}, 0},
+		// float32 products of these overflow: once Inf clamped to 1.
+		{[]float32{math.MaxFloat32, -math.MaxFloat32}, []float32{0.3, -0.1}, float32(0.4 / math.Sqrt(2*0.1))},
+		{[]float32{math.MaxFloat32, math.MaxFloat32}, []float32{math.MaxFloat32, -math.MaxFloat32}, 0},
+		{[]float32{math.MaxFloat32, math.MaxFloat32}, []float32{math.MaxFloat32, 0}, float32(1 / math.Sqrt2)},
+		{[]float32{float32(math.NaN()), 1}, []float32{1, 1}, 0},
+		{[]float32{float32(math.Inf(1)), 1}, []float32{1, 1}, 0},
 	} {
-		if got := Cosine(tt.a, tt.b); math.Abs(float64(got-tt.want)) > 1e-6 {
+		if got := Cosine(tt.a, tt.b); !(math.Abs(float64(got-tt.want)) <= 1e-6) { // NaN fails too
 			t.Errorf("Cosine(%v, %v) = %v, want %v", tt.a, tt.b, got, tt.want)
+		}
+	}
+}
+
+// TestCosineAsIndex: a 1:1 comparison scores exactly what the index's
+// Verify scores for the same pair, so no path has a scale of its own.
+func TestCosineAsIndex(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 50 {
+		a, b := make([]float32, 128), make([]float32, 128)
+		for i := range a {
+			a[i], b[i] = float32(r.NormFloat64()), float32(r.NormFloat64())*1e3
+		}
+		ix := NewIndex(128)
+		if err := ix.Add(Entry{SubjectID: "s", Vector: b}); err != nil {
+			t.Fatal(err)
+		}
+		want, _, err := ix.Verify(a, "s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := Cosine(a, b); got != max(-1, min(1, want)) {
+			t.Fatalf("Cosine %v, index Verify %v", got, want)
 		}
 	}
 }

@@ -143,3 +143,22 @@ func retemplateProto(st engine.RetemplateStatus) *pb.RetemplateStatusResponse {
 	}
 	return p
 }
+
+// ListQuarantine implements pb.AdminServer: the subjects this server's
+// load left out of the indexes (engine/quarantine.go).
+func (a *Admin) ListQuarantine(context.Context, *pb.ListQuarantineRequest) (*pb.ListQuarantineResponse, error) {
+	resp := &pb.ListQuarantineResponse{}
+	for _, q := range a.eng.Quarantined() {
+		resp.Subjects = append(resp.Subjects, &pb.QuarantinedSubject{SubjectId: q.SubjectID, Reason: q.Reason, Since: timestamppb.New(q.Since)})
+	}
+	return resp, nil
+}
+
+// RemoveQuarantined implements pb.AdminServer.
+func (a *Admin) RemoveQuarantined(ctx context.Context, req *pb.RemoveQuarantinedRequest) (*pb.RemoveQuarantinedResponse, error) {
+	sub, err := a.eng.RemoveQuarantined(ctx, req.GetSubjectId())
+	if err != nil {
+		return nil, err
+	}
+	return &pb.RemoveQuarantinedResponse{SubjectId: sub.ID}, nil
+}

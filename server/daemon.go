@@ -508,6 +508,12 @@ func serve(ctx context.Context, opt Options, steps *stopSteps) (err error) {
 		return st.FaceTemplates, st.FingerTemplates, st.Subjects
 	})
 	metrics.SetAlgorithmSizes(func() map[string]int { return algorithmSizesOf(loaded.Load()) })
+	metrics.SetQuarantined(func() int {
+		if e := loaded.Load(); e != nil {
+			return e.QuarantinedCount()
+		}
+		return 0
+	})
 	var metricsSrv *metricsServer
 	if opt.MetricsListen != "" {
 		// Before the models and the index load, so /readyz can say it is

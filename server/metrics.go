@@ -42,6 +42,7 @@ type Metrics struct {
 	searchBatch  prometheus.Histogram
 	refused      *prometheus.CounterVec
 	algoSizes    atomic.Pointer[AlgorithmSizes]
+	quarantined  atomic.Pointer[func() int]
 
 	captureMu     sync.Mutex
 	captureStates map[string]string // source → current state
@@ -94,8 +95,21 @@ func NewMetrics(sizes GallerySizes) *Metrics {
 		m.reg.MustRegister(gallerySizes{sizes})
 	}
 	m.reg.MustRegister(algorithmSizes{m})
+	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "bordermatch_gallery_quarantined_subjects",
+		Help: "Stored subjects left out of the search indexes at load for a template that does not decode or is no face's or finger's (Admin.ListQuarantine); 0 is healthy.",
+	}, func() float64 {
+		if f := m.quarantined.Load(); f != nil && *f != nil {
+			return float64((*f)())
+		}
+		return 0
+	}))
 	return m
 }
+
+// SetQuarantined sets the callback of the quarantine gauge
+// (bordermatch_gallery_quarantined_subjects).
+func (m *Metrics) SetQuarantined(f func() int) { m.quarantined.Store(&f) }
 
 // AlgorithmSizes reports the face templates in the search index by face
 // algorithm ("dlib-resnet29/v1"), for the per-algorithm gauge; nil or an

@@ -259,7 +259,7 @@ func (s *Store) DeleteAt(pos LogPosition, id string) (Subject, error) {
 			refused = fmt.Errorf("%w: %q", ErrNotFound, id)
 			return nil
 		}
-		sub, err = deleteSubject(txn, id)
+		sub, err = deleteSubject(txn, id, true)
 		if errors.Is(err, ErrNotFound) {
 			refused = err
 			return nil

@@ -371,7 +371,11 @@ func (s *Store) restore(r io.Reader, wrote *bool) (BackupStats, error) {
 			return st, bad("entry %d: a log position in a version %d backup", st.Entries+1, version)
 		}
 		if err := checkEntry(key, val, &sub, &tpl); err != nil {
-			return st, bad("entry %d: %v", st.Entries+1, err)
+			var damaged *damagedTemplateError
+			if !errors.As(err, &damaged) {
+				return st, bad("entry %d: %v", st.Entries+1, err)
+			}
+			s.log.Warn().Err(err).Int64("entry", st.Entries+1).Msg("restoring a template that does not decode: its subject will be quarantined")
 		}
 		// A sample's chunks come in key order: each sample is decoded
 		// (its checksum checked) once whole.
@@ -430,9 +434,17 @@ func (s *Store) restore(r io.Reader, wrote *bool) (BackupStats, error) {
 	if err := wb.Flush(); err != nil {
 		return st, fmt.Errorf("store: restore: writing: %w", err)
 	}
-	// Every subject whole, its templates decoded: what the index load needs.
+	// Every subject whole (its record and its templates' count): what the
+	// index load needs. Templates are not decoded: one that does not
+	// decode was let through above, for the load to quarantine.
 	n := int64(0)
-	if err := s.Each(func(Subject) error { n++; return nil }); err != nil {
+	if err := s.Scan(func(sub *IndexSubject) error {
+		if sub.Damaged != nil {
+			return fmt.Errorf("subject %q: %w", sub.ID, sub.Damaged)
+		}
+		n++
+		return nil
+	}); err != nil {
 		return st, fmt.Errorf("%w: restored gallery does not load: %v", ErrBadBackup, err)
 	}
 	if n != st.Subjects {
@@ -441,8 +453,16 @@ func (s *Store) restore(r io.Reader, wrote *bool) (BackupStats, error) {
 	return st, nil
 }
 
+// damagedTemplateError is checkEntry's error for a template entry whose
+// key is sound and whose value does not decode.
+type damagedTemplateError struct{ err error }
+
+func (e *damagedTemplateError) Error() string { return e.err.Error() }
+func (e *damagedTemplateError) Unwrap() error { return e.err }
+
 // checkEntry refuses an entry that is not a well-formed gallery key and
-// value: a restored gallery must load.
+// value: a restored gallery must load. A template that does not decode is
+// a *damagedTemplateError, which restore lets through.
 func checkEntry(key, val []byte, sub *Subject, tpl *templates.Template) error {
 	switch {
 	case bytes.HasPrefix(key, []byte(subjectPrefix)):
@@ -458,7 +478,11 @@ func checkEntry(key, val []byte, sub *Subject, tpl *templates.Template) error {
 			return fmt.Errorf("malformed template key %q", key)
 		}
 		if err := tpl.UnmarshalBinary(val); err != nil {
-			return fmt.Errorf("subject %q template %d: %w", id, seq, err)
+			// The entry's checksum held, so these are the bytes the
+			// backed-up gallery had (a damaged disk, an older version):
+			// restored as they were, for the engine's load to quarantine
+			// the subject, rather than refusing every other subject.
+			return &damagedTemplateError{fmt.Errorf("subject %q template %d: %w", id, seq, err)}
 		}
 	case bytes.HasPrefix(key, []byte(samplePrefix)):
 		id, seq, part, ok := splitSampleKey(key)

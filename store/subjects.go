@@ -102,7 +102,7 @@ func (s *Store) Delete(id string) (Subject, error) {
 	var sub Subject
 	err := s.update(func(txn *badger.Txn) error {
 		var err error
-		sub, err = deleteSubject(txn, id)
+		sub, err = deleteSubject(txn, id, true)
 		return err
 	})
 	if err != nil {
@@ -115,10 +115,45 @@ func (s *Store) Delete(id string) (Subject, error) {
 	return sub, nil
 }
 
+// DeleteDamaged is Delete for a subject whose stored templates, or record,
+// may not decode (a damaged disk, an older version's bytes): it removes
+// the record, every template and sample key and the watchlist entries
+// without reading the templates, and returns the subject without them.
+// When the record does not decode either, the watchlist entries are found
+// by walking every watchlist's keys, and the subject returned has only its
+// id.
+func (s *Store) DeleteDamaged(id string) (Subject, error) {
+	if validID(id) != nil {
+		return Subject{}, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	var sub Subject
+	err := s.update(func(txn *badger.Txn) error {
+		var err error
+		sub, err = deleteSubject(txn, id, false)
+		if err == nil || errors.Is(err, ErrNotFound) {
+			return err
+		}
+		if _, gerr := txn.Get(subjectKey(id)); gerr != nil {
+			return err // not a record that fails to decode
+		}
+		sub = Subject{ID: id}
+		return deleteUnreadable(txn, id)
+	})
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return Subject{}, err
+		}
+		return Subject{}, fmt.Errorf("store: deleting %q: %w", id, err)
+	}
+	s.deletes.Add(1)
+	return sub, nil
+}
+
 // deleteSubject removes id's record, templates, samples and watchlist
-// entries in txn and returns the subject as it was, or ErrNotFound.
-func deleteSubject(txn *badger.Txn, id string) (Subject, error) {
-	sub, err := getSubject(txn, id, true)
+// entries in txn and returns the subject as it was (with its templates if
+// withTemplates), or ErrNotFound.
+func deleteSubject(txn *badger.Txn, id string, withTemplates bool) (Subject, error) {
+	sub, err := getSubject(txn, id, withTemplates)
 	if err != nil {
 		return Subject{}, err
 	}
@@ -146,6 +181,35 @@ func deleteSubject(txn *badger.Txn, id string) (Subject, error) {
 		}
 	}
 	return sub, nil
+}
+
+// deleteUnreadable deletes id's record, templates, samples and watchlist
+// entries when its record cannot be read to name its watchlists.
+func deleteUnreadable(txn *badger.Txn, id string) error {
+	keys := [][]byte{subjectKey(id)}
+	for _, p := range [][]byte{templateKeyPrefix(id), sampleKeyPrefix(id)} {
+		it := txn.NewIterator(iterOpts(p))
+		for it.Rewind(); it.Valid(); it.Next() {
+			keys = append(keys, it.Item().KeyCopy(nil))
+		}
+		it.Close()
+	}
+	// Watchlist keys are w/LIST/ID, and list names hold no '/'.
+	it := txn.NewIterator(iterOpts([]byte(watchlistPrefix)))
+	for it.Rewind(); it.Valid(); it.Next() {
+		k := it.Item().Key()
+		rest := k[len(watchlistPrefix):]
+		if i := bytes.IndexByte(rest, '/'); i >= 0 && string(rest[i+1:]) == id {
+			keys = append(keys, it.Item().KeyCopy(nil))
+		}
+	}
+	it.Close()
+	for _, k := range keys {
+		if err := txn.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // getSubject reads one subject, with its templates if withTemplates.
@@ -267,6 +331,10 @@ type subjectWalker struct {
 	// done is called once the subject's templates are read; its error
 	// stops the walk and is returned as is.
 	done func() error
+	// damaged, if set, is called instead of done for a subject that
+	// cannot be read (see walk), and the walk goes on; unset, such a
+	// subject is skipped. Either way it is listed by Damage.
+	damaged func(id []byte, err error) error
 }
 
 // walk goes through every subject and its templates, in id order, from one
@@ -320,6 +388,12 @@ func (s *Store) walk(w subjectWalker) error {
 			}
 			if bad != nil {
 				damaged = append(damaged, SubjectDamage{ID: string(id), Err: bad})
+				if w.damaged != nil {
+					// The engine quarantines it (listed, removable).
+					if err := w.damaged(id, bad); err != nil {
+						return err
+					}
+				}
 				continue
 			}
 			if err := w.done(); err != nil {

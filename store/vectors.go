@@ -26,6 +26,11 @@ type IndexSubject struct {
 	// Templates are the subject's templates in the templates package
 	// encoding, in sequence order.
 	Templates [][]byte
+	// Damaged is set, and Watchlists and Templates are empty, when the
+	// subject's record does not decode or names another number of
+	// templates than are stored: the caller leaves it out (quarantines
+	// it) rather than failing the whole load.
+	Damaged error
 }
 
 // Scan calls fn with every subject, in id order, from one consistent
@@ -33,8 +38,9 @@ type IndexSubject struct {
 // allocates nothing per subject: it skips the name and metadata (still
 // checking the record's checksum), and passes the templates undecoded in
 // buffers it reuses. An error from fn stops the walk and is returned as is;
-// a subject whose record does not read or whose templates do not match it
-// is skipped and listed by Damage (see walk).
+// a subject whose record or templates do not read, or whose templates do
+// not match its record, is passed with Damaged set and listed by Damage
+// (see walk).
 func (s *Store) Scan(fn func(*IndexSubject) error) error {
 	lists := interner{}
 	var (
@@ -65,7 +71,12 @@ func (s *Store) Scan(fn func(*IndexSubject) error) error {
 			sub.Templates = append(sub.Templates, tplBufs[i])
 			return nil
 		},
-		done: func() error { return fn(&sub) },
+		done: func() error { sub.Damaged = nil; return fn(&sub) },
+		damaged: func(id []byte, err error) error {
+			idBuf = append(idBuf[:0], id...)
+			sub.ID, sub.Watchlists, sub.Templates, sub.Damaged = idBuf, sub.Watchlists[:0], sub.Templates[:0], err
+			return fn(&sub)
+		},
 	})
 }
 

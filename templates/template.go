@@ -101,11 +101,14 @@ func (t Template) Position() minutiae.Position {
 }
 
 // Comparable reports whether t is a template the matcher can compare at
-// all: a face of any named algorithm with a finite, non-zero vector of
-// 1..MaxDim dimensions, or a finger of FingerAlgorithm with minutiae. Which
+// all: a face of any named algorithm with a vector of 1..MaxDim finite
+// values whose norm is within MinNorm..MaxNorm, or a finger of
+// FingerAlgorithm whose minutiae are plausible (see checkFinger). Which
 // face algorithms a server searches, and that a probe and a reference share
 // algorithm and dimension (Compatible), is the caller's to check. The
-// returned error wraps ErrIncompatible and names the mismatch.
+// returned error wraps ErrIncompatible (an algorithm or modality this code
+// does not compare) or ErrInvalidTemplate (values no extractor makes), and
+// names the problem.
 func (t Template) Comparable() error {
 	switch t.Modality {
 	case ModalityFace:
@@ -115,15 +118,8 @@ func (t Template) Comparable() error {
 		if len(t.Vector) == 0 || len(t.Vector) > MaxDim {
 			return fmt.Errorf("%w: %d-d vector, want 1..%d", ErrIncompatible, len(t.Vector), MaxDim)
 		}
-		zero := true
-		for _, v := range t.Vector {
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				return fmt.Errorf("%w: face vector of %s is not finite", ErrIncompatible, t.Algorithm)
-			}
-			zero = zero && v == 0
-		}
-		if zero {
-			return fmt.Errorf("%w: face vector of %s is all zeros", ErrIncompatible, t.Algorithm)
+		if _, err := t.norm(); err != nil {
+			return err
 		}
 	case ModalityFinger:
 		if t.Algorithm != FingerAlgorithm {
@@ -132,8 +128,96 @@ func (t Template) Comparable() error {
 		if t.Finger == nil {
 			return fmt.Errorf("%w: finger template without minutiae", ErrIncompatible)
 		}
+		return checkFinger(t.Finger)
 	default:
 		return fmt.Errorf("%w: modality %s is not supported", ErrIncompatible, t.Modality)
+	}
+	return nil
+}
+
+// MinNorm and MaxNorm bound the Euclidean norm of a face vector. Real
+// extractors give norms from about 0.1 (dlib) to a few tens (unnormalised
+// ArcFace heads); a vector far outside is not a face's, and near FLT_MAX
+// its float32 products overflow to Inf and NaN, which once scored a crafted
+// template 1.0 against every photo.
+const (
+	MinNorm = 1e-6
+	MaxNorm = 1e6
+)
+
+// norm checks a face vector's values and returns its norm, computed in
+// float64 so that neither tiny nor huge components overflow.
+func (t Template) norm() (float64, error) {
+	var ss float64
+	for i, v := range t.Vector {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			return 0, fmt.Errorf("%w: face vector of %s: element %d is not finite", ErrInvalidTemplate, t.Algorithm, i)
+		}
+		ss += float64(v) * float64(v)
+	}
+	if ss == 0 {
+		return 0, fmt.Errorf("%w: face vector of %s is all zeros", ErrInvalidTemplate, t.Algorithm)
+	}
+	n := math.Sqrt(ss)
+	if n < MinNorm || n > MaxNorm {
+		return 0, fmt.Errorf("%w: face vector of %s has norm %.3g, outside %g..%g", ErrInvalidTemplate, t.Algorithm, n, MinNorm, MaxNorm)
+	}
+	return n, nil
+}
+
+// Normalised returns a comparable face template scaled to unit norm (a new
+// vector; t is left alone), the one form in which face templates are
+// stored and compared, so that a score is a cosine whatever the extractor's
+// scale. A finger template is returned as it is. It returns Comparable's
+// error for a template that is not comparable.
+func (t Template) Normalised() (Template, error) {
+	if err := t.Comparable(); err != nil {
+		return Template{}, err
+	}
+	if t.Modality != ModalityFace {
+		return t, nil
+	}
+	n, _ := t.norm()
+	v := make([]float32, len(t.Vector))
+	for i, x := range t.Vector {
+		v[i] = float32(float64(x) / n)
+	}
+	t.Vector = v
+	return t, nil
+}
+
+// The plausible resolution of a finger template's view; 0 (not stated) is
+// taken too, callers filling in their scanners' resolution.
+const (
+	FingerMinDPI = 250
+	FingerMaxDPI = 2000
+	// MaxMinutiae is the most a view can hold (ISO/IEC 19794-2 counts them
+	// in a byte).
+	MaxMinutiae = 255
+)
+
+// checkFinger refuses a finger view no scanner or extractor makes: more
+// than MaxMinutiae minutiae, a resolution outside FingerMinDPI..FingerMaxDPI,
+// minutiae outside the image it states, or angles that are not finite. The
+// matcher scales coordinates by the resolution, so an absurd one puts every
+// minutia on one point or spreads them over kilometres.
+func checkFinger(v *minutiae.View) error {
+	if len(v.Minutiae) > MaxMinutiae {
+		return fmt.Errorf("%w: finger view has %d minutiae, at most %d", ErrInvalidTemplate, len(v.Minutiae), MaxMinutiae)
+	}
+	if v.DPI != 0 && (v.DPI < FingerMinDPI || v.DPI > FingerMaxDPI) {
+		return fmt.Errorf("%w: finger view of %d dpi, outside %d..%d", ErrInvalidTemplate, v.DPI, FingerMinDPI, FingerMaxDPI)
+	}
+	if v.Width < 0 || v.Height < 0 {
+		return fmt.Errorf("%w: finger view of %dx%d pixels", ErrInvalidTemplate, v.Width, v.Height)
+	}
+	for i, m := range v.Minutiae {
+		if math.IsNaN(m.Angle) || math.IsInf(m.Angle, 0) {
+			return fmt.Errorf("%w: minutia %d: angle is not finite", ErrInvalidTemplate, i)
+		}
+		if m.X < 0 || m.Y < 0 || v.Width > 0 && m.X >= v.Width || v.Height > 0 && m.Y >= v.Height {
+			return fmt.Errorf("%w: minutia %d at (%d, %d), outside the %dx%d image", ErrInvalidTemplate, i, m.X, m.Y, v.Width, v.Height)
+		}
 	}
 	return nil
 }
@@ -163,6 +247,10 @@ var (
 	// ErrCorrupt: an encoded template is truncated, inconsistent or fails its
 	// checksum.
 	ErrCorrupt = errors.New("templates: corrupt template")
+	// ErrInvalidTemplate: a template decodes but holds values no extractor
+	// makes (a zero or non-finite vector, an absurd norm, implausible
+	// minutiae); it is refused at the boundary and quarantined in a store.
+	ErrInvalidTemplate = errors.New("templates: invalid template")
 )
 
 // Encoding layout (little endian), version 1, for templates with a vector

@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -262,11 +263,29 @@ func TestComparable(t *testing.T) {
 	huge := Template{Modality: ModalityFace, Algorithm: FaceAlgorithm, Vector: make([]float32, MaxDim+1)}
 	huge.Vector[0] = 1
 	fingerNoMinutiae := Template{Modality: ModalityFinger, Algorithm: FingerAlgorithm}
+	flt := Template{Modality: ModalityFace, Algorithm: FaceAlgorithm, Vector: make([]float32, FaceDim)}
+	for i := range flt.Vector {
+		flt.Vector[i] = math.MaxFloat32 * float32(1-2*(i%2))
+	}
+	tiny := Template{Modality: ModalityFace, Algorithm: FaceAlgorithm, Vector: []float32{1e-30, -1e-30}}
+	finger := func(dpi, w, h int, ms ...minutiae.Minutia) Template {
+		return NewFingerTemplate(minutiae.View{DPI: dpi, Width: w, Height: h, Minutiae: ms})
+	}
+	mz := minutiae.Minutia{X: 10, Y: 20, Angle: 1}
 	for _, tc := range []struct {
 		name string
 		t    Template
 		ok   bool
 	}{
+		{"FLT_MAX vector", flt, false},
+		{"vector of norm 1e-30", tiny, false},
+		{"finger", finger(500, 100, 100, mz), true},
+		{"finger of unstated size and dpi", finger(0, 0, 0, mz), true},
+		{"finger of 1 dpi", finger(1, 100, 100, mz), false},
+		{"finger of 60000 dpi", finger(60000, 100, 100, mz), false},
+		{"minutia outside the image", finger(500, 10, 10, mz), false},
+		{"minutia of NaN angle", finger(500, 100, 100, minutiae.Minutia{X: 1, Y: 1, Angle: math.NaN()}), false},
+		{"256 minutiae", finger(500, 100, 100, make([]minutiae.Minutia, 256)...), false},
 		{"face", face, true},
 		// Any named face algorithm of any dimension is comparable; that a
 		// probe and a reference share them is Compatible's to check.
@@ -280,8 +299,46 @@ func TestComparable(t *testing.T) {
 		{"unknown modality", Template{}, false},
 	} {
 		err := tc.t.Comparable()
-		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrIncompatible)) {
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrIncompatible) && !errors.Is(err, ErrInvalidTemplate)) {
 			t.Errorf("%s: %v", tc.name, err)
 		}
+	}
+}
+
+// TestComparableKinds: a template of values no extractor makes is
+// ErrInvalidTemplate (the caller's bad input), not ErrIncompatible (an
+// algorithm this code does not compare, which re-enrolment fixes).
+func TestComparableKinds(t *testing.T) {
+	zero := Template{Modality: ModalityFace, Algorithm: FaceAlgorithm, Vector: make([]float32, FaceDim)}
+	if err := zero.Comparable(); !errors.Is(err, ErrInvalidTemplate) || errors.Is(err, ErrIncompatible) {
+		t.Errorf("zero vector: %v, want ErrInvalidTemplate", err)
+	}
+	other := Template{Modality: ModalityFinger, Algorithm: Algorithm{ID: "x", Version: 1}, Finger: &minutiae.View{}}
+	if err := other.Comparable(); !errors.Is(err, ErrIncompatible) {
+		t.Errorf("finger of another algorithm: %v, want ErrIncompatible", err)
+	}
+}
+
+func TestNormalised(t *testing.T) {
+	for _, v := range [][]float32{{3, 4}, {1e5, -1e5, 7e4}, {1e-5, 0, 0}} {
+		in := Template{Modality: ModalityFace, Algorithm: FaceAlgorithm, Vector: v}
+		before := slices.Clone(v)
+		out, err := in.Normalised()
+		if err != nil {
+			t.Fatalf("%v: %v", v, err)
+		}
+		var ss float64
+		for _, x := range out.Vector {
+			ss += float64(x) * float64(x)
+		}
+		if math.Abs(ss-1) > 1e-6 {
+			t.Errorf("%v: squared norm %v after normalising", v, ss)
+		}
+		if !slices.Equal(v, before) {
+			t.Errorf("Normalised changed its input")
+		}
+	}
+	if _, err := (Template{Modality: ModalityFace, Algorithm: FaceAlgorithm, Vector: []float32{0, 0}}).Normalised(); !errors.Is(err, ErrInvalidTemplate) {
+		t.Errorf("zero vector normalised: %v", err)
 	}
 }

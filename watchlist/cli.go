@@ -125,7 +125,7 @@ unreachable or timed out, 6 refused (credentials or role).`,
 	pf.DurationVar(&a.timeout, "timeout", 30*time.Second, "how long to wait for the server per call")
 	a.tls.register(pf)
 	root.AddCommand(a.searchCmd(), a.addCmd(), a.showCmd(), a.removeCmd(), a.listCmd(), a.listsCmd(), a.importCmd(), a.auditCmd(), a.gateCmd())
-	root.AddCommand(a.exportCmd(), a.backupCmd(), a.restoreCmd(), a.retemplateCmd(), a.clusterCmd(), a.federationCmd())
+	root.AddCommand(a.exportCmd(), a.backupCmd(), a.restoreCmd(), a.retemplateCmd(), a.quarantineCmd(), a.clusterCmd(), a.federationCmd())
 	return root
 }
 

@@ -1234,6 +1234,237 @@ func (x *RetemplateStatusResponse) GetError() string {
 	return ""
 }
 
+type ListQuarantineRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListQuarantineRequest) Reset() {
+	*x = ListQuarantineRequest{}
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListQuarantineRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListQuarantineRequest) ProtoMessage() {}
+
+func (x *ListQuarantineRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListQuarantineRequest.ProtoReflect.Descriptor instead.
+func (*ListQuarantineRequest) Descriptor() ([]byte, []int) {
+	return file_bordermatch_v1_admin_proto_rawDescGZIP(), []int{18}
+}
+
+type QuarantinedSubject struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	SubjectId string                 `protobuf:"bytes,1,opt,name=subject_id,json=subjectId,proto3" json:"subject_id,omitempty"`
+	// reason names the template and what is wrong with it.
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// since is when this server's load found it.
+	Since         *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=since,proto3" json:"since,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuarantinedSubject) Reset() {
+	*x = QuarantinedSubject{}
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuarantinedSubject) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuarantinedSubject) ProtoMessage() {}
+
+func (x *QuarantinedSubject) ProtoReflect() protoreflect.Message {
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuarantinedSubject.ProtoReflect.Descriptor instead.
+func (*QuarantinedSubject) Descriptor() ([]byte, []int) {
+	return file_bordermatch_v1_admin_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *QuarantinedSubject) GetSubjectId() string {
+	if x != nil {
+		return x.SubjectId
+	}
+	return ""
+}
+
+func (x *QuarantinedSubject) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *QuarantinedSubject) GetSince() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Since
+	}
+	return nil
+}
+
+type ListQuarantineResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// subjects in id order.
+	Subjects      []*QuarantinedSubject `protobuf:"bytes,1,rep,name=subjects,proto3" json:"subjects,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListQuarantineResponse) Reset() {
+	*x = ListQuarantineResponse{}
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListQuarantineResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListQuarantineResponse) ProtoMessage() {}
+
+func (x *ListQuarantineResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListQuarantineResponse.ProtoReflect.Descriptor instead.
+func (*ListQuarantineResponse) Descriptor() ([]byte, []int) {
+	return file_bordermatch_v1_admin_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ListQuarantineResponse) GetSubjects() []*QuarantinedSubject {
+	if x != nil {
+		return x.Subjects
+	}
+	return nil
+}
+
+type RemoveQuarantinedRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SubjectId     string                 `protobuf:"bytes,1,opt,name=subject_id,json=subjectId,proto3" json:"subject_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveQuarantinedRequest) Reset() {
+	*x = RemoveQuarantinedRequest{}
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveQuarantinedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveQuarantinedRequest) ProtoMessage() {}
+
+func (x *RemoveQuarantinedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveQuarantinedRequest.ProtoReflect.Descriptor instead.
+func (*RemoveQuarantinedRequest) Descriptor() ([]byte, []int) {
+	return file_bordermatch_v1_admin_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *RemoveQuarantinedRequest) GetSubjectId() string {
+	if x != nil {
+		return x.SubjectId
+	}
+	return ""
+}
+
+type RemoveQuarantinedResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SubjectId     string                 `protobuf:"bytes,1,opt,name=subject_id,json=subjectId,proto3" json:"subject_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveQuarantinedResponse) Reset() {
+	*x = RemoveQuarantinedResponse{}
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveQuarantinedResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveQuarantinedResponse) ProtoMessage() {}
+
+func (x *RemoveQuarantinedResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_bordermatch_v1_admin_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveQuarantinedResponse.ProtoReflect.Descriptor instead.
+func (*RemoveQuarantinedResponse) Descriptor() ([]byte, []int) {
+	return file_bordermatch_v1_admin_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *RemoveQuarantinedResponse) GetSubjectId() string {
+	if x != nil {
+		return x.SubjectId
+	}
+	return ""
+}
+
 var File_bordermatch_v1_admin_proto protoreflect.FileDescriptor
 
 const file_bordermatch_v1_admin_proto_rawDesc = "" +
@@ -1335,7 +1566,21 @@ const file_bordermatch_v1_admin_proto_rawDesc = "" +
 	"\vfinished_at\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"finishedAt\x12\x12\n" +
 	"\x04rate\x18\x0e \x01(\x01R\x04rate\x12\x14\n" +
-	"\x05error\x18\x0f \x01(\tR\x05error2\xcb\x05\n" +
+	"\x05error\x18\x0f \x01(\tR\x05error\"\x17\n" +
+	"\x15ListQuarantineRequest\"}\n" +
+	"\x12QuarantinedSubject\x12\x1d\n" +
+	"\n" +
+	"subject_id\x18\x01 \x01(\tR\tsubjectId\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x120\n" +
+	"\x05since\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05since\"X\n" +
+	"\x16ListQuarantineResponse\x12>\n" +
+	"\bsubjects\x18\x01 \x03(\v2\".bordermatch.v1.QuarantinedSubjectR\bsubjects\"9\n" +
+	"\x18RemoveQuarantinedRequest\x12\x1d\n" +
+	"\n" +
+	"subject_id\x18\x01 \x01(\tR\tsubjectId\":\n" +
+	"\x19RemoveQuarantinedResponse\x12\x1d\n" +
+	"\n" +
+	"subject_id\x18\x01 \x01(\tR\tsubjectId2\x96\a\n" +
 	"\x05Admin\x12F\n" +
 	"\x06Backup\x12\x1d.bordermatch.v1.BackupRequest\x1a\x1b.bordermatch.v1.BackupChunk0\x01\x12J\n" +
 	"\aRestore\x12\x1c.bordermatch.v1.RestoreChunk\x1a\x1f.bordermatch.v1.RestoreResponse(\x01\x12Y\n" +
@@ -1345,7 +1590,9 @@ const file_bordermatch_v1_admin_proto_rawDesc = "" +
 	"\rClusterStatus\x12$.bordermatch.v1.ClusterStatusRequest\x1a%.bordermatch.v1.ClusterStatusResponse\x12\\\n" +
 	"\rClusterVerify\x12$.bordermatch.v1.ClusterVerifyRequest\x1a%.bordermatch.v1.ClusterVerifyResponse\x12V\n" +
 	"\vClusterPlan\x12\".bordermatch.v1.ClusterPlanRequest\x1a#.bordermatch.v1.ClusterPlanResponse\x12X\n" +
-	"\fClusterApply\x12#.bordermatch.v1.ClusterApplyRequest\x1a#.bordermatch.v1.ClusterPlanResponseBGZEgithub.com/bordermatch/bordermatch/proto/bordermatch/v1;bordermatchv1b\x06proto3"
+	"\fClusterApply\x12#.bordermatch.v1.ClusterApplyRequest\x1a#.bordermatch.v1.ClusterPlanResponse\x12_\n" +
+	"\x0eListQuarantine\x12%.bordermatch.v1.ListQuarantineRequest\x1a&.bordermatch.v1.ListQuarantineResponse\x12h\n" +
+	"\x11RemoveQuarantined\x12(.bordermatch.v1.RemoveQuarantinedRequest\x1a).bordermatch.v1.RemoveQuarantinedResponseBGZEgithub.com/bordermatch/bordermatch/proto/bordermatch/v1;bordermatchv1b\x06proto3"
 
 var (
 	file_bordermatch_v1_admin_proto_rawDescOnce sync.Once
@@ -1359,27 +1606,32 @@ func file_bordermatch_v1_admin_proto_rawDescGZIP() []byte {
 	return file_bordermatch_v1_admin_proto_rawDescData
 }
 
-var file_bordermatch_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_bordermatch_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
 var file_bordermatch_v1_admin_proto_goTypes = []any{
-	(*ClusterStatusRequest)(nil),     // 0: bordermatch.v1.ClusterStatusRequest
-	(*ClusterNode)(nil),              // 1: bordermatch.v1.ClusterNode
-	(*ClusterStatusResponse)(nil),    // 2: bordermatch.v1.ClusterStatusResponse
-	(*ClusterVerifyRequest)(nil),     // 3: bordermatch.v1.ClusterVerifyRequest
-	(*ClusterDivergence)(nil),        // 4: bordermatch.v1.ClusterDivergence
-	(*ClusterVerifyResponse)(nil),    // 5: bordermatch.v1.ClusterVerifyResponse
-	(*ClusterPlanRequest)(nil),       // 6: bordermatch.v1.ClusterPlanRequest
-	(*ClusterMove)(nil),              // 7: bordermatch.v1.ClusterMove
-	(*ClusterPlanResponse)(nil),      // 8: bordermatch.v1.ClusterPlanResponse
-	(*ClusterApplyRequest)(nil),      // 9: bordermatch.v1.ClusterApplyRequest
-	(*BackupRequest)(nil),            // 10: bordermatch.v1.BackupRequest
-	(*BackupChunk)(nil),              // 11: bordermatch.v1.BackupChunk
-	(*RestoreChunk)(nil),             // 12: bordermatch.v1.RestoreChunk
-	(*RestoreResponse)(nil),          // 13: bordermatch.v1.RestoreResponse
-	(*RetemplateRequest)(nil),        // 14: bordermatch.v1.RetemplateRequest
-	(*RetemplateStatusRequest)(nil),  // 15: bordermatch.v1.RetemplateStatusRequest
-	(*RetemplateFailure)(nil),        // 16: bordermatch.v1.RetemplateFailure
-	(*RetemplateStatusResponse)(nil), // 17: bordermatch.v1.RetemplateStatusResponse
-	(*timestamppb.Timestamp)(nil),    // 18: google.protobuf.Timestamp
+	(*ClusterStatusRequest)(nil),      // 0: bordermatch.v1.ClusterStatusRequest
+	(*ClusterNode)(nil),               // 1: bordermatch.v1.ClusterNode
+	(*ClusterStatusResponse)(nil),     // 2: bordermatch.v1.ClusterStatusResponse
+	(*ClusterVerifyRequest)(nil),      // 3: bordermatch.v1.ClusterVerifyRequest
+	(*ClusterDivergence)(nil),         // 4: bordermatch.v1.ClusterDivergence
+	(*ClusterVerifyResponse)(nil),     // 5: bordermatch.v1.ClusterVerifyResponse
+	(*ClusterPlanRequest)(nil),        // 6: bordermatch.v1.ClusterPlanRequest
+	(*ClusterMove)(nil),               // 7: bordermatch.v1.ClusterMove
+	(*ClusterPlanResponse)(nil),       // 8: bordermatch.v1.ClusterPlanResponse
+	(*ClusterApplyRequest)(nil),       // 9: bordermatch.v1.ClusterApplyRequest
+	(*BackupRequest)(nil),             // 10: bordermatch.v1.BackupRequest
+	(*BackupChunk)(nil),               // 11: bordermatch.v1.BackupChunk
+	(*RestoreChunk)(nil),              // 12: bordermatch.v1.RestoreChunk
+	(*RestoreResponse)(nil),           // 13: bordermatch.v1.RestoreResponse
+	(*RetemplateRequest)(nil),         // 14: bordermatch.v1.RetemplateRequest
+	(*RetemplateStatusRequest)(nil),   // 15: bordermatch.v1.RetemplateStatusRequest
+	(*RetemplateFailure)(nil),         // 16: bordermatch.v1.RetemplateFailure
+	(*RetemplateStatusResponse)(nil),  // 17: bordermatch.v1.RetemplateStatusResponse
+	(*ListQuarantineRequest)(nil),     // 18: bordermatch.v1.ListQuarantineRequest
+	(*QuarantinedSubject)(nil),        // 19: bordermatch.v1.QuarantinedSubject
+	(*ListQuarantineResponse)(nil),    // 20: bordermatch.v1.ListQuarantineResponse
+	(*RemoveQuarantinedRequest)(nil),  // 21: bordermatch.v1.RemoveQuarantinedRequest
+	(*RemoveQuarantinedResponse)(nil), // 22: bordermatch.v1.RemoveQuarantinedResponse
+	(*timestamppb.Timestamp)(nil),     // 23: google.protobuf.Timestamp
 }
 var file_bordermatch_v1_admin_proto_depIdxs = []int32{
 	1,  // 0: bordermatch.v1.ClusterStatusResponse.nodes:type_name -> bordermatch.v1.ClusterNode
@@ -1387,29 +1639,35 @@ var file_bordermatch_v1_admin_proto_depIdxs = []int32{
 	4,  // 2: bordermatch.v1.ClusterVerifyResponse.divergences:type_name -> bordermatch.v1.ClusterDivergence
 	7,  // 3: bordermatch.v1.ClusterPlanResponse.moves:type_name -> bordermatch.v1.ClusterMove
 	16, // 4: bordermatch.v1.RetemplateStatusResponse.failures:type_name -> bordermatch.v1.RetemplateFailure
-	18, // 5: bordermatch.v1.RetemplateStatusResponse.started_at:type_name -> google.protobuf.Timestamp
-	18, // 6: bordermatch.v1.RetemplateStatusResponse.finished_at:type_name -> google.protobuf.Timestamp
-	10, // 7: bordermatch.v1.Admin.Backup:input_type -> bordermatch.v1.BackupRequest
-	12, // 8: bordermatch.v1.Admin.Restore:input_type -> bordermatch.v1.RestoreChunk
-	14, // 9: bordermatch.v1.Admin.Retemplate:input_type -> bordermatch.v1.RetemplateRequest
-	15, // 10: bordermatch.v1.Admin.RetemplateStatus:input_type -> bordermatch.v1.RetemplateStatusRequest
-	0,  // 11: bordermatch.v1.Admin.ClusterStatus:input_type -> bordermatch.v1.ClusterStatusRequest
-	3,  // 12: bordermatch.v1.Admin.ClusterVerify:input_type -> bordermatch.v1.ClusterVerifyRequest
-	6,  // 13: bordermatch.v1.Admin.ClusterPlan:input_type -> bordermatch.v1.ClusterPlanRequest
-	9,  // 14: bordermatch.v1.Admin.ClusterApply:input_type -> bordermatch.v1.ClusterApplyRequest
-	11, // 15: bordermatch.v1.Admin.Backup:output_type -> bordermatch.v1.BackupChunk
-	13, // 16: bordermatch.v1.Admin.Restore:output_type -> bordermatch.v1.RestoreResponse
-	17, // 17: bordermatch.v1.Admin.Retemplate:output_type -> bordermatch.v1.RetemplateStatusResponse
-	17, // 18: bordermatch.v1.Admin.RetemplateStatus:output_type -> bordermatch.v1.RetemplateStatusResponse
-	2,  // 19: bordermatch.v1.Admin.ClusterStatus:output_type -> bordermatch.v1.ClusterStatusResponse
-	5,  // 20: bordermatch.v1.Admin.ClusterVerify:output_type -> bordermatch.v1.ClusterVerifyResponse
-	8,  // 21: bordermatch.v1.Admin.ClusterPlan:output_type -> bordermatch.v1.ClusterPlanResponse
-	8,  // 22: bordermatch.v1.Admin.ClusterApply:output_type -> bordermatch.v1.ClusterPlanResponse
-	15, // [15:23] is the sub-list for method output_type
-	7,  // [7:15] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	23, // 5: bordermatch.v1.RetemplateStatusResponse.started_at:type_name -> google.protobuf.Timestamp
+	23, // 6: bordermatch.v1.RetemplateStatusResponse.finished_at:type_name -> google.protobuf.Timestamp
+	23, // 7: bordermatch.v1.QuarantinedSubject.since:type_name -> google.protobuf.Timestamp
+	19, // 8: bordermatch.v1.ListQuarantineResponse.subjects:type_name -> bordermatch.v1.QuarantinedSubject
+	10, // 9: bordermatch.v1.Admin.Backup:input_type -> bordermatch.v1.BackupRequest
+	12, // 10: bordermatch.v1.Admin.Restore:input_type -> bordermatch.v1.RestoreChunk
+	14, // 11: bordermatch.v1.Admin.Retemplate:input_type -> bordermatch.v1.RetemplateRequest
+	15, // 12: bordermatch.v1.Admin.RetemplateStatus:input_type -> bordermatch.v1.RetemplateStatusRequest
+	0,  // 13: bordermatch.v1.Admin.ClusterStatus:input_type -> bordermatch.v1.ClusterStatusRequest
+	3,  // 14: bordermatch.v1.Admin.ClusterVerify:input_type -> bordermatch.v1.ClusterVerifyRequest
+	6,  // 15: bordermatch.v1.Admin.ClusterPlan:input_type -> bordermatch.v1.ClusterPlanRequest
+	9,  // 16: bordermatch.v1.Admin.ClusterApply:input_type -> bordermatch.v1.ClusterApplyRequest
+	18, // 17: bordermatch.v1.Admin.ListQuarantine:input_type -> bordermatch.v1.ListQuarantineRequest
+	21, // 18: bordermatch.v1.Admin.RemoveQuarantined:input_type -> bordermatch.v1.RemoveQuarantinedRequest
+	11, // 19: bordermatch.v1.Admin.Backup:output_type -> bordermatch.v1.BackupChunk
+	13, // 20: bordermatch.v1.Admin.Restore:output_type -> bordermatch.v1.RestoreResponse
+	17, // 21: bordermatch.v1.Admin.Retemplate:output_type -> bordermatch.v1.RetemplateStatusResponse
+	17, // 22: bordermatch.v1.Admin.RetemplateStatus:output_type -> bordermatch.v1.RetemplateStatusResponse
+	2,  // 23: bordermatch.v1.Admin.ClusterStatus:output_type -> bordermatch.v1.ClusterStatusResponse
+	5,  // 24: bordermatch.v1.Admin.ClusterVerify:output_type -> bordermatch.v1.ClusterVerifyResponse
+	8,  // 25: bordermatch.v1.Admin.ClusterPlan:output_type -> bordermatch.v1.ClusterPlanResponse
+	8,  // 26: bordermatch.v1.Admin.ClusterApply:output_type -> bordermatch.v1.ClusterPlanResponse
+	20, // 27: bordermatch.v1.Admin.ListQuarantine:output_type -> bordermatch.v1.ListQuarantineResponse
+	22, // 28: bordermatch.v1.Admin.RemoveQuarantined:output_type -> bordermatch.v1.RemoveQuarantinedResponse
+	19, // [19:29] is the sub-list for method output_type
+	9,  // [9:19] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_bordermatch_v1_admin_proto_init() }
@@ -1423,7 +1681,7 @@ func file_bordermatch_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_bordermatch_v1_admin_proto_rawDesc), len(file_bordermatch_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   23,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,14 +23,16 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Admin_Backup_FullMethodName           = "/bordermatch.v1.Admin/Backup"
-	Admin_Restore_FullMethodName          = "/bordermatch.v1.Admin/Restore"
-	Admin_Retemplate_FullMethodName       = "/bordermatch.v1.Admin/Retemplate"
-	Admin_RetemplateStatus_FullMethodName = "/bordermatch.v1.Admin/RetemplateStatus"
-	Admin_ClusterStatus_FullMethodName    = "/bordermatch.v1.Admin/ClusterStatus"
-	Admin_ClusterVerify_FullMethodName    = "/bordermatch.v1.Admin/ClusterVerify"
-	Admin_ClusterPlan_FullMethodName      = "/bordermatch.v1.Admin/ClusterPlan"
-	Admin_ClusterApply_FullMethodName     = "/bordermatch.v1.Admin/ClusterApply"
+	Admin_Backup_FullMethodName            = "/bordermatch.v1.Admin/Backup"
+	Admin_Restore_FullMethodName           = "/bordermatch.v1.Admin/Restore"
+	Admin_Retemplate_FullMethodName        = "/bordermatch.v1.Admin/Retemplate"
+	Admin_RetemplateStatus_FullMethodName  = "/bordermatch.v1.Admin/RetemplateStatus"
+	Admin_ClusterStatus_FullMethodName     = "/bordermatch.v1.Admin/ClusterStatus"
+	Admin_ClusterVerify_FullMethodName     = "/bordermatch.v1.Admin/ClusterVerify"
+	Admin_ClusterPlan_FullMethodName       = "/bordermatch.v1.Admin/ClusterPlan"
+	Admin_ClusterApply_FullMethodName      = "/bordermatch.v1.Admin/ClusterApply"
+	Admin_ListQuarantine_FullMethodName    = "/bordermatch.v1.Admin/ListQuarantine"
+	Admin_RemoveQuarantined_FullMethodName = "/bordermatch.v1.Admin/RemoveQuarantined"
 )
 
 // AdminClient is the client API for Admin service.
@@ -76,6 +78,17 @@ type AdminClient interface {
 	// again). Nodes whose shards change stop answering until restarted with
 	// them; no data moves by itself.
 	ClusterApply(ctx context.Context, in *ClusterApplyRequest, opts ...grpc.CallOption) (*ClusterPlanResponse, error)
+	// ListQuarantine lists the stored subjects this server left out of its
+	// indexes when it loaded the gallery (at start or after a Restore): a
+	// template that does not decode, or holds values no extractor makes (a
+	// zero or non-finite vector, an absurd norm, implausible minutiae). They
+	// are stored but never searched until removed and re-enrolled. On a
+	// cluster node it lists that node's own.
+	ListQuarantine(ctx context.Context, in *ListQuarantineRequest, opts ...grpc.CallOption) (*ListQuarantineResponse, error)
+	// RemoveQuarantined deletes a quarantined subject from the gallery while
+	// the server runs, without reading its templates. NOT_FOUND when the
+	// subject is not quarantined (DeleteSubject removes the others).
+	RemoveQuarantined(ctx context.Context, in *RemoveQuarantinedRequest, opts ...grpc.CallOption) (*RemoveQuarantinedResponse, error)
 }
 
 type adminClient struct {
@@ -178,6 +191,26 @@ func (c *adminClient) ClusterApply(ctx context.Context, in *ClusterApplyRequest,
 	return out, nil
 }
 
+func (c *adminClient) ListQuarantine(ctx context.Context, in *ListQuarantineRequest, opts ...grpc.CallOption) (*ListQuarantineResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListQuarantineResponse)
+	err := c.cc.Invoke(ctx, Admin_ListQuarantine_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminClient) RemoveQuarantined(ctx context.Context, in *RemoveQuarantinedRequest, opts ...grpc.CallOption) (*RemoveQuarantinedResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveQuarantinedResponse)
+	err := c.cc.Invoke(ctx, Admin_RemoveQuarantined_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // AdminServer is the server API for Admin service.
 // All implementations must embed UnimplementedAdminServer
 // for forward compatibility.
@@ -221,6 +254,17 @@ type AdminServer interface {
 	// again). Nodes whose shards change stop answering until restarted with
 	// them; no data moves by itself.
 	ClusterApply(context.Context, *ClusterApplyRequest) (*ClusterPlanResponse, error)
+	// ListQuarantine lists the stored subjects this server left out of its
+	// indexes when it loaded the gallery (at start or after a Restore): a
+	// template that does not decode, or holds values no extractor makes (a
+	// zero or non-finite vector, an absurd norm, implausible minutiae). They
+	// are stored but never searched until removed and re-enrolled. On a
+	// cluster node it lists that node's own.
+	ListQuarantine(context.Context, *ListQuarantineRequest) (*ListQuarantineResponse, error)
+	// RemoveQuarantined deletes a quarantined subject from the gallery while
+	// the server runs, without reading its templates. NOT_FOUND when the
+	// subject is not quarantined (DeleteSubject removes the others).
+	RemoveQuarantined(context.Context, *RemoveQuarantinedRequest) (*RemoveQuarantinedResponse, error)
 	mustEmbedUnimplementedAdminServer()
 }
 
@@ -254,6 +298,12 @@ func (UnimplementedAdminServer) ClusterPlan(context.Context, *ClusterPlanRequest
 }
 func (UnimplementedAdminServer) ClusterApply(context.Context, *ClusterApplyRequest) (*ClusterPlanResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ClusterApply not implemented")
+}
+func (UnimplementedAdminServer) ListQuarantine(context.Context, *ListQuarantineRequest) (*ListQuarantineResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListQuarantine not implemented")
+}
+func (UnimplementedAdminServer) RemoveQuarantined(context.Context, *RemoveQuarantinedRequest) (*RemoveQuarantinedResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveQuarantined not implemented")
 }
 func (UnimplementedAdminServer) mustEmbedUnimplementedAdminServer() {}
 func (UnimplementedAdminServer) testEmbeddedByValue()               {}
@@ -402,6 +452,42 @@ func _Admin_ClusterApply_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Admin_ListQuarantine_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListQuarantineRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).ListQuarantine(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_ListQuarantine_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).ListQuarantine(ctx, req.(*ListQuarantineRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Admin_RemoveQuarantined_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveQuarantinedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServer).RemoveQuarantined(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Admin_RemoveQuarantined_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServer).RemoveQuarantined(ctx, req.(*RemoveQuarantinedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Admin_ServiceDesc is the grpc.ServiceDesc for Admin service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -432,6 +518,14 @@ var Admin_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ClusterApply",
 			Handler:    _Admin_ClusterApply_Handler,
+		},
+		{
+			MethodName: "ListQuarantine",
+			Handler:    _Admin_ListQuarantine_Handler,
+		},
+		{
+			MethodName: "RemoveQuarantined",
+			Handler:    _Admin_RemoveQuarantined_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
