@@ -477,7 +477,7 @@ func TestFingersEndToEnd(t *testing.T) {
 		t.Fatalf("search of the imported finger: %+v", res)
 	}
 	out = mustCLI(t, d.addr, "search", "--finger", "right-index="+fingerprint("fvc2002_db1_b/101_3.tif"))
-	for _, w := range []string{"FUSED", "FINGERS", "fp1", "right-index 0.", "fused FMR at most"} {
+	for _, w := range []string{"FUSED", "FINGERS", "fp1", "right-index 0.", "passing fused FMR <= max_fmr"} {
 		if !strings.Contains(out, w) {
 			t.Errorf("search table lacks %q:\n%s", w, out)
 		}
