@@ -244,6 +244,12 @@ func streamContent(m Message) ([32]byte, bool) {
 		if err := t.UnmarshalBinary(b); err != nil {
 			return [32]byte{}, false
 		}
+		// As the engine stores it: faces at unit norm (a template it
+		// refuses is refused here too).
+		t, err := t.Normalised()
+		if err != nil {
+			return [32]byte{}, false
+		}
 		if enc[i], err = t.MarshalBinary(); err != nil {
 			return [32]byte{}, false
 		}
