@@ -216,6 +216,34 @@ func (c Calibration) FMRAt(score float64) float64 {
 	return a.FMR + (score-a.Score)/(b.Score-a.Score)*(b.FMR-a.FMR)
 }
 
+// validCurve checks a curve of n points (score, rate) read by at: finite
+// scores, strictly rising; rates in [0, 1], each a count out of count, never
+// rising with the score. Errors name list[i].score or list[i].rate.
+func validCurve(list, rate, countName string, count int, rises string, n int, at func(i int) (score, rate float64)) error {
+	c := float64(count)
+	for i := range n {
+		sc, r := at(i)
+		if math.IsNaN(sc) || math.IsInf(sc, 0) {
+			return fmt.Errorf("%s[%d].score: %v is not finite", list, i, sc)
+		}
+		if !(r >= 0 && r <= 1) {
+			return fmt.Errorf("%s[%d].%s: %v is outside [0, 1]", list, i, rate, r)
+		}
+		if k := r * c; math.Abs(k-math.Round(k)) > 1e-6*math.Max(1, k) {
+			return fmt.Errorf("%s[%d].%s: %v is not a count out of %s %d", list, i, rate, r, countName, count)
+		}
+		if i == 0 {
+			continue
+		}
+		if qs, qr := at(i - 1); !(sc > qs) {
+			return fmt.Errorf("%s[%d].score: %v is not above %s[%d].score %v", list, i, sc, list, i-1, qs)
+		} else if r > qr {
+			return fmt.Errorf("%s[%d].%s: %v is above %s[%d].%s %v (%s)", list, i, rate, r, list, i-1, rate, qr, rises)
+		}
+	}
+	return nil
+}
+
 // Validate checks what ReadCalibration requires of a file; its errors name
 // the field and, for points, the index.
 func (c Calibration) Validate() error {
@@ -233,26 +261,9 @@ func (c Calibration) Validate() error {
 	case len(c.Points) == 0:
 		return errors.New("points: empty")
 	}
-	n := float64(c.ImpostorCount)
-	for i, p := range c.Points {
-		if math.IsNaN(p.Score) || math.IsInf(p.Score, 0) {
-			return fmt.Errorf("points[%d].score: %v is not finite", i, p.Score)
-		}
-		if !(p.FMR >= 0 && p.FMR <= 1) {
-			return fmt.Errorf("points[%d].fmr: %v is outside [0, 1]", i, p.FMR)
-		}
-		// Every FMR is a count of impostor comparisons out of n.
-		if k := p.FMR * n; math.Abs(k-math.Round(k)) > 1e-6*math.Max(1, k) {
-			return fmt.Errorf("points[%d].fmr: %v is not a count out of impostor_count %d", i, p.FMR, c.ImpostorCount)
-		}
-		if i == 0 {
-			continue
-		}
-		if q := c.Points[i-1]; !(p.Score > q.Score) {
-			return fmt.Errorf("points[%d].score: %v is not above points[%d].score %v", i, p.Score, i-1, q.Score)
-		} else if p.FMR > q.FMR {
-			return fmt.Errorf("points[%d].fmr: %v is above points[%d].fmr %v (FMR cannot rise with the score)", i, p.FMR, i-1, q.FMR)
-		}
+	if err := validCurve("points", "fmr", "impostor_count", c.ImpostorCount, "FMR cannot rise with the score", len(c.Points),
+		func(i int) (float64, float64) { return c.Points[i].Score, c.Points[i].FMR }); err != nil {
+		return err
 	}
 	if err := c.validGenuine(); err != nil {
 		return err

@@ -523,10 +523,10 @@ func (s *fingerScratch) global(p, c *FingerTemplate) float32 {
 		sxx += w * (u*x + v*y + dirWeight*cd)
 		sxy += w * (u*y - v*x + dirWeight*sd)
 	}
-	g := s.pairUp(p, c, s.align(ax, ay, bx, by, quantAngle(math.Atan2(sxy, sxx))))
+	g := s.pairUp(p, c, newAlignment(ax, ay, bx, by, quantAngle(math.Atan2(sxy, sxx))))
 	for _, t := range s.top[:min(globalAnchors, len(s.top))] {
 		a, b := p.min[s.sel[t].a], c.min[s.sel[t].b]
-		al := s.align(a.x, a.y, b.x, b.y, (b.angle-a.angle)&angleMask)
+		al := newAlignment(a.x, a.y, b.x, b.y, (b.angle-a.angle)&angleMask)
 		if al.agree(p, c, s.sel) < anchorMinAgree {
 			continue
 		}
@@ -555,11 +555,8 @@ func (al alignment) agree(p, c *FingerTemplate, pairs []simPair) int {
 	n := 0
 	for _, pr := range pairs {
 		a, b := p.min[pr.a], c.min[pr.b]
-		u, v := a.x-al.ax, a.y-al.ay
-		dx := al.cos*u - al.sin*v + al.bx - b.x
-		dy := al.sin*u + al.cos*v + al.by - b.y
-		r := globalR0 + globalRK*float32(math.Sqrt(float64(u*u+v*v)))
-		if dx*dx+dy*dy <= r*r && foldAngle(b.angle-a.angle-al.rot) <= globalDTheta {
+		x, y, r := al.place(a)
+		if dx, dy := x-b.x, y-b.y; dx*dx+dy*dy <= r*r && foldAngle(b.angle-a.angle-al.rot) <= globalDTheta {
 			n++
 		}
 	}
@@ -575,9 +572,18 @@ type alignment struct {
 	rot            uint16
 }
 
-func (s *fingerScratch) align(ax, ay, bx, by float32, rot uint16) alignment {
+func newAlignment(ax, ay, bx, by float32, rot uint16) alignment {
 	sn, cs := math.Sincos(2 * math.Pi * float64(rot) / angleSteps)
 	return alignment{ax: ax, ay: ay, bx: bx, by: by, sin: float32(sn), cos: float32(cs), rot: rot}
+}
+
+// place maps a probe minutia to (x, y) in the candidate's plane and gives
+// the distance r within which it pairs: globalR0 px plus globalRK px per px
+// of distance from the anchor (ax, ay), as distortion grows away from it.
+func (al alignment) place(a fingerMinutia) (x, y, r float32) {
+	u, v := a.x-al.ax, a.y-al.ay
+	return al.cos*u - al.sin*v + al.bx, al.sin*u + al.cos*v + al.by,
+		globalR0 + globalRK*float32(math.Sqrt(float64(u*u+v*v)))
 }
 
 // pairCount counts the minutiae that al pairs one to one, nearest first,
@@ -587,13 +593,10 @@ func (s *fingerScratch) pairCount(p, c *FingerTemplate, al alignment) float32 {
 	if foldAngle(al.rot) > mccDeltaTheta {
 		return 0 // no cylinders are compared beyond δθ: nor minutiae paired
 	}
-	sin, cos := al.sin, al.cos
 	s.gp = s.gp[:0]
 	clear(s.gCounts[:])
 	for i, a := range p.min {
-		u, v := a.x-al.ax, a.y-al.ay
-		x, y := cos*u-sin*v+al.bx, sin*u+cos*v+al.by
-		r := globalR0 + globalRK*float32(math.Sqrt(float64(u*u+v*v)))
+		x, y, r := al.place(a)
 		r2 := r * r
 		th := a.angle + al.rot
 		// the candidate's minutiae with x within r, by binary search

@@ -63,27 +63,8 @@ func (c Calibration) validGenuine() error {
 	if c.GenuineCount <= 0 {
 		return fmt.Errorf("genuine_count: %d with %d genuine points", c.GenuineCount, len(c.Genuine))
 	}
-	n := float64(c.GenuineCount)
-	for i, p := range c.Genuine {
-		if math.IsNaN(p.Score) || math.IsInf(p.Score, 0) {
-			return fmt.Errorf("genuine[%d].score: %v is not finite", i, p.Score)
-		}
-		if !(p.Accept >= 0 && p.Accept <= 1) {
-			return fmt.Errorf("genuine[%d].accept: %v is outside [0, 1]", i, p.Accept)
-		}
-		if k := p.Accept * n; math.Abs(k-math.Round(k)) > 1e-6*math.Max(1, k) {
-			return fmt.Errorf("genuine[%d].accept: %v is not a count out of genuine_count %d", i, p.Accept, c.GenuineCount)
-		}
-		if i == 0 {
-			continue
-		}
-		if q := c.Genuine[i-1]; !(p.Score > q.Score) {
-			return fmt.Errorf("genuine[%d].score: %v is not above genuine[%d].score %v", i, p.Score, i-1, q.Score)
-		} else if p.Accept > q.Accept {
-			return fmt.Errorf("genuine[%d].accept: %v is above genuine[%d].accept %v (it cannot rise with the score)", i, p.Accept, i-1, q.Accept)
-		}
-	}
-	return nil
+	return validCurve("genuine", "accept", "genuine_count", c.GenuineCount, "it cannot rise with the score", len(c.Genuine),
+		func(i int) (float64, float64) { return c.Genuine[i].Score, c.Genuine[i].Accept })
 }
 
 // acceptAt is the share of genuine comparisons at or above score,
